@@ -1,0 +1,149 @@
+# amtl — AutoMTL in C.  GNU Make.
+#
+#   make            library and tools into bin/
+#   make test       every unit and Bats test; ends "N passed, N failed"
+#   make demo       the whole search on the embedded synthetic data
+#   make deps       installs the Debian packages the build needs
+#   make check-asan unit tests under AddressSanitizer + UBSan
+#   make bench      benchmarks (never run by CI)
+#   make install PREFIX=/usr/local
+
+PREFIX  ?= /usr/local
+CC      ?= cc
+NVCC    ?= nvcc
+PKGS    := openblas msgpack yaml-0.1
+DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev bats
+VERSION := 0.1.0
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+KFLAGS  ?= -O3 -g
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -DAMTL_VERSION='"$(VERSION)"' $(WARN) \
+             -Ilib -Ikernels $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS  = $(PKG_LIBS) -lm -lpthread
+
+BUILD   ?= build
+LIB_SRC := $(wildcard lib/*.c)
+KER_SRC := $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KER_SRC:%.c=$(BUILD)/%.o)
+LIBA    := $(BUILD)/libamtl.a
+
+# The CUDA backend is compiled whenever nvcc exists (and CUDA=0 is not given).
+ifeq ($(CUDA),)
+  CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
+endif
+CU_SRC := $(wildcard kernels/cuda/*.cu)
+ifeq ($(CUDA),1)
+  ifneq ($(CU_SRC),)
+    CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
+    CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
+    LIB_OBJ += $(CU_OBJ)
+    ALL_CFLAGS += -DAMTL_HAVE_CUDA=1
+    LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  endif
+endif
+NVFLAGS ?= -O3 -std=c++17 -Ilib -Ikernels --compiler-options -Wall,-Wextra
+
+TOOLS   := $(patsubst tools/%.c,bin/%,$(wildcard tools/amtl-*.c))
+UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+BENCH   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+DEPSTAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps test unit-tests demo bench check-asan install clean
+
+all: $(TOOLS)
+
+# Dependencies: installed by apt-get when root, otherwise the exact line.
+deps:
+	@if pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null; then \
+	    echo "deps: all present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing $(DEB_PKGS)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+	else \
+	    echo "deps: missing; run as root:"; \
+	    echo "  apt-get install -y $(DEB_PKGS)"; exit 1; \
+	fi
+
+# Every build checks once that the dependencies are there and gets them if not;
+# the package flags are then re-read by a fresh make.
+$(DEPSTAMP):
+	@pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null || $(MAKE) --no-print-directory deps
+	@mkdir -p $(@D) && touch $@
+
+ifeq ($(PKG_LIBS),)
+# The flags were empty because the packages were missing: install, then rerun.
+$(TOOLS) $(UNIT) $(BENCH) $(LIB_OBJ): | $(DEPSTAMP)
+endif
+
+$(BUILD)/lib/%.o: lib/%.c | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/kernels/%.o: kernels/%.c | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(KFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/%: tools/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -MF $(BUILD)/tools/$*.d $< -o $@ $(LIBA) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LIBA) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIBA) $(LDLIBS)
+
+$(BUILD)/tools:
+	@mkdir -p $@
+$(TOOLS): | $(BUILD)/tools
+
+unit-tests: $(UNIT)
+
+test: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory all unit-tests
+	@tests/run all
+
+demo: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/demo.mk
+
+bench: all $(BENCH)
+	@bench/run
+
+# Sanitizers: a separate build tree so the normal one stays fast.
+check-asan: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory BUILD=build-asan CUDA=0 \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    KFLAGS="-O1 -g" LDFLAGS="-fsanitize=address,undefined" \
+	    LDLIBS="$(LDLIBS) -fsanitize=address,undefined" build-asan-units
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    sh -c 'for t in build-asan/tests/test_*; do $$t || exit 1; done' && echo "check-asan: clean"
+
+build-asan-units: $(UNIT)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	for m in man/*.[157]; do [ -f "$$m" ] || continue; \
+	    s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s; done
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

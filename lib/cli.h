@@ -1,0 +1,52 @@
+/* cli.h — what every tool's main shares: one option table that drives
+ * getopt_long and prints --help, the error line, and config assembly.
+ */
+#ifndef AMTL_CLI_H
+#define AMTL_CLI_H
+
+#include <stdio.h>
+
+#include "config.h"
+#include "error.h"
+
+typedef struct {
+    const char *name;  /* long option name */
+    int key;           /* short letter, or a value >= 256 for long-only */
+    const char *arg;   /* metavar when the option takes an argument, else NULL */
+    const char *help;
+} amtl_cli_opt;
+
+enum { AMTL_CLI_END = -1, AMTL_CLI_EXIT_OK = -2, AMTL_CLI_USAGE = -3 };
+
+typedef struct {
+    const char *tool;      /* "amtl-prep" */
+    const char *synopsis;  /* "--data FILE [options] -o OUT" */
+    const char *summary;   /* one line */
+    const amtl_cli_opt *opts;  /* ends with {0} */
+    /* config assembly: --config FILE and --set KEY=VALUE in order */
+    const char *config_file;
+    const char *overrides[256];
+    int n_overrides;
+} amtl_cli;
+
+/* Returns the next option's key, AMTL_CLI_END when done, AMTL_CLI_EXIT_OK
+ * after printing --help or --version to stdout, or AMTL_CLI_USAGE after
+ * printing the problem and the usage to stderr.  --help and --version are
+ * always understood; add them to opts only to list them. */
+int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out);
+
+void amtl_cli_usage(const amtl_cli *c, FILE *out);
+
+/* Records an override "key=value" (for --set or a dedicated flag). */
+int amtl_cli_override(amtl_cli *c, const char *key, const char *value);
+
+/* defaults, then config_file, then overrides in order, then validation. */
+int amtl_cli_config(amtl_cli *c, amtl_config *cfg, amtl_status *st);
+
+/* Prints "<tool>: error: <msg>" and returns the exit code for st->code. */
+int amtl_cli_fail(const amtl_cli *c, const amtl_status *st);
+/* A usage error: prints the message and a hint, returns 2. */
+int amtl_cli_usage_error(const amtl_cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
