@@ -26,6 +26,7 @@ ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -DAMTL_VERSION='"$(VERSION)"' $(WARN) \
 LDLIBS  = $(PKG_LIBS) -lm -lpthread
 
 BUILD   ?= build
+BIN     ?= bin
 LIB_SRC := $(wildcard lib/*.c)
 KER_SRC := $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KER_SRC:%.c=$(BUILD)/%.o)
@@ -47,7 +48,7 @@ ifeq ($(CUDA),1)
 endif
 NVFLAGS ?= -O3 -std=c++17 -Ilib -Ikernels --compiler-options -Wall,-Wextra
 
-TOOLS   := $(patsubst tools/%.c,bin/%,$(wildcard tools/amtl-*.c))
+TOOLS   := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/amtl-*.c))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 BENCH   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 DEPSTAMP := $(BUILD)/.deps-ok
@@ -96,7 +97,7 @@ $(LIBA): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/%: tools/%.c $(LIBA)
+$(BIN)/%: tools/%.c $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -MF $(BUILD)/tools/$*.d $< -o $@ $(LIBA) $(LDLIBS)
 
@@ -116,7 +117,7 @@ unit-tests: $(UNIT)
 
 test: $(DEPSTAMP)
 	@$(MAKE) --no-print-directory all unit-tests
-	@tests/run all
+	@BUILD=$(BUILD) AMTL_BIN=$(abspath $(BIN)) tests/run all
 
 demo: $(DEPSTAMP)
 	@$(MAKE) --no-print-directory all
