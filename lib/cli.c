@@ -117,6 +117,9 @@ int amtl_cli_config(amtl_cli *c, amtl_config *cfg, amtl_status *st)
 {
     if (amtl_config_defaults(cfg, st))
         return -1;
+    if (c->base_yaml &&
+        amtl_config_load_string(cfg, c->base_yaml, strlen(c->base_yaml), "checkpoint config", st))
+        return -1;
     if (c->config_file && amtl_config_load_file(cfg, c->config_file, st))
         return -1;
     for (int i = 0; i < c->n_overrides; i++)

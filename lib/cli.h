@@ -23,7 +23,9 @@ typedef struct {
     const char *synopsis;  /* "--data FILE [options] -o OUT" */
     const char *summary;   /* one line */
     const amtl_cli_opt *opts;  /* ends with {0} */
-    /* config assembly: --config FILE and --set KEY=VALUE in order */
+    /* config assembly: defaults, base_yaml (e.g. a checkpoint's config),
+     * --config FILE, then --set KEY=VALUE in order */
+    const char *base_yaml;
     const char *config_file;
     const char *overrides[256];
     int n_overrides;
@@ -40,7 +42,7 @@ void amtl_cli_usage(const amtl_cli *c, FILE *out);
 /* Records an override "key=value" (for --set or a dedicated flag). */
 int amtl_cli_override(amtl_cli *c, const char *key, const char *value);
 
-/* defaults, then config_file, then overrides in order, then validation. */
+/* defaults, base_yaml, config_file, overrides in order, then validation. */
 int amtl_cli_config(amtl_cli *c, amtl_config *cfg, amtl_status *st);
 
 /* Prints "<tool>: error: <msg>" and returns the exit code for st->code. */

@@ -13,6 +13,8 @@
 #ifndef AMTL_CONFIG_H
 #define AMTL_CONFIG_H
 
+#include <stddef.h>
+
 #include "error.h"
 
 typedef struct {
