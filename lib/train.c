@@ -1,0 +1,489 @@
+/* train.c — epochs, validation, loss, early stopping and checkpoints. */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "metrics.h"
+#include "progress.h"
+#include "tensor.h"
+
+static const char *phase_names[] = {"warmup", "search", "finetune"};
+
+const char *amtl_phase_name(amtl_phase p)
+{
+    return (unsigned)p < 3 ? phase_names[p] : "?";
+}
+
+int amtl_phase_parse(const char *s, amtl_phase *p)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, phase_names[i])) {
+            *p = (amtl_phase)i;
+            return 0;
+        }
+    return -1;
+}
+
+static int setup_tasks(amtl_trainer *tr, const amtl_dataset *ds, amtl_status *st)
+{
+    int T = ds->T;
+    if (T > 64)
+        return amtl_error(st, AMTL_EDATA, "%d labels (at most 64)", T);
+    tr->task_w = calloc((size_t)T, sizeof(float));
+    tr->task_cond = calloc((size_t)T, sizeof(int));
+    if (!tr->task_w || !tr->task_cond)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    const amtl_config *c = &tr->cfg;
+    if (c->task_weights.n && c->task_weights.n != T)
+        return amtl_error(st, AMTL_EUSAGE, "task_weights: %d values for %d tasks",
+                          c->task_weights.n, T);
+    for (int t = 0; t < T; t++) {
+        tr->task_w[t] = c->task_weights.n ? c->task_weights.items[t] : 1.0f;
+        tr->task_cond[t] = -1;
+    }
+    for (int i = 0; i < c->task_conditions.n; i++) {
+        const char *kv = c->task_conditions.items[i];
+        const char *eq = strchr(kv, '=');
+        if (!eq)
+            return amtl_error(st, AMTL_EUSAGE, "task_conditions: '%s' is not task=cond", kv);
+        char task[256];
+        snprintf(task, sizeof task, "%.*s", (int)(eq - kv), kv);
+        int t = amtl_dataset_label_index(ds, task), cnd = amtl_dataset_label_index(ds, eq + 1);
+        if (t < 0 || cnd < 0)
+            return amtl_error(st, AMTL_EUSAGE, "task_conditions: unknown label '%s'",
+                              t < 0 ? task : eq + 1);
+        tr->task_cond[t] = cnd;
+    }
+    return 0;
+}
+
+static int setup_optim(amtl_trainer *tr, amtl_status *st)
+{
+    amtl_supernet *net = &tr->net;
+    amtl_adam_init(&tr->opt_w, tr->cfg.lr, tr->cfg.weight_decay);
+    amtl_adam_init(&tr->opt_a, tr->cfg.arch_lr, tr->cfg.arch_weight_decay);
+    for (int i = 0; i < net->n_params; i++) {
+        amtl_param *p = &net->params[i];
+        if (p->buf == AMTL_BUF_W) {
+            int decay = !(tr->cfg.no_decay_bn_bias && p->is_bn_or_bias);
+            if (amtl_adam_add(&tr->opt_w, net->w + p->off, net->g + p->off, p->n, decay, st) < 0)
+                return -1;
+        } else if (p->buf == AMTL_BUF_ARCH) {
+            if (amtl_adam_add(&tr->opt_a, net->arch + p->off, net->garch + p->off, p->n, 1, st) < 0)
+                return -1;
+        }
+    }
+    if (amtl_adam_finalize(&tr->opt_w, st) || amtl_adam_finalize(&tr->opt_a, st))
+        return -1;
+    amtl_trainer_sync_liveness(tr);
+    return 0;
+}
+
+void amtl_trainer_sync_liveness(amtl_trainer *tr)
+{
+    amtl_supernet *net = &tr->net;
+    int iw = 0, ia = 0;
+    for (int i = 0; i < net->n_params; i++) {
+        const amtl_param *p = &net->params[i];
+        if (p->buf == AMTL_BUF_W)
+            tr->opt_w.segs[iw++].active = p->live;
+        else if (p->buf == AMTL_BUF_ARCH)
+            tr->opt_a.segs[ia++].active = p->live;
+    }
+}
+
+int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_dataset *ds,
+                      amtl_status *st)
+{
+    memset(tr, 0, sizeof *tr);
+    /* copy the config through its YAML form so the trainer owns its lists */
+    char *yaml = NULL;
+    if (amtl_config_dump(cfg, &yaml, st))
+        return -1;
+    if (amtl_config_defaults(&tr->cfg, st) ||
+        amtl_config_load_string(&tr->cfg, yaml, strlen(yaml), "config", st)) {
+        free(yaml);
+        return -1;
+    }
+    free(yaml);
+    amtl_rng_seed(&tr->rng, (uint64_t)cfg->seed);
+    amtl_rng init_rng;
+    amtl_rng_fork(&init_rng, &tr->rng, 1);
+    if (amtl_supernet_init(&tr->net, &tr->cfg, ds, &init_rng, st))
+        goto fail;
+    if (setup_tasks(tr, ds, st) || setup_optim(tr, st))
+        goto fail;
+    tr->hist_cols = AMTL_HIST_FIXED + 2 * ds->T;
+    tr->B = cfg->batch_size;
+    if (ds->split[AMTL_SPLIT_TRAIN].rows < tr->B)
+        tr->B = ds->split[AMTL_SPLIT_TRAIN].rows > 1 ? (int)ds->split[AMTL_SPLIT_TRAIN].rows : 2;
+    if (amtl_workspace_init(&tr->ws_train, &tr->net, tr->B, 1, st) ||
+        amtl_workspace_init(&tr->ws_eval, &tr->net, tr->B, 0, st))
+        goto fail;
+    return 0;
+fail:
+    amtl_trainer_free(tr);
+    return -1;
+}
+
+void amtl_trainer_free(amtl_trainer *tr)
+{
+    amtl_workspace_free(tr->ws_train);
+    amtl_workspace_free(tr->ws_eval);
+    amtl_supernet_free(&tr->net);
+    amtl_adam_free(&tr->opt_w);
+    amtl_adam_free(&tr->opt_a);
+    amtl_config_free(&tr->cfg);
+    free(tr->hist);
+    free(tr->task_w);
+    free(tr->task_cond);
+    amtl_free(tr->best_w);
+    amtl_free(tr->best_state);
+    amtl_free(tr->best_nbt);
+    memset(tr, 0, sizeof *tr);
+}
+
+/* Batch buffers for B rows. */
+typedef struct {
+    amtl_batch b;
+    int32_t *rows;
+} batchbuf;
+
+static int batchbuf_init(batchbuf *bb, const amtl_dataset *ds, int B, amtl_status *st)
+{
+    memset(bb, 0, sizeof *bb);
+    bb->b.ids = amtl_alloc_array((size_t)B * ds->N, sizeof(int32_t));
+    bb->b.dense = amtl_alloc_array((size_t)B * (ds->D ? ds->D : 1), sizeof(float));
+    bb->b.labels = amtl_alloc_array((size_t)B * ds->T, sizeof(float));
+    bb->rows = amtl_alloc_array((size_t)B, sizeof(int32_t));
+    if (!bb->b.ids || !bb->b.dense || !bb->b.labels || !bb->rows)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    return 0;
+}
+
+static void batchbuf_free(batchbuf *bb)
+{
+    amtl_free(bb->b.ids);
+    amtl_free(bb->b.dense);
+    amtl_free(bb->b.labels);
+    amtl_free(bb->rows);
+}
+
+/* Loss (1/T) Σ_t w_t BCE_t over the counted rows, and dlogits [T,B]. */
+static double loss_and_grad(const amtl_trainer *tr, const amtl_batch *b, const float *logits,
+                            float *dlogits, float *ycol, float *mcol)
+{
+    int B = b->B, T = tr->net.T;
+    double total = 0;
+    for (int t = 0; t < T; t++) {
+        for (int r = 0; r < B; r++) {
+            ycol[r] = b->labels[(size_t)r * T + t];
+            mcol[r] = tr->task_cond[t] >= 0 ? b->labels[(size_t)r * T + tr->task_cond[t]] : 1.0f;
+        }
+        const float *w = tr->task_cond[t] >= 0 ? mcol : NULL;
+        double lt = amtl_bce_logits_forward(logits + (size_t)t * B, ycol, w, B);
+        total += tr->task_w[t] * lt;
+        amtl_bce_logits_backward(dlogits + (size_t)t * B, logits + (size_t)t * B, ycol, w, B,
+                                 tr->task_w[t] / (float)T);
+    }
+    return total / T;
+}
+
+static int grads_finite(const amtl_supernet *net)
+{
+    float s = 0;
+    for (size_t i = 0; i < net->n_w; i++)
+        s += net->g[i] * 0.0f;
+    for (size_t i = 0; i < net->n_arch; i++)
+        s += net->garch[i] * 0.0f;
+    return s == 0.0f;  /* NaN or Inf times zero is NaN */
+}
+
+static void clip_grads(amtl_supernet *net, float max_norm)
+{
+    double ss = 0;
+    for (size_t i = 0; i < net->n_w; i++)
+        ss += (double)net->g[i] * net->g[i];
+    double norm = sqrt(ss);
+    if (norm > max_norm) {
+        float s = (float)(max_norm / (norm + 1e-6));
+        for (size_t i = 0; i < net->n_w; i++)
+            net->g[i] *= s;
+    }
+}
+
+int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
+                       int discretize, double *loss, amtl_status *st)
+{
+    amtl_supernet *net = &tr->net;
+    const amtl_split *sp = &ds->split[AMTL_SPLIT_TRAIN];
+    int64_t n = sp->rows;
+    int B = tr->B, T = net->T;
+    if (n < 2)
+        return amtl_error(st, AMTL_EDATA, "the train split has %lld rows (at least 2 needed)",
+                          (long long)n);
+    int32_t *perm = amtl_alloc_array((size_t)n, sizeof(int32_t));
+    float *dlogits = amtl_alloc_array((size_t)T * B, sizeof(float));
+    float *ycol = amtl_alloc_array((size_t)B, sizeof(float));
+    float *mcol = amtl_alloc_array((size_t)B, sizeof(float));
+    batchbuf bb;
+    int rc = -1;
+    if (batchbuf_init(&bb, ds, B, st))
+        goto out;
+    if (!perm || !dlogits || !ycol || !mcol) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto out;
+    }
+    net->warmup = phase == AMTL_PHASE_WARMUP;
+    amtl_trainer_sync_liveness(tr);
+    amtl_rng_permutation(&tr->rng, perm, (size_t)n);
+    int64_t nb = (n + B - 1) / B;
+    amtl_progress pg;
+    amtl_progress_start(&pg, amtl_phase_name(phase), nb);
+    if (tr->quiet)
+        pg.enabled = 0;
+    double sum = 0;
+    int64_t counted = 0;
+    for (int64_t bi = 0; bi < nb; bi++) {
+        int64_t r0 = bi * B;
+        int bs = (int)(n - r0 < B ? n - r0 : B);
+        if (bs < 2)
+            break;  /* BatchNorm needs two rows: a last batch of one is skipped */
+        if (tr->stop && *tr->stop) {
+            amtl_progress_finish(&pg);
+            amtl_error(st, AMTL_EINTR, "stopped by a signal in epoch %d, batch %lld",
+                       tr->epoch, (long long)bi);
+            goto out;
+        }
+        memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
+        amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
+        const float *logits = amtl_supernet_forward(net, tr->ws_train, &bb.b, 1, &tr->rng);
+        double l = loss_and_grad(tr, &bb.b, logits, dlogits, ycol, mcol);
+        if (!isfinite(l)) {
+            amtl_progress_finish(&pg);
+            amtl_error(st, AMTL_ENUM, "non-finite loss in epoch %d, batch %lld", tr->epoch,
+                       (long long)bi);
+            goto out;
+        }
+        amtl_supernet_zero_grad(net);
+        amtl_supernet_backward(net, tr->ws_train, &bb.b, dlogits);
+        if (!grads_finite(net)) {
+            amtl_progress_finish(&pg);
+            amtl_error(st, AMTL_ENUM, "non-finite gradient in epoch %d, batch %lld",
+                       tr->epoch, (long long)bi);
+            goto out;
+        }
+        if (tr->cfg.clip_grad_norm > 0)
+            clip_grads(net, tr->cfg.clip_grad_norm);
+        amtl_adam_step(&tr->opt_w);
+        if (phase == AMTL_PHASE_SEARCH)
+            amtl_adam_step(&tr->opt_a);
+        sum += l * bs;
+        counted += bs;
+        char note[64];
+        snprintf(note, sizeof note, "loss %.4f", sum / (double)counted);
+        amtl_progress_update(&pg, bi + 1, note);
+    }
+    amtl_progress_finish(&pg);
+    if (phase == AMTL_PHASE_SEARCH && discretize > 0) {
+        amtl_supernet_discretize(net, discretize, NULL);
+        amtl_trainer_sync_liveness(tr);
+    }
+    tr->epoch++;
+    *loss = counted ? sum / (double)counted : NAN;
+    rc = 0;
+out:
+    batchbuf_free(&bb);
+    amtl_free(perm);
+    amtl_free(dlogits);
+    amtl_free(ycol);
+    amtl_free(mcol);
+    return rc;
+}
+
+int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                         float **out, amtl_status *st)
+{
+    const amtl_split *sp = &ds->split[split];
+    int64_t n = sp->rows;
+    int B = tr->B, T = tr->net.T;
+    *out = NULL;
+    float *logits = amtl_alloc_array((size_t)(n ? n : 1) * T, sizeof(float));
+    batchbuf bb;
+    if (batchbuf_init(&bb, ds, B, st) || !logits) {
+        batchbuf_free(&bb);
+        amtl_free(logits);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
+    for (int64_t r0 = 0; r0 < n; r0 += B) {
+        int bs = (int)(n - r0 < B ? n - r0 : B);
+        for (int i = 0; i < bs; i++)
+            bb.rows[i] = (int32_t)(r0 + i);
+        amtl_dataset_gather(ds, split, bb.rows, bs, &bb.b);
+        const float *lg = amtl_supernet_forward(&tr->net, tr->ws_eval, &bb.b, 0, &tr->rng);
+        for (int t = 0; t < T; t++)
+            memcpy(logits + (size_t)t * n + r0, lg + (size_t)t * bs, (size_t)bs * sizeof(float));
+    }
+    batchbuf_free(&bb);
+    *out = logits;
+    return 0;
+}
+
+int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                          amtl_metrics *m, amtl_status *st)
+{
+    memset(m, 0, sizeof *m);
+    const amtl_split *sp = &ds->split[split];
+    int64_t n = sp->rows;
+    int T = tr->net.T;
+    m->rows = n;
+    float *logits;
+    /* evaluation draws no random numbers, but keep the training stream untouched */
+    amtl_rng saved = tr->rng;
+    if (amtl_trainer_predict(tr, ds, split, &logits, st))
+        return -1;
+    tr->rng = saved;
+    double s = 0;
+    int k = 0;
+    for (int t = 0; t < T; t++) {
+        const float *y = sp->labels + (size_t)t * n;
+        const float *w = tr->task_cond[t] >= 0 ? sp->labels + (size_t)tr->task_cond[t] * n : NULL;
+        double auc = NAN;
+        int r = n > 0 ? amtl_auc(logits + (size_t)t * n, y, w, n, &auc, st) : 1;
+        if (r < 0) {
+            amtl_free(logits);
+            return -1;
+        }
+        m->auc[t] = r == 0 ? auc : NAN;
+        m->logloss[t] = amtl_logloss_logits(logits + (size_t)t * n, y, w, n);
+        if (r == 0) {
+            s += auc;
+            k++;
+        }
+    }
+    m->mean_auc = k ? s / k : NAN;
+    amtl_free(logits);
+    return 0;
+}
+
+int amtl_trainer_record(amtl_trainer *tr, amtl_phase phase, double loss,
+                        const amtl_metrics *val, double seconds, amtl_status *st)
+{
+    if (tr->n_hist == tr->cap_hist) {
+        int nc = tr->cap_hist ? tr->cap_hist * 2 : 16;
+        double *nh = realloc(tr->hist, (size_t)nc * tr->hist_cols * sizeof(double));
+        if (!nh)
+            return amtl_error(st, AMTL_ENOMEM, "out of memory");
+        tr->hist = nh;
+        tr->cap_hist = nc;
+    }
+    double *row = tr->hist + (size_t)tr->n_hist * tr->hist_cols;
+    row[0] = tr->epoch - 1;
+    row[1] = phase;
+    row[2] = loss;
+    row[3] = val->mean_auc;
+    row[4] = seconds;
+    for (int t = 0; t < tr->net.T; t++) {
+        row[AMTL_HIST_FIXED + 2 * t] = val->auc[t];
+        row[AMTL_HIST_FIXED + 2 * t + 1] = val->logloss[t];
+    }
+    tr->n_hist++;
+    return 0;
+}
+
+int amtl_improved(const double *best, const double *cur, int T)
+{
+    double s = 0;
+    int k = 0;
+    for (int t = 0; t < T; t++) {
+        if (isnan(cur[t]) || isnan(best[t]) || cur[t] == 0)
+            continue;
+        s += (cur[t] - best[t]) / cur[t];
+        k++;
+    }
+    return k > 0 && s / k > 0;
+}
+
+void amtl_trainer_reset_best(amtl_trainer *tr)
+{
+    tr->have_best = 0;
+    tr->bad_epochs = 0;
+    tr->best_epoch = -1;
+}
+
+int amtl_trainer_track_best(amtl_trainer *tr, const amtl_metrics *val, amtl_status *st)
+{
+    amtl_supernet *net = &tr->net;
+    int T = net->T;
+    if (tr->have_best && !amtl_improved(tr->best_auc, val->auc, T)) {
+        tr->bad_epochs++;
+        return 0;
+    }
+    if (!tr->best_w) {
+        tr->best_w = amtl_alloc_array(net->n_w, sizeof(float));
+        tr->best_state = amtl_alloc_array(net->n_state ? net->n_state : 1, sizeof(float));
+        tr->best_nbt = amtl_alloc_array(net->n_nbt ? net->n_nbt : 1, sizeof(int64_t));
+        if (!tr->best_w || !tr->best_state || !tr->best_nbt)
+            return amtl_error(st, AMTL_ENOMEM, "out of memory keeping the best weights");
+    }
+    memcpy(tr->best_w, net->w, net->n_w * sizeof(float));
+    memcpy(tr->best_state, net->state, net->n_state * sizeof(float));
+    memcpy(tr->best_nbt, net->nbt, net->n_nbt * sizeof(int64_t));
+    for (int t = 0; t < T; t++)
+        tr->best_auc[t] = val->auc[t];
+    tr->have_best = 1;
+    tr->best_epoch = tr->epoch - 1;
+    tr->bad_epochs = 0;
+    return 1;
+}
+
+void amtl_trainer_restore_best(amtl_trainer *tr)
+{
+    amtl_supernet *net = &tr->net;
+    if (!tr->have_best || !tr->best_w)
+        return;
+    memcpy(net->w, tr->best_w, net->n_w * sizeof(float));
+    memcpy(net->state, tr->best_state, net->n_state * sizeof(float));
+    memcpy(net->nbt, tr->best_nbt, net->n_nbt * sizeof(int64_t));
+}
+
+void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch,
+                        const char *phase, double loss, double secs, int json, void *file)
+{
+    FILE *f = file;
+    const amtl_supernet *net = &tr->net;
+    if (json) {
+        fprintf(f, "{\"epoch\":%d,\"phase\":\"%s\",\"train_loss\":%.6f,\"seconds\":%.2f,"
+                   "\"val_mean_auc\":", epoch, phase, loss, secs);
+        if (isnan(m->mean_auc))
+            fprintf(f, "null");
+        else
+            fprintf(f, "%.6f", m->mean_auc);
+        for (int t = 0; t < net->T; t++) {
+            fprintf(f, ",\"val_auc.%s\":", net->label_names[t]);
+            if (isnan(m->auc[t]))
+                fprintf(f, "null");
+            else
+                fprintf(f, "%.6f", m->auc[t]);
+            fprintf(f, ",\"val_logloss.%s\":%.6f", net->label_names[t], m->logloss[t]);
+        }
+        fprintf(f, "}\n");
+    } else {
+        fprintf(f, "epoch %d\t%s\tloss %.5f\tval mean AUC %s", epoch, phase, loss,
+                isnan(m->mean_auc) ? "n/a" : "");
+        if (!isnan(m->mean_auc))
+            fprintf(f, "%.5f", m->mean_auc);
+        for (int t = 0; t < net->T; t++) {
+            if (isnan(m->auc[t]))
+                fprintf(f, "\t%s n/a (one class)", net->label_names[t]);
+            else
+                fprintf(f, "\t%s %.5f", net->label_names[t], m->auc[t]);
+        }
+        fprintf(f, "\t%.1fs\n", secs);
+    }
+    fflush(f);
+}

@@ -1,0 +1,115 @@
+/* train.h — the training loop shared by amtl-supernet and amtl-train:
+ * epochs in a phase (DESIGN.md section 4), validation, the loss with task
+ * weights and conditions, early stopping, and checkpoints that resume
+ * exactly (weights, running statistics, arch params, both optimizers, the
+ * RNG, the epoch, the discretisation state and the metrics history).
+ */
+#ifndef AMTL_TRAIN_H
+#define AMTL_TRAIN_H
+
+#include "config.h"
+#include "dataset.h"
+#include "error.h"
+#include "io.h"
+#include "optim.h"
+#include "rng.h"
+#include "supernet.h"
+
+typedef enum {
+    AMTL_PHASE_WARMUP = 0,   /* weights only, gates all ones */
+    AMTL_PHASE_SEARCH = 1,   /* weights and arch params on the same batch */
+    AMTL_PHASE_FINETUNE = 2  /* weights only */
+} amtl_phase;
+
+const char *amtl_phase_name(amtl_phase p);
+int amtl_phase_parse(const char *s, amtl_phase *p);
+
+/* Columns of one history row: epoch, phase, train loss, mean val AUC,
+ * seconds, then per task val AUC and val logloss. */
+#define AMTL_HIST_FIXED 5
+
+typedef struct {
+    double auc[64];      /* NaN where a task has one class only */
+    double logloss[64];
+    double mean_auc;     /* over tasks with an AUC */
+    int64_t rows;
+} amtl_metrics;
+
+typedef struct {
+    amtl_config cfg;
+    amtl_supernet net;
+    amtl_adam opt_w, opt_a;
+    amtl_rng rng;
+    int epoch;             /* epochs completed */
+    double *hist;          /* [n_hist, hist_cols] */
+    int n_hist, cap_hist, hist_cols;
+    float *task_w;         /* [T] loss weights */
+    int *task_cond;        /* [T] label index of the condition, or -1 */
+    amtl_workspace *ws_train, *ws_eval;
+    int B;
+    /* early stopping (fine-tuning) */
+    double best_auc[64];
+    int have_best, best_epoch, bad_epochs;
+    float *best_w, *best_state;
+    int64_t *best_nbt;
+    volatile int *stop;    /* set by a signal handler: stop at the next batch */
+    int quiet;             /* no progress line */
+} amtl_trainer;
+
+/* A fresh trainer: the net initialised from cfg->seed. */
+int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_dataset *ds,
+                      amtl_status *st);
+void amtl_trainer_free(amtl_trainer *tr);
+
+/* Re-registers the optimizer segments' active flags from liveness. */
+void amtl_trainer_sync_liveness(amtl_trainer *tr);
+
+/* One training epoch in a phase; *loss = mean training loss.  In the search
+ * phase, ends with `discretize` PD-DARTS steps (the lowest-entropy MixedOps
+ * fixed to their argmax).  Returns -1 with AMTL_EINTR when *stop was raised:
+ * the trainer is then mid-epoch and must not be saved; the last complete
+ * checkpoint on disk stays the one to resume from. */
+int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
+                       int discretize, double *loss, amtl_status *st);
+
+/* Metrics of a split (eval mode). */
+int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                          amtl_metrics *m, amtl_status *st);
+/* Logits [T, rows] of a split into a malloc'd array. */
+int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                         float **logits, amtl_status *st);
+
+/* Appends a history row. */
+int amtl_trainer_record(amtl_trainer *tr, amtl_phase phase, double loss,
+                        const amtl_metrics *val, double seconds, amtl_status *st);
+
+/* Early stopping (DESIGN.md section 4 step 5): returns 1 when val improved
+ * (mean over tasks of (new-best)/new > 0) and the weights were kept as best. */
+int amtl_trainer_track_best(amtl_trainer *tr, const amtl_metrics *val, amtl_status *st);
+void amtl_trainer_reset_best(amtl_trainer *tr);
+void amtl_trainer_restore_best(amtl_trainer *tr);
+
+/* The improvement rule on its own (tests use it). */
+int amtl_improved(const double *best, const double *cur, int T);
+
+/* Checkpoints (kind "checkpoint", or "model" for a trained discrete net). */
+int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char *path,
+                      const char *kind, amtl_status *st);
+/* Loads a checkpoint or model written by amtl_trainer_save into a trainer
+ * built for ds; cli_cfg (may be NULL) overrides the saved schedule keys. */
+int amtl_trainer_load(amtl_trainer *tr, const char *path, const amtl_dataset *ds,
+                      const amtl_config *override, amtl_status *st);
+/* Copies weights, running stats and counters by name from a checkpoint file
+ * into tr->net (for fine-tuning an architecture from the supernet). */
+int amtl_trainer_inherit(amtl_trainer *tr, const amtl_file *ckpt, const char *what,
+                         amtl_status *st);
+
+/* The config YAML stored in a checkpoint, model or architecture file
+ * (malloc'd; *yaml NULL when the file has none). */
+int amtl_file_config_yaml(const amtl_file *f, char **yaml, amtl_status *st);
+
+/* Prints the metrics as a TSV/JSON line (json != 0) to a FILE*. */
+void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch,
+                        const char *phase, double loss, double secs, int json, void *file);
+
+#endif
