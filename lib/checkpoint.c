@@ -131,6 +131,14 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
     if (tr->n_hist &&
         add2(&f, "history", AMTL_F64, tr->n_hist, tr->hist_cols, tr->hist, st))
         goto out;
+    if (add1(&f, "vocab_sizes", AMTL_I32, net->N, net->vocab, st))
+        goto out;
+    if (ds && join_names(ds->dense_names, ds->D, &names) == 0) {
+        if (amtl_file_set_meta(&f, "dense_fields", names, st))
+            goto out;
+        free(names);
+        names = NULL;
+    }
     if (model) {
         /* the vocabularies, so the model scores raw CSV rows on its own */
         for (int fi = 0; ds && fi < ds->N; fi++) {
@@ -140,12 +148,6 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
             if (v && !amtl_file_add(&f, nm, AMTL_U8, 1, v->shape, v->data, st))
                 goto out;
         }
-        if (ds && (join_names(ds->dense_names, ds->D, &names) == 0)) {
-            if (amtl_file_set_meta(&f, "dense_fields", names, st))
-                goto out;
-        }
-        if (add1(&f, "vocab_sizes", AMTL_I32, net->N, net->vocab, st))
-            goto out;
     } else {
         int64_t rs[4];
         amtl_rng_get_state(&tr->rng, rs);
@@ -358,4 +360,81 @@ int amtl_trainer_inherit(amtl_trainer *tr, const amtl_file *ckpt, const char *wh
             return -1;
     }
     return 0;
+}
+
+/* ---- a dataset's shape without its rows, from a checkpoint or model ---------- */
+
+static int split_names(const char *joined, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!joined || !*joined)
+        return 0;
+    int cnt = 1;
+    for (const char *p = joined; *p; p++)
+        cnt += *p == '\n';
+    char **v = calloc((size_t)cnt, sizeof *v);
+    if (!v)
+        return -1;
+    const char *p = joined;
+    for (int i = 0; i < cnt; i++) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        v[i] = strndup(p, len);
+        if (!v[i])
+            return -1;
+        p = e ? e + 1 : p + len;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+int amtl_dataset_stub(amtl_dataset *ds, const amtl_file *f, const char *what, amtl_status *st)
+{
+    memset(ds, 0, sizeof *ds);
+    if (split_names(amtl_file_meta(f, "sparse_fields"), &ds->sparse_names, &ds->N) ||
+        split_names(amtl_file_meta(f, "dense_fields"), &ds->dense_names, &ds->D) ||
+        split_names(amtl_file_meta(f, "labels"), &ds->label_names, &ds->T)) {
+        amtl_dataset_stub_free(ds);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
+    if (ds->N < 1 || ds->T < 1) {
+        amtl_dataset_stub_free(ds);
+        return amtl_error(st, AMTL_EDATA, "%s: no field or label names in the metadata", what);
+    }
+    int64_t s[1] = {ds->N};
+    const amtl_tensor *v = amtl_file_get(f, what, "vocab_sizes", AMTL_I32, 1, s, st);
+    if (!v) {
+        amtl_dataset_stub_free(ds);
+        return -1;
+    }
+    ds->vocab = malloc((size_t)ds->N * sizeof(int32_t));
+    if (!ds->vocab) {
+        amtl_dataset_stub_free(ds);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
+    memcpy(ds->vocab, v->data, (size_t)ds->N * sizeof(int32_t));
+    for (int i = 0; i < ds->N; i++)
+        if (ds->vocab[i] < 1) {
+            int bad = ds->vocab[i];
+            amtl_dataset_stub_free(ds);
+            return amtl_error(st, AMTL_EDATA, "%s: vocab_sizes[%d] = %d", what, i, bad);
+        }
+    return 0;
+}
+
+void amtl_dataset_stub_free(amtl_dataset *ds)
+{
+    char **lists[3] = {ds->sparse_names, ds->dense_names, ds->label_names};
+    int counts[3] = {ds->N, ds->D, ds->T};
+    for (int k = 0; k < 3; k++) {
+        if (!lists[k])
+            continue;
+        for (int i = 0; i < counts[k]; i++)
+            free(lists[k][i]);
+        free(lists[k]);
+    }
+    free(ds->vocab);
+    memset(ds, 0, sizeof *ds);
 }

@@ -69,6 +69,11 @@ void amtl_dataset_free(amtl_dataset *ds);
 void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
                          int B, amtl_batch *b);
 
+/* FNV-1a 64 over every tensor's name, a NUL byte and its data bytes, in
+ * file order: the meta "content_hash" (16 lower-case hex digits), which
+ * amtl_dataset_read checks when present. */
+uint64_t amtl_dataset_content_hash(const amtl_file *f);
+
 /* Index of a field / label by name, or -1. */
 int amtl_dataset_sparse_index(const amtl_dataset *ds, const char *name);
 int amtl_dataset_label_index(const amtl_dataset *ds, const char *name);

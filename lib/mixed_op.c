@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "supernet_ws.h"
 
 #define BN_EPS 1e-5f
@@ -67,18 +68,11 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
         const float *W1 = w + m->w1 + (size_t)c0 * in;
         const float *gam = w + m->gamma + c0, *bet = w + m->beta + c0;
         const float *b1 = w + m->b1 + c0;
+        float *sc = ws->chan + 2 * Sc, *sh = ws->chan + 3 * Sc;
         amtl_gemm(0, 1, B, Sc, in, 1.0f, xd, in, W1, in, 0.0f, A, Sc);
         if (training) {
             double *s1 = ws->acc1, *s2 = ws->acc2;
-            memset(s1, 0, (size_t)Sc * sizeof *s1);
-            memset(s2, 0, (size_t)Sc * sizeof *s2);
-            for (int b = 0; b < B; b++) {
-                const float *a = A + (size_t)b * Sc;
-                for (int c = 0; c < Sc; c++) {
-                    s1[c] += a[c];
-                    s2[c] += (double)a[c] * a[c];
-                }
-            }
+            amtl_k_colsums2(s1, s2, ws->chan, A, B, Sc);
             float *rm = state + m->rm + c0, *rv = state + m->rv + c0;
             for (int c = 0; c < Sc; c++) {
                 double mean = s1[c] / B;
@@ -90,84 +84,43 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
                 rm[c] = (1 - BN_MOMENTUM) * rm[c] + BN_MOMENTUM * (float)(mean + b1[c]);
                 rv[c] = (1 - BN_MOMENTUM) * rv[c] +
                         BN_MOMENTUM * (float)(var * B / (B > 1 ? B - 1 : 1));
+                sc[c] = gam[c] * mw->rstd[c];
+                sh[c] = bet[c] - mw->mean[c] * sc[c];
             }
             for (int k = 0; k < m->P; k++)
                 if (cand_live(m, k) && net->ops[k].kind == AMTL_OP_MLP)
                     nbt[m->nbt[k]]++;
-            /* scale/shift per channel: H = relu(A*sc + sh) */
-            for (int c = 0; c < Sc; c++) {
-                ws->acc1[c] = gam[c] * mw->rstd[c];
-                ws->acc2[c] = bet[c] - mw->mean[c] * gam[c] * mw->rstd[c];
-            }
         } else {
             const float *rm = state + m->rm + c0, *rv = state + m->rv + c0;
             for (int c = 0; c < Sc; c++) {
                 double r = 1.0 / sqrt((double)rv[c] + BN_EPS);
-                ws->acc1[c] = gam[c] * r;
-                ws->acc2[c] = bet[c] + (b1[c] - rm[c]) * gam[c] * r;
+                sc[c] = (float)(gam[c] * r);
+                sh[c] = (float)(bet[c] + (b1[c] - rm[c]) * gam[c] * r);
             }
         }
-        {
-            float *sc = ws->chan, *sh = ws->chan + Sc;
-            for (int c = 0; c < Sc; c++) {
-                sc[c] = (float)ws->acc1[c];
-                sh[c] = (float)ws->acc2[c];
-            }
-            for (int b = 0; b < B; b++) {
-                const float *a = A + (size_t)b * Sc;
-                float *hh = H + (size_t)b * Sc;
-                for (int c = 0; c < Sc; c++) {
-                    float v = a[c] * sc[c] + sh[c];
-                    hh[c] = v > 0 ? v : 0;
-                }
-            }
-        }
+        amtl_k_affine_relu(H, A, sc, sh, B, Sc);
         for (int k = 0; k < m->P; k++) {
             if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_MLP)
                 continue;
             int h = m->h[k];
             float *Y = mw->Y + (size_t)k * B * out;
-            const float *b2 = w + m->b2[k];
-            float wk = mw->wts[k];
             amtl_gemm(0, 1, B, out, h, 1.0f, H + (m->hoff[k] - c0), Sc, w + m->w2[k], h,
                       0.0f, Y, out);
-            for (int b = 0; b < B; b++) {
-                float *y = Y + (size_t)b * out, *o = mw->out + (size_t)b * out;
-                for (int c = 0; c < out; c++) {
-                    float v = y[c] + b2[c];
-                    v = v > 0 ? v : 0;
-                    y[c] = v;
-                    o[c] += wk * v;
-                }
-            }
+            amtl_k_bias_relu_mix(Y, mw->out, w + m->b2[k], mw->wts[k], B, out);
         }
     }
 
     for (int k = 0; k < m->P; k++) {
         if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_IDENTITY)
             continue;
-        float wk = mw->wts[k];
         if (in == out) {
-            size_t n = (size_t)B * out;
-            for (size_t e = 0; e < n; e++)
-                mw->out[e] += wk * mw->x[e];
+            amtl_k_axpy(mw->out, mw->x, mw->wts[k], (size_t)B * out);
         } else {
             float *Y = mw->Y + (size_t)k * B * out;
             amtl_gemm(0, 1, B, out, in, 1.0f, mw->x, in, w + m->proj[k], in, 0.0f, Y, out);
-            size_t n = (size_t)B * out;
-            for (size_t e = 0; e < n; e++)
-                mw->out[e] += wk * Y[e];
+            amtl_k_axpy(mw->out, Y, mw->wts[k], (size_t)B * out);
         }
     }
-}
-
-/* Σ_e a[e] b[e] in double */
-static double dot(const float *a, const float *b, size_t n)
-{
-    double s = 0;
-    for (size_t e = 0; e < n; e++)
-        s += (double)a[e] * b[e];
-    return s;
 }
 
 void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
@@ -185,17 +138,16 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
 
     /* dL/dw_k, then through the softmax to alpha */
     if (m->chosen < 0) {
-        float dw[AMTL_MAX_OPS];
+        float dw[AMTL_MAX_OPS], da[AMTL_MAX_OPS];
         for (int k = 0; k < m->P; k++) {
             const amtl_op_kind kind = net->ops[k].kind;
             if (kind == AMTL_OP_ZERO)
                 dw[k] = 0;
             else if (kind == AMTL_OP_IDENTITY && in == out)
-                dw[k] = (float)dot(dout, mw->x, nbo);
+                dw[k] = (float)amtl_k_dot(dout, mw->x, nbo);
             else
-                dw[k] = (float)dot(dout, mw->Y + (size_t)k * nbo, nbo);
+                dw[k] = (float)amtl_k_dot(dout, mw->Y + (size_t)k * nbo, nbo);
         }
-        float da[AMTL_MAX_OPS];
         amtl_softmax_backward(da, dw, mw->wts, 1, m->P);
         for (int k = 0; k < m->P; k++)
             net->garch[m->alpha + k] += da[k];
@@ -206,13 +158,11 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
     for (int k = 0; k < m->P; k++) {
         if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_IDENTITY)
             continue;
-        float wk = wts[k];
         if (in == out) {
-            for (size_t e = 0; e < nbo; e++)
-                mw->dx[e] += wk * dout[e];
+            amtl_k_axpy(mw->dx, dout, wts[k], nbo);
         } else {
-            amtl_gemm(1, 0, out, in, B, wk, dout, out, mw->x, in, 1.0f, g + m->proj[k], in);
-            amtl_gemm(0, 0, B, in, out, wk, dout, out, w + m->proj[k], in, 1.0f, mw->dx, in);
+            amtl_gemm(1, 0, out, in, B, wts[k], dout, out, mw->x, in, 1.0f, g + m->proj[k], in);
+            amtl_gemm(0, 0, B, in, out, wts[k], dout, out, w + m->proj[k], in, 1.0f, mw->dx, in);
         }
     }
     if (Sc == 0)
@@ -220,50 +170,26 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
 
     float *A = mw->A, *H = ws->H, *dH = ws->dH, *dR = ws->dR;
     const float *gam = w + m->gamma + c0, *bet = w + m->beta + c0;
+    float *k1 = ws->chan, *k2 = k1 + Sc, *k3 = k2 + Sc, *tmp = k3 + Sc;
     /* recompute H = relu(BN(A)) with the saved batch statistics */
-    for (int b = 0; b < B; b++) {
-        const float *a = A + (size_t)b * Sc;
-        float *hh = H + (size_t)b * Sc;
-        for (int c = 0; c < Sc; c++) {
-            float v = (a[c] - mw->mean[c]) * mw->rstd[c] * gam[c] + bet[c];
-            hh[c] = v > 0 ? v : 0;
-        }
+    for (int c = 0; c < Sc; c++) {
+        k1[c] = gam[c] * mw->rstd[c];
+        k2[c] = bet[c] - mw->mean[c] * k1[c];
     }
+    amtl_k_affine_relu(H, A, k1, k2, B, Sc);
     for (int k = 0; k < m->P; k++) {
         if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_MLP)
             continue;
         int h = m->h[k], hk = m->hoff[k] - c0;
-        const float *Y = mw->Y + (size_t)k * nbo;
-        float wk = wts[k];
-        float *db2 = g + m->b2[k];
-        for (int b = 0; b < B; b++) {
-            const float *y = Y + (size_t)b * out, *d = dout + (size_t)b * out;
-            float *r = dR + (size_t)b * out;
-            for (int c = 0; c < out; c++) {
-                float v = y[c] > 0 ? wk * d[c] : 0.0f;
-                r[c] = v;
-                db2[c] += v;
-            }
-        }
+        amtl_k_relu_back_scaled(dR, g + m->b2[k], mw->Y + (size_t)k * nbo, dout, wts[k], B,
+                                out, tmp);
         amtl_gemm(1, 0, out, h, B, 1.0f, dR, out, H + hk, Sc, 1.0f, g + m->w2[k], h);
         amtl_gemm(0, 0, B, h, out, 1.0f, dR, out, w + m->w2[k], h, 0.0f, dH + hk, Sc);
     }
     /* ReLU and BatchNorm backward, fused: dZ = dH*(H>0); dA in place of dH */
     double *sd = ws->acc1, *sdx = ws->acc2;
-    memset(sd, 0, (size_t)Sc * sizeof *sd);
-    memset(sdx, 0, (size_t)Sc * sizeof *sdx);
-    for (int b = 0; b < B; b++) {
-        const float *a = A + (size_t)b * Sc, *hh = H + (size_t)b * Sc;
-        float *d = dH + (size_t)b * Sc;
-        for (int c = 0; c < Sc; c++) {
-            float dz = hh[c] > 0 ? d[c] : 0.0f;
-            d[c] = dz;
-            sd[c] += dz;
-            sdx[c] += (double)dz * ((a[c] - mw->mean[c]) * mw->rstd[c]);
-        }
-    }
+    amtl_k_relu_bn_reduce(dH, sd, sdx, ws->chan, A, H, mw->mean, mw->rstd, B, Sc);
     float *dgam = g + m->gamma + c0, *dbet = g + m->beta + c0, *db1 = g + m->b1 + c0;
-    float *k1 = ws->chan, *k2 = k1 + Sc, *k3 = k2 + Sc; /* per-channel coefficients */
     for (int c = 0; c < Sc; c++) {
         dgam[c] += (float)sdx[c];
         dbet[c] += (float)sd[c];
@@ -273,17 +199,8 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
         k2[c] = (float)(gr * sd[c] / B);
         k3[c] = (float)(gr * sdx[c] / B) * mw->rstd[c];
     }
-    double *sA = ws->acc1;  /* reuse for db1 = Σ_b dA */
-    memset(sA, 0, (size_t)Sc * sizeof *sA);
-    for (int b = 0; b < B; b++) {
-        const float *a = A + (size_t)b * Sc;
-        float *d = dH + (size_t)b * Sc;
-        for (int c = 0; c < Sc; c++) {
-            float v = k1[c] * d[c] - k2[c] - (a[c] - mw->mean[c]) * k3[c];
-            d[c] = v;
-            sA[c] += v;
-        }
-    }
+    double *sA = ws->acc1;  /* db1 = Σ_b dA: zero up to rounding, BN removes b1 */
+    amtl_k_bn_back_apply(dH, sA, tmp, A, mw->mean, k1, k2, k3, B, Sc);
     for (int c = 0; c < Sc; c++)
         db1[c] += (float)sA[c];
 
@@ -296,9 +213,7 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
         float *dxd = ws->dxd;
         amtl_gemm(0, 0, B, in, Sc, 1.0f, dH, Sc, w + m->w1 + (size_t)c0 * in, in, 0.0f,
                   dxd, in);
-        float scale = 1.0f / (1.0f - net->dropout);
-        size_t n = (size_t)B * in;
-        for (size_t e = 0; e < n; e++)
-            mw->dx[e] += mw->mask[e] ? dxd[e] * scale : 0.0f;
+        amtl_dropout_backward(dxd, dxd, mw->mask, (size_t)B * in, net->dropout);
+        amtl_k_axpy(mw->dx, dxd, 1.0f, (size_t)B * in);
     }
 }

@@ -108,6 +108,11 @@ int amtl_trainer_inherit(amtl_trainer *tr, const amtl_file *ckpt, const char *wh
  * (malloc'd; *yaml NULL when the file has none). */
 int amtl_file_config_yaml(const amtl_file *f, char **yaml, amtl_status *st);
 
+/* The fields, labels and vocab sizes of the data a checkpoint or model was
+ * trained on (no rows): enough to rebuild its network without the dataset. */
+int amtl_dataset_stub(amtl_dataset *ds, const amtl_file *f, const char *what, amtl_status *st);
+void amtl_dataset_stub_free(amtl_dataset *ds);
+
 /* Prints the metrics as a TSV/JSON line (json != 0) to a FILE*. */
 void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch,
                         const char *phase, double loss, double secs, int json, void *file);

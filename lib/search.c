@@ -1,0 +1,87 @@
+/* search.c — see search.h. */
+#include "search.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "layers.h"
+#include "progress.h"
+
+/* The config stored in a checkpoint file, or NULL. */
+static int ckpt_yaml(const char *path, char **yaml, amtl_status *st)
+{
+    amtl_file f;
+    *yaml = NULL;
+    if (amtl_file_read(&f, path, NULL, st))
+        return -1;
+    int rc = amtl_file_config_yaml(&f, yaml, st);
+    amtl_file_free(&f);
+    return rc;
+}
+
+int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
+{
+    amtl_dataset ds;
+    amtl_config cfg = {0};
+    amtl_trainer tr;
+    char *yaml = NULL;
+    FILE *mf = stdout;
+    int rc = -1, have_tr = 0;
+    memset(&ds, 0, sizeof ds);
+    const char *from = o->init;
+    if (o->resume && o->out && access(o->out, F_OK) == 0)
+        from = o->out;
+    if (from && ckpt_yaml(from, &yaml, st))
+        return -1;
+    cli->base_yaml = yaml;
+    if (amtl_cli_config(cli, &cfg, st))
+        goto out;
+    amtl_blas_set_threads(cfg.threads);
+    if (amtl_dataset_read(&ds, o->data, st))
+        goto out;
+    if (from ? amtl_trainer_load(&tr, from, &ds, &cfg, st)
+             : amtl_trainer_init(&tr, &cfg, &ds, st))
+        goto out;
+    have_tr = 1;
+    tr.stop = o->stop;
+    tr.quiet = o->quiet;
+    if (o->metrics) {
+        mf = fopen(o->metrics, "a");
+        if (!mf) {
+            amtl_error(st, AMTL_EIO, "cannot open '%s': %s", o->metrics, strerror(errno));
+            mf = stdout;
+            goto out;
+        }
+    }
+    for (int e = 0; e < o->epochs; e++) {
+        double t0 = amtl_now(), loss;
+        int disc = o->phase == AMTL_PHASE_SEARCH ? tr.cfg.discretize_ops : 0;
+        if (amtl_trainer_epoch(&tr, &ds, o->phase, disc, &loss, st))
+            goto out;
+        amtl_metrics val;
+        if (amtl_trainer_evaluate(&tr, &ds, AMTL_SPLIT_VAL, &val, st))
+            goto out;
+        double secs = amtl_now() - t0;
+        if (amtl_trainer_record(&tr, o->phase, loss, &val, secs, st))
+            goto out;
+        if (amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
+            goto out;
+        amtl_metrics_print(&tr, &val, tr.epoch - 1, amtl_phase_name(o->phase), loss, secs, 1, mf);
+    }
+    if (o->epochs == 0 && amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
+        goto out;
+    rc = 0;
+out:
+    if (mf != stdout)
+        fclose(mf);
+    if (have_tr)
+        amtl_trainer_free(&tr);
+    amtl_dataset_free(&ds);
+    amtl_config_free(&cfg);
+    free(yaml);
+    cli->base_yaml = NULL;
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* search.h — what amtl-supernet runs: epochs of one phase of the PD-DARTS
+ * schedule over a dataset, from scratch or from a checkpoint, writing the
+ * checkpoint atomically after every epoch and one metrics line per epoch. */
+#ifndef AMTL_SEARCH_H
+#define AMTL_SEARCH_H
+
+#include "cli.h"
+#include "train.h"
+
+typedef struct {
+    const char *data;      /* dataset file */
+    const char *init;      /* checkpoint to start from, or NULL */
+    const char *out;       /* checkpoint written after every epoch */
+    const char *metrics;   /* metrics file (JSON lines), NULL = stdout */
+    amtl_phase phase;
+    int epochs;
+    int resume;            /* continue from `out` when it exists */
+    int quiet;
+    volatile int *stop;    /* raised by SIGINT/SIGTERM */
+} amtl_search_opts;
+
+/* cli supplies --config and --set; the checkpoint's own config comes first. */
+int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st);
+
+#endif

@@ -1,0 +1,335 @@
+/* test_dataset.c — the dataset file: encoding and layout as amtl-prep writes
+ * it, the write -> read round trip, batch gathering, and the reader's
+ * validation of damaged files. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "dataset.h"
+#include "io.h"
+#include "prep.h"
+#include "test.h"
+
+/* train: (b,x,0.5,1) (a,y,1.5,0) (b,,2.5,1); val: (c,x,3.5,0); test: (a,z,4.5,1)
+ * user tokens first appear b, a (train), c (val). */
+static int make_table(amtl_prep_table *t, amtl_status *st)
+{
+    static const char *const sparse[] = {"user", "item"};
+    static const char *const dense[] = {"price"};
+    static const char *const labels[] = {"click"};
+    static const struct {
+        int split;
+        const char *user, *item;
+        float price;
+        int click;
+    } rows[] = {
+        {AMTL_SPLIT_TRAIN, "b", "x", 0.5f, 1}, {AMTL_SPLIT_TRAIN, "a", "y", 1.5f, 0},
+        {AMTL_SPLIT_VAL, "c", "x", 3.5f, 0},   {AMTL_SPLIT_TRAIN, "b", "", 2.5f, 1},
+        {AMTL_SPLIT_TEST, "a", "z", 4.5f, 1},
+    };
+    if (amtl_prep_table_init(t, 2, sparse, 1, dense, 1, labels, st))
+        return -1;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int64_t r = amtl_prep_table_add_row(t, rows[i].split, st);
+        if (r < 0)
+            return -1;
+        int32_t u = amtl_prep_table_intern(t, 0, rows[i].user, strlen(rows[i].user), st);
+        int32_t it = amtl_prep_table_intern(t, 1, rows[i].item, strlen(rows[i].item), st);
+        if (u < 0 || it < 0)
+            return -1;
+        t->raw[0][r] = u;
+        t->raw[1][r] = it;
+        t->dense[0][r] = rows[i].price;
+        t->labels[0][r] = (uint8_t)rows[i].click;
+    }
+    return 0;
+}
+
+static int make_file(amtl_file *f, const char *vocab, amtl_status *st)
+{
+    amtl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    amtl_prep_table t;
+    int rc = -1;
+    if (amtl_config_defaults(&cfg, st) || amtl_config_set(&cfg, "vocab", vocab, st))
+        goto out;
+    if (make_table(&t, st))
+        goto out;
+    rc = amtl_prep_table_to_file(&t, &cfg, f, st);
+    amtl_prep_table_free(&t);
+out:
+    amtl_config_free(&cfg);
+    return rc;
+}
+
+static amtl_tensor *tensor(amtl_file *f, const char *name)
+{
+    return (amtl_tensor *)amtl_file_find(f, name);
+}
+
+static void test_encoding_all(void)
+{
+    amtl_file f;
+    amtl_status st;
+    CHECK_OK(make_file(&f, "all", &st), &st);
+    const int32_t *u = tensor(&f, "train.sparse.user")->data;
+    const int32_t *it = tensor(&f, "train.sparse.item")->data;
+    /* train rows keep their input order; ids by first appearance */
+    CHECK(u[0] == 1 && u[1] == 2 && u[2] == 1);
+    CHECK(it[0] == 1 && it[1] == 2 && it[2] == 0); /* empty token -> 0 */
+    CHECK(((const int32_t *)tensor(&f, "val.sparse.user")->data)[0] == 3);
+    CHECK(((const int32_t *)tensor(&f, "test.sparse.user")->data)[0] == 2);
+    CHECK(((const int32_t *)tensor(&f, "test.sparse.item")->data)[0] == 3);
+    const int32_t *vs = tensor(&f, "vocab_sizes")->data;
+    CHECK(vs[0] == 4 && vs[1] == 4);
+    const amtl_tensor *blob = tensor(&f, "vocab.user");
+    CHECK(blob->dtype == AMTL_U8 && blob->shape[0] == 7);
+    CHECK(!memcmp(blob->data, "\nb\na\nc\n", 7));
+    CHECK(!strcmp(amtl_file_meta(&f, "sparse_fields"), "user\nitem"));
+    CHECK(!strcmp(amtl_file_meta(&f, "rows.train"), "3"));
+    CHECK(!strcmp(amtl_file_meta(&f, "rows.val"), "1"));
+    CHECK(!strcmp(amtl_file_meta(&f, "vocab_mode"), "all"));
+    CHECK(!strncmp(amtl_file_meta(&f, "creator"), "amtl-prep ", 10));
+    CHECK(amtl_file_meta(&f, "config") != NULL);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx",
+             (unsigned long long)amtl_dataset_content_hash(&f));
+    CHECK(!strcmp(amtl_file_meta(&f, "content_hash"), hash));
+    const float *lab = tensor(&f, "train.label.click")->data;
+    CHECK(lab[0] == 1 && lab[1] == 0 && lab[2] == 1);
+    amtl_file_free(&f);
+}
+
+static void test_encoding_train_vocab(void)
+{
+    amtl_file f;
+    amtl_status st;
+    CHECK_OK(make_file(&f, "train", &st), &st);
+    /* c and z never occur in train: id 0; the vocabulary is train's */
+    CHECK(((const int32_t *)tensor(&f, "val.sparse.user")->data)[0] == 0);
+    CHECK(((const int32_t *)tensor(&f, "test.sparse.user")->data)[0] == 2);
+    CHECK(((const int32_t *)tensor(&f, "test.sparse.item")->data)[0] == 0);
+    const int32_t *vs = tensor(&f, "vocab_sizes")->data;
+    CHECK(vs[0] == 3 && vs[1] == 3);
+    CHECK(!memcmp(tensor(&f, "vocab.user")->data, "\nb\na\n", 5));
+    CHECK(!strcmp(amtl_file_meta(&f, "vocab_mode"), "train"));
+    amtl_file_free(&f);
+}
+
+static void test_round_trip_and_gather(void)
+{
+    amtl_file f;
+    amtl_status st;
+    CHECK_OK(make_file(&f, "all", &st), &st);
+    char path[512];
+    snprintf(path, sizeof path, "%s/ds.amtl", test_tmpdir());
+    CHECK_OK(amtl_file_write(&f, path, &st), &st);
+    amtl_file_free(&f);
+
+    amtl_dataset ds;
+    CHECK_OK(amtl_dataset_read(&ds, path, &st), &st);
+    CHECK(ds.N == 2 && ds.D == 1 && ds.T == 1);
+    CHECK(!strcmp(ds.sparse_names[1], "item") && !strcmp(ds.dense_names[0], "price"));
+    CHECK(ds.vocab[0] == 4 && ds.vocab[1] == 4);
+    CHECK(ds.split[0].rows == 3 && ds.split[1].rows == 1 && ds.split[2].rows == 1);
+    CHECK(amtl_dataset_sparse_index(&ds, "item") == 1);
+    CHECK(amtl_dataset_sparse_index(&ds, "nope") == -1);
+    CHECK(amtl_dataset_label_index(&ds, "click") == 0);
+    CHECK(amtl_split_parse("val") == 1 && amtl_split_parse("x") == -1);
+    CHECK(!strcmp(amtl_split_name(AMTL_SPLIT_TEST), "test"));
+    /* the vocabulary stays readable from the file; the columns moved out */
+    CHECK(amtl_file_find(&ds.file, "vocab.item") != NULL);
+    CHECK(amtl_file_find(&ds.file, "train.sparse.user") == NULL);
+
+    int32_t ids[2 * 2] = {-1, -1, -1, -1};
+    float dense[2], labels[2];
+    test_poison(dense, 2);
+    test_poison(labels, 2);
+    amtl_batch b = {0, ids, dense, labels};
+    int32_t rows[2] = {2, 0};
+    amtl_dataset_gather(&ds, AMTL_SPLIT_TRAIN, rows, 2, &b);
+    CHECK(b.B == 2);
+    CHECK(ids[0] == 1 && ids[1] == 0); /* row 2: user b, empty item */
+    CHECK(ids[2] == 1 && ids[3] == 1); /* row 0: user b, item x */
+    CHECK(dense[0] == 2.5f && dense[1] == 0.5f);
+    CHECK(labels[0] == 1 && labels[1] == 1);
+    amtl_dataset_free(&ds);
+    amtl_dataset_free(&ds); /* safe twice */
+}
+
+static void test_auto_split(void)
+{
+    static const char *const sparse[] = {"k"};
+    static const char *const labels[] = {"y"};
+    amtl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    amtl_status st;
+    CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
+    uint64_t hashes[2];
+    for (int rep = 0; rep < 2; rep++) {
+        amtl_prep_table t;
+        CHECK_OK(amtl_prep_table_init(&t, 1, sparse, 0, NULL, 1, labels, &st), &st);
+        for (int i = 0; i < 1000; i++) {
+            char tok[16];
+            int len = snprintf(tok, sizeof tok, "%d", i % 37);
+            int64_t r = amtl_prep_table_add_row(&t, AMTL_PREP_AUTO, &st);
+            CHECK(r == i);
+            t.raw[0][r] = amtl_prep_table_intern(&t, 0, tok, (size_t)len, &st);
+            t.labels[0][r] = (uint8_t)(i % 3 == 0);
+        }
+        amtl_file f;
+        int rc = amtl_prep_table_to_file(&t, &cfg, &f, &st);
+        amtl_prep_table_free(&t);
+        CHECK_OK(rc, &st);
+        CHECK(!strcmp(amtl_file_meta(&f, "rows.train"), "800"));
+        CHECK(!strcmp(amtl_file_meta(&f, "rows.val"), "100"));
+        CHECK(!strcmp(amtl_file_meta(&f, "rows.test"), "100"));
+        hashes[rep] = amtl_dataset_content_hash(&f);
+        amtl_file_free(&f);
+    }
+    CHECK(hashes[0] == hashes[1]);
+    amtl_config_free(&cfg);
+}
+
+/* Re-signs f after a deliberate change so the reader gets past the hash. */
+static void rehash(amtl_file *f)
+{
+    amtl_status st;
+    amtl_file_set_metaf(f, &st, "content_hash", "%016llx",
+                        (unsigned long long)amtl_dataset_content_hash(f));
+}
+
+/* Builds the test file, lets `damage` change it, and returns the reader's
+ * message in msg (empty when it accepted the file). */
+static void read_damaged(void (*damage)(amtl_file *), char *msg, size_t cap)
+{
+    amtl_file f;
+    amtl_status st;
+    msg[0] = '\0';
+    if (make_file(&f, "all", &st)) {
+        snprintf(msg, cap, "setup: %.900s", st.msg);
+        return;
+    }
+    damage(&f);
+    amtl_dataset ds;
+    if (amtl_dataset_from_file(&ds, &f, "d.amtl", &st)) {
+        snprintf(msg, cap, "%s", st.msg);
+        amtl_file_free(&f);
+        return;
+    }
+    amtl_dataset_free(&ds);
+}
+
+static void id_too_big(amtl_file *f)
+{
+    ((int32_t *)tensor(f, "val.sparse.user")->data)[0] = 4;
+    rehash(f);
+}
+static void label_two(amtl_file *f)
+{
+    ((float *)tensor(f, "train.label.click")->data)[2] = 2.0f;
+    rehash(f);
+}
+static void dense_nan(amtl_file *f)
+{
+    ((float *)tensor(f, "test.dense.price")->data)[0] = NAN;
+    rehash(f);
+}
+static void length_mismatch(amtl_file *f)
+{
+    amtl_status st;
+    amtl_file_set_meta(f, "rows.train", "2", &st);
+    rehash(f);
+}
+static void bad_hash(amtl_file *f)
+{
+    ((float *)tensor(f, "train.dense.price")->data)[0] = 9.0f;
+}
+static void no_label_column(amtl_file *f)
+{
+    amtl_status st;
+    amtl_file_set_meta(f, "labels", "click\nbuy", &st);
+}
+static void stray_column(amtl_file *f)
+{
+    amtl_status st;
+    int64_t shape[1] = {3};
+    amtl_file_add(f, "train.dense.extra", AMTL_F32, 1, shape, NULL, &st);
+    rehash(f);
+}
+static void wrong_dtype(amtl_file *f)
+{
+    amtl_status st;
+    amtl_file_set_meta(f, "dense_fields", "price\nzz", &st);
+    int64_t shape[1] = {3};
+    for (int s = 0; s < 3; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.dense.zz", amtl_split_name(s));
+        shape[0] = s == 0 ? 3 : 1;
+        amtl_file_add(f, name, AMTL_I32, 1, shape, NULL, &st);
+    }
+    rehash(f);
+}
+static void short_vocab(amtl_file *f)
+{
+    ((int32_t *)tensor(f, "vocab_sizes")->data)[1] = 2;
+    rehash(f);
+}
+static void untouched(amtl_file *f) { (void)f; }
+
+static void test_validation(void)
+{
+    char msg[1024];
+    read_damaged(untouched, msg, sizeof msg);
+    CHECKF(msg[0] == '\0', "%s", msg);
+    read_damaged(id_too_big, msg, sizeof msg);
+    CHECKF(!strcmp(msg, "d.amtl: tensor 'val.sparse.user' row 0: id 4 is outside [0, 4)"),
+           "%s", msg);
+    read_damaged(label_two, msg, sizeof msg);
+    CHECKF(!strcmp(msg, "d.amtl: tensor 'train.label.click' row 2: label 2 is not 0 or 1"),
+           "%s", msg);
+    read_damaged(dense_nan, msg, sizeof msg);
+    CHECKF(!strcmp(msg, "d.amtl: tensor 'test.dense.price' row 0: value nan is not finite"),
+           "%s", msg);
+    read_damaged(length_mismatch, msg, sizeof msg);
+    CHECKF(!strcmp(msg, "d.amtl: tensor 'train.sparse.user' has 3 rows, meta 'rows.train' "
+                        "says 2"), "%s", msg);
+    read_damaged(bad_hash, msg, sizeof msg);
+    CHECKF(strstr(msg, "d.amtl: content hash ") == msg && strstr(msg, "damaged"), "%s", msg);
+    read_damaged(no_label_column, msg, sizeof msg);
+    CHECKF(!strcmp(msg, "d.amtl: tensor 'train.label.buy' is missing"), "%s", msg);
+    read_damaged(stray_column, msg, sizeof msg);
+    CHECKF(!strcmp(msg, "d.amtl: tensor 'train.dense.extra' is not a field the meta lists"),
+           "%s", msg);
+    read_damaged(wrong_dtype, msg, sizeof msg);
+    CHECKF(!strcmp(msg, "d.amtl: tensor 'train.dense.zz' is i32, expected f32"), "%s", msg);
+    read_damaged(short_vocab, msg, sizeof msg);
+    CHECKF(strstr(msg, "d.amtl: tensor 'vocab.item' must hold 2 ") == msg, "%s", msg);
+}
+
+static void test_read_errors(void)
+{
+    amtl_dataset ds;
+    amtl_status st;
+    CHECK(amtl_dataset_read(&ds, "/nonexistent/d.amtl", &st) == -1);
+    CHECKF(strstr(st.msg, "/nonexistent/d.amtl"), "%s", st.msg);
+    amtl_dataset_free(&ds);
+    amtl_file f;
+    amtl_file_init(&f, "model");
+    CHECK(amtl_dataset_from_file(&ds, &f, "m.amtl", &st) == -1);
+    CHECKF(!strcmp(st.msg, "m.amtl: kind 'model', expected 'dataset'"), "%s", st.msg);
+    amtl_file_free(&f);
+}
+
+int main(void)
+{
+    RUN(test_encoding_all);
+    RUN(test_encoding_train_vocab);
+    RUN(test_round_trip_and_gather);
+    RUN(test_auto_split);
+    RUN(test_validation);
+    RUN(test_read_errors);
+    TEST_MAIN_END();
+}

@@ -1,0 +1,1516 @@
+/* test_layers.c — every layer of layers.h against double-precision references
+ * and central finite differences.
+ *
+ * Each gradient test holds its inputs and parameters as double "masters" and
+ * a scalar loss L = Σ out ⊙ R (R random, fixed) that it can evaluate two ways:
+ * with a small double-precision reference forward written here, or with the
+ * library's float forward.  Then, on several random shapes:
+ *   1. the library's float forward matches the double reference (1e-5);
+ *   2. the library's float backward matches central differences of the
+ *      double reference (h 1e-6, tolerance 1e-4): the differences are exact
+ *      to ~1e-9, so the tolerance only absorbs float32 rounding in the
+ *      backward itself;
+ *   3. the library's float backward matches central differences of the
+ *      library's own float forward, at the coarser h 1e-3 and tolerance 1e-2:
+ *      float32 outputs carry ~6e-8 relative rounding, which divided by 2h
+ *      becomes ~3e-5 per output that moves, plus O(h²) truncation; 1e-2 keeps
+ *      clear of that noise and still catches any wrong term (those are O(1)).
+ * Outputs and written gradients are poisoned with NaN before each call, and
+ * every comparison is written so that NaN fails.  Accumulating gradients
+ * start from random values and are checked as increments.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "rng.h"
+#include "test.h"
+
+#define H_REF 1e-6
+#define TOL_REF 1e-4
+#define H_LIB 1e-3
+#define TOL_LIB 1e-2
+#define TOL_FWD 1e-5
+#define N_SHAPES 6
+
+/* ---- test memory: freed after every test, also when a CHECK returns early -- */
+
+static void **tmem_;
+static size_t tmem_n_, tmem_cap_;
+
+static void *talloc(size_t bytes)
+{
+    if (tmem_n_ == tmem_cap_) {
+        size_t cap = tmem_cap_ ? 2 * tmem_cap_ : 256;
+        void **p = realloc(tmem_, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        tmem_ = p;
+        tmem_cap_ = cap;
+    }
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (p)
+        tmem_[tmem_n_++] = p;
+    return p;
+}
+
+static void tfree_all(void)
+{
+    while (tmem_n_)
+        free(tmem_[--tmem_n_]);
+}
+
+static double *dv(size_t n) { return talloc(n * sizeof(double)); }
+static float *fv(size_t n) { return talloc(n * sizeof(float)); }
+
+#define TEST(fn)          \
+    do {                  \
+        RUN(fn);          \
+        tfree_all();      \
+    } while (0)
+
+/* ---- random values -------------------------------------------------------- */
+
+static amtl_rng rng_;
+
+static double urand(double lo, double hi)
+{
+    return lo + (hi - lo) * amtl_rng_uniform_double(&rng_);
+}
+
+static int irand(int lo, int hi) /* inclusive */
+{
+    return lo + (int)amtl_rng_below(&rng_, (uint64_t)(hi - lo + 1));
+}
+
+static void fill(double *x, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = urand(lo, hi);
+}
+
+/* Magnitudes in [lo, 1], random signs: away from zero (and from kinks). */
+static void fill_away(double *x, size_t n, double lo)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = urand(lo, 1.0) * (amtl_rng_u64(&rng_) & 1 ? 1.0 : -1.0);
+}
+
+static void fillf(float *x, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)urand(lo, hi);
+}
+
+static void tof(float *d, const double *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = (float)s[i];
+}
+
+static double *dcopyf(const float *s, size_t n)
+{
+    double *d = dv(n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = s[i];
+    return d;
+}
+
+static float *fcopy(const float *s, size_t n)
+{
+    float *d = fv(n);
+    memcpy(d, s, n * sizeof *d);
+    return d;
+}
+
+/* The increment of an accumulating gradient: after − before. */
+static double *ddiff(const float *after, const float *before, size_t n)
+{
+    double *d = dv(n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = (double)after[i] - (double)before[i];
+    return d;
+}
+
+static double dotRf(const float *o, const double *R, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)o[i] * R[i];
+    return s;
+}
+
+static double dotRd(const double *o, const double *R, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += o[i] * R[i];
+    return s;
+}
+
+/* |a − b| <= tol · max(1, |b|), false for NaN.  Prints the first mismatch. */
+static int close_fd(const float *a, const double *b, size_t n, double tol, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= tol * fmax(1.0, fabs(b[i])))) {
+            printf("# %s[%zu]: got %.9g, want %.9g\n", what, i, (double)a[i], b[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int all_finite(const float *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i]))
+            return 0;
+    return 1;
+}
+
+/* ---- the finite-difference driver --------------------------------------------- */
+
+typedef double (*loss_fn)(void *ctx, int lib);
+
+typedef struct {
+    const char *name;
+    double *x;        /* master values, perturbed in place and restored */
+    size_t n;
+    const double *g;  /* the analytic gradient under test */
+} fd_var;
+
+static long fd_elements_;
+
+/* Returns the number of mismatching elements (0 = pass). */
+static int fd_check(const char *layer, loss_fn loss, void *ctx, const fd_var *vs, int nv)
+{
+    int bad = 0;
+    for (int k = 0; k < nv; k++) {
+        for (size_t i = 0; i < vs[k].n; i++) {
+            double *x = vs[k].x + i, x0 = *x;
+            *x = x0 + H_REF;
+            double lp = loss(ctx, 0);
+            *x = x0 - H_REF;
+            double lm = loss(ctx, 0);
+            double fd = (lp - lm) / (2 * H_REF);
+            *x = x0 + H_LIB;
+            lp = loss(ctx, 1);
+            *x = x0 - H_LIB;
+            lm = loss(ctx, 1);
+            double fd32 = (lp - lm) / (2 * H_LIB);
+            *x = x0;
+            double g = vs[k].g[i];
+            fd_elements_++;
+            int ok_ref = fabs(g - fd) <= TOL_REF * fmax(1.0, fabs(fd));
+            int ok_lib = fabs(g - fd32) <= TOL_LIB * fmax(1.0, fabs(fd32));
+            if (!ok_ref || !ok_lib) {
+                if (bad < 5)
+                    printf("# %s d%s[%zu]: backward %.9g, fd(ref) %.9g, fd(f32) %.9g\n",
+                           layer, vs[k].name, i, g, fd, fd32);
+                bad++;
+            }
+        }
+    }
+    return bad;
+}
+
+/* ================================================================================
+ * GEMM
+ * ================================================================================ */
+
+static void test_gemm_transposes(void)
+{
+    amtl_rng_seed(&rng_, 11);
+    for (int trial = 0; trial < 8; trial++) {
+        for (int tA = 0; tA < 2; tA++) {
+            for (int tB = 0; tB < 2; tB++) {
+                int M = irand(1, 23), N = irand(1, 23), K = irand(1, 23);
+                int lda = (tA ? M : K) + irand(1, 5);
+                int ldb = (tB ? K : N) + irand(1, 5);
+                int ldc = N + irand(1, 5);
+                size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb;
+                size_t nc = (size_t)M * ldc;
+                float *A = fv(na), *Bm = fv(nb), *C = fv(nc);
+                fillf(A, na, -1, 1);
+                fillf(Bm, nb, -1, 1);
+                fillf(C, nc, -1, 1);
+                float *C0 = fcopy(C, nc);
+                float alpha = 0.75f, beta = -0.5f;
+                amtl_gemm(tA, tB, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
+                for (int i = 0; i < M; i++) {
+                    for (int j = 0; j < ldc; j++) {
+                        size_t ic = (size_t)i * ldc + j;
+                        if (j >= N) {
+                            /* padding between rows stays untouched */
+                            CHECKF(C[ic] == C0[ic], "tA %d tB %d pad (%d,%d)", tA, tB, i, j);
+                            continue;
+                        }
+                        double s = 0.0;
+                        for (int k = 0; k < K; k++) {
+                            double a = tA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                            double b = tB ? Bm[(size_t)j * ldb + k] : Bm[(size_t)k * ldb + j];
+                            s += a * b;
+                        }
+                        double want = alpha * s + beta * (double)C0[ic];
+                        CHECKF(fabs(C[ic] - want) <= 1e-5 * fmax(1.0, fabs(want)),
+                               "tA %d tB %d M %d N %d K %d (%d,%d): %g vs %g", tA, tB, M,
+                               N, K, i, j, (double)C[ic], want);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void test_gemm_beta_zero_and_empty(void)
+{
+    amtl_rng_seed(&rng_, 12);
+    int M = 5, N = 7, K = 3;
+    float *A = fv((size_t)M * K), *Bm = fv((size_t)K * N), *C = fv((size_t)M * N);
+    fillf(A, (size_t)M * K, -1, 1);
+    fillf(Bm, (size_t)K * N, -1, 1);
+    /* beta 0: C is not read, so NaN in C must not survive */
+    test_poison(C, (size_t)M * N);
+    amtl_gemm(0, 0, M, N, K, 1.0f, A, K, Bm, N, 0.0f, C, N);
+    CHECK(all_finite(C, (size_t)M * N));
+    /* K = 0: C = beta C; with beta 0, C = 0 even over NaN */
+    float *C2 = fv((size_t)M * N);
+    fillf(C2, (size_t)M * N, -1, 1);
+    float *C20 = fcopy(C2, (size_t)M * N);
+    amtl_gemm(0, 0, M, N, 0, 1.0f, A, 1, Bm, N, 2.0f, C2, N);
+    for (int i = 0; i < M * N; i++)
+        CHECK(C2[i] == 2.0f * C20[i]);
+    test_poison(C2, (size_t)M * N);
+    amtl_gemm(0, 0, M, N, 0, 1.0f, A, 1, Bm, N, 0.0f, C2, N);
+    for (int i = 0; i < M * N; i++)
+        CHECK(C2[i] == 0.0f);
+    /* M = 0 or N = 0: nothing happens */
+    amtl_gemm(0, 0, 0, N, K, 1.0f, A, K, Bm, N, 0.0f, NULL, N);
+    amtl_gemm(0, 0, M, 0, K, 1.0f, A, K, Bm, 1, 0.0f, NULL, 1);
+}
+
+static void test_blas_threads(void)
+{
+    int n1 = amtl_blas_set_threads(1);
+    CHECK(n1 == 1);
+    int nall = amtl_blas_set_threads(0);
+    CHECK(nall >= 1);
+}
+
+/* ================================================================================
+ * initialisation
+ * ================================================================================ */
+
+static void test_linear_init(void)
+{
+    amtl_rng r;
+    amtl_rng_seed(&r, 21);
+    int I = 50, O = 400;
+    size_t n = (size_t)I * O;
+    float *W = fv(n), *b = fv((size_t)O);
+    amtl_linear_init(W, b, I, O, &r);
+    double bound = 1.0 / sqrt((double)I);
+    double mn = 1e9, mx = -1e9, sum = 0.0, sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        CHECK(fabs(W[i]) <= bound);
+        mn = fmin(mn, W[i]);
+        mx = fmax(mx, W[i]);
+        sum += W[i];
+        sq += (double)W[i] * W[i];
+    }
+    /* 20000 uniform draws: the extremes come within 0.1% of the bound, the
+     * mean's standard error is bound/245, the variance is bound²/3 ± 1%. */
+    CHECK(mx > 0.99 * bound && mn < -0.99 * bound);
+    CHECK(fabs(sum / n) < 0.02 * bound);
+    CHECK_CLOSE(sq / n / (bound * bound), 1.0 / 3.0, 0.02);
+    double bmn = 1e9, bmx = -1e9;
+    for (int o = 0; o < O; o++) {
+        CHECK(fabs(b[o]) <= bound);
+        bmn = fmin(bmn, b[o]);
+        bmx = fmax(bmx, b[o]);
+    }
+    CHECK(bmx > 0.9 * bound && bmn < -0.9 * bound);
+
+    /* the same seed gives the same values; b NULL is allowed */
+    float *W2 = fv(n);
+    amtl_rng_seed(&r, 21);
+    amtl_linear_init(W2, NULL, I, O, &r);
+    CHECK(memcmp(W, W2, n * sizeof *W) == 0);
+    /* a fan-in of 1 gives the bound 1 */
+    float w1[64];
+    amtl_linear_init(w1, NULL, 1, 64, &r);
+    float m1 = 0;
+    for (int i = 0; i < 64; i++) {
+        CHECK(fabsf(w1[i]) <= 1.0f);
+        m1 = fmaxf(m1, fabsf(w1[i]));
+    }
+    CHECK(m1 > 0.8f);
+}
+
+static void test_embedding_init(void)
+{
+    amtl_rng r;
+    amtl_rng_seed(&r, 22);
+    int64_t V = 12500;
+    int E = 16;
+    size_t n = (size_t)V * E;
+    float *t = fv(n);
+    amtl_embedding_init(t, V, E, &r);
+    double sum = 0.0, sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        CHECK(isfinite(t[i]));
+        sum += t[i];
+        sq += (double)t[i] * t[i];
+    }
+    double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+    /* 200000 normals: standard errors 0.0022 (mean) and 0.0016 (std) */
+    CHECKF(fabs(mean) < 0.01, "mean %g", mean);
+    CHECKF(fabs(sd - 1.0) < 0.01, "std %g", sd);
+    float *t2 = fv(n);
+    amtl_rng_seed(&r, 22);
+    amtl_embedding_init(t2, V, E, &r);
+    CHECK(memcmp(t, t2, n * sizeof *t) == 0);
+}
+
+/* ================================================================================
+ * Linear
+ * ================================================================================ */
+
+typedef struct {
+    int B, I, O, bias;
+    double *x, *W, *b, *R, *outd;
+    float *xf, *Wf, *bf, *out;
+} lin_ctx;
+
+static void ref_linear(double *out, const double *x, const double *W, const double *b,
+                       int B, int I, int O)
+{
+    for (int r = 0; r < B; r++)
+        for (int o = 0; o < O; o++) {
+            double s = b ? b[o] : 0.0;
+            for (int i = 0; i < I; i++)
+                s += x[(size_t)r * I + i] * W[(size_t)o * I + i];
+            out[(size_t)r * O + o] = s;
+        }
+}
+
+static void lin_sync(lin_ctx *c)
+{
+    tof(c->xf, c->x, (size_t)c->B * c->I);
+    tof(c->Wf, c->W, (size_t)c->O * c->I);
+    tof(c->bf, c->b, (size_t)c->O);
+}
+
+static double lin_loss(void *p, int lib)
+{
+    lin_ctx *c = p;
+    size_t no = (size_t)c->B * c->O;
+    if (lib) {
+        lin_sync(c);
+        test_poison(c->out, no);
+        amtl_linear_forward(c->out, c->xf, c->Wf, c->bias ? c->bf : NULL, c->B, c->I, c->O);
+        return dotRf(c->out, c->R, no);
+    }
+    ref_linear(c->outd, c->x, c->W, c->bias ? c->b : NULL, c->B, c->I, c->O);
+    return dotRd(c->outd, c->R, no);
+}
+
+static void lin_setup(lin_ctx *c, int B, int I, int O, int bias)
+{
+    c->B = B, c->I = I, c->O = O, c->bias = bias;
+    c->x = dv((size_t)B * I), c->W = dv((size_t)O * I), c->b = dv((size_t)O);
+    c->R = dv((size_t)B * O), c->outd = dv((size_t)B * O);
+    c->xf = fv((size_t)B * I), c->Wf = fv((size_t)O * I), c->bf = fv((size_t)O);
+    c->out = fv((size_t)B * O);
+    fill(c->x, (size_t)B * I, -1, 1);
+    fill(c->W, (size_t)O * I, -1, 1);
+    fill(c->b, (size_t)O, -1, 1);
+    fill(c->R, (size_t)B * O, -1, 1);
+}
+
+static void test_linear_grad(void)
+{
+    amtl_rng_seed(&rng_, 31);
+    int fixed[][3] = {{1, 1, 1}, {3, 2, 300}, {2, 9, 1}};
+    for (int bias = 1; bias >= 0; bias--) {
+        for (int t = 0; t < N_SHAPES + 3; t++) {
+            int B, I, O;
+            if (t < N_SHAPES)
+                B = irand(2, 7), I = irand(1, 9), O = irand(1, 9);
+            else
+                B = fixed[t - N_SHAPES][0], I = fixed[t - N_SHAPES][1],
+                O = fixed[t - N_SHAPES][2];
+            lin_ctx c;
+            lin_setup(&c, B, I, O, bias);
+            lin_loss(&c, 1);
+            lin_loss(&c, 0);
+            CHECK(close_fd(c.out, c.outd, (size_t)B * O, TOL_FWD, "linear out"));
+
+            float *dout = fv((size_t)B * O), *dinp = fv((size_t)B * I);
+            float *dW = fv((size_t)O * I), *db = fv((size_t)O);
+            tof(dout, c.R, (size_t)B * O);
+            test_poison(dinp, (size_t)B * I);
+            fillf(dW, (size_t)O * I, -1, 1);
+            fillf(db, (size_t)O, -1, 1);
+            float *dW0 = fcopy(dW, (size_t)O * I), *db0 = fcopy(db, (size_t)O);
+            lin_sync(&c);
+            amtl_linear_backward(dinp, dW, bias ? db : NULL, dout, c.xf, c.Wf, B, I, O);
+            if (!bias)
+                CHECK(memcmp(db, db0, (size_t)O * sizeof *db) == 0);
+            fd_var vs[3] = {
+                {"inp", c.x, (size_t)B * I, dcopyf(dinp, (size_t)B * I)},
+                {"W", c.W, (size_t)O * I, ddiff(dW, dW0, (size_t)O * I)},
+                {"b", c.b, (size_t)O, ddiff(db, db0, (size_t)O)},
+            };
+            CHECKF(fd_check("linear", lin_loss, &c, vs, bias ? 3 : 2) == 0,
+                   "B %d I %d O %d bias %d", B, I, O, bias);
+
+            /* dinp NULL: the parameter gradients are the same */
+            float *dW2 = fcopy(dW0, (size_t)O * I), *db2 = fcopy(db0, (size_t)O);
+            amtl_linear_backward(NULL, dW2, bias ? db2 : NULL, dout, c.xf, c.Wf, B, I, O);
+            for (size_t i = 0; i < (size_t)O * I; i++)
+                CHECK_CLOSE(dW2[i], dW[i], 1e-6);
+            for (int o = 0; o < O; o++)
+                CHECK_CLOSE(db2[o], db[o], 1e-6);
+        }
+    }
+}
+
+/* A shape big enough for OpenBLAS's threaded paths, against plain loops. */
+static void test_linear_large(void)
+{
+    amtl_rng_seed(&rng_, 32);
+    int B = 67, I = 70, O = 300;
+    lin_ctx c;
+    lin_setup(&c, B, I, O, 1);
+    lin_loss(&c, 1);
+    lin_loss(&c, 0);
+    CHECK(close_fd(c.out, c.outd, (size_t)B * O, TOL_FWD, "linear out"));
+    float *dout = fv((size_t)B * O), *dinp = fv((size_t)B * I);
+    float *dW = fv((size_t)O * I), *db = fv((size_t)O);
+    tof(dout, c.R, (size_t)B * O);
+    test_poison(dinp, (size_t)B * I);
+    fillf(dW, (size_t)O * I, -1, 1);
+    fillf(db, (size_t)O, -1, 1);
+    double *gx = dv((size_t)B * I), *gW = dv((size_t)O * I), *gb = dv((size_t)O);
+    for (int r = 0; r < B; r++)
+        for (int o = 0; o < O; o++) {
+            double d = c.R[(size_t)r * O + o];
+            gb[o] += d;
+            for (int i = 0; i < I; i++) {
+                gx[(size_t)r * I + i] += d * c.W[(size_t)o * I + i];
+                gW[(size_t)o * I + i] += d * c.x[(size_t)r * I + i];
+            }
+        }
+    for (size_t i = 0; i < (size_t)O * I; i++)
+        gW[i] += dW[i];
+    for (int o = 0; o < O; o++)
+        gb[o] += db[o];
+    amtl_linear_backward(dinp, dW, db, dout, c.xf, c.Wf, B, I, O);
+    CHECK(close_fd(dinp, gx, (size_t)B * I, 1e-4, "dinp"));
+    CHECK(close_fd(dW, gW, (size_t)O * I, 1e-4, "dW"));
+    CHECK(close_fd(db, gb, (size_t)O, 1e-4, "db"));
+}
+
+/* ================================================================================
+ * BatchNorm1d
+ * ================================================================================ */
+
+#define BN_EPS 1e-5f
+#define BN_MOM 0.1f
+
+typedef struct {
+    int B, C;
+    double *x, *gamma, *beta, *R, *outd, *meand, *vard, *rm0, *rv0;
+    float *xf, *gf, *bf, *out, *mean, *rstd, *rm, *rv;
+} bn_ctx;
+
+/* var: the biased batch variance */
+static void ref_bn_train(double *out, double *mean, double *var, const double *x,
+                         const double *gamma, const double *beta, int B, int C)
+{
+    for (int c = 0; c < C; c++) {
+        double m = 0.0, v = 0.0;
+        for (int r = 0; r < B; r++)
+            m += x[(size_t)r * C + c];
+        m /= B;
+        for (int r = 0; r < B; r++) {
+            double d = x[(size_t)r * C + c] - m;
+            v += d * d;
+        }
+        v /= B;
+        mean[c] = m;
+        var[c] = v;
+        for (int r = 0; r < B; r++)
+            out[(size_t)r * C + c] =
+                (x[(size_t)r * C + c] - m) / sqrt(v + (double)BN_EPS) * gamma[c] + beta[c];
+    }
+}
+
+static void bn_sync(bn_ctx *c)
+{
+    tof(c->xf, c->x, (size_t)c->B * c->C);
+    tof(c->gf, c->gamma, (size_t)c->C);
+    tof(c->bf, c->beta, (size_t)c->C);
+    tof(c->rm, c->rm0, (size_t)c->C);
+    tof(c->rv, c->rv0, (size_t)c->C);
+}
+
+static double bn_loss(void *p, int lib)
+{
+    bn_ctx *c = p;
+    size_t n = (size_t)c->B * c->C;
+    if (lib) {
+        bn_sync(c);
+        test_poison(c->out, n);
+        test_poison(c->mean, (size_t)c->C);
+        test_poison(c->rstd, (size_t)c->C);
+        amtl_batchnorm_forward_train(c->out, c->mean, c->rstd, c->rm, c->rv, c->xf, c->gf,
+                                     c->bf, c->B, c->C, BN_MOM, BN_EPS);
+        return dotRf(c->out, c->R, n);
+    }
+    ref_bn_train(c->outd, c->meand, c->vard, c->x, c->gamma, c->beta, c->B, c->C);
+    return dotRd(c->outd, c->R, n);
+}
+
+static void bn_setup(bn_ctx *c, int B, int C)
+{
+    size_t n = (size_t)B * C;
+    c->B = B, c->C = C;
+    c->x = dv(n), c->R = dv(n), c->outd = dv(n);
+    c->gamma = dv((size_t)C), c->beta = dv((size_t)C), c->meand = dv((size_t)C);
+    c->vard = dv((size_t)C), c->rm0 = dv((size_t)C), c->rv0 = dv((size_t)C);
+    c->xf = fv(n), c->out = fv(n);
+    c->gf = fv((size_t)C), c->bf = fv((size_t)C), c->mean = fv((size_t)C);
+    c->rstd = fv((size_t)C), c->rm = fv((size_t)C), c->rv = fv((size_t)C);
+    fill(c->x, n, -1, 1);
+    fill(c->R, n, -1, 1);
+    fill(c->gamma, (size_t)C, 0.5, 1.5);
+    fill(c->beta, (size_t)C, -0.5, 0.5);
+    fill(c->rm0, (size_t)C, -0.5, 0.5);
+    fill(c->rv0, (size_t)C, 0.5, 1.5);
+}
+
+static void test_batchnorm_grad(void)
+{
+    amtl_rng_seed(&rng_, 41);
+    int fixed[][2] = {{2, 1}, {2, 5}, {5, 300}};
+    for (int t = 0; t < N_SHAPES + 3; t++) {
+        int B, C;
+        if (t < N_SHAPES)
+            B = irand(2, 7), C = irand(1, 9);
+        else
+            B = fixed[t - N_SHAPES][0], C = fixed[t - N_SHAPES][1];
+        size_t n = (size_t)B * C;
+        bn_ctx c;
+        bn_setup(&c, B, C);
+        bn_loss(&c, 1);
+        bn_loss(&c, 0);
+        CHECK(close_fd(c.out, c.outd, n, TOL_FWD, "bn out"));
+        CHECK(close_fd(c.mean, c.meand, (size_t)C, TOL_FWD, "bn mean"));
+        double *want = dv((size_t)C);
+        for (int k = 0; k < C; k++)
+            want[k] = 1.0 / sqrt(c.vard[k] + (double)BN_EPS);
+        CHECK(close_fd(c.rstd, want, (size_t)C, TOL_FWD, "bn rstd"));
+        /* running statistics: momentum 0.1, the variance unbiased */
+        for (int k = 0; k < C; k++)
+            want[k] = 0.9 * c.rm0[k] + 0.1 * c.meand[k];
+        CHECK(close_fd(c.rm, want, (size_t)C, TOL_FWD, "running_mean"));
+        for (int k = 0; k < C; k++)
+            want[k] = 0.9 * c.rv0[k] + 0.1 * c.vard[k] * B / (B - 1.0);
+        CHECK(close_fd(c.rv, want, (size_t)C, TOL_FWD, "running_var"));
+
+        float *dout = fv(n), *dinp = fv(n), *dg = fv((size_t)C), *db = fv((size_t)C);
+        tof(dout, c.R, n);
+        test_poison(dinp, n);
+        fillf(dg, (size_t)C, -1, 1);
+        fillf(db, (size_t)C, -1, 1);
+        float *dg0 = fcopy(dg, (size_t)C), *db0 = fcopy(db, (size_t)C);
+        amtl_batchnorm_backward(dinp, dg, db, dout, c.xf, c.mean, c.rstd, c.gf, B, C);
+        fd_var vs[3] = {
+            {"inp", c.x, n, dcopyf(dinp, n)},
+            {"gamma", c.gamma, (size_t)C, ddiff(dg, dg0, (size_t)C)},
+            {"beta", c.beta, (size_t)C, ddiff(db, db0, (size_t)C)},
+        };
+        CHECKF(fd_check("batchnorm", bn_loss, &c, vs, 3) == 0, "B %d C %d", B, C);
+    }
+}
+
+/* Hand-computed: B 2, one channel, x = {1, 3}, gamma 2, beta 0.5.
+ * mean 2, biased variance 1, unbiased 2; out = ±2/sqrt(1 + 1e-5) + 0.5;
+ * running_mean 0 -> 0.1·2 = 0.2, running_var 1 -> 0.9 + 0.1·2 = 1.1.
+ * Evaluation then uses 0.2 and 1.1: out = (x − 0.2)/sqrt(1.1 + 1e-5)·2 + 0.5. */
+static void test_batchnorm_values(void)
+{
+    float x[2] = {1, 3}, g = 2, b = 0.5f, out[2], mean, rstd, rm = 0, rv = 1;
+    test_poison(out, 2);
+    amtl_batchnorm_forward_train(out, &mean, &rstd, &rm, &rv, x, &g, &b, 2, 1, BN_MOM,
+                                 BN_EPS);
+    double s = 1.0 / sqrt(1.0 + 1e-5);
+    CHECK_CLOSE(out[0], -2 * s + 0.5, 1e-6);
+    CHECK_CLOSE(out[1], 2 * s + 0.5, 1e-6);
+    CHECK_CLOSE(mean, 2.0, 1e-7);
+    CHECK_CLOSE(rstd, s, 1e-7);
+    CHECK_CLOSE(rm, 0.2, 1e-7);
+    CHECK_CLOSE(rv, 1.1, 1e-7);
+
+    float ev[2];
+    test_poison(ev, 2);
+    amtl_batchnorm_forward_eval(ev, x, &g, &b, &rm, &rv, 2, 1, BN_EPS);
+    double se = 1.0 / sqrt(1.1 + 1e-5);
+    CHECK_CLOSE(ev[0], (1 - 0.2) * se * 2 + 0.5, 1e-6);
+    CHECK_CLOSE(ev[1], (3 - 0.2) * se * 2 + 0.5, 1e-6);
+    /* training and evaluation differ on the same input */
+    CHECK(fabsf(ev[0] - out[0]) > 1.0f);
+}
+
+static void test_batchnorm_eval(void)
+{
+    amtl_rng_seed(&rng_, 42);
+    int shapes[][2] = {{1, 3}, {4, 7}, {3, 300}};
+    for (int t = 0; t < 3; t++) {
+        int B = shapes[t][0], C = shapes[t][1];
+        size_t n = (size_t)B * C;
+        bn_ctx c;
+        bn_setup(&c, B, C);
+        bn_sync(&c);
+        test_poison(c.out, n);
+        amtl_batchnorm_forward_eval(c.out, c.xf, c.gf, c.bf, c.rm, c.rv, B, C, BN_EPS);
+        for (int r = 0; r < B; r++)
+            for (int k = 0; k < C; k++) {
+                size_t i = (size_t)r * C + k;
+                c.outd[i] = (c.x[i] - c.rm0[k]) / sqrt(c.rv0[k] + (double)BN_EPS) *
+                                c.gamma[k] + c.beta[k];
+            }
+        CHECK(close_fd(c.out, c.outd, n, TOL_FWD, "bn eval out"));
+        /* the running statistics are only read */
+        double *rm = dcopyf(c.rm, (size_t)C);
+        for (int k = 0; k < C; k++)
+            CHECK(rm[k] == (double)(float)c.rm0[k]);
+    }
+}
+
+/* ================================================================================
+ * ReLU
+ * ================================================================================ */
+
+typedef struct {
+    size_t n;
+    double *x, *R;
+    float *xf, *out;
+} ew_ctx;
+
+static double relu_loss(void *p, int lib)
+{
+    ew_ctx *c = p;
+    if (lib) {
+        tof(c->xf, c->x, c->n);
+        test_poison(c->out, c->n);
+        amtl_relu_forward(c->out, c->xf, c->n);
+        return dotRf(c->out, c->R, c->n);
+    }
+    double s = 0.0;
+    for (size_t i = 0; i < c->n; i++)
+        s += (c->x[i] > 0 ? c->x[i] : 0.0) * c->R[i];
+    return s;
+}
+
+static void test_relu_grad(void)
+{
+    amtl_rng_seed(&rng_, 51);
+    for (int t = 0; t < N_SHAPES; t++) {
+        ew_ctx c;
+        c.n = (size_t)irand(1, 60);
+        c.x = dv(c.n), c.R = dv(c.n), c.xf = fv(c.n), c.out = fv(c.n);
+        /* |x| >= 0.05 > H_LIB: the differences never straddle the kink */
+        fill_away(c.x, c.n, 0.05);
+        fill(c.R, c.n, -1, 1);
+        relu_loss(&c, 1);
+        float *dout = fv(c.n), *dinp = fv(c.n);
+        tof(dout, c.R, c.n);
+        test_poison(dinp, c.n);
+        amtl_relu_backward(dinp, dout, c.out, c.n);
+        fd_var vs[1] = {{"inp", c.x, c.n, dcopyf(dinp, c.n)}};
+        CHECK(fd_check("relu", relu_loss, &c, vs, 1) == 0);
+        /* in place: forward into its input, backward into dout */
+        float *io = fcopy(c.xf, c.n);
+        amtl_relu_forward(io, io, c.n);
+        CHECK(memcmp(io, c.out, c.n * sizeof *io) == 0);
+        amtl_relu_backward(dout, dout, c.out, c.n);
+        CHECK(memcmp(dout, dinp, c.n * sizeof *io) == 0);
+    }
+}
+
+/* ================================================================================
+ * Dropout
+ * ================================================================================ */
+
+typedef struct {
+    size_t n;
+    float p;
+    uint64_t seed;
+    double *x, *R;
+    float *xf, *out;
+    uint8_t *mask;
+} drop_ctx;
+
+/* The mask is a function of the seed, so every evaluation reseeds and the
+ * loss is a fixed linear function of x; the reference uses the saved mask. */
+static double drop_loss(void *p, int lib)
+{
+    drop_ctx *c = p;
+    if (lib) {
+        amtl_rng r;
+        amtl_rng_seed(&r, c->seed);
+        tof(c->xf, c->x, c->n);
+        test_poison(c->out, c->n);
+        amtl_dropout_forward(c->out, c->mask, c->xf, c->n, c->p, &r);
+        return dotRf(c->out, c->R, c->n);
+    }
+    double s = 0.0;
+    for (size_t i = 0; i < c->n; i++)
+        s += c->x[i] * c->mask[i] / (1.0 - c->p) * c->R[i];
+    return s;
+}
+
+static void test_dropout_grad(void)
+{
+    amtl_rng_seed(&rng_, 61);
+    float ps[] = {0.0f, 0.2f, 0.5f, 0.7f};
+    for (int t = 0; t < 4; t++) {
+        drop_ctx c;
+        c.n = (size_t)irand(20, 80);
+        c.p = ps[t];
+        c.seed = 1000 + (uint64_t)t;
+        c.x = dv(c.n), c.R = dv(c.n), c.xf = fv(c.n), c.out = fv(c.n);
+        c.mask = talloc(c.n);
+        fill(c.x, c.n, -1, 1);
+        fill(c.R, c.n, -1, 1);
+        drop_loss(&c, 1);
+        double *want = dv(c.n);
+        for (size_t i = 0; i < c.n; i++)
+            want[i] = c.x[i] * c.mask[i] / (1.0 - c.p);
+        CHECK(close_fd(c.out, want, c.n, TOL_FWD, "dropout out"));
+        float *dout = fv(c.n), *dinp = fv(c.n);
+        tof(dout, c.R, c.n);
+        test_poison(dinp, c.n);
+        amtl_dropout_backward(dinp, dout, c.mask, c.n, c.p);
+        fd_var vs[1] = {{"inp", c.x, c.n, dcopyf(dinp, c.n)}};
+        CHECKF(fd_check("dropout", drop_loss, &c, vs, 1) == 0, "p %g", (double)c.p);
+        /* in place, as the model calls it */
+        amtl_dropout_backward(dout, dout, c.mask, c.n, c.p);
+        CHECK(memcmp(dout, dinp, c.n * sizeof *dout) == 0);
+    }
+}
+
+static void test_dropout_stats(void)
+{
+    amtl_rng_seed(&rng_, 62);
+    size_t n = 200000;
+    float *x = fv(n), *out = fv(n), *out2 = fv(n);
+    uint8_t *mask = talloc(n), *mask2 = talloc(n);
+    fillf(x, n, -1, 1);
+    float ps[] = {0.1f, 0.2f, 0.5f, 0.9f};
+    for (int t = 0; t < 4; t++) {
+        float p = ps[t];
+        amtl_rng r;
+        amtl_rng_seed(&r, 7);
+        test_poison(out, n);
+        memset(mask, 0xAA, n);
+        amtl_dropout_forward(out, mask, x, n, p, &r);
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            CHECK(mask[i] == 0 || mask[i] == 1);
+            if (mask[i]) {
+                kept++;
+                CHECK_CLOSE(out[i], (double)x[i] / (1.0 - p), 1e-6);
+            } else {
+                CHECK(out[i] == 0.0f);
+            }
+        }
+        /* binomial: the standard error of the rate is at most 0.0011 */
+        double rate = (double)kept / n;
+        CHECKF(fabs(rate - (1.0 - p)) < 0.006, "p %g keep rate %g", (double)p, rate);
+        /* the same seed gives the same mask, another seed another one */
+        amtl_rng_seed(&r, 7);
+        amtl_dropout_forward(out2, mask2, x, n, p, &r);
+        CHECK(memcmp(mask, mask2, n) == 0);
+        CHECK(memcmp(out, out2, n * sizeof *out) == 0);
+        amtl_rng_seed(&r, 8);
+        amtl_dropout_forward(out2, mask2, x, n, p, &r);
+        CHECK(memcmp(mask, mask2, n) != 0);
+    }
+    /* p = 0 is the identity with an all-ones mask; the backward copies */
+    amtl_rng r;
+    amtl_rng_seed(&r, 9);
+    test_poison(out, n);
+    memset(mask, 0, n);
+    amtl_dropout_forward(out, mask, x, n, 0.0f, &r);
+    CHECK(memcmp(out, x, n * sizeof *x) == 0);
+    for (size_t i = 0; i < n; i++)
+        CHECK(mask[i] == 1);
+    test_poison(out2, n);
+    amtl_dropout_backward(out2, x, mask, n, 0.0f);
+    CHECK(memcmp(out2, x, n * sizeof *x) == 0);
+    /* an odd length uses the last half-draw correctly */
+    float x3[3] = {1, 2, 3}, o3[3];
+    uint8_t m3[3];
+    amtl_dropout_forward(o3, m3, x3, 3, 0.5f, &r);
+    for (int i = 0; i < 3; i++)
+        CHECK(o3[i] == (m3[i] ? 2.0f * x3[i] : 0.0f));
+}
+
+/* ================================================================================
+ * sigmoid
+ * ================================================================================ */
+
+static void test_sigmoid(void)
+{
+    float xs[] = {-1e4f, -200.0f, -88.0f, -30.0f, -5.0f, -1.0f, -1e-3f, 0.0f,
+                  1e-3f, 1.0f,    5.0f,    30.0f, 88.0f, 200.0f, 1e4f};
+    int n = (int)(sizeof xs / sizeof xs[0]);
+    for (int i = 0; i < n; i++) {
+        float s = amtl_sigmoid(xs[i]);
+        double want = 1.0 / (1.0 + exp(-(double)xs[i]));
+        CHECKF(isfinite(s) && s >= 0.0f && s <= 1.0f, "sigmoid(%g) = %g", (double)xs[i],
+               (double)s);
+        /* relative accuracy also in the far negative tail */
+        CHECKF(fabs(s - want) <= 1e-6 * want || (want < 1e-38 && s < 1e-37f),
+               "sigmoid(%g) = %.9g want %.9g", (double)xs[i], (double)s, want);
+        CHECK_CLOSE(amtl_sigmoid(xs[i]) + amtl_sigmoid(-xs[i]), 1.0, 1e-7);
+        if (i > 0)
+            CHECK(amtl_sigmoid(xs[i]) >= amtl_sigmoid(xs[i - 1]));
+    }
+    CHECK(amtl_sigmoid(0.0f) == 0.5f);
+    CHECK(amtl_sigmoid(-40.0f) > 0.0f);  /* 4e-18, representable */
+}
+
+/* ================================================================================
+ * Embedding
+ * ================================================================================ */
+
+typedef struct {
+    int B, E, V;
+    int32_t *ids;
+    double *table, *R;
+    float *tf, *out;
+} emb_ctx;
+
+static double emb_loss(void *p, int lib)
+{
+    emb_ctx *c = p;
+    size_t no = (size_t)c->B * c->E;
+    if (lib) {
+        tof(c->tf, c->table, (size_t)c->V * c->E);
+        test_poison(c->out, no);
+        amtl_embedding_forward(c->out, c->ids, c->tf, c->B, c->E);
+        return dotRf(c->out, c->R, no);
+    }
+    double s = 0.0;
+    for (int r = 0; r < c->B; r++)
+        for (int e = 0; e < c->E; e++)
+            s += c->table[(size_t)c->ids[r] * c->E + e] * c->R[(size_t)r * c->E + e];
+    return s;
+}
+
+static void test_embedding_grad(void)
+{
+    amtl_rng_seed(&rng_, 71);
+    for (int t = 0; t < N_SHAPES; t++) {
+        emb_ctx c;
+        c.B = irand(5, 12), c.E = irand(1, 9), c.V = irand(2, 4);
+        size_t nt = (size_t)c.V * c.E, no = (size_t)c.B * c.E;
+        c.ids = talloc((size_t)c.B * sizeof *c.ids);
+        /* ids from [0, V−1): the last row is never looked up; B > V forces
+         * repeats, and the first two rows share an id for certain */
+        for (int r = 0; r < c.B; r++)
+            c.ids[r] = (int32_t)irand(0, c.V - 2);
+        c.ids[1] = c.ids[0];
+        c.table = dv(nt), c.R = dv(no), c.tf = fv(nt), c.out = fv(no);
+        fill(c.table, nt, -1, 1);
+        fill(c.R, no, -1, 1);
+        emb_loss(&c, 1);
+        for (int r = 0; r < c.B; r++)
+            for (int e = 0; e < c.E; e++)
+                CHECK(c.out[(size_t)r * c.E + e] == c.tf[(size_t)c.ids[r] * c.E + e]);
+        float *dout = fv(no), *dt = fv(nt);
+        tof(dout, c.R, no);
+        fillf(dt, nt, -1, 1);
+        float *dt0 = fcopy(dt, nt);
+        amtl_embedding_backward(dt, dout, c.ids, c.B, c.E);
+        /* the unused row is bit-for-bit untouched */
+        size_t last = (size_t)(c.V - 1) * c.E;
+        CHECK(memcmp(dt + last, dt0 + last, (size_t)c.E * sizeof *dt) == 0);
+        fd_var vs[1] = {{"table", c.table, nt, ddiff(dt, dt0, nt)}};
+        CHECKF(fd_check("embedding", emb_loss, &c, vs, 1) == 0, "B %d E %d V %d", c.B,
+               c.E, c.V);
+    }
+}
+
+/* ================================================================================
+ * FM
+ * ================================================================================ */
+
+typedef struct {
+    int B, F, E;
+    double *x, *R, *outd;
+    float *xf, *out;
+} fm_ctx;
+
+/* The pairwise form Σ_{f<g} x_f x_g: the same value as ½((Σx)² − Σx²),
+ * written differently on purpose. */
+static double fm_loss(void *p, int lib)
+{
+    fm_ctx *c = p;
+    size_t nx = (size_t)c->B * c->F * c->E, no = (size_t)c->B * c->E;
+    if (lib) {
+        tof(c->xf, c->x, nx);
+        test_poison(c->out, no);
+        amtl_fm_forward(c->out, c->xf, c->B, c->F, c->E);
+        return dotRf(c->out, c->R, no);
+    }
+    for (int r = 0; r < c->B; r++)
+        for (int e = 0; e < c->E; e++) {
+            double s = 0.0;
+            for (int f = 0; f < c->F; f++)
+                for (int g = f + 1; g < c->F; g++)
+                    s += c->x[((size_t)r * c->F + f) * c->E + e] *
+                         c->x[((size_t)r * c->F + g) * c->E + e];
+            c->outd[(size_t)r * c->E + e] = s;
+        }
+    return dotRd(c->outd, c->R, no);
+}
+
+static void test_fm_grad(void)
+{
+    amtl_rng_seed(&rng_, 81);
+    int fixed[][3] = {{2, 1, 3}, {2, 2, 300}};
+    for (int t = 0; t < N_SHAPES + 2; t++) {
+        fm_ctx c;
+        if (t < N_SHAPES)
+            c.B = irand(1, 5), c.F = irand(2, 6), c.E = irand(1, 9);
+        else
+            c.B = fixed[t - N_SHAPES][0], c.F = fixed[t - N_SHAPES][1],
+            c.E = fixed[t - N_SHAPES][2];
+        size_t nx = (size_t)c.B * c.F * c.E, no = (size_t)c.B * c.E;
+        c.x = dv(nx), c.R = dv(no), c.outd = dv(no), c.xf = fv(nx), c.out = fv(no);
+        fill(c.x, nx, -1, 1);
+        fill(c.R, no, -1, 1);
+        fm_loss(&c, 1);
+        fm_loss(&c, 0);
+        CHECK(close_fd(c.out, c.outd, no, TOL_FWD, "fm out"));
+        float *dout = fv(no), *dx = fv(nx);
+        tof(dout, c.R, no);
+        test_poison(dx, nx);
+        amtl_fm_backward(dx, dout, c.xf, c.B, c.F, c.E);
+        fd_var vs[1] = {{"x", c.x, nx, dcopyf(dx, nx)}};
+        CHECKF(fd_check("fm", fm_loss, &c, vs, 1) == 0, "B %d F %d E %d", c.B, c.F, c.E);
+    }
+}
+
+/* ================================================================================
+ * softmax
+ * ================================================================================ */
+
+typedef struct {
+    int R, n;
+    double *x, *Rw, *outd;
+    float *xf, *out;
+} sm_ctx;
+
+static double sm_loss(void *p, int lib)
+{
+    sm_ctx *c = p;
+    size_t m = (size_t)c->R * c->n;
+    if (lib) {
+        tof(c->xf, c->x, m);
+        test_poison(c->out, m);
+        amtl_softmax_forward(c->out, c->xf, c->R, c->n);
+        return dotRf(c->out, c->Rw, m);
+    }
+    for (int r = 0; r < c->R; r++) {
+        const double *x = c->x + (size_t)r * c->n;
+        double z = 0.0;
+        for (int j = 0; j < c->n; j++)
+            z += exp(x[j]);
+        for (int j = 0; j < c->n; j++)
+            c->outd[(size_t)r * c->n + j] = exp(x[j]) / z;
+    }
+    return dotRd(c->outd, c->Rw, m);
+}
+
+static void test_softmax_grad(void)
+{
+    amtl_rng_seed(&rng_, 91);
+    for (int t = 0; t < N_SHAPES + 1; t++) {
+        sm_ctx c;
+        c.R = irand(1, 7), c.n = t < N_SHAPES ? irand(2, 9) : 1;
+        size_t m = (size_t)c.R * c.n;
+        c.x = dv(m), c.Rw = dv(m), c.outd = dv(m), c.xf = fv(m), c.out = fv(m);
+        fill(c.x, m, -3, 3);
+        fill(c.Rw, m, -1, 1);
+        sm_loss(&c, 1);
+        sm_loss(&c, 0);
+        CHECK(close_fd(c.out, c.outd, m, TOL_FWD, "softmax out"));
+        float *dout = fv(m), *dinp = fv(m);
+        tof(dout, c.Rw, m);
+        test_poison(dinp, m);
+        amtl_softmax_backward(dinp, dout, c.out, c.R, c.n);
+        fd_var vs[1] = {{"inp", c.x, m, dcopyf(dinp, m)}};
+        CHECKF(fd_check("softmax", sm_loss, &c, vs, 1) == 0, "R %d n %d", c.R, c.n);
+        /* in place */
+        float *io = fcopy(c.xf, m);
+        amtl_softmax_forward(io, io, c.R, c.n);
+        CHECK(memcmp(io, c.out, m * sizeof *io) == 0);
+    }
+}
+
+static void test_softmax_stable(void)
+{
+    /* the largest value is not always first: the row maximum must be found */
+    float x[12] = {-1000, 1000, 1000, -1e4f, -1e4f, -1e4f, 0, -88, 88, 1, 1, 1}, y[12];
+    test_poison(y, 12);
+    amtl_softmax_forward(y, x, 4, 3);
+    CHECK(all_finite(y, 12));
+    CHECK(y[0] == 0.0f);
+    CHECK_CLOSE(y[1], 0.5, 1e-7);
+    CHECK_CLOSE(y[2], 0.5, 1e-7);
+    for (int j = 3; j < 6; j++)
+        CHECK_CLOSE(y[j], 1.0 / 3.0, 1e-7);
+    CHECK_CLOSE(y[8], 1.0, 1e-7);
+    for (int j = 9; j < 12; j++)
+        CHECK_CLOSE(y[j], 1.0 / 3.0, 1e-7);
+    for (int r = 0; r < 4; r++)
+        CHECK_CLOSE(y[3 * r] + y[3 * r + 1] + y[3 * r + 2], 1.0, 1e-6);
+}
+
+/* ================================================================================
+ * the straight-through gate
+ * ================================================================================ */
+
+typedef struct {
+    int n;
+    double *beta, *R;
+} gate_ctx;
+
+/* The gate's forward is a step (ones, samples or a threshold), so its true
+ * derivative is 0.  The straight-through estimator is the derivative of the
+ * loss with the gate replaced by its probability p = σ(beta): with dL/dg = R,
+ * dL/dbeta = R σ'(beta), i.e. the derivative of Σ σ(beta) R. */
+static double gate_loss(void *p, int lib)
+{
+    gate_ctx *c = p;
+    double s = 0.0;
+    for (int i = 0; i < c->n; i++)
+        s += (lib ? (double)amtl_sigmoid((float)c->beta[i]) : 1.0 / (1.0 + exp(-c->beta[i]))) *
+             c->R[i];
+    return s;
+}
+
+static void test_gate_grad(void)
+{
+    amtl_rng_seed(&rng_, 101);
+    for (int t = 0; t < N_SHAPES; t++) {
+        gate_ctx c;
+        c.n = irand(1, 12);
+        c.beta = dv((size_t)c.n), c.R = dv((size_t)c.n);
+        fill(c.beta, (size_t)c.n, -3, 3);
+        fill(c.R, (size_t)c.n, -1, 1);
+        float *bf = fv((size_t)c.n), *dg = fv((size_t)c.n), *db = fv((size_t)c.n);
+        tof(bf, c.beta, (size_t)c.n);
+        tof(dg, c.R, (size_t)c.n);
+        fillf(db, (size_t)c.n, -1, 1);
+        float *db0 = fcopy(db, (size_t)c.n);
+        amtl_gate_backward(db, dg, bf, c.n);
+        fd_var vs[1] = {{"beta", c.beta, (size_t)c.n, ddiff(db, db0, (size_t)c.n)}};
+        CHECK(fd_check("gate", gate_loss, &c, vs, 1) == 0);
+    }
+}
+
+static void test_gate_forward(void)
+{
+    float beta[6] = {-2.0f, -1e-3f, 0.0f, 1e-3f, 2.0f, 40.0f}, g[6];
+    test_poison(g, 6);
+    amtl_gate_forward(g, beta, 6, AMTL_GATE_ONES, NULL);
+    for (int i = 0; i < 6; i++)
+        CHECK(g[i] == 1.0f);
+    test_poison(g, 6);
+    amtl_gate_forward(g, beta, 6, AMTL_GATE_THRESHOLD, NULL);
+    float want[6] = {0, 0, 0, 1, 1, 1};  /* σ(0) = 0.5 is not > 0.5 */
+    for (int i = 0; i < 6; i++)
+        CHECKF(g[i] == want[i], "threshold g[%d] = %g", i, (double)g[i]);
+
+    /* samples: 0/1 with frequency σ(beta), reproducible from the seed */
+    enum { DRAWS = 20000 };
+    float sb[3] = {-2.0f, 0.0f, 1.5f}, sg[3];
+    int ones[3] = {0, 0, 0};
+    amtl_rng r;
+    amtl_rng_seed(&r, 5);
+    for (int d = 0; d < DRAWS; d++) {
+        test_poison(sg, 3);
+        amtl_gate_forward(sg, sb, 3, AMTL_GATE_SAMPLE, &r);
+        for (int i = 0; i < 3; i++) {
+            CHECK(sg[i] == 0.0f || sg[i] == 1.0f);
+            ones[i] += sg[i] == 1.0f;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        double p = 1.0 / (1.0 + exp(-(double)sb[i]));
+        /* standard error <= 0.0036 */
+        CHECKF(fabs((double)ones[i] / DRAWS - p) < 0.015, "beta %g: rate %g vs %g",
+               (double)sb[i], (double)ones[i] / DRAWS, p);
+    }
+    float a[16], b[16], bb[16];
+    for (int i = 0; i < 16; i++)
+        bb[i] = (float)(i - 8) * 0.25f;
+    amtl_rng_seed(&r, 6);
+    amtl_gate_forward(a, bb, 16, AMTL_GATE_SAMPLE, &r);
+    amtl_rng_seed(&r, 6);
+    amtl_gate_forward(b, bb, 16, AMTL_GATE_SAMPLE, &r);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+}
+
+/* ================================================================================
+ * BCE with logits
+ * ================================================================================ */
+
+typedef struct {
+    int B;
+    double *logit;
+    float *y, *w, *lf;
+    float scale;
+} bce_ctx;
+
+/* The textbook form −(y log σ + (1−y) log(1−σ)), fine in double for the
+ * moderate logits used here; rows weigh w (a 0/1 mask in the model). */
+static double bce_loss(void *p, int lib)
+{
+    bce_ctx *c = p;
+    if (lib) {
+        tof(c->lf, c->logit, (size_t)c->B);
+        return c->scale * amtl_bce_logits_forward(c->lf, c->y, c->w, c->B);
+    }
+    double s = 0.0;
+    int count = 0;
+    for (int b = 0; b < c->B; b++) {
+        double w = c->w ? c->w[b] : 1.0;
+        if (w == 0.0)
+            continue;
+        double sg = 1.0 / (1.0 + exp(-c->logit[b]));
+        s += w * -(c->y[b] * log(sg) + (1.0 - c->y[b]) * log(1.0 - sg));
+        count++;
+    }
+    return count ? c->scale * s / count : 0.0;
+}
+
+static void test_bce_grad(void)
+{
+    amtl_rng_seed(&rng_, 111);
+    /* mode 0: no mask, scale 1; 1: a 0/1 mask, scale 0.37; 2: non-binary
+     * weights, scale 2 (forward and backward must still agree) */
+    for (int mode = 0; mode < 3; mode++) {
+        for (int t = 0; t < N_SHAPES; t++) {
+            bce_ctx c;
+            c.B = irand(1, 12);
+            c.logit = dv((size_t)c.B);
+            c.y = fv((size_t)c.B), c.lf = fv((size_t)c.B);
+            c.w = mode ? fv((size_t)c.B) : NULL;
+            c.scale = mode == 0 ? 1.0f : mode == 1 ? 0.37f : 2.0f;
+            fill(c.logit, (size_t)c.B, -4, 4);
+            for (int b = 0; b < c.B; b++) {
+                c.y[b] = (float)(amtl_rng_u64(&rng_) & 1);
+                if (c.w)
+                    c.w[b] = mode == 1 ? (float)(b % 3 != 1) : (b % 3 == 1 ? 0.0f : (float)urand(0.5, 2.5));
+            }
+            double fwd32 = bce_loss(&c, 1), fwd64 = bce_loss(&c, 0);
+            CHECK_CLOSE(fwd32, fwd64, TOL_FWD);
+            float *dl = fv((size_t)c.B);
+            test_poison(dl, (size_t)c.B);
+            amtl_bce_logits_backward(dl, c.lf, c.y, c.w, c.B, c.scale);
+            for (int b = 0; b < c.B; b++)
+                if (c.w && c.w[b] == 0.0f)
+                    CHECK(dl[b] == 0.0f);
+            fd_var vs[1] = {{"logit", c.logit, (size_t)c.B, dcopyf(dl, (size_t)c.B)}};
+            CHECKF(fd_check("bce", bce_loss, &c, vs, 1) == 0, "mode %d B %d", mode, c.B);
+        }
+    }
+}
+
+static void test_bce_values(void)
+{
+    /* logit 0: log 2 whatever the label */
+    float z[2] = {0, 0}, y01[2] = {0, 1};
+    CHECK_CLOSE(amtl_bce_logits_forward(z, y01, NULL, 2), log(2.0), 1e-12);
+    /* log(3) with label 1: σ = 3/4, loss log(4/3); label 0: log 4 */
+    float l3[2] = {(float)log(3.0), (float)log(3.0)};
+    float y10[2] = {1, 0};
+    CHECK_CLOSE(amtl_bce_logits_forward(l3, y10, NULL, 2),
+                0.5 * (log(4.0 / 3.0) + log(4.0)), 1e-7);
+    /* far logits stay finite and exact: |x| when wrong, ~e^-|x| when right */
+    float big[4] = {100, -100, 100, 1e4f}, yb[4] = {0, 1, 1, 0};
+    double lb = amtl_bce_logits_forward(big, yb, NULL, 4);
+    CHECK(isfinite(lb));
+    CHECK_CLOSE(lb, (100.0 + 100.0 + exp(-100.0) + 1e4) / 4, 1e-12);
+    float d[4];
+    test_poison(d, 4);
+    amtl_bce_logits_backward(d, big, yb, NULL, 4, 1.0f);
+    CHECK_CLOSE(d[0], 0.25, 1e-7);
+    CHECK_CLOSE(d[1], -0.25, 1e-7);
+    CHECK(fabsf(d[2]) < 1e-30f);
+    CHECK_CLOSE(d[3], 0.25, 1e-7);
+    /* the mask: rows with w == 0 do not count, also in the mean's divisor */
+    float l[3] = {0, 5, 0}, yl[3] = {1, 0, 0}, w[3] = {1, 0, 1};
+    CHECK_CLOSE(amtl_bce_logits_forward(l, yl, w, 3), log(2.0), 1e-12);
+    test_poison(d, 3);
+    amtl_bce_logits_backward(d, l, yl, w, 3, 1.0f);
+    CHECK_CLOSE(d[0], -0.25, 1e-7);
+    CHECK(d[1] == 0.0f);
+    CHECK_CLOSE(d[2], 0.25, 1e-7);
+    /* no row counts: 0 and a zero gradient */
+    float w0[3] = {0, 0, 0};
+    CHECK(amtl_bce_logits_forward(l, yl, w0, 3) == 0.0);
+    test_poison(d, 3);
+    amtl_bce_logits_backward(d, l, yl, w0, 3, 1.0f);
+    for (int i = 0; i < 3; i++)
+        CHECK(d[i] == 0.0f);
+}
+
+/* ================================================================================
+ * MixedOp weighted sum
+ * ================================================================================ */
+
+#define MAXP 8
+
+typedef struct {
+    int P;
+    size_t n;
+    double *xs[MAXP], *w, *R;
+    float *xsf[MAXP], *wf, *out;
+} wsum_ctx;
+
+static void wsum_sync(wsum_ctx *c)
+{
+    for (int k = 0; k < c->P; k++)
+        if (c->xs[k])
+            tof(c->xsf[k], c->xs[k], c->n);
+    tof(c->wf, c->w, (size_t)c->P);
+}
+
+static double wsum_loss(void *p, int lib)
+{
+    wsum_ctx *c = p;
+    if (lib) {
+        wsum_sync(c);
+        test_poison(c->out, c->n);
+        amtl_wsum_forward(c->out, (const float *const *)c->xsf, c->wf, c->P, c->n);
+        return dotRf(c->out, c->R, c->n);
+    }
+    double s = 0.0;
+    for (size_t i = 0; i < c->n; i++) {
+        double o = 0.0;
+        for (int k = 0; k < c->P; k++)
+            if (c->xs[k])
+                o += c->w[k] * c->xs[k][i];
+        s += o * c->R[i];
+    }
+    return s;
+}
+
+static void test_wsum_grad(void)
+{
+    amtl_rng_seed(&rng_, 121);
+    for (int t = 0; t < N_SHAPES; t++) {
+        wsum_ctx c;
+        memset(&c, 0, sizeof c);
+        c.P = irand(2, MAXP);
+        c.n = (size_t)irand(1, 40);
+        int zero = irand(0, c.P - 1);          /* a Zero candidate */
+        int skip = (zero + 1) % c.P;           /* a candidate whose dx is not wanted */
+        for (int k = 0; k < c.P; k++) {
+            if (k == zero)
+                continue;
+            c.xs[k] = dv(c.n), c.xsf[k] = fv(c.n);
+            fill(c.xs[k], c.n, -1, 1);
+        }
+        c.w = dv((size_t)c.P), c.R = dv(c.n), c.wf = fv((size_t)c.P), c.out = fv(c.n);
+        fill(c.w, (size_t)c.P, 0.05, 1);
+        fill(c.R, c.n, -1, 1);
+        wsum_loss(&c, 1);
+        double *outd = dv(c.n);
+        for (size_t i = 0; i < c.n; i++)
+            for (int k = 0; k < c.P; k++)
+                if (c.xs[k])
+                    outd[i] += c.w[k] * c.xs[k][i];
+        CHECK(close_fd(c.out, outd, c.n, TOL_FWD, "wsum out"));
+
+        float *dout = fv(c.n), *dxs[MAXP] = {0}, *dw = fv((size_t)c.P);
+        tof(dout, c.R, c.n);
+        for (int k = 0; k < c.P; k++)
+            if (c.xs[k] && k != skip) {
+                dxs[k] = fv(c.n);
+                test_poison(dxs[k], c.n);
+            }
+        fillf(dw, (size_t)c.P, -1, 1);
+        float *dw0 = fcopy(dw, (size_t)c.P);
+        amtl_wsum_backward(dxs, dw, dout, (const float *const *)c.xsf, c.wf, c.P, c.n);
+        CHECK(dw[zero] == dw0[zero]);
+        fd_var vs[MAXP + 1];
+        int nv = 0;
+        vs[nv++] = (fd_var){"w", c.w, (size_t)c.P, ddiff(dw, dw0, (size_t)c.P)};
+        for (int k = 0; k < c.P; k++)
+            if (dxs[k])
+                vs[nv++] = (fd_var){"xs[k]", c.xs[k], c.n, dcopyf(dxs[k], c.n)};
+        CHECKF(fd_check("wsum", wsum_loss, &c, vs, nv) == 0, "P %d n %zu", c.P, c.n);
+    }
+    /* only Zero candidates: the output is zero */
+    const float *none[2] = {NULL, NULL};
+    float w2[2] = {0.3f, 0.7f}, o[5];
+    test_poison(o, 5);
+    amtl_wsum_forward(o, none, w2, 2, 5);
+    for (int i = 0; i < 5; i++)
+        CHECK(o[i] == 0.0f);
+}
+
+/* ================================================================================
+ * MixedExpert mixture
+ * ================================================================================ */
+
+#define MAXK 6
+
+typedef struct {
+    int B, K, H;
+    double *ys[MAXK], *g, *s, *R;
+    float *ysf[MAXK], *gf, *sf, *out;
+} mix_ctx;
+
+static void mix_sync(mix_ctx *c)
+{
+    for (int i = 0; i < c->K; i++)
+        tof(c->ysf[i], c->ys[i], (size_t)c->B * c->H);
+    tof(c->gf, c->g, (size_t)c->B * c->K);
+    tof(c->sf, c->s, (size_t)c->K);
+}
+
+static double mix_loss(void *p, int lib)
+{
+    mix_ctx *c = p;
+    size_t no = (size_t)c->B * c->H;
+    if (lib) {
+        mix_sync(c);
+        test_poison(c->out, no);
+        amtl_expert_mix_forward(c->out, (const float *const *)c->ysf, c->gf, c->sf, c->B,
+                                c->K, c->H);
+        return dotRf(c->out, c->R, no);
+    }
+    double tot = 0.0;
+    for (int r = 0; r < c->B; r++)
+        for (int h = 0; h < c->H; h++) {
+            double o = 0.0;
+            for (int i = 0; i < c->K; i++)
+                o += c->g[(size_t)r * c->K + i] * c->s[i] * c->ys[i][(size_t)r * c->H + h];
+            tot += o * c->R[(size_t)r * c->H + h];
+        }
+    return tot;
+}
+
+static void test_expert_mix_grad(void)
+{
+    amtl_rng_seed(&rng_, 131);
+    for (int t = 0; t < N_SHAPES + 1; t++) {
+        mix_ctx c;
+        memset(&c, 0, sizeof c);
+        c.B = irand(1, 7), c.K = irand(1, MAXK), c.H = t < N_SHAPES ? irand(1, 9) : 67;
+        size_t ny = (size_t)c.B * c.H, ng = (size_t)c.B * c.K;
+        for (int i = 0; i < c.K; i++) {
+            c.ys[i] = dv(ny), c.ysf[i] = fv(ny);
+            fill(c.ys[i], ny, -1, 1);
+        }
+        c.g = dv(ng), c.s = dv((size_t)c.K), c.R = dv(ny);
+        c.gf = fv(ng), c.sf = fv((size_t)c.K), c.out = fv(ny);
+        fill(c.g, ng, 0.05, 1);
+        fill(c.s, (size_t)c.K, 0.05, 1);
+        fill(c.R, ny, -1, 1);
+        double l32 = mix_loss(&c, 1), l64 = mix_loss(&c, 0);
+        CHECK_CLOSE(l32, l64, TOL_FWD);
+
+        /* dys accumulate (an expert feeds several consumers); the last one is
+         * not wanted (NULL) when K > 1 */
+        float *dout = fv(ny), *dys[MAXK] = {0}, *dys0[MAXK] = {0};
+        float *dg = fv(ng), *ds = fv((size_t)c.K);
+        tof(dout, c.R, ny);
+        for (int i = 0; i < c.K; i++) {
+            if (c.K > 1 && i == c.K - 1)
+                continue;
+            dys[i] = fv(ny);
+            fillf(dys[i], ny, -1, 1);
+            dys0[i] = fcopy(dys[i], ny);
+        }
+        test_poison(dg, ng);
+        fillf(ds, (size_t)c.K, -1, 1);
+        float *ds0 = fcopy(ds, (size_t)c.K);
+        amtl_expert_mix_backward(dys, dg, ds, dout, (const float *const *)c.ysf, c.gf, c.sf,
+                                 c.B, c.K, c.H);
+        fd_var vs[MAXK + 2];
+        int nv = 0;
+        vs[nv++] = (fd_var){"g", c.g, ng, dcopyf(dg, ng)};
+        vs[nv++] = (fd_var){"s", c.s, (size_t)c.K, ddiff(ds, ds0, (size_t)c.K)};
+        for (int i = 0; i < c.K; i++)
+            if (dys[i])
+                vs[nv++] = (fd_var){"ys[i]", c.ys[i], ny, ddiff(dys[i], dys0[i], ny)};
+        CHECKF(fd_check("expert_mix", mix_loss, &c, vs, nv) == 0, "B %d K %d H %d", c.B,
+               c.K, c.H);
+    }
+}
+
+/* An expert that is not computed (NULL) contributes nothing. */
+static void test_expert_mix_null(void)
+{
+    float y0[4] = {1, 2, 3, 4}, g[4] = {0.5f, 0.25f, 1.0f, 2.0f}, s[2] = {1.0f, 1.0f};
+    const float *ys[2] = {y0, NULL};
+    float out[4];
+    test_poison(out, 4);
+    amtl_expert_mix_forward(out, ys, g, s, 2, 2, 2);
+    /* rows: b0 uses g[0] = 0.5, b1 uses g[2] = 1 */
+    CHECK(out[0] == 0.5f && out[1] == 1.0f && out[2] == 3.0f && out[3] == 4.0f);
+    float dout[4] = {1, 1, 1, 1}, dg[4], ds[2] = {0, 0};
+    test_poison(dg, 4);
+    amtl_expert_mix_backward(NULL, dg, ds, dout, ys, g, s, 2, 2, 2);
+    CHECK(dg[0] == 3.0f && dg[1] == 0.0f && dg[2] == 7.0f && dg[3] == 0.0f);
+    CHECK(ds[0] == 0.5f * 3.0f + 1.0f * 7.0f && ds[1] == 0.0f);
+}
+
+int main(void)
+{
+    TEST(test_gemm_transposes);
+    TEST(test_gemm_beta_zero_and_empty);
+    TEST(test_blas_threads);
+    TEST(test_linear_init);
+    TEST(test_embedding_init);
+    TEST(test_linear_grad);
+    TEST(test_linear_large);
+    TEST(test_batchnorm_grad);
+    TEST(test_batchnorm_values);
+    TEST(test_batchnorm_eval);
+    TEST(test_relu_grad);
+    TEST(test_dropout_grad);
+    TEST(test_dropout_stats);
+    TEST(test_sigmoid);
+    TEST(test_embedding_grad);
+    TEST(test_fm_grad);
+    TEST(test_softmax_grad);
+    TEST(test_softmax_stable);
+    TEST(test_gate_grad);
+    TEST(test_gate_forward);
+    TEST(test_bce_grad);
+    TEST(test_bce_values);
+    TEST(test_wsum_grad);
+    TEST(test_expert_mix_grad);
+    TEST(test_expert_mix_null);
+    free(tmem_);
+    printf("# %ld gradient elements checked by central differences\n", fd_elements_);
+    TEST_MAIN_END();
+}

@@ -1,0 +1,209 @@
+/* test_metrics.c — AUC on hand-computed cases (ties included) and against a
+ * pairwise count; logloss on hand cases and extreme logits. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "rng.h"
+#include "test.h"
+
+static double auc_of(const float *s, const float *y, const float *w, int64_t n, int *rc)
+{
+    amtl_status st = {0};
+    double a = -1.0;
+    *rc = amtl_auc(s, y, w, n, &a, &st);
+    return a;
+}
+
+#define CHECK_AUC(s, y, w, n, want)                                           \
+    do {                                                                      \
+        int auc_rc;                                                           \
+        double auc_got = auc_of(s, y, w, n, &auc_rc);                         \
+        CHECKF(auc_rc == 0, "rc %d", auc_rc);                                 \
+        CHECK_CLOSE(auc_got, want, 1e-12);                                    \
+    } while (0)
+
+/* The definition: over every (positive, negative) pair, 1 when the positive
+ * scores higher, ½ on a tie. */
+static double pairwise_auc(const float *s, const float *y, const float *w, int n)
+{
+    double num = 0.0, pairs = 0.0;
+    for (int i = 0; i < n; i++) {
+        if ((w && w[i] == 0.0f) || y[i] != 1.0f)
+            continue;
+        for (int j = 0; j < n; j++) {
+            if ((w && w[j] == 0.0f) || y[j] != 0.0f)
+                continue;
+            num += s[i] > s[j] ? 1.0 : s[i] == s[j] ? 0.5 : 0.0;
+            pairs += 1.0;
+        }
+    }
+    return num / pairs;
+}
+
+static void test_auc_perfect_reversed_tied(void)
+{
+    float s[4] = {0.1f, 0.2f, 0.8f, 0.9f};
+    float y[4] = {0, 0, 1, 1}, yr[4] = {1, 1, 0, 0};
+    CHECK_AUC(s, y, NULL, 4, 1.0);
+    CHECK_AUC(s, yr, NULL, 4, 0.0);
+    float t[4] = {0.3f, 0.3f, 0.3f, 0.3f};
+    CHECK_AUC(t, y, NULL, 4, 0.5);
+    /* ±0 are the same score */
+    float z[2] = {-0.0f, 0.0f}, yz[2] = {1, 0};
+    CHECK_AUC(z, yz, NULL, 2, 0.5);
+}
+
+/* Hand-computed, with ties between a positive and a negative.
+ * (a) scores 0.1(−) 0.4(+) 0.4(−) 0.8(+): ranks 1, 2.5, 2.5, 4; positive ranks
+ *     sum 6.5, minus P(P+1)/2 = 3 gives 3.5, over P·N = 4: 0.875.
+ *     Pairwise: (0.4,0.1) 1, (0.4,0.4) ½, (0.8,0.1) 1, (0.8,0.4) 1 = 3.5/4.
+ * (b) scores 0.5(+) 0.5(−) 0.5(−) 0.2(−) 0.9(+): ranks 0.2→1, the three
+ *     0.5s → 3, 0.9→5; positive ranks 3 + 5 = 8, minus 3 = 5, over 6: 5/6.
+ * (c) scikit-learn's documented example: y 0 0 1 1, scores 0.1 0.4 0.35
+ *     0.8: 0.75. */
+static void test_auc_hand_ties(void)
+{
+    float sa[4] = {0.1f, 0.4f, 0.4f, 0.8f}, ya[4] = {0, 1, 0, 1};
+    CHECK_AUC(sa, ya, NULL, 4, 0.875);
+    float sb[5] = {0.5f, 0.5f, 0.5f, 0.2f, 0.9f}, yb[5] = {1, 0, 0, 0, 1};
+    CHECK_AUC(sb, yb, NULL, 5, 5.0 / 6.0);
+    float sc[4] = {0.1f, 0.4f, 0.35f, 0.8f}, yc[4] = {0, 0, 1, 1};
+    CHECK_AUC(sc, yc, NULL, 4, 0.75);
+}
+
+/* Rows with w == 0 do not count.  scores 0.1(+) 0.9(−) 0.5(+) 0.3(−):
+ * all rows: pairs (0.1,0.9) 0, (0.1,0.3) 0, (0.5,0.9) 0, (0.5,0.3) 1 → 0.25;
+ * with w = 0 0 1 1 only 0.5(+) and 0.3(−) remain → 1. */
+static void test_auc_weight_mask(void)
+{
+    float s[4] = {0.1f, 0.9f, 0.5f, 0.3f}, y[4] = {1, 0, 1, 0};
+    float w[4] = {0, 0, 1, 1}, ones[4] = {1, 1, 1, 1}, any[4] = {0.5f, 2, -1, 3};
+    CHECK_AUC(s, y, NULL, 4, 0.25);
+    CHECK_AUC(s, y, ones, 4, 0.25);
+    CHECK_AUC(s, y, w, 4, 1.0);
+    /* only w != 0 matters, not its value */
+    CHECK_AUC(s, y, any, 4, 0.25);
+}
+
+static void test_auc_single_class(void)
+{
+    amtl_status st = {0};
+    double a = 0.0;
+    float s[3] = {0.1f, 0.5f, 0.9f}, y1[3] = {1, 1, 1}, y0[3] = {0, 0, 0};
+    CHECK(amtl_auc(s, y1, NULL, 3, &a, &st) == 1);
+    CHECK(isnan(a));
+    a = 0.0;
+    CHECK(amtl_auc(s, y0, NULL, 3, &a, &st) == 1);
+    CHECK(isnan(a));
+    /* both classes present, but the mask leaves one */
+    float y[3] = {0, 1, 1}, w[3] = {0, 1, 1}, w0[3] = {0, 0, 0};
+    a = 0.0;
+    CHECK(amtl_auc(s, y, w, 3, &a, &st) == 1);
+    CHECK(isnan(a));
+    a = 0.0;
+    CHECK(amtl_auc(s, y, w0, 3, &a, &st) == 1);
+    CHECK(isnan(a));
+    a = 0.0;
+    CHECK(amtl_auc(s, y, NULL, 0, &a, &st) == 1);
+    CHECK(isnan(a));
+    a = 0.0;
+    CHECK(amtl_auc(s, y, NULL, 1, &a, &st) == 1);
+    CHECK(isnan(a));
+}
+
+/* 3000 rows, scores on a coarse grid (many ties), a random mask: the sorted
+ * computation equals the pairwise definition; shuffling the rows and an
+ * increasing transform of the scores change nothing (one exact in float, so
+ * that ties stay ties and nothing new ties). */
+static void test_auc_random_vs_pairwise(void)
+{
+    amtl_rng r;
+    amtl_rng_seed(&r, 3);
+    for (int trial = 0; trial < 4; trial++) {
+        enum { N = 3000 };
+        static float s[N], y[N], w[N], s2[N], y2[N], w2[N], s3[N];
+        int grid = trial == 0 ? 3 : trial == 1 ? 20 : trial == 2 ? 200 : 1 << 24;
+        for (int i = 0; i < N; i++) {
+            y[i] = (float)amtl_rng_bernoulli(&r, 0.3);
+            /* scores carry some signal so the AUC is not ~0.5 */
+            s[i] = (float)amtl_rng_below(&r, (uint64_t)grid) / (float)grid + 0.1f * y[i];
+            w[i] = amtl_rng_bernoulli(&r, 0.8) ? 1.0f : 0.0f;
+        }
+        double want = pairwise_auc(s, y, w, N);
+        CHECK_AUC(s, y, w, N, want);
+        CHECK_AUC(s, y, NULL, N, pairwise_auc(s, y, NULL, N));
+        int32_t perm[N];
+        amtl_rng_permutation(&r, perm, N);
+        for (int i = 0; i < N; i++) {
+            s2[i] = s[perm[i]], y2[i] = y[perm[i]], w2[i] = w[perm[i]];
+            s3[i] = 0.25f * s[i];
+        }
+        CHECK_AUC(s2, y2, w2, N, want);
+        CHECK_AUC(s3, y, w, N, want);
+    }
+}
+
+/* A million rows whose labels are independent of the score by construction:
+ * every tie group holds as many positives as negatives, so the AUC is 0.5
+ * exactly; and a fully separated million gives exactly 1. */
+static void test_auc_large_exact(void)
+{
+    int64_t n = 1 << 20;
+    float *s = malloc((size_t)n * sizeof *s), *y = malloc((size_t)n * sizeof *y);
+    CHECK(s && y);
+    for (int64_t i = 0; i < n; i++) {
+        s[i] = (float)(i % 1024) / 1024.0f;
+        y[i] = (float)((i / 1024) % 2);
+    }
+    int rc;
+    double a = auc_of(s, y, NULL, n, &rc);
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = (float)(i % 1024 >= 700);
+    }
+    double b = auc_of(s, y, NULL, n, &rc);
+    free(s);
+    free(y);
+    CHECK(rc == 0);
+    CHECK(a == 0.5);
+    CHECK(b == 1.0);
+}
+
+/* Logloss from logits: log 2 at 0 whatever the label; σ(log 3) = 3/4 gives
+ * log(4/3) for a positive and log 4 for a negative; far logits stay finite:
+ * |x| when wrong, e^−|x| when right. */
+static void test_logloss(void)
+{
+    float z[3] = {0, 0, 0}, yz[3] = {0, 1, 0.3f};
+    CHECK_CLOSE(amtl_logloss_logits(z, yz, NULL, 3), log(2.0), 1e-12);
+    float l3[2] = {(float)log(3.0), (float)log(3.0)}, y3[2] = {1, 0};
+    CHECK_CLOSE(amtl_logloss_logits(l3, y3, NULL, 1), log(4.0 / 3.0), 1e-7);
+    CHECK_CLOSE(amtl_logloss_logits(l3 + 1, y3 + 1, NULL, 1), log(4.0), 1e-7);
+    float big[4] = {100, 100, -1e4f, 1e30f}, yb[4] = {1, 0, 1, 1};
+    double l = amtl_logloss_logits(big, yb, NULL, 1);
+    CHECK(isfinite(l) && l > 0.0 && fabs(l - exp(-100.0)) < 1e-50);
+    CHECK_CLOSE(amtl_logloss_logits(big + 1, yb + 1, NULL, 1), 100.0, 1e-12);
+    CHECK_CLOSE(amtl_logloss_logits(big + 2, yb + 2, NULL, 1), 1e4, 1e-12);
+    CHECK(amtl_logloss_logits(big + 3, yb + 3, NULL, 1) == 0.0);
+    CHECK(isfinite(amtl_logloss_logits(big, yb, NULL, 4)));
+    /* the mask, and no counted row at all */
+    float s[3] = {0, 50, 0}, y[3] = {1, 0, 0}, w[3] = {1, 0, 1}, w0[3] = {0, 0, 0};
+    CHECK_CLOSE(amtl_logloss_logits(s, y, w, 3), log(2.0), 1e-12);
+    CHECK(isnan(amtl_logloss_logits(s, y, w0, 3)));
+    CHECK(isnan(amtl_logloss_logits(s, y, NULL, 0)));
+}
+
+int main(void)
+{
+    RUN(test_auc_perfect_reversed_tied);
+    RUN(test_auc_hand_ties);
+    RUN(test_auc_weight_mask);
+    RUN(test_auc_single_class);
+    RUN(test_auc_random_vs_pairwise);
+    RUN(test_auc_large_exact);
+    RUN(test_logloss);
+    TEST_MAIN_END();
+}

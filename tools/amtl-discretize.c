@@ -1,0 +1,84 @@
+/* amtl-discretize — PD-DARTS steps, architecture export and views, baselines. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "discretize.h"
+
+enum { OPT_EXPORT = 256, OPT_SHOW, OPT_FORMAT, OPT_BASELINE, OPT_OP };
+
+static const amtl_cli_opt opts[] = {
+    {"ops", 'k', "K", "fix the K lowest-entropy mixed ops (a PD-DARTS step)"},
+    {"export", OPT_EXPORT, NULL, "fix everything and write the architecture file"},
+    {"show", OPT_SHOW, NULL, "print the architecture file given as argument"},
+    {"format", OPT_FORMAT, "FMT", "view of --show: text (default), json or dot"},
+    {"baseline", OPT_BASELINE, "KIND", "write a baseline: shared-bottom, mmoe, ple, single-task:T, linear"},
+    {"op", OPT_OP, "OP", "expert op of a baseline (default MLP-64)"},
+    {"data", 'd', "FILE", "dataset (for --baseline)"},
+    {"config", 'c', "FILE", "YAML config (for --baseline)"},
+    {"set", 's', "KEY=VALUE", "override one config key (for --baseline)"},
+    {"output", 'o', "FILE", "file to write"},
+    {0},
+};
+
+int main(int argc, char **argv)
+{
+    amtl_cli cli = {.tool = "amtl-discretize",
+                    .synopsis = "-k K -o OUT CKPT | --export -o ARCH CKPT | --show [--format "
+                                "text|json|dot] ARCH | --baseline KIND [--op OP] --data DATA -o ARCH",
+                    .summary = "Discretise a supernet checkpoint, export and show its architecture.",
+                    .opts = opts};
+    const char *arg, *out = NULL, *format = "text", *baseline = NULL, *op = NULL, *data = NULL;
+    int k = -1, export = 0, show = 0, key;
+    while ((key = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
+        switch (key) {
+        case AMTL_CLI_EXIT_OK: return 0;
+        case AMTL_CLI_USAGE: return 2;
+        case 'k': {
+            char *end;
+            long v = strtol(arg, &end, 10);
+            if (*end || end == arg || v < 0 || v > 1000000)
+                return amtl_cli_usage_error(&cli, "-k wants a count, got '%s'", arg);
+            k = (int)v;
+            break;
+        }
+        case OPT_EXPORT: export = 1; break;
+        case OPT_SHOW: show = 1; break;
+        case OPT_FORMAT: format = arg; break;
+        case OPT_BASELINE: baseline = arg; break;
+        case OPT_OP: op = arg; break;
+        case 'd': data = arg; break;
+        case 'c': cli.config_file = arg; break;
+        case 's':
+            if (!strchr(arg, '=') || cli.n_overrides >= 250)
+                return amtl_cli_usage_error(&cli, "--set wants KEY=VALUE, got '%s'", arg);
+            cli.overrides[cli.n_overrides++] = arg;
+            break;
+        case 'o': out = arg; break;
+        }
+    }
+    int modes = (k >= 0) + export + show + (baseline != NULL);
+    if (modes != 1)
+        return amtl_cli_usage_error(&cli, "give exactly one of -k, --export, --show, --baseline");
+    amtl_status st = {0};
+    int rc;
+    if (baseline) {
+        if (!data || !out || optind != argc)
+            return amtl_cli_usage_error(&cli, "--baseline needs --data and -o, and no argument");
+        rc = amtl_discretize_baseline(baseline, op, data, &cli, out, &st);
+    } else {
+        if (optind != argc - 1)
+            return amtl_cli_usage_error(&cli, "expected one input file");
+        const char *in = argv[optind];
+        if (show)
+            rc = amtl_discretize_show(in, format, &st);
+        else if (!out)
+            return amtl_cli_usage_error(&cli, "-o is required");
+        else if (export)
+            rc = amtl_discretize_export(in, out, &st);
+        else
+            rc = amtl_discretize_step(in, k, out, &st);
+    }
+    return rc ? amtl_cli_fail(&cli, &st) : 0;
+}

@@ -1,0 +1,89 @@
+/* amtl-supernet — train the DESAN supernet for some epochs of one phase. */
+#include <signal.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "search.h"
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+enum { OPT_RESUME = 256, OPT_METRICS, OPT_INIT, OPT_QUIET, OPT_THREADS };
+
+static const amtl_cli_opt opts[] = {
+    {"data", 'd', "FILE", "dataset file written by amtl-prep"},
+    {"config", 'c', "FILE", "YAML config (after the built-in defaults)"},
+    {"set", 's', "KEY=VALUE", "override one config key (repeatable)"},
+    {"init", OPT_INIT, "CKPT", "start from this checkpoint instead of a fresh supernet"},
+    {"resume", OPT_RESUME, NULL, "continue from the output checkpoint when it exists"},
+    {"phase", 'p', "PHASE", "warmup, search or finetune"},
+    {"epochs", 'e', "N", "epochs to train in this run"},
+    {"seed", 'S', "N", "random seed (config key seed)"},
+    {"threads", OPT_THREADS, "N", "BLAS threads, 0 = all cores (config key threads)"},
+    {"metrics", OPT_METRICS, "FILE", "append one JSON line per epoch here (default stdout)"},
+    {"quiet", OPT_QUIET, NULL, "no progress line on a terminal"},
+    {"output", 'o', "CKPT", "checkpoint to write after every epoch"},
+    {0},
+};
+
+int main(int argc, char **argv)
+{
+    amtl_cli cli = {.tool = "amtl-supernet",
+                    .synopsis = "--data DATA --phase warmup|search|finetune --epochs N "
+                                "[--init CKPT] [options] -o CKPT",
+                    .summary = "Train the DESAN supernet for N epochs of one PD-DARTS phase.",
+                    .opts = opts};
+    amtl_search_opts o = {.epochs = -1, .stop = &stop_flag, .phase = -1};
+    const char *arg, *phase = NULL;
+    int k;
+    while ((k = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
+        switch (k) {
+        case AMTL_CLI_EXIT_OK: return 0;
+        case AMTL_CLI_USAGE: return 2;
+        case 'd': o.data = arg; break;
+        case 'c': cli.config_file = arg; break;
+        case 's':
+            if (!strchr(arg, '='))
+                return amtl_cli_usage_error(&cli, "--set wants KEY=VALUE, got '%s'", arg);
+            cli.overrides[cli.n_overrides++] = arg;
+            break;
+        case OPT_INIT: o.init = arg; break;
+        case OPT_RESUME: o.resume = 1; break;
+        case 'p': phase = arg; break;
+        case 'e': {
+            char *end;
+            long v = strtol(arg, &end, 10);
+            if (*end || end == arg || v < 0 || v > 100000)
+                return amtl_cli_usage_error(&cli, "--epochs wants a count, got '%s'", arg);
+            o.epochs = (int)v;
+            break;
+        }
+        case 'S': amtl_cli_override(&cli, "seed", arg); break;
+        case OPT_THREADS: amtl_cli_override(&cli, "threads", arg); break;
+        case OPT_METRICS: o.metrics = arg; break;
+        case OPT_QUIET: o.quiet = 1; break;
+        case 'o': o.out = arg; break;
+        }
+        if (cli.n_overrides >= 250)
+            return amtl_cli_usage_error(&cli, "too many overrides");
+    }
+    if (optind < argc)
+        return amtl_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind]);
+    if (!o.data || !o.out || !phase || o.epochs < 0)
+        return amtl_cli_usage_error(&cli, "--data, --phase, --epochs and -o are required");
+    if (amtl_phase_parse(phase, &o.phase))
+        return amtl_cli_usage_error(&cli, "unknown phase '%s' (warmup, search or finetune)", phase);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    amtl_status st = {0};
+    if (amtl_search_run(&o, &cli, &st))
+        return amtl_cli_fail(&cli, &st);
+    return 0;
+}
