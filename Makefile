@@ -81,6 +81,9 @@ ifeq ($(PKG_LIBS),)
 $(TOOLS) $(UNIT) $(BENCH) $(LIB_OBJ): | $(DEPSTAMP)
 endif
 
+# the plain-loop layers vectorise only at -O3 (and sqrtf without errno)
+$(BUILD)/lib/layers.o $(BUILD)/lib/optim.o: CFLAGS += -O3 -fno-math-errno
+
 $(BUILD)/lib/%.o: lib/%.c | $(DEPSTAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@

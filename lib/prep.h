@@ -70,7 +70,9 @@ typedef struct {
     int n_extra;
 } amtl_prep_table;
 
-/* Names are copied.  Field names must be unique across kinds and non-empty. */
+/* Names are copied.  Field names must be unique across kinds, non-empty, at
+ * most AMTL_PREP_MAX_NAME bytes and free of line breaks. */
+#define AMTL_PREP_MAX_NAME 255
 int amtl_prep_table_init(amtl_prep_table *t, int N, const char *const *sparse,
                          int D, const char *const *dense, int T,
                          const char *const *labels, amtl_status *st);

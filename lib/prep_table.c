@@ -50,6 +50,9 @@ static int check_names(int N, const char *const *sparse, int D,
             const char *s = lists[a][i];
             if (!s[0])
                 return amtl_error(st, AMTL_EDATA, "empty field name");
+            if (strlen(s) > AMTL_PREP_MAX_NAME)
+                return amtl_error(st, AMTL_EDATA, "field name '%.40s...' is longer than %d "
+                                  "bytes", s, AMTL_PREP_MAX_NAME);
             if (strchr(s, '\n') || strchr(s, '\r'))
                 return amtl_error(st, AMTL_EDATA, "field name '%s' contains a line break", s);
             for (int b = a; b < 3; b++)

@@ -24,13 +24,12 @@
 
 #include "rng.h"
 
-#define LATENT 8
-#ifndef SEGMENTS
+/* Sizes chosen so that at the default 100000 rows a second-order model
+ * (a factorisation machine) beats a logistic regression on every task by a
+ * few AUC points, and neither comes near the true logits' AUC. */
+#define LATENT 4        /* dimension of the hidden vectors */
 #define SEGMENTS 64     /* hidden user segments */
-#endif
-#ifndef OWN_SHARE
-#define OWN_SHARE 0.5   /* weight of a user's / item's own vector part */
-#endif
+#define OWN_SHARE 0.3   /* weight of a user's / item's own vector part */
 
 enum { F_USER, F_ITEM, F_CATEGORY, F_CITY, F_DEVICE, F_NOISE1, F_NOISE2, F_NOISE3,
        N_SPARSE };
@@ -45,7 +44,7 @@ static const struct {
     int n;
     double s;
 } card[N_SPARSE] = {
-    [F_USER] = {20000, 0.9}, [F_ITEM] = {10000, 0.9}, [F_CATEGORY] = {200, 1.0},
+    [F_USER] = {40000, 1.2}, [F_ITEM] = {10000, 1.1}, [F_CATEGORY] = {200, 1.0},
     [F_CITY] = {50, 0.8},    [F_DEVICE] = {10, 1.0},  [F_NOISE1] = {1000, 1.0},
     [F_NOISE2] = {30, 0.0},  [F_NOISE3] = {5000, 0.0},
 };

@@ -276,6 +276,14 @@ fails_with() {
     [ "$(grep -c ' label ' <<<"$output")" -eq 2 ]
 }
 
+@test "the man page's synthetic example runs" {
+    cd "$TMP"
+    run --separate-stderr amtl-prep --synthetic --tasks 6 --seed 1 -o synth.amtl
+    [ "$status" -eq 0 ]
+    run amtl-prep --info synth.amtl
+    [ "$(grep -c ' label ' <<<"$output")" -eq 6 ]
+}
+
 # ---- bad input: one line FILE:LINE:COL, exit 1, no output ----------------------
 
 @test "bad input: an unterminated quote" {

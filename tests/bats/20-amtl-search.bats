@@ -1,0 +1,122 @@
+#!/usr/bin/env bats
+# The search tools: CLI basics, a small pipeline end to end, resume, errors.
+bats_require_minimum_version 1.5.0
+load helpers
+
+small_data() {
+    amtl-prep --synthetic --rows 1500 --seed 3 -o "$TMP/d.amtl"
+}
+
+MODEL="--set batch_size=256 --set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8]"
+SMALL="$MODEL --quiet"
+
+@test "every tool: --help exits 0 with usage on stdout" {
+    for t in amtl-supernet amtl-discretize amtl-train amtl-eval; do
+        run --separate-stderr "$t" --help
+        [ "$status" -eq 0 ]
+        [[ "$output" == Usage:\ $t* ]]
+        [ -z "$stderr" ]
+    done
+}
+
+@test "every tool: --version" {
+    for t in amtl-supernet amtl-discretize amtl-train amtl-eval; do
+        run --separate-stderr "$t" --version
+        [ "$status" -eq 0 ]
+        [[ "$output" == "$t "* ]]
+    done
+}
+
+@test "every tool: an unknown flag exits 2 with usage on stderr" {
+    for t in amtl-supernet amtl-discretize amtl-train amtl-eval; do
+        run --separate-stderr "$t" --no-such-flag
+        [ "$status" -eq 2 ]
+        [ -z "$output" ]
+        [[ "$stderr" == *"$t: error: unknown option '--no-such-flag'"* ]]
+        [[ "$stderr" == *"Usage: $t"* ]]
+    done
+}
+
+@test "amtl-supernet: missing required flags is a usage error" {
+    run --separate-stderr amtl-supernet --data x
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--data, --phase, --epochs and -o are required"* ]]
+}
+
+@test "amtl-supernet: unknown phase and bad config key" {
+    small_data
+    run --separate-stderr amtl-supernet --data "$TMP/d.amtl" --phase nope --epochs 1 -o "$TMP/c"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"unknown phase 'nope'"* ]]
+    run --separate-stderr amtl-supernet --data "$TMP/d.amtl" --phase warmup --epochs 1 --set embeding_dim=4 -o "$TMP/c"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"unknown key 'embeding_dim'"* ]]
+    [ ! -e "$TMP/c" ]
+}
+
+@test "amtl-supernet: a dataset that is not one is refused, nothing written" {
+    printf 'a,b\n1,2\n' > "$TMP/x.csv"
+    run --separate-stderr amtl-supernet --data "$TMP/x.csv" --phase warmup --epochs 1 -o "$TMP/c"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "amtl-supernet: error: "*"x.csv"* ]]
+    [ ! -e "$TMP/c" ]
+}
+
+@test "search pipeline: warmup, search, discretize, export, train, eval" {
+    small_data
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/w.ckpt" > "$TMP/m1"
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --init "$TMP/w.ckpt" --phase search --epochs 1 --set discretize_ops=3 -o "$TMP/s.ckpt" > "$TMP/m2"
+    grep -q '"phase":"search"' "$TMP/m2"
+    amtl-discretize -k 2 -o "$TMP/k.ckpt" "$TMP/s.ckpt"
+    amtl-discretize --export -o "$TMP/a.arch" "$TMP/k.ckpt"
+    run --separate-stderr amtl-discretize --show "$TMP/a.arch"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"layer 0 expert 0:"* ]]
+    run --separate-stderr amtl-discretize --show --format json "$TMP/a.arch"
+    [ "$status" -eq 0 ]
+    echo "$output" | python3 -m json.tool > /dev/null
+    amtl-train --data "$TMP/d.amtl" --arch "$TMP/a.arch" --init "$TMP/k.ckpt" $SMALL --epochs 2 -o "$TMP/m.model" > "$TMP/m3"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/d.amtl" --json
+    [ "$status" -eq 0 ]
+    echo "$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["tasks"])==4; assert 0 < d["mean_auc"] < 1'
+}
+
+@test "amtl-supernet: 1+1 epochs from a checkpoint equal 2 epochs in one run" {
+    small_data
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/one.ckpt" > "$TMP/a"
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --init "$TMP/one.ckpt" --phase warmup --epochs 1 -o "$TMP/oneone.ckpt" > "$TMP/b"
+    # the same metrics apart from the wall-clock seconds
+    sed 's/"seconds":[0-9.]*,//' "$TMP/two" > "$TMP/two.s"
+    cat "$TMP/a" "$TMP/b" | sed 's/"seconds":[0-9.]*,//' > "$TMP/ab.s"
+    diff -u "$TMP/two.s" "$TMP/ab.s"
+}
+
+@test "amtl-supernet: the same seed gives the same architecture" {
+    small_data
+    for r in 1 2; do
+        amtl-supernet --data "$TMP/d.amtl" $SMALL --phase search --epochs 1 --set discretize_ops=2 -o "$TMP/s$r.ckpt" > /dev/null
+        amtl-discretize --export -o "$TMP/a$r.arch" "$TMP/s$r.ckpt"
+        amtl-discretize --show --format json "$TMP/a$r.arch" > "$TMP/a$r.json"
+    done
+    diff -u "$TMP/a1.json" "$TMP/a2.json"
+}
+
+@test "amtl-discretize: baselines for a dataset, trained and scored" {
+    small_data
+    for b in shared-bottom mmoe ple linear; do
+        amtl-discretize --baseline $b --data "$TMP/d.amtl" $MODEL -o "$TMP/$b.arch"
+        amtl-train --data "$TMP/d.amtl" --arch "$TMP/$b.arch" $SMALL --epochs 1 -o "$TMP/$b.model" > /dev/null
+        run --separate-stderr amtl-eval --model "$TMP/$b.model" --data "$TMP/d.amtl"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"mean"* ]]
+    done
+}
+
+@test "amtl-eval: a corrupt model is a clear error" {
+    small_data
+    head -c 100 "$TMP/d.amtl" > "$TMP/bad.model"
+    run --separate-stderr amtl-eval --model "$TMP/bad.model" --data "$TMP/d.amtl"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "amtl-eval: error: $TMP/bad.model: "* ]]
+}

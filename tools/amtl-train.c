@@ -1,0 +1,98 @@
+/* amtl-train — fine-tune or retrain a discrete architecture (baselines too). */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "finetune.h"
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+enum { OPT_INIT = 256, OPT_SCRATCH, OPT_PATIENCE, OPT_METRICS, OPT_QUIET, OPT_THREADS };
+
+static const amtl_cli_opt opts[] = {
+    {"data", 'd', "FILE", "dataset file written by amtl-prep"},
+    {"arch", 'a', "FILE", "architecture file (amtl-discretize --export or --baseline)"},
+    {"init", OPT_INIT, "CKPT", "inherit the weights of this supernet checkpoint"},
+    {"from-scratch", OPT_SCRATCH, NULL, "initialise the weights afresh (the default)"},
+    {"config", 'c', "FILE", "YAML config"},
+    {"set", 's', "KEY=VALUE", "override one config key (repeatable)"},
+    {"epochs", 'e', "N", "at most N epochs (config key epochs)"},
+    {"patience", OPT_PATIENCE, "P", "stop after P epochs without improvement"},
+    {"seed", 'S', "N", "random seed"},
+    {"threads", OPT_THREADS, "N", "BLAS threads, 0 = all cores"},
+    {"metrics", OPT_METRICS, "FILE", "append one JSON line per epoch here (default stdout)"},
+    {"quiet", OPT_QUIET, NULL, "no progress line on a terminal"},
+    {"output", 'o', "MODEL", "model file to write"},
+    {0},
+};
+
+static int count(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || end == s || v < 0 || v > 1000000)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    amtl_cli cli = {.tool = "amtl-train",
+                    .synopsis = "--data DATA --arch ARCH [--init CKPT | --from-scratch] "
+                                "[--epochs N] [--patience P] -o MODEL",
+                    .summary = "Train a discrete architecture with early stopping on validation AUC.",
+                    .opts = opts};
+    amtl_finetune_opts o = {.epochs = -1, .patience = -1, .stop = &stop_flag};
+    const char *arg;
+    int k, scratch = 0;
+    while ((k = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
+        switch (k) {
+        case AMTL_CLI_EXIT_OK: return 0;
+        case AMTL_CLI_USAGE: return 2;
+        case 'd': o.data = arg; break;
+        case 'a': o.arch = arg; break;
+        case OPT_INIT: o.init = arg; break;
+        case OPT_SCRATCH: scratch = 1; break;
+        case 'c': cli.config_file = arg; break;
+        case 's':
+            if (!strchr(arg, '=') || cli.n_overrides >= 250)
+                return amtl_cli_usage_error(&cli, "--set wants KEY=VALUE, got '%s'", arg);
+            cli.overrides[cli.n_overrides++] = arg;
+            break;
+        case 'e':
+            if (count(arg, &o.epochs))
+                return amtl_cli_usage_error(&cli, "--epochs wants a count, got '%s'", arg);
+            break;
+        case OPT_PATIENCE:
+            if (count(arg, &o.patience) || o.patience < 1)
+                return amtl_cli_usage_error(&cli, "--patience wants a positive count, got '%s'", arg);
+            break;
+        case 'S': amtl_cli_override(&cli, "seed", arg); break;
+        case OPT_THREADS: amtl_cli_override(&cli, "threads", arg); break;
+        case OPT_METRICS: o.metrics = arg; break;
+        case OPT_QUIET: o.quiet = 1; break;
+        case 'o': o.out = arg; break;
+        }
+    }
+    if (optind < argc)
+        return amtl_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind]);
+    if (!o.data || !o.arch || !o.out)
+        return amtl_cli_usage_error(&cli, "--data, --arch and -o are required");
+    if (scratch && o.init)
+        return amtl_cli_usage_error(&cli, "--init and --from-scratch exclude each other");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    amtl_status st = {0};
+    if (amtl_finetune_run(&o, &cli, &st))
+        return amtl_cli_fail(&cli, &st);
+    return 0;
+}
