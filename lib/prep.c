@@ -152,6 +152,7 @@ typedef struct {
     const amtl_config *cfg;
     int plain;
     char delim;
+    const char *first;  /* the first input, which defines the columns */
     field_list fields;  /* the table's fields, in order: sparse, dense, labels */
 } csv_job;
 
@@ -213,6 +214,7 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
                         int split, int first, amtl_status *st)
 {
     amtl_csv r;
+    amtl_progress prog = {0};
     field_list cols = {0};
     col_role *roles = NULL;
     int rc = -1;
@@ -227,17 +229,16 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
     }
     if ((job->plain ? plain_header : processed_header)(&r, &cols, st))
         goto out;
+    if (first && define_fields(job, &r, &cols, t, st))
+        goto out;
+    /* a plain CSV may repeat the name of a column it does not use */
     for (int c = 0; c < cols.n; c++) {
         int j = find_name(&cols, cols.names[c]);
-        if (j != c) {
+        if (j != c && (!job->plain || find_name(&job->fields, cols.names[c]) >= 0)) {
             amtl_csv_error(&r, st, c + 1, "duplicate column '%s' (also column %d)",
                            cols.names[c], j + 1);
             goto out;
         }
-    }
-    if (first) {
-        if (define_fields(job, &r, &cols, t, st))
-            goto out;
     }
     /* each column's role in the table, by name */
     roles = calloc((size_t)cols.n, sizeof *roles);
@@ -264,7 +265,7 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
             if (!job->plain && cols.kinds[col] != fl->kinds[i]) {
                 amtl_csv_error(&r, st, col + 1, "column '%s' is :%s here but :%s in '%s'",
                                fl->names[i], kind_word(cols.kinds[col]),
-                               kind_word(fl->kinds[i]), t->source ? t->source : "");
+                               kind_word(fl->kinds[i]), job->first);
                 goto out;
             }
             roles[col].kind = fl->kinds[i];
@@ -272,13 +273,12 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
         }
         for (int c = 0; !job->plain && c < cols.n; c++)
             if (roles[c].kind == COL_IGNORE) {
-                amtl_csv_error(&r, st, c + 1,
-                               "column '%s' is not in the first input file", cols.names[c]);
+                amtl_csv_error(&r, st, c + 1, "column '%s' is not in '%s'", cols.names[c],
+                               job->first);
                 goto out;
             }
     }
 
-    amtl_progress prog;
     amtl_progress_start(&prog, amtl_prep_basename(path), r.size);
     long limit = job->cfg->limit;
     int64_t n_rows = 0;
@@ -337,6 +337,7 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
     amtl_progress_finish(&prog);
     rc = 0;
 out:
+    amtl_progress_finish(&prog);
     free(roles);
     field_list_free(&cols);
     amtl_csv_close(&r);
@@ -347,7 +348,7 @@ int amtl_prep_read_csv(amtl_prep_table *t, const amtl_config *cfg,
                        const char *const *inputs, int n_inputs, amtl_status *st)
 {
     memset(t, 0, sizeof *t);
-    csv_job job = {.cfg = cfg};
+    csv_job job = {.cfg = cfg, .first = inputs[0]};
     job.plain = cfg->format && !strcmp(cfg->format, "csv");
     const char *fmt = job.plain ? "csv" : "processed";
     if (n_inputs < 1 || n_inputs > 3)

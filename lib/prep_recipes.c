@@ -205,13 +205,13 @@ int amtl_prep_userbehavior(amtl_prep_table *t, const amtl_config *cfg,
     if (amtl_prep_table_init(t, 3, sparse, 0, NULL, 4, labels, st))
         return -1;
     amtl_csv r;
+    amtl_progress prog = {0};
     groups g;
     i32vec ubuy = {0}, ibuy = {0};
     int rc = -1;
     memset(&r, 0, sizeof r);
     if (groups_init(&g, 3, st) || amtl_csv_open(&r, inputs[0], delim, st))
         goto out;
-    amtl_progress prog;
     amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
     int64_t lines = 0;
     for (;;) {
@@ -282,6 +282,7 @@ int amtl_prep_userbehavior(amtl_prep_table *t, const amtl_config *cfg,
     }
     rc = amtl_prep_set_source(t, "userbehavior", inputs, n_inputs, st);
 out:
+    amtl_progress_finish(&prog);
     amtl_csv_close(&r);
     groups_free(&g);
     free(ubuy.v);
@@ -310,6 +311,7 @@ int amtl_prep_ijcai15(amtl_prep_table *t, const amtl_config *cfg,
     if (amtl_prep_table_init(t, 7, sparse, 0, NULL, 2, labels, st))
         return -1;
     amtl_csv r;
+    amtl_progress prog = {0};
     groups g;
     i32vec age = {0}, gender = {0}, ubuy = {0}, ibuy = {0};
     int rc = -1, cols[6], width;
@@ -344,7 +346,6 @@ int amtl_prep_ijcai15(amtl_prep_table *t, const amtl_config *cfg,
     if (open_with_header(&r, inputs[0], delim, log_cols, 6, cols, st))
         goto out;
     width = r.n_fields;
-    amtl_progress prog;
     amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
     int64_t lines = 0;
     for (;;) {
@@ -411,6 +412,7 @@ int amtl_prep_ijcai15(amtl_prep_table *t, const amtl_config *cfg,
     }
     rc = amtl_prep_set_source(t, "ijcai15", inputs, n_inputs, st);
 out:
+    amtl_progress_finish(&prog);
     amtl_csv_close(&r);
     groups_free(&g);
     free(age.v);
@@ -454,6 +456,7 @@ int amtl_prep_kuairand(amtl_prep_table *t, const amtl_config *cfg,
     if (amtl_prep_table_init(t, 34, sparse, 0, NULL, 7, labels, st))
         return -1;
     amtl_csv r;
+    amtl_progress prog = {0};
     i32vec ufeat = {0}, vfeat = {0}; /* [provisional id * fields + j] */
     int rc = -1, width, cols[1 + KR_USER_FIELDS + 2 + 7];
     const char *names[1 + KR_USER_FIELDS + 2 + 7];
@@ -524,7 +527,6 @@ int amtl_prep_kuairand(amtl_prep_table *t, const amtl_config *cfg,
     if (open_with_header(&r, inputs[0], delim, log_names, 11, cols, st))
         goto out;
     width = r.n_fields;
-    amtl_progress prog;
     amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
     int64_t lines = 0;
     for (;;) {
@@ -584,6 +586,7 @@ int amtl_prep_kuairand(amtl_prep_table *t, const amtl_config *cfg,
     }
     rc = amtl_prep_set_source(t, "kuairand", inputs, n_inputs, st);
 out:
+    amtl_progress_finish(&prog);
     amtl_csv_close(&r);
     free(ufeat.v);
     free(vfeat.v);
@@ -608,6 +611,7 @@ int amtl_prep_qbvideo(amtl_prep_table *t, const amtl_config *cfg,
     if (amtl_prep_table_init(t, 6, sparse, 0, NULL, 4, labels, st))
         return -1;
     amtl_csv r;
+    amtl_progress prog = {0};
     i32vec uclick = {0}, iclick = {0};
     uint8_t *keep = NULL;
     int rc = -1, cols[10], width;
@@ -620,7 +624,6 @@ int amtl_prep_qbvideo(amtl_prep_table *t, const amtl_config *cfg,
     if (open_with_header(&r, inputs[0], delim, names, 10, cols, st))
         goto out;
     width = r.n_fields;
-    amtl_progress prog;
     amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
     int64_t lines = 0;
     for (;;) {
@@ -680,6 +683,7 @@ int amtl_prep_qbvideo(amtl_prep_table *t, const amtl_config *cfg,
     }
     rc = amtl_prep_set_source(t, "qb-video", inputs, n_inputs, st);
 out:
+    amtl_progress_finish(&prog);
     amtl_csv_close(&r);
     free(uclick.v);
     free(iclick.v);

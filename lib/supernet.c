@@ -154,7 +154,7 @@ static void add_mixed_op(builder *bd, amtl_mixed_op *m, int l, int j, int b,
     for (int k = 0; k < net->P; k++) {
         const amtl_op_spec *op = &net->ops[k];
         amtl_param *ps[10];
-        int np = 0;
+        int np = 0, first = net->n_params;
         char cp[100];
         snprintf(cp, sizeof cp, "%s.candidate_ops.%d", pre, k);
         if (op->kind == AMTL_OP_MLP) {
@@ -192,12 +192,12 @@ static void add_mixed_op(builder *bd, amtl_mixed_op *m, int l, int j, int b,
             if (ps[np]) m->proj[k] = ps[np]->off;
             np++;
         }
-        for (int i = 0; i < np; i++)
-            if (ps[i]) {
-                ps[i]->op = mi;
-                ps[i]->cand = k;
-                ps[i]->expert = l * net->K + j;
-            }
+        /* by index: a later add may have moved the array */
+        for (int i = first; i < net->n_params && !bd->failed; i++) {
+            net->params[i].op = mi;
+            net->params[i].cand = k;
+            net->params[i].expert = l * net->K + j;
+        }
     }
 }
 

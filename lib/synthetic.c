@@ -9,7 +9,9 @@
  *                               plus a task-specific mix of city/device bias.
  * The two groups share no field and no factor, so their tasks are unrelated;
  * noise_1..3 and dense_2 feed no task.  The dot products are second-order
- * interactions that a linear model cannot express.  Each task's signal is
+ * interactions that a linear model cannot express; item vectors lean on
+ * their category's and user vectors on a hidden segment's, so the
+ * interaction can be learnt from a few rows per user.  Each task's signal is
  * standardised, scaled, and its intercept found by bisection so that the
  * expected positive rate equals the target.
  *

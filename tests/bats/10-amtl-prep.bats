@@ -344,6 +344,12 @@ fails_with() {
     fails_with 1 "amtl-prep: error: $TMP/val.csv:2:3: 'x' is not a number (column 'price')"
 }
 
+@test "bad input: a later file whose header lacks a column of the first" {
+    printf 'item:token,price:float,click:label,buy:label\ni1,0.5,1,0\n' > "$TMP/test.csv"
+    run --separate-stderr amtl-prep -o "$TMP/out.amtl" "$P/tiny_train.csv" "$TMP/test.csv"
+    fails_with 1 "amtl-prep: error: $TMP/test.csv:1:1: no column 'user:token' in the header"
+}
+
 @test "bad input in a recipe: an unknown behavior" {
     printf '1,2,3,pv,100\n1,2,3,like,101\n' > "$TMP/ub.csv"
     run --separate-stderr amtl-prep -f userbehavior -o "$TMP/out.amtl" "$TMP/ub.csv"

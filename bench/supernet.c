@@ -1,0 +1,131 @@
+/* supernet.c (bench) — training throughput of the default supernet against
+ * the machine's own GEMM ceiling, measured in the same run.
+ *
+ * Shape (DESIGN.md section 8): batch 2048, K=4, L=2, 3 MixedOps per expert,
+ * the 8 default candidates, UserBehavior-like input: 3 sparse fields, E=16,
+ * no dense field (input_dim 64).  FLOPs per sample are counted from the
+ * MixedOp formula i·Σh + Σh·H multiply-adds forward, times 3 for forward and
+ * backward, times 2 FLOPs per multiply-add. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "config.h"
+#include "dataset.h"
+#include "layers.h"
+#include "optim.h"
+#include "progress.h"
+#include "supernet.h"
+#include "tensor.h"
+
+static double square_gflops(int n)
+{
+    float *a = amtl_alloc_array((size_t)n * n, 4), *b = amtl_alloc_array((size_t)n * n, 4),
+          *c = amtl_alloc_array((size_t)n * n, 4);
+    for (size_t i = 0; i < (size_t)n * n; i++)
+        a[i] = b[i] = 0.001f * (float)(i % 997);
+    double best = 0;
+    for (int r = 0; r < 4; r++) {
+        double t0 = amtl_now();
+        amtl_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * (double)n / (amtl_now() - t0) / 1e9;
+        if (r && g > best)
+            best = g;
+    }
+    amtl_free(a);
+    amtl_free(b);
+    amtl_free(c);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    int steps = argc > 1 ? atoi(argv[1]) : 6;
+    const char *threads = getenv("AMTL_THREADS");
+    amtl_blas_set_threads(threads ? atoi(threads) : 0);
+    amtl_status st = {0};
+    amtl_config cfg = {0};
+    if (amtl_config_defaults(&cfg, &st))
+        return 1;
+    char *names[3] = {"user_id", "item_id", "category"}, *labels[4] = {"click", "buy", "cart", "fav"};
+    int32_t vocab[3] = {20000, 20000, 1000};
+    amtl_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.N = 3;
+    ds.T = 4;
+    ds.sparse_names = names;
+    ds.label_names = labels;
+    ds.vocab = vocab;
+    amtl_rng rng;
+    amtl_rng_seed(&rng, 1);
+    amtl_supernet net;
+    if (amtl_supernet_init(&net, &cfg, &ds, &rng, &st)) {
+        fprintf(stderr, "bench: %s\n", st.msg);
+        return 1;
+    }
+    int B = cfg.batch_size;
+    amtl_workspace *ws;
+    if (amtl_workspace_init(&ws, &net, B, 1, &st)) {
+        fprintf(stderr, "bench: %s\n", st.msg);
+        return 1;
+    }
+    amtl_adam ow, oa;
+    amtl_adam_init(&ow, 1e-3f, 1e-5f);
+    amtl_adam_init(&oa, 1e-3f, 1e-6f);
+    for (int i = 0; i < net.n_params; i++) {
+        amtl_param *p = &net.params[i];
+        if (p->buf == AMTL_BUF_W)
+            amtl_adam_add(&ow, net.w + p->off, net.g + p->off, p->n, 1, &st);
+        else if (p->buf == AMTL_BUF_ARCH)
+            amtl_adam_add(&oa, net.arch + p->off, net.garch + p->off, p->n, 1, &st);
+    }
+    amtl_adam_finalize(&ow, &st);
+    amtl_adam_finalize(&oa, &st);
+    amtl_batch b = {.B = B};
+    b.ids = malloc((size_t)B * 3 * sizeof(int32_t));
+    b.labels = malloc((size_t)B * 4 * sizeof(float));
+    b.dense = malloc(sizeof(float));
+    float *dl = malloc((size_t)B * 4 * sizeof(float));
+    for (int i = 0; i < B; i++) {
+        for (int f = 0; f < 3; f++)
+            b.ids[i * 3 + f] = (int32_t)amtl_rng_below(&rng, (uint64_t)vocab[f]);
+        for (int t = 0; t < 4; t++)
+            b.labels[i * 4 + t] = (float)amtl_rng_bernoulli(&rng, 0.3);
+    }
+    for (int i = 0; i < B * 4; i++)
+        dl[i] = amtl_rng_uniform_range(&rng, -1e-3f, 1e-3f);
+    double ceiling = square_gflops(2048);
+    double t_total = 0;
+    for (int s = 0; s < steps + 1; s++) {
+        double t0 = amtl_now();
+        amtl_supernet_forward(&net, ws, &b, 1, &rng);
+        amtl_supernet_zero_grad(&net);
+        amtl_supernet_backward(&net, ws, &b, dl);
+        amtl_adam_step(&ow);
+        amtl_adam_step(&oa);
+        if (s)  /* the first step warms caches and page tables */
+            t_total += amtl_now() - t0;
+    }
+    double sps = steps * (double)B / t_total;
+    double macs = 0;
+    int sh = 0;
+    for (int k = 0; k < net.P; k++)
+        sh += net.ops[k].kind == AMTL_OP_MLP ? net.ops[k].h : 0;
+    for (int i = 0; i < net.n_mops; i++)
+        macs += (double)net.mops[i].in * sh + (double)sh * net.H;
+    double flops = 3.0 * 2.0 * macs;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("supernet training step (batch %d, K=%d, L=%d, %d blocks, %d ops, input_dim %d)\n",
+           B, net.K, net.L, net.NL, net.P, net.input_dim);
+    printf("  %-34s %10.1f\n", "samples/s", sps);
+    printf("  %-34s %10.1f\n", "MFLOP per sample (fwd+bwd)", flops / 1e6);
+    printf("  %-34s %10.1f\n", "achieved GFLOP/s", sps * flops / 1e9);
+    printf("  %-34s %10.1f\n", "sgemm 2048^3 ceiling GFLOP/s", ceiling);
+    printf("  %-34s %9.0f%%\n", "fraction of ceiling", 100.0 * sps * flops / 1e9 / ceiling);
+    printf("  %-34s %10.1f\n", "samples/s at the ceiling", ceiling * 1e9 / flops);
+    printf("  %-34s %10.0f\n", "peak resident memory MiB", ru.ru_maxrss / 1024.0);
+    printf("  %-34s %10.0f\n", "activation arena MiB", amtl_workspace_bytes(ws) / 1048576.0);
+    return 0;
+}
