@@ -183,11 +183,10 @@ static int listed_column(const amtl_dataset *ds, const char *name)
 static int check_vocab(const amtl_file *f, const char *what, const amtl_dataset *ds,
                        amtl_status *st)
 {
-    int64_t shape[1] = {ds->N};
     const amtl_tensor *vs = amtl_file_find(f, "vocab_sizes");
     if (!vs)
         return amtl_error(st, AMTL_EDATA, "%s: tensor 'vocab_sizes' is missing", what);
-    if (vs->dtype != AMTL_I32 || vs->ndim != 1 || vs->shape[0] != shape[0])
+    if (vs->dtype != AMTL_I32 || vs->ndim != 1 || vs->shape[0] != ds->N)
         return amtl_error(st, AMTL_EDATA,
                           "%s: tensor 'vocab_sizes' must be i32 [%d] (one per sparse "
                           "field)", what, ds->N);

@@ -334,7 +334,6 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
         if ((++n_rows & 0xffff) == 0)
             amtl_progress_update(&prog, r.bytes, NULL);
     }
-    amtl_progress_finish(&prog);
     rc = 0;
 out:
     amtl_progress_finish(&prog);

@@ -258,7 +258,6 @@ int amtl_prep_userbehavior(amtl_prep_table *t, const amtl_config *cfg,
         if ((++lines & 0xffff) == 0)
             amtl_progress_update(&prog, r.bytes, NULL);
     }
-    amtl_progress_finish(&prog);
     size_t n_groups = g.ids.n / 3;
     for (size_t k = 0; k < n_groups; k++) {
         const int32_t *tu = g.ids.v + 3 * k;
@@ -386,7 +385,6 @@ int amtl_prep_ijcai15(amtl_prep_table *t, const amtl_config *cfg,
         if ((++lines & 0xffff) == 0)
             amtl_progress_update(&prog, r.bytes, NULL);
     }
-    amtl_progress_finish(&prog);
     size_t n_groups = g.ids.n / 5;
     for (size_t k = 0; k < n_groups; k++) {
         const int32_t *tu = g.ids.v + 5 * k;
@@ -579,7 +577,6 @@ int amtl_prep_kuairand(amtl_prep_table *t, const amtl_config *cfg,
         for (int j = 0; j < 7; j++)
             t->labels[j][row] = (uint8_t)lab[j];
     }
-    amtl_progress_finish(&prog);
     if (t->rows == 0) {
         amtl_error(st, AMTL_EDATA, "%s: no rows without missing values", inputs[0]);
         goto out;
@@ -662,7 +659,6 @@ int amtl_prep_qbvideo(amtl_prep_table *t, const amtl_config *cfg,
         if ((++lines & 0xffff) == 0)
             amtl_progress_update(&prog, r.bytes, NULL);
     }
-    amtl_progress_finish(&prog);
     keep = malloc((size_t)(t->rows > 0 ? t->rows : 1));
     if (!keep) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");

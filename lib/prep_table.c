@@ -426,9 +426,12 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
     amtl_rng_fork(&sub, &rng, 1);
     if (assign_splits(t, AMTL_PREP_AUTO, fr, &sub, st))
         return -1;
-    double tv[3] = {fr[0] / (fr[0] + fr[1]), fr[1] / (fr[0] + fr[1]), 0};
-    if (!(fr[0] + fr[1] > 0))
-        tv[0] = 1, tv[1] = 0;
+    /* a train file beside a test file: train and val in the ratio fr0 : fr1 */
+    double tv[3] = {1, 0, 0};
+    if (fr[0] + fr[1] > 0) {
+        tv[0] = fr[0] / (fr[0] + fr[1]);
+        tv[1] = fr[1] / (fr[0] + fr[1]);
+    }
     amtl_rng_fork(&sub, &rng, 2);
     if (assign_splits(t, AMTL_PREP_AUTO_TRAINVAL, tv, &sub, st))
         return -1;
