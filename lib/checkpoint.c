@@ -390,41 +390,41 @@ static int split_names(const char *joined, char ***out, int *n)
     return 0;
 }
 
-int amtl_dataset_stub(amtl_dataset *ds, const amtl_file *f, const char *what, amtl_status *st)
+int amtl_dataset_shape(amtl_dataset *ds, const amtl_file *f, const char *what, amtl_status *st)
 {
     memset(ds, 0, sizeof *ds);
     if (split_names(amtl_file_meta(f, "sparse_fields"), &ds->sparse_names, &ds->N) ||
         split_names(amtl_file_meta(f, "dense_fields"), &ds->dense_names, &ds->D) ||
         split_names(amtl_file_meta(f, "labels"), &ds->label_names, &ds->T)) {
-        amtl_dataset_stub_free(ds);
+        amtl_dataset_shape_free(ds);
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
     if (ds->N < 1 || ds->T < 1) {
-        amtl_dataset_stub_free(ds);
+        amtl_dataset_shape_free(ds);
         return amtl_error(st, AMTL_EDATA, "%s: no field or label names in the metadata", what);
     }
     int64_t s[1] = {ds->N};
     const amtl_tensor *v = amtl_file_get(f, what, "vocab_sizes", AMTL_I32, 1, s, st);
     if (!v) {
-        amtl_dataset_stub_free(ds);
+        amtl_dataset_shape_free(ds);
         return -1;
     }
     ds->vocab = malloc((size_t)ds->N * sizeof(int32_t));
     if (!ds->vocab) {
-        amtl_dataset_stub_free(ds);
+        amtl_dataset_shape_free(ds);
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
     memcpy(ds->vocab, v->data, (size_t)ds->N * sizeof(int32_t));
     for (int i = 0; i < ds->N; i++)
         if (ds->vocab[i] < 1) {
             int bad = ds->vocab[i];
-            amtl_dataset_stub_free(ds);
+            amtl_dataset_shape_free(ds);
             return amtl_error(st, AMTL_EDATA, "%s: vocab_sizes[%d] = %d", what, i, bad);
         }
     return 0;
 }
 
-void amtl_dataset_stub_free(amtl_dataset *ds)
+void amtl_dataset_shape_free(amtl_dataset *ds)
 {
     char **lists[3] = {ds->sparse_names, ds->dense_names, ds->label_names};
     int counts[3] = {ds->N, ds->D, ds->T};

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +144,30 @@ int amtl_cli_usage_error(const amtl_cli *c, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry '%s --help'.\n", c->tool);
     return 2;
+}
+
+int amtl_cli_count(const char *s, long min, long max, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || end == s || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+volatile sig_atomic_t *amtl_cli_stop_on_signals(void)
+{
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    signal(SIGXFSZ, SIG_IGN);
+    return &stop_flag;
 }

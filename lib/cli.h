@@ -4,6 +4,7 @@
 #ifndef AMTL_CLI_H
 #define AMTL_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -44,6 +45,14 @@ int amtl_cli_override(amtl_cli *c, const char *key, const char *value);
 
 /* defaults, base_yaml, config_file, overrides in order, then validation. */
 int amtl_cli_config(amtl_cli *c, amtl_config *cfg, amtl_status *st);
+
+/* Parses a decimal count in [min, max]; -1 for anything else. */
+int amtl_cli_count(const char *s, long min, long max, int *out);
+
+/* Makes SIGINT and SIGTERM raise the returned flag (training stops at the next
+ * batch boundary) and ignores SIGXFSZ (a write over the file-size limit then
+ * fails with EFBIG, reported like any other write error). */
+volatile sig_atomic_t *amtl_cli_stop_on_signals(void);
 
 /* Prints "<tool>: error: <msg>" and returns the exit code for st->code. */
 int amtl_cli_fail(const amtl_cli *c, const amtl_status *st);

@@ -9,17 +9,17 @@
 #include "arch.h"
 #include "train.h"
 
-/* Loads a checkpoint into a trainer over a row-less dataset stub. */
-static int load(const char *ckpt, amtl_trainer *tr, amtl_dataset *stub, amtl_config *cfg,
+/* Loads a checkpoint into a trainer over a dataset shape without rows. */
+static int load(const char *ckpt, amtl_trainer *tr, amtl_dataset *shape, amtl_config *cfg,
                 amtl_status *st)
 {
     amtl_file f;
     char *yaml = NULL;
-    memset(stub, 0, sizeof *stub);
+    memset(shape, 0, sizeof *shape);
     memset(cfg, 0, sizeof *cfg);
     if (amtl_file_read(&f, ckpt, "checkpoint", st))
         return -1;
-    int rc = amtl_dataset_stub(stub, &f, ckpt, st) || amtl_file_config_yaml(&f, &yaml, st) ||
+    int rc = amtl_dataset_shape(shape, &f, ckpt, st) || amtl_file_config_yaml(&f, &yaml, st) ||
              amtl_config_defaults(cfg, st);
     amtl_file_free(&f);
     if (rc)
@@ -28,52 +28,52 @@ static int load(const char *ckpt, amtl_trainer *tr, amtl_dataset *stub, amtl_con
         goto fail;
     /* the trainer's workspace is sized by batch; keep it tiny, nothing runs */
     cfg->batch_size = 2;
-    if (amtl_trainer_load(tr, ckpt, stub, cfg, st))
+    if (amtl_trainer_load(tr, ckpt, shape, cfg, st))
         goto fail;
     free(yaml);
     return 0;
 fail:
     free(yaml);
-    amtl_dataset_stub_free(stub);
+    amtl_dataset_shape_free(shape);
     amtl_config_free(cfg);
     return -1;
 }
 
-static void unload(amtl_trainer *tr, amtl_dataset *stub, amtl_config *cfg)
+static void unload(amtl_trainer *tr, amtl_dataset *shape, amtl_config *cfg)
 {
     amtl_trainer_free(tr);
-    amtl_dataset_stub_free(stub);
+    amtl_dataset_shape_free(shape);
     amtl_config_free(cfg);
 }
 
 int amtl_discretize_step(const char *ckpt, int k, const char *out, amtl_status *st)
 {
     amtl_trainer tr;
-    amtl_dataset stub;
+    amtl_dataset shape;
     amtl_config cfg;
-    if (load(ckpt, &tr, &stub, &cfg, st))
+    if (load(ckpt, &tr, &shape, &cfg, st))
         return -1;
     amtl_supernet_discretize(&tr.net, k, NULL);
     amtl_trainer_sync_liveness(&tr);
-    int rc = amtl_trainer_save(&tr, &stub, out, "checkpoint", st);
-    unload(&tr, &stub, &cfg);
+    int rc = amtl_trainer_save(&tr, &shape, out, "checkpoint", st);
+    unload(&tr, &shape, &cfg);
     return rc;
 }
 
 int amtl_discretize_export(const char *ckpt, const char *out, amtl_status *st)
 {
     amtl_trainer tr;
-    amtl_dataset stub;
+    amtl_dataset shape;
     amtl_config cfg;
     amtl_file arch;
     memset(&arch, 0, sizeof arch);
-    if (load(ckpt, &tr, &stub, &cfg, st))
+    if (load(ckpt, &tr, &shape, &cfg, st))
         return -1;
     amtl_supernet_export(&tr.net);
     int rc = amtl_arch_from_supernet(&arch, &tr.net, &tr.cfg, st) ||
              amtl_file_write(&arch, out, st);
     amtl_file_free(&arch);
-    unload(&tr, &stub, &cfg);
+    unload(&tr, &shape, &cfg);
     return rc ? -1 : 0;
 }
 

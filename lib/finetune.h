@@ -4,6 +4,8 @@
 #ifndef AMTL_FINETUNE_H
 #define AMTL_FINETUNE_H
 
+#include <signal.h>
+
 #include "cli.h"
 #include "error.h"
 
@@ -12,7 +14,7 @@ typedef struct {
     int epochs;            /* -1: config key epochs */
     int patience;          /* -1: config key patience */
     int quiet;
-    volatile int *stop;
+    volatile sig_atomic_t *stop;
 } amtl_finetune_opts;
 
 int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *st);

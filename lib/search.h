@@ -4,6 +4,8 @@
 #ifndef AMTL_SEARCH_H
 #define AMTL_SEARCH_H
 
+#include <signal.h>
+
 #include "cli.h"
 #include "train.h"
 
@@ -16,7 +18,7 @@ typedef struct {
     int epochs;
     int resume;            /* continue from `out` when it exists */
     int quiet;
-    volatile int *stop;    /* raised by SIGINT/SIGTERM */
+    volatile sig_atomic_t *stop;    /* raised by SIGINT/SIGTERM */
 } amtl_search_opts;
 
 /* cli supplies --config and --set; the checkpoint's own config comes first. */

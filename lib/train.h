@@ -7,6 +7,8 @@
 #ifndef AMTL_TRAIN_H
 #define AMTL_TRAIN_H
 
+#include <signal.h>
+
 #include "config.h"
 #include "dataset.h"
 #include "error.h"
@@ -52,7 +54,7 @@ typedef struct {
     int have_best, best_epoch, bad_epochs;
     float *best_w, *best_state;
     int64_t *best_nbt;
-    volatile int *stop;    /* set by a signal handler: stop at the next batch */
+    volatile sig_atomic_t *stop;    /* set by a signal handler: stop at the next batch */
     int quiet;             /* no progress line */
 } amtl_trainer;
 
@@ -110,8 +112,8 @@ int amtl_file_config_yaml(const amtl_file *f, char **yaml, amtl_status *st);
 
 /* The fields, labels and vocab sizes of the data a checkpoint or model was
  * trained on (no rows): enough to rebuild its network without the dataset. */
-int amtl_dataset_stub(amtl_dataset *ds, const amtl_file *f, const char *what, amtl_status *st);
-void amtl_dataset_stub_free(amtl_dataset *ds);
+int amtl_dataset_shape(amtl_dataset *ds, const amtl_file *f, const char *what, amtl_status *st);
+void amtl_dataset_shape_free(amtl_dataset *ds);
 
 /* Prints the metrics as a TSV/JSON line (json != 0) to a FILE*. */
 void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch,

@@ -35,14 +35,10 @@ int main(int argc, char **argv)
         switch (key) {
         case AMTL_CLI_EXIT_OK: return 0;
         case AMTL_CLI_USAGE: return 2;
-        case 'k': {
-            char *end;
-            long v = strtol(arg, &end, 10);
-            if (*end || end == arg || v < 0 || v > 1000000)
+        case 'k':
+            if (amtl_cli_count(arg, 0, 1000000, &k))
                 return amtl_cli_usage_error(&cli, "-k wants a count, got '%s'", arg);
-            k = (int)v;
             break;
-        }
         case OPT_EXPORT: export = 1; break;
         case OPT_SHOW: show = 1; break;
         case OPT_FORMAT: format = arg; break;

@@ -1,19 +1,10 @@
 /* amtl-supernet — train the DESAN supernet for some epochs of one phase. */
-#include <signal.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "search.h"
-
-static volatile int stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 enum { OPT_RESUME = 256, OPT_METRICS, OPT_INIT, OPT_QUIET, OPT_THREADS };
 
@@ -40,7 +31,7 @@ int main(int argc, char **argv)
                                 "[--init CKPT] [options] -o CKPT",
                     .summary = "Train the DESAN supernet for N epochs of one PD-DARTS phase.",
                     .opts = opts};
-    amtl_search_opts o = {.epochs = -1, .stop = &stop_flag, .phase = -1};
+    amtl_search_opts o = {.epochs = -1, .phase = -1};
     const char *arg, *phase = NULL;
     int k;
     while ((k = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
@@ -57,14 +48,10 @@ int main(int argc, char **argv)
         case OPT_INIT: o.init = arg; break;
         case OPT_RESUME: o.resume = 1; break;
         case 'p': phase = arg; break;
-        case 'e': {
-            char *end;
-            long v = strtol(arg, &end, 10);
-            if (*end || end == arg || v < 0 || v > 100000)
+        case 'e':
+            if (amtl_cli_count(arg, 0, 1000000, &o.epochs))
                 return amtl_cli_usage_error(&cli, "--epochs wants a count, got '%s'", arg);
-            o.epochs = (int)v;
             break;
-        }
         case 'S': amtl_cli_override(&cli, "seed", arg); break;
         case OPT_THREADS: amtl_cli_override(&cli, "threads", arg); break;
         case OPT_METRICS: o.metrics = arg; break;
@@ -80,8 +67,7 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--data, --phase, --epochs and -o are required");
     if (amtl_phase_parse(phase, &o.phase))
         return amtl_cli_usage_error(&cli, "unknown phase '%s' (warmup, search or finetune)", phase);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    o.stop = amtl_cli_stop_on_signals();
     amtl_status st = {0};
     if (amtl_search_run(&o, &cli, &st))
         return amtl_cli_fail(&cli, &st);

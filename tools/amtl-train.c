@@ -1,19 +1,10 @@
 /* amtl-train — fine-tune or retrain a discrete architecture (baselines too). */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "finetune.h"
-
-static volatile int stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 enum { OPT_INIT = 256, OPT_SCRATCH, OPT_PATIENCE, OPT_METRICS, OPT_QUIET, OPT_THREADS };
 
@@ -34,16 +25,6 @@ static const amtl_cli_opt opts[] = {
     {0},
 };
 
-static int count(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || end == s || v < 0 || v > 1000000)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     amtl_cli cli = {.tool = "amtl-train",
@@ -51,7 +32,7 @@ int main(int argc, char **argv)
                                 "[--epochs N] [--patience P] -o MODEL",
                     .summary = "Train a discrete architecture with early stopping on validation AUC.",
                     .opts = opts};
-    amtl_finetune_opts o = {.epochs = -1, .patience = -1, .stop = &stop_flag};
+    amtl_finetune_opts o = {.epochs = -1, .patience = -1};
     const char *arg;
     int k, scratch = 0;
     while ((k = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
@@ -69,11 +50,11 @@ int main(int argc, char **argv)
             cli.overrides[cli.n_overrides++] = arg;
             break;
         case 'e':
-            if (count(arg, &o.epochs))
+            if (amtl_cli_count(arg, 0, 1000000, &o.epochs))
                 return amtl_cli_usage_error(&cli, "--epochs wants a count, got '%s'", arg);
             break;
         case OPT_PATIENCE:
-            if (count(arg, &o.patience) || o.patience < 1)
+            if (amtl_cli_count(arg, 1, 1000000, &o.patience))
                 return amtl_cli_usage_error(&cli, "--patience wants a positive count, got '%s'", arg);
             break;
         case 'S': amtl_cli_override(&cli, "seed", arg); break;
@@ -89,8 +70,7 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--data, --arch and -o are required");
     if (scratch && o.init)
         return amtl_cli_usage_error(&cli, "--init and --from-scratch exclude each other");
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    o.stop = amtl_cli_stop_on_signals();
     amtl_status st = {0};
     if (amtl_finetune_run(&o, &cli, &st))
         return amtl_cli_fail(&cli, &st);
