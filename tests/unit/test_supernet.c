@@ -217,17 +217,29 @@ static void test_gradcheck_reference_gates(void) { gradcheck(0.2f, "reference", 
 static void test_gradcheck_partly_discrete(void) { gradcheck(0.2f, "sample", 1, 1, 0); }
 static void test_gradcheck_exported_pruned(void) { gradcheck(0.2f, "sample", 0, 1, 1); }
 
-static void test_entropy_order(void)
+/* The tiny supernet (no dropout, sample gates) from a seed; 0 on success. */
+static int tiny_net(amtl_supernet *net, amtl_config *cfg, uint64_t seed)
 {
     amtl_dataset ds;
+    amtl_status st;
+    amtl_rng r;
+    tiny_dataset(&ds);
+    if (tiny_config(cfg, 0, "sample"))
+        return -1;
+    amtl_rng_seed(&r, seed);
+    if (amtl_supernet_init(net, cfg, &ds, &r, &st)) {
+        printf("# %s\n", st.msg);
+        amtl_config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+static void test_entropy_order(void)
+{
     amtl_config cfg = {0};
     amtl_supernet net;
-    amtl_status st;
-    tiny_dataset(&ds);
-    CHECK(tiny_config(&cfg, 0, "sample") == 0);
-    amtl_rng r;
-    amtl_rng_seed(&r, 3);
-    CHECK_OK(amtl_supernet_init(&net, &cfg, &ds, &r, &st), &st);
+    CHECK(tiny_net(&net, &cfg, 3) == 0);
     /* op i gets a peak of height i on candidate i % P: higher peak, lower entropy */
     for (int i = 0; i < net.n_mops; i++) {
         float *a = net.arch + net.mops[i].alpha;
@@ -255,15 +267,9 @@ static void test_entropy_order(void)
 
 static void test_export_thresholds(void)
 {
-    amtl_dataset ds;
     amtl_config cfg = {0};
     amtl_supernet net;
-    amtl_status st;
-    tiny_dataset(&ds);
-    CHECK(tiny_config(&cfg, 0, "sample") == 0);
-    amtl_rng r;
-    amtl_rng_seed(&r, 4);
-    CHECK_OK(amtl_supernet_init(&net, &cfg, &ds, &r, &st), &st);
+    CHECK(tiny_net(&net, &cfg, 4) == 0);
     float *sb = net.arch + net.single_beta[1], *ib = net.arch + net.inter_beta[1];
     sb[0] = 0.01f;   /* sigmoid > 0.5: kept */
     sb[1] = -0.01f;  /* dropped */
@@ -296,15 +302,9 @@ static void test_export_thresholds(void)
 
 static void test_reference_names_and_shapes(void)
 {
-    amtl_dataset ds;
     amtl_config cfg = {0};
     amtl_supernet net;
-    amtl_status st;
-    tiny_dataset(&ds);
-    CHECK(tiny_config(&cfg, 0, "sample") == 0);
-    amtl_rng r;
-    amtl_rng_seed(&r, 4);
-    CHECK_OK(amtl_supernet_init(&net, &cfg, &ds, &r, &st), &st);
+    CHECK(tiny_net(&net, &cfg, 4) == 0);
     const amtl_param *e = amtl_supernet_find(&net, "embedding.embed_dict.item.weight");
     const amtl_param *w1 = amtl_supernet_find(&net, "experts.0.1.blocks.0.candidate_ops.2._hidden_linear.0.weight");
     const amtl_param *bn = amtl_supernet_find(&net, "experts.1.2.blocks.1.candidate_ops.1._hidden_linear.1.running_var");
