@@ -12,7 +12,7 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 NVCC    ?= nvcc
 PKGS    := openblas msgpack yaml-0.1
-DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev bats
+DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev bats python3
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -53,13 +53,13 @@ UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test
 BENCH   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 DEPSTAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit-tests demo bench check-asan install clean
+.PHONY: all deps test unit-tests demo bench check-asan check-valgrind fuzz plots sweep install clean
 
 all: $(TOOLS)
 
 # Dependencies: installed by apt-get when root, otherwise the exact line.
 deps:
-	@if pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null; then \
+	@if pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null && command -v python3 >/dev/null; then \
 	    echo "deps: all present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing $(DEB_PKGS)"; \
@@ -73,7 +73,7 @@ deps:
 # Every build checks once that the dependencies are there and gets them if not;
 # the package flags are then re-read by a fresh make.
 $(DEPSTAMP):
-	@pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null || $(MAKE) --no-print-directory deps
+	@pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null && command -v python3 >/dev/null || $(MAKE) --no-print-directory deps
 	@mkdir -p $(@D) && touch $@
 
 ifeq ($(PKG_LIBS),)
@@ -139,6 +139,25 @@ check-asan: $(DEPSTAMP)
 	    sh -c 'for t in build-asan/tests/test_*; do $$t || exit 1; done' && echo "check-asan: clean"
 
 build-asan-units: $(UNIT)
+
+# memcheck over the unit tests and the Bats tests (tests/run-valgrind)
+check-valgrind: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory all unit-tests
+	@tests/run-valgrind
+
+# libFuzzer harnesses of every reader, each for a bounded time (tests/fuzz/run)
+fuzz: $(DEPSTAMP)
+	@tests/fuzz/run
+
+# training curves and the architecture picture of a run directory
+plots: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/plots.mk
+
+# a grid of seeds and config values into one TSV (pipelines/sweep.sh)
+sweep: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory all
+	@pipelines/sweep.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -456,9 +456,17 @@ void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch
 {
     FILE *f = file;
     const amtl_supernet *net = &tr->net;
+    double ent = 0;
+    int mixed = 0;
+    for (int i = 0; i < net->n_mops; i++) {
+        ent += amtl_mop_entropy(net, i);
+        mixed += net->mops[i].chosen < 0;
+    }
+    ent = net->n_mops ? ent / net->n_mops : 0;
     if (json) {
         fprintf(f, "{\"epoch\":%d,\"phase\":\"%s\",\"train_loss\":%.6f,\"seconds\":%.2f,"
-                   "\"val_mean_auc\":", epoch, phase, loss, secs);
+                   "\"arch_entropy\":%.6f,\"mixed_ops\":%d,\"val_mean_auc\":",
+                epoch, phase, loss, secs, ent, mixed);
         if (isnan(m->mean_auc))
             fprintf(f, "null");
         else
