@@ -518,10 +518,10 @@ int amtl_arch_config(const amtl_file *arch, amtl_config *cfg, const char *what,
     amtl_strbuf_printf(&y,
                        "embedding_dim: %d\nn_experts: %d\nn_expert_layers: %d\n"
                        "expert_n_layers: %d\nexpert_width: %d\ndropout: %.9g\n"
-                       "gate_dense: %s\ntower_layers: [",
+                       "embedding_init_std: %.9g\ngate_dense: %s\ntower_layers: [",
                        c->embedding_dim, c->n_experts, c->n_expert_layers,
                        c->expert_n_layers, c->expert_width, (double)c->dropout,
-                       c->gate_dense ? "true" : "false");
+                       (double)c->embedding_init_std, c->gate_dense ? "true" : "false");
     for (int i = 0; i < c->tower_layers.n; i++)
         amtl_strbuf_printf(&y, "%s%d", i ? ", " : "", c->tower_layers.items[i]);
     /* op names passed amtl_op_parse: plain YAML scalars */
@@ -1054,8 +1054,17 @@ int amtl_arch_baseline(amtl_file *out, const char *kind, const char *op,
     snprintf(ops, sizeof ops, "[%s]", spec.name);
     int rc = set_int(&cfg, "n_experts", K, st) || set_int(&cfg, "n_expert_layers", 1, st) ||
              amtl_config_set(&cfg, "ops", ops, st);
+    /* the linear floor: per-task logistic regression on the one-hot ids and the
+     * dense values.  Each id gets T weights (E = T), the expert is the exact
+     * identity (H = input_dim, so the Identity op has no projection), the gate
+     * of a single expert is 1, and each task's tower is one Linear(H, 1) with
+     * a bias: logit_t = Σ_f <w_t,f, e_f(id)> + <v_t, dense> + b_t.  The
+     * embeddings start at zero as a regression's weights do; random N(0,1)
+     * rows would leave rare ids with pure noise at test time. */
     if (!rc && linear)
-        rc = set_int(&cfg, "embedding_dim", 1, st) || set_int(&cfg, "expert_n_layers", 1, st) ||
+        rc = set_int(&cfg, "embedding_dim", T, st) || set_int(&cfg, "expert_n_layers", 1, st) ||
+             set_int(&cfg, "expert_width", T * (N + 1) + ds->D, st) ||
+             amtl_config_set(&cfg, "embedding_init_std", "0", st) ||
              amtl_config_set(&cfg, "tower_layers", "[]", st) ||
              amtl_config_set(&cfg, "dropout", "0", st);
     if (!rc && task >= 0) {

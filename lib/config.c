@@ -45,6 +45,8 @@ typedef struct {
 
 static const key_def keys[] = {
     KEY(embedding_dim, K_INT, "16", "model", "embedding size of every sparse field (E)"),
+    KEY(embedding_init_std, K_FLOAT, "1", "model",
+        "embeddings start as N(0, s^2): 1 as the reference; 0 starts them at zero"),
     KEY(n_experts, K_INT, "4", "model", "experts per expert layer (K)"),
     KEY(n_expert_layers, K_INT, "2", "model", "expert layers (L)"),
     KEY(expert_n_layers, K_INT, "3", "model", "MixedOps chained in each expert"),
@@ -1302,6 +1304,9 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
                        c->tower_layers.items[i]);
     if (!(c->dropout >= 0 && c->dropout < 1))
         return bad(st, "dropout", "must be in [0, 1), got %g", (double)c->dropout);
+    if (!(c->embedding_init_std >= 0 && c->embedding_init_std <= 100))
+        return bad(st, "embedding_init_std", "must be in [0, 100], got %g",
+                   (double)c->embedding_init_std);
     if (validate_ops(c, st) || one_of(st, "gate_mode", c->gate_mode, gate_modes))
         return -1;
 

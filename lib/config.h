@@ -35,6 +35,7 @@ typedef struct {
 typedef struct {
     /* model (DESIGN.md section 3) */
     int embedding_dim;        /* E, 16 */
+    float embedding_init_std; /* embeddings ~ N(0, s^2), 1 (the reference) */
     int n_experts;            /* K, 4 */
     int n_expert_layers;      /* L, 2 */
     int expert_n_layers;      /* MixedOps per expert, 3 */

@@ -290,8 +290,13 @@ static int build(amtl_supernet *net, amtl_status *st)
 static void init_values(amtl_supernet *net, amtl_rng *rng)
 {
     float *w = net->w;
-    for (int f = 0; f < net->N; f++)
-        amtl_embedding_init(w + net->emb[f], net->vocab[f], net->E, rng);
+    for (int f = 0; f < net->N; f++) {
+        float *t = w + net->emb[f];
+        size_t n = (size_t)net->vocab[f] * net->E;
+        amtl_embedding_init(t, net->vocab[f], net->E, rng);
+        for (size_t i = 0; i < n; i++)
+            t[i] *= net->emb_std;
+    }
     for (int i = 0; i < net->n_mops; i++) {
         amtl_mixed_op *m = &net->mops[i];
         for (int k = 0; k < m->P; k++)
@@ -340,6 +345,7 @@ int amtl_supernet_init(amtl_supernet *net, const amtl_config *cfg,
     net->NL = cfg->expert_n_layers;
     net->H = cfg->expert_width;
     net->dropout = cfg->dropout;
+    net->emb_std = cfg->embedding_init_std;
     net->gate_sample = !strcmp(cfg->gate_mode, "sample");
     net->gate_dense = cfg->gate_dense;
     net->input_dim = net->E * (net->N + 1) + net->D;

@@ -85,6 +85,7 @@ typedef struct {
     int n_tower;            /* hidden tower layers */
     int tower_w[8];
     float dropout;
+    float emb_std;          /* embedding initialisation std */
     amtl_op_spec ops[AMTL_MAX_OPS];
     int gate_sample;        /* gate mode: 1 sample, 0 reference */
     int gate_dense;

@@ -590,13 +590,18 @@ static void test_linear(void)
     amtl_config cfg = {0};
     amtl_file arch = {0};
     CHECK_OK(baseline_net("linear", NULL, &net, &cfg, &arch, &st), &st);
-    CHECK(net.E == 1 && net.K == 1 && net.L == 1 && net.NL == 1);
+    /* T = 2 weights per id, and an expert that is the exact identity */
+    CHECK(net.E == 2 && net.K == 1 && net.L == 1 && net.NL == 1);
     CHECK(net.P == 1 && net.ops[0].kind == AMTL_OP_IDENTITY);
     CHECK(net.n_tower == 0 && net.dropout == 0.0f);
-    CHECK(net.input_dim == 1 * (3 + 1) + 1);
-    /* the Identity block is a bias-free projection input_dim -> H */
-    const amtl_param *p = amtl_supernet_find(&net, "experts.0.0.blocks.0.candidate_ops.0.projection.weight");
-    CHECK(p && p->shape[0] == 8 && p->shape[1] == 5);
+    CHECK(net.input_dim == 2 * (3 + 1) + 1 && net.H == net.input_dim);
+    CHECK(!amtl_supernet_find(&net, "experts.0.0.blocks.0.candidate_ops.0.projection.weight"));
+    /* the embeddings start at zero, as a regression's weights do */
+    const amtl_param *e = amtl_supernet_find(&net, "embedding.embed_dict.user.weight");
+    CHECK(e && all_equal(amtl_param_ptr(&net, e), (int)e->n, 0.0f));
+    /* each task's tower is one Linear(H, 1) */
+    const amtl_param *tw = amtl_supernet_find(&net, "towers.1.mlp_layers.0.weight");
+    CHECK(tw && tw->shape[0] == 1 && tw->shape[1] == net.input_dim);
     CHECK(!amtl_supernet_find(&net, "towers.0.mlp_layers.1.weight"));  /* no hidden layer */
     CHECK(all_equal(net.fix_single, 3, 1.0f) && all_equal(net.fix_inter, 3, 0.0f));
     CHECK(all_equal(net.fix_expert, 2, 1.0f));
