@@ -5,11 +5,24 @@
  * the 8 default candidates, UserBehavior-like input: 3 sparse fields, E=16,
  * no dense field (input_dim 64).  FLOPs per sample are counted from the
  * MixedOp formula i·Σh + Σh·H multiply-adds forward, times 3 for forward and
- * backward, times 2 FLOPs per multiply-add. */
+ * backward, times 2 FLOPs per multiply-add.
+ *
+ * The ceiling is OpenBLAS's square sgemm 2048³ on its own threads (every
+ * core), the best of several calls before and after the training steps.
+ *
+ * Usage: supernet [STEPS] [--openblas]
+ *   AMTL_THREADS=N   threads of the pool (default every core)
+ *   --openblas       the other threading model, for comparison: the pool
+ *                    left at one thread and OpenBLAS on its own threads
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+
+#include <cblas.h>
+#undef I
 
 #include "config.h"
 #include "dataset.h"
@@ -19,20 +32,34 @@
 #include "supernet.h"
 #include "tensor.h"
 
-static double square_gflops(int n)
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* OpenBLAS's own sgemm n³ on every core, best of `reps` calls after one. */
+static double square_gflops(int n, int reps)
 {
     float *a = amtl_alloc_array((size_t)n * n, 4), *b = amtl_alloc_array((size_t)n * n, 4),
           *c = amtl_alloc_array((size_t)n * n, 4);
+    if (!a || !b || !c)
+        return 0;
     for (size_t i = 0; i < (size_t)n * n; i++)
         a[i] = b[i] = 0.001f * (float)(i % 997);
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(openblas_get_num_procs());
     double best = 0;
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r <= reps; r++) {
         double t0 = amtl_now();
-        amtl_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
+                    0.0f, c, n);
         double g = 2.0 * n * n * (double)n / (amtl_now() - t0) / 1e9;
         if (r && g > best)
             best = g;
     }
+    openblas_set_num_threads(threads);
     amtl_free(a);
     amtl_free(b);
     amtl_free(c);
@@ -41,9 +68,20 @@ static double square_gflops(int n)
 
 int main(int argc, char **argv)
 {
-    int steps = argc > 1 ? atoi(argv[1]) : 6;
+    int steps = 6, openblas = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--openblas"))
+            openblas = 1;
+        else
+            steps = atoi(argv[i]);
+    }
+    if (steps < 1)
+        steps = 1;
+    double ceiling = square_gflops(2048, 4);
     const char *threads = getenv("AMTL_THREADS");
-    amtl_blas_set_threads(threads ? atoi(threads) : 0);
+    int nthreads = 1;
+    if (!openblas)
+        nthreads = amtl_blas_set_threads(threads ? atoi(threads) : 0);
     amtl_status st = {0};
     amtl_config cfg = {0};
     if (amtl_config_defaults(&cfg, &st))
@@ -95,18 +133,31 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < B * 4; i++)
         dl[i] = amtl_rng_uniform_range(&rng, -1e-3f, 1e-3f);
-    double ceiling = square_gflops(2048);
-    double t_total = 0;
+    double t_total = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, t_best = 1e30, cpu = 0;
     for (int s = 0; s < steps + 1; s++) {
+        double c0 = cpu_now();
         double t0 = amtl_now();
         amtl_supernet_forward(&net, ws, &b, 1, &rng);
+        double t1 = amtl_now();
         amtl_supernet_zero_grad(&net);
         amtl_supernet_backward(&net, ws, &b, dl);
+        double t2 = amtl_now();
         amtl_adam_step(&ow);
         amtl_adam_step(&oa);
-        if (s)  /* the first step warms caches and page tables */
-            t_total += amtl_now() - t0;
+        double t3 = amtl_now();
+        if (s) { /* the first step warms caches and page tables */
+            t_total += t3 - t0;
+            t_fwd += t1 - t0;
+            t_bwd += t2 - t1;
+            t_opt += t3 - t2;
+            if (t3 - t0 < t_best)
+                t_best = t3 - t0;
+            cpu += cpu_now() - c0;
+        }
     }
+    double c2 = square_gflops(2048, 4);
+    if (c2 > ceiling)
+        ceiling = c2;
     double sps = steps * (double)B / t_total;
     double macs = 0;
     int sh = 0;
@@ -119,7 +170,16 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("supernet training step (batch %d, K=%d, L=%d, %d blocks, %d ops, input_dim %d)\n",
            B, net.K, net.L, net.NL, net.P, net.input_dim);
+    if (openblas)
+        printf("  %-34s %10s\n", "threads", "OpenBLAS");
+    else
+        printf("  %-34s %10d\n", "threads (pool)", nthreads);
     printf("  %-34s %10.1f\n", "samples/s", sps);
+    printf("  %-34s %10.1f\n", "samples/s, fastest step", B / t_best);
+    printf("  %-34s %10.1f\n", "ms forward", 1e3 * t_fwd / steps);
+    printf("  %-34s %10.1f\n", "ms backward", 1e3 * t_bwd / steps);
+    printf("  %-34s %10.1f\n", "ms Adam", 1e3 * t_opt / steps);
+    printf("  %-34s %10.1f\n", "CPU ms per step, all threads", 1e3 * cpu / steps);
     printf("  %-34s %10.1f\n", "MFLOP per sample (fwd+bwd)", flops / 1e6);
     printf("  %-34s %10.1f\n", "achieved GFLOP/s", sps * flops / 1e9);
     printf("  %-34s %10.1f\n", "sgemm 2048^3 ceiling GFLOP/s", ceiling);

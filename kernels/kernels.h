@@ -1,36 +1,64 @@
 /* kernels.h — the fused elementwise kernels of the MixedOp step.  The CPU
  * versions (kernels/cpu/fused.c) are built with -O3 for the host's vector
- * units; every loop walks rows of a row-major [B, S] array so the compiler
+ * units; every loop walks rows of a row-major [rows, C] array so the compiler
  * vectorises across channels.  Per-channel sums are accumulated in float over
- * blocks of AMTL_K_BLOCK rows and then in double. */
+ * blocks of AMTL_K_BLOCK rows and then in double.
+ *
+ * The MixedOp calls them on a block of rows of one thread's share of the
+ * batch, so the "+=" accumulators below are that thread's partial sums; the
+ * caller combines the threads' partials in a fixed order.  tmp arguments are
+ * scratch of the stated size.  Plain versions of each are in
+ * tests/unit/test_kernels.c. */
 #ifndef AMTL_KERNELS_H
 #define AMTL_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define AMTL_K_BLOCK 32
 
-/* s1[c] = Σ_b A[b,c], s2[c] = Σ_b A[b,c]² (double); tmp [2*S] floats. */
-void amtl_k_colsums2(double *s1, double *s2, float *tmp, const float *A, int B, int S);
-/* H[b,c] = max(A[b,c]*sc[c] + sh[c], 0) */
-void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *sh, int B,
-                        int S);
+/* s[c] += Σ_b X[b,c] (double); tmp [C] */
+void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C);
+/* Y[b,c] = X[b,c] - v[c] (Y == X allowed) */
+void amtl_k_sub_row(float *Y, const float *X, const float *v, int rows, int C);
+/* Y[r,c] = s[r] * X[r,c]: rows of X scaled */
+void amtl_k_scale_rows(float *Y, const float *X, const float *s, int rows, int C);
+/* H[b,c] = max(A[b,c]*sc[c] + sh[c], 0) (H == A allowed) */
+void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *sh, int rows,
+                        int C);
 /* Y[b,c] = max(Y[b,c] + bias[c], 0); out[b,c] += w * Y[b,c] */
-void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int B, int O);
-/* R[b,c] = Y[b,c] > 0 ? w*D[b,c] : 0; db[c] += Σ_b R[b,c] */
-void amtl_k_relu_back_scaled(float *R, float *db, const float *Y, const float *D, float w,
-                             int B, int O, float *tmp);
-/* dZ = dH*(H>0) in place; sd[c] = Σ dZ, sdx[c] = Σ dZ*(A-mean)*rstd (double) */
-void amtl_k_relu_bn_reduce(float *dH, double *sd, double *sdx, float *tmp, const float *A,
-                           const float *H, const float *mean, const float *rstd, int B,
-                           int S);
-/* dH = k1*dH - k2 - (A-mean)*k3 in place; sA[c] = Σ_b of the result (double) */
-void amtl_k_bn_back_apply(float *dH, double *sA, float *tmp, const float *A,
-                          const float *mean, const float *k1, const float *k2,
-                          const float *k3, int B, int S);
+void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int rows, int O);
+/* R[b,c] = Y[b,c] > 0 ? w*D[b,c] : 0;  db[c] += Σ_b R[b,c] (float);
+ * *dot += Σ_b,c D[b,c]*Y[b,c] (double); tmp [O] */
+void amtl_k_relu_back_dot(float *R, float *db, double *dot, float *tmp, const float *Y,
+                          const float *D, float w, int rows, int O);
+/* The ReLU and BatchNorm backward reductions over a block, with A centred:
+ * v = H > 0 ? dZ : 0;  sd[c] += Σ_b v;  sq[c] += Σ_b v*A (double);
+ * dZ = k1[c]*v (in place); tmp [2*S] */
+void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
+                          const float *A, const float *k1, int rows, int S);
+/* dx[b,c] += m ? scale*(D[b,c] + crow[c]) : 0 with m = mask[b,c], or m = 1
+ * when mask is NULL */
+void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,
+                             const uint8_t *mask, float scale, int rows, int C);
+/* D[c,r] = S[r,c] for r < rows, c < cols (leading dimensions lds, ldd) */
+void amtl_k_transpose(float *D, int ldd, const float *S, int lds, int rows, int cols);
+/* G[r,c] += Σ_p parts[p][c,r] - k3[r]*W[r,c] for r < rows, c < C, with G and
+ * W [rows,C] and each part [C, ldp]: first the k3 term, then the parts in
+ * order p = 0.. */
+void amtl_k_w1_grad(float *G, const float *const *parts, int nparts, int ldp,
+                    const float *k3, const float *W, int rows, int C);
+/* g[i] += Σ_p parts[p][i], in order p = 0.. */
+void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n);
+/* G[c,r] += Σ_p parts[p][r,c] for r < rows, c < cols, G [cols, ldg], parts
+ * [rows, ldp], in order p = 0.. */
+void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
+                        int rows, int cols);
 /* Σ a[i]*b[i] in double over float blocks */
 double amtl_k_dot(const float *a, const float *b, size_t n);
 /* y[i] += w * x[i] */
 void amtl_k_axpy(float *y, const float *x, float w, size_t n);
+/* y[i] = w * x[i] */
+void amtl_k_scale(float *y, const float *x, float w, size_t n);
 
 #endif

@@ -15,6 +15,9 @@
 #include "tensor.h"
 #include "train.h"
 
+/* Larger epoch counts in a file are corrupt, not real. */
+#define AMTL_MAX_EPOCH 100000000
+
 #ifndef AMTL_VERSION
 #define AMTL_VERSION "0"
 #endif
@@ -90,11 +93,54 @@ static int save_adam(amtl_file *f, const char *pre, const amtl_adam *o, amtl_sta
     return add1(f, nm, AMTL_I64, 1, &o->step, st);
 }
 
+static int check_finite(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return 0;
+    return 1;
+}
+
+/* A trainer that went non-finite is never written: the name of the first
+ * offending tensor, or NULL when everything that would be saved is finite. */
+static const char *first_non_finite(const amtl_trainer *tr, int model)
+{
+    const amtl_supernet *net = &tr->net;
+    for (int i = 0; i < net->n_params; i++) {
+        const amtl_param *p = &net->params[i];
+        if (p->buf == AMTL_BUF_NBT || (model && (!p->live || p->buf == AMTL_BUF_ARCH)))
+            continue;
+        if (!check_finite(amtl_param_ptr(net, p), p->n))
+            return p->name;
+    }
+    if (model)
+        return NULL;
+    if (!check_finite(tr->opt_w.m, tr->opt_w.total))
+        return "optim.weights.m";
+    if (!check_finite(tr->opt_w.v, tr->opt_w.total))
+        return "optim.weights.v";
+    if (!check_finite(tr->opt_a.m, tr->opt_a.total))
+        return "optim.arch.m";
+    if (!check_finite(tr->opt_a.v, tr->opt_a.total))
+        return "optim.arch.v";
+    if (tr->have_best && tr->best_w && !check_finite(tr->best_w, net->n_w))
+        return "best.weights";
+    if (tr->have_best && tr->best_state && !check_finite(tr->best_state, net->n_state))
+        return "best.state";
+    if (tr->part.active && !isfinite(tr->part.loss_sum))
+        return "train.partial_loss";
+    return NULL;
+}
+
 int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char *path,
                       const char *kind, amtl_status *st)
 {
     const amtl_supernet *net = &tr->net;
     int model = !strcmp(kind, "model");
+    const char *bad = first_non_finite(tr, model);
+    if (bad)
+        return amtl_error(st, AMTL_ENUM,
+                          "not writing '%s': tensor '%s' holds a non-finite value", path, bad);
     amtl_file f;
     amtl_file_init(&f, kind);
     char *yaml = NULL, *names = NULL;
@@ -113,6 +159,8 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
     if (join_names(net->label_names, net->T, &names) ||
         amtl_file_set_meta(&f, "labels", names, st))
         goto out;
+    free(names);
+    names = NULL;
     const char *hash = ds ? amtl_file_meta(&ds->file, "content_hash") : NULL;
     if (hash && amtl_file_set_meta(&f, "dataset_hash", hash, st))
         goto out;
@@ -157,8 +205,17 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
             add1(&f, "rng.state", AMTL_I64, 4, rs, st) ||
             add1(&f, "train.epoch", AMTL_I32, 1, &ep, st) ||
             add1(&f, "best.info", AMTL_I32, 3, best, st) ||
-            add1(&f, "best.auc", AMTL_F64, net->T, tr->best_auc, st))
+            add1(&f, "best.auc", AMTL_F64, net->T, tr->best_auc, st) ||
+            add1(&f, "train.run", AMTL_I32, 1, &(int32_t){tr->run_start}, st))
             goto out;
+        if (tr->part.active) {
+            int64_t pa[9] = {tr->part.phase, tr->part.next_batch, tr->part.counted,
+                             tr->part.B, tr->part.rows};
+            memcpy(pa + 5, tr->part.perm_rng, sizeof tr->part.perm_rng);
+            if (add1(&f, "train.partial", AMTL_I64, 9, pa, st) ||
+                add1(&f, "train.partial_loss", AMTL_F64, 1, &tr->part.loss_sum, st))
+                goto out;
+        }
         if (tr->have_best &&
             (add1(&f, "best.weights", AMTL_F32, (int64_t)net->n_w, tr->best_w, st) ||
              add1(&f, "best.state", AMTL_F32, (int64_t)net->n_state, tr->best_state, st) ||
@@ -245,15 +302,63 @@ static int load_adam(amtl_adam *o, const char *pre, const amtl_file *f, const ch
     memcpy(o->m, m->data, o->total * sizeof(float));
     memcpy(o->v, v->data, o->total * sizeof(float));
     o->step = *(const int64_t *)k->data;
+    if (o->step < 0 || o->step > ((int64_t)1 << 53))
+        return amtl_error(st, AMTL_EDATA, "%s: %s = %lld is not a step count", what, nm,
+                          (long long)o->step);
     return 0;
 }
 
-static int check_finite(const float *p, size_t n)
+/* xoshiro256** never leaves the all-zero state, which would make every
+ * draw 0 and rejection sampling loop for ever. */
+static int rng_state_ok(const void *state)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
-            return 0;
-    return 1;
+    int64_t s[4];
+    memcpy(s, state, sizeof s);
+    return (s[0] | s[1] | s[2] | s[3]) != 0;
+}
+
+/* The part-done epoch and the run's start epoch, checked against the
+ * trainer they are loaded into. */
+static int load_progress(amtl_trainer *tr, const amtl_file *f, const char *what,
+                         amtl_status *st)
+{
+    tr->run_start = tr->epoch;
+    if (amtl_file_find(f, "train.run")) {
+        int64_t s1[1] = {1};
+        const amtl_tensor *r = amtl_file_get(f, what, "train.run", AMTL_I32, 1, s1, st);
+        if (!r)
+            return -1;
+        int32_t v = *(const int32_t *)r->data;
+        if (v < 0 || v > tr->epoch)
+            return amtl_error(st, AMTL_EDATA, "%s: train.run = %d is not an epoch up to %d",
+                              what, v, tr->epoch);
+        tr->run_start = v;
+    }
+    if (!amtl_file_find(f, "train.partial"))
+        return 0;
+    int64_t s9[1] = {9}, s1[1] = {1};
+    const amtl_tensor *p = amtl_file_get(f, what, "train.partial", AMTL_I64, 1, s9, st);
+    const amtl_tensor *l =
+        p ? amtl_file_get(f, what, "train.partial_loss", AMTL_F64, 1, s1, st) : NULL;
+    if (!l)
+        return -1;
+    const int64_t *v = p->data;
+    double sum = *(const double *)l->data;
+    int64_t phase = v[0], next = v[1], counted = v[2], B = v[3], rows = v[4];
+    if (phase < 0 || phase > 2 || B < 1 || B > INT32_MAX || rows < 2 || rows > INT32_MAX || next < 0 ||
+        next >= (rows + B - 1) / B || counted < 0 || counted > next * B || !isfinite(sum) ||
+        !rng_state_ok(v + 5))
+        return amtl_error(st, AMTL_EDATA, "%s: train.partial does not describe a part-done "
+                          "epoch", what);
+    tr->part.active = 1;
+    tr->part.phase = (amtl_phase)phase;
+    tr->part.next_batch = next;
+    tr->part.counted = counted;
+    tr->part.loss_sum = sum;
+    tr->part.B = B;
+    tr->part.rows = rows;
+    memcpy(tr->part.perm_rng, v + 5, sizeof tr->part.perm_rng);
+    return 0;
 }
 
 int amtl_trainer_load(amtl_trainer *tr, const char *path, const amtl_dataset *ds,
@@ -262,35 +367,60 @@ int amtl_trainer_load(amtl_trainer *tr, const char *path, const amtl_dataset *ds
     amtl_file f;
     if (amtl_file_read(&f, path, NULL, st))
         return -1;
-    int model = !strcmp(f.kind, "model");
-    if (!model && strcmp(f.kind, "checkpoint")) {
-        amtl_error(st, AMTL_EDATA, "%s: a %s file, expected a checkpoint or a model", path,
-                   f.kind);
-        amtl_file_free(&f);
-        return -1;
+    int rc = amtl_trainer_load_file(tr, &f, path, ds, cfg, st);
+    amtl_file_free(&f);
+    return rc;
+}
+
+/* Every embedding table is in every checkpoint and model, so its stored
+ * shape must already agree with the vocab sizes before a network of that
+ * size is allocated: a corrupt vocab_sizes then costs nothing. */
+static int check_embeddings(const amtl_file *f, const char *what, const amtl_dataset *ds,
+                            const amtl_config *cfg, amtl_status *st)
+{
+    for (int i = 0; i < ds->N; i++) {
+        char nm[sizeof ((amtl_param *)0)->name];  /* cut as the network cuts it */
+        snprintf(nm, sizeof nm, "embedding.embed_dict.%s.weight", ds->sparse_names[i]);
+        const amtl_tensor *t = amtl_file_find(f, nm);
+        if (!t)
+            return amtl_error(st, AMTL_EDATA, "%s: tensor '%s' is missing", what, nm);
+        if (t->ndim != 2 || t->shape[0] != ds->vocab[i] || t->shape[1] != cfg->embedding_dim)
+            return amtl_error(st, AMTL_EDATA,
+                              "%s: tensor '%s' is not [%d, %d] (vocab size, embedding_dim)",
+                              what, nm, (int)ds->vocab[i], cfg->embedding_dim);
     }
-    if (amtl_trainer_init(tr, cfg, ds, st)) {
-        amtl_error_context(st, "%s", path);
-        amtl_file_free(&f);
+    return 0;
+}
+
+int amtl_trainer_load_file(amtl_trainer *tr, const amtl_file *file, const char *path,
+                           const amtl_dataset *ds, const amtl_config *cfg, amtl_status *st)
+{
+    int model = !strcmp(file->kind, "model");
+    if (!model && strcmp(file->kind, "checkpoint"))
+        return amtl_error(st, AMTL_EDATA, "%s: a %s file, expected a checkpoint or a model",
+                          path, file->kind);
+    if (check_embeddings(file, path, ds, cfg, st))
         return -1;
-    }
+    if (amtl_trainer_init(tr, cfg, ds, st))
+        return amtl_error_context(st, "%s", path);
     amtl_supernet *net = &tr->net;
-    if (load_search_state(net, &f, path, st))
+    if (load_search_state(net, file, path, st))
         goto fail;
     for (int i = 0; i < net->n_params; i++) {
         const amtl_param *p = &net->params[i];
         int required = !model || (p->live && p->buf != AMTL_BUF_ARCH);
-        if (load_param(net, p, &f, path, required, st))
+        if (load_param(net, p, file, path, required, st))
             goto fail;
     }
-    if (!check_finite(net->w, net->n_w) || !check_finite(net->arch, net->n_arch)) {
+    if (!check_finite(net->w, net->n_w) || !check_finite(net->arch, net->n_arch) ||
+        !check_finite(net->state, net->n_state)) {
         amtl_error(st, AMTL_EDATA, "%s: parameters hold non-finite values", path);
         goto fail;
     }
-    const amtl_tensor *h = amtl_file_find(&f, "history");
+    const amtl_tensor *h = amtl_file_find(file, "history");
     if (h) {
         int64_t hs[2] = {-1, tr->hist_cols};
-        if (!amtl_file_get(&f, path, "history", AMTL_F64, 2, hs, st))
+        if (!amtl_file_get(file, path, "history", AMTL_F64, 2, hs, st))
             goto fail;
         tr->n_hist = tr->cap_hist = (int)h->shape[0];
         tr->hist = malloc(amtl_tensor_nbytes(h) + 1);
@@ -302,23 +432,32 @@ int amtl_trainer_load(amtl_trainer *tr, const char *path, const amtl_dataset *ds
     }
     if (!model) {
         int64_t s4[1] = {4}, s1[1] = {1}, s3[1] = {3}, sT[1] = {net->T};
-        const amtl_tensor *r = amtl_file_get(&f, path, "rng.state", AMTL_I64, 1, s4, st);
-        const amtl_tensor *e = r ? amtl_file_get(&f, path, "train.epoch", AMTL_I32, 1, s1, st) : NULL;
-        const amtl_tensor *bi = e ? amtl_file_get(&f, path, "best.info", AMTL_I32, 1, s3, st) : NULL;
-        const amtl_tensor *ba = bi ? amtl_file_get(&f, path, "best.auc", AMTL_F64, 1, sT, st) : NULL;
-        if (!ba || load_adam(&tr->opt_w, "weights", &f, path, st) ||
-            load_adam(&tr->opt_a, "arch", &f, path, st))
+        const amtl_tensor *r = amtl_file_get(file, path, "rng.state", AMTL_I64, 1, s4, st);
+        const amtl_tensor *e = r ? amtl_file_get(file, path, "train.epoch", AMTL_I32, 1, s1, st) : NULL;
+        const amtl_tensor *bi = e ? amtl_file_get(file, path, "best.info", AMTL_I32, 1, s3, st) : NULL;
+        const amtl_tensor *ba = bi ? amtl_file_get(file, path, "best.auc", AMTL_F64, 1, sT, st) : NULL;
+        if (!ba || load_adam(&tr->opt_w, "weights", file, path, st) ||
+            load_adam(&tr->opt_a, "arch", file, path, st))
             goto fail;
+        if (!rng_state_ok(r->data)) {
+            amtl_error(st, AMTL_EDATA, "%s: rng.state is all zero", path);
+            goto fail;
+        }
         amtl_rng_set_state(&tr->rng, r->data);
         tr->epoch = *(const int32_t *)e->data;
+        if (tr->epoch < 0 || tr->epoch > AMTL_MAX_EPOCH) {
+            amtl_error(st, AMTL_EDATA, "%s: train.epoch = %d is not an epoch count", path,
+                       tr->epoch);
+            goto fail;
+        }
         const int32_t *b = bi->data;
         memcpy(tr->best_auc, ba->data, sizeof(double) * net->T);
         if (b[0]) {
             int64_t sw[1] = {(int64_t)net->n_w}, ss[1] = {(int64_t)net->n_state},
                     sn[1] = {(int64_t)net->n_nbt};
-            const amtl_tensor *bw = amtl_file_get(&f, path, "best.weights", AMTL_F32, 1, sw, st);
-            const amtl_tensor *bs = bw ? amtl_file_get(&f, path, "best.state", AMTL_F32, 1, ss, st) : NULL;
-            const amtl_tensor *bn = bs ? amtl_file_get(&f, path, "best.nbt", AMTL_I64, 1, sn, st) : NULL;
+            const amtl_tensor *bw = amtl_file_get(file, path, "best.weights", AMTL_F32, 1, sw, st);
+            const amtl_tensor *bs = bw ? amtl_file_get(file, path, "best.state", AMTL_F32, 1, ss, st) : NULL;
+            const amtl_tensor *bn = bs ? amtl_file_get(file, path, "best.nbt", AMTL_I64, 1, sn, st) : NULL;
             if (!bn)
                 goto fail;
             tr->best_w = amtl_alloc_array(net->n_w, sizeof(float));
@@ -336,14 +475,20 @@ int amtl_trainer_load(amtl_trainer *tr, const char *path, const amtl_dataset *ds
         tr->best_epoch = b[1];
         tr->bad_epochs = b[2];
     } else {
-        const char *ep = amtl_file_meta(&f, "epoch");
-        tr->epoch = ep ? atoi(ep) : 0;
+        const char *ep = amtl_file_meta(file, "epoch");
+        char *end = NULL;
+        long v = ep ? strtol(ep, &end, 10) : 0;
+        if (ep && (end == ep || *end || v < 0 || v > AMTL_MAX_EPOCH)) {
+            amtl_error(st, AMTL_EDATA, "%s: meta epoch '%s' is not an epoch count", path, ep);
+            goto fail;
+        }
+        tr->epoch = (int)v;
     }
+    if (!model && load_progress(tr, file, path, st))
+        goto fail;
     amtl_trainer_sync_liveness(tr);
-    amtl_file_free(&f);
     return 0;
 fail:
-    amtl_file_free(&f);
     amtl_trainer_free(tr);
     return -1;
 }

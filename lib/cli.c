@@ -11,13 +11,13 @@
 #define AMTL_VERSION "0"
 #endif
 
-enum { KEY_HELP = 1000, KEY_VERSION };
+enum { KEY_HELP = 1000, KEY_VERSION, KEY_HELP_CONFIG };
 
 static int build_tables(const amtl_cli *c, struct option *lo, char *so, int max)
 {
     int n = 0, k = 0;
     so[k++] = ':'; /* report a missing argument as ':' */
-    for (const amtl_cli_opt *o = c->opts; o && o->name && n < max - 3; o++) {
+    for (const amtl_cli_opt *o = c->opts; o && o->name && n < max - 4; o++) {
         if (!strcmp(o->name, "help") || !strcmp(o->name, "version"))
             continue;
         lo[n].name = o->name;
@@ -33,6 +33,7 @@ static int build_tables(const amtl_cli *c, struct option *lo, char *so, int max)
     }
     lo[n++] = (struct option){"help", no_argument, NULL, KEY_HELP};
     lo[n++] = (struct option){"version", no_argument, NULL, KEY_VERSION};
+    lo[n++] = (struct option){"help-config", no_argument, NULL, KEY_HELP_CONFIG};
     lo[n] = (struct option){0, 0, 0, 0};
     so[k] = '\0';
     return n;
@@ -56,6 +57,7 @@ void amtl_cli_usage(const amtl_cli *c, FILE *out)
     }
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help and exit");
     fprintf(out, "  %-30s %s\n", "    --version", "show the version and exit");
+    fprintf(out, "  %-30s %s\n", "    --help-config", "list every config key with its default and exit");
     fprintf(out, "\nSee %s(1).\n", c->tool);
 }
 
@@ -82,6 +84,9 @@ int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out)
         return AMTL_CLI_EXIT_OK;
     case KEY_VERSION:
         printf("%s %s\n", c->tool, AMTL_VERSION);
+        return AMTL_CLI_EXIT_OK;
+    case KEY_HELP_CONFIG:
+        amtl_config_describe(stdout);
         return AMTL_CLI_EXIT_OK;
     case ':':
         fprintf(stderr, "%s: error: option '%s' needs an argument\n", c->tool,

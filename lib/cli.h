@@ -33,9 +33,9 @@ typedef struct {
 } amtl_cli;
 
 /* Returns the next option's key, AMTL_CLI_END when done, AMTL_CLI_EXIT_OK
- * after printing --help or --version to stdout, or AMTL_CLI_USAGE after
- * printing the problem and the usage to stderr.  --help and --version are
- * always understood; add them to opts only to list them. */
+ * after printing --help, --version or --help-config to stdout, or AMTL_CLI_USAGE after
+ * printing the problem and the usage to stderr.  --help, --version and
+ * --help-config are always understood; add them to opts only to list them. */
 int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out);
 
 void amtl_cli_usage(const amtl_cli *c, FILE *out);

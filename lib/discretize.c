@@ -26,8 +26,8 @@ static int load(const char *ckpt, amtl_trainer *tr, amtl_dataset *shape, amtl_co
         goto fail;
     if (yaml && amtl_config_load_string(cfg, yaml, strlen(yaml), ckpt, st))
         goto fail;
-    /* the trainer's workspace is sized by batch; keep it tiny, nothing runs */
-    cfg->batch_size = 2;
+    /* no rows: the trainer sizes its workspaces for 2 rows, whatever the
+     * batch size, so the config is saved back as it came */
     if (amtl_trainer_load(tr, ckpt, shape, cfg, st))
         goto fail;
     free(yaml);

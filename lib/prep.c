@@ -3,6 +3,8 @@
  */
 #include "prep.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -315,6 +317,12 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
                 if (amtl_csv_parse_double(v, &x)) {
                     amtl_csv_error(&r, st, c + 1, "'%s' is not a number (column '%s')", v,
                                    cols.names[c]);
+                    goto out;
+                }
+                /* stored as f32: a larger value would become infinite */
+                if (fabs(x) > FLT_MAX) {
+                    amtl_csv_error(&r, st, c + 1, "'%s' is too large for a float (column '%s')",
+                                   v, cols.names[c]);
                     goto out;
                 }
                 t->dense[roles[c].index][row] = (float)x;

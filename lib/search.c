@@ -22,6 +22,21 @@ static int ckpt_yaml(const char *path, char **yaml, amtl_status *st)
     return rc;
 }
 
+/* After a stop at a batch boundary: the part-done epoch goes into the
+ * checkpoint, and st keeps AMTL_EINTR with where it stopped and what next. */
+static void stopped(const amtl_trainer *tr, const amtl_dataset *ds, const char *out,
+                    amtl_status *st)
+{
+    char where[sizeof st->msg];
+    snprintf(where, sizeof where, "%s", st->msg);
+    if (amtl_trainer_save(tr, ds, out, "checkpoint", st)) {
+        amtl_error_context(st, "%s, but the checkpoint was not written", where);
+        return;
+    }
+    amtl_error(st, AMTL_EINTR, "%s; checkpoint '%s' written, the same command with --resume "
+               "continues from it", where, out);
+}
+
 int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
 {
     amtl_dataset ds;
@@ -56,11 +71,25 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
             goto out;
         }
     }
-    for (int e = 0; e < o->epochs; e++) {
+    /* A resumed run keeps the start epoch of the run that wrote its
+     * checkpoint, so --epochs N counts from there and rerunning the same
+     * command finishes exactly what the interrupted one set out to do. */
+    int resuming = from && from == o->out;
+    if (!resuming)
+        tr.run_start = tr.epoch;
+    int64_t target = (int64_t)tr.run_start + o->epochs;
+    if (resuming && tr.epoch >= target) {
+        rc = 0;
+        goto out;
+    }
+    while (tr.epoch < target) {
         double t0 = amtl_now(), loss;
         int disc = o->phase == AMTL_PHASE_SEARCH ? tr.cfg.discretize_ops : 0;
-        if (amtl_trainer_epoch(&tr, &ds, o->phase, disc, &loss, st))
+        if (amtl_trainer_epoch(&tr, &ds, o->phase, disc, &loss, st)) {
+            if (st->code == AMTL_EINTR)
+                stopped(&tr, &ds, o->out, st);
             goto out;
+        }
         amtl_metrics val;
         if (amtl_trainer_evaluate(&tr, &ds, AMTL_SPLIT_VAL, &val, st))
             goto out;
@@ -71,7 +100,7 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
             goto out;
         amtl_metrics_print(&tr, &val, tr.epoch - 1, amtl_phase_name(o->phase), loss, secs, 1, mf);
     }
-    if (o->epochs == 0 && amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
+    if (o->epochs == 0 && !resuming && amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
         goto out;
     rc = 0;
 out:

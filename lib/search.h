@@ -1,6 +1,17 @@
 /* search.h — what amtl-supernet runs: epochs of one phase of the PD-DARTS
  * schedule over a dataset, from scratch or from a checkpoint, writing the
- * checkpoint atomically after every epoch and one metrics line per epoch. */
+ * checkpoint atomically after every epoch and one metrics line per epoch.
+ *
+ * Epoch counting: a run trains `epochs` epochs from the epoch its starting
+ * point had (0 fresh, or the --init checkpoint's).  Every checkpoint records
+ * that start epoch, and with `resume` an existing output checkpoint is
+ * continued up to the same target, start + epochs: rerunning an interrupted
+ * command unchanged completes it, rerunning a completed one does nothing.
+ *
+ * A stop (*stop raised) takes effect at the next batch boundary: the
+ * part-done epoch is written into the output checkpoint and the run returns
+ * -1 with AMTL_EINTR; resuming from that checkpoint continues mid-epoch and
+ * ends with what an uninterrupted run gives. */
 #ifndef AMTL_SEARCH_H
 #define AMTL_SEARCH_H
 
@@ -15,7 +26,7 @@ typedef struct {
     const char *out;       /* checkpoint written after every epoch */
     const char *metrics;   /* metrics file (JSON lines), NULL = stdout */
     amtl_phase phase;
-    int epochs;
+    int epochs;            /* epochs from the run's start epoch (see above) */
     int resume;            /* continue from `out` when it exists */
     int quiet;
     volatile sig_atomic_t *stop;    /* raised by SIGINT/SIGTERM */

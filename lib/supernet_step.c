@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "supernet_ws.h"
 
 #define BN_EPS 1e-5f
@@ -41,18 +42,43 @@ static void *carve(carver *cv, size_t n, size_t size)
 }
 #define CARVE_F(cv, n) ((float *)carve(cv, (size_t)(n), sizeof(float)))
 
+/* Y slots of MixedOp m: its MLP candidates and Identity projections. */
+static int y_slots(const amtl_supernet *net, const amtl_mixed_op *m, int *slot)
+{
+    int n = 0;
+    for (int k = 0; k < m->P; k++) {
+        int used = net->ops[k].kind == AMTL_OP_MLP ||
+                   (net->ops[k].kind == AMTL_OP_IDENTITY && m->in != m->out);
+        if (slot)
+            slot[k] = used ? n : -1;
+        n += used;
+    }
+    return n;
+}
+
 static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
 {
     size_t B = (size_t)ws->Bmax;
     int N = net->N, E = net->E, K = net->K, ID = net->input_dim, H = net->H;
     int tr = ws->training;
-    int Smax = 1, inmax = 1;
+    int Smax = 1, inmax = 1, outmax = 1;
+    size_t part = 1;
     for (int i = 0; i < net->n_mops; i++) {
-        if (net->mops[i].S > Smax)
-            Smax = net->mops[i].S;
-        if (net->mops[i].in > inmax)
-            inmax = net->mops[i].in;
+        const amtl_mixed_op *m = &net->mops[i];
+        if (m->S > Smax)
+            Smax = m->S;
+        if (m->in > inmax)
+            inmax = m->in;
+        if (m->out > outmax)
+            outmax = m->out;
+        /* a thread's partial gradients: W1 [S,in], W2 [out,S] (the
+         * candidates' stacked), projections [out,in] each */
+        size_t np = (size_t)y_slots(net, m, NULL);
+        size_t p = (size_t)m->S * m->in + (size_t)m->S * m->out + np * m->out * m->in;
+        if (p > part)
+            part = p;
     }
+    ws->part_len = part;
     ws->embs = CARVE_F(cv, B * N * E);
     ws->dembs = tr ? CARVE_F(cv, B * N * E) : NULL;
     if (net->gate_dense) {
@@ -64,14 +90,28 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     ws->x0 = CARVE_F(cv, K * B * ID);
     ws->dx0 = tr ? CARVE_F(cv, K * B * ID) : NULL;
     ws->fm_sum = CARVE_F(cv, K * B * E);
-    ws->H = CARVE_F(cv, B * Smax);
-    ws->dH = tr ? CARVE_F(cv, B * Smax) : NULL;
-    ws->dR = tr ? CARVE_F(cv, B * H) : NULL;
+    for (int t = 0; t < ws->nthreads; t++) {
+        amtl_thread_ws *th = cv->a ? &ws->thr[t] : &(amtl_thread_ws){0};
+        size_t rows = B < AMTL_MOP_ROWS ? B : AMTL_MOP_ROWS;
+        th->Hb = CARVE_F(cv, rows * Smax);
+        th->tmp = CARVE_F(cv, 2 * (size_t)Smax + 2 * (size_t)outmax + inmax);
+        if (tr) {
+            th->dZb = CARVE_F(cv, rows * Smax);
+            th->dRb = CARVE_F(cv, rows * outmax);
+            th->part = CARVE_F(cv, part);
+        }
+    }
+    ws->nblk_max = amtl_mop_blocks(ws->Bmax);
+    ws->blk_stride = 2 * (size_t)Smax + net->P + inmax;
+    ws->blk_acc = tr ? carve(cv, ws->nblk_max * ws->blk_stride, sizeof(double)) : NULL;
+    ws->blk_b2 = tr ? CARVE_F(cv, (size_t)ws->nblk_max * net->P * outmax) : NULL;
     ws->dxd = tr ? CARVE_F(cv, B * inmax) : NULL;
-    ws->acc1 = carve(cv, Smax, sizeof(double));
-    ws->acc2 = carve(cv, Smax, sizeof(double));
+    ws->w1t = CARVE_F(cv, (size_t)inmax * Smax);
+    ws->w2t = CARVE_F(cv, (size_t)Smax * outmax);
+    ws->wscr = tr ? CARVE_F(cv, (size_t)Smax * inmax) : NULL;
+    ws->mk = tr ? CARVE_F(cv, (size_t)inmax * inmax) : NULL;
+    ws->crow = tr ? CARVE_F(cv, inmax) : NULL;
     ws->chan = CARVE_F(cv, 4 * (size_t)Smax);
-    float *sharedA = tr ? NULL : CARVE_F(cv, B * Smax);
     int nc = net->n_consumers;
     ws->G = CARVE_F(cv, (size_t)nc * B * K);
     ws->s = CARVE_F(cv, (size_t)nc * K);
@@ -83,14 +123,17 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     for (int i = 0; i < net->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
         amtl_mop_ws *mw = cv->a ? &ws->mop[i] : &(amtl_mop_ws){0};
-        if (tr && net->dropout > 0) {
-            mw->xd = CARVE_F(cv, B * m->in);
-            mw->mask = carve(cv, B * m->in, 1);
+        int ny = y_slots(net, m, mw->yslot);
+        if (tr) {
+            mw->xc = CARVE_F(cv, B * m->in);
+            if (net->dropout > 0)
+                mw->mask = carve(cv, B * m->in, 1);
+            mw->mu = CARVE_F(cv, m->in);
+            mw->cov = CARVE_F(cv, (size_t)m->in * m->in);
+            mw->A = CARVE_F(cv, B * m->S);
+            mw->rstd = CARVE_F(cv, m->S + 1);
         }
-        mw->A = tr ? CARVE_F(cv, B * m->S) : sharedA;
-        mw->mean = CARVE_F(cv, m->S + 1);
-        mw->rstd = CARVE_F(cv, m->S + 1);
-        mw->Y = CARVE_F(cv, (size_t)m->P * B * m->out);
+        mw->Y = CARVE_F(cv, (size_t)ny * B * m->out);
         mw->out = CARVE_F(cv, B * m->out);
         mw->dout = tr ? CARVE_F(cv, B * m->out) : NULL;
     }
@@ -146,8 +189,12 @@ int amtl_workspace_init(amtl_workspace **out, const amtl_supernet *net, int B,
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     ws->Bmax = ws->B = B;
     ws->training = training;
+    ws->nthreads = amtl_pool_size();
     ws->mop = calloc((size_t)net->n_mops, sizeof *ws->mop);
-    if (!ws->mop) {
+    ws->thr = calloc((size_t)ws->nthreads, sizeof *ws->thr);
+    if (!ws->mop || !ws->thr) {
+        free(ws->mop);
+        free(ws->thr);
         free(ws);
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
@@ -155,6 +202,7 @@ int amtl_workspace_init(amtl_workspace **out, const amtl_supernet *net, int B,
     layout(&cv, ws, net);
     if (amtl_arena_init(&ws->arena, cv.total, st)) {
         free(ws->mop);
+        free(ws->thr);
         free(ws);
         return amtl_error_context(st, "activations for batch %d", B);
     }
@@ -175,6 +223,7 @@ void amtl_workspace_free(amtl_workspace *ws)
         return;
     amtl_arena_free(&ws->arena);
     free(ws->mop);
+    free(ws->thr);
     free(ws);
 }
 

@@ -7,19 +7,49 @@
 #include "supernet.h"
 #include "tensor.h"
 
+/* The batch of a MixedOp step is cut into a fixed sequence of row blocks,
+ * independent of the thread count: at least min(B, AMTL_MOP_MIN_BLOCKS)
+ * blocks of at most AMTL_MOP_ROWS rows.  A block's [rows, S] hidden
+ * activations and their gradients stay in the core's cache between the GEMMs
+ * and the elementwise passes that use them; threads take runs of whole
+ * blocks; sums over the batch are kept per block and added in block order. */
+#define AMTL_MOP_ROWS 128
+#define AMTL_MOP_MIN_BLOCKS 16
+
+static inline int amtl_mop_blocks(int B)
+{
+    int nb = (B + AMTL_MOP_ROWS - 1) / AMTL_MOP_ROWS;
+    int lo = B < AMTL_MOP_MIN_BLOCKS ? B : AMTL_MOP_MIN_BLOCKS;
+    return nb > lo ? nb : lo;
+}
+
 typedef struct {
     const float *x;     /* [B,in] the input (not owned) */
     float *dx;          /* [B,in] where the input gradient goes (not owned) */
-    float *xd;          /* [B,in] dropout output, or NULL when x is used as is */
-    uint8_t *mask;      /* [B,in] */
-    float *A;           /* [B,S] first Linear output, without its bias */
-    float *mean, *rstd; /* [S] batch statistics of A */
-    float *Y;           /* [P,B,out] candidate outputs */
+    /* training only: */
+    float *xc;          /* [B,in] dropout output minus its batch mean mu */
+    uint8_t *mask;      /* [B,in] dropout mask (when dropout > 0) */
+    float *mu;          /* [in] batch mean of the dropout output */
+    float *cov;         /* [in,in] Σ_b xc_bᵀ xc_b */
+    float *A;           /* [B,Sc] xc·W1ᵀ: the first Linear's output minus its
+                           batch mean (BatchNorm's centred input) */
+    float *rstd;        /* [S] 1/sqrt(batch variance + eps) */
+    float *Y;           /* [nY,B,out] outputs of MLP and projection candidates */
+    int yslot[AMTL_MAX_OPS];  /* candidate k's slot in Y, or -1 */
     float *out;         /* [B,out] */
     float *dout;        /* [B,out] */
     float wts[AMTL_MAX_OPS];  /* mixing weights used by the forward */
-    int train_bn;       /* the forward used batch statistics */
+    int dropped;        /* the forward applied dropout */
 } amtl_mop_ws;
+
+/* One pool thread's scratch (the MixedOp's tasks). */
+typedef struct {
+    float *Hb, *dZb;    /* [AMTL_MOP_ROWS, Smax] a block's hidden activations
+                           and their gradient */
+    float *dRb;         /* [AMTL_MOP_ROWS, outmax] */
+    float *tmp;         /* [2*Smax + 2*outmax + inmax] kernels' block sums */
+    float *part;        /* partial parameter gradients (see mixed_op.c) */
+} amtl_thread_ws;
 
 struct amtl_workspace {
     int B, Bmax, training;
@@ -36,11 +66,20 @@ struct amtl_workspace {
     float *fm_sum;      /* [K,B,E] Σ_f gi_f e_f */
     /* MixedOps */
     amtl_mop_ws *mop;   /* [n_mops] */
-    float *H, *dH;      /* [B,Smax] scratch */
-    float *dR;          /* [B,H] scratch */
-    float *dxd;         /* [B,in_max] scratch */
-    double *acc1, *acc2;/* [Smax] scratch */
-    float *chan;        /* [4*Smax] per-channel scratch */
+    int nthreads;       /* pool threads the scratch below is sized for */
+    amtl_thread_ws *thr;/* [nthreads] */
+    size_t part_len;    /* floats of each thread's part */
+    float *dxd;         /* [B,in_max] the MLP path's input gradient */
+    float *w1t;         /* [in_max,Smax] W1ᵀ of the MixedOp at hand */
+    float *w2t;         /* [Smax,out_max] its candidates' W2ᵀ, stacked */
+    float *wscr;        /* [Smax,in_max] W1·cov, or W1 scaled per row */
+    float *mk;          /* [in_max,in_max] */
+    float *crow;        /* [in_max] */
+    float *chan;        /* [4*Smax] per-channel constants */
+    int nblk_max;       /* amtl_mop_blocks(Bmax) */
+    size_t blk_stride;  /* doubles per block in blk_acc */
+    double *blk_acc;    /* [nblk_max, blk_stride] per-block sums */
+    float *blk_b2;      /* [nblk_max, P, outmax] per-block b2 gradients */
     /* MixedExperts */
     float *G;           /* [n_consumers,B,K] gate softmax */
     float *s;           /* [n_consumers,K] selection values */

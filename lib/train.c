@@ -100,6 +100,9 @@ int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_datas
                       amtl_status *st)
 {
     memset(tr, 0, sizeof *tr);
+    /* a config read from a file is checked like one given by hand */
+    if (amtl_config_validate(cfg, st))
+        return -1;
     /* copy the config through its YAML form so the trainer owns its lists */
     char *yaml = NULL;
     if (amtl_config_dump(cfg, &yaml, st))
@@ -203,6 +206,24 @@ static int grads_finite(const amtl_supernet *net)
     return s == 0.0f;  /* NaN or Inf times zero is NaN */
 }
 
+/* The first parameter tensor holding a NaN or an infinity, or NULL.  A
+ * step can overflow even from finite gradients (a huge learning rate). */
+static const char *non_finite_param(const amtl_supernet *net)
+{
+    for (int i = 0; i < net->n_params; i++) {
+        const amtl_param *p = &net->params[i];
+        if (p->buf == AMTL_BUF_NBT)
+            continue;
+        const float *x = amtl_param_ptr(net, p);
+        float s = 0;
+        for (size_t k = 0; k < p->n; k++)
+            s += x[k] * 0.0f;
+        if (s != 0.0f)
+            return p->name;
+    }
+    return NULL;
+}
+
 static void clip_grads(amtl_supernet *net, float max_norm)
 {
     double ss = 0;
@@ -214,6 +235,42 @@ static void clip_grads(amtl_supernet *net, float max_norm)
         for (size_t i = 0; i < net->n_w; i++)
             net->g[i] *= s;
     }
+}
+
+/* Where the epoch starts: a fresh permutation drawn from the training
+ * stream, or the stored part-done epoch's permutation redrawn from the state
+ * it came from (the training stream has moved on since). */
+static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *perm,
+                       amtl_rng *at_perm, int64_t *b0, double *sum, int64_t *counted,
+                       amtl_status *st)
+{
+    *b0 = 0;
+    *sum = 0;
+    *counted = 0;
+    if (!tr->part.active) {
+        *at_perm = tr->rng;
+        amtl_rng_permutation(&tr->rng, perm, (size_t)n);
+        return 0;
+    }
+    if (tr->part.phase != phase)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "epoch %d was stopped part-way in the %s phase and cannot "
+                          "continue as %s",
+                          tr->epoch, amtl_phase_name(tr->part.phase), amtl_phase_name(phase));
+    if (tr->part.B != tr->B || tr->part.rows != n)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "epoch %d was stopped part-way with batch size %lld over %lld "
+                          "train rows and cannot continue with %d over %lld",
+                          tr->epoch, (long long)tr->part.B, (long long)tr->part.rows, tr->B,
+                          (long long)n);
+    amtl_rng_set_state(at_perm, tr->part.perm_rng);
+    amtl_rng r = *at_perm;
+    amtl_rng_permutation(&r, perm, (size_t)n);
+    *b0 = tr->part.next_batch;
+    *sum = tr->part.loss_sum;
+    *counted = tr->part.counted;
+    tr->part.active = 0;
+    return 0;
 }
 
 int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
@@ -240,23 +297,34 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     }
     net->warmup = phase == AMTL_PHASE_WARMUP;
     amtl_trainer_sync_liveness(tr);
-    amtl_rng_permutation(&tr->rng, perm, (size_t)n);
-    int64_t nb = (n + B - 1) / B;
+    amtl_rng at_perm;
+    int64_t b0;
+    double sum;
+    int64_t counted;
+    if (epoch_begin(tr, phase, n, perm, &at_perm, &b0, &sum, &counted, st))
+        goto out;
+    int64_t nb = (n + B - 1) / B, last = b0 - 1;
     amtl_progress pg;
     amtl_progress_start(&pg, amtl_phase_name(phase), nb);
     if (tr->quiet)
         pg.enabled = 0;
-    double sum = 0;
-    int64_t counted = 0;
-    for (int64_t bi = 0; bi < nb; bi++) {
+    for (int64_t bi = b0; bi < nb; bi++) {
         int64_t r0 = bi * B;
         int bs = (int)(n - r0 < B ? n - r0 : B);
         if (bs < 2)
             break;  /* BatchNorm needs two rows: a last batch of one is skipped */
         if (tr->stop && *tr->stop) {
             amtl_progress_finish(&pg);
-            amtl_error(st, AMTL_EINTR, "stopped by a signal in epoch %d, batch %lld",
-                       tr->epoch, (long long)bi);
+            tr->part.active = 1;
+            tr->part.phase = phase;
+            tr->part.next_batch = bi;
+            tr->part.counted = counted;
+            tr->part.loss_sum = sum;
+            tr->part.B = B;
+            tr->part.rows = n;
+            amtl_rng_get_state(&at_perm, tr->part.perm_rng);
+            amtl_error(st, AMTL_EINTR, "stopped in epoch %d after %lld of %lld batches",
+                       tr->epoch, (long long)bi, (long long)nb);
             goto out;
         }
         memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
@@ -284,11 +352,18 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
             amtl_adam_step(&tr->opt_a);
         sum += l * bs;
         counted += bs;
+        last = bi;
         char note[64];
         snprintf(note, sizeof note, "loss %.4f", sum / (double)counted);
         amtl_progress_update(&pg, bi + 1, note);
     }
     amtl_progress_finish(&pg);
+    const char *bad = non_finite_param(net);
+    if (bad) {
+        amtl_error(st, AMTL_ENUM, "non-finite weights in epoch %d after batch %lld (tensor '%s')",
+                   tr->epoch, (long long)last, bad);
+        goto out;
+    }
     if (phase == AMTL_PHASE_SEARCH && discretize > 0) {
         amtl_supernet_discretize(net, discretize, NULL);
         amtl_trainer_sync_liveness(tr);

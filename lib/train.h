@@ -56,6 +56,21 @@ typedef struct {
     int64_t *best_nbt;
     volatile sig_atomic_t *stop;    /* set by a signal handler: stop at the next batch */
     int quiet;             /* no progress line */
+    /* The epoch in progress when a stop came at a batch boundary.  A
+     * checkpoint saves it, and the next amtl_trainer_epoch continues it from
+     * next_batch, so a stopped-and-resumed run equals an uninterrupted one. */
+    struct {
+        int active;            /* epoch `epoch` is part-done */
+        amtl_phase phase;      /* the phase it was trained in */
+        int64_t next_batch;    /* first batch not yet trained */
+        int64_t counted;       /* rows in loss_sum */
+        double loss_sum;       /* sum of batch loss x rows so far */
+        int64_t B, rows;       /* batch size and train rows it was cut with */
+        int64_t perm_rng[4];   /* RNG state the epoch's permutation came from */
+    } part;
+    /* Epoch count at which the run that trains this trainer began; a
+     * checkpoint keeps it so that a resumed run knows its target. */
+    int run_start;
 } amtl_trainer;
 
 /* A fresh trainer: the net initialised from cfg->seed. */
@@ -68,9 +83,12 @@ void amtl_trainer_sync_liveness(amtl_trainer *tr);
 
 /* One training epoch in a phase; *loss = mean training loss.  In the search
  * phase, ends with `discretize` PD-DARTS steps (the lowest-entropy MixedOps
- * fixed to their argmax).  Returns -1 with AMTL_EINTR when *stop was raised:
- * the trainer is then mid-epoch and must not be saved; the last complete
- * checkpoint on disk stays the one to resume from. */
+ * fixed to their argmax).  A part-done epoch (tr->part) is continued from its
+ * next batch; it must be of the same phase, batch size and train rows.
+ * Returns -1 with AMTL_EINTR when *stop was raised: the trainer then holds
+ * the part-done epoch in tr->part, which amtl_trainer_save writes into a
+ * checkpoint.  Returns -1 with AMTL_ENUM, naming the epoch and batch, when
+ * a loss or gradient is not finite; no update of that batch is applied. */
 int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
                        int discretize, double *loss, amtl_status *st);
 
@@ -94,13 +112,19 @@ void amtl_trainer_restore_best(amtl_trainer *tr);
 /* The improvement rule on its own (tests use it). */
 int amtl_improved(const double *best, const double *cur, int T);
 
-/* Checkpoints (kind "checkpoint", or "model" for a trained discrete net). */
+/* Checkpoints (kind "checkpoint", or "model" for a trained discrete net).
+ * Refuses (AMTL_ENUM, nothing written) when a parameter, running statistic,
+ * optimizer moment or kept-best weight is not finite. */
 int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char *path,
                       const char *kind, amtl_status *st);
 /* Loads a checkpoint or model written by amtl_trainer_save into a trainer
- * built for ds; cli_cfg (may be NULL) overrides the saved schedule keys. */
+ * built for ds with config cfg (the saved config with any overrides). */
 int amtl_trainer_load(amtl_trainer *tr, const char *path, const amtl_dataset *ds,
-                      const amtl_config *override, amtl_status *st);
+                      const amtl_config *cfg, amtl_status *st);
+/* The same from a file already decoded; `what` names it in messages. */
+int amtl_trainer_load_file(amtl_trainer *tr, const amtl_file *f, const char *what,
+                           const amtl_dataset *ds, const amtl_config *cfg,
+                           amtl_status *st);
 /* Copies weights, running stats and counters by name from a checkpoint file
  * into tr->net (for fine-tuning an architecture from the supernet). */
 int amtl_trainer_inherit(amtl_trainer *tr, const amtl_file *ckpt, const char *what,

@@ -1,43 +1,82 @@
-/* amtl-eval — per-task AUC and logloss of a model on a dataset split. */
+/* amtl-eval — per-task AUC and logloss of a model on a dataset split, or
+ * per-row probabilities of raw CSV rows (--predict). */
+#include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "finetune.h"
+#include "predict.h"
 
-enum { OPT_JSON = 256 };
+enum { OPT_JSON = 256, OPT_SPLIT, OPT_PREDICT, OPT_HEADER, OPT_DELIM };
 
 static const amtl_cli_opt opts[] = {
     {"model", 'm', "FILE", "model written by amtl-train"},
     {"data", 'd', "FILE", "dataset file written by amtl-prep"},
-    {"split", OPT_JSON + 1, "SPLIT", "train, val or test (default test)"},
+    {"split", OPT_SPLIT, "SPLIT", "train, val or test (default test)"},
     {"json", OPT_JSON, NULL, "one JSON object instead of a table"},
+    {"predict", OPT_PREDICT, NULL, "score the CSV rows of FILE (default -, stdin)"},
+    {"header", OPT_HEADER, NULL, "with --predict: first a line of task names"},
+    {"delimiter", OPT_DELIM, "C", "with --predict: field delimiter (default ',', or tab)"},
     {0},
 };
 
 int main(int argc, char **argv)
 {
     amtl_cli cli = {.tool = "amtl-eval",
-                    .synopsis = "--model MODEL --data DATA [--split val|test] [--json]",
-                    .summary = "Print per-task AUC and logloss of a model on a dataset split.",
+                    .synopsis = "--model MODEL --data DATA [--split SPLIT] [--json]\n"
+                                "       amtl-eval --model MODEL --predict [--header] "
+                                "[--delimiter C] [FILE|-]",
+                    .summary = "Score a model: per-task AUC and logloss on a dataset split, "
+                               "or probabilities per CSV row.",
                     .opts = opts};
-    const char *arg, *model = NULL, *data = NULL, *split = "test";
-    int k, json = 0;
+    const char *arg, *data = NULL, *split = NULL;
+    amtl_predict_opts p = {.input = "-", .delim = ','};
+    int k, json = 0, predict = 0, pflags = 0;
     while ((k = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
         switch (k) {
         case AMTL_CLI_EXIT_OK: return 0;
         case AMTL_CLI_USAGE: return 2;
-        case 'm': model = arg; break;
+        case 'm': p.model = arg; break;
         case 'd': data = arg; break;
-        case OPT_JSON + 1: split = arg; break;
+        case OPT_SPLIT: split = arg; break;
         case OPT_JSON: json = 1; break;
+        case OPT_PREDICT: predict = 1; break;
+        case OPT_HEADER: p.header = 1; pflags = 1; break;
+        case OPT_DELIM:
+            if (!strcmp(arg, "tab") || !strcmp(arg, "\\t"))
+                arg = "\t";
+            if (strlen(arg) != 1 || arg[0] == '"' || arg[0] == '\n' || arg[0] == '\r')
+                return amtl_cli_usage_error(&cli, "--delimiter wants one character or 'tab', "
+                                            "got '%s'", arg);
+            p.delim = arg[0];
+            pflags = 1;
+            break;
         }
+    }
+    if (!p.model)
+        return amtl_cli_usage_error(&cli, "--model is required");
+    amtl_status st = {0};
+    if (predict) {
+        if (data || split || json)
+            return amtl_cli_usage_error(&cli, "--predict excludes --data, --split and --json");
+        if (argc - optind > 1)
+            return amtl_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind + 1]);
+        if (optind < argc)
+            p.input = argv[optind];
+        if (!strcmp(p.model, "-") && !strcmp(p.input, "-"))
+            return amtl_cli_usage_error(&cli, "the model and the rows cannot both come "
+                                        "from stdin");
+        if (amtl_predict_run(&p, stdout, &st))
+            return amtl_cli_fail(&cli, &st);
+        return 0;
     }
     if (optind < argc)
         return amtl_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind]);
-    if (!model || !data)
-        return amtl_cli_usage_error(&cli, "--model and --data are required");
-    amtl_status st = {0};
-    if (amtl_eval_run(model, data, split, json, &st))
+    if (pflags)
+        return amtl_cli_usage_error(&cli, "--header and --delimiter go with --predict");
+    if (!data)
+        return amtl_cli_usage_error(&cli, "--data or --predict is required");
+    if (amtl_eval_run(p.model, data, split ? split : "test", json, &st))
         return amtl_cli_fail(&cli, &st);
     return 0;
 }

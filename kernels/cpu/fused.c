@@ -3,47 +3,67 @@
 
 #include <string.h>
 
-void amtl_k_colsums2(double *s1, double *s2, float *tmp, const float *A, int B, int S)
+static int block_end(int b0, int rows)
 {
-    float *restrict t1 = tmp, *restrict t2 = tmp + S;
-    for (int c = 0; c < S; c++)
-        s1[c] = s2[c] = 0;
-    for (int b0 = 0; b0 < B; b0 += AMTL_K_BLOCK) {
-        int b1 = b0 + AMTL_K_BLOCK < B ? b0 + AMTL_K_BLOCK : B;
-        memset(t1, 0, (size_t)S * sizeof(float));
-        memset(t2, 0, (size_t)S * sizeof(float));
+    return b0 + AMTL_K_BLOCK < rows ? b0 + AMTL_K_BLOCK : rows;
+}
+
+void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C)
+{
+    float *restrict t = tmp;
+    for (int b0 = 0; b0 < rows; b0 += AMTL_K_BLOCK) {
+        int b1 = block_end(b0, rows);
+        memset(t, 0, (size_t)C * sizeof(float));
         for (int b = b0; b < b1; b++) {
-            const float *restrict a = A + (size_t)b * S;
-            for (int c = 0; c < S; c++) {
-                t1[c] += a[c];
-                t2[c] += a[c] * a[c];
-            }
+            const float *restrict x = X + (size_t)b * C;
+            for (int c = 0; c < C; c++)
+                t[c] += x[c];
         }
-        for (int c = 0; c < S; c++) {
-            s1[c] += t1[c];
-            s2[c] += t2[c];
-        }
+        for (int c = 0; c < C; c++)
+            s[c] += t[c];
     }
 }
 
-void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *sh, int B,
-                        int S)
+void amtl_k_sub_row(float *Y, const float *X, const float *v, int rows, int C)
+{
+    const float *restrict vv = v;
+    for (int b = 0; b < rows; b++) {
+        const float *x = X + (size_t)b * C;
+        float *y = Y + (size_t)b * C;
+        for (int c = 0; c < C; c++)
+            y[c] = x[c] - vv[c];
+    }
+}
+
+void amtl_k_scale_rows(float *Y, const float *X, const float *s, int rows, int C)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *restrict x = X + (size_t)r * C;
+        float *restrict y = Y + (size_t)r * C;
+        float f = s[r];
+        for (int c = 0; c < C; c++)
+            y[c] = f * x[c];
+    }
+}
+
+void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *sh, int rows,
+                        int C)
 {
     const float *restrict p = sc, *restrict q = sh;
-    for (int b = 0; b < B; b++) {
-        const float *restrict a = A + (size_t)b * S;
-        float *restrict h = H + (size_t)b * S;
-        for (int c = 0; c < S; c++) {
+    for (int b = 0; b < rows; b++) {
+        const float *a = A + (size_t)b * C;
+        float *h = H + (size_t)b * C;
+        for (int c = 0; c < C; c++) {
             float v = a[c] * p[c] + q[c];
             h[c] = v > 0.0f ? v : 0.0f;
         }
     }
 }
 
-void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int B, int O)
+void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int rows, int O)
 {
     const float *restrict bb = bias;
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < rows; b++) {
         float *restrict y = Y + (size_t)b * O;
         float *restrict o = out + (size_t)b * O;
         for (int c = 0; c < O; c++) {
@@ -55,76 +75,158 @@ void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int 
     }
 }
 
-void amtl_k_relu_back_scaled(float *R, float *db, const float *Y, const float *D, float w,
-                             int B, int O, float *tmp)
+/* The row bodies of the reductions below are functions of their own: with
+ * every pointer a restrict parameter GCC vectorises them (inline, its alias
+ * analysis loses the block-scope restrict of the loop nest and keeps the loop
+ * scalar, 5x slower). */
+static void relu_back_dot_row(float *restrict r, float *restrict t, float *restrict u,
+                              const float *restrict y, const float *restrict d, float w,
+                              int O)
 {
-    float *restrict t = tmp;
+    for (int c = 0; c < O; c++) {
+        float dv = d[c], yv = y[c];
+        float v = yv > 0.0f ? w * dv : 0.0f;
+        r[c] = v;
+        t[c] += v;
+        u[c] += dv * yv;
+    }
+}
+
+void amtl_k_relu_back_dot(float *R, float *db, double *dot, float *tmp, const float *Y,
+                          const float *D, float w, int rows, int O)
+{
+    float *t = tmp, *u = tmp + O;
     memset(t, 0, (size_t)O * sizeof(float));
-    for (int b = 0; b < B; b++) {
-        const float *restrict y = Y + (size_t)b * O, *restrict d = D + (size_t)b * O;
-        float *restrict r = R + (size_t)b * O;
-        for (int c = 0; c < O; c++) {
-            float v = y[c] > 0.0f ? w * d[c] : 0.0f;
-            r[c] = v;
-            t[c] += v;
-        }
+    double s = 0;
+    for (int b0 = 0; b0 < rows; b0 += AMTL_K_BLOCK) {
+        int b1 = block_end(b0, rows);
+        memset(u, 0, (size_t)O * sizeof(float));
+        for (int b = b0; b < b1; b++)
+            relu_back_dot_row(R + (size_t)b * O, t, u, Y + (size_t)b * O, D + (size_t)b * O,
+                              w, O);
+        for (int c = 0; c < O; c++)
+            s += u[c];
     }
     for (int c = 0; c < O; c++)
         db[c] += t[c];
+    *dot += s;
 }
 
-void amtl_k_relu_bn_reduce(float *dH, double *sd, double *sdx, float *tmp, const float *A,
-                           const float *H, const float *mean, const float *rstd, int B,
-                           int S)
+static void relu_bn_stats_row(float *restrict d, float *restrict t1, float *restrict t2,
+                              const float *restrict a, const float *restrict h,
+                              const float *restrict g, int S)
 {
-    float *restrict t1 = tmp, *restrict t2 = tmp + S;
-    const float *restrict mu = mean, *restrict rs = rstd;
-    for (int c = 0; c < S; c++)
-        sd[c] = sdx[c] = 0;
-    for (int b0 = 0; b0 < B; b0 += AMTL_K_BLOCK) {
-        int b1 = b0 + AMTL_K_BLOCK < B ? b0 + AMTL_K_BLOCK : B;
+    for (int c = 0; c < S; c++) {
+        float dv = d[c];
+        float v = h[c] > 0.0f ? dv : 0.0f;
+        t1[c] += v;
+        t2[c] += v * a[c];
+        d[c] = g[c] * v;
+    }
+}
+
+void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
+                          const float *A, const float *k1, int rows, int S)
+{
+    float *t1 = tmp, *t2 = tmp + S;
+    for (int b0 = 0; b0 < rows; b0 += AMTL_K_BLOCK) {
+        int b1 = block_end(b0, rows);
         memset(t1, 0, (size_t)S * sizeof(float));
         memset(t2, 0, (size_t)S * sizeof(float));
-        for (int b = b0; b < b1; b++) {
-            const float *restrict a = A + (size_t)b * S, *restrict h = H + (size_t)b * S;
-            float *restrict d = dH + (size_t)b * S;
-            for (int c = 0; c < S; c++) {
-                float dz = h[c] > 0.0f ? d[c] : 0.0f;
-                d[c] = dz;
-                t1[c] += dz;
-                t2[c] += dz * ((a[c] - mu[c]) * rs[c]);
-            }
-        }
+        for (int b = b0; b < b1; b++)
+            relu_bn_stats_row(dZ + (size_t)b * S, t1, t2, A + (size_t)b * S,
+                              H + (size_t)b * S, k1, S);
         for (int c = 0; c < S; c++) {
             sd[c] += t1[c];
-            sdx[c] += t2[c];
+            sq[c] += t2[c];
         }
     }
 }
 
-void amtl_k_bn_back_apply(float *dH, double *sA, float *tmp, const float *A,
-                          const float *mean, const float *k1, const float *k2,
-                          const float *k3, int B, int S)
+void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,
+                             const uint8_t *mask, float scale, int rows, int C)
 {
-    float *restrict t = tmp;
-    const float *restrict mu = mean, *restrict q1 = k1, *restrict q2 = k2, *restrict q3 = k3;
-    for (int c = 0; c < S; c++)
-        sA[c] = 0;
-    for (int b0 = 0; b0 < B; b0 += AMTL_K_BLOCK) {
-        int b1 = b0 + AMTL_K_BLOCK < B ? b0 + AMTL_K_BLOCK : B;
-        memset(t, 0, (size_t)S * sizeof(float));
-        for (int b = b0; b < b1; b++) {
-            const float *restrict a = A + (size_t)b * S;
-            float *restrict d = dH + (size_t)b * S;
-            for (int c = 0; c < S; c++) {
-                float v = q1[c] * d[c] - q2[c] - (a[c] - mu[c]) * q3[c];
-                d[c] = v;
-                t[c] += v;
-            }
+    const float *restrict cr = crow;
+    for (int b = 0; b < rows; b++) {
+        float *restrict o = dx + (size_t)b * C;
+        const float *restrict d = D + (size_t)b * C;
+        if (mask) {
+            const uint8_t *restrict m = mask + (size_t)b * C;
+            for (int c = 0; c < C; c++)
+                o[c] += m[c] ? scale * (d[c] + cr[c]) : 0.0f;
+        } else {
+            for (int c = 0; c < C; c++)
+                o[c] += scale * (d[c] + cr[c]);
         }
-        for (int c = 0; c < S; c++)
-            sA[c] += t[c];
     }
+}
+
+/* Transposes go in 16x16 tiles: one tile of the source and one of the
+ * destination stay in L1. */
+#define TILE 16
+
+static int min_int(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+void amtl_k_transpose(float *D, int ldd, const float *S, int lds, int rows, int cols)
+{
+    for (int r0 = 0; r0 < rows; r0 += TILE)
+        for (int c0 = 0; c0 < cols; c0 += TILE) {
+            int r1 = min_int(r0 + TILE, rows), c1 = min_int(c0 + TILE, cols);
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++)
+                    D[(size_t)c * ldd + r] = S[(size_t)r * lds + c];
+        }
+}
+
+/* G[c,r] += P[r,c] over one tile pair */
+static void add_t(float *G, int ldg, const float *P, int ldp, int r0, int r1, int c0, int c1)
+{
+    for (int c = c0; c < c1; c++) {
+        float *restrict g = G + (size_t)c * ldg;
+        for (int r = r0; r < r1; r++)
+            g[r] += P[(size_t)r * ldp + c];
+    }
+}
+
+void amtl_k_w1_grad(float *G, const float *const *parts, int nparts, int ldp,
+                    const float *k3, const float *W, int rows, int C)
+{
+    for (int r = 0; r < rows; r++) {
+        float *restrict g = G + (size_t)r * C;
+        const float *restrict w = W + (size_t)r * C;
+        float k = k3[r];
+        for (int c = 0; c < C; c++)
+            g[c] -= k * w[c];
+    }
+    /* G[r,c] += part[c,r]: the transposed add of each part in turn */
+    for (int p = 0; p < nparts; p++)
+        for (int r0 = 0; r0 < rows; r0 += TILE)
+            for (int c0 = 0; c0 < C; c0 += TILE)
+                add_t(G, C, parts[p], ldp, c0, min_int(c0 + TILE, C), r0,
+                      min_int(r0 + TILE, rows));
+}
+
+void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n)
+{
+    float *restrict gg = g;
+    for (int p = 0; p < nparts; p++) {
+        const float *restrict q = parts[p];
+        for (size_t i = 0; i < n; i++)
+            gg[i] += q[i];
+    }
+}
+
+void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
+                        int rows, int cols)
+{
+    for (int p = 0; p < nparts; p++)
+        for (int r0 = 0; r0 < rows; r0 += TILE)
+            for (int c0 = 0; c0 < cols; c0 += TILE)
+                add_t(G, ldg, parts[p], ldp, r0, min_int(r0 + TILE, rows), c0,
+                      min_int(c0 + TILE, cols));
 }
 
 double amtl_k_dot(const float *a, const float *b, size_t n)
@@ -153,4 +255,12 @@ void amtl_k_axpy(float *y, const float *x, float w, size_t n)
     const float *restrict xx = x;
     for (size_t i = 0; i < n; i++)
         yy[i] += w * xx[i];
+}
+
+void amtl_k_scale(float *y, const float *x, float w, size_t n)
+{
+    float *restrict yy = y;
+    const float *restrict xx = x;
+    for (size_t i = 0; i < n; i++)
+        yy[i] = w * xx[i];
 }

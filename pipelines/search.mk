@@ -1,0 +1,187 @@
+# pipelines/search.mk — a whole search as make targets: prep, supernet warm-up,
+# search and frozen epochs (one file each), export, fine-tune, evaluation, the
+# baselines trained by the same tools, and one results table.
+#
+#   make -f pipelines/search.mk CONFIG=configs/userbehavior.yaml DATA=UserBehavior.csv
+#   make -f pipelines/search.mk CONFIG=configs/synthetic.yaml ROWS=50000
+#
+# Settings (make variables):
+#   CONFIG       the YAML config (configs/synthetic.yaml)
+#   DATA         amtl-prep's input files; empty: the synthetic data
+#   NAME         the run's name (the config's file name without .yaml)
+#   OUT          where every file goes (results/NAME; results/ is git-ignored)
+#   BIN          where the tools are (bin)
+#   SET          config overrides KEY=VALUE, space-separated, given to every
+#                tool as --set (values without spaces or quotes)
+#   DATA_SEED    amtl-prep's seed (default: the config's seed)
+#   ROWS, TASKS  size of the synthetic data (100000 rows, 4 tasks)
+#   BASELINES    shared-bottom mmoe ple single-task linear (single-task: one
+#                model per task); empty for the search alone
+#   BASELINE_OP  the expert op of the baselines (MLP-64)
+#   QUIET        --quiet (no progress lines); empty to see the tools' progress
+#   V=1          print the tools' command lines
+#
+# Targets: all (the default: everything, then the table), search (the searched
+# model and its evaluation), baselines, table (print results.tsv), prune
+# (delete the warm-up and search checkpoints; make rebuilds them only if a
+# later stage must be redone), or any file of the run.  These targets are
+# phony: ask `make -q` about a file, e.g. OUT/results.tsv.
+#
+# Staleness.  Every stage depends on the files it reads, on the tool that
+# makes it (a rebuilt tool redoes its stages) and on a stamp file
+# OUT/stamps/<stage>.yaml holding only the config keys that stage reads (see
+# pipelines/stage-config).  The stamps are rewritten while make reads this
+# file, and only when their content changes: touching the config reruns
+# nothing, a training-only key (patience, epochs) reruns amtl-train and
+# amtl-eval, a model key reruns from the first warm-up epoch but not amtl-prep.
+# The tools still get the whole config and the overrides.
+#
+# Each tool writes its output under a temporary name (.part) that is renamed
+# into place when the tool succeeded, so a stage killed midway leaves no file
+# that make would take as done; the next make redoes that stage.
+#
+# Schedule (DESIGN.md section 4): warmup_epochs warm-up epochs, then
+# full_arch_train_epochs search epochs (each ending with discretize_ops
+# PD-DARTS steps, done by amtl-supernet), one frozen epoch (--phase finetune),
+# export, and fine-tuning for the rest of `epochs` (which counts every epoch,
+# as the reference does); the baselines train for `epochs` epochs.  Both stop
+# early after `patience` epochs without improvement.
+
+CONFIG      ?= configs/synthetic.yaml
+NAME        ?= $(basename $(notdir $(CONFIG)))
+OUT         ?= results/$(NAME)
+BIN         ?= bin
+DATA        ?=
+SET         ?=
+DATA_SEED   ?=
+ROWS        ?= 100000
+TASKS       ?= 4
+BASELINES   ?= shared-bottom mmoe ple single-task linear
+BASELINE_OP ?= MLP-64
+QUIET       ?= --quiet
+
+ifneq ($(words $(OUT))$(findstring =,$(OUT))$(findstring :,$(OUT)),1)
+  $(error OUT '$(OUT)' holds a space, '=' or ':', which make cannot take in file names)
+endif
+
+.DEFAULT_GOAL := all
+PIPE   := $(dir $(lastword $(MAKEFILE_LIST)))
+STAMPS := $(OUT)/stamps
+
+ifeq ($(V),1)
+  Q :=
+  say = :
+else
+  Q := @
+  say = printf '  %-9s %s\n'
+endif
+
+# ---- the stamps, rewritten now when their keys changed ----------------------
+PREP_INPUT := $(if $(DATA),files $(DATA),synthetic rows $(ROWS) tasks $(TASKS))
+STAGE_ARGS := $(foreach s,$(SET),-s '$(s)') $(if $(DATA_SEED),-d '$(DATA_SEED)') \
+              -x 'prep:input: $(PREP_INPUT)' -x 'baseline:op: $(BASELINE_OP)'
+$(shell $(PIPE)stage-config $(STAGE_ARGS) '$(CONFIG)' '$(STAMPS)' >&2)
+ifneq ($(.SHELLSTATUS),0)
+  $(error cannot split $(CONFIG) into stage stamps (see the message above))
+endif
+include $(STAMPS)/vars.mk
+
+TOOLCFG  := --config $(CONFIG) $(foreach s,$(SET),--set '$(s)')
+D        := $(OUT)/data.amtl
+count     = $(if $(filter-out 0,$(1)),$(shell seq 1 $(1)))
+
+# ---- the supernet: one file per epoch ---------------------------------------
+STAGES := $(addprefix warmup-,$(call count,$(WARMUP_EPOCHS))) \
+          $(addprefix search-,$(call count,$(SEARCH_EPOCHS))) frozen
+phase_of = $(if $(filter warmup-%,$(1)),warmup,$(if $(filter search-%,$(1)),search,finetune))
+stamp_of = $(if $(filter warmup-%,$(1)),warmup,$(if $(filter search-%,$(1)),search,frozen))
+
+# $(1) the stage, $(2) the stage it starts from (none for the first)
+define SUPERNET_STAGE
+$(OUT)/$(1).ckpt: $(D) $(STAMPS)/$(call stamp_of,$(1)).yaml $(if $(filter-out none,$(2)),$(OUT)/$(2).ckpt) $(BIN)/amtl-supernet
+	@$$(say) supernet $$@
+	@rm -f $$@.part $(OUT)/$(1).jsonl.part
+	$$(Q)$(BIN)/amtl-supernet --data $(D) $(TOOLCFG) $(QUIET) --phase $(call phase_of,$(1)) --epochs 1 \
+	    $(if $(filter-out none,$(2)),--init $(OUT)/$(2).ckpt) --metrics $(OUT)/$(1).jsonl.part -o $$@.part
+	@mv -f $(OUT)/$(1).jsonl.part $(OUT)/$(1).jsonl
+	@mv -f $$@.part $$@
+endef
+$(foreach i,$(call count,$(words $(STAGES))),$(eval $(call SUPERNET_STAGE,$(word $(i),$(STAGES)),$(word $(i),none $(STAGES)))))
+
+# ---- baselines: names of files, kinds for amtl-discretize --------------------
+N_TASKS := $(if $(filter-out 0,$(N_LABELS)),$(N_LABELS),$(if $(DATA),0,$(TASKS)))
+ifneq ($(filter single-task,$(BASELINES)),)
+  ifeq ($(N_TASKS),0)
+    $(warning single-task baselines need the number of tasks: list the labels in the config or set TASKS; skipped)
+  endif
+endif
+TASK_IDS := $(if $(filter-out 0,$(N_TASKS)),$(shell seq 0 $$(($(N_TASKS) - 1))))
+MODELS   := $(foreach b,$(BASELINES),$(if $(filter single-task,$(b)),$(addprefix single-task-,$(TASK_IDS)),$(b)))
+kind_of   = $(if $(filter single-task-%,$(1)),single-task:$(patsubst single-task-%,%,$(1)),$(1))
+
+# ---- targets -----------------------------------------------------------------
+.PHONY: all search baselines table prune
+all: table
+	@echo
+	@echo "architecture:   $(OUT)/arch.amtl  (view: $(BIN)/amtl-discretize --show $(OUT)/arch.amtl)"
+	@echo "searched model: $(OUT)/searched.model"
+	@echo "metrics:        $(OUT)/metrics.jsonl (supernet), $(OUT)/searched.jsonl (fine-tuning)"
+
+search: $(OUT)/searched.eval.json $(OUT)/metrics.jsonl $(OUT)/arch.txt
+baselines: $(MODELS:%=$(OUT)/%.eval.json)
+
+table: $(OUT)/results.tsv $(OUT)/arch.txt
+	@cat $(OUT)/arch.txt
+	@echo
+	@column -t -s '	' $(OUT)/results.tsv
+	@python3 $(PIPE)table.py --floor $(OUT)/results.tsv
+
+prune:
+	rm -f $(filter-out $(OUT)/frozen.ckpt,$(STAGES:%=$(OUT)/%.ckpt))
+
+$(D): $(STAMPS)/prep.yaml $(DATA) $(BIN)/amtl-prep
+	@$(say) prep $@
+	@mkdir -p $(@D)
+	$(Q)$(BIN)/amtl-prep $(TOOLCFG) $(if $(DATA_SEED),--seed $(DATA_SEED)) \
+	    $(if $(DATA),,--synthetic --rows $(ROWS) --tasks $(TASKS)) -o $@ $(DATA)
+
+$(OUT)/metrics.jsonl: $(STAGES:%=$(OUT)/%.ckpt)
+	$(Q)cat $(STAGES:%=$(OUT)/%.jsonl) > $@.tmp && mv -f $@.tmp $@
+
+$(OUT)/arch.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
+	@$(say) export $@
+	$(Q)$(BIN)/amtl-discretize --export -o $@ $<
+
+$(OUT)/arch.txt: $(OUT)/arch.amtl
+	$(Q)$(BIN)/amtl-discretize --show $< > $@.tmp && mv -f $@.tmp $@
+
+$(OUT)/searched.model: $(OUT)/arch.amtl $(OUT)/frozen.ckpt $(D) $(STAMPS)/finetune.yaml $(BIN)/amtl-train
+	@$(say) train $@
+	@rm -f $@.part $(OUT)/searched.jsonl.part
+	$(Q)$(BIN)/amtl-train --data $(D) --arch $< --init $(OUT)/frozen.ckpt $(TOOLCFG) $(QUIET) \
+	    --epochs $(FINETUNE_EPOCHS) --metrics $(OUT)/searched.jsonl.part -o $@.part
+	@mv -f $(OUT)/searched.jsonl.part $(OUT)/searched.jsonl
+	@mv -f $@.part $@
+
+$(OUT)/%.arch: $(D) $(STAMPS)/baseline.yaml $(BIN)/amtl-discretize
+	@$(say) baseline $@
+	$(Q)$(BIN)/amtl-discretize --baseline $(call kind_of,$*) $(if $(filter linear,$*),,--op $(BASELINE_OP)) \
+	    --data $(D) $(TOOLCFG) -o $@
+
+$(OUT)/%.model: $(OUT)/%.arch $(D) $(STAMPS)/train.yaml $(BIN)/amtl-train
+	@$(say) train $@
+	@rm -f $@.part $(OUT)/$*.jsonl.part
+	$(Q)$(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
+	    --metrics $(OUT)/$*.jsonl.part -o $@.part
+	@mv -f $(OUT)/$*.jsonl.part $(OUT)/$*.jsonl
+	@mv -f $@.part $@
+
+$(OUT)/%.eval.json: $(OUT)/%.model $(D) $(BIN)/amtl-eval
+	@$(say) eval $@
+	$(Q)$(BIN)/amtl-eval --model $< --data $(D) --json > $@.tmp && mv -f $@.tmp $@
+
+$(OUT)/results.tsv: $(OUT)/searched.eval.json $(MODELS:%=$(OUT)/%.eval.json) $(OUT)/metrics.jsonl
+	$(Q)python3 $(PIPE)table.py $(OUT) searched $(MODELS) > $@.tmp && mv -f $@.tmp $@
+
+.DELETE_ON_ERROR:
+.SECONDARY:

@@ -1,0 +1,320 @@
+#!/usr/bin/env bats
+# amtl-train and amtl-eval: searched and baseline models side by side, early
+# stopping, metrics against the predictions, --predict in pipelines, errors.
+bats_require_minimum_version 1.5.0
+load helpers
+
+MODEL="--set batch_size=64 --set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8]"
+SMALL="$MODEL --quiet"
+EVAL="$FIXTURES/eval"
+
+# The fixture CSVs as a dataset: the test split is test.csv, in its order.
+fixture_data() {
+    amtl-prep -o "$TMP/f.amtl" "$EVAL/train.csv" "$EVAL/test.csv"
+}
+
+# An MMoE trained on it; extra arguments go to amtl-train.
+fixture_model() {
+    fixture_data
+    amtl-discretize --baseline mmoe --data "$TMP/f.amtl" $MODEL -o "$TMP/mmoe.arch"
+    amtl-train --data "$TMP/f.amtl" --arch "$TMP/mmoe.arch" $SMALL --set lr=0.01 "$@" \
+        -o "$TMP/m.model" > "$TMP/train.jsonl"
+}
+
+synthetic_data() {
+    amtl-prep --synthetic --rows 1500 --seed 3 -o "$TMP/d.amtl"
+}
+
+@test "amtl-train: missing and conflicting flags are usage errors" {
+    run --separate-stderr amtl-train --data x
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"amtl-train: error: --data, --arch and -o are required"* ]]
+    run --separate-stderr amtl-train --data x --arch y --init z --from-scratch -o m
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--init and --from-scratch exclude each other"* ]]
+    run --separate-stderr amtl-train --data x --arch y --patience 0 -o m
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--patience wants a positive count, got '0'"* ]]
+    [ -z "$output" ]
+}
+
+@test "amtl-eval: missing and conflicting flags are usage errors" {
+    run --separate-stderr amtl-eval --data x
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"amtl-eval: error: --model is required"* ]]
+    run --separate-stderr amtl-eval --model m
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--data or --predict is required"* ]]
+    run --separate-stderr amtl-eval --model m --data d --predict
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--predict excludes --data, --split and --json"* ]]
+    run --separate-stderr amtl-eval --model m --data d --header
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--header and --delimiter go with --predict"* ]]
+    run --separate-stderr amtl-eval --model m --predict --delimiter ab
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--delimiter wants one character or 'tab', got 'ab'"* ]]
+    run --separate-stderr amtl-eval --model - --predict
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"the model and the rows cannot both come from stdin"* ]]
+    run --separate-stderr amtl-eval --model m --predict a.csv b.csv
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"unexpected argument 'b.csv'"* ]]
+    run --separate-stderr amtl-eval --model m --data d --split nope
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"unknown split 'nope' (train, val or test)"* ]]
+    [ -z "$output" ]
+}
+
+@test "searched model and baselines trained and scored side by side" {
+    synthetic_data
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/w.ckpt" > /dev/null
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --init "$TMP/w.ckpt" --phase search --epochs 1 \
+        --set discretize_ops=3 -o "$TMP/s.ckpt" > /dev/null
+    amtl-discretize --export -o "$TMP/searched.arch" "$TMP/s.ckpt"
+    models="searched"
+    for b in shared-bottom mmoe ple linear single-task:task0 single-task:task1 \
+             single-task:task2 single-task:task3; do
+        n=${b/:/-}
+        amtl-discretize --baseline "$b" --data "$TMP/d.amtl" $MODEL -o "$TMP/$n.arch"
+        models="$models $n"
+    done
+    for n in $models; do
+        init=""
+        [ "$n" = searched ] && init="--init $TMP/s.ckpt"
+        amtl-train --data "$TMP/d.amtl" --arch "$TMP/$n.arch" $init $SMALL --epochs 2 \
+            -o "$TMP/$n.model" > /dev/null
+        run --separate-stderr amtl-eval --model "$TMP/$n.model" --data "$TMP/d.amtl" --json
+        [ "$status" -eq 0 ]
+        [ -z "$stderr" ]
+        echo "$n $output" >> "$TMP/all"
+    done
+    python3 - "$TMP/all" <<'EOF'
+import json, sys
+labels = ["task0", "task1", "task2", "task3"]
+seen = []
+for line in open(sys.argv[1]):
+    name, js = line.split(" ", 1)
+    d = json.loads(js)
+    assert d["split"] == "test" and d["rows"] == 150, d
+    assert d["live_weights"] > 0, d
+    if name.startswith("single-task-"):
+        task = name[len("single-task-"):]
+        assert list(d["tasks"]) == [task], (name, d["tasks"])
+        assert d["not_trained"] == [t for t in labels if t != task], (name, d)
+        assert d["mean_auc"] == d["tasks"][task]["auc"], (name, d)
+    else:
+        assert list(d["tasks"]) == labels and d["not_trained"] == [], (name, d)
+    for t, m in d["tasks"].items():
+        assert 0 < m["auc"] < 1 and m["logloss"] > 0 and m["rows"] == 150, (name, t, m)
+    assert 0 < d["mean_auc"] < 1, (name, d)
+    seen.append(name)
+assert len(seen) == 9, seen
+EOF
+    # the table of a single-task model lists its task and names the others
+    run --separate-stderr amtl-eval --model "$TMP/single-task-task2.model" --data "$TMP/d.amtl"
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == "task "*"AUC"*"logloss"*"rows" ]]
+    [[ "${lines[1]}" == "task2 "* ]]
+    [[ "${lines[2]}" == "mean "* ]]
+    [ "${lines[3]}" = "not trained: task0, task1, task3" ]
+    [[ "${lines[4]}" == "(test split, 150 rows, "*" live weights)" ]]
+}
+
+@test "amtl-train: early stopping stops where the rule says; the model holds the best epoch" {
+    fixture_model --epochs 8 --patience 1 --set task_conditions=[buy=click]
+    amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --split val --json > "$TMP/val.json"
+    python3 - "$TMP/train.jsonl" "$TMP/val.json" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+tasks = ["click", "buy"]
+best, best_e, bad, stop = None, -1, 0, None
+for e, d in enumerate(lines):
+    auc = [d["val_auc." + t] for t in tasks]
+    if best is None:
+        better = True
+    else:
+        rel = [(a - b) / a for a, b in zip(auc, best) if a is not None and b is not None and a != 0]
+        better = bool(rel) and sum(rel) / len(rel) > 0
+    if better:
+        best, best_e, bad = auc, e, 0
+    else:
+        bad += 1
+    if bad >= 1:
+        stop = e
+        break
+# it ran until the first epoch without improvement, or to the last epoch
+assert stop == len(lines) - 1 or (stop is None and len(lines) == 8), (stop, len(lines))
+v = json.load(open(sys.argv[2]))
+for t, want in zip(tasks, best):
+    got = v["tasks"][t]["auc"]
+    assert abs(got - want) < 1e-6, (t, got, want, best_e)
+assert v["tasks"]["buy"]["condition"] == "click"
+EOF
+}
+
+@test "amtl-eval: the AUCs equal those of its own predictions (conditioned task too)" {
+    fixture_model --epochs 2 --set task_conditions=[buy=click]
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --json
+    [ "$status" -eq 0 ]
+    echo "$output" > "$TMP/test.json"
+    amtl-eval --model "$TMP/m.model" --predict "$EVAL/test.csv" > "$TMP/p.tsv"
+    # Probabilities are printed with 6 decimals: two that round alike become a
+    # tie, moving an AUC by 0.5 / (positives x negatives) per such pair.
+    python3 - "$EVAL/test.csv" "$TMP/p.tsv" "$TMP/test.json" <<'EOF'
+import json, sys
+rows = [l.rstrip("\n").split(",") for l in open(sys.argv[1])][1:]
+preds = [[float(x) for x in l.split("\t")] for l in open(sys.argv[2])]
+d = json.load(open(sys.argv[3]))
+assert len(rows) == len(preds) == d["rows"] == 200
+
+def auc(scores, labels):
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    pos = sum(labels)
+    neg = len(labels) - pos
+    return (sum(r for r, y in zip(ranks, labels) if y) - pos * (pos + 1) / 2) / (pos * neg)
+
+click = [int(r[4]) for r in rows]
+buy = [int(r[5]) for r in rows]
+got = {
+    "click": auc([p[0] for p in preds], click),
+    "buy": auc([p[1] for p, c in zip(preds, click) if c], [b for b, c in zip(buy, click) if c]),
+    "buy_all": auc([p[1] for p in preds], buy),
+}
+want = {"click": d["tasks"]["click"]["auc"], "buy": d["tasks"]["buy"]["auc"],
+        "buy_all": d["tasks"]["buy"]["auc_all"]}
+for k in got:
+    assert abs(got[k] - want[k]) < 5e-4, (k, got[k], want[k])
+assert d["tasks"]["buy"]["rows"] == sum(click)
+assert d["tasks"]["click"]["rows"] == 200 and "auc_all" not in d["tasks"]["click"]
+EOF
+    # the table shows the conditioned task's two AUCs
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl"
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == *"AUC(all)"*"counted where" ]]
+    [[ "${lines[2]}" == "buy "*"click = 1" ]]
+}
+
+@test "amtl-eval --predict: streams through a pipe, from a file or stdin alike" {
+    fixture_model --epochs 1
+    run --separate-stderr bash -c "cat '$EVAL/test.csv' | amtl-eval --model '$TMP/m.model' --predict - | head -n 3"
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 3 ]
+    for l in "${lines[@]}"; do
+        [[ "$l" =~ ^0\.[0-9]{6}$'\t'0\.[0-9]{6}$ ]]
+    done
+    amtl-eval --model "$TMP/m.model" --predict < "$EVAL/test.csv" > "$TMP/a"
+    amtl-eval --model "$TMP/m.model" --predict "$EVAL/test.csv" > "$TMP/b"
+    [ "$(wc -l < "$TMP/a")" -eq 200 ]
+    diff -u "$TMP/a" "$TMP/b"
+    # tab-separated input, and a header line of task names
+    tr ',' '\t' < "$EVAL/test.csv" | amtl-eval --model "$TMP/m.model" --predict --delimiter tab > "$TMP/c"
+    diff -u "$TMP/a" "$TMP/c"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict --header "$EVAL/test.csv"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "$(printf 'click\tbuy')" ]
+    [ "${#lines[@]}" -eq 201 ]
+    [ -z "$stderr" ]
+}
+
+@test "amtl-eval --predict: plain column names, any order; unseen values score as empty ones" {
+    fixture_model --epochs 1
+    printf 'note,price,colour,item,user\nx,0.5,red,i3,u1\nx,0.5,red,i3,nobody\nx,0.5,red,i3,\nx,0.5,red,i3,u2\n' > "$TMP/rows.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict "$TMP/rows.csv"
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 4 ]
+    [ "${lines[1]}" = "${lines[2]}" ]
+    [ "${lines[0]}" != "${lines[1]}" ]
+    # the same row with typed column names scores the same
+    printf 'user:token,item:token,colour:token,price:float\nu1,i3,red,0.5\n' > "$TMP/typed.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict "$TMP/typed.csv"
+    [ "$status" -eq 0 ]
+    [ "$output" = "$(head -n 1 < <(amtl-eval --model "$TMP/m.model" --predict "$TMP/rows.csv"))" ]
+}
+
+@test "amtl-eval --predict: bad rows and headers name the line and column, exit 1" {
+    fixture_model --epochs 1
+    printf 'user,item,colour,price,click,buy\nu1,i1,red,0.5,1,0\nu1,i1,red,cheap,1,0\n' > "$TMP/r1.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict "$TMP/r1.csv"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-eval: error: $TMP/r1.csv:3:4: 'cheap' is not a number (column 'price')" ]
+    printf 'user,item,colour,price,click,buy\nu1,i1,red,0.5\n' > "$TMP/r2.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict - < "$TMP/r2.csv"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-eval: error: <stdin>:2:5: expected 6 fields (as the header), found 4" ]
+    printf 'user,colour,price\nu1,red,0.5\n' > "$TMP/r3.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict "$TMP/r3.csv"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-eval: error: $TMP/r3.csv:1: no column for the model's sparse field 'item'" ]
+    [ -z "$output" ]
+    printf 'user,item,colour,price,price\nu1,i1,red,0.5,1\n' > "$TMP/r4.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict "$TMP/r4.csv"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"r4.csv:1:5: column 'price' repeats field 'price' of column 4" ]]
+    : > "$TMP/empty.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict "$TMP/empty.csv"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"empty.csv: no header line (the columns must be named)" ]]
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict "$TMP/nope.csv"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"cannot open '$TMP/nope.csv': No such file or directory" ]]
+}
+
+@test "amtl-eval: a model that does not match the dataset is refused" {
+    fixture_model --epochs 1
+    synthetic_data
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/d.amtl"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [[ "$stderr" == "amtl-eval: error: $TMP/m.model: does not match dataset '$TMP/d.amtl': sparse fields [user,item,colour] in the model, [user_id,item_id,"* ]]
+    # the same fields, prepared apart: the ids mean other values
+    amtl-prep --seed 9 -o "$TMP/other.amtl" "$EVAL/train.csv"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/other.amtl"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"does not match dataset '$TMP/other.amtl': field 'user' numbers other values"* ]]
+    # and an architecture for other fields is refused by amtl-train
+    amtl-discretize --baseline mmoe --data "$TMP/d.amtl" $MODEL -o "$TMP/synth.arch"
+    run --separate-stderr amtl-train --data "$TMP/f.amtl" --arch "$TMP/synth.arch" $SMALL -o "$TMP/x.model"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"synth.arch: sparse field 1 is 'user_id' in the architecture but 'user' in the data"* ]]
+    [ ! -e "$TMP/x.model" ]
+}
+
+@test "amtl-eval: corrupt or wrong-kind model files are clear errors" {
+    fixture_model --epochs 1
+    head -c 300 "$TMP/m.model" > "$TMP/bad.model"
+    for mode in "--data $TMP/f.amtl" "--predict $EVAL/test.csv"; do
+        run --separate-stderr amtl-eval --model "$TMP/bad.model" $mode
+        [ "$status" -eq 1 ]
+        [ -z "$output" ]
+        [[ "$stderr" == "amtl-eval: error: $TMP/bad.model: "* ]]
+        run --separate-stderr amtl-eval --model "$TMP/f.amtl" $mode
+        [ "$status" -eq 1 ]
+        [ "$stderr" = "amtl-eval: error: $TMP/f.amtl: expected a file of kind \"model\", got \"dataset\"" ]
+    done
+    # the model may come from stdin when the rows do not
+    run --separate-stderr amtl-eval --model - --data "$TMP/f.amtl" --json < "$TMP/m.model"
+    [ "$status" -eq 0 ]
+    [[ "$output" == '{"model":"<stdin>","split":"test"'* ]]
+}
+
+@test "man pages: amtl-train(1) and amtl-eval(1) lint clean" {
+    command -v mandoc > /dev/null || skip "mandoc not installed"
+    command -v groff > /dev/null || skip "groff not installed"
+    for m in amtl-train amtl-eval; do
+        f="$BATS_TEST_DIRNAME/../../man/$m.1"
+        run --separate-stderr mandoc -T lint -W warning "$f"
+        [ -z "$output$stderr" ]
+        run --separate-stderr groff -man -ww -z "$f"
+        [ -z "$output$stderr" ]
+    done
+}

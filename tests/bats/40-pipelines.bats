@@ -1,0 +1,386 @@
+#!/usr/bin/env bats
+# The make pipelines: a whole search end to end, what reruns when the config
+# changes, a stage killed midway, the shipped configs, plots and sweeps.
+# Every run is tiny (a few thousand synthetic rows, a small supernet) and goes
+# to a temp dir.  Each test runs tens of tools, minutes under memcheck, and
+# tests nothing of them that the other files do not: all are tagged "long",
+# which tests/run-valgrind leaves out.
+# bats file_tags=long
+bats_require_minimum_version 1.5.0
+load helpers
+
+REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+PIPE="$REPO/pipelines"
+# these tests start makes of their own, not parts of one that may run them
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEFILES
+
+# A tiny search: 1 warm-up, 2 search, 1 frozen epoch, fine-tuning to 6.
+tiny_config() {
+    cat > "$TMP/c.yaml" <<'EOF'
+model:
+  embedding_dim: 4
+  n_experts: 2
+  expert_width: 8
+  tower_layers: [8]
+  ops: [Identity, MLP-8, MLP-16]
+train:
+  batch_size: 256
+search:
+  epochs: 6
+  warmup_epochs: 1
+  full_arch_train_epochs: 2
+  discretize_ops: 3
+  patience: 2
+EOF
+}
+
+RUN_ARGS=()
+# Runs the search pipeline on the tiny config into $TMP/run (from $TMP, so
+# that nothing can land in the source tree); extra make arguments follow.
+pipeline() {
+    (cd "$TMP" && make --no-print-directory -f "$PIPE/search.mk" CONFIG="$TMP/c.yaml" \
+        OUT="$TMP/run" BIN="$AMTL_BIN" ROWS=2000 "${RUN_ARGS[@]}" "$@")
+}
+
+# Every file of the run with its mtime, one a line.
+snapshot() {
+    find "$TMP/run" -maxdepth 1 -type f -printf '%f %T@\n' | sort
+}
+
+# The files of snapshot $2 that are new or have another mtime than in $1.
+changed() {
+    awk 'NR == FNR { t[$1] = $2; next } t[$1] != $2 { print $1 }' "$1" "$2" | sort
+}
+
+# Sets the value of a key in the tiny config.
+set_key() {
+    sed -i "s/^\( *$1:\).*/\1 $2/" "$TMP/c.yaml"
+    grep -qF "$1: $2" "$TMP/c.yaml"
+}
+
+@test "search.mk: a tiny synthetic search runs end to end, with every baseline and the table" {
+    tiny_config
+    run --separate-stderr pipeline
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    R="$TMP/run"
+    for f in data.amtl warmup-1.ckpt search-1.ckpt search-2.ckpt frozen.ckpt arch.amtl arch.txt \
+             searched.model searched.eval.json metrics.jsonl results.tsv \
+             shared-bottom.model mmoe.model ple.model linear.model \
+             single-task-0.model single-task-3.model; do
+        [ -s "$R/$f" ] || { echo "missing $f"; false; }
+    done
+    # one metrics line per supernet epoch, the phases in order
+    [ "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["phase"] for l in open(sys.argv[1])))' "$R/metrics.jsonl")" \
+        = "warmup search search finetune" ]
+    # fine-tuning: epochs 6 minus 4 supernet epochs, at most
+    [ "$(wc -l < "$R/searched.jsonl")" -le 2 ]
+    # the table: a header and one row per model, single-task models in one row
+    cut -f 1 "$R/results.tsv" > "$TMP/rows"
+    printf '%s\n' model searched shared-bottom mmoe ple single-task linear | diff -u - "$TMP/rows"
+    head -n 1 "$R/results.tsv" | grep -q $'^model\ttask0 AUC\ttask1 AUC\ttask2 AUC\ttask3 AUC\tmean AUC\tparams\tsearch s\ttrain s\tarch\tmodel$'
+    grep -q $'^searched\t.*\t'"$R/arch.amtl"$'\t'"$R/searched.model"'$' "$R/results.tsv"
+    [[ "$output" == *"searched model: $R/searched.model"* ]]
+    [[ "$output" == *"shared-bottom"* ]]
+    # nothing half-written left behind, nothing made outside the run dir
+    [ -z "$(find "$R" -name '*.part' -o -name '*.tmp')" ]
+    [ "$(ls "$TMP")" = "$(printf 'c.yaml\nrows\nrun')" ]
+}
+
+@test "search.mk: touching the config without changing a key reruns nothing" {
+    tiny_config
+    RUN_ARGS=(BASELINES="mmoe linear")
+    pipeline > /dev/null
+    snapshot > "$TMP/before"
+    sleep 1
+    touch "$TMP/c.yaml"
+    echo "# a comment changes no key" >> "$TMP/c.yaml"
+    run pipeline -q "$TMP/run/results.tsv"
+    [ "$status" -eq 0 ]
+    pipeline > /dev/null
+    snapshot > "$TMP/after"
+    diff -u "$TMP/before" "$TMP/after"
+}
+
+@test "search.mk: a train-only key (patience) reruns only amtl-train and amtl-eval" {
+    tiny_config
+    RUN_ARGS=(BASELINES="mmoe linear")
+    pipeline > /dev/null
+    snapshot > "$TMP/before"
+    set_key patience 1
+    run pipeline -n "$TMP/run/results.tsv"
+    [ "$status" -eq 0 ]
+    [[ "$output" != *amtl-prep* ]]
+    [[ "$output" != *amtl-supernet* ]]
+    [[ "$output" != *amtl-discretize* ]]
+    [[ "$output" == *amtl-train* ]]
+    pipeline > /dev/null
+    snapshot > "$TMP/after"
+    changed "$TMP/before" "$TMP/after" | grep -v '^metrics\.jsonl$' > "$TMP/changed"
+    printf '%s\n' linear.eval.json linear.jsonl linear.model mmoe.eval.json mmoe.jsonl mmoe.model \
+        results.tsv searched.eval.json searched.jsonl searched.model | diff -u - "$TMP/changed"
+    # the same through an override on the command line
+    snapshot > "$TMP/before"
+    RUN_ARGS=(BASELINES="mmoe linear" SET="patience=2")
+    pipeline > /dev/null
+    snapshot > "$TMP/after"
+    changed "$TMP/before" "$TMP/after" > "$TMP/changed"
+    grep -q '^searched\.model$' "$TMP/changed"
+    ! grep -q '\.ckpt$\|\.arch$\|^arch\.amtl$\|^data\.amtl$' "$TMP/changed"
+}
+
+@test "search.mk: a model key reruns from the first warm-up epoch, not amtl-prep" {
+    tiny_config
+    RUN_ARGS=(BASELINES="mmoe")
+    pipeline > /dev/null
+    snapshot > "$TMP/before"
+    set_key expert_width 6
+    pipeline > /dev/null
+    snapshot > "$TMP/after"
+    changed "$TMP/before" "$TMP/after" > "$TMP/changed"
+    ! grep -q '^data\.amtl$' "$TMP/changed"
+    for f in warmup-1.ckpt search-1.ckpt search-2.ckpt frozen.ckpt arch.amtl searched.model \
+             mmoe.arch mmoe.model results.tsv; do
+        grep -q "^$f\$" "$TMP/changed" || { echo "$f was not redone"; false; }
+    done
+}
+
+@test "search.mk: a search key (discretize_ops) keeps the warm-up, a data key redoes amtl-prep" {
+    tiny_config
+    RUN_ARGS=(BASELINES=)
+    pipeline search > /dev/null
+    snapshot > "$TMP/before"
+    set_key discretize_ops 2
+    pipeline search > /dev/null
+    snapshot > "$TMP/after"
+    changed "$TMP/before" "$TMP/after" > "$TMP/changed"
+    ! grep -q '^data\.amtl$\|^warmup-1\.ckpt$' "$TMP/changed"
+    grep -q '^search-1\.ckpt$' "$TMP/changed"
+    grep -q '^searched\.model$' "$TMP/changed"
+    snapshot > "$TMP/before"
+    RUN_ARGS=(BASELINES= DATA_SEED=5)
+    pipeline search > /dev/null
+    snapshot > "$TMP/after"
+    changed "$TMP/before" "$TMP/after" | grep -q '^data\.amtl$'
+}
+
+@test "search.mk: a stage killed midway leaves no corrupt file, the next make completes the same" {
+    command -v setsid > /dev/null && command -v pgrep > /dev/null || skip "setsid or pgrep missing"
+    tiny_config
+    # epochs long enough to be caught running
+    set_key expert_width 48
+    set_key ops "[Identity, MLP-64, MLP-128]"
+    RUN_ARGS=(BASELINES= ROWS=40000)
+    (cd "$TMP" && exec setsid make --no-print-directory -f "$PIPE/search.mk" CONFIG="$TMP/c.yaml" \
+        OUT="$TMP/run" BIN="$AMTL_BIN" "${RUN_ARGS[@]}" search) > "$TMP/log" 2>&1 &
+    pgid=$!
+    for i in $(seq 1 400); do
+        pgrep -g "$pgid" -x amtl-supernet > /dev/null && [ -e "$TMP/run/warmup-1.ckpt" ] && break
+        sleep 0.05
+    done
+    sleep 0.3
+    caught=0
+    pgrep -g "$pgid" -x amtl-supernet > /dev/null && caught=1
+    kill -TERM -- "-$pgid" 2> /dev/null || true
+    wait "$pgid" || true
+    for i in $(seq 1 200); do pgrep -g "$pgid" > /dev/null || break; sleep 0.05; done
+    ! pgrep -g "$pgid" > /dev/null
+    [ $caught = 1 ] || { cat "$TMP/log"; skip "amtl-supernet was not caught running"; }
+    [ ! -e "$TMP/run/searched.model" ]
+    # every file under its final name is whole
+    amtl-prep --info "$TMP/run/data.amtl" > /dev/null
+    for f in "$TMP"/run/*.ckpt; do
+        amtl-discretize -k 0 -o "$TMP/check.ckpt" "$f"
+    done
+    run pipeline search
+    [ "$status" -eq 0 ]
+    [ -z "$(find "$TMP/run" -name '*.part' -o -name '*.tmp')" ]
+    # the same architecture and scores as a run never stopped
+    (cd "$TMP" && make --no-print-directory -f "$PIPE/search.mk" CONFIG="$TMP/c.yaml" \
+        OUT="$TMP/ref" BIN="$AMTL_BIN" "${RUN_ARGS[@]}" search) > /dev/null
+    amtl-discretize --show --format json "$TMP/run/arch.amtl" > "$TMP/a.json"
+    amtl-discretize --show --format json "$TMP/ref/arch.amtl" > "$TMP/b.json"
+    diff -u "$TMP/b.json" "$TMP/a.json"
+    diff -u <(sed 's/"model":"[^"]*",//' "$TMP/ref/searched.eval.json") \
+            <(sed 's/"model":"[^"]*",//' "$TMP/run/searched.eval.json")
+}
+
+@test "search.mk: a bad config stops make with the file and line, before any tool runs" {
+    printf 'model:\n  ops: &x [Identity]\n' > "$TMP/c.yaml"
+    run --separate-stderr pipeline
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"stage-config: error: $TMP/c.yaml:2: "* ]]
+    [ ! -e "$TMP/run/data.amtl" ]
+    tiny_config
+    run --separate-stderr pipeline OUT="$TMP/a=b"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"holds a space, '=' or ':'"* ]]
+}
+
+@test "stage-config: each stamp holds its stage's keys; unknown keys go everywhere, with a warning" {
+    cat > "$TMP/c.yaml" <<'EOF'
+# sections, a flow mapping, lists over lines and as items, quotes, comments
+data:
+  format: csv          # a comment
+  sparse: ["a b", c,
+           d]
+  labels:
+    - y1
+    - "y2"
+train: {batch_size: 64, threads: 2, lr: 1e-3}
+search:
+  patience: 4
+  epochs: 10
+model:
+  expert_width: 16
+EOF
+    run --separate-stderr "$PIPE/stage-config" -s patience=5 -s ops=Identity,MLP-8 -d 9 \
+        -x 'prep:input: x.csv' "$TMP/c.yaml" "$TMP/st"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+    printf '%s\n' "# keys of the prep stage (pipelines/stage-config)" "format: csv" \
+        "sparse: [a b, c, d]" "labels: [y1, y2]" "seed: 9" "# input: x.csv" | diff -u - "$TMP/st/prep.yaml"
+    printf '%s\n' "# keys of the train stage (pipelines/stage-config)" "batch_size: 64" "lr: 1e-3" \
+        "patience: 5" "epochs: 10" | diff -u - "$TMP/st/train.yaml"
+    printf '%s\n' "# keys of the warmup stage (pipelines/stage-config)" "expert_width: 16" \
+        "ops: [Identity, MLP-8]" "batch_size: 64" "lr: 1e-3" | diff -u - "$TMP/st/warmup.yaml"
+    # 10 epochs: 2 warm-up, 3 search, 1 frozen (the defaults), 4 fine-tuning
+    grep -qx 'finetune_epochs: 4' "$TMP/st/finetune.yaml"
+    grep -qx 'FINETUNE_EPOCHS := 4' "$TMP/st/vars.mk"
+    grep -qx 'N_LABELS := 2' "$TMP/st/vars.mk"
+    ! grep -q threads "$TMP"/st/*.yaml
+    # unchanged keys: no stamp is rewritten
+    snap() { find "$TMP/st" -type f -printf '%f %T@\n' | sort; }
+    snap > "$TMP/s1"
+    sleep 1
+    "$PIPE/stage-config" -s patience=5 -s 'ops=[Identity, MLP-8]' -d 9 -x 'prep:input: x.csv' \
+        "$TMP/c.yaml" "$TMP/st"
+    snap > "$TMP/s2"
+    diff -u "$TMP/s1" "$TMP/s2"
+    # a key no list knows
+    echo "brand_new_key: 1" >> "$TMP/c.yaml"
+    run --separate-stderr "$PIPE/stage-config" "$TMP/c.yaml" "$TMP/st"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *'key "brand_new_key" is in no stage list'* ]]
+    for s in prep baseline warmup search frozen finetune train; do
+        grep -qx 'brand_new_key: 1' "$TMP/st/$s.yaml"
+    done
+}
+
+@test "configs: every shipped config splits without a warning; demo.mk plans the demo" {
+    for c in "$REPO"/configs/*.yaml; do
+        run --separate-stderr "$PIPE/stage-config" "$c" "$TMP/st"
+        [ "$status" -eq 0 ] || { echo "$c: $stderr"; false; }
+        [ -z "$stderr" ] || { echo "$c: $stderr"; false; }
+    done
+    run --separate-stderr make --no-print-directory -f "$PIPE/demo.mk" -C "$REPO" -n \
+        OUT="$TMP/demo" BIN="$AMTL_BIN"
+    [ "$status" -eq 0 ]
+    [ "$(grep -c 'amtl-supernet' <<<"$output")" -eq 6 ]
+    [ "$(grep -c -- '--baseline single-task:' <<<"$output")" -eq 4 ]
+    [[ "$output" == *"--rows 20000"* ]]
+    [[ "$output" == *"--epochs 12"* ]]
+    [ ! -e "$TMP/demo/data.amtl" ]
+}
+
+@test "configs: the data-set configs run the pipeline on the recipe samples" {
+    P="$FIXTURES/prep"
+    TINY="batch_size=64 ops=[Identity,MLP-8] embedding_dim=4 n_experts=2 expert_width=8 tower_layers=[8] epochs=4 warmup_epochs=1 full_arch_train_epochs=1"
+    specs=("userbehavior|$P/userbehavior.csv|min_count=3|4"
+           "ijcai15|$P/ijcai15_user_log.csv $P/ijcai15_user_info.csv|min_count=3|2"
+           "kuairand|$P/kuairand_log_random.csv $P/kuairand_user_features.csv $P/kuairand_video_features_basic.csv||7"
+           "qb-video|$P/qbvideo.csv|min_count=5|4")
+    if [ -d "$SHARED_DATA/ali-ccp" ]; then
+        d="$SHARED_DATA/ali-ccp"
+        specs+=("ali-ccp|$d/ali_ccp_train_sample.csv $d/ali_ccp_val_sample.csv $d/ali_ccp_test_sample.csv||2")
+    fi
+    for spec in "${specs[@]}"; do
+        IFS='|' read -r name data extra tasks <<<"$spec"
+        run --separate-stderr make --no-print-directory -f "$PIPE/search.mk" \
+            CONFIG="$REPO/configs/$name.yaml" DATA="$data" OUT="$TMP/$name" BIN="$AMTL_BIN" \
+            SET="$TINY $extra" BASELINES="single-task linear"
+        [ "$status" -eq 0 ] || { echo "$name: $stderr"; false; }
+        [ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["tasks"]))' "$TMP/$name/searched.eval.json")" -eq "$tasks" ]
+        [ -s "$TMP/$name/single-task-$((tasks - 1)).model" ]
+    done
+}
+
+@test "plots.mk: training curves and the architecture of a run" {
+    command -v gnuplot > /dev/null || skip "gnuplot not installed (Debian package gnuplot-nox)"
+    tiny_config
+    RUN_ARGS=(BASELINES="mmoe single-task")
+    pipeline > /dev/null
+    run --separate-stderr make --no-print-directory -f "$PIPE/plots.mk" RUN="$TMP/run" BIN="$AMTL_BIN"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    for p in loss auc entropy models; do
+        [ "$(head -c 4 "$TMP/run/plots/$p.png" | tail -c 3)" = PNG ] || { echo "$p.png is not a PNG"; false; }
+    done
+    if command -v dot > /dev/null; then
+        grep -q '<svg' "$TMP/run/plots/arch.svg"
+    fi
+    [ -z "$(find "$TMP/run/plots" -name '*.tmp')" ]
+    # SVG curves as well
+    run make --no-print-directory -f "$PIPE/plots.mk" RUN="$TMP/run" BIN="$AMTL_BIN" FORMAT=svg
+    [ "$status" -eq 0 ]
+    grep -q '<svg' "$TMP/run/plots/auc.svg"
+}
+
+@test "plots.mk: without gnuplot or dot it says which package to install and succeeds" {
+    tiny_config
+    RUN_ARGS=(BASELINES=)
+    pipeline search > /dev/null
+    run --separate-stderr make --no-print-directory -f "$PIPE/plots.mk" RUN="$TMP/run" BIN="$AMTL_BIN" \
+        GNUPLOT= DOT=
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"install the Debian package gnuplot-nox"* ]]
+    [[ "$output" == *"install the Debian package graphviz"* ]]
+    [ ! -e "$TMP/run/plots/loss.png" ]
+    # no run there: a clear error
+    run --separate-stderr make --no-print-directory -f "$PIPE/plots.mk" RUN="$TMP/none" BIN="$AMTL_BIN"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"no $TMP/none/metrics.jsonl: run the pipeline first"* ]]
+}
+
+@test "sweep.sh: seeds x values, one TSV row per run, written whole" {
+    tiny_config
+    run --separate-stderr "$PIPE/sweep.sh" --config "$TMP/c.yaml" --rows 2000 --seeds "1 2" \
+        --set gate_mode=sample,reference --out "$TMP/sw" --bin "$AMTL_BIN"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    T="$TMP/sw/sweep.tsv"
+    head -n 1 "$T" | grep -q $'^run\tseed\tgate_mode\ttask0 AUC\ttask1 AUC\ttask2 AUC\ttask3 AUC\tmean AUC\tparams\tsearch s\ttrain s\tarch\tmodel\tstatus$'
+    cut -f 1-3 "$T" | tail -n +2 > "$TMP/rows"
+    printf 's1-gate_mode-sample\t1\tsample\ns1-gate_mode-reference\t1\treference\n' > "$TMP/want"
+    printf 's2-gate_mode-sample\t2\tsample\ns2-gate_mode-reference\t2\treference\n' >> "$TMP/want"
+    diff -u "$TMP/want" "$TMP/rows"
+    [ "$(awk -F '\t' 'NR > 1 && $NF == "ok" && $8 > 0 && $8 < 1' "$T" | wc -l)" -eq 4 ]
+    # the two seeds differ, the same seed twice does not
+    [ "$(cut -f 8 "$T" | tail -n +2 | sort -u | wc -l)" -gt 1 ]
+    [ -z "$(find "$TMP/sw" -maxdepth 1 -name '.sweep-rows*' -o -maxdepth 1 -name '*.tmp')" ]
+    # checkpoints of the warm-up and search are pruned, the runs stay whole
+    [ -z "$(find "$TMP/sw" -name 'warmup-*.ckpt')" ]
+    [ -s "$TMP/sw/s2-gate_mode-reference/searched.model" ]
+    # rerun: nothing to redo, the same table
+    cp "$T" "$TMP/first.tsv"
+    run --separate-stderr "$PIPE/sweep.sh" --config "$TMP/c.yaml" --rows 2000 --seeds "1 2" \
+        --set gate_mode=sample,reference --out "$TMP/sw" --bin "$AMTL_BIN"
+    [ "$status" -eq 0 ]
+    diff -u "$TMP/first.tsv" "$T"
+}
+
+@test "sweep.sh: a failing run is a row marked failed, exit 1; usage errors exit 2" {
+    tiny_config
+    run --separate-stderr "$PIPE/sweep.sh" --config "$TMP/c.yaml" --rows 2000 --seeds 1 \
+        --set gate_mode=bogus,sample --out "$TMP/sw" --bin "$AMTL_BIN"
+    [ "$status" -eq 1 ]
+    [ "$(cut -f 1,3 "$TMP/sw/sweep.tsv" | tail -n +2)" = "$(printf 's1-gate_mode-bogus\tbogus\ns1-gate_mode-sample\tsample')" ]
+    awk -F '\t' 'NR == 2 { exit !($NF == "failed" && $4 == "n/a" && NF == 14) }' "$TMP/sw/sweep.tsv"
+    awk -F '\t' 'NR == 3 { exit !($NF == "ok" && NF == 14) }' "$TMP/sw/sweep.tsv"
+    [[ "$stderr" == *"FAILED (see $TMP/sw/s1-gate_mode-bogus.log)"* ]]
+    run --separate-stderr "$PIPE/sweep.sh" --no-such-option
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "sweep.sh: error: unknown option '--no-such-option'"* ]]
+    run --separate-stderr "$PIPE/sweep.sh" --seeds x
+    [ "$status" -eq 2 ]
+    run --separate-stderr "$PIPE/sweep.sh" --help
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == "Usage: pipelines/sweep.sh [options]" ]]
+}

@@ -1,0 +1,382 @@
+#!/usr/bin/env bats
+# Reliability: stops and kills that resume exactly, non-finite training,
+# corrupt inputs for every reader, full disks, unwritable and vanished paths.
+bats_require_minimum_version 1.5.0
+load helpers
+
+MODEL="--set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8] --set threads=1"
+SMALL="$MODEL --set batch_size=256 --quiet"
+# long epochs (8000 batches of 4 rows) so that a signal lands mid-epoch; the
+# tests using them are tagged "long" (tests/run-valgrind leaves them out)
+LONG="$MODEL --set batch_size=4 --set discretize_ops=2 --quiet"
+
+setup_file() {
+    export F="$BATS_FILE_TMPDIR"
+    amtl-prep --synthetic --rows 1500 --seed 3 -o "$F/small.amtl"
+    amtl-supernet --data "$F/small.amtl" $SMALL --phase search --epochs 1 -o "$F/s.ckpt" > /dev/null
+    amtl-discretize --export -o "$F/s.arch" "$F/s.ckpt"
+    amtl-train --data "$F/small.amtl" --arch "$F/s.arch" $SMALL --epochs 1 -o "$F/s.model" > /dev/null
+}
+
+# Name, dtype, shape and a digest of every tensor of an amtl file, in file
+# order; the wall-clock seconds column of "history" is zeroed first.
+tensors() {
+    python3 - "$1" <<'EOF'
+import hashlib, struct, sys
+
+def unpack(b, i):
+    c = b[i]; i += 1
+    def n(k, fmt):
+        return struct.unpack('>' + fmt, b[i:i + k])[0], i + k
+    if c <= 0x7f: return c, i
+    if c >= 0xe0: return c - 256, i
+    if 0x80 <= c <= 0x8f: return mapping(b, i, c & 15)
+    if 0x90 <= c <= 0x9f: return array(b, i, c & 15)
+    if 0xa0 <= c <= 0xbf: k = c & 31; return b[i:i + k].decode(), i + k
+    if c == 0xc0: return None, i
+    if c in (0xc2, 0xc3): return c == 0xc3, i
+    if c in (0xc4, 0xc5, 0xc6, 0xd9, 0xda, 0xdb):
+        k, i = n(*{0xc4: (1, 'B'), 0xc5: (2, 'H'), 0xc6: (4, 'I'),
+                   0xd9: (1, 'B'), 0xda: (2, 'H'), 0xdb: (4, 'I')}[c])
+        v = b[i:i + k]
+        return (v.decode() if c >= 0xd9 else v), i + k
+    if c == 0xca: return n(4, 'f')
+    if c == 0xcb: return n(8, 'd')
+    fixed = {0xcc: (1, 'B'), 0xcd: (2, 'H'), 0xce: (4, 'I'), 0xcf: (8, 'Q'),
+             0xd0: (1, 'b'), 0xd1: (2, 'h'), 0xd2: (4, 'i'), 0xd3: (8, 'q')}
+    if c in fixed: return n(*fixed[c])
+    if c in (0xdc, 0xdd): k, i = n(*((2, 'H') if c == 0xdc else (4, 'I'))); return array(b, i, k)
+    if c in (0xde, 0xdf): k, i = n(*((2, 'H') if c == 0xde else (4, 'I'))); return mapping(b, i, k)
+    raise ValueError('msgpack byte 0x%02x' % c)
+
+def array(b, i, k):
+    out = []
+    for _ in range(k):
+        v, i = unpack(b, i); out.append(v)
+    return out, i
+
+def mapping(b, i, k):
+    out = []
+    for _ in range(k):
+        key, i = unpack(b, i); v, i = unpack(b, i); out.append((key, v))
+    return out, i
+
+root, _ = unpack(open(sys.argv[1], 'rb').read(), 0)
+for name, t in dict(root)['tensors']:
+    t = dict(t)
+    data = bytearray(t['data'])
+    if name == 'history':
+        cols = t['shape'][1]
+        for r in range(t['shape'][0]):
+            o = (r * cols + 4) * 8
+            data[o:o + 8] = bytes(8)
+    print(name, t['dtype'], t['shape'], hashlib.sha256(data).hexdigest()[:16])
+EOF
+}
+
+# Metrics lines without the wall-clock seconds.
+no_seconds() {
+    sed 's/"seconds":[0-9.]*,//' "$@"
+}
+
+# The long data and the uninterrupted 3-epoch search run on it, made once.
+reference_run() {
+    [ -e "$F/long.amtl" ] || amtl-prep --synthetic --rows 40000 --seed 3 -o "$F/long.amtl"
+    if [ ! -e "$F/ref.ckpt" ]; then
+        amtl-supernet --data "$F/long.amtl" $LONG --phase search --epochs 3 -o "$F/ref.tmp" > "$F/ref.m"
+        mv "$F/ref.tmp" "$F/ref.ckpt"
+    fi
+}
+
+# Starts the long run in the background, waits for its first checkpoint and
+# a little more, then sends signal $1; the run's status lands in $TMP/rc.
+interrupt_long_run() {
+    amtl-supernet --data "$F/long.amtl" $LONG --phase search --epochs 3 -o "$TMP/c.ckpt" \
+        > "$TMP/c.m" 2> "$TMP/c.err" &
+    local pid=$! i=0
+    while [ ! -e "$TMP/c.ckpt" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -e "$TMP/c.ckpt" ]
+    sleep 0.4
+    kill -"$1" "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    echo "$rc" > "$TMP/rc"
+}
+
+resume_equals_reference() {
+    run --separate-stderr amtl-supernet --data "$F/long.amtl" $LONG --phase search --epochs 3 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 0 ]
+    printf '%s\n' "$output" >> "$TMP/c.m"
+    # the last epoch's metrics and every tensor equal the uninterrupted run's
+    diff -u <(no_seconds "$F/ref.m" | tail -n 1) <(no_seconds "$TMP/c.m" | tail -n 1)
+    diff -u <(tensors "$F/ref.ckpt") <(tensors "$TMP/c.ckpt")
+}
+
+# bats test_tags=long
+@test "SIGKILL mid-epoch, then --resume: the same metrics and tensors as an uninterrupted run" {
+    reference_run
+    interrupt_long_run KILL
+    [ "$(cat "$TMP/rc")" -eq 137 ]
+    # the checkpoint on disk is a complete one (written at the end of an epoch)
+    [ -z "$(tensors "$TMP/c.ckpt" | grep '^train.partial ')" ]
+    resume_equals_reference
+    # every epoch's metrics line appears once, in order
+    diff -u <(no_seconds "$F/ref.m") <(no_seconds "$TMP/c.m")
+}
+
+# bats test_tags=long
+@test "SIGTERM mid-epoch: a checkpoint of the part-done epoch, exit 143, and --resume equals an uninterrupted run" {
+    reference_run
+    interrupt_long_run TERM
+    [ "$(cat "$TMP/rc")" -eq 143 ]
+    [ "$(wc -l < "$TMP/c.err")" -eq 1 ]
+    grep -Eq "^amtl-supernet: SIGTERM: stopped in epoch [0-9]+ after [0-9]+ of 8000 batches; checkpoint '$TMP/c.ckpt' written, the same command with --resume continues from it\$" "$TMP/c.err"
+    tensors "$TMP/c.ckpt" | grep -q '^train.partial i64 \[9\] '
+    # a part-done search epoch does not continue as another phase
+    cp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/long.amtl" $LONG --phase warmup --epochs 3 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-supernet: error: epoch "*" was stopped part-way in the search phase and cannot continue as warmup" ]]
+    cmp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    resume_equals_reference
+}
+
+# bats test_tags=long
+@test "SIGINT mid-epoch: exit 130 and --resume continues" {
+    reference_run
+    interrupt_long_run INT
+    [ "$(cat "$TMP/rc")" -eq 130 ]
+    grep -q "^amtl-supernet: SIGINT: stopped in epoch " "$TMP/c.err"
+    resume_equals_reference
+}
+
+@test "--resume: --epochs counts from the run's start; a finished run is not redone" {
+    amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"
+    amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/c.ckpt" > "$TMP/c"
+    # the same command with --epochs 2 --resume trains the one epoch missing
+    amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 2 --resume -o "$TMP/c.ckpt" >> "$TMP/c"
+    diff -u <(no_seconds "$TMP/two") <(no_seconds "$TMP/c")
+    diff -u <(tensors "$TMP/two.ckpt") <(tensors "$TMP/c.ckpt")
+    # rerunning it changes nothing
+    cp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 2 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    cmp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    # from --init, the run starts at the init's epoch: 2 more epochs, to epoch 3
+    amtl-supernet --data "$F/small.amtl" $SMALL --init "$TMP/c.ckpt" --phase warmup --epochs 2 --resume -o "$TMP/d.ckpt" > "$TMP/d"
+    [ "$(no_seconds "$TMP/d" | grep -o '"epoch":[0-9]*' | tr '\n' ' ')" = '"epoch":2 "epoch":3 ' ]
+}
+
+@test "a non-finite loss stops training naming epoch and batch; nothing is written" {
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --set lr=1e38 --phase warmup --epochs 2 -o "$TMP/n.ckpt"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: non-finite loss in epoch 0, batch 1" ]
+    [ ! -e "$TMP/n.ckpt" ]
+    # resuming a good checkpoint into a blow-up leaves the good one as it was
+    amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/n.ckpt" > /dev/null
+    cp "$TMP/n.ckpt" "$TMP/keep.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --set lr=1e38 --phase warmup --epochs 2 --resume -o "$TMP/n.ckpt"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: non-finite gradient in epoch 1, batch 1" ]
+    cmp "$TMP/n.ckpt" "$TMP/keep.ckpt"
+}
+
+@test "weights that overflow in the last step of an epoch are never saved" {
+    # one batch per epoch: the step itself overflows, and no loss sees it
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $MODEL --quiet --set batch_size=2048 --set lr=1e38 --phase warmup --epochs 1 -o "$TMP/n.ckpt"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "amtl-supernet: error: non-finite weights in epoch 0 after batch 0 (tensor '"*"')" ]]
+    [ ! -e "$TMP/n.ckpt" ]
+    run --separate-stderr amtl-train --data "$F/small.amtl" --arch "$F/s.arch" $MODEL --quiet --set batch_size=2048 --set lr=1e38 --epochs 1 -o "$TMP/n.model"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "amtl-train: error: non-finite "* ]]
+    [ ! -e "$TMP/n.model" ]
+}
+
+# corrupt inputs: $1 = a good file, writes $TMP/empty, $TMP/garbage,
+# $TMP/truncated
+corrupt_set() {
+    : > "$TMP/empty"
+    printf 'this is not an amtl file\n' > "$TMP/garbage"
+    head -c $(( $(stat -c %s "$1") / 2 )) "$1" > "$TMP/truncated"
+}
+
+# runs "$@" with X replaced by each corrupt file; expects exit 1, the tool's
+# error line naming the file, and no output file $TMP/out
+check_corrupt() {
+    local tool=$1 f
+    shift
+    for f in empty garbage truncated; do
+        local args=() a
+        for a in "$@"; do args+=("${a//X/$TMP/$f}"); done
+        run --separate-stderr "$tool" "${args[@]}"
+        [ "$status" -eq 1 ]
+        case $f in
+            empty) [ "$stderr" = "$tool: error: $TMP/empty: empty file, not an amtl file" ] ;;
+            garbage) [ "$stderr" = "$tool: error: $TMP/garbage: not an amtl file (it does not start with a msgpack map)" ] ;;
+            truncated) [[ "$stderr" == "$tool: error: $TMP/truncated: truncated or corrupt file: "*" claims "*" remain" ]] ;;
+        esac
+        [ ! -e "$TMP/out" ]
+    done
+}
+
+@test "corrupt dataset: empty, garbage, truncated, wrong kind" {
+    corrupt_set "$F/small.amtl"
+    check_corrupt amtl-supernet --data X $SMALL --phase warmup --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-train --data X --arch "$F/s.arch" $SMALL --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-eval --model "$F/s.model" --data X
+    run --separate-stderr amtl-supernet --data "$F/s.ckpt" $SMALL --phase warmup --epochs 1 -o "$TMP/out"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: $F/s.ckpt: expected a file of kind \"dataset\", got \"checkpoint\"" ]
+    [ ! -e "$TMP/out" ]
+}
+
+@test "corrupt checkpoint: empty, garbage, truncated, wrong kind" {
+    corrupt_set "$F/s.ckpt"
+    check_corrupt amtl-supernet --data "$F/small.amtl" --init X $SMALL --phase warmup --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-discretize -k 1 -o "$TMP/out" X
+    check_corrupt amtl-train --data "$F/small.amtl" --arch "$F/s.arch" --init X $SMALL --epochs 1 -o "$TMP/out"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" --init "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/out"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: $F/small.amtl: a dataset file, expected a checkpoint or a model" ]
+    run --separate-stderr amtl-discretize -k 1 -o "$TMP/out" "$F/s.arch"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-discretize: error: $F/s.arch: expected a file of kind \"checkpoint\", got \"architecture\"" ]
+    [ ! -e "$TMP/out" ]
+    # --resume from a corrupt output checkpoint refuses and leaves it alone
+    cp "$TMP/truncated" "$TMP/c.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "amtl-supernet: error: $TMP/c.ckpt: truncated or corrupt file: "* ]]
+    cmp "$TMP/c.ckpt" "$TMP/truncated"
+}
+
+@test "corrupt architecture: empty, garbage, truncated, wrong kind" {
+    corrupt_set "$F/s.arch"
+    check_corrupt amtl-train --data "$F/small.amtl" --arch X $SMALL --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-discretize --show X
+    run --separate-stderr amtl-train --data "$F/small.amtl" --arch "$F/s.ckpt" $SMALL --epochs 1 -o "$TMP/out"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-train: error: $F/s.ckpt: expected a file of kind \"architecture\", got \"checkpoint\"" ]
+    [ ! -e "$TMP/out" ]
+}
+
+@test "corrupt model: empty, garbage, truncated, wrong kind" {
+    corrupt_set "$F/s.model"
+    check_corrupt amtl-eval --model X --data "$F/small.amtl"
+    run --separate-stderr amtl-eval --model "$F/s.arch" --data "$F/small.amtl"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-eval: error: $F/s.arch: expected a file of kind \"model\", got \"architecture\"" ]
+}
+
+@test "corrupt CSV and YAML inputs: empty, garbage, truncated, wrong kind" {
+    printf '' > "$TMP/empty.csv"
+    printf 'a,b\x01\x02,c\n' > "$TMP/garbage.csv"
+    head -c 150 "$FIXTURES/prep/tiny.csv" > "$TMP/truncated.csv"
+    run --separate-stderr amtl-prep -o "$TMP/out" "$TMP/empty.csv"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-prep: error: $TMP/empty.csv:1:1: empty file" ]
+    run --separate-stderr amtl-prep -o "$TMP/out" "$TMP/garbage.csv"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-prep: error: $TMP/garbage.csv:1:2: control byte 0x01: not a text file" ]
+    run --separate-stderr amtl-prep -o "$TMP/out" "$TMP/truncated.csv"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-prep: error: $TMP/truncated.csv:8:4: expected 5 fields (as the header), found 3" ]
+    run --separate-stderr amtl-prep -o "$TMP/out" "$F/small.amtl"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-prep: error: $F/small.amtl:1:1: control byte 0x01: not a text file" ]
+    [ ! -e "$TMP/out" ]
+
+    printf 'model:\n  embedding_dim: [4\n' > "$TMP/truncated.yaml"
+    printf '\x85\x01garbage: : :\n' > "$TMP/garbage.yaml"
+    run --separate-stderr amtl-supernet --config "$TMP/truncated.yaml" --data "$F/small.amtl" --phase warmup --epochs 1 -o "$TMP/out"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-supernet: error: $TMP/truncated.yaml:3: YAML syntax error: "* ]]
+    run --separate-stderr amtl-supernet --config "$TMP/garbage.yaml" --data "$F/small.amtl" --phase warmup --epochs 1 -o "$TMP/out"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-supernet: error: $TMP/garbage.yaml:1: YAML syntax error: "* ]]
+    run --separate-stderr amtl-supernet --config "$F/small.amtl" --data "$F/small.amtl" --phase warmup --epochs 1 -o "$TMP/out"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-supernet: error: $F/small.amtl:1: YAML syntax error: "* ]]
+    [ ! -e "$TMP/out" ]
+}
+
+@test "full disk by the file-size limit: a clear error, the previous checkpoint intact" {
+    amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/c.ckpt" > /dev/null
+    cp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    # 64 KiB: the dataset still reads, the checkpoint cannot be written
+    run --separate-stderr bash -c "ulimit -f 64; exec amtl-supernet --data '$F/small.amtl' $SMALL --phase warmup --epochs 2 --resume -o '$TMP/c.ckpt'"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: cannot write '$TMP/c.ckpt': File too large" ]
+    cmp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    [ -z "$(ls "$TMP" | grep tmp)" ]
+    run --separate-stderr bash -c "ulimit -f 64; exec amtl-train --data '$F/small.amtl' --arch '$F/s.arch' $SMALL --epochs 1 -o '$TMP/m.model'"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-train: error: cannot write '$TMP/m.model': File too large" ]
+    [ -z "$(ls "$TMP" | grep model)" ]
+}
+
+@test "full disk on a small tmpfs: a clear error, the previous checkpoint intact" {
+    mkdir "$TMP/mnt"
+    local size=$(( $(stat -c %s "$F/s.ckpt") * 3 / 2 ))
+    mount -t tmpfs -o size=$size tmpfs "$TMP/mnt" 2> /dev/null || skip "cannot mount a tmpfs here"
+    cp "$F/s.ckpt" "$TMP/mnt/c.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --phase search --epochs 2 --resume -o "$TMP/mnt/c.ckpt"
+    local out=$output err=$stderr rc=$status
+    cmp "$F/s.ckpt" "$TMP/mnt/c.ckpt" || { umount "$TMP/mnt"; false; }
+    local left
+    left=$(ls -A "$TMP/mnt" | tr '\n' ' ')
+    umount "$TMP/mnt"
+    [ "$rc" -eq 1 ]
+    [ "$err" = "amtl-supernet: error: cannot write '$TMP/mnt/c.ckpt': No space left on device" ]
+    [ "$left" = "c.ckpt " ]
+}
+
+@test "full disk on a tiny tmpfs: amtl-prep says so and leaves nothing" {
+    mkdir "$TMP/mnt"
+    mount -t tmpfs -o size=16k tmpfs "$TMP/mnt" 2> /dev/null || skip "cannot mount a tmpfs here"
+    run --separate-stderr amtl-prep --synthetic --rows 1500 -o "$TMP/mnt/d.amtl"
+    local left
+    left=$(ls -A "$TMP/mnt")
+    umount "$TMP/mnt"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-prep: error: cannot write '$TMP/mnt/d.amtl': No space left on device" ]
+    [ -z "$left" ]
+}
+
+@test "an unwritable output directory: a clear error, nothing written" {
+    : > "$TMP/file"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/file/c.ckpt"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: cannot write '$TMP/file/c.ckpt': cannot create a temp file in '$TMP/file': Not a directory" ]
+    mkdir "$TMP/ro"
+    mount -t tmpfs -o ro tmpfs "$TMP/ro" 2> /dev/null || skip "cannot mount a read-only tmpfs here"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/ro/c.ckpt"
+    umount "$TMP/ro"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: cannot write '$TMP/ro/c.ckpt': cannot create a temp file in '$TMP/ro': Read-only file system" ]
+}
+
+@test "a read-only input is only read; a vanished input is a clear error, the output intact" {
+    cp "$F/small.amtl" "$TMP/d.amtl"
+    chmod 0444 "$TMP/d.amtl"
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/c.ckpt" > /dev/null
+    cmp "$TMP/d.amtl" "$F/small.amtl"
+    cp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    rm -f "$TMP/d.amtl"
+    run --separate-stderr amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 2 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: cannot open '$TMP/d.amtl': No such file or directory" ]
+    cmp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" --init "$TMP/gone.ckpt" $SMALL --phase warmup --epochs 1 -o "$TMP/c.ckpt"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-supernet: error: cannot open '$TMP/gone.ckpt': No such file or directory" ]
+    cmp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    run --separate-stderr amtl-prep -o "$TMP/out" "$TMP/gone.csv"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "amtl-prep: error: "*"$TMP/gone.csv"*"No such file or directory" ]]
+    run --separate-stderr amtl-eval --model "$TMP/gone.model" --data "$F/small.amtl"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "amtl-eval: error: cannot open '$TMP/gone.model': No such file or directory" ]
+}
