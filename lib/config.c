@@ -66,6 +66,8 @@ static const key_def keys[] = {
     KEY(weight_decay, K_FLOAT, "1e-5", "train", "L2 weight decay of the weights"),
     KEY(arch_lr, K_FLOAT, "0.001", "train", "Adam learning rate of the arch params"),
     KEY(arch_weight_decay, K_FLOAT, "1e-6", "train", "L2 weight decay of the arch params"),
+    KEY(arch_data, K_STRING, "train", "search",
+        "batches of the arch step: train (one-level, the reference) | val (bi-level)"),
     KEY(no_decay_bn_bias, K_BOOL, "false", "train",
         "exempt BatchNorm and bias parameters from weight decay"),
     KEY(clip_grad_norm, K_FLOAT, "0", "train", "clip the global gradient norm, 0 = off"),
@@ -1286,6 +1288,7 @@ static int validate_split(const amtl_config *c, amtl_status *st)
 int amtl_config_validate(const amtl_config *c, amtl_status *st)
 {
     static const char *const gate_modes[] = {"sample", "reference", NULL};
+    static const char *const arch_datas[] = {"train", "val", NULL};
     static const char *const devices[] = {"cpu", "cuda", "auto", NULL};
     static const char *const vocabs[] = {"all", "train", NULL};
     static const char *const formats[] = {"processed", "csv",      "userbehavior",
@@ -1307,7 +1310,8 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
     if (!(c->embedding_init_std >= 0 && c->embedding_init_std <= 100))
         return bad(st, "embedding_init_std", "must be in [0, 100], got %g",
                    (double)c->embedding_init_std);
-    if (validate_ops(c, st) || one_of(st, "gate_mode", c->gate_mode, gate_modes))
+    if (validate_ops(c, st) || one_of(st, "gate_mode", c->gate_mode, gate_modes) ||
+        one_of(st, "arch_data", c->arch_data, arch_datas))
         return -1;
 
     if (c->batch_size < 2)

@@ -273,6 +273,42 @@ static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *p
     return 0;
 }
 
+/* The bi-level arch step (arch_data: val): the gradient of the validation
+ * loss with respect to the arch params only, on validation batch j of a
+ * permutation fixed for the epoch.  The step runs in training mode (batch
+ * statistics, dropout, sampled gates) as the weight step does, but leaves the
+ * BatchNorm running statistics as they were: validation rows must not shape
+ * the statistics the model is evaluated with. */
+static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t *vperm,
+                         int64_t j, batchbuf *vb, float *dlogits, float *ycol, float *mcol,
+                         float *state_save, int64_t *nbt_save)
+{
+    amtl_supernet *net = &tr->net;
+    int64_t nv = ds->split[AMTL_SPLIT_VAL].rows;
+    int B = tr->B;
+    int64_t nbv = nv / B > 0 ? nv / B : 1;
+    int64_t r0 = (j % nbv) * B;
+    int bs = (int)(nv - r0 < B ? nv - r0 : B);
+    if (bs < 2)
+        return 0;
+    memcpy(vb->rows, vperm + r0, (size_t)bs * sizeof(int32_t));
+    amtl_dataset_gather(ds, AMTL_SPLIT_VAL, vb->rows, bs, &vb->b);
+    memcpy(state_save, net->state, net->n_state * sizeof(float));
+    memcpy(nbt_save, net->nbt, net->n_nbt * sizeof(int64_t));
+    const float *logits = amtl_supernet_forward(net, tr->ws_train, &vb->b, 1, &tr->rng);
+    double l = loss_and_grad(tr, &vb->b, logits, dlogits, ycol, mcol);
+    memcpy(net->state, state_save, net->n_state * sizeof(float));
+    memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
+    if (!isfinite(l))
+        return -1;
+    amtl_supernet_zero_grad(net);
+    amtl_supernet_backward(net, tr->ws_train, &vb->b, dlogits);
+    if (!grads_finite(net))
+        return -1;
+    amtl_adam_step(&tr->opt_a);
+    return 0;
+}
+
 int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
                        int discretize, double *loss, amtl_status *st)
 {
@@ -287,11 +323,24 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     float *dlogits = amtl_alloc_array((size_t)T * B, sizeof(float));
     float *ycol = amtl_alloc_array((size_t)B, sizeof(float));
     float *mcol = amtl_alloc_array((size_t)B, sizeof(float));
-    batchbuf bb;
+    batchbuf bb, vb;
     int rc = -1;
-    if (batchbuf_init(&bb, ds, B, st))
+    int bilevel = phase == AMTL_PHASE_SEARCH && !strcmp(tr->cfg.arch_data, "val") &&
+                  ds->split[AMTL_SPLIT_VAL].rows >= 2;
+    int64_t nv = bilevel ? ds->split[AMTL_SPLIT_VAL].rows : 0;
+    int32_t *vperm = NULL;
+    float *state_save = NULL;
+    int64_t *nbt_save = NULL;
+    memset(&vb, 0, sizeof vb);
+    if (batchbuf_init(&bb, ds, B, st) || (bilevel && batchbuf_init(&vb, ds, B, st)))
         goto out;
-    if (!perm || !dlogits || !ycol || !mcol) {
+    if (bilevel) {
+        vperm = amtl_alloc_array((size_t)nv, sizeof(int32_t));
+        state_save = amtl_alloc_array(net->n_state + 1, sizeof(float));
+        nbt_save = amtl_alloc_array(net->n_nbt + 1, sizeof(int64_t));
+    }
+    if (!perm || !dlogits || !ycol || !mcol ||
+        (bilevel && (!vperm || !state_save || !nbt_save))) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
@@ -303,6 +352,13 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     int64_t counted;
     if (epoch_begin(tr, phase, n, perm, &at_perm, &b0, &sum, &counted, st))
         goto out;
+    if (bilevel) {
+        /* the validation order is a function of the epoch's stored state, so
+         * an epoch resumed part-way sees the same batches */
+        amtl_rng vr;
+        amtl_rng_fork(&vr, &at_perm, 0x76616c);
+        amtl_rng_permutation(&vr, vperm, (size_t)nv);
+    }
     int64_t nb = (n + B - 1) / B, last = b0 - 1;
     amtl_progress pg;
     amtl_progress_start(&pg, amtl_phase_name(phase), nb);
@@ -348,8 +404,16 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         if (tr->cfg.clip_grad_norm > 0)
             clip_grads(net, tr->cfg.clip_grad_norm);
         amtl_adam_step(&tr->opt_w);
-        if (phase == AMTL_PHASE_SEARCH)
+        if (phase == AMTL_PHASE_SEARCH && !bilevel)
             amtl_adam_step(&tr->opt_a);
+        if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
+                                     state_save, nbt_save)) {
+            amtl_progress_finish(&pg);
+            amtl_error(st, AMTL_ENUM,
+                       "non-finite validation loss or gradient in the arch step of epoch %d, "
+                       "batch %lld", tr->epoch, (long long)bi);
+            goto out;
+        }
         sum += l * bs;
         counted += bs;
         last = bi;
@@ -373,6 +437,11 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     rc = 0;
 out:
     batchbuf_free(&bb);
+    if (bilevel)
+        batchbuf_free(&vb);
+    amtl_free(vperm);
+    amtl_free(state_save);
+    amtl_free(nbt_save);
     amtl_free(perm);
     amtl_free(dlogits);
     amtl_free(ycol);

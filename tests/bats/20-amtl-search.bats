@@ -120,3 +120,25 @@ SMALL="$MODEL --quiet"
     [ "$status" -eq 1 ]
     [[ "$stderr" == "amtl-eval: error: $TMP/bad.model: "* ]]
 }
+
+@test "amtl-supernet: the bi-level arch step (arch_data=val) is deterministic and moves the arch" {
+    small_data
+    for r in 1 2; do
+        amtl-supernet --data "$TMP/d.amtl" $SMALL --phase search --epochs 1 --set arch_data=val \
+            --set arch_lr=0.1 --set discretize_ops=0 -o "$TMP/v$r.ckpt" | sed 's/"seconds":[0-9.]*,//' > "$TMP/v$r"
+    done
+    diff -u "$TMP/v1" "$TMP/v2"
+    for r in 1 2; do
+        amtl-discretize --export -o "$TMP/v$r.arch" "$TMP/v$r.ckpt"
+        amtl-discretize --show --format json "$TMP/v$r.arch" > "$TMP/v$r.json"
+    done
+    diff -u "$TMP/v1.json" "$TMP/v2.json"
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase search --epochs 1 --set discretize_ops=0 \
+        --set arch_lr=0.1 -o "$TMP/t.ckpt" | sed 's/"seconds":[0-9.]*,//' > "$TMP/t"
+    # other batches drive the arch params: another entropy than the one-level step
+    [ "$(grep -o '"arch_entropy":[0-9.]*' "$TMP/v1")" != "$(grep -o '"arch_entropy":[0-9.]*' "$TMP/t")" ]
+    run --separate-stderr amtl-supernet --data "$TMP/d.amtl" $SMALL --phase search --epochs 1 \
+        --set arch_data=test -o "$TMP/x.ckpt"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"arch_data"* ]]
+}
