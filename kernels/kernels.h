@@ -23,9 +23,15 @@ void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C);
 void amtl_k_sub_row(float *Y, const float *X, const float *v, int rows, int C);
 /* Y[r,c] = s[r] * X[r,c]: rows of X scaled */
 void amtl_k_scale_rows(float *Y, const float *X, const float *s, int rows, int C);
-/* H[b,c] = max(A[b,c]*sc[c] + sh[c], 0) (H == A allowed) */
+/* H[b,c] = max(A[b,c]*sc[c] + sh[c], 0) (H == A allowed); rows of H and A
+ * at stride ld >= C */
 void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *sh, int rows,
-                        int C);
+                        int C, int ld);
+/* A[b,c] = H[b,c], then H[b,c] = max(H[b,c]*sc[c] + sh[c], 0): a block of
+ * pre-activations kept in A (written past the caches: A is read back only
+ * in the backward pass) and normalised in place; rows at stride ld >= C */
+void amtl_k_keep_affine_relu(float *A, float *H, const float *sc, const float *sh, int rows,
+                             int C, int ld);
 /* Y[b,c] = max(Y[b,c] + bias[c], 0); out[b,c] += w * Y[b,c] */
 void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int rows, int O);
 /* R[b,c] = Y[b,c] > 0 ? w*D[b,c] : 0;  db[c] += Σ_b R[b,c] (float);
@@ -34,9 +40,9 @@ void amtl_k_relu_back_dot(float *R, float *db, double *dot, float *tmp, const fl
                           const float *D, float w, int rows, int O);
 /* The ReLU and BatchNorm backward reductions over a block, with A centred:
  * v = H > 0 ? dZ : 0;  sd[c] += Σ_b v;  sq[c] += Σ_b v*A (double);
- * dZ = k1[c]*v (in place); tmp [2*S] */
+ * dZ = k1[c]*v (in place); rows at stride ld >= S; tmp [2*S] */
 void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
-                          const float *A, const float *k1, int rows, int S);
+                          const float *A, const float *k1, int rows, int S, int ld);
 /* dx[b,c] += m ? scale*(D[b,c] + crow[c]) : 0 with m = mask[b,c], or m = 1
  * when mask is NULL */
 void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,
@@ -54,6 +60,11 @@ void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n)
  * [rows, ldp], in order p = 0.. */
 void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
                         int rows, int cols);
+/* Per row r < rows of [rows,C] arrays, in double: var[r] = Σ_c WC[r,c]*W[r,c]
+ * and mean[r] = Σ_c W[r,c]*mu[c] (BatchNorm statistics through the input's
+ * covariance, mixed_op.c) */
+void amtl_k_bn_moments(double *var, double *mean, const float *WC, const float *W,
+                       const float *mu, int rows, int C);
 /* Σ a[i]*b[i] in double over float blocks */
 double amtl_k_dot(const float *a, const float *b, size_t n);
 /* y[i] += w * x[i] */

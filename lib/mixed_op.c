@@ -1,13 +1,25 @@
 /* mixed_op.c — the MixedOp step, fused and split over the thread pool.
  *
  * The MLP candidates share one dropout mask, so their first Linear layers are
- * one GEMM over the stacked weight W1 [S, in] (supernet.h).  Each phase below
- * is a pool run: tasks own contiguous ranges of batch rows (or of channels),
- * and walk their rows in blocks of AMTL_MOP_ROWS so that a block's [rows, S]
- * hidden activations stay in cache from the GEMM that writes them to the one
- * that reads them.  Reductions over the batch are per-thread partials,
- * combined in thread order, so a step is bit-for-bit reproducible at a given
- * thread count (and differs between thread counts only by rounding).
+ * one GEMM over the stacked weight W1 [S, in] (supernet.h).
+ *
+ * Threads.  Each phase below is one pool run (lib/pool.h); OpenBLAS runs
+ * single-threaded inside the tasks.  The batch is cut into a fixed sequence
+ * of row blocks (supernet_ws.h) and each task takes a run of whole blocks;
+ * per-channel work is cut into fixed pieces the same way.  A block's
+ * [rows, S] hidden activations stay in the core's cache from the GEMM that
+ * writes them to the GEMM that reads them.
+ *
+ * Determinism.  Sums over the batch are kept per block and added in block
+ * order, and every GEMM sees the same operands whatever the thread count, so
+ * the forward pass, the input gradients and the BatchNorm and arch-parameter
+ * gradients are the same bit for bit at any thread count.  The exceptions
+ * are the weight gradients of W1, W2 and the projections: each thread
+ * accumulates them over its blocks (one [S,in] or [S,out] partial per thread,
+ * not per block) and the partials are added in thread order, so they are
+ * reproducible at a given count and differ between counts by float rounding
+ * (~1e-7 relative).  Dropout masks come from the step's generator in one
+ * sequence, drawn on the calling thread as the plain layer draws them.
  *
  * BatchNorm through the input's covariance.  With xc = xd - mean(xd) (xd the
  * dropout output) the first Linear's output minus its batch mean is exactly
@@ -24,12 +36,9 @@
  *   db1  = Σ_b dA = 0
  * so the terms that need the batch sums are [in,in]-sized products, and
  * (k1∘dZ) is used block by block while in cache: nothing of size [B, S]
- * besides A is stored, and A is read once in each direction.
- *
- * Threads: the pool's count (lib/pool.h), at most the workspace's and B.
- * Dropout masks are drawn per batch row from streams forked from one seed
- * that the step's generator gives each MixedOp, so they do not depend on the
- * thread count. */
+ * besides A is stored, and A is written once and read once.  b1 gets no
+ * gradient (it had only rounding noise before) and lives on in the running
+ * mean only. */
 #include <math.h>
 #include <string.h>
 
@@ -88,7 +97,8 @@ typedef struct {
     int nblk;               /* row blocks of the batch (supernet_ws.h) */
     const float *src;       /* [B,in] the MLP candidates' input before centring */
     const float *W1;        /* [Sc,in] the live rows of the stacked weight */
-    const float *sc, *sh;   /* [Sc] the forward's per-channel affine */
+    float *sc;              /* [Sc] the forward's per-channel scale */
+    const float *sh;        /* [Sc] and shift */
     const float *k3;        /* [Sc] backward constant (see the top) */
     float *state;           /* running statistics */
 } mop_job;
@@ -111,10 +121,10 @@ static void block_rows(const mop_job *j, int k, int *r0, int *r1)
     amtl_pool_range(j->B, k, j->nblk, r0, r1);
 }
 
-/* A thread's partial weight gradients (backward), transposed (the products
- * run faster with the batch dimension inner on both sides): Qᵀ [in,Sc] =
- * xcᵀ·(k1∘dZ), then the candidates' W2 gradients transposed and stacked
- * [Sc,out], then projections [out,in] in Y-slot order. */
+/* A thread's partial weight gradients (backward), transposed (these products
+ * measured 3-10% faster that way round): Qᵀ [in,Sc] = xcᵀ·(k1∘dZ), then the
+ * candidates' W2 gradients transposed and stacked [Sc,out], then projections
+ * [out,in] in Y-slot order. */
 static float *part_q(const mop_job *j, int t) { return j->ws->thr[t].part; }
 static float *part_w2(const mop_job *j, int t)
 {
@@ -140,8 +150,9 @@ static float *yk(const mop_job *j, int k)
 }
 
 /* Pieces of the channels: W1ᵀ [in,Sc] and the stacked W2ᵀ [Sc,out] of the
- * live candidates into the workspace (GEMMs on them run 5-15% faster than on
- * the transposed flags). */
+ * live candidates into the workspace (the GEMMs that read them measured
+ * 4-14% faster than with the weights as stored and OpenBLAS's transpose
+ * flags). */
 static void transpose_weights(const mop_job *j, int t, int n)
 {
     const amtl_mixed_op *m = j->m;
@@ -189,7 +200,7 @@ static void fwd_center(void *arg, int t, int n)
 static void fwd_gram(void *arg, int t, int n)
 {
     const mop_job *j = arg;
-    int in = j->in, np = amtl_pool_pieces(in, 8), p0, p1;
+    int in = j->in, np = amtl_pool_pieces(in, 32), p0, p1;
     amtl_pool_range(np, t, n, &p0, &p1);
     for (int p = p0; p < p1; p++) {
         int i0, i1;
@@ -210,29 +221,25 @@ static void fwd_stats(void *arg, int t, int n)
     const float *w = j->net->w;
     const float *gam = w + m->gamma + c0, *b1 = w + m->b1 + c0;
     float *rm = j->state + m->rm + c0, *rv = j->state + m->rv + c0;
-    float *sc = (float *)j->sc;
+    float *sc = j->sc;
     int np = amtl_pool_pieces(Sc, 64), p0, p1;
     amtl_pool_range(np, t, n, &p0, &p1);
     for (int p = p0; p < p1; p++) {
         int e0, e1;
         amtl_pool_range(Sc, p, np, &e0, &e1);
         float *W1C = j->ws->wscr + (size_t)e0 * in;
+        double *var = j->ws->blk_acc + e0, *mean = var + Sc;
         amtl_gemm(0, 0, e1 - e0, in, in, 1.0f, j->W1 + (size_t)e0 * in, in, mw->cov, in, 0.0f,
                   W1C, in);
+        amtl_k_bn_moments(var, mean, W1C, j->W1 + (size_t)e0 * in, mw->mu, e1 - e0, in);
         for (int c = e0; c < e1; c++) {
-            const float *wc = j->W1 + (size_t)c * in, *wcc = W1C + (size_t)(c - e0) * in;
-            double var = 0, mean = 0;
-            for (int i = 0; i < in; i++) {
-                var += (double)wcc[i] * wc[i];
-                mean += (double)wc[i] * mw->mu[i];
-            }
-            var /= B;
-            if (var < 0)
-                var = 0;
-            mw->rstd[c] = (float)(1.0 / sqrt(var + BN_EPS));
-            rm[c] = (1 - BN_MOMENTUM) * rm[c] + BN_MOMENTUM * (float)(mean + b1[c]);
+            double v = var[c - e0] / B;
+            if (v < 0)
+                v = 0;
+            mw->rstd[c] = (float)(1.0 / sqrt(v + BN_EPS));
+            rm[c] = (1 - BN_MOMENTUM) * rm[c] + BN_MOMENTUM * (float)(mean[c - e0] + b1[c]);
             rv[c] = (1 - BN_MOMENTUM) * rv[c] +
-                    BN_MOMENTUM * (float)(var * B / (B > 1 ? B - 1 : 1));
+                    BN_MOMENTUM * (float)(v * B / (B > 1 ? B - 1 : 1));
             sc[c] = gam[c] * mw->rstd[c];
         }
     }
@@ -271,19 +278,19 @@ static void fwd_out(void *arg, int t, int n)
         }
         if (Sc == 0)
             continue;
-        if (j->training) {
-            float *A = mw->A + (size_t)b0 * Sc;
-            amtl_gemm(0, 0, nb, Sc, in, 1.0f, mw->xc + (size_t)b0 * in, in, j->ws->w1t, Sc,
-                      0.0f, A, Sc);
-            amtl_k_affine_relu(Hb, A, j->sc, j->sh, nb, Sc);
-        } else {
-            amtl_gemm(0, 0, nb, Sc, in, 1.0f, x, in, j->ws->w1t, Sc, 0.0f, Hb, Sc);
-            amtl_k_affine_relu(Hb, Hb, j->sc, j->sh, nb, Sc);
-        }
+        amtl_gemm(0, 0, nb, Sc, in, 1.0f, j->training ? mw->xc + (size_t)b0 * in : x, in,
+                  j->ws->w1t, Sc, 0.0f, Hb, Sc);
+        /* candidate by candidate, so that its hidden slice is still in cache
+         * for its second Linear */
         for (int k = 0; k < m->P; k++) {
             if (!is_mlp(net, m, k))
                 continue;
             int h = m->h[k], hk = m->hoff[k] - j->c0;
+            if (j->training)
+                amtl_k_keep_affine_relu(mw->A + (size_t)b0 * Sc + hk, Hb + hk, j->sc + hk,
+                                        j->sh + hk, nb, h, Sc);
+            else
+                amtl_k_affine_relu(Hb + hk, Hb + hk, j->sc + hk, j->sh + hk, nb, h, Sc);
             float *Y = yk(j, k) + (size_t)b0 * out;
             amtl_gemm(0, 0, nb, out, h, 1.0f, Hb + hk, Sc, j->ws->w2t + (size_t)hk * out, out,
                       0.0f, Y, out);
@@ -319,7 +326,7 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
         for (int c = 0; c < in; c++)
             mw->mu[c] = (float)(s[c] / B);
         amtl_pool_run(n, fwd_center, &j);
-        amtl_pool_run(amtl_pool_pieces(in, 8), fwd_gram, &j);
+        amtl_pool_run(amtl_pool_pieces(in, 32), fwd_gram, &j);
         j.sc = ws->chan;
         j.sh = w + m->beta + c0;
         amtl_pool_run(amtl_pool_pieces(Sc, 64), fwd_stats, &j);
@@ -392,19 +399,22 @@ static void bwd_rows(void *arg, int t, int n)
         float *b2p = blk_b2(j, kb);
         memset(b2p, 0, (size_t)P * out * sizeof(float));
         const float *A = mw->A + (size_t)b0 * Sc;
-        amtl_k_affine_relu(th->Hb, A, k1c, bet, nb, Sc);
+        /* candidate by candidate: its slices of H, dZ and A stay in cache
+         * from the recomputation of H to the BatchNorm sums */
         for (int k = 0; k < P; k++) {
             if (!is_mlp(net, m, k))
                 continue;
             int h = m->h[k], hk = m->hoff[k] - j->c0;
+            amtl_k_affine_relu(th->Hb + hk, A + hk, k1c + hk, bet + hk, nb, h, Sc);
             amtl_k_relu_back_dot(th->dRb, b2p + (size_t)k * out, &dw[k], th->tmp,
                                  yk(j, k) + (size_t)b0 * out, dout, mw->wts[k], nb, out);
             amtl_gemm(1, 0, h, out, nb, 1.0f, th->Hb + hk, Sc, th->dRb, out, beta,
                       part_w2(j, t) + (size_t)hk * out, out);
             amtl_gemm(0, 1, nb, h, out, 1.0f, th->dRb, out, ws->w2t + (size_t)hk * out, out,
                       0.0f, th->dZb + hk, Sc);
+            amtl_k_relu_bn_stats(th->dZb + hk, sd + hk, sq + hk, th->tmp, th->Hb + hk, A + hk,
+                                 k1c + hk, nb, h, Sc);
         }
-        amtl_k_relu_bn_stats(th->dZb, sd, sq, th->tmp, th->Hb, A, k1c, nb, Sc);
         amtl_gemm(0, 1, nb, in, Sc, 1.0f, th->dZb, Sc, ws->w1t, Sc, 0.0f,
                   ws->dxd + (size_t)b0 * in, in);
         amtl_gemm(1, 0, in, Sc, nb, 1.0f, mw->xc + (size_t)b0 * in, in, th->dZb, Sc, beta,

@@ -102,6 +102,8 @@ int amtl_pool_set_threads(int n)
     }
     if (n > AMTL_POOL_MAX)
         n = AMTL_POOL_MAX;
+    if (in_task)  /* the run in progress holds run_mu: keep the pool as it is */
+        return P.nworkers + 1;
     pthread_mutex_lock(&P.run_mu);
     P.configured = 1;
     if (n != P.nworkers + 1) {
@@ -186,6 +188,8 @@ void amtl_pool_run(int n, amtl_pool_task fn, void *arg)
 
 void amtl_pool_shutdown(void)
 {
+    if (in_task)
+        return;
     pthread_mutex_lock(&P.run_mu);
     stop_workers();
     pthread_mutex_unlock(&P.run_mu);

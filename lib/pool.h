@@ -1,13 +1,13 @@
 /* pool.h — the process's one thread pool: the single threading model of the
  * CPU backend.
  *
- * While the pool has more than one thread, OpenBLAS runs on one thread (its
- * calls are made from inside the pool's tasks, see kernels/cpu/gemm.c), so
- * no two sets of threads ever compete for the cores: a MixedOp splits its
- * batch rows over the pool, and every GEMM of a task is single-threaded.
- * Workers sleep on a condition variable between runs after a very short
- * bounded spin (a phase of a MixedOp follows the previous one within
- * microseconds, a sleep/wake costs tens of them).
+ * Once the thread count is set, OpenBLAS runs on one thread and its calls
+ * are made from inside the pool's tasks (kernels/cpu/gemm.c), so no two sets
+ * of threads ever compete for the cores: a MixedOp splits its batch rows
+ * over the pool, and every GEMM of a task is single-threaded.  Workers sleep
+ * on a condition variable between runs after a very short bounded spin (a
+ * phase of a MixedOp often follows the previous one within microseconds; a
+ * sleep and wake-up costs about ten).
  *
  * A run is fork-join: amtl_pool_run(n, fn, arg) calls fn(arg, t, n) for
  * t = 0..n-1, t = 0 on the caller, and returns when all have returned.
@@ -29,7 +29,7 @@ typedef void (*amtl_pool_task)(void *arg, int t, int n);
 
 /* Threads of the pool, the caller included; n <= 0 means every online core.
  * Returns the count in force (fewer than asked when threads cannot be
- * created).  Must not be called from inside a task. */
+ * created; unchanged when called from inside a task). */
 int amtl_pool_set_threads(int n);
 /* The count in force (configures from AMTL_THREADS on first use). */
 int amtl_pool_size(void);
@@ -38,7 +38,8 @@ int amtl_pool_size(void);
 void amtl_pool_run(int n, amtl_pool_task fn, void *arg);
 /* 1 on a thread that is running a task (worker or caller). */
 int amtl_pool_in_task(void);
-/* Stops and joins the workers; the pool is then of size 1 until set again. */
+/* Stops and joins the workers; the pool is then of size 1 until set again
+ * (no effect from inside a task). */
 void amtl_pool_shutdown(void);
 
 /* Rows [*r0, *r1) of B rows for task t of n: contiguous, in order, sizes

@@ -202,14 +202,14 @@ corrupt_set() {
     head -c $(( $(stat -c %s "$1") / 2 )) "$1" > "$TMP/truncated"
 }
 
-# runs "$@" with X replaced by each corrupt file; expects exit 1, the tool's
+# runs "$@" with @IN@ replaced by each corrupt file; expects exit 1, the tool's
 # error line naming the file, and no output file $TMP/out
 check_corrupt() {
     local tool=$1 f
     shift
     for f in empty garbage truncated; do
         local args=() a
-        for a in "$@"; do args+=("${a//X/$TMP/$f}"); done
+        for a in "$@"; do args+=("${a//@IN@/$TMP/$f}"); done
         run --separate-stderr "$tool" "${args[@]}"
         [ "$status" -eq 1 ]
         case $f in
@@ -223,9 +223,9 @@ check_corrupt() {
 
 @test "corrupt dataset: empty, garbage, truncated, wrong kind" {
     corrupt_set "$F/small.amtl"
-    check_corrupt amtl-supernet --data X $SMALL --phase warmup --epochs 1 -o "$TMP/out"
-    check_corrupt amtl-train --data X --arch "$F/s.arch" $SMALL --epochs 1 -o "$TMP/out"
-    check_corrupt amtl-eval --model "$F/s.model" --data X
+    check_corrupt amtl-supernet --data @IN@ $SMALL --phase warmup --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-train --data @IN@ --arch "$F/s.arch" $SMALL --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-eval --model "$F/s.model" --data @IN@
     run --separate-stderr amtl-supernet --data "$F/s.ckpt" $SMALL --phase warmup --epochs 1 -o "$TMP/out"
     [ "$status" -eq 1 ]
     [ "$stderr" = "amtl-supernet: error: $F/s.ckpt: expected a file of kind \"dataset\", got \"checkpoint\"" ]
@@ -234,9 +234,9 @@ check_corrupt() {
 
 @test "corrupt checkpoint: empty, garbage, truncated, wrong kind" {
     corrupt_set "$F/s.ckpt"
-    check_corrupt amtl-supernet --data "$F/small.amtl" --init X $SMALL --phase warmup --epochs 1 -o "$TMP/out"
-    check_corrupt amtl-discretize -k 1 -o "$TMP/out" X
-    check_corrupt amtl-train --data "$F/small.amtl" --arch "$F/s.arch" --init X $SMALL --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-supernet --data "$F/small.amtl" --init @IN@ $SMALL --phase warmup --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-discretize -k 1 -o "$TMP/out" @IN@
+    check_corrupt amtl-train --data "$F/small.amtl" --arch "$F/s.arch" --init @IN@ $SMALL --epochs 1 -o "$TMP/out"
     run --separate-stderr amtl-supernet --data "$F/small.amtl" --init "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/out"
     [ "$status" -eq 1 ]
     [ "$stderr" = "amtl-supernet: error: $F/small.amtl: a dataset file, expected a checkpoint or a model" ]
@@ -254,8 +254,8 @@ check_corrupt() {
 
 @test "corrupt architecture: empty, garbage, truncated, wrong kind" {
     corrupt_set "$F/s.arch"
-    check_corrupt amtl-train --data "$F/small.amtl" --arch X $SMALL --epochs 1 -o "$TMP/out"
-    check_corrupt amtl-discretize --show X
+    check_corrupt amtl-train --data "$F/small.amtl" --arch @IN@ $SMALL --epochs 1 -o "$TMP/out"
+    check_corrupt amtl-discretize --show @IN@
     run --separate-stderr amtl-train --data "$F/small.amtl" --arch "$F/s.ckpt" $SMALL --epochs 1 -o "$TMP/out"
     [ "$status" -eq 1 ]
     [ "$stderr" = "amtl-train: error: $F/s.ckpt: expected a file of kind \"architecture\", got \"checkpoint\"" ]
@@ -264,7 +264,7 @@ check_corrupt() {
 
 @test "corrupt model: empty, garbage, truncated, wrong kind" {
     corrupt_set "$F/s.model"
-    check_corrupt amtl-eval --model X --data "$F/small.amtl"
+    check_corrupt amtl-eval --model @IN@ --data "$F/small.amtl"
     run --separate-stderr amtl-eval --model "$F/s.arch" --data "$F/small.amtl"
     [ "$status" -eq 1 ]
     [ "$stderr" = "amtl-eval: error: $F/s.arch: expected a file of kind \"model\", got \"architecture\"" ]

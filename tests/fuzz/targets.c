@@ -409,6 +409,8 @@ out:
 
 /* ---- YAML config ------------------------------------------------------------------ */
 
+/* YAML text, or "set:key=value" for one --set override; either way the
+ * dump of the result must read back to the same dump. */
 int amtl_fuzz_config(const uint8_t *data, size_t size)
 {
     amtl_config a, b;
@@ -419,8 +421,16 @@ int amtl_fuzz_config(const uint8_t *data, size_t size)
     memset(&b, 0, sizeof b);
     if (amtl_config_defaults(&a, &st) || amtl_config_defaults(&b, &st))
         goto out;
-    if (amtl_config_load_string(&a, (const char *)data, size, "fuzz.yaml", &st))
+    if (size > 4 && !memcmp(data, "set:", 4)) {
+        /* "set:key=value" as --set gives it */
+        char *kv = strndup((const char *)data + 4, size - 4);
+        int rc = kv ? amtl_config_set_kv(&a, kv, &st) : -1;
+        free(kv);
+        if (rc)
+            goto out;
+    } else if (amtl_config_load_string(&a, (const char *)data, size, "fuzz.yaml", &st)) {
         goto out;
+    }
     amtl_config_validate(&a, &st);
     /* what is dumped reads back to the same dump */
     if (amtl_config_dump(&a, &y1, &st))

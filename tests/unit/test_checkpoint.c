@@ -134,8 +134,9 @@ static void on_alarm(int sig)
 
 /* Trains `epochs` epochs of the search phase in one go (ref) and with a stop
  * (raised before training when timer_us is 0, else by a timer), a save, a
- * load and the rest; both must agree bit for bit. */
-static void stop_and_resume(int64_t rows, int batch, long timer_us)
+ * load and the rest; both must agree bit for bit.  arch_data is the config
+ * key ("train" or "val", the bi-level step). */
+static void stop_and_resume(int64_t rows, int batch, long timer_us, const char *arch_data)
 {
     amtl_status st = {0};
     amtl_dataset ds;
@@ -145,6 +146,7 @@ static void stop_and_resume(int64_t rows, int batch, long timer_us)
     double ref_loss[2], loss[2] = {0, 0};
     CHECK_OK(make_dataset(&ds, rows, &st), &st);
     CHECK_OK(small_config(&cfg, batch, &st), &st);
+    CHECK_OK(amtl_config_set(&cfg, "arch_data", arch_data, &st), &st);
     CHECK_OK(amtl_trainer_init(&ref, &cfg, &ds, &st), &st);
     ref.quiet = 1;
     for (int e = 0; e < epochs; e++)
@@ -204,8 +206,10 @@ static void stop_and_resume(int64_t rows, int batch, long timer_us)
     amtl_dataset_free(&ds);
 }
 
-static void test_stop_before_the_first_batch(void) { stop_and_resume(600, 32, 0); }
-static void test_stop_mid_epoch_by_timer(void) { stop_and_resume(2500, 4, 20000); }
+static void test_stop_before_the_first_batch(void) { stop_and_resume(600, 32, 0, "train"); }
+static void test_stop_mid_epoch_by_timer(void) { stop_and_resume(800, 4, 10000, "train"); }
+/* the bi-level arch step draws validation batches: they must line up too */
+static void test_stop_mid_epoch_bilevel(void) { stop_and_resume(800, 4, 10000, "val"); }
 
 /* Re-encodes a saved checkpoint with one tensor replaced. */
 static int with_tensor(const char *path, const char *name, amtl_dtype dt, int64_t n,
@@ -293,6 +297,7 @@ int main(void)
     RUN(test_non_finite_weights_are_not_saved);
     RUN(test_stop_before_the_first_batch);
     RUN(test_stop_mid_epoch_by_timer);
+    RUN(test_stop_mid_epoch_bilevel);
     RUN(test_corrupt_progress_is_refused);
     TEST_MAIN_END();
 }

@@ -57,7 +57,8 @@ static int close_to(double got, double want, double tol, double scale)
     return fabs(got - want) <= tol * fmax(1.0, scale);
 }
 
-static const int shapes[][2] = {{1, 1}, {7, 5}, {33, 17}, {65, 64}, {130, 129}, {257, 31}};
+static const int shapes[][2] = {{1, 1}, {7, 5}, {33, 17}, {65, 64}, {130, 129}, {257, 31},
+                                {40, 600}};
 #define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
 static void test_colsum_acc(void)
@@ -103,22 +104,42 @@ static void test_sub_row_and_scale_rows(void)
 static void test_affine_relu(void)
 {
     for (int s = 0; s < N_SHAPES; s++) {
-        int R = shapes[s][0], C = shapes[s][1];
-        float *A = fv((size_t)R * C), *sc = fv((size_t)C), *sh = fv((size_t)C);
-        float *H = fv((size_t)R * C);
-        test_poison(H, (size_t)R * C);
-        amtl_k_affine_relu(H, A, sc, sh, R, C);
+        int R = shapes[s][0], C = shapes[s][1], ld = C + 3;
+        size_t n = (size_t)R * ld;
+        float *A = fv(n), *sc = fv((size_t)C), *sh = fv((size_t)C);
+        float *H = fv(n), *H0 = fcopy(H, n), *K = fv(n), *K0 = fcopy(K, n);
+        for (size_t i = 0; i < n; i++)
+            if ((int)(i % ld) < C)
+                H[i] = K[i] = NAN;
+        amtl_k_affine_relu(H, A, sc, sh, R, C, ld);
         int pos = 0;
-        for (size_t i = 0; i < (size_t)R * C; i++) {
-            double v = (double)A[i] * sc[i % C] + sh[i % C];
+        for (size_t i = 0; i < n; i++) {
+            int c = (int)(i % ld);
+            if (c >= C) {  /* the padding between rows is not touched */
+                CHECK(H[i] == H0[i]);
+                continue;
+            }
+            double v = (double)A[i] * sc[c] + sh[c];
             double want = v > 0 ? v : 0;
             CHECKF(close_to(H[i], want, 1e-6, fabs(v)), "R %d C %d i %zu", R, C, i);
             pos += H[i] > 0;
         }
         CHECK(R * C < 8 || (pos > 0 && pos < R * C));
-        amtl_k_affine_relu(A, A, sc, sh, R, C);  /* in place */
-        CHECK(memcmp(A, H, (size_t)R * C * sizeof(float)) == 0);
-        free(A), free(sc), free(sh), free(H);
+        /* keep: K <- A's values kept, normalised in place; A gets the old K */
+        float *Ak = fv(n), *Ak0 = fcopy(Ak, n);
+        for (size_t i = 0; i < n; i++)
+            if ((int)(i % ld) < C)
+                K[i] = A[i];
+        amtl_k_keep_affine_relu(Ak, K, sc, sh, R, C, ld);
+        for (size_t i = 0; i < n; i++) {
+            int c = (int)(i % ld);
+            CHECK(Ak[i] == (c < C ? A[i] : Ak0[i]));
+            CHECK(K[i] == (c < C ? H[i] : K0[i]));
+        }
+        amtl_k_affine_relu(A, A, sc, sh, R, C, ld);  /* in place */
+        for (size_t i = 0; i < n; i++)
+            CHECK((int)(i % ld) >= C || A[i] == H[i]);
+        free(A), free(sc), free(sh), free(H), free(H0), free(K), free(K0), free(Ak), free(Ak0);
     }
 }
 
@@ -174,21 +195,26 @@ static void test_relu_back_dot(void)
 static void test_relu_bn_stats(void)
 {
     for (int s = 0; s < N_SHAPES; s++) {
-        int R = shapes[s][0], S = shapes[s][1];
-        size_t n = (size_t)R * S;
+        int R = shapes[s][0], S = shapes[s][1], ld = S + 5;
+        size_t n = (size_t)R * ld;
         float *dZ = fv(n), *H = fv(n), *A = fv(n), *k1 = fv((size_t)S), *tmp = fv(2 * (size_t)S);
         double *sd = dv((size_t)S), *sq = dv((size_t)S);
         double *sd0 = dcopy(sd, (size_t)S), *sq0 = dcopy(sq, (size_t)S);
         float *dZ0 = fcopy(dZ, n);
-        amtl_k_relu_bn_stats(dZ, sd, sq, tmp, H, A, k1, R, S);
+        amtl_k_relu_bn_stats(dZ, sd, sq, tmp, H, A, k1, R, S, ld);
         for (size_t i = 0; i < n; i++) {
+            int c = (int)(i % ld);
+            if (c >= S) {
+                CHECK(dZ[i] == dZ0[i]);
+                continue;
+            }
             double v = H[i] > 0 ? dZ0[i] : 0.0;
-            CHECKF(close_to(dZ[i], k1[i % S] * v, 1e-6, 1), "i %zu", i);
+            CHECKF(close_to(dZ[i], k1[c] * v, 1e-6, 1), "i %zu", i);
         }
         for (int c = 0; c < S; c++) {
             double a = 0, b = 0, ma = 0, mb = 0;
             for (int r = 0; r < R; r++) {
-                size_t i = (size_t)r * S + c;
+                size_t i = (size_t)r * ld + c;
                 double v = H[i] > 0 ? dZ0[i] : 0.0;
                 a += v;
                 b += v * A[i];
@@ -286,6 +312,26 @@ static void test_w1_grad_and_sum_parts(void)
     }
 }
 
+static void test_bn_moments(void)
+{
+    for (int s = 0; s < N_SHAPES; s++) {
+        int R = shapes[s][0], C = shapes[s][1];
+        float *WC = fv((size_t)R * C), *W = fv((size_t)R * C), *mu = fv((size_t)C);
+        double *var = dv((size_t)R), *mean = dv((size_t)R);
+        amtl_k_bn_moments(var, mean, WC, W, mu, R, C);
+        for (int r = 0; r < R; r++) {
+            double v = 0, m = 0;
+            for (int c = 0; c < C; c++) {
+                v += (double)WC[(size_t)r * C + c] * W[(size_t)r * C + c];
+                m += (double)W[(size_t)r * C + c] * mu[c];
+            }
+            /* double sums of float products, in another order */
+            CHECKF(close_to(var[r], v, 1e-12, C) && close_to(mean[r], m, 1e-12, C), "r %d", r);
+        }
+        free(WC), free(W), free(mu), free(var), free(mean);
+    }
+}
+
 static void test_dot_axpy_scale(void)
 {
     size_t ns[] = {0, 1, 15, 16, 17, 1023, 1024, 1025, 5000};
@@ -321,6 +367,7 @@ int main(void)
     RUN(test_dropout_back_add);
     RUN(test_transpose);
     RUN(test_w1_grad_and_sum_parts);
+    RUN(test_bn_moments);
     RUN(test_dot_axpy_scale);
     TEST_MAIN_END();
 }
