@@ -119,6 +119,15 @@ int main(int argc, char **argv)
         return 1;
     }
     int B = cfg.batch_size;
+    /* the evaluation workspace a trainer holds next to the training one:
+     * its size only (freed before the training one is made) */
+    amtl_workspace *ws_eval;
+    if (amtl_workspace_init(&ws_eval, &net, B, 0, &st)) {
+        fprintf(stderr, "bench: %s\n", st.msg);
+        return 1;
+    }
+    double eval_mib = amtl_workspace_bytes(ws_eval) / 1048576.0;
+    amtl_workspace_free(ws_eval);
     amtl_workspace *ws;
     if (amtl_workspace_init(&ws, &net, B, 1, &st)) {
         fprintf(stderr, "bench: %s\n", st.msg);
@@ -204,5 +213,6 @@ int main(int argc, char **argv)
     printf("  %-34s %10.1f\n", "samples/s at the ceiling", ceiling * 1e9 / flops);
     printf("  %-34s %10.0f\n", "peak resident memory MiB", ru.ru_maxrss / 1024.0);
     printf("  %-34s %10.0f\n", "activation arena MiB", amtl_workspace_bytes(ws) / 1048576.0);
+    printf("  %-34s %10.0f\n", "evaluation arena MiB (not held)", eval_mib);
     return 0;
 }

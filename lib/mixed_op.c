@@ -271,7 +271,7 @@ static void fwd_out(void *arg, int t, int n)
             if (in == out) {
                 amtl_k_axpy(o, x, mw->wts[k], (size_t)nb * out);
             } else {
-                float *Y = yk(j, k) + (size_t)b0 * out;
+                float *Y = j->training ? yk(j, k) + (size_t)b0 * out : j->ws->thr[t].dRb;
                 amtl_gemm(0, 1, nb, out, in, 1.0f, x, in, w + m->proj[k], in, 0.0f, Y, out);
                 amtl_k_axpy(o, Y, mw->wts[k], (size_t)nb * out);
             }
@@ -291,7 +291,7 @@ static void fwd_out(void *arg, int t, int n)
                                         j->sh + hk, nb, h, Sc);
             else
                 amtl_k_affine_relu(Hb + hk, Hb + hk, j->sc + hk, j->sh + hk, nb, h, Sc);
-            float *Y = yk(j, k) + (size_t)b0 * out;
+            float *Y = j->training ? yk(j, k) + (size_t)b0 * out : j->ws->thr[t].dRb;
             amtl_gemm(0, 0, nb, out, h, 1.0f, Hb + hk, Sc, j->ws->w2t + (size_t)hk * out, out,
                       0.0f, Y, out);
             amtl_k_bias_relu_mix(Y, o, w + m->b2[k], mw->wts[k], nb, out);

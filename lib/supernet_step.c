@@ -95,9 +95,9 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
         size_t rows = B < AMTL_MOP_ROWS ? B : AMTL_MOP_ROWS;
         th->Hb = CARVE_F(cv, rows * Smax);
         th->tmp = CARVE_F(cv, 2 * (size_t)Smax + 2 * (size_t)outmax + inmax);
+        th->dRb = CARVE_F(cv, rows * outmax);
         if (tr) {
             th->dZb = CARVE_F(cv, rows * Smax);
-            th->dRb = CARVE_F(cv, rows * outmax);
             th->part = CARVE_F(cv, part);
         }
     }
@@ -133,7 +133,7 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
             mw->A = CARVE_F(cv, B * m->S);
             mw->rstd = CARVE_F(cv, m->S + 1);
         }
-        mw->Y = CARVE_F(cv, (size_t)ny * B * m->out);
+        mw->Y = tr ? CARVE_F(cv, (size_t)ny * B * m->out) : NULL;
         mw->out = CARVE_F(cv, B * m->out);
         mw->dout = tr ? CARVE_F(cv, B * m->out) : NULL;
     }

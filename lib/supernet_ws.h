@@ -34,7 +34,8 @@ typedef struct {
     float *A;           /* [B,Sc] xc·W1ᵀ: the first Linear's output minus its
                            batch mean (BatchNorm's centred input) */
     float *rstd;        /* [S] 1/sqrt(batch variance + eps) */
-    float *Y;           /* [nY,B,out] outputs of MLP and projection candidates */
+    float *Y;           /* [nY,B,out] outputs of MLP and projection candidates
+                           (training; evaluation uses a block scratch) */
     int yslot[AMTL_MAX_OPS];  /* candidate k's slot in Y, or -1 */
     float *out;         /* [B,out] */
     float *dout;        /* [B,out] */
@@ -46,7 +47,8 @@ typedef struct {
 typedef struct {
     float *Hb, *dZb;    /* [AMTL_MOP_ROWS, Smax] a block's hidden activations
                            and their gradient */
-    float *dRb;         /* [AMTL_MOP_ROWS, outmax] */
+    float *dRb;         /* [AMTL_MOP_ROWS, outmax] a block's candidate output
+                           gradient, or (evaluation) its output */
     float *tmp;         /* [2*Smax + 2*outmax + inmax] kernels' block sums */
     float *part;        /* partial parameter gradients (see mixed_op.c) */
 } amtl_thread_ws;

@@ -169,8 +169,8 @@ static void relu_bn_stats_row(float *restrict d, float *restrict t1, float *rest
 
 /* Channels in slices of RB_SLICE: a slice's float sums (2 KiB) stay in L1
  * while the rows of the block stream through, instead of whole-row sums
- * that compete with the data for L1 (measured 2x faster).  The order of the
- * additions per channel is the same as row by row. */
+ * that compete with the data for L1 (1.3-2x faster on cached blocks).  The
+ * order of the additions per channel is the same as row by row. */
 #define RB_SLICE 256
 
 void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
