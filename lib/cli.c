@@ -176,3 +176,8 @@ volatile sig_atomic_t *amtl_cli_stop_on_signals(void)
     signal(SIGXFSZ, SIG_IGN);
     return &stop_flag;
 }
+
+void amtl_cli_ignore_sigxfsz(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
+}

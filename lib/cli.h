@@ -54,6 +54,10 @@ int amtl_cli_count(const char *s, long min, long max, int *out);
  * fails with EFBIG, reported like any other write error). */
 volatile sig_atomic_t *amtl_cli_stop_on_signals(void);
 
+/* Ignores SIGXFSZ only, for tools without a training loop: a write over the
+ * file-size limit fails with EFBIG and the temp file is removed. */
+void amtl_cli_ignore_sigxfsz(void);
+
 /* Prints "<tool>: error: <msg>" and returns the exit code for st->code. */
 int amtl_cli_fail(const amtl_cli *c, const amtl_status *st);
 /* A usage error: prints the message and a hint, returns 2. */

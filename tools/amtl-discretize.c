@@ -24,6 +24,7 @@ static const amtl_cli_opt opts[] = {
 
 int main(int argc, char **argv)
 {
+    amtl_cli_ignore_sigxfsz();
     amtl_cli cli = {.tool = "amtl-discretize",
                     .synopsis = "-k K -o OUT CKPT | --export -o ARCH CKPT | --show [--format "
                                 "text|json|dot] ARCH | --baseline KIND [--op OP] --data DATA -o ARCH",

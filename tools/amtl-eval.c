@@ -22,6 +22,7 @@ static const amtl_cli_opt opts[] = {
 
 int main(int argc, char **argv)
 {
+    amtl_cli_ignore_sigxfsz();
     amtl_cli cli = {.tool = "amtl-eval",
                     .synopsis = "--model MODEL --data DATA [--split SPLIT] [--json]\n"
                                 "       amtl-eval --model MODEL --predict [--header] "

@@ -45,6 +45,7 @@ static void free_overrides(amtl_cli *cli)
 
 int main(int argc, char **argv)
 {
+    amtl_cli_ignore_sigxfsz();
     amtl_cli cli = {
         .tool = "amtl-prep",
         .synopsis = "[options] -o OUT INPUT...\n"
