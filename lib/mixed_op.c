@@ -87,8 +87,11 @@ static int is_identity(const amtl_supernet *net, const amtl_mixed_op *m, int k)
     return cand_live(m, k) && net->ops[k].kind == AMTL_OP_IDENTITY;
 }
 
+struct mop_job;
+static int mid_pieces(const struct mop_job *j);
+
 /* What the tasks of one MixedOp call share. */
-typedef struct {
+typedef struct mop_job {
     amtl_supernet *net;
     amtl_workspace *ws;
     const amtl_mixed_op *m;
@@ -113,6 +116,13 @@ static int mop_threads(const amtl_workspace *ws, int nblk)
     if (n > nblk)
         n = nblk;
     return n < 1 ? 1 : n;
+}
+
+/* Channel pieces of the backward's middle phase. */
+static int mid_pieces(const mop_job *j)
+{
+    int np = amtl_pool_pieces(j->Sc, 64), sq = amtl_mop_square_pieces(j->in);
+    return np < sq ? np : sq;
 }
 
 /* Rows [*r0, *r1) of block k. */
@@ -182,31 +192,24 @@ static void prep_task(void *arg, int t, int n)
 
 /* ---- forward -------------------------------------------------------------- */
 
-/* blocks: xc = src - mu; and the weights transposed */
+/* Fixed row pieces of the batch: xc = src - mu and the piece's Gram
+ * matrix xcᵀ·xc into ws->sqpart (added up in piece order by the caller);
+ * and the weights transposed. */
 static void fwd_center(void *arg, int t, int n)
 {
     const mop_job *j = arg;
     transpose_weights(j, t, n);
-    int k0, k1, r0, r1, in = j->in;
-    amtl_pool_range(j->nblk, t, n, &k0, &k1);
-    for (int k = k0; k < k1; k++) {
-        block_rows(j, k, &r0, &r1);
-        amtl_k_sub_row(j->mw->xc + (size_t)r0 * in, j->src + (size_t)r0 * in, j->mw->mu,
-                       r1 - r0, in);
-    }
-}
-
-/* pieces of the rows of cov = xcᵀ·xc */
-static void fwd_gram(void *arg, int t, int n)
-{
-    const mop_job *j = arg;
-    int in = j->in, np = amtl_pool_pieces(in, 32), p0, p1;
+    int in = j->in, np = amtl_mop_square_pieces(in), p0, p1;
+    if (np > j->B)
+        np = j->B;
     amtl_pool_range(np, t, n, &p0, &p1);
     for (int p = p0; p < p1; p++) {
-        int i0, i1;
-        amtl_pool_range(in, p, np, &i0, &i1);
-        amtl_gemm(1, 0, i1 - i0, in, j->B, 1.0f, j->mw->xc + i0, in, j->mw->xc, in, 0.0f,
-                  j->mw->cov + (size_t)i0 * in, in);
+        int r0, r1;
+        amtl_pool_range(j->B, p, np, &r0, &r1);
+        float *xc = j->mw->xc + (size_t)r0 * in;
+        amtl_k_sub_row(xc, j->src + (size_t)r0 * in, j->mw->mu, r1 - r0, in);
+        amtl_gemm(1, 0, in, in, r1 - r0, 1.0f, xc, in, xc, in, 0.0f,
+                  j->ws->sqpart + (size_t)p * in * in, in);
     }
 }
 
@@ -325,8 +328,11 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
         amtl_k_colsum_acc(s, ws->thr[0].tmp, j.src, B, in);
         for (int c = 0; c < in; c++)
             mw->mu[c] = (float)(s[c] / B);
-        amtl_pool_run(n, fwd_center, &j);
-        amtl_pool_run(amtl_pool_pieces(in, 32), fwd_gram, &j);
+        int np = amtl_mop_square_pieces(in) < B ? amtl_mop_square_pieces(in) : B;
+        amtl_pool_run(np > n ? np : n, fwd_center, &j);
+        memcpy(mw->cov, ws->sqpart, (size_t)in * in * sizeof(float));
+        for (int p = 1; p < np; p++)
+            amtl_k_axpy(mw->cov, ws->sqpart + (size_t)p * in * in, 1.0f, (size_t)in * in);
         j.sc = ws->chan;
         j.sh = w + m->beta + c0;
         amtl_pool_run(amtl_pool_pieces(Sc, 64), fwd_stats, &j);
@@ -422,6 +428,45 @@ static void bwd_rows(void *arg, int t, int n)
     }
 }
 
+/* Fixed pieces of the channels: the BatchNorm sums of the blocks added up
+ * (block order), the gamma and beta gradients, k2 and k3, and the piece's
+ * partials of W1ᵀ diag(k3) W1 and of -k2·W1 into ws->sqpart. */
+static void bwd_mid(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    amtl_supernet *net = j->net;
+    const amtl_mixed_op *m = j->m;
+    const amtl_mop_ws *mw = j->mw;
+    const amtl_workspace *ws = j->ws;
+    int B = j->B, in = j->in, Sc = j->Sc, c0 = j->c0, np = mid_pieces(j), p0, p1;
+    float *dgam = net->g + m->gamma + c0, *dbet = net->g + m->beta + c0;
+    float *k1 = ws->chan, *k2 = k1 + Sc, *k3 = k2 + Sc;
+    amtl_pool_range(np, t, n, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int e0, e1;
+        amtl_pool_range(Sc, p, np, &e0, &e1);
+        for (int c = e0; c < e1; c++) {
+            double sd = 0, sq = 0;
+            for (int kb = 0; kb < j->nblk; kb++) {
+                const double *a = blk_acc(j, kb);
+                sd += a[c];
+                sq += a[Sc + c];
+            }
+            double rs = mw->rstd[c];
+            dgam[c] += (float)(rs * sq);
+            dbet[c] += (float)sd;
+            k2[c] = (float)(k1[c] * sd / B);
+            k3[c] = (float)(k1[c] * rs * rs * sq / B);
+        }
+        const float *W1 = j->W1 + (size_t)e0 * in;
+        float *sk = ws->wscr + (size_t)e0 * in;
+        float *mk = ws->sqpart + (size_t)p * ((size_t)in * in + in), *crow = mk + (size_t)in * in;
+        amtl_k_scale_rows(sk, W1, k3 + e0, e1 - e0, in);
+        amtl_gemm(1, 0, in, in, e1 - e0, 1.0f, W1, in, sk, in, 0.0f, mk, in);
+        amtl_gemm(0, 0, 1, in, e1 - e0, -1.0f, k2 + e0, Sc, W1, in, 0.0f, crow, in);
+    }
+}
+
 /* Slice [*e0, *e1) of n elements for task t of nt. */
 static void slice(size_t n, int t, int nt, size_t *e0, size_t *e1)
 {
@@ -499,15 +544,14 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
     const amtl_mixed_op *m = &net->mops[i];
     amtl_mop_ws *mw = &ws->mop[i];
     const float *w = net->w;
-    float *g = net->g;
     mop_job j = {.net = net, .ws = ws, .m = m, .mw = mw, .B = ws->B, .in = m->in,
                  .out = m->out, .training = 1, .nblk = amtl_mop_blocks(ws->B)};
     float wts[AMTL_MAX_OPS];
     live_candidates(net, m, wts, &j.c0, &j.Sc);
-    int n = mop_threads(ws, j.nblk), B = ws->B, in = m->in, Sc = j.Sc, c0 = j.c0, P = m->P;
+    int n = mop_threads(ws, j.nblk), in = m->in, Sc = j.Sc, c0 = j.c0, P = m->P;
     j.W1 = w + m->w1 + (size_t)c0 * in;
     const float *gam = w + m->gamma + c0;
-    float *k1 = ws->chan, *k2 = k1 + Sc, *k3 = k2 + Sc;
+    float *k1 = ws->chan;
     for (int c = 0; c < Sc; c++)
         k1[c] = gam[c] * mw->rstd[c];
     if (Sc > 0)
@@ -529,25 +573,16 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
     }
 
     if (Sc > 0) {
-        float *dgam = g + m->gamma + c0, *dbet = g + m->beta + c0;
-        for (int c = 0; c < Sc; c++) {
-            double sd = 0, sq = 0;
-            for (int kb = 0; kb < j.nblk; kb++) {
-                const double *a = blk_acc(&j, kb);
-                sd += a[c];
-                sq += a[Sc + c];
-            }
-            double rs = mw->rstd[c];
-            dgam[c] += (float)(rs * sq);
-            dbet[c] += (float)sd;
-            k2[c] = (float)(k1[c] * sd / B);
-            k3[c] = (float)(k1[c] * rs * rs * sq / B);
+        int np = mid_pieces(&j);
+        amtl_pool_run(np, bwd_mid, &j);
+        size_t sz = (size_t)in * in + in;
+        memcpy(ws->mk, ws->sqpart, (size_t)in * in * sizeof(float));
+        memcpy(ws->crow, ws->sqpart + (size_t)in * in, (size_t)in * sizeof(float));
+        for (int p = 1; p < np; p++) {
+            amtl_k_axpy(ws->mk, ws->sqpart + p * sz, 1.0f, (size_t)in * in);
+            amtl_k_axpy(ws->crow, ws->sqpart + p * sz + (size_t)in * in, 1.0f, (size_t)in);
         }
-        /* crow = -k2·W1 [in]; mk = W1ᵀ diag(k3) W1 [in,in] */
-        amtl_gemm(0, 0, 1, in, Sc, -1.0f, k2, Sc, j.W1, in, 0.0f, ws->crow, in);
-        amtl_k_scale_rows(ws->wscr, j.W1, k3, Sc, in);
-        amtl_gemm(1, 0, in, in, Sc, 1.0f, j.W1, in, ws->wscr, in, 0.0f, ws->mk, in);
-        j.k3 = k3;
+        j.k3 = k1 + 2 * Sc;
     }
     int proj = 0;
     for (int k = 0; k < P; k++)

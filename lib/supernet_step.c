@@ -62,9 +62,12 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     int N = net->N, E = net->E, K = net->K, ID = net->input_dim, H = net->H;
     int tr = ws->training;
     int Smax = 1, inmax = 1, outmax = 1;
-    size_t part = 1;
+    size_t part = 1, sqpart = 1;
     for (int i = 0; i < net->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
+        size_t sq = (size_t)amtl_mop_square_pieces(m->in) * ((size_t)m->in * m->in + m->in);
+        if (sq > sqpart)
+            sqpart = sq;
         if (m->S > Smax)
             Smax = m->S;
         if (m->in > inmax)
@@ -111,6 +114,7 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     ws->wscr = tr ? CARVE_F(cv, (size_t)Smax * inmax) : NULL;
     ws->mk = tr ? CARVE_F(cv, (size_t)inmax * inmax) : NULL;
     ws->crow = tr ? CARVE_F(cv, inmax) : NULL;
+    ws->sqpart = tr ? CARVE_F(cv, sqpart) : NULL;
     ws->chan = CARVE_F(cv, 4 * (size_t)Smax);
     int nc = net->n_consumers;
     ws->G = CARVE_F(cv, (size_t)nc * B * K);

@@ -23,6 +23,16 @@ static inline int amtl_mop_blocks(int B)
     return nb > lo ? nb : lo;
 }
 
+/* Sums of [in,in] products over the batch (the input's Gram matrix) or over
+ * the channels (W1ᵀ diag(k3) W1) are cut into this many fixed pieces whose
+ * partials are kept and then added in order: 16, fewer for wide inputs so
+ * that the partials stay within 2^20 floats. */
+static inline int amtl_mop_square_pieces(int in)
+{
+    long cap = (1L << 20) / ((long)in * in + in);
+    return cap < 1 ? 1 : cap > 16 ? 16 : (int)cap;
+}
+
 typedef struct {
     const float *x;     /* [B,in] the input (not owned) */
     float *dx;          /* [B,in] where the input gradient goes (not owned) */
@@ -77,6 +87,7 @@ struct amtl_workspace {
     float *wscr;        /* [Smax,in_max] W1·cov, or W1 scaled per row */
     float *mk;          /* [in_max,in_max] */
     float *crow;        /* [in_max] */
+    float *sqpart;      /* pieces' partials [in,in] + [in] (see above) */
     float *chan;        /* [4*Smax] per-channel constants */
     int nblk_max;       /* amtl_mop_blocks(Bmax) */
     size_t blk_stride;  /* doubles per block in blk_acc */
