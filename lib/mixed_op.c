@@ -72,6 +72,11 @@ static int live_candidates(const amtl_supernet *net, const amtl_mixed_op *m,
     return m->P;
 }
 
+int amtl_mop_weights(const amtl_supernet *net, int i, float *wts, int *c0, int *Sc)
+{
+    return live_candidates(net, &net->mops[i], wts, c0, Sc);
+}
+
 static int cand_live(const amtl_mixed_op *m, int k)
 {
     return m->chosen < 0 || m->chosen == k;

@@ -169,6 +169,16 @@ void amtl_supernet_backward(amtl_supernet *net, amtl_workspace *ws,
                             const amtl_batch *b, const float *dlogits);
 void amtl_supernet_zero_grad(amtl_supernet *net);
 
+/* The gate values of a step (what amtl_supernet_forward uses, drawing from
+ * rng in the same order): gs, gi [K*N] of the MixFeatures, s [n_consumers*K]
+ * of the MixedExperts. */
+void amtl_supernet_gates(const amtl_supernet *net, int training, amtl_rng *rng, float *gs,
+                         float *gi, float *s);
+/* The mixing weights of MixedOp i: softmax(alpha), or one-hot on the chosen
+ * candidate once discretised; [c0, c0+Sc) are the stacked MLP channels the
+ * forward runs.  Returns the number of candidates that run. */
+int amtl_mop_weights(const amtl_supernet *net, int i, float *wts, int *c0, int *Sc);
+
 /* ---- PD-DARTS ---------------------------------------------------------------- */
 
 /* Entropy of softmax(alpha) of MixedOp i. */

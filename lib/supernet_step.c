@@ -291,25 +291,25 @@ static void gate_values(float *g, const float *beta, int n, const amtl_supernet 
     amtl_gate_forward(g, beta, n, mode, rng);
 }
 
-static void gates(const amtl_supernet *net, amtl_workspace *ws, int training,
-                  amtl_rng *rng)
+void amtl_supernet_gates(const amtl_supernet *net, int training, amtl_rng *rng, float *gs,
+                         float *gi, float *s)
 {
     int N = net->N, K = net->K;
     amtl_gate_mode mode = gate_mode(net, training);
     for (int j = 0; j < K; j++) {
         if (net->selections_fixed) {
-            memcpy(ws->gs + j * N, net->fix_single + j * N, N * sizeof(float));
-            memcpy(ws->gi + j * N, net->fix_inter + j * N, N * sizeof(float));
+            memcpy(gs + j * N, net->fix_single + j * N, N * sizeof(float));
+            memcpy(gi + j * N, net->fix_inter + j * N, N * sizeof(float));
         } else {
-            gate_values(ws->gs + j * N, net->arch + net->single_beta[j], N, net, mode, rng);
-            gate_values(ws->gi + j * N, net->arch + net->inter_beta[j], N, net, mode, rng);
+            gate_values(gs + j * N, net->arch + net->single_beta[j], N, net, mode, rng);
+            gate_values(gi + j * N, net->arch + net->inter_beta[j], N, net, mode, rng);
         }
     }
     for (int c = 0; c < net->n_consumers; c++) {
         if (net->selections_fixed)
-            memcpy(ws->s + c * K, net->fix_expert + c * K, K * sizeof(float));
+            memcpy(s + c * K, net->fix_expert + c * K, K * sizeof(float));
         else
-            gate_values(ws->s + c * K, net->arch + net->me_beta[c], K, net, mode, rng);
+            gate_values(s + c * K, net->arch + net->me_beta[c], K, net, mode, rng);
     }
 }
 
@@ -404,7 +404,7 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
         }
     }
     amtl_supernet_used(net, ws->expert_used, ws->consumer_used);
-    gates(net, ws, training, rng);
+    amtl_supernet_gates(net, training, rng, ws->gs, ws->gi, ws->s);
     for (int j = 0; j < K; j++)
         if (ws->expert_used[j])
             mix_feature_forward(net, ws, bt, j);

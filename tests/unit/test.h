@@ -10,6 +10,7 @@
 #include <string.h>
 
 static int test_failed_;
+static const char *test_skip_;   /* why the running test was skipped, or NULL */
 static int test_count_, test_fail_count_;
 
 #define CHECK(cond)                                                           \
@@ -46,15 +47,27 @@ static int test_count_, test_fail_count_;
 #define CHECK_OK(expr, st)                                                    \
     CHECKF((expr) == 0, "%s", (st)->msg)
 
+/* Ends the running test as skipped (TAP "# SKIP why"): tests/run counts it
+ * as skipped, neither passed nor failed. */
+#define SKIP(why)                                                             \
+    do {                                                                      \
+        test_skip_ = (why);                                                   \
+        return;                                                               \
+    } while (0)
+
 #define RUN(fn)                                                               \
     do {                                                                      \
         test_failed_ = 0;                                                     \
+        test_skip_ = NULL;                                                    \
         fn();                                                                 \
         test_count_++;                                                        \
         if (test_failed_)                                                     \
             test_fail_count_++;                                               \
-        printf("%s %d - %s\n", test_failed_ ? "not ok" : "ok", test_count_,   \
-               #fn);                                                          \
+        if (!test_failed_ && test_skip_)                                      \
+            printf("ok %d - %s # SKIP %s\n", test_count_, #fn, test_skip_);   \
+        else                                                                  \
+            printf("%s %d - %s\n", test_failed_ ? "not ok" : "ok",             \
+                   test_count_, #fn);                                         \
         fflush(stdout);                                                       \
     } while (0)
 
