@@ -10,7 +10,8 @@
 
 PREFIX  ?= /usr/local
 CC      ?= cc
-NVCC    ?= nvcc
+# nvcc from PATH, else the toolkit's usual place
+NVCC    ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
 PKGS    := openblas msgpack yaml-0.1
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev bats python3
 VERSION := 0.1.0
@@ -46,7 +47,14 @@ ifeq ($(CUDA),1)
     LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
   endif
 endif
-NVFLAGS ?= -O3 -std=c++17 -Ilib -Ikernels --compiler-options -Wall,-Wextra
+# Machine code for sm_80 (A100) and sm_90 (H100, H200), PTX of sm_90 for newer
+# GPUs.  --fmad=false: the kernels keep the CPU backend's rounding (its ISO C
+# build does not contract a*b+c either); they are memory-bound, so it costs
+# nothing.  Every nvcc and host-compiler warning is an error.
+NVARCH  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+           -gencode arch=compute_90,code=compute_90
+NVFLAGS ?= -O3 -std=c++17 -lineinfo --fmad=false $(NVARCH) -Ilib -Ikernels \
+           -Xcompiler -Wall,-Wextra -Werror all-warnings
 
 TOOLS   := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/amtl-*.c))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -94,7 +102,7 @@ $(BUILD)/kernels/%.o: kernels/%.c | $(DEPSTAMP)
 
 $(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@

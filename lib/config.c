@@ -66,6 +66,8 @@ static const key_def keys[] = {
     KEY(weight_decay, K_FLOAT, "1e-5", "train", "L2 weight decay of the weights"),
     KEY(arch_lr, K_FLOAT, "0.001", "train", "Adam learning rate of the arch params"),
     KEY(arch_weight_decay, K_FLOAT, "1e-6", "train", "L2 weight decay of the arch params"),
+    KEY(arch_sparsity, K_FLOAT, "0", "search",
+        "prior lambda*sum(sigmoid(beta)) on the feature and expert selections, 0 = off"),
     KEY(arch_data, K_STRING, "train", "search",
         "batches of the arch step: train (one-level, the reference) | val (bi-level)"),
     KEY(no_decay_bn_bias, K_BOOL, "false", "train",
@@ -75,7 +77,7 @@ static const key_def keys[] = {
         "lazy Adam: update only the embedding rows a batch uses"),
     KEY(seed, K_LONG, "2022", "train", "random seed"),
     KEY(threads, K_INT, "0", "train", "BLAS threads, 0 = all cores"),
-    KEY(device, K_STRING, "cpu", "train", "compute device: cpu | cuda | auto"),
+    KEY(device, K_STRING, "cpu", "train", "compute device: cpu | cuda | auto | cpu-backend"),
     KEY(task_weights, K_FLOATLIST, "[]", "train", "per-task loss weights, [] = all 1"),
     KEY(task_conditions, K_STRLIST, "[]", "train",
         "task=cond: the task's loss only on rows where label cond is 1"),
@@ -1289,7 +1291,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
 {
     static const char *const gate_modes[] = {"sample", "reference", NULL};
     static const char *const arch_datas[] = {"train", "val", NULL};
-    static const char *const devices[] = {"cpu", "cuda", "auto", NULL};
+    static const char *const devices[] = {"cpu", "cuda", "auto", "cpu-backend", NULL};
     static const char *const vocabs[] = {"all", "train", NULL};
     static const char *const formats[] = {"processed", "csv",      "userbehavior",
                                           "ijcai15",   "kuairand", "qb-video",
@@ -1326,6 +1328,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         {"weight_decay", c->weight_decay, 0},
         {"arch_lr", c->arch_lr, 1},
         {"arch_weight_decay", c->arch_weight_decay, 0},
+        {"arch_sparsity", c->arch_sparsity, 0},
         {"clip_grad_norm", c->clip_grad_norm, 0},
     };
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {

@@ -52,6 +52,7 @@ typedef struct {
     float weight_decay;       /* 1e-5 */
     float arch_lr;            /* 1e-3 */
     float arch_weight_decay;  /* 1e-6 */
+    float arch_sparsity;      /* 0 = off (the reference); see amtl-config(5) */
     char *arch_data;          /* "train" (one-level, the reference) | "val" (bi-level) */
     int no_decay_bn_bias;     /* exempt BatchNorm and bias parameters from decay */
     float clip_grad_norm;     /* 0 = off (the reference never clips) */

@@ -384,7 +384,7 @@ static void print_table(const amtl_eval_result *r, const amtl_supernet *net, con
 }
 
 int amtl_eval_run(const char *model, const char *data, const char *split, int json,
-                  amtl_status *st)
+                  const char *device, amtl_status *st)
 {
     amtl_dataset ds;
     amtl_config cfg = {0};
@@ -402,6 +402,10 @@ int amtl_eval_run(const char *model, const char *data, const char *split, int js
         amtl_config_defaults(&cfg, st))
         goto out;
     if (yaml && amtl_config_load_string(&cfg, yaml, strlen(yaml), name, st))
+        goto out;
+    /* where the model was trained does not decide where it is scored */
+    if (amtl_config_set(&cfg, "device", device ? device : "cpu", st) ||
+        amtl_config_validate(&cfg, st))
         goto out;
     if (amtl_dataset_read(&ds, data, st) || amtl_eval_check_match(&f, name, &ds, data, st))
         goto out;

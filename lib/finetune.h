@@ -80,8 +80,9 @@ int amtl_eval_check_match(const amtl_file *model, const char *model_path,
                           const amtl_dataset *ds, const char *data_path, amtl_status *st);
 
 /* amtl-eval --data: prints per-task AUC and logloss of a model on a split to
- * stdout, as a table or one JSON object (json != 0). */
+ * stdout, as a table or one JSON object (json != 0), computed on `device`
+ * (config key device's values; NULL = cpu, whatever the model's config says). */
 int amtl_eval_run(const char *model, const char *data, const char *split, int json,
-                  amtl_status *st);
+                  const char *device, amtl_status *st);
 
 #endif

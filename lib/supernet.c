@@ -617,3 +617,22 @@ void amtl_supernet_zero_grad(amtl_supernet *net)
     memset(net->g, 0, net->n_w * sizeof(float));
     memset(net->garch, 0, net->n_arch * sizeof(float));
 }
+
+void amtl_supernet_sparsity_grad(amtl_supernet *net, float lambda)
+{
+    if (lambda <= 0 || net->selections_fixed)
+        return;
+    for (int j = 0; j < net->K; j++)
+        for (int part = 0; part < 2; part++) {
+            size_t off = part ? net->inter_beta[j] : net->single_beta[j];
+            for (int f = 0; f < net->N; f++) {
+                float p = amtl_sigmoid(net->arch[off + f]);
+                net->garch[off + f] += lambda * p * (1.0f - p);
+            }
+        }
+    for (int c = 0; c < net->n_consumers; c++)
+        for (int i = 0; i < net->K; i++) {
+            float p = amtl_sigmoid(net->arch[net->me_beta[c] + i]);
+            net->garch[net->me_beta[c] + i] += lambda * p * (1.0f - p);
+        }
+}

@@ -179,6 +179,11 @@ void amtl_supernet_gates(const amtl_supernet *net, int training, amtl_rng *rng, 
  * forward runs.  Returns the number of candidates that run. */
 int amtl_mop_weights(const amtl_supernet *net, int i, float *wts, int *c0, int *Sc);
 
+/* The selection prior of the search (config arch_sparsity): adds
+ * lambda·σ(β)(1−σ(β)), the gradient of lambda·Σ σ(β), to the gradient of
+ * every single, interaction and expert beta while selections are open. */
+void amtl_supernet_sparsity_grad(amtl_supernet *net, float lambda);
+
 /* ---- PD-DARTS ---------------------------------------------------------------- */
 
 /* Entropy of softmax(alpha) of MixedOp i. */

@@ -9,6 +9,7 @@
 #include "layers.h"
 #include "metrics.h"
 #include "progress.h"
+#include "supernet_dev.h"
 #include "tensor.h"
 
 static const char *phase_names[] = {"warmup", "search", "finetune"};
@@ -135,6 +136,7 @@ fail:
 
 void amtl_trainer_free(amtl_trainer *tr)
 {
+    amtl_dev_free(tr->dev);
     amtl_workspace_free(tr->ws_train);
     amtl_workspace_free(tr->ws_eval);
     amtl_supernet_free(&tr->net);
@@ -148,6 +150,101 @@ void amtl_trainer_free(amtl_trainer *tr)
     amtl_free(tr->best_state);
     amtl_free(tr->best_nbt);
     memset(tr, 0, sizeof *tr);
+}
+
+int amtl_device_backend(const char *device, const amtl_backend **be, amtl_status *st)
+{
+    *be = NULL;
+    if (!strcmp(device, "cpu"))
+        return 0;
+    if (!strcmp(device, "cpu-backend")) {
+        *be = amtl_backend_cpu();
+        return 0;
+    }
+    const char *why = NULL;
+    const amtl_backend *c = amtl_backend_cuda(&why);
+    if (c) {
+        *be = c;
+        return 0;
+    }
+    if (!strcmp(device, "auto"))
+        return 0;
+    return amtl_error(st, AMTL_EDEVICE, "device %s: %s", device,
+                      why ? why : "no CUDA backend");
+}
+
+/* Makes the host's weights, running statistics (and with optim, the
+ * weights' Adam moments) current on the device and its data the given
+ * split's.  Nothing to do on the CPU path. */
+static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int optim,
+                     amtl_status *st)
+{
+    if (!tr->dev_resolved) {
+        const amtl_backend *be;
+        if (amtl_device_backend(tr->cfg.device, &be, st))
+            return -1;
+        tr->dev_resolved = 1;
+        tr->dev_split = -1;
+        if (be && amtl_dev_init(&tr->dev, be, &tr->net, tr->B, 1, st))
+            return -1;
+    }
+    if (!tr->dev)
+        return 0;
+    if (amtl_dev_put_params(tr->dev, &tr->net, st) ||
+        (optim && amtl_dev_put_optim(tr->dev, &tr->opt_w, &tr->net, st)))
+        return -1;
+    if (tr->dev_split != split) {
+        tr->dev_split = -1;
+        if (amtl_dev_put_split(tr->dev, ds, split, st))
+            return -1;
+        tr->dev_split = split;
+    }
+    return 0;
+}
+
+/* Brings the device's weights, running statistics and Adam moments back. */
+static int dev_end(amtl_trainer *tr, amtl_status *st)
+{
+    if (!tr->dev)
+        return 0;
+    return amtl_dev_get_params(tr->dev, &tr->net, st) ||
+                   amtl_dev_get_optim(tr->dev, &tr->opt_w, st)
+               ? -1
+               : 0;
+}
+
+/* One training step of the device on rows[0..bs) of the train split: the
+ * loss into *loss (1 is returned, nothing stepped, when it is not finite),
+ * the weights stepped on the device, the arch params (search) on the host. */
+static int dev_train_step(amtl_trainer *tr, amtl_phase phase, const int32_t *rows, int bs,
+                          double *loss, amtl_status *st)
+{
+    amtl_supernet *net = &tr->net;
+    int T = net->T;
+    double lt[AMTL_BACKEND_MAX_T];
+    if (amtl_dev_batch_rows(tr->dev, rows, bs, st) ||
+        amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
+        amtl_dev_loss(tr->dev, tr->task_cond, tr->task_w, lt, st))
+        return -1;
+    double total = 0;
+    for (int t = 0; t < T; t++)
+        total += tr->task_w[t] * lt[t];
+    *loss = total / T;
+    if (!isfinite(*loss))
+        return 1;
+    memset(net->garch, 0, net->n_arch * sizeof(float));
+    if (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st))
+        return -1;
+    for (size_t i = 0; i < net->n_arch; i++)
+        if (!isfinite(net->garch[i]))
+            return 1;
+    if (amtl_dev_adam_step(tr->dev, &tr->opt_w, net, st))
+        return -1;
+    if (phase == AMTL_PHASE_SEARCH) {
+        amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
+        amtl_adam_step(&tr->opt_a);
+    }
+    return 0;
 }
 
 /* Batch buffers for B rows. */
@@ -305,6 +402,7 @@ static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t
     amtl_supernet_backward(net, tr->ws_train, &vb->b, dlogits);
     if (!grads_finite(net))
         return -1;
+    amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
     amtl_adam_step(&tr->opt_a);
     return 0;
 }
@@ -329,6 +427,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
                   ds->split[AMTL_SPLIT_VAL].rows >= 2;
     int64_t nv = bilevel ? ds->split[AMTL_SPLIT_VAL].rows : 0;
     int32_t *vperm = NULL;
+    int dev_live = 0;      /* the device holds state the host does not have yet */
     float *state_save = NULL;
     int64_t *nbt_save = NULL;
     memset(&vb, 0, sizeof vb);
@@ -352,6 +451,14 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     int64_t counted;
     if (epoch_begin(tr, phase, n, perm, &at_perm, &b0, &sum, &counted, st))
         goto out;
+    if (dev_begin(tr, ds, AMTL_SPLIT_TRAIN, 1, st))
+        goto out;
+    dev_live = tr->dev != NULL;
+    if (tr->dev && (bilevel || tr->cfg.clip_grad_norm > 0)) {
+        amtl_error(st, AMTL_EUSAGE, "%s runs on the CPU only (device cpu)",
+                   bilevel ? "arch_data: val" : "clip_grad_norm");
+        goto out;
+    }
     if (bilevel) {
         /* the validation order is a function of the epoch's stored state, so
          * an epoch resumed part-way sees the same batches */
@@ -384,35 +491,49 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
             goto out;
         }
         memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
-        amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
-        const float *logits = amtl_supernet_forward(net, tr->ws_train, &bb.b, 1, &tr->rng);
-        double l = loss_and_grad(tr, &bb.b, logits, dlogits, ycol, mcol);
-        if (!isfinite(l)) {
-            amtl_progress_finish(&pg);
-            amtl_error(st, AMTL_ENUM, "non-finite loss in epoch %d, batch %lld", tr->epoch,
-                       (long long)bi);
-            goto out;
-        }
-        amtl_supernet_zero_grad(net);
-        amtl_supernet_backward(net, tr->ws_train, &bb.b, dlogits);
-        if (!grads_finite(net)) {
-            amtl_progress_finish(&pg);
-            amtl_error(st, AMTL_ENUM, "non-finite gradient in epoch %d, batch %lld",
-                       tr->epoch, (long long)bi);
-            goto out;
-        }
-        if (tr->cfg.clip_grad_norm > 0)
-            clip_grads(net, tr->cfg.clip_grad_norm);
-        amtl_adam_step(&tr->opt_w);
-        if (phase == AMTL_PHASE_SEARCH && !bilevel)
-            amtl_adam_step(&tr->opt_a);
-        if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
-                                     state_save, nbt_save)) {
-            amtl_progress_finish(&pg);
-            amtl_error(st, AMTL_ENUM,
-                       "non-finite validation loss or gradient in the arch step of epoch %d, "
-                       "batch %lld", tr->epoch, (long long)bi);
-            goto out;
+        double l;
+        if (tr->dev) {
+            int r = dev_train_step(tr, phase, bb.rows, bs, &l, st);
+            if (r) {
+                amtl_progress_finish(&pg);
+                if (r > 0)
+                    amtl_error(st, AMTL_ENUM, "non-finite %s in epoch %d, batch %lld",
+                               isfinite(l) ? "gradient" : "loss", tr->epoch, (long long)bi);
+                goto out;
+            }
+        } else {
+            amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
+            const float *logits = amtl_supernet_forward(net, tr->ws_train, &bb.b, 1, &tr->rng);
+            l = loss_and_grad(tr, &bb.b, logits, dlogits, ycol, mcol);
+            if (!isfinite(l)) {
+                amtl_progress_finish(&pg);
+                amtl_error(st, AMTL_ENUM, "non-finite loss in epoch %d, batch %lld", tr->epoch,
+                           (long long)bi);
+                goto out;
+            }
+            amtl_supernet_zero_grad(net);
+            amtl_supernet_backward(net, tr->ws_train, &bb.b, dlogits);
+            if (!grads_finite(net)) {
+                amtl_progress_finish(&pg);
+                amtl_error(st, AMTL_ENUM, "non-finite gradient in epoch %d, batch %lld",
+                           tr->epoch, (long long)bi);
+                goto out;
+            }
+            if (tr->cfg.clip_grad_norm > 0)
+                clip_grads(net, tr->cfg.clip_grad_norm);
+            amtl_adam_step(&tr->opt_w);
+            if (phase == AMTL_PHASE_SEARCH && !bilevel) {
+                amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
+                amtl_adam_step(&tr->opt_a);
+            }
+            if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
+                                         state_save, nbt_save)) {
+                amtl_progress_finish(&pg);
+                amtl_error(st, AMTL_ENUM,
+                           "non-finite validation loss or gradient in the arch step of epoch %d, "
+                           "batch %lld", tr->epoch, (long long)bi);
+                goto out;
+            }
         }
         sum += l * bs;
         counted += bs;
@@ -422,6 +543,9 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         amtl_progress_update(&pg, bi + 1, note);
     }
     amtl_progress_finish(&pg);
+    dev_live = 0;
+    if (dev_end(tr, st))
+        goto out;
     const char *bad = non_finite_param(net);
     if (bad) {
         amtl_error(st, AMTL_ENUM, "non-finite weights in epoch %d after batch %lld (tensor '%s')",
@@ -436,6 +560,13 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     *loss = counted ? sum / (double)counted : NAN;
     rc = 0;
 out:
+    if (dev_live) {
+        /* a stopped epoch is saved from the host: bring the state back; if
+         * that fails, that error replaces the stop so nothing stale is saved */
+        amtl_status st2;
+        if (dev_end(tr, &st2) && st)
+            *st = st2;
+    }
     batchbuf_free(&bb);
     if (bilevel)
         batchbuf_free(&vb);
@@ -463,18 +594,41 @@ int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
         amtl_free(logits);
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
+    if (dev_begin(tr, ds, split, 0, st))
+        goto fail;
+    float *dl = tr->dev ? amtl_alloc_array((size_t)T * B, sizeof(float)) : NULL;
+    if (tr->dev && !dl) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto fail;
+    }
     for (int64_t r0 = 0; r0 < n; r0 += B) {
         int bs = (int)(n - r0 < B ? n - r0 : B);
         for (int i = 0; i < bs; i++)
             bb.rows[i] = (int32_t)(r0 + i);
+        if (dl) {
+            if (amtl_dev_batch_rows(tr->dev, bb.rows, bs, st) ||
+                amtl_dev_forward(tr->dev, &tr->net, 0, &tr->rng, dl, st)) {
+                amtl_free(dl);
+                goto fail;
+            }
+            for (int t = 0; t < T; t++)
+                memcpy(logits + (size_t)t * n + r0, dl + (size_t)t * bs,
+                       (size_t)bs * sizeof(float));
+            continue;
+        }
         amtl_dataset_gather(ds, split, bb.rows, bs, &bb.b);
         const float *lg = amtl_supernet_forward(&tr->net, tr->ws_eval, &bb.b, 0, &tr->rng);
         for (int t = 0; t < T; t++)
             memcpy(logits + (size_t)t * n + r0, lg + (size_t)t * bs, (size_t)bs * sizeof(float));
     }
+    amtl_free(dl);
     batchbuf_free(&bb);
     *out = logits;
     return 0;
+fail:
+    batchbuf_free(&bb);
+    amtl_free(logits);
+    return -1;
 }
 
 int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,

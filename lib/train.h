@@ -71,7 +71,20 @@ typedef struct {
     /* Epoch count at which the run that trains this trainer began; a
      * checkpoint keeps it so that a resumed run knows its target. */
     int run_start;
+    /* The device step (cfg.device cuda, auto with a GPU, or cpu-backend),
+     * made at the first epoch or evaluation; NULL on the CPU path.  The host
+     * net and opt_w are in sync with it between epochs and evaluations. */
+    struct amtl_dev *dev;
+    int dev_resolved;      /* cfg.device was looked at (dev may stay NULL) */
+    int dev_split;         /* the split whose data the device holds, or -1 */
 } amtl_trainer;
+
+/* The backend that config value `device` selects: NULL for the CPU path
+ * (cpu, or auto without a usable GPU); AMTL_EDEVICE when cuda is asked for
+ * and none can run. */
+struct amtl_backend;
+int amtl_device_backend(const char *device, const struct amtl_backend **be,
+                        amtl_status *st);
 
 /* A fresh trainer: the net initialised from cfg->seed. */
 int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_dataset *ds,

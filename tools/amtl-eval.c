@@ -7,13 +7,14 @@
 #include "finetune.h"
 #include "predict.h"
 
-enum { OPT_JSON = 256, OPT_SPLIT, OPT_PREDICT, OPT_HEADER, OPT_DELIM };
+enum { OPT_JSON = 256, OPT_SPLIT, OPT_PREDICT, OPT_HEADER, OPT_DELIM, OPT_DEVICE };
 
 static const amtl_cli_opt opts[] = {
     {"model", 'm', "FILE", "model written by amtl-train"},
     {"data", 'd', "FILE", "dataset file written by amtl-prep"},
     {"split", OPT_SPLIT, "SPLIT", "train, val or test (default test)"},
     {"json", OPT_JSON, NULL, "one JSON object instead of a table"},
+    {"device", OPT_DEVICE, "DEV", "cpu (default), cuda or auto: where --data is scored"},
     {"predict", OPT_PREDICT, NULL, "score the CSV rows of FILE (default -, stdin)"},
     {"header", OPT_HEADER, NULL, "with --predict: first a line of task names"},
     {"delimiter", OPT_DELIM, "C", "with --predict: field delimiter (default ',', or tab)"},
@@ -30,7 +31,7 @@ int main(int argc, char **argv)
                     .summary = "Score a model: per-task AUC and logloss on a dataset split, "
                                "or probabilities per CSV row.",
                     .opts = opts};
-    const char *arg, *data = NULL, *split = NULL;
+    const char *arg, *data = NULL, *split = NULL, *device = NULL;
     amtl_predict_opts p = {.input = "-", .delim = ','};
     int k, json = 0, predict = 0, pflags = 0;
     while ((k = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
         case 'd': data = arg; break;
         case OPT_SPLIT: split = arg; break;
         case OPT_JSON: json = 1; break;
+        case OPT_DEVICE: device = arg; break;
         case OPT_PREDICT: predict = 1; break;
         case OPT_HEADER: p.header = 1; pflags = 1; break;
         case OPT_DELIM:
@@ -58,8 +60,9 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--model is required");
     amtl_status st = {0};
     if (predict) {
-        if (data || split || json)
-            return amtl_cli_usage_error(&cli, "--predict excludes --data, --split and --json");
+        if (data || split || json || device)
+            return amtl_cli_usage_error(&cli, "--predict excludes --data, --split, --json "
+                                        "and --device (it scores on the CPU)");
         if (argc - optind > 1)
             return amtl_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind + 1]);
         if (optind < argc)
@@ -77,7 +80,7 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--header and --delimiter go with --predict");
     if (!data)
         return amtl_cli_usage_error(&cli, "--data or --predict is required");
-    if (amtl_eval_run(p.model, data, split ? split : "test", json, &st))
+    if (amtl_eval_run(p.model, data, split ? split : "test", json, device, &st))
         return amtl_cli_fail(&cli, &st);
     return 0;
 }

@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "search.h"
 
-enum { OPT_RESUME = 256, OPT_METRICS, OPT_INIT, OPT_QUIET, OPT_THREADS };
+enum { OPT_RESUME = 256, OPT_METRICS, OPT_INIT, OPT_QUIET, OPT_THREADS, OPT_DEVICE };
 
 static const amtl_cli_opt opts[] = {
     {"data", 'd', "FILE", "dataset file written by amtl-prep"},
@@ -26,6 +26,7 @@ static const amtl_cli_opt opts[] = {
                          "of the run that wrote the checkpoint)"},
     {"seed", 'S', "N", "random seed (config key seed)"},
     {"threads", OPT_THREADS, "N", "BLAS threads, 0 = all cores (config key threads)"},
+    {"device", OPT_DEVICE, "DEV", "cpu, cuda or auto (config key device)"},
     {"metrics", OPT_METRICS, "FILE", "append one JSON line per epoch here (default stdout)"},
     {"quiet", OPT_QUIET, NULL, "no progress line on a terminal"},
     {"output", 'o', "CKPT", "checkpoint to write after every epoch"},
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
             break;
         case 'S': amtl_cli_override(&cli, "seed", arg); break;
         case OPT_THREADS: amtl_cli_override(&cli, "threads", arg); break;
+        case OPT_DEVICE: amtl_cli_override(&cli, "device", arg); break;
         case OPT_METRICS: o.metrics = arg; break;
         case OPT_QUIET: o.quiet = 1; break;
         case 'o': o.out = arg; break;

@@ -6,7 +6,7 @@
 #include "cli.h"
 #include "finetune.h"
 
-enum { OPT_INIT = 256, OPT_SCRATCH, OPT_PATIENCE, OPT_METRICS, OPT_QUIET, OPT_THREADS };
+enum { OPT_INIT = 256, OPT_SCRATCH, OPT_PATIENCE, OPT_METRICS, OPT_QUIET, OPT_THREADS, OPT_DEVICE };
 
 static const amtl_cli_opt opts[] = {
     {"data", 'd', "FILE", "dataset file written by amtl-prep"},
@@ -19,6 +19,7 @@ static const amtl_cli_opt opts[] = {
     {"patience", OPT_PATIENCE, "P", "stop after P epochs without improvement"},
     {"seed", 'S', "N", "random seed"},
     {"threads", OPT_THREADS, "N", "BLAS threads, 0 = all cores"},
+    {"device", OPT_DEVICE, "DEV", "cpu, cuda or auto (config key device)"},
     {"metrics", OPT_METRICS, "FILE", "append one JSON line per epoch here (default stdout)"},
     {"quiet", OPT_QUIET, NULL, "no progress line on a terminal"},
     {"output", 'o', "MODEL", "model file to write"},
@@ -59,6 +60,7 @@ int main(int argc, char **argv)
             break;
         case 'S': amtl_cli_override(&cli, "seed", arg); break;
         case OPT_THREADS: amtl_cli_override(&cli, "threads", arg); break;
+        case OPT_DEVICE: amtl_cli_override(&cli, "device", arg); break;
         case OPT_METRICS: o.metrics = arg; break;
         case OPT_QUIET: o.quiet = 1; break;
         case 'o': o.out = arg; break;

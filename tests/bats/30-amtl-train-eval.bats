@@ -47,7 +47,7 @@ synthetic_data() {
     [[ "$stderr" == *"--data or --predict is required"* ]]
     run --separate-stderr amtl-eval --model m --data d --predict
     [ "$status" -eq 2 ]
-    [[ "$stderr" == *"--predict excludes --data, --split and --json"* ]]
+    [[ "$stderr" == *"--predict excludes --data, --split, --json and --device"* ]]
     run --separate-stderr amtl-eval --model m --data d --header
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"--header and --delimiter go with --predict"* ]]

@@ -587,7 +587,7 @@ static void test_validate(void)
         {{"arch_weight_decay=-1"}, "key 'arch_weight_decay'"},
         {{"clip_grad_norm=-5"}, "key 'clip_grad_norm'"},
         {{"threads=-1"}, "key 'threads' must be at least 0"},
-        {{"device=gpu"}, "key 'device' must be one of cpu, cuda, auto; got 'gpu'"},
+        {{"device=gpu"}, "key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'"},
         {{"task_weights=[1, -1]"}, "key 'task_weights' item 2 must be >= 0"},
         {{"task_conditions=ctr"}, "key 'task_conditions' wants entries task=cond, got 'ctr'"},
         {{"task_conditions==x"}, "key 'task_conditions'"},
@@ -827,7 +827,7 @@ static void test_describe(void)
         CHECKF(strstr(text, want) != NULL, "'%s' not described", want + 3);
         keys++;
     }
-    CHECK(keys == 39);
+    CHECK(keys == 40);
     free(dump);
     free(text);
     amtl_config_free(&c);

@@ -1,0 +1,561 @@
+/* backend.c — the CPU backend of kernels/backend.h: host memory and plain
+ * loops over rows (the compiler vectorises across channels), OpenBLAS for
+ * the products.  It is the reference the CUDA backend is tested against and
+ * runs the device step on a machine without a GPU, so each primitive keeps
+ * the arithmetic of the CPU layer it stands for (lib/layers.c, lib/optim.c,
+ * the MixFeature and MixedExpert of lib/supernet_step.c, the loss of
+ * lib/train.c): same operations in the same order, so the two paths agree
+ * bit for bit where the layouts allow.  Reductions over the batch are in
+ * double.
+ */
+#include "backend.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "layers.h"
+#include "optim.h"
+#include "tensor.h"
+
+/* Channels per block of double accumulators (on the stack). */
+#define CHAN_BLOCK 256
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* ---- memory and errors ---------------------------------------------------- */
+
+static char cpu_err[128];
+
+static void *cpu_alloc(size_t bytes)
+{
+    void *p = amtl_alloc(bytes);
+    if (!p && !cpu_err[0])
+        snprintf(cpu_err, sizeof cpu_err, "cannot allocate %zu bytes of host memory", bytes);
+    return p;
+}
+
+static void cpu_free(void *p) { amtl_free(p); }
+
+static int cpu_put(void *dst, const void *src_host, size_t bytes)
+{
+    if (bytes)
+        memcpy(dst, src_host, bytes);
+    return 0;
+}
+
+static int cpu_get(void *dst_host, const void *src, size_t bytes)
+{
+    if (bytes)
+        memcpy(dst_host, src, bytes);
+    return 0;
+}
+
+static int cpu_zero(void *p, size_t bytes)
+{
+    if (bytes)
+        memset(p, 0, bytes);
+    return 0;
+}
+
+static int cpu_sync(void) { return 0; }
+
+static const char *cpu_last_error(void) { return cpu_err[0] ? cpu_err : NULL; }
+
+/* ---- matrices --------------------------------------------------------------- */
+
+static void cpu_add(float *Y, int ldy, const float *X, int ldx, int rows, int C)
+{
+    /* Y[rows, ldy] (+=), X[rows, ldx] */
+    for (int r = 0; r < rows; r++) {
+        float *restrict y = Y + (size_t)r * ldy;
+        const float *restrict x = X + (size_t)r * ldx;
+        for (int c = 0; c < C; c++)
+            y[c] += x[c];
+    }
+}
+
+static void cpu_axpy(float *y, const float *x, float a, size_t n)
+{
+    /* y[n] (+=), x[n] */
+    float *restrict yy = y;
+    const float *restrict xx = x;
+    for (size_t i = 0; i < n; i++)
+        yy[i] += a * xx[i];
+}
+
+static void cpu_dot(float *out, const float *x, const float *y, size_t n)
+{
+    /* out[1], x[n], y[n]; eight independent double lanes vectorise without
+     * reassociating any one sum */
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)x[i + k] * y[i + k];
+    double s = 0.0;
+    for (; i < n; i++)
+        s += (double)x[i] * y[i];
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    *out = (float)s;
+}
+
+/* ---- data --------------------------------------------------------------------- */
+
+static void cpu_take_i32(int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
+                         int B, int C)
+{
+    /* dst[B,C], src column-major [C, ld], rows[B] */
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
+}
+
+static void cpu_take_f32(float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+                         int C)
+{
+    /* dst[B,C], src column-major [C, ld], rows[B] */
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
+}
+
+static void cpu_embed_gather(float *embs, const float *w, const int64_t *tab, const int32_t *ids,
+                             int B, int N, int E)
+{
+    /* embs[B,N,E], w[...] (field f's table at w + tab[f], rows of E), tab[N],
+     * ids[B,N] */
+    for (int b = 0; b < B; b++)
+        for (int f = 0; f < N; f++) {
+            size_t bf = (size_t)b * N + f;
+            memcpy(embs + bf * E, w + tab[f] + (int64_t)ids[bf] * E, (size_t)E * sizeof *embs);
+        }
+}
+
+static void cpu_embed_scatter(float *g, const int64_t *tab, const int32_t *ids,
+                              const float *dembs, int B, int N, int E)
+{
+    /* g[...] (+=, laid out as w), tab[N], ids[B,N], dembs[B,N,E]; repeated ids
+     * accumulate in row order */
+    for (int b = 0; b < B; b++)
+        for (int f = 0; f < N; f++) {
+            size_t bf = (size_t)b * N + f;
+            float *restrict d = g + tab[f] + (int64_t)ids[bf] * E;
+            const float *restrict s = dembs + bf * E;
+            for (int e = 0; e < E; e++)
+                d[e] += s[e];
+        }
+}
+
+/* ---- elementwise --------------------------------------------------------------- */
+
+static void cpu_bias_act(float *Y, int ldy, const float *b, int rows, int C, int relu)
+{
+    /* Y[rows, ldy], b[C] */
+    for (int r = 0; r < rows; r++) {
+        float *restrict y = Y + (size_t)r * ldy;
+        if (relu)
+            for (int c = 0; c < C; c++) {
+                float v = y[c] + b[c];
+                y[c] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int c = 0; c < C; c++)
+                y[c] += b[c];
+    }
+}
+
+static void cpu_colsum(float *s, float beta, const float *X, int ldx, int rows, int C)
+{
+    /* s[C], X[rows, ldx].  beta == 0 does not read s (as in gemm), so s may
+     * start uninitialised. */
+    for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
+        int n = min_int(C - c0, CHAN_BLOCK);
+        double acc[CHAN_BLOCK];
+        for (int j = 0; j < n; j++)
+            acc[j] = 0.0;
+        for (int r = 0; r < rows; r++) {
+            const float *restrict x = X + (size_t)r * ldx + c0;
+            for (int j = 0; j < n; j++)
+                acc[j] += x[j];
+        }
+        for (int j = 0; j < n; j++)
+            s[c0 + j] = beta == 0.0f ? (float)acc[j]
+                                     : (float)((double)beta * s[c0 + j] + acc[j]);
+    }
+}
+
+static void cpu_relu_back(float *dX, const float *dY, const float *Y, int ld, int rows, int C)
+{
+    /* dX, dY, Y [rows, ld]; dX may be dY */
+    for (int r = 0; r < rows; r++) {
+        float *dx = dX + (size_t)r * ld;
+        const float *dy = dY + (size_t)r * ld;
+        const float *restrict y = Y + (size_t)r * ld;
+        for (int c = 0; c < C; c++)
+            dx[c] = y[c] > 0.0f ? dy[c] : 0.0f;
+    }
+}
+
+static void cpu_dropout(float *Y, uint8_t *mask, const float *X, size_t n, float p,
+                        uint64_t seed, uint64_t ctr)
+{
+    /* Y[n], mask[n], X[n] */
+    float keep = 1.0f - p;
+    for (size_t i = 0; i < n; i++) {
+        int kept = amtl_ctr_uniform(seed, ctr, i) >= p;
+        mask[i] = (uint8_t)kept;
+        Y[i] = kept ? X[i] / keep : 0.0f;
+    }
+}
+
+static void cpu_dropout_back(float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
+                             int add)
+{
+    /* dX[n] (= or +=), dY[n], mask[n]; dX may be dY */
+    float keep = 1.0f - p;
+    if (add)
+        for (size_t i = 0; i < n; i++)
+            dX[i] += mask[i] ? dY[i] / keep : 0.0f;
+    else
+        for (size_t i = 0; i < n; i++)
+            dX[i] = mask[i] ? dY[i] / keep : 0.0f;
+}
+
+/* ---- BatchNorm1d: the arithmetic of amtl_batchnorm_* with leading dimensions -- */
+
+static void cpu_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+                         const float *X, int ldx, const float *gamma, const float *beta, int rows,
+                         int C, float momentum, float eps)
+{
+    /* Y[rows, ldy], mean[C], rstd[C], rmean[C], rvar[C], X[rows, ldx],
+     * gamma[C], beta[C] */
+    double unbias = rows > 1 ? (double)rows / (double)(rows - 1) : 1.0;
+    for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
+        int n = min_int(C - c0, CHAN_BLOCK);
+        double sum[CHAN_BLOCK], sq[CHAN_BLOCK], mu[CHAN_BLOCK];
+        for (int j = 0; j < n; j++)
+            sum[j] = sq[j] = 0.0;
+        for (int r = 0; r < rows; r++) {
+            const float *restrict x = X + (size_t)r * ldx + c0;
+            for (int j = 0; j < n; j++)
+                sum[j] += x[j];
+        }
+        for (int j = 0; j < n; j++)
+            mu[j] = sum[j] / rows;
+        /* two passes (mean, then squared deviations): no cancellation */
+        for (int r = 0; r < rows; r++) {
+            const float *restrict x = X + (size_t)r * ldx + c0;
+            for (int j = 0; j < n; j++) {
+                double d = x[j] - mu[j];
+                sq[j] += d * d;
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            int c = c0 + j;
+            double var = sq[j] / rows;
+            mean[c] = (float)mu[j];
+            rstd[c] = (float)(1.0 / sqrt(var + eps));
+            rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * mu[j]);
+            rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * var * unbias);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        const float *restrict x = X + (size_t)r * ldx;
+        float *restrict y = Y + (size_t)r * ldy;
+        for (int c = 0; c < C; c++)
+            y[c] = (x[c] - mean[c]) * rstd[c] * gamma[c] + beta[c];
+    }
+}
+
+static void cpu_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gamma,
+                        const float *beta, const float *rmean, const float *rvar, int rows, int C,
+                        float eps)
+{
+    /* Y[rows, ldy], X[rows, ldx], gamma, beta, rmean, rvar [C] */
+    for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
+        int n = min_int(C - c0, CHAN_BLOCK);
+        float scale[CHAN_BLOCK], shift[CHAN_BLOCK];
+        for (int j = 0; j < n; j++) {
+            int c = c0 + j;
+            double s = gamma[c] / sqrt((double)rvar[c] + eps);
+            scale[j] = (float)s;
+            shift[j] = (float)(beta[c] - rmean[c] * s);
+        }
+        for (int r = 0; r < rows; r++) {
+            const float *restrict x = X + (size_t)r * ldx + c0;
+            float *restrict y = Y + (size_t)r * ldy + c0;
+            for (int j = 0; j < n; j++)
+                y[j] = x[j] * scale[j] + shift[j];
+        }
+    }
+}
+
+static void cpu_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
+                        const float *X, int ldx, const float *mean, const float *rstd,
+                        const float *gamma, int rows, int C)
+{
+    /* dX[rows, lddx] (=), dgamma[C] (+=), dbeta[C] (+=), dY[rows, lddy],
+     * X[rows, ldx], mean, rstd, gamma [C].  With xh = (x - mean) rstd:
+     *   dx = gamma rstd (dy - mean_r(dy) - xh mean_r(dy xh)).
+     * dX may be dY (same leading dimension): each element is read before it
+     * is written, and the sums are complete before the first write. */
+    for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
+        int n = min_int(C - c0, CHAN_BLOCK);
+        double sd[CHAN_BLOCK], sdx[CHAN_BLOCK];
+        float mu[CHAN_BLOCK], rs[CHAN_BLOCK], k0[CHAN_BLOCK], k1[CHAN_BLOCK], g[CHAN_BLOCK];
+        for (int j = 0; j < n; j++) {
+            sd[j] = sdx[j] = 0.0;
+            mu[j] = mean[c0 + j];
+            rs[j] = rstd[c0 + j];
+        }
+        for (int r = 0; r < rows; r++) {
+            const float *restrict x = X + (size_t)r * ldx + c0;
+            const float *restrict dy = dY + (size_t)r * lddy + c0;
+            for (int j = 0; j < n; j++) {
+                float xh = (x[j] - mu[j]) * rs[j];
+                sd[j] += dy[j];
+                sdx[j] += dy[j] * xh;
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            int c = c0 + j;
+            dbeta[c] += (float)sd[j];
+            dgamma[c] += (float)sdx[j];
+            k0[j] = (float)(sd[j] / rows);
+            k1[j] = (float)(sdx[j] / rows);
+            g[j] = gamma[c] * rs[j];
+        }
+        for (int r = 0; r < rows; r++) {
+            const float *restrict x = X + (size_t)r * ldx + c0;
+            const float *dy = dY + (size_t)r * lddy + c0;
+            float *dx = dX + (size_t)r * lddx + c0;
+            for (int j = 0; j < n; j++) {
+                float xh = (x[j] - mu[j]) * rs[j];
+                dx[j] = g[j] * (dy[j] - k0[j] - xh * k1[j]);
+            }
+        }
+    }
+}
+
+/* ---- the supernet's own layers ------------------------------------------------- */
+
+static void cpu_softmax(float *Y, const float *X, int rows, int K)
+{
+    amtl_softmax_forward(Y, X, rows, K);
+}
+
+static void cpu_softmax_back(float *dX, const float *dY, const float *Y, int rows, int K)
+{
+    amtl_softmax_backward(dX, dY, Y, rows, K);
+}
+
+static void cpu_mixfeature(float *x, float *sums, const float *embs, const float *dense,
+                           const float *gs, const float *gi, int B, int N, int E, int D)
+{
+    /* x[B, N·E+E+D], sums[B,E], embs[B,N,E], dense[B,D], gs[N], gi[N].  The
+     * arithmetic of mix_feature_forward: float sums over the fields, a field
+     * with gi 0 left out; Σu² is gathered in x's FM slot. */
+    size_t ldx = (size_t)N * E + E + D;
+    for (int b = 0; b < B; b++) {
+        const float *e = embs + (size_t)b * N * E;
+        float *xb = x + (size_t)b * ldx, *sb = sums + (size_t)b * E;
+        float *fm = xb + (size_t)N * E;
+        for (int k = 0; k < E; k++)
+            sb[k] = fm[k] = 0.0f;
+        for (int f = 0; f < N; f++) {
+            const float *ef = e + (size_t)f * E;
+            float a = gs[f], c = gi[f];
+            for (int k = 0; k < E; k++)
+                xb[(size_t)f * E + k] = a * ef[k];
+            if (c != 0.0f)
+                for (int k = 0; k < E; k++) {
+                    float u = c * ef[k];
+                    sb[k] += u;
+                    fm[k] += u * u;
+                }
+        }
+        for (int k = 0; k < E; k++)
+            fm[k] = 0.5f * (sb[k] * sb[k] - fm[k]);
+        if (D > 0)
+            memcpy(fm + E, dense + (size_t)b * D, (size_t)D * sizeof *x);
+    }
+}
+
+static void cpu_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *dx,
+                                const float *embs, const float *sums, const float *gs,
+                                const float *gi, int B, int N, int E, int D)
+{
+    /* dembs[B,N,E] (+=), dgs[N], dgi[N] (=), dx[B, N·E+E+D], embs[B,N,E],
+     * sums[B,E], gs[N], gi[N].  As mix_feature_backward: per (row, field)
+     * partial sums in double, added over the rows in order. */
+    size_t ldx = (size_t)N * E + E + D;
+    for (int f = 0; f < N; f++) {
+        float a = gs[f], c = gi[f];
+        double ts = 0.0, ti = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *ef = embs + ((size_t)b * N + f) * E;
+            float *def = dembs + ((size_t)b * N + f) * E;
+            const float *dxb = dx + (size_t)b * ldx, *dxf = dxb + (size_t)f * E;
+            const float *dfm = dxb + (size_t)N * E, *sb = sums + (size_t)b * E;
+            double ps = 0.0, pi = 0.0;
+            for (int k = 0; k < E; k++) {
+                ps += (double)dxf[k] * ef[k];
+                float du = dfm[k] * (sb[k] - c * ef[k]);
+                pi += (double)du * ef[k];
+                def[k] += a * dxf[k] + c * du;
+            }
+            ts += ps;
+            ti += pi;
+        }
+        dgs[f] = (float)ts;
+        dgi[f] = (float)ti;
+    }
+}
+
+static void cpu_expert_mix(float *out, const float *G, const float *s, const float *Y,
+                           size_t ldk, int B, int K, int H)
+{
+    /* out[B,H], G[B,K], s[K], Y[K, ldk] (expert i's [B,H] at Y + i·ldk).  An
+     * expert with s 0 is not read: it need not have been computed. */
+    memset(out, 0, (size_t)B * H * sizeof *out);
+    for (int i = 0; i < K; i++) {
+        if (s[i] == 0.0f)
+            continue;
+        const float *y = Y + i * ldk;
+        for (int b = 0; b < B; b++) {
+            float a = G[(size_t)b * K + i] * s[i];
+            const float *restrict yb = y + (size_t)b * H;
+            float *restrict ob = out + (size_t)b * H;
+            for (int k = 0; k < H; k++)
+                ob[k] += a * yb[k];
+        }
+    }
+}
+
+static void cpu_expert_mix_back(float *dY, float *dG, float *ds, const float *dout,
+                                const float *G, const float *s, const float *Y, size_t ldk,
+                                int B, int K, int H)
+{
+    /* dY[K, ldk] (+=), dG[B,K] (=), ds[K] (=), dout[B,H], G[B,K], s[K],
+     * Y[K, ldk].  As consumer_backward, except that an expert with s 0 is
+     * not read (backend.h: its p is 0). */
+    for (int i = 0; i < K; i++) {
+        double dsi = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *d = dout + (size_t)b * H;
+            float p = 0.0f;
+            if (s[i] != 0.0f) {
+                const float *y = Y + i * ldk + (size_t)b * H;
+                for (int k = 0; k < H; k++)
+                    p += d[k] * y[k];
+                float a = G[(size_t)b * K + i] * s[i];
+                float *restrict dy = dY + i * ldk + (size_t)b * H;
+                for (int k = 0; k < H; k++)
+                    dy[k] += a * d[k];
+            }
+            dG[(size_t)b * K + i] = s[i] * p;
+            dsi += (double)G[(size_t)b * K + i] * p;
+        }
+        ds[i] = (float)dsi;
+    }
+}
+
+/* BCE with logits, stably: as bce_logit in lib/layers.c */
+static double bce_logit(double x, double y)
+{
+    return (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
+}
+
+static void cpu_bce(float *loss, float *dlogits, const float *logits, const float *labels,
+                    const int32_t *cond_host, const float *w_host, int B, int T)
+{
+    /* loss[T], dlogits[T,B], logits[T,B], labels[B,T], cond_host[T],
+     * w_host[T].  The operations of loss_and_grad (lib/train.c) through
+     * amtl_bce_logits_forward/backward, with the label and mask columns read
+     * in place instead of copied out. */
+    for (int t = 0; t < T; t++) {
+        const float *x = logits + (size_t)t * B;
+        float *dx = dlogits + (size_t)t * B;
+        int ct = cond_host[t];
+        double sum = 0.0;
+        int count = 0;
+        for (int b = 0; b < B; b++) {
+            float m = ct >= 0 ? labels[(size_t)b * T + ct] : 1.0f;
+            if (m == 0.0f)
+                continue;
+            sum += m * bce_logit(x[b], labels[(size_t)b * T + t]);
+            count++;
+        }
+        loss[t] = (float)(count ? sum / count : 0.0);
+        float scale = w_host[t] / (float)T;
+        float k = count ? scale / (float)count : 0.0f;
+        for (int b = 0; b < B; b++) {
+            float m = ct >= 0 ? labels[(size_t)b * T + ct] : 1.0f;
+            float y = labels[(size_t)b * T + t];
+            dx[b] = m == 0.0f ? 0.0f : k * m * (amtl_sigmoid(x[b]) - y);
+        }
+    }
+}
+
+static void cpu_adam(float *w, float *g, float *m, float *v, const amtl_adam_seg *segs,
+                     int n_segs, int64_t total, float lr, float beta1, float beta2, float eps,
+                     float wd, int64_t step)
+{
+    /* w, g: the segments' ranges; m, v [total]; segs[n_segs] */
+    (void)total;
+    for (int k = 0; k < n_segs; k++) {
+        const amtl_adam_seg *sg = &segs[k];
+        if (!sg->active)
+            continue;
+        amtl_adam_update(w + sg->woff, g + sg->woff, m + sg->moff, v + sg->moff, (size_t)sg->n,
+                         lr, beta1, beta2, eps, sg->decay ? wd : 0.0f, step);
+    }
+}
+
+static const amtl_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .put = cpu_put,
+    .get = cpu_get,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .last_error = cpu_last_error,
+    .gemm = amtl_gemm,
+    .add = cpu_add,
+    .axpy = cpu_axpy,
+    .dot = cpu_dot,
+    .take_i32 = cpu_take_i32,
+    .take_f32 = cpu_take_f32,
+    .embed_gather = cpu_embed_gather,
+    .embed_scatter = cpu_embed_scatter,
+    .bias_act = cpu_bias_act,
+    .colsum = cpu_colsum,
+    .relu_back = cpu_relu_back,
+    .dropout = cpu_dropout,
+    .dropout_back = cpu_dropout_back,
+    .bn_train = cpu_bn_train,
+    .bn_eval = cpu_bn_eval,
+    .bn_back = cpu_bn_back,
+    .softmax = cpu_softmax,
+    .softmax_back = cpu_softmax_back,
+    .mixfeature = cpu_mixfeature,
+    .mixfeature_back = cpu_mixfeature_back,
+    .expert_mix = cpu_expert_mix,
+    .expert_mix_back = cpu_expert_mix_back,
+    .bce = cpu_bce,
+    .adam = cpu_adam,
+};
+
+const amtl_backend *amtl_backend_cpu(void) { return &cpu_backend; }
+
+#ifndef AMTL_HAVE_CUDA
+const amtl_backend *amtl_backend_cuda(const char **why)
+{
+    if (why)
+        *why = "this build has no CUDA backend (nvcc was not found when it was built)";
+    return NULL;
+}
+#endif

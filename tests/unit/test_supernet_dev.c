@@ -1,0 +1,783 @@
+/* test_supernet_dev.c — the device step (lib/supernet_dev.h) on the CPU
+ * backend against the CPU step (amtl_supernet_forward/_backward) on the same
+ * tiny supernet, state by state: warm-up, search with reference, soft and
+ * sampled gates, partly discrete, exported and pruned, evaluation after a few
+ * steps.  Then Adam, the loss, dropout, batches from an uploaded split and
+ * the error paths. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "config.h"
+#include "dataset.h"
+#include "layers.h"
+#include "optim.h"
+#include "supernet.h"
+#include "supernet_dev.h"
+#include "test.h"
+
+enum { TN = 3, TD = 2, TT = 2, TB = 8, TBMAX = 11, TROWS = 20 };
+
+/* The two paths compute the same sums in other orders (the MixedOp's
+ * BatchNorm through the input covariance on the CPU, directly here): float
+ * rounding, a few 1e-7 relative, amplified by BatchNorm over 8 rows.  TOL is
+ * CHECK_CLOSE's measure; TOL_REL is relative to each tensor's largest
+ * element, looser because small gradients (1e-4) go through several
+ * BatchNorms: 6e-5 seen. */
+#define TOL 1e-4
+#define TOL_REL 1e-3
+
+static char *fnames[TN] = {"user", "item", "cat"};
+static char *dnames[TD] = {"d0", "d1"};
+static char *lnames[TT] = {"click", "buy"};
+static int32_t vocab[TN] = {5, 4, 6};
+
+/* task 1 counts only the rows where task 0 is positive, as task_conditions does */
+static const int32_t cond[TT] = {-1, 0};
+static const float task_w[TT] = {1.0f, 0.7f};
+
+static void tiny_dataset(amtl_dataset *ds)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->N = TN;
+    ds->D = TD;
+    ds->T = TT;
+    ds->sparse_names = fnames;
+    ds->dense_names = dnames;
+    ds->label_names = lnames;
+    ds->vocab = vocab;
+}
+
+static int tiny_config(amtl_config *c, float dropout, const char *gate_mode, int gate_dense)
+{
+    amtl_status st;
+    char drop[32];
+    snprintf(drop, sizeof drop, "%g", dropout);
+    const char *kv[][2] = {
+        {"embedding_dim", "3"}, {"n_experts", "3"},   {"n_expert_layers", "2"},
+        {"expert_n_layers", "2"}, {"expert_width", "4"}, {"tower_layers", "[3]"},
+        {"ops", "[Identity, MLP-3, MLP-5, Zero]"}, {"dropout", drop},
+        {"gate_mode", gate_mode}, {"batch_size", "8"},
+        {"gate_dense", gate_dense ? "true" : "false"},
+    };
+    if (amtl_config_defaults(c, &st))
+        return -1;
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (amtl_config_set(c, kv[i][0], kv[i][1], &st)) {
+            printf("# %s\n", st.msg);
+            return -1;
+        }
+    return 0;
+}
+
+typedef struct {
+    amtl_batch b;
+    int32_t ids[TB * TN];
+    float dense[TB * TD];
+    float labels[TB * TT];
+} tiny_batch;
+
+static void fill_batch(tiny_batch *tb, amtl_rng *r)
+{
+    for (int i = 0; i < TB; i++) {
+        for (int f = 0; f < TN; f++)
+            tb->ids[i * TN + f] = (int32_t)amtl_rng_below(r, (uint64_t)vocab[f]);
+        for (int d = 0; d < TD; d++)
+            tb->dense[i * TD + d] = amtl_rng_uniform_range(r, -1, 1);
+        for (int t = 0; t < TT; t++)
+            tb->labels[i * TT + t] = (float)amtl_rng_bernoulli(r, 0.5);
+    }
+    tb->b.B = TB;
+    tb->b.ids = tb->ids;
+    tb->b.dense = tb->dense;
+    tb->b.labels = tb->labels;
+}
+
+/* The states of the network under test. */
+enum { S_WARMUP = 1, S_SOFT = 2, S_DISCRETE = 4, S_EXPORTED = 8 };
+
+/* A tiny supernet from a seed with non-trivial arch parameters, BatchNorm
+ * affine parameters and running statistics, in state `flags`. */
+static int make_net(amtl_supernet *net, amtl_config *cfg, float dropout, const char *mode,
+                    int gate_dense, int flags, uint64_t seed)
+{
+    amtl_dataset ds;
+    amtl_status st;
+    amtl_rng r;
+    tiny_dataset(&ds);
+    if (tiny_config(cfg, dropout, mode, gate_dense))
+        return -1;
+    amtl_rng_seed(&r, seed);
+    if (amtl_supernet_init(net, cfg, &ds, &r, &st)) {
+        printf("# %s\n", st.msg);
+        return -1;
+    }
+    for (size_t i = 0; i < net->n_arch; i++)
+        net->arch[i] = amtl_rng_uniform_range(&r, -1.5f, 1.5f);
+    for (int i = 0; i < net->n_params; i++) {
+        const amtl_param *p = &net->params[i];
+        float *x = amtl_param_ptr(net, p);
+        if (p->buf == AMTL_BUF_W && (strstr(p->name, "_hidden_linear.1.") ||
+                                     strstr(p->name, "mlp_layers.1.")))
+            for (size_t e = 0; e < p->n; e++)
+                x[e] += amtl_rng_uniform_range(&r, -0.3f, 0.3f);
+        if (p->buf == AMTL_BUF_STATE)
+            for (size_t e = 0; e < p->n; e++)
+                x[e] += strstr(p->name, "running_var") ? amtl_rng_uniform_range(&r, -0.4f, 0.4f)
+                                                       : amtl_rng_uniform_range(&r, -0.3f, 0.3f);
+    }
+    if (flags & S_DISCRETE)
+        amtl_supernet_discretize(net, net->n_mops / 2, NULL);
+    if (flags & S_EXPORTED) {
+        amtl_supernet_export(net);
+        /* prune: task consumers drop expert 0, which then runs for nobody */
+        for (int c = 0; c < net->n_consumers; c++)
+            net->fix_expert[c * net->K + 0] = c < (net->L - 1) * net->K ? 1.0f : 0.0f;
+        net->fix_expert[((net->L - 1) * net->K + 0) * net->K + 1] = 1.0f;
+        net->fix_single[0] = 0.0f;
+        amtl_supernet_update_liveness(net);
+    }
+    net->warmup = (flags & S_WARMUP) != 0;
+    net->gate_soft = (flags & S_SOFT) != 0;
+    return 0;
+}
+
+/* The CPU step's net and the device step's, identical at the start. */
+typedef struct {
+    amtl_config cc, cd;
+    amtl_supernet c, d;
+    amtl_workspace *ws;
+    amtl_dev *dev;
+    tiny_batch tb;
+    int ok;
+} pair;
+
+static void pair_free(pair *p)
+{
+    amtl_dev_free(p->dev);
+    amtl_workspace_free(p->ws);
+    amtl_supernet_free(&p->c);
+    amtl_supernet_free(&p->d);
+    amtl_config_free(&p->cc);
+    amtl_config_free(&p->cd);
+    memset(p, 0, sizeof *p);
+}
+
+static int pair_init(pair *p, float dropout, const char *mode, int gate_dense, int flags)
+{
+    amtl_status st;
+    memset(p, 0, sizeof *p);
+    if (make_net(&p->c, &p->cc, dropout, mode, gate_dense, flags, 7) ||
+        make_net(&p->d, &p->cd, dropout, mode, gate_dense, flags, 7))
+        return -1;
+    if (amtl_workspace_init(&p->ws, &p->c, TB, 1, &st) ||
+        amtl_dev_init(&p->dev, amtl_backend_cpu(), &p->d, TBMAX, 1, &st) ||
+        amtl_dev_put_params(p->dev, &p->d, &st)) {
+        printf("# %s\n", st.msg);
+        return -1;
+    }
+    amtl_rng r;
+    amtl_rng_seed(&r, 11);
+    fill_batch(&p->tb, &r);
+    p->ok = 1;
+    return 0;
+}
+
+/* train.c's loss: (1/T) Σ_t w_t BCE_t over the counted rows, and dlogits. */
+static void host_loss(const float *logits, const float *labels, int B, double *loss,
+                      float *dlogits)
+{
+    float ycol[TB], mcol[TB];
+    for (int t = 0; t < TT; t++) {
+        for (int r = 0; r < B; r++) {
+            ycol[r] = labels[r * TT + t];
+            mcol[r] = cond[t] >= 0 ? labels[r * TT + cond[t]] : 1.0f;
+        }
+        const float *w = cond[t] >= 0 ? mcol : NULL;
+        loss[t] = amtl_bce_logits_forward(logits + t * B, ycol, w, B);
+        amtl_bce_logits_backward(dlogits + t * B, logits + t * B, ycol, w, B,
+                                 task_w[t] / (float)TT);
+    }
+}
+
+/* The worst difference over a state's tensors: CHECK_CLOSE's measure
+ * |a-b| / max(1,|a|,|b|), and relative to the tensor's largest element. */
+typedef struct {
+    double worst, worst_rel;
+    char name[200], name_rel[200];
+} cmp;
+
+static void cmp_add(cmp *c, const char *name, const float *a, const float *b, size_t n)
+{
+    double e = 0, amax = 0, dmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = a[i], y = b[i];
+        if (!isfinite(x) || !isfinite(y)) {
+            e = dmax = INFINITY;
+            break;
+        }
+        double d = fabs(x - y);
+        e = fmax(e, d / fmax(1.0, fmax(fabs(x), fabs(y))));
+        amax = fmax(amax, fmax(fabs(x), fabs(y)));
+        dmax = fmax(dmax, d);
+    }
+    /* a gradient that is 0 in exact arithmetic (the bias before a
+     * BatchNorm) is rounding noise on both sides: no relative measure */
+    double rel = dmax == 0 || amax < 1e-5 ? 0 : dmax / amax;
+    if (e >= c->worst) {
+        c->worst = e;
+        snprintf(c->name, sizeof c->name, "%s", name);
+    }
+    if (rel >= c->worst_rel) {
+        c->worst_rel = rel;
+        snprintf(c->name_rel, sizeof c->name_rel, "%s", name);
+    }
+}
+
+/* One step of both paths from the same rng seed; the logits, every weight
+ * and arch gradient (training), the running statistics and counters into c.
+ * Returns 0, or -1 when a call failed. */
+static int step_compare(pair *p, int training, uint64_t seed, cmp *c)
+{
+    amtl_status st;
+    amtl_rng rc, rd;
+    amtl_rng_seed(&rc, seed);
+    amtl_rng_seed(&rd, seed);
+    float lg_c[TT * TB], lg_d[TT * TB], dl[TT * TB];
+    double loss_c[TT], loss_d[TT], loss_dd[TT];
+    test_poison(lg_d, TT * TB);
+
+    amtl_supernet_zero_grad(&p->c);
+    const float *lg = amtl_supernet_forward(&p->c, p->ws, &p->tb.b, training, &rc);
+    memcpy(lg_c, lg, sizeof lg_c);
+    if (training) {
+        host_loss(lg_c, p->tb.labels, TB, loss_c, dl);
+        amtl_supernet_backward(&p->c, p->ws, &p->tb.b, dl);
+    }
+
+    memset(p->d.garch, 0, p->d.n_arch * sizeof(float));
+    if (amtl_dev_zero_grad(p->dev, &st) || amtl_dev_batch_host(p->dev, &p->tb.b, &st) ||
+        amtl_dev_forward(p->dev, &p->d, training, &rd, lg_d, &st) ||
+        (training && (amtl_dev_loss(p->dev, cond, task_w, loss_d, &st) ||
+                      amtl_dev_backward(p->dev, &p->d, &st))) ||
+        amtl_dev_get_grads(p->dev, &p->d, &st) || amtl_dev_get_params(p->dev, &p->d, &st)) {
+        printf("# %s\n", st.msg);
+        return -1;
+    }
+    if (memcmp(&rc, &rd, sizeof rc)) {
+        printf("# the two steps drew different numbers from rng\n");
+        return -1;
+    }
+    cmp_add(c, "logits", lg_c, lg_d, TT * TB);
+    if (training) {
+        /* the backend's loss against train.c's on the same logits */
+        host_loss(lg_d, p->tb.labels, TB, loss_dd, dl);
+        for (int t = 0; t < TT; t++)
+            if (fabs(loss_d[t] - loss_dd[t]) > 1e-6 * fmax(1, fabs(loss_dd[t]))) {
+                printf("# task %d: loss %.9g on the backend, %.9g as train.c\n", t, loss_d[t],
+                       loss_dd[t]);
+                return -1;
+            }
+    }
+    for (int i = 0; i < p->c.n_params; i++) {
+        const amtl_param *q = &p->c.params[i];
+        if (q->buf == AMTL_BUF_NBT) {
+            const int64_t *a = amtl_param_ptr(&p->c, q), *b = amtl_param_ptr(&p->d, q);
+            if (*a != *b) {
+                printf("# %s: %lld on the CPU, %lld on the device\n", q->name, (long long)*a,
+                       (long long)*b);
+                return -1;
+            }
+            continue;
+        }
+        if (q->buf == AMTL_BUF_STATE) {
+            cmp_add(c, q->name, amtl_param_ptr(&p->c, q), amtl_param_ptr(&p->d, q), q->n);
+            continue;
+        }
+        if (!training)
+            continue;
+        char name[200];
+        snprintf(name, sizeof name, "grad %s", q->name);
+        cmp_add(c, name, amtl_param_grad(&p->c, q), amtl_param_grad(&p->d, q), q->n);
+    }
+    return 0;
+}
+
+static void report(const char *state, const cmp *c)
+{
+    printf("# %-12s worst %.3g (%s); relative to the tensor %.3g (%s)\n", state, c->worst,
+           c->name, c->worst_rel, c->name_rel);
+}
+
+/* A state: a few training steps from different seeds (and the nets stay in
+ * step: the CPU's gradients update both the same way), then an evaluation. */
+static void state_check(const char *state, float dropout, const char *mode, int gate_dense,
+                        int flags)
+{
+    pair p;
+    cmp c = {0};
+    int rc = pair_init(&p, dropout, mode, gate_dense, flags);
+    for (int s = 0; s < 2 && !rc; s++)
+        rc = step_compare(&p, 1, 100 + s, &c);
+    if (!rc)
+        rc = step_compare(&p, 0, 200, &c);
+    pair_free(&p);
+    CHECK(rc == 0);
+    report(state, &c);
+    CHECKF(c.worst < TOL, "%s: %s differs by %.3g", state, c.name, c.worst);
+    CHECKF(c.worst_rel < TOL_REL, "%s: %s differs by %.3g of its largest element", state,
+           c.name_rel, c.worst_rel);
+}
+
+static void test_warmup(void) { state_check("warm-up", 0, "sample", 0, S_WARMUP); }
+static void test_search_reference(void) { state_check("reference", 0, "reference", 0, 0); }
+static void test_gate_soft(void) { state_check("gate_soft", 0, "sample", 0, S_SOFT); }
+static void test_gate_dense(void) { state_check("gate_dense", 0, "reference", 1, S_SOFT); }
+static void test_discretized(void) { state_check("discretised", 0, "sample", 0, S_DISCRETE); }
+static void test_exported(void)
+{
+    state_check("exported", 0, "sample", 0, S_DISCRETE | S_EXPORTED);
+}
+
+/* Sampled gates: identical draws, and some gate is 0, so that the
+ * straight-through gradient of a switched-off expert and feature is checked. */
+static void test_gate_sample(void)
+{
+    pair p;
+    CHECK(pair_init(&p, 0, "sample", 0, 0) == 0);
+    int K = p.c.K, N = p.c.N, nc = p.c.n_consumers, zeros_s = 0, zeros_f = 0;
+    float gs[64], gi[64], s[64];
+    amtl_rng r;
+    amtl_rng_seed(&r, 100);
+    amtl_supernet_gates(&p.c, 1, &r, gs, gi, s);
+    for (int i = 0; i < nc * K; i++)
+        zeros_s += s[i] == 0.0f;
+    for (int i = 0; i < K * N; i++)
+        zeros_f += gs[i] == 0.0f || gi[i] == 0.0f;
+    cmp c = {0};
+    int rc = 0;
+    for (int k = 0; k < 3 && !rc; k++)
+        rc = step_compare(&p, 1, 100 + k, &c);
+    if (!rc)
+        rc = step_compare(&p, 0, 300, &c);
+    pair_free(&p);
+    CHECK(rc == 0);
+    report("sample", &c);
+    CHECKF(zeros_s > 0 && zeros_f > 0, "%d expert and %d feature gates 0", zeros_s, zeros_f);
+    CHECKF(c.worst < TOL, "sample: %s differs by %.3g", c.name, c.worst);
+    CHECKF(c.worst_rel < TOL_REL, "sample: %s differs by %.3g of its largest element",
+           c.name_rel, c.worst_rel);
+}
+
+/* Evaluation after some steps: both nets take the same SGD steps (from the
+ * CPU's gradients) while each keeps its own running statistics; then an
+ * evaluation forward, and a step made for evaluation only gives the same
+ * logits as the training one. */
+static void test_eval_after_steps(void)
+{
+    pair p;
+    amtl_status st;
+    CHECK(pair_init(&p, 0, "sample", 0, 0) == 0);
+    cmp c = {0};
+    int rc = 0;
+    for (int s = 0; s < 4 && !rc; s++) {
+        rc = step_compare(&p, 1, 400 + s, &c);
+        for (size_t i = 0; i < p.c.n_w; i++)
+            p.c.w[i] -= 0.05f * p.c.g[i];
+        for (size_t i = 0; i < p.c.n_arch; i++)
+            p.c.arch[i] -= 0.05f * p.c.garch[i];
+        memcpy(p.d.w, p.c.w, p.c.n_w * sizeof(float));
+        memcpy(p.d.arch, p.c.arch, p.c.n_arch * sizeof(float));
+        if (!rc && amtl_dev_put_params(p.dev, &p.d, &st)) {
+            printf("# %s\n", st.msg);
+            rc = -1;
+        }
+    }
+    if (!rc)
+        rc = step_compare(&p, 0, 500, &c);
+    /* the evaluation-only step on the same parameters */
+    float lg_t[TT * TB], lg_e[TT * TB];
+    amtl_dev *ev = NULL;
+    amtl_rng r1, r2;
+    amtl_rng_seed(&r1, 9);
+    amtl_rng_seed(&r2, 9);
+    test_poison(lg_e, TT * TB);
+    if (!rc && (amtl_dev_forward(p.dev, &p.d, 0, &r1, lg_t, &st) ||
+                amtl_dev_init(&ev, amtl_backend_cpu(), &p.d, TB, 0, &st) ||
+                amtl_dev_put_params(ev, &p.d, &st) || amtl_dev_batch_host(ev, &p.tb.b, &st) ||
+                amtl_dev_forward(ev, &p.d, 0, &r2, lg_e, &st))) {
+        printf("# %s\n", st.msg);
+        rc = -1;
+    }
+    size_t ev_bytes = amtl_dev_bytes(ev), tr_bytes = amtl_dev_bytes(p.dev);
+    amtl_dev_free(ev);
+    pair_free(&p);
+    CHECK(rc == 0);
+    report("evaluation", &c);
+    CHECKF(c.worst < TOL, "evaluation: %s differs by %.3g", c.name, c.worst);
+    CHECKF(c.worst_rel < TOL_REL, "evaluation: %s differs by %.3g of its largest element",
+           c.name_rel, c.worst_rel);
+    CHECK(memcmp(lg_t, lg_e, sizeof lg_t) == 0);
+    CHECK(ev_bytes > 0 && ev_bytes < tr_bytes);
+}
+
+/* Adam on the backend against amtl_adam_step on the host with the same
+ * gradients, over several steps, with weight decay on some segments and a
+ * segment switched off half-way. */
+static void test_adam(void)
+{
+    pair p;
+    amtl_status st;
+    CHECK(pair_init(&p, 0, "sample", 0, 0) == 0);
+    amtl_supernet *net = &p.d;
+    size_t nw = net->n_w;
+    float *rw = malloc(nw * sizeof(float)), *rg = malloc(nw * sizeof(float));
+    amtl_adam od, orf;
+    amtl_adam_init(&od, 1e-2f, 1e-3f);
+    amtl_adam_init(&orf, 1e-2f, 1e-3f);
+    int rc = !rw || !rg;
+    if (!rc)
+        memcpy(rw, net->w, nw * sizeof(float));
+    for (int i = 0; i < net->n_params && !rc; i++) {
+        const amtl_param *q = &net->params[i];
+        if (q->buf != AMTL_BUF_W)
+            continue;
+        int decay = !q->is_bn_or_bias;
+        rc = amtl_adam_add(&od, net->w + q->off, net->g + q->off, q->n, decay, &st) < 0 ||
+             amtl_adam_add(&orf, rw + q->off, rg + q->off, q->n, decay, &st) < 0;
+    }
+    rc = rc || amtl_adam_finalize(&od, &st) || amtl_adam_finalize(&orf, &st);
+    /* moments that are not zero, so that put_optim has something to carry */
+    for (size_t i = 0; i < od.total && !rc; i++) {
+        od.m[i] = orf.m[i] = 1e-3f * (float)((i % 7) - 3);
+        od.v[i] = orf.v[i] = 1e-5f * (float)(i % 5);
+    }
+    od.step = orf.step = 3;
+    rc = rc || amtl_dev_put_optim(p.dev, &od, net, &st);
+    double worst = 0;
+    amtl_rng r;
+    amtl_rng_seed(&r, 5);
+    for (int s = 0; s < 5 && !rc; s++) {
+        if (s == 2)
+            od.segs[3].active = orf.segs[3].active = 0;
+        double loss[TT];
+        rc = amtl_dev_zero_grad(p.dev, &st) || amtl_dev_batch_host(p.dev, &p.tb.b, &st) ||
+             amtl_dev_forward(p.dev, net, 1, &r, NULL, &st) ||
+             amtl_dev_loss(p.dev, cond, task_w, loss, &st) ||
+             amtl_dev_backward(p.dev, net, &st) || amtl_dev_get_grads(p.dev, net, &st);
+        if (rc)
+            break;
+        memcpy(rg, net->g, nw * sizeof(float));
+        amtl_adam_step(&orf);
+        rc = amtl_dev_adam_step(p.dev, &od, net, &st) || amtl_dev_get_params(p.dev, net, &st);
+        for (size_t i = 0; i < nw && !rc; i++)
+            worst = fmax(worst, fabs(net->w[i] - rw[i]) / fmax(1.0, fabs(rw[i])));
+    }
+    /* the moments come back */
+    double worst_m = 0;
+    if (!rc) {
+        memset(od.m, 0, od.total * sizeof(float));
+        memset(od.v, 0, od.total * sizeof(float));
+        rc = amtl_dev_get_optim(p.dev, &od, &st);
+        for (size_t i = 0; i < od.total && !rc; i++)
+            worst_m = fmax(worst_m, fmax(fabs(od.m[i] - orf.m[i]), fabs(od.v[i] - orf.v[i])));
+    }
+    /* the inactive segment did not move after it was switched off */
+    int64_t steps = od.step;
+    if (rc)
+        printf("# %s\n", st.msg);
+    amtl_adam_free(&od);
+    amtl_adam_free(&orf);
+    free(rw);
+    free(rg);
+    pair_free(&p);
+    CHECK(rc == 0);
+    printf("# adam: weights differ by %.3g, moments by %.3g\n", worst, worst_m);
+    CHECK(steps == 8);
+    CHECK(worst < 1e-5);
+    CHECK(worst_m < 1e-5);
+}
+
+/* The backend's loss equals train.c's on the same logits (conditions and
+ * task weights), and the backward from it equals one from dlogits given by
+ * the host. */
+static void test_loss(void)
+{
+    pair p;
+    amtl_status st;
+    CHECK(pair_init(&p, 0, "sample", 0, 0) == 0);
+    float lg[TT * TB], dl[TT * TB];
+    double loss_d[TT], loss_h[TT];
+    float *g1 = malloc(p.d.n_w * sizeof(float)), *ga1 = malloc(p.d.n_arch * sizeof(float));
+    amtl_rng r;
+    int rc = !g1 || !ga1;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        amtl_rng_seed(&r, 3);
+        memset(p.d.garch, 0, p.d.n_arch * sizeof(float));
+        rc = amtl_dev_zero_grad(p.dev, &st) || amtl_dev_batch_host(p.dev, &p.tb.b, &st) ||
+             amtl_dev_forward(p.dev, &p.d, 1, &r, lg, &st);
+        if (rc)
+            break;
+        host_loss(lg, p.tb.labels, TB, loss_h, dl);
+        rc = (pass == 0 ? amtl_dev_loss(p.dev, cond, task_w, loss_d, &st)
+                        : amtl_dev_set_dlogits(p.dev, dl, &st)) ||
+             amtl_dev_backward(p.dev, &p.d, &st) || amtl_dev_get_grads(p.dev, &p.d, &st);
+        if (pass == 0 && !rc) {
+            memcpy(g1, p.d.g, p.d.n_w * sizeof(float));
+            memcpy(ga1, p.d.garch, p.d.n_arch * sizeof(float));
+        }
+    }
+    cmp c = {0};
+    if (!rc) {
+        cmp_add(&c, "grads", g1, p.d.g, p.d.n_w);
+        cmp_add(&c, "arch grads", ga1, p.d.garch, p.d.n_arch);
+    }
+    int counted = 0;
+    for (int b = 0; b < TB; b++)
+        counted += p.tb.labels[b * TT + 0] != 0.0f;
+    if (rc)
+        printf("# %s\n", st.msg);
+    free(g1);
+    free(ga1);
+    pair_free(&p);
+    CHECK(rc == 0);
+    CHECK(counted > 0 && counted < TB);  /* the condition masks some rows */
+    for (int t = 0; t < TT; t++)
+        CHECK_CLOSE(loss_d[t], loss_h[t], 1e-6);
+    CHECKF(c.worst < 1e-6, "%s differs by %.3g", c.name, c.worst);
+}
+
+/* Dropout: the same seed gives the same step twice, and it stays finite. */
+static void test_dropout(void)
+{
+    pair p;
+    amtl_status st;
+    CHECK(pair_init(&p, 0.3f, "sample", 0, 0) == 0);
+    size_t nw = p.d.n_w;
+    float lg[2][TT * TB], lg0[TT * TB];
+    float *g[2] = {malloc(nw * sizeof(float)), malloc(nw * sizeof(float))};
+    int rc = !g[0] || !g[1];
+    uint64_t after[2][4];
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        amtl_rng r;
+        amtl_rng_seed(&r, 21);
+        rc = amtl_dev_put_params(p.dev, &p.c, &st) || amtl_dev_zero_grad(p.dev, &st) ||
+             amtl_dev_batch_host(p.dev, &p.tb.b, &st) ||
+             amtl_dev_forward(p.dev, &p.d, 1, &r, lg[pass], &st) ||
+             amtl_dev_loss(p.dev, cond, task_w, NULL, &st) ||
+             amtl_dev_backward(p.dev, &p.d, &st) || amtl_dev_get_grads(p.dev, &p.d, &st);
+        memcpy(g[pass], p.d.g, nw * sizeof(float));
+        memcpy(after[pass], r.s, sizeof r.s);
+    }
+    /* the same step without dropout (evaluation) differs */
+    amtl_rng r;
+    amtl_rng_seed(&r, 21);
+    rc = rc || amtl_dev_forward(p.dev, &p.d, 0, &r, lg0, &st);
+    int finite = 1;
+    for (int i = 0; i < TT * TB; i++)
+        finite &= isfinite(lg[0][i]);
+    for (size_t i = 0; i < nw && !rc; i++)
+        finite &= isfinite(g[0][i]);
+    int same = !rc && !memcmp(lg[0], lg[1], sizeof lg[0]) && !memcmp(g[0], g[1], nw * 4) &&
+               !memcmp(after[0], after[1], sizeof after[0]);
+    int differs = !rc && memcmp(lg[0], lg0, sizeof lg0) != 0;
+    if (rc)
+        printf("# %s\n", st.msg);
+    free(g[0]);
+    free(g[1]);
+    pair_free(&p);
+    CHECK(rc == 0);
+    CHECK(finite);
+    CHECK(same);
+    CHECK(differs);
+}
+
+/* A batch of rows of an uploaded split equals the same rows gathered on the
+ * host. */
+static void test_batch_rows(void)
+{
+    pair p;
+    amtl_status st;
+    CHECK(pair_init(&p, 0, "sample", 0, 0) == 0);
+    amtl_dataset ds;
+    tiny_dataset(&ds);
+    int32_t sparse[TN * TROWS];
+    float dense[TD * TROWS], labels[TT * TROWS];
+    amtl_rng r;
+    amtl_rng_seed(&r, 31);
+    for (int i = 0; i < TROWS; i++) {
+        for (int f = 0; f < TN; f++)
+            sparse[f * TROWS + i] = (int32_t)amtl_rng_below(&r, (uint64_t)vocab[f]);
+        for (int d = 0; d < TD; d++)
+            dense[d * TROWS + i] = amtl_rng_uniform_range(&r, -1, 1);
+        for (int t = 0; t < TT; t++)
+            labels[t * TROWS + i] = (float)amtl_rng_bernoulli(&r, 0.5);
+    }
+    ds.split[AMTL_SPLIT_VAL] = (amtl_split){.rows = TROWS, .sparse = sparse, .dense = dense,
+                                            .labels = labels};
+    int32_t rows[TB] = {3, 0, 19, 7, 7, 12, 5, 1};
+    tiny_batch hb;
+    hb.b = (amtl_batch){.ids = hb.ids, .dense = hb.dense, .labels = hb.labels};
+    amtl_dataset_gather(&ds, AMTL_SPLIT_VAL, rows, TB, &hb.b);
+    float lg1[TT * TB], lg2[TT * TB];
+    double l1[TT], l2[TT];
+    test_poison(lg1, TT * TB);
+    test_poison(lg2, TT * TB);
+    int rc = amtl_dev_put_split(p.dev, &ds, AMTL_SPLIT_VAL, &st) ||
+             amtl_dev_batch_rows(p.dev, rows, TB, &st) ||
+             amtl_dev_forward(p.dev, &p.d, 0, NULL, lg1, &st) ||
+             amtl_dev_loss(p.dev, cond, task_w, l1, &st) ||
+             amtl_dev_batch_host(p.dev, &hb.b, &st) ||
+             amtl_dev_forward(p.dev, &p.d, 0, NULL, lg2, &st) ||
+             amtl_dev_loss(p.dev, cond, task_w, l2, &st);
+    /* a second upload replaces the first */
+    size_t bytes = amtl_dev_bytes(p.dev);
+    rc = rc || amtl_dev_put_split(p.dev, &ds, AMTL_SPLIT_VAL, &st);
+    int same_bytes = bytes == amtl_dev_bytes(p.dev);
+    if (rc)
+        printf("# %s\n", st.msg);
+    pair_free(&p);
+    CHECK(rc == 0);
+    CHECK(memcmp(lg1, lg2, sizeof lg1) == 0);
+    CHECK(l1[0] == l2[0] && l1[1] == l2[1]);
+    CHECK(same_bytes);
+}
+
+/* A backend whose allocations fail. */
+static const char *failing_error(void) { return "injected failure"; }
+static void *failing_alloc(size_t bytes)
+{
+    (void)bytes;
+    return NULL;
+}
+
+#define EXPECT_FAIL(expr)                                                     \
+    do {                                                                      \
+        st.msg[0] = '\0';                                                     \
+        int rc_ = (expr);                                                     \
+        CHECKF(rc_ == -1 && st.msg[0], "%s returned %d", #expr, rc_);          \
+        printf("# %s\n", st.msg);                                             \
+    } while (0)
+
+static void test_errors(void)
+{
+    pair p;
+    amtl_status st;
+    amtl_dev *d = NULL, *ev = NULL;
+    CHECK(pair_init(&p, 0, "sample", 0, 0) == 0);
+    amtl_backend bad = *amtl_backend_cpu();
+    bad.name = "failing";
+    bad.alloc = failing_alloc;
+    bad.last_error = failing_error;
+    EXPECT_FAIL(amtl_dev_init(&d, amtl_backend_cpu(), &p.d, 0, 1, &st));
+    EXPECT_FAIL(amtl_dev_init(&d, &bad, &p.d, TB, 1, &st));
+    CHECK(strstr(st.msg, "failing") && strstr(st.msg, "injected failure"));
+    CHECK(d == NULL);
+
+    /* a fresh step: nothing uploaded yet */
+    CHECK_OK(amtl_dev_init(&d, amtl_backend_cpu(), &p.d, TB, 1, &st), &st);
+    amtl_rng r;
+    amtl_rng_seed(&r, 1);
+    EXPECT_FAIL(amtl_dev_forward(d, &p.d, 1, &r, NULL, &st));
+    EXPECT_FAIL(amtl_dev_batch_rows(d, (int32_t[]){0}, 1, &st));
+    EXPECT_FAIL(amtl_dev_loss(d, cond, task_w, NULL, &st));
+    EXPECT_FAIL(amtl_dev_set_dlogits(d, (float[TT * TB]){0}, &st));
+    EXPECT_FAIL(amtl_dev_backward(d, &p.d, &st));
+    amtl_adam opt;
+    amtl_adam_init(&opt, 1e-3f, 0);
+    EXPECT_FAIL(amtl_dev_adam_step(d, &opt, &p.d, &st));
+    EXPECT_FAIL(amtl_dev_get_optim(d, &opt, &st));
+    EXPECT_FAIL(amtl_dev_put_optim(d, &opt, &p.d, &st));   /* no moments */
+    /* a segment that is not a slice of the weights */
+    float other[4], og[4];
+    CHECK(amtl_adam_add(&opt, other, og, 4, 1, &st) == 0);
+    CHECK_OK(amtl_adam_finalize(&opt, &st), &st);
+    EXPECT_FAIL(amtl_dev_put_optim(d, &opt, &p.d, &st));
+    amtl_adam_free(&opt);
+
+    /* batches */
+    tiny_batch big = p.tb;
+    big.b.ids = big.ids;
+    big.b.dense = big.dense;
+    big.b.labels = big.labels;
+    big.b.B = TB + 1;
+    EXPECT_FAIL(amtl_dev_batch_host(d, &big.b, &st));
+    big.b.B = 0;
+    EXPECT_FAIL(amtl_dev_batch_host(d, &big.b, &st));
+    big.b.B = TB;
+    big.ids[5] = vocab[5 % TN];
+    EXPECT_FAIL(amtl_dev_batch_host(d, &big.b, &st));
+    big.ids[5] = -1;
+    EXPECT_FAIL(amtl_dev_batch_host(d, &big.b, &st));
+    EXPECT_FAIL(amtl_dev_forward(d, &p.d, 0, NULL, NULL, &st));  /* the batch was refused */
+
+    /* splits */
+    amtl_dataset ds;
+    tiny_dataset(&ds);
+    EXPECT_FAIL(amtl_dev_put_split(d, &ds, 7, &st));
+    EXPECT_FAIL(amtl_dev_put_split(d, &ds, AMTL_SPLIT_TRAIN, &st));  /* no rows */
+    int32_t sparse[TN * 2] = {0};
+    float dense[TD * 2] = {0}, labels[TT * 2] = {0};
+    ds.split[0] = (amtl_split){.rows = 2, .sparse = sparse, .dense = dense, .labels = labels};
+    CHECK_OK(amtl_dev_put_split(d, &ds, AMTL_SPLIT_TRAIN, &st), &st);
+    EXPECT_FAIL(amtl_dev_batch_rows(d, (int32_t[]){0, 2}, 2, &st));
+    EXPECT_FAIL(amtl_dev_batch_rows(d, (int32_t[]){-1}, 1, &st));
+    EXPECT_FAIL(amtl_dev_batch_rows(d, (int32_t[]){0}, TB + 1, &st));
+    ds.T = 1;
+    EXPECT_FAIL(amtl_dev_put_split(d, &ds, AMTL_SPLIT_TRAIN, &st));
+
+    /* order of the step */
+    CHECK_OK(amtl_dev_batch_host(d, &p.tb.b, &st), &st);
+    EXPECT_FAIL(amtl_dev_forward(d, &p.d, 1, NULL, NULL, &st));  /* training needs rng */
+    CHECK_OK(amtl_dev_forward(d, &p.d, 0, NULL, NULL, &st), &st);
+    EXPECT_FAIL(amtl_dev_loss(d, (int32_t[]){-1, 2}, task_w, NULL, &st));
+    CHECK_OK(amtl_dev_loss(d, cond, task_w, NULL, &st), &st);
+    EXPECT_FAIL(amtl_dev_backward(d, &p.d, &st));  /* after an evaluation forward */
+    CHECK_OK(amtl_dev_forward(d, &p.d, 1, &r, NULL, &st), &st);
+    EXPECT_FAIL(amtl_dev_backward(d, &p.d, &st));  /* no loss yet */
+
+    /* another network */
+    amtl_supernet other_net;
+    amtl_config other_cfg = {0};
+    amtl_dataset ods;
+    tiny_dataset(&ods);
+    CHECK(tiny_config(&other_cfg, 0, "sample", 0) == 0);
+    CHECK(amtl_config_set(&other_cfg, "expert_width", "5", &st) == 0);
+    amtl_rng_seed(&r, 2);
+    CHECK_OK(amtl_supernet_init(&other_net, &other_cfg, &ods, &r, &st), &st);
+    EXPECT_FAIL(amtl_dev_put_params(d, &other_net, &st));
+    EXPECT_FAIL(amtl_dev_get_grads(d, &other_net, &st));
+    amtl_supernet_free(&other_net);
+    amtl_config_free(&other_cfg);
+
+    /* a step made for evaluation refuses training */
+    CHECK_OK(amtl_dev_init(&ev, amtl_backend_cpu(), &p.d, TB, 0, &st), &st);
+    CHECK_OK(amtl_dev_batch_host(ev, &p.tb.b, &st), &st);
+    EXPECT_FAIL(amtl_dev_forward(ev, &p.d, 1, &r, NULL, &st));
+    CHECK_OK(amtl_dev_forward(ev, &p.d, 0, NULL, NULL, &st), &st);
+    CHECK_OK(amtl_dev_set_dlogits(ev, (float[TT * TB]){0}, &st), &st);
+    EXPECT_FAIL(amtl_dev_backward(ev, &p.d, &st));
+    amtl_dev_free(ev);
+    amtl_dev_free(d);
+    amtl_dev_free(NULL);
+    pair_free(&p);
+}
+
+int main(void)
+{
+    RUN(test_warmup);
+    RUN(test_search_reference);
+    RUN(test_gate_soft);
+    RUN(test_gate_sample);
+    RUN(test_gate_dense);
+    RUN(test_discretized);
+    RUN(test_exported);
+    RUN(test_eval_after_steps);
+    RUN(test_adam);
+    RUN(test_loss);
+    RUN(test_dropout);
+    RUN(test_batch_rows);
+    RUN(test_errors);
+    TEST_MAIN_END();
+}
