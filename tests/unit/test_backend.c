@@ -36,97 +36,12 @@
 #include "optim.h"
 #include "rng.h"
 #include "test.h"
+#include "testutil.h"
 
-#define H_REF 1e-6
-#define TOL_REF 1e-4
-#define H_LIB 1e-3
-#define TOL_LIB 1e-2
 #define TOL_FWD 1e-5
 #define SENTINEL 12345.0f
 
 static const amtl_backend *cpu_;
-
-/* ---- test memory: freed after every test, also when a CHECK returns early -- */
-
-static void **tmem_;
-static size_t tmem_n_, tmem_cap_;
-
-static void *talloc(size_t bytes)
-{
-    if (tmem_n_ == tmem_cap_) {
-        size_t cap = tmem_cap_ ? 2 * tmem_cap_ : 256;
-        void **p = realloc(tmem_, cap * sizeof *p);
-        if (!p)
-            return NULL;
-        tmem_ = p;
-        tmem_cap_ = cap;
-    }
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (p)
-        tmem_[tmem_n_++] = p;
-    return p;
-}
-
-static void tfree_all(void)
-{
-    while (tmem_n_)
-        free(tmem_[--tmem_n_]);
-}
-
-static double *dv(size_t n) { return talloc(n * sizeof(double)); }
-static float *fv(size_t n) { return talloc(n * sizeof(float)); }
-
-#define TEST(fn)          \
-    do {                  \
-        RUN(fn);          \
-        tfree_all();      \
-    } while (0)
-
-/* ---- random values and copies ------------------------------------------------- */
-
-static amtl_rng rng_;
-
-static double urand(double lo, double hi)
-{
-    return lo + (hi - lo) * amtl_rng_uniform_double(&rng_);
-}
-
-static int irand(int lo, int hi) /* inclusive */
-{
-    return lo + (int)amtl_rng_below(&rng_, (uint64_t)(hi - lo + 1));
-}
-
-static void fill(double *x, size_t n, double lo, double hi)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = urand(lo, hi);
-}
-
-/* Magnitudes in [lo, 1], random signs: away from zero (and from kinks). */
-static void fill_away(double *x, size_t n, double lo)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = urand(lo, 1.0) * (amtl_rng_u64(&rng_) & 1 ? 1.0 : -1.0);
-}
-
-static void fillf(float *x, size_t n, double lo, double hi)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)urand(lo, hi);
-}
-
-static void tof(float *d, const double *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        d[i] = (float)s[i];
-}
-
-static float *fcopy(const float *s, size_t n)
-{
-    float *d = fv(n);
-    memcpy(d, s, n * sizeof *d);
-    return d;
-}
 
 static void fill_value(float *x, size_t n, float v)
 {
@@ -161,23 +76,6 @@ static double *from_ld(const float *s, int ld, int rows, int C)
     return d;
 }
 
-/* The increment of an accumulating output: after − before. */
-static double *ddiff(const float *after, const float *before, size_t n)
-{
-    double *d = dv(n);
-    for (size_t i = 0; i < n; i++)
-        d[i] = (double)after[i] - (double)before[i];
-    return d;
-}
-
-static double *dcopyf(const float *s, size_t n)
-{
-    double *d = dv(n);
-    for (size_t i = 0; i < n; i++)
-        d[i] = s[i];
-    return d;
-}
-
 /* Σ R ⊙ Y over the first C columns of Y [rows, ld], R packed [rows, C] */
 static double dotR_ld(const float *Y, int ld, const double *R, int rows, int C)
 {
@@ -186,27 +84,6 @@ static double dotR_ld(const float *Y, int ld, const double *R, int rows, int C)
         for (int c = 0; c < C; c++)
             s += (double)Y[(size_t)r * ld + c] * R[(size_t)r * C + c];
     return s;
-}
-
-static double dotRd(const double *o, const double *R, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += o[i] * R[i];
-    return s;
-}
-
-/* |a − b| <= tol · max(1, |b|), false for NaN.  Prints the first mismatch. */
-static int close_fd(const float *a, const double *b, size_t n, double tol, const char *what)
-{
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= tol * fmax(1.0, fabs(b[i])))) {
-            printf("# %s[%zu]: got %.9g, want %.9g\n", what, i, (double)a[i], b[i]);
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* As close_fd over the first C columns of a [rows, lda], b packed [rows, C]. */
@@ -233,61 +110,7 @@ static int pad_intact(const float *a, int ld, int rows, int C)
     return 1;
 }
 
-static int all_finite(const float *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(a[i]))
-            return 0;
-    return 1;
-}
-
 /* ---- the finite-difference driver --------------------------------------------- */
-
-/* loss(ctx, 0): the double reference; loss(ctx, 1): the backend's forward
- * from float copies of the masters. */
-typedef double (*loss_fn)(void *ctx, int lib);
-
-typedef struct {
-    const char *name;
-    double *x;        /* master values, perturbed in place and restored */
-    size_t n;
-    const double *g;  /* the analytic gradient under test */
-} fd_var;
-
-static long fd_elements_;
-
-/* Returns the number of mismatching elements (0 = pass). */
-static int fd_check(const char *layer, loss_fn loss, void *ctx, const fd_var *vs, int nv)
-{
-    int bad = 0;
-    for (int k = 0; k < nv; k++) {
-        for (size_t i = 0; i < vs[k].n; i++) {
-            double *x = vs[k].x + i, x0 = *x;
-            *x = x0 + H_REF;
-            double lp = loss(ctx, 0);
-            *x = x0 - H_REF;
-            double lm = loss(ctx, 0);
-            double fd = (lp - lm) / (2 * H_REF);
-            *x = x0 + H_LIB;
-            lp = loss(ctx, 1);
-            *x = x0 - H_LIB;
-            lm = loss(ctx, 1);
-            double fd32 = (lp - lm) / (2 * H_LIB);
-            *x = x0;
-            double g = vs[k].g[i];
-            fd_elements_++;
-            int ok_ref = fabs(g - fd) <= TOL_REF * fmax(1.0, fabs(fd));
-            int ok_lib = fabs(g - fd32) <= TOL_LIB * fmax(1.0, fabs(fd32));
-            if (!ok_ref || !ok_lib) {
-                if (bad < 5)
-                    printf("# %s d%s[%zu]: backward %.9g, fd(ref) %.9g, fd(f32) %.9g\n",
-                           layer, vs[k].name, i, g, fd, fd32);
-                bad++;
-            }
-        }
-    }
-    return bad;
-}
 
 /* ================================================================================
  * memory, errors, the table
