@@ -124,12 +124,15 @@ typedef struct amtl_backend {
      * with each expert's output [B,H] at Y + i·ldk */
     void (*expert_mix)(float *out, const float *G, const float *s, const float *Y,
                        size_t ldk, int B, int K, int H);
-    /* its backward: for s[i] != 0, dY[i] += G[b,i]·s[i]·dout; for every i
-     * p[b,i] = <dout_b, Y[i]_b> (0 where s[i] == 0), dG[b,i] = s[i]·p[b,i],
-     * ds[i] = Σ_b G[b,i]·p[b,i] (= instead of +=) */
+    /* its backward.  ran (K <= 64): bit i set when Y[i] holds expert i's
+     * output; Y[i] of a clear bit is not read.  p[b,i] = <dout_b, Y[i]_b> for
+     * every i that ran, s 0 or not (0 where the bit is clear), so that the
+     * straight-through gradient ds reaches a gated-off expert (DESIGN.md
+     * section 3); dG[b,i] = s[i]·p[b,i], ds[i] = Σ_b G[b,i]·p[b,i] (= instead
+     * of +=); dY[i] += G[b,i]·s[i]·dout where the bit is set and s[i] != 0 */
     void (*expert_mix_back)(float *dY, float *dG, float *ds, const float *dout,
                             const float *G, const float *s, const float *Y, size_t ldk,
-                            int B, int K, int H);
+                            uint64_t ran, int B, int K, int H);
     /* Loss, as train.c's: for task t with m[b] = labels[b, cond[t]] when
      * cond[t] >= 0 (1 otherwise) and n_t = #{b: m[b] != 0}:
      * loss[t] = (1/n_t) Σ_{m[b]!=0} m[b]·BCE(logits[t,b], labels[b,t]) and

@@ -81,17 +81,15 @@ struct amtl_dev {
     int64_t *tab;               /* [N] embedding table offsets */
     int32_t *ids, *rows;        /* [Bmax,N], [Bmax] */
     float *dense, *labels;      /* [Bmax,D], [Bmax,T] */
-    float *small;               /* gs [K,N] | gi [K,N] | s [nc,K] | s2 [nc,K] */
-    float *raw;                 /* dots [n_mops,P] | dgs [K,N] | dgi [K,N] | ds [nc,K] |
-                                   ds2 [nc,K] */
+    float *small;               /* gs [K,N] | gi [K,N] | s [nc,K] */
+    float *raw;                 /* dots [n_mops,P] | dgs [K,N] | dgi [K,N] | ds [nc,K] */
     float *embs, *dembs;        /* [Bmax,N,E] */
     float *x0, *dx0;            /* [K,Bmax,ID] */
     float *sums;                /* [K,Bmax,E] (evaluation: [Bmax,E]) */
     float *G;                   /* [nc,Bmax,K] gate softmax */
     float *cout, *dcout;        /* [nc,Bmax,H] consumer outputs */
     float *yout, *ydout;        /* [L,K,Bmax,H] experts' last outputs */
-    float *dG, *dG2;            /* [Bmax,K] */
-    float *dY2;                 /* [K,Bmax,H] scratch of the straight-through sums */
+    float *dG;                  /* [Bmax,K] */
     float *zeros;               /* [zmax] a zero bias */
     float *dH, *dZ;             /* [Bmax,Smax] */
     float *dY, *dxd, *vec;      /* [Bmax,outmax], [Bmax,inmax], [outmax] */
@@ -224,8 +222,6 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
     d->yout = CARVE_F(cv, (size_t)d->L * K * B * H);
     d->ydout = tr ? CARVE_F(cv, (size_t)d->L * K * B * H) : NULL;
     d->dG = tr ? CARVE_F(cv, B * K) : NULL;
-    d->dG2 = tr ? CARVE_F(cv, B * K) : NULL;
-    d->dY2 = tr ? CARVE_F(cv, K * B * H) : NULL;
     d->zeros = CARVE_F(cv, zmax);
     d->dH = tr ? CARVE_F(cv, B * Smax) : NULL;
     d->dZ = tr ? CARVE_F(cv, B * Smax) : NULL;
@@ -336,8 +332,8 @@ int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *n
     d->n_mops = net->n_mops;
     d->n_tower = net->n_tower;
     size_t KN = (size_t)d->K * d->N, ncK = (size_t)d->nc * d->K;
-    d->n_small = 2 * KN + 2 * ncK;
-    d->n_raw = (size_t)d->n_mops * d->P + 2 * KN + 2 * ncK;
+    d->n_small = 2 * KN + ncK;
+    d->n_raw = (size_t)d->n_mops * d->P + 2 * KN + ncK;
     d->mop = calloc((size_t)d->n_mops, sizeof *d->mop);
     d->tw = calloc((size_t)d->T * d->n_tower + 1, sizeof *d->tw);
     d->hsmall = calloc(d->n_small, sizeof(float));
@@ -727,24 +723,13 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     if (training && !rng)
         return amtl_error(st, AMTL_EUSAGE, "device step: a training forward without rng");
     int N = d->N, E = d->E, K = d->K, B = d->B;
-    size_t KN = (size_t)K * N, ncK = (size_t)d->nc * K;
-    float *hgs = d->hsmall, *hgi = hgs + KN, *hs = hgi + KN, *hs2 = hs + ncK;
+    size_t KN = (size_t)K * N;
+    float *hgs = d->hsmall, *hgi = hgs + KN, *hs = hgi + KN;
     /* the host's draws in amtl_supernet_forward's order: gates first */
     amtl_supernet_used(net, d->expert_used, d->consumer_used);
     amtl_supernet_gates(net, training, rng, hgs, hgi, hs);
     d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
     d->ctr = 0;
-    /* s2: the experts whose sampled gate is 0 but whose straight-through
-     * gradient is still wanted (backend.h's expert_mix_back gives them none) */
-    for (int c = 0; c < d->nc; c++) {
-        int l = consumer_layer(d, c);
-        for (int i = 0; i < K; i++)
-            hs2[(size_t)c * K + i] = !net->selections_fixed && d->consumer_used[c] &&
-                                             d->expert_used[l * K + i] &&
-                                             hs[(size_t)c * K + i] == 0.0f
-                                         ? 1.0f
-                                         : 0.0f;
-    }
     for (int i = 0; i < d->n_mops; i++)
         d->mop[i].ran = 0;
     if (be->put(d->small, d->hsmall, d->n_small * sizeof(float)))
@@ -841,7 +826,8 @@ static void tower_backward(amtl_dev *d, const amtl_supernet *net, int t)
         int o = tl->out, iw = tl->in;
         float *din = i == 0 ? d->dcout + c * Bm * d->H : d->dt1;
         be->gemm(1, 0, o, iw, B, 1.0f, dcur, o, in, iw, 1.0f, d->g + tl->w, iw);
-        be->colsum(d->g + tl->b, 1.0f, dcur, o, B, o);
+        if (i == d->n_tower)  /* a hidden layer's bias feeds BatchNorm: gradient 0 */
+            be->colsum(d->g + tl->b, 1.0f, dcur, o, B, o);
         be->gemm(0, 0, B, iw, o, 1.0f, dcur, o, d->w + tl->w, iw, 0.0f, din, iw);
         if (i == 0)
             break;
@@ -861,19 +847,18 @@ static void consumer_backward(amtl_dev *d, const amtl_supernet *net, int c)
     const amtl_backend *be = d->be;
     int B = d->B, K = d->K, H = d->H, NE = d->N * d->E, ID = d->ID;
     int l = consumer_layer(d, c);
-    size_t Bm = (size_t)d->Bmax, KN = (size_t)K * d->N, ncK = (size_t)d->nc * K;
+    size_t Bm = (size_t)d->Bmax, KN = (size_t)K * d->N;
     const float *G = d->G + (size_t)c * Bm * K;
     const float *dout = d->dcout + (size_t)c * Bm * H;
     const float *s = d->small + 2 * KN + (size_t)c * K;
     float *ds = d->raw + (size_t)d->n_mops * d->P + 2 * KN + (size_t)c * K;
-    be->expert_mix_back(d->ydout + (size_t)l * K * Bm * H, d->dG, ds, dout, G, s,
-                        d->yout + (size_t)l * K * Bm * H, Bm * H, B, K, H);
-    int st_needed = 0;
+    /* every expert that ran gets ds, a gated-off one too (straight through) */
+    uint64_t ran = 0;
     for (int i = 0; i < K; i++)
-        st_needed |= d->hsmall[2 * KN + ncK + (size_t)c * K + i] != 0.0f;
-    if (st_needed)  /* Σ_b G·<dout, y> of the experts gated off, into ds2 */
-        be->expert_mix_back(d->dY2, d->dG2, ds + ncK, dout, G, s + ncK,
-                            d->yout + (size_t)l * K * Bm * H, Bm * H, B, K, H);
+        if (d->expert_used[l * K + i])
+            ran |= (uint64_t)1 << i;
+    be->expert_mix_back(d->ydout + (size_t)l * K * Bm * H, d->dG, ds, dout, G, s,
+                        d->yout + (size_t)l * K * Bm * H, Bm * H, ran, B, K, H);
     be->softmax_back(d->dG, d->dG, G, B, K);
     float *dWg = d->g + net->me_gate[c];
     const float *Wg = d->w + net->me_gate[c];
@@ -944,9 +929,9 @@ static void mop_backward(amtl_dev *d, const amtl_supernet *net, int i)
 static void arch_grads(amtl_dev *d, amtl_supernet *net)
 {
     int N = d->N, K = d->K;
-    size_t KN = (size_t)K * N, ncK = (size_t)d->nc * K;
+    size_t KN = (size_t)K * N;
     float *dots = d->hraw, *dgs = dots + (size_t)d->n_mops * d->P, *dgi = dgs + KN;
-    float *ds = dgi + KN, *ds2 = ds + ncK;
+    float *ds = dgi + KN;
     for (int i = 0; i < d->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
         const dev_mop *dm = &d->mop[i];
@@ -970,10 +955,8 @@ static void arch_grads(amtl_dev *d, amtl_supernet *net)
     for (int c = 0; c < d->nc; c++) {
         if (!d->consumer_used[c])
             continue;
-        float *dsc = ds + (size_t)c * K;
-        for (int i = 0; i < K; i++)
-            dsc[i] += ds2[(size_t)c * K + i];
-        amtl_gate_backward(net->garch + net->me_beta[c], dsc, net->arch + net->me_beta[c], K);
+        amtl_gate_backward(net->garch + net->me_beta[c], ds + (size_t)c * K,
+                           net->arch + net->me_beta[c], K);
     }
 }
 

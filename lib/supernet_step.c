@@ -455,7 +455,11 @@ static void tower_backward(amtl_supernet *net, amtl_workspace *ws, int t,
         const float *in = i == 0 ? zin
                                  : (drop ? ws->td : ws->tr) + offs[i - 1];
         float *dout_in = i == 0 ? dzin : ws->dtmp1;
-        amtl_linear_backward(dout_in, net->g + tl->w, net->g + tl->b, dcur, in,
+        /* the bias of a hidden layer feeds BatchNorm, which subtracts the
+         * batch mean: its gradient is 0, and the rounding noise in its place
+         * would move it by lr a step under Adam (the MixedOp's b1 likewise) */
+        amtl_linear_backward(dout_in, net->g + tl->w,
+                             i == net->n_tower ? net->g + tl->b : NULL, dcur, in,
                              net->w + tl->w, B, tl->in, tl->out);
         if (i == 0)
             break;

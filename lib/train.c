@@ -183,6 +183,10 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
         const amtl_backend *be;
         if (amtl_device_backend(tr->cfg.device, &be, st))
             return -1;
+        /* auto keeps to the CPU for what only the CPU path does */
+        if (!strcmp(tr->cfg.device, "auto") &&
+            (!strcmp(tr->cfg.arch_data, "val") || tr->cfg.clip_grad_norm > 0))
+            be = NULL;
         tr->dev_resolved = 1;
         tr->dev_split = -1;
         if (be && amtl_dev_init(&tr->dev, be, &tr->net, tr->B, 1, st))

@@ -4,7 +4,7 @@
 # BIN or SET, can be given on the command line.
 CONFIG    ?= configs/demo.yaml
 NAME      ?= demo
-ROWS      ?= 20000
+ROWS      ?= 100000
 TASKS     ?= 4
 DATA_SEED ?= 1
 include $(dir $(lastword $(MAKEFILE_LIST)))search.mk

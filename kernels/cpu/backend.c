@@ -436,24 +436,26 @@ static void cpu_expert_mix(float *out, const float *G, const float *s, const flo
 
 static void cpu_expert_mix_back(float *dY, float *dG, float *ds, const float *dout,
                                 const float *G, const float *s, const float *Y, size_t ldk,
-                                int B, int K, int H)
+                                uint64_t ran, int B, int K, int H)
 {
     /* dY[K, ldk] (+=), dG[B,K] (=), ds[K] (=), dout[B,H], G[B,K], s[K],
-     * Y[K, ldk].  As consumer_backward, except that an expert with s 0 is
-     * not read (backend.h: its p is 0). */
+     * Y[K, ldk].  As consumer_backward: ran plays its expert_used. */
     for (int i = 0; i < K; i++) {
+        int on = (int)((ran >> i) & 1);
         double dsi = 0.0;
         for (int b = 0; b < B; b++) {
             const float *d = dout + (size_t)b * H;
             float p = 0.0f;
-            if (s[i] != 0.0f) {
+            if (on) {
                 const float *y = Y + i * ldk + (size_t)b * H;
                 for (int k = 0; k < H; k++)
                     p += d[k] * y[k];
-                float a = G[(size_t)b * K + i] * s[i];
-                float *restrict dy = dY + i * ldk + (size_t)b * H;
-                for (int k = 0; k < H; k++)
-                    dy[k] += a * d[k];
+                if (s[i] != 0.0f) {
+                    float a = G[(size_t)b * K + i] * s[i];
+                    float *restrict dy = dY + i * ldk + (size_t)b * H;
+                    for (int k = 0; k < H; k++)
+                        dy[k] += a * d[k];
+                }
             }
             dG[(size_t)b * K + i] = s[i] * p;
             dsi += (double)G[(size_t)b * K + i] * p;

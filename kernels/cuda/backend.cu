@@ -563,30 +563,33 @@ __global__ static void k_expert_mix(float *out, const float *G, const float *s, 
 /* MixedExpert backward: block (i, chunk of rows), a warp per row: lanes
  * over H compute p = <dout_b, Y[i]_b> (double) and dY[i] += G·s·dout; lane 0
  * writes dG and adds G·p to the warp's share of ds[i]; the block's share
- * goes to part[i·nch + chunk].  s[i] is uniform over the block, so the warp
- * shuffles never diverge; an expert with s 0 is not read. */
+ * goes to part[i·nch + chunk].  s[i] and bit i of ran are uniform over the
+ * block, so the warp shuffles never diverge; an expert whose bit is clear is
+ * not read, one with s 0 gets p but no dY. */
 __global__ static void k_expert_mix_back(float *dY, float *dG, double *part, const float *dout,
                                          const float *G, const float *s, const float *Y,
-                                         size_t ldk, int B, int K, int H, int per)
+                                         size_t ldk, uint64_t ran, int B, int K, int H, int per)
 {
     __shared__ double sh[WARPS];
     int i = blockIdx.x, nch = gridDim.y;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float si = s[i];
+    int on = (int)((ran >> i) & 1);
     int b0 = blockIdx.y * per, b1 = b0 + per < B ? b0 + per : B;
     double acc = 0.0;
     for (int b = b0 + warp; b < b1; b += WARPS) {
         const float *d = dout + (size_t)b * H;
         float gbi = G[(size_t)b * K + i];
         float p = 0.0f;
-        if (si != 0.0f) {
+        if (on) {
             const float *y = Y + i * ldk + (size_t)b * H;
             float *dy = dY + i * ldk + (size_t)b * H;
             float a = gbi * si;
             double pp = 0.0;
             for (int h = lane; h < H; h += 32) {
                 pp += (double)d[h] * (double)y[h];
-                dy[h] += a * d[h];
+                if (si != 0.0f)
+                    dy[h] += a * d[h];
             }
             p = (float)warp_sum(pp);
         }
@@ -936,7 +939,8 @@ static void cu_expert_mix(float *out, const float *G, const float *s, const floa
 }
 
 static void cu_expert_mix_back(float *dY, float *dG, float *ds, const float *dout, const float *G,
-                               const float *s, const float *Y, size_t ldk, int B, int K, int H)
+                               const float *s, const float *Y, size_t ldk, uint64_t ran, int B,
+                               int K, int H)
 {
     if (K <= 0)
         return;
@@ -952,7 +956,7 @@ static void cu_expert_mix_back(float *dY, float *dG, float *ds, const float *dou
     if (!part)
         return;
     LAUNCH(k_expert_mix_back, dim3((unsigned)K, (unsigned)nch), TPB, dY, dG, part, dout, G, s, Y,
-           ldk, Bn, K, H > 0 ? H : 0, per);
+           ldk, ran, Bn, K, H > 0 ? H : 0, per);
     LAUNCH(k_sum_parts, blocks_for((size_t)K), TPB, ds, part, K, nch);
 }
 

@@ -277,7 +277,7 @@ EOF
     [ "$status" -eq 0 ]
     [ "$(grep -c 'amtl-supernet' <<<"$output")" -eq 6 ]
     [ "$(grep -c -- '--baseline single-task:' <<<"$output")" -eq 4 ]
-    [[ "$output" == *"--rows 20000"* ]]
+    [[ "$output" == *"--rows 100000"* ]]
     [[ "$output" == *"--epochs 12"* ]]
     [ ! -e "$TMP/demo/data.amtl" ]
 }

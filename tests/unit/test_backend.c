@@ -891,8 +891,10 @@ static void test_mixfeature_grad(void)
  * MixedExpert
  * ================================================================================ */
 
-#define EM_K 4
-#define EM_OFF 1   /* the expert whose gate is 0: its output is not computed */
+#define EM_K 5
+#define EM_OFF 1    /* gate 0, but it ran: straight-through ds, no dY */
+#define EM_SKIP 3   /* gate 0 and it did not run: its output is not computed */
+#define EM_RAN (((uint64_t)1 << EM_K) - 1 - ((uint64_t)1 << EM_SKIP))
 
 typedef struct {
     int B, K, H;
@@ -909,7 +911,7 @@ static double em_loss(void *p, int lib)
         tof(c->Gf, c->G, (size_t)c->B * c->K);
         tof(c->sf, c->s, (size_t)c->K);
         for (int i = 0; i < c->K; i++)
-            if (i != EM_OFF)
+            if ((EM_RAN >> i) & 1)
                 tof(c->Yf + i * c->ldk, c->Y[i], nh);
         test_poison(c->out, nh);
         cpu_->expert_mix(c->out, c->Gf, c->sf, c->Yf, c->ldk, c->B, c->K, c->H);
@@ -936,14 +938,14 @@ static void test_expert_mix_grad(void)
     c.G = dv(ng), c.s = dv((size_t)c.K), c.R = dv(nh);
     fill(c.G, ng, 0.05, 1);
     fill(c.R, nh, -1, 1);
-    double sv[EM_K] = {1.0, 0.0, 0.6, -0.8};
+    double sv[EM_K] = {1.0, 0.0, 0.6, 0.0, -0.8};
     memcpy(c.s, sv, sizeof sv);
     for (int i = 0; i < c.K; i++) {
         c.Y[i] = dv(nh);
         fill(c.Y[i], nh, -1, 1);
     }
     c.Gf = fv(ng), c.sf = fv((size_t)c.K), c.out = fv(nh);
-    /* the padding between experts and the expert with s 0 hold NaN */
+    /* the padding between experts and the expert that did not run hold NaN */
     c.Yf = fv(c.K * c.ldk);
     test_poison(c.Yf, c.K * c.ldk);
     CHECK_CLOSE(em_loss(&c, 1), em_loss(&c, 0), TOL_FWD);
@@ -953,29 +955,38 @@ static void test_expert_mix_grad(void)
     tof(dout, c.R, nh);
     test_poison(dY, c.K * c.ldk);
     for (int i = 0; i < c.K; i++)
-        if (i != EM_OFF)
+        if (i != EM_SKIP)
             fillf(dY + i * c.ldk, nh, -1, 1);
     float *dY0 = fcopy(dY, c.K * c.ldk);
     test_poison(dG, ng);
     test_poison(ds, (size_t)c.K);
-    cpu_->expert_mix_back(dY, dG, ds, dout, c.Gf, c.sf, c.Yf, c.ldk, c.B, c.K, c.H);
-    /* s 0: p is 0 (backend.h), so dG and ds are 0 there and its dY untouched */
-    CHECK(ds[EM_OFF] == 0.0f);
+    cpu_->expert_mix_back(dY, dG, ds, dout, c.Gf, c.sf, c.Yf, c.ldk, EM_RAN, c.B, c.K, c.H);
+    CHECK(all_finite(dG, ng) && all_finite(ds, (size_t)c.K));
+    /* s 0 but ran: ds = Σ G·p (the finite differences below), dG 0, dY
+     * untouched */
+    CHECK(ds[EM_OFF] != 0.0f);
     for (int b = 0; b < c.B; b++)
         CHECK(dG[(size_t)b * c.K + EM_OFF] == 0.0f);
+    CHECK(memcmp(dY + EM_OFF * c.ldk, dY0 + EM_OFF * c.ldk, nh * sizeof *dY) == 0);
+    /* did not run: p 0, so dG and ds 0, and its dY untouched */
+    CHECK(ds[EM_SKIP] == 0.0f);
+    for (int b = 0; b < c.B; b++)
+        CHECK(dG[(size_t)b * c.K + EM_SKIP] == 0.0f);
     for (size_t i = 0; i < c.ldk; i++)
-        CHECK(isnan(dY[EM_OFF * c.ldk + i]));
+        CHECK(isnan(dY[EM_SKIP * c.ldk + i]));
     for (int i = 0; i < c.K; i++)
         for (size_t k = nh; k < c.ldk; k++)
             CHECK(isnan(dY[i * c.ldk + k]));
 
-    /* s is a free variable only where it is not 0 (the contract gives 0 at 0) */
+    /* s of an expert that ran is a free variable, 0 or not: the loss is
+     * linear in it, so ds at 0 is its true derivative (straight through);
+     * the one that did not run cannot move (its output is NaN) */
     double *dsd = dcopyf(ds, (size_t)c.K);
     fd_var vs[1 + 2 * EM_K];
     int nv = 0;
     vs[nv++] = (fd_var){"G", c.G, ng, dcopyf(dG, ng)};
     for (int i = 0; i < c.K; i++) {
-        if (i == EM_OFF)
+        if (i == EM_SKIP)
             continue;
         vs[nv++] = (fd_var){"s[i]", c.s + i, 1, dsd + i};
         vs[nv++] = (fd_var){"Y[i]", c.Y[i], nh, ddiff(dY + i * c.ldk, dY0 + i * c.ldk, nh)};

@@ -701,17 +701,23 @@ static void test_mixfeature(void)
     mixfeature_case(20, 3, 5, 0);
 }
 
-static void expert_mix_case(int B, int K, int H, int zero)
+/* zero: an expert with s 0 that ran (-1: none); skip: one with s 0 that did
+ * not run (-1: none) */
+static void expert_mix_case(int B, int K, int H, int zero, int skip)
 {
     size_t ldk = (size_t)B * H + 11, ny = (size_t)K * ldk, no = (size_t)B * H;
     size_t ng = (size_t)B * K;
     float *G = frand(ng, 0, 1), *s = frand((size_t)K, 0, 1);
     float *Y = frand(ny, -1, 1), *dout = frand(no, -1, 1), *dY0 = frand(ny, -1, 1);
-    if (zero >= 0) {
-        /* an expert with s 0 need not have been computed: NaN in its Y must
-         * not reach any output */
-        s[zero] = 0.0f;
-        test_poison(Y + (size_t)zero * ldk, (size_t)B * H);
+    uint64_t ran = K < 64 ? ((uint64_t)1 << K) - 1 : ~(uint64_t)0;
+    if (zero >= 0)
+        s[zero] = 0.0f;   /* its p and ds still computed (straight through) */
+    if (skip >= 0) {
+        /* an expert that did not run is not read: NaN in its Y must not
+         * reach any output */
+        s[skip] = 0.0f;
+        ran &= ~((uint64_t)1 << skip);
+        test_poison(Y + (size_t)skip * ldk, (size_t)B * H);
     }
     float *out[2], *dY[2], *dG[2], *ds[2];
     for (int k = 0; k < 2; k++) {
@@ -726,7 +732,7 @@ static void expert_mix_case(int B, int K, int H, int zero)
         float *dds = up(&r, ds[k], FB(K));
         CHECK_UP(r);
         r.be->expert_mix(dout_, dG_, ds_, dY_, ldk, B, K, H);
-        r.be->expert_mix_back(ddY, ddG, dds, ddout, dG_, ds_, dY_, ldk, B, K, H);
+        r.be->expert_mix_back(ddY, ddG, dds, ddout, dG_, ds_, dY_, ldk, ran, B, K, H);
         down(&r, out[k], dout_, FB(no));
         down(&r, dY[k], ddY, FB(ny));
         down(&r, dG[k], ddG, FB(ng));
@@ -737,15 +743,20 @@ static void expert_mix_case(int B, int K, int H, int zero)
     CHECK_NEAR(dY[0], dY[1], ny, TOL);
     CHECK_NEAR(dG[0], dG[1], ng, TOL);
     CHECK_NEAR(ds[0], ds[1], (size_t)K, TOL);
+    if (zero >= 0)
+        CHECK(ds[0][zero] != 0.0f && ds[1][zero] != 0.0f);
+    if (skip >= 0)
+        CHECK(ds[0][skip] == 0.0f && ds[1][skip] == 0.0f);
 }
 
 static void test_expert_mix(void)
 {
     NEED_CUDA();
-    expert_mix_case(53, 5, 37, 2);
-    expert_mix_case(300, 4, 33, -1);
-    expert_mix_case(1, 1, 1, -1);
-    expert_mix_case(4099, 8, 64, 7);   /* many row chunks per expert */
+    expert_mix_case(53, 5, 37, 2, 4);
+    expert_mix_case(300, 4, 33, -1, -1);
+    expert_mix_case(1, 1, 1, -1, -1);
+    expert_mix_case(1, 1, 1, 0, -1);
+    expert_mix_case(4099, 8, 64, 7, 1);   /* many row chunks per expert */
 }
 
 static void test_bce(void)

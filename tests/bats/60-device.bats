@@ -1,0 +1,326 @@
+#!/usr/bin/env bats
+# The device step (--device): on the plain CPU backend (cpu-backend) it
+# agrees with the CPU path, resumes and repeats exactly; a missing GPU, an
+# unknown device and the keys the device path refuses are clear errors.
+bats_require_minimum_version 1.5.0
+load helpers
+
+MODEL="--set batch_size=256 --set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8]"
+SMALL="$MODEL --quiet"
+# long epochs (4000 batches of 4 rows) so that a signal lands mid-epoch; the
+# test using them is tagged "long" (tests/run-valgrind leaves it out)
+LONG="--set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8] --set threads=1 --set batch_size=4 --set discretize_ops=2 --quiet"
+
+setup_file() {
+    export F="$BATS_FILE_TMPDIR"
+    amtl-prep --synthetic --rows 1500 --seed 3 -o "$F/d.amtl"
+    amtl-supernet --data "$F/d.amtl" $SMALL --phase search --epochs 1 --set discretize_ops=2 -o "$F/s.ckpt" > /dev/null
+    amtl-discretize --export -o "$F/s.arch" "$F/s.ckpt"
+    amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --epochs 1 -o "$F/s.model" > /dev/null
+    # amtl files for the tests: "tensors FILE" prints name, dtype, shape and
+    # a digest of every tensor; "zero-seconds FILE" writes the file with the
+    # wall-clock seconds column of "history" zeroed, for cmp
+    cat > "$F/amtlfile.py" <<'EOF'
+import hashlib, struct, sys
+
+def unpack(b, i):
+    c = b[i]; i += 1
+    def n(k, fmt):
+        return struct.unpack('>' + fmt, b[i:i + k])[0], i + k
+    if c <= 0x7f: return c, i
+    if c >= 0xe0: return c - 256, i
+    if 0x80 <= c <= 0x8f: return mapping(b, i, c & 15)
+    if 0x90 <= c <= 0x9f: return array(b, i, c & 15)
+    if 0xa0 <= c <= 0xbf: k = c & 31; return b[i:i + k].decode(), i + k
+    if c == 0xc0: return None, i
+    if c in (0xc2, 0xc3): return c == 0xc3, i
+    if c in (0xc4, 0xc5, 0xc6, 0xd9, 0xda, 0xdb):
+        k, i = n(*{0xc4: (1, 'B'), 0xc5: (2, 'H'), 0xc6: (4, 'I'),
+                   0xd9: (1, 'B'), 0xda: (2, 'H'), 0xdb: (4, 'I')}[c])
+        # binary data as the slice of the file holding it
+        return (b[i:i + k].decode() if c >= 0xd9 else slice(i, i + k)), i + k
+    if c == 0xca: return n(4, 'f')
+    if c == 0xcb: return n(8, 'd')
+    fixed = {0xcc: (1, 'B'), 0xcd: (2, 'H'), 0xce: (4, 'I'), 0xcf: (8, 'Q'),
+             0xd0: (1, 'b'), 0xd1: (2, 'h'), 0xd2: (4, 'i'), 0xd3: (8, 'q')}
+    if c in fixed: return n(*fixed[c])
+    if c in (0xdc, 0xdd): k, i = n(*((2, 'H') if c == 0xdc else (4, 'I'))); return array(b, i, k)
+    if c in (0xde, 0xdf): k, i = n(*((2, 'H') if c == 0xde else (4, 'I'))); return mapping(b, i, k)
+    raise ValueError('msgpack byte 0x%02x' % c)
+
+def array(b, i, k):
+    out = []
+    for _ in range(k):
+        v, i = unpack(b, i); out.append(v)
+    return out, i
+
+def mapping(b, i, k):
+    out = []
+    for _ in range(k):
+        key, i = unpack(b, i); v, i = unpack(b, i); out.append((key, v))
+    return out, i
+
+b = bytearray(open(sys.argv[2], 'rb').read())
+root, _ = unpack(bytes(b), 0)
+for name, t in dict(root)['tensors']:
+    t = dict(t)
+    if name == 'history':
+        cols = t['shape'][1]
+        for r in range(t['shape'][0]):
+            o = t['data'].start + (r * cols + 4) * 8
+            b[o:o + 8] = bytes(8)
+    if sys.argv[1] == 'tensors':
+        print(name, t['dtype'], t['shape'], hashlib.sha256(b[t['data']]).hexdigest()[:16])
+if sys.argv[1] == 'zero-seconds':
+    sys.stdout.buffer.write(b)
+EOF
+}
+
+tensors() {
+    python3 "$F/amtlfile.py" tensors "$1"
+}
+
+# cmp of two amtl files but for the wall-clock seconds in their history
+same_file() {
+    cmp <(python3 "$F/amtlfile.py" zero-seconds "$1") <(python3 "$F/amtlfile.py" zero-seconds "$2")
+}
+
+# Metrics lines without the wall-clock seconds.
+no_seconds() {
+    sed 's/"seconds":[0-9.]*,//' "$@"
+}
+
+# Two files of metrics lines, line by line: the same keys, epoch, phase and
+# mixed_ops; losses and arch_entropy within $3, AUCs within $4 ("-" leaves
+# the validation metrics out).
+close_metrics() {
+    python3 - "$@" <<'EOF'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+tol_loss = float(sys.argv[3])
+tol_auc = None if sys.argv[4] == '-' else float(sys.argv[4])
+assert len(a) == len(b) > 0, 'lines: %d and %d' % (len(a), len(b))
+for x, y in zip(a, b):
+    assert x.keys() == y.keys(), (sorted(x), sorted(y))
+    for k in x:
+        if k == 'seconds':
+            continue
+        if k in ('epoch', 'phase', 'mixed_ops'):
+            assert x[k] == y[k], (x['epoch'], k, x[k], y[k])
+            continue
+        if k.startswith('val_'):
+            if tol_auc is None:
+                continue
+            tol = tol_auc if 'auc' in k else tol_loss
+        else:
+            tol = tol_loss
+        assert abs(x[k] - y[k]) <= tol, 'epoch %d %s: %r and %r' % (x['epoch'], k, x[k], y[k])
+EOF
+}
+
+# Runs warm-up (1 epoch), search (2 epochs, 4 MixedOps fixed after each: 12,
+# 8, 4 left) and fine-tune (1 epoch) on device $1 with the extra flags $2,
+# each from the one before; metrics lines into $TMP/$1.m, the exported
+# architecture's --show into $TMP/$1.arch.txt.
+pipeline() {
+    local dev=$1 extra=$2
+    amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --phase warmup --epochs 1 -o "$TMP/w.$dev" > "$TMP/$dev.m"
+    amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --init "$TMP/w.$dev" --phase search --epochs 2 --set discretize_ops=4 -o "$TMP/s.$dev" >> "$TMP/$dev.m"
+    amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --init "$TMP/s.$dev" --phase finetune --epochs 1 -o "$TMP/f.$dev" >> "$TMP/$dev.m"
+    amtl-discretize --export -o "$TMP/a.$dev" "$TMP/f.$dev"
+    amtl-discretize --show "$TMP/a.$dev" > "$TMP/$dev.arch.txt"
+}
+
+no_gpu() {
+    if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
+        skip "a GPU is present: --device cuda and auto use it"
+    fi
+}
+
+@test "cpu-backend equals cpu up to rounding: warm-up, search with discretisation, fine-tune" {
+    # open gates (reference) and no dropout: the two paths compute the same
+    # numbers.  Measured: losses within 2e-5.  AUCs on 150 validation rows
+    # move by about 2e-4 when one near-tie pair swaps, hence 1e-3.
+    for dev in cpu cpu-backend; do
+        pipeline $dev "--set dropout=0 --set gate_mode=reference"
+    done
+    [ "$(grep -o '"mixed_ops":[0-9]*' "$TMP/cpu.m" | tr '\n' ' ')" = '"mixed_ops":12 "mixed_ops":8 "mixed_ops":4 "mixed_ops":4 ' ]
+    close_metrics "$TMP/cpu.m" "$TMP/cpu-backend.m" 1e-4 1e-3
+    diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-backend.arch.txt"
+}
+
+@test "cpu-backend equals cpu with sampled gates: training loss, discretisation, architecture" {
+    # The default gates (sampled), no dropout: the same draws on both paths.
+    # Validation metrics are left out: the towers' Linear bias before
+    # BatchNorm has a gradient that is zero but for rounding, which Adam
+    # turns into steps of lr whose sign differs between the paths (2e-3
+    # apart after 10 steps); the running mean lags it, so validation AUCs
+    # differ by up to 5e-3 while every other weight agrees to 1e-5.
+    for dev in cpu cpu-backend; do
+        pipeline $dev "--set dropout=0"
+    done
+    close_metrics "$TMP/cpu.m" "$TMP/cpu-backend.m" 1e-4 -
+    diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-backend.arch.txt"
+}
+
+@test "amtl-train on an exported architecture and amtl-eval: cpu-backend equals cpu" {
+    # The architecture's dropout wins over --set: search without it.  Seed 4
+    # gives inputs to every expert and tower: an expert with none sees a
+    # constant and, as the towers' bias above, steps on rounding noise.
+    amtl-supernet --data "$F/d.amtl" $SMALL --set dropout=0 --set gate_mode=reference --set seed=4 --phase search --epochs 1 --set discretize_ops=2 -o "$TMP/s.ckpt" > /dev/null
+    amtl-discretize --export -o "$TMP/s.arch" "$TMP/s.ckpt"
+    amtl-discretize --show "$TMP/s.arch" > "$TMP/s.txt"
+    [ "$(grep -c none "$TMP/s.txt")" -eq 0 ]
+    for dev in cpu cpu-backend; do
+        amtl-train --data "$F/d.amtl" --arch "$TMP/s.arch" --init "$TMP/s.ckpt" $SMALL --device $dev --epochs 2 -o "$TMP/m.$dev" > "$TMP/t.$dev"
+    done
+    # tolerances as in the first test
+    close_metrics "$TMP/t.cpu" "$TMP/t.cpu-backend" 1e-4 1e-3
+    # scoring one model: the same AUCs, the same loglosses to the digits shown
+    for split in test val; do
+        amtl-eval --model "$F/s.model" --data "$F/d.amtl" --split $split --json > "$TMP/e.cpu"
+        amtl-eval --model "$F/s.model" --data "$F/d.amtl" --split $split --json --device cpu-backend > "$TMP/e.cb"
+        python3 - "$TMP/e.cpu" "$TMP/e.cb" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a['tasks'].keys() == b['tasks'].keys() and len(a['tasks']) == 4
+assert a['mean_auc'] == b['mean_auc'], (a['mean_auc'], b['mean_auc'])
+for t in a['tasks']:
+    x, y = a['tasks'][t], b['tasks'][t]
+    assert x['auc'] == y['auc'], (t, x['auc'], y['auc'])
+    assert abs(x['logloss'] - y['logloss']) <= 1e-6, (t, x['logloss'], y['logloss'])
+EOF
+    done
+}
+
+@test "--device cuda without a GPU: exit 1, one error line, nothing written" {
+    no_gpu
+    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cuda --phase warmup --epochs 1 -o "$TMP/c.ckpt"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [[ "$stderr" == "amtl-supernet: error: device cuda: "* ]]
+    [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+    run --separate-stderr amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --device cuda --epochs 1 -o "$TMP/m.model"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [[ "$stderr" == "amtl-train: error: device cuda: "* ]]
+    [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+    run --separate-stderr amtl-eval --model "$F/s.model" --data "$F/d.amtl" --device cuda
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [[ "$stderr" == "amtl-eval: error: device cuda: "* ]]
+    [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+    [ -z "$(ls -A "$TMP")" ]
+    # a checkpoint to resume is left as it was
+    cp "$F/s.ckpt" "$TMP/c.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cuda --phase search --epochs 2 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "amtl-supernet: error: device cuda: "* ]]
+    cmp "$F/s.ckpt" "$TMP/c.ckpt"
+    [ "$(ls -A "$TMP")" = c.ckpt ]
+}
+
+@test "--device auto without a GPU is the CPU path" {
+    no_gpu
+    for dev in cpu auto; do
+        amtl-supernet --data "$F/d.amtl" $SMALL --device $dev --phase search --epochs 1 -o "$TMP/s.$dev" > "$TMP/s.$dev.m"
+        amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --device $dev --epochs 1 -o "$TMP/m.$dev" > "$TMP/m.$dev.m"
+        amtl-eval --model "$F/s.model" --data "$F/d.amtl" --device $dev > "$TMP/e.$dev"
+    done
+    diff -u <(no_seconds "$TMP/s.cpu.m") <(no_seconds "$TMP/s.auto.m")
+    diff -u <(no_seconds "$TMP/m.cpu.m") <(no_seconds "$TMP/m.auto.m")
+    diff -u <(tensors "$TMP/s.cpu") <(tensors "$TMP/s.auto")
+    diff -u <(tensors "$TMP/m.cpu") <(tensors "$TMP/m.auto")
+    diff -u "$TMP/e.cpu" "$TMP/e.auto"
+}
+
+@test "--device gpu is a usage error in every tool" {
+    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device gpu --phase warmup --epochs 1 -o "$TMP/c.ckpt"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "amtl-supernet: error: key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'" ]
+    run --separate-stderr amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --device gpu --epochs 1 -o "$TMP/m.model"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "amtl-train: error: key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'" ]
+    run --separate-stderr amtl-eval --model "$F/s.model" --data "$F/d.amtl" --device gpu
+    [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    [ "$stderr" = "amtl-eval: error: key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'" ]
+    [ -z "$(ls -A "$TMP")" ]
+}
+
+@test "cpu-backend with dropout: 1+1 epochs equal 2, from --init and with --resume" {
+    for phase in warmup search finetune; do
+        local cb="$SMALL --device cpu-backend --set dropout=0.2 --set discretize_ops=2 --phase $phase"
+        amtl-supernet --data "$F/d.amtl" $cb --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"
+        amtl-supernet --data "$F/d.amtl" $cb --epochs 1 -o "$TMP/one.ckpt" > "$TMP/ab"
+        cp "$TMP/one.ckpt" "$TMP/c.ckpt"
+        amtl-supernet --data "$F/d.amtl" $cb --init "$TMP/one.ckpt" --epochs 1 -o "$TMP/oneone.ckpt" >> "$TMP/ab"
+        amtl-supernet --data "$F/d.amtl" $cb --epochs 2 --resume -o "$TMP/c.ckpt" > "$TMP/c"
+        diff -u <(no_seconds "$TMP/two") <(no_seconds "$TMP/ab")
+        diff -u <(no_seconds "$TMP/two" | tail -n 1) <(no_seconds "$TMP/c")
+        # from --init, every tensor but the run's first epoch (train.run)
+        diff -u <(tensors "$TMP/two.ckpt" | grep -v '^train.run ') <(tensors "$TMP/oneone.ckpt" | grep -v '^train.run ')
+        # with --resume, the very same file but for the seconds
+        same_file "$TMP/two.ckpt" "$TMP/c.ckpt"
+    done
+}
+
+# bats test_tags=long
+@test "cpu-backend with dropout: SIGTERM mid-epoch, then --resume, gives the uninterrupted run's file" {
+    amtl-prep --synthetic --rows 20000 --seed 3 -o "$TMP/long.amtl"
+    local cb="$LONG --device cpu-backend --set dropout=0.2 --phase search --epochs 2"
+    amtl-supernet --data "$TMP/long.amtl" $cb -o "$TMP/ref.ckpt" > "$TMP/ref.m"
+    # as in 50-reliability.bats: wait for the first epoch's checkpoint, a
+    # little more, then stop the run
+    amtl-supernet --data "$TMP/long.amtl" $cb -o "$TMP/c.ckpt" > "$TMP/c.m" 2> "$TMP/c.err" &
+    local pid=$! i=0 rc=0
+    while [ ! -e "$TMP/c.ckpt" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -e "$TMP/c.ckpt" ]
+    sleep 0.2
+    kill -TERM "$pid"
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 143 ]
+    grep -Eq "^amtl-supernet: SIGTERM: stopped in epoch 1 after [0-9]+ of 4000 batches; checkpoint '$TMP/c.ckpt' written, the same command with --resume continues from it\$" "$TMP/c.err"
+    tensors "$TMP/c.ckpt" | grep -q '^train.partial '
+    run --separate-stderr amtl-supernet --data "$TMP/long.amtl" $cb --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 0 ]
+    printf '%s\n' "$output" >> "$TMP/c.m"
+    diff -u <(no_seconds "$TMP/ref.m") <(no_seconds "$TMP/c.m")
+    same_file "$TMP/ref.ckpt" "$TMP/c.ckpt"
+}
+
+@test "cpu-backend with dropout: the same seed gives the same checkpoint, another seed another" {
+    local cb="$SMALL --device cpu-backend --set dropout=0.3 --phase search --epochs 2 --set discretize_ops=2"
+    amtl-supernet --data "$F/d.amtl" $cb -o "$TMP/a.ckpt" > /dev/null
+    amtl-supernet --data "$F/d.amtl" $cb -o "$TMP/b.ckpt" > /dev/null
+    same_file "$TMP/a.ckpt" "$TMP/b.ckpt"
+    amtl-supernet --data "$F/d.amtl" $cb --set seed=7 -o "$TMP/c.ckpt" > /dev/null
+    if same_file "$TMP/a.ckpt" "$TMP/c.ckpt" > /dev/null; then false; fi
+    # the dropout is drawn: without it the weights differ
+    amtl-supernet --data "$F/d.amtl" $cb --set dropout=0 -o "$TMP/d.ckpt" > /dev/null
+    [ "$(tensors "$TMP/a.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" != "$(tensors "$TMP/d.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" ]
+}
+
+@test "cpu-backend refuses arch_data: val and clip_grad_norm: exit 2, nothing written" {
+    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cpu-backend --set arch_data=val --phase search --epochs 1 -o "$TMP/c.ckpt"
+    [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    [ "$stderr" = "amtl-supernet: error: arch_data: val runs on the CPU only (device cpu)" ]
+    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cpu-backend --set clip_grad_norm=1 --phase search --epochs 1 -o "$TMP/c.ckpt"
+    [ "$status" -eq 2 ]
+    [ -z "$output" ]
+    [ "$stderr" = "amtl-supernet: error: clip_grad_norm runs on the CPU only (device cpu)" ]
+    run --separate-stderr amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --device cpu-backend --set clip_grad_norm=1 --epochs 1 -o "$TMP/m.model"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "amtl-train: error: clip_grad_norm runs on the CPU only (device cpu)" ]
+    [ -z "$(ls -A "$TMP")" ]
+    # a checkpoint to resume is left as it was
+    cp "$F/s.ckpt" "$TMP/c.ckpt"
+    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cpu-backend --set arch_data=val --phase search --epochs 2 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "amtl-supernet: error: arch_data: val runs on the CPU only (device cpu)" ]
+    cmp "$F/s.ckpt" "$TMP/c.ckpt"
+    # arch_data: val acts in the search phase only: warm-up runs
+    amtl-supernet --data "$F/d.amtl" $SMALL --device cpu-backend --set arch_data=val --phase warmup --epochs 1 -o "$TMP/w.ckpt" > /dev/null
+}
