@@ -111,10 +111,11 @@ int amtl_cli_override(amtl_cli *c, const char *key, const char *value)
     if (c->n_overrides >= (int)(sizeof c->overrides / sizeof c->overrides[0]))
         return -1;
     size_t n = strlen(key) + strlen(value) + 2;
-    char *kv = malloc(n);
-    if (!kv)
+    if (n > sizeof c->store - c->store_used)
         return -1;
+    char *kv = c->store + c->store_used;
     snprintf(kv, n, "%s=%s", key, value);
+    c->store_used += n;
     c->overrides[c->n_overrides++] = kv;
     return 0;
 }

@@ -30,6 +30,8 @@ typedef struct {
     const char *config_file;
     const char *overrides[256];
     int n_overrides;
+    char store[16384];     /* amtl_cli_override's "key=value" copies */
+    size_t store_used;
 } amtl_cli;
 
 /* Returns the next option's key, AMTL_CLI_END when done, AMTL_CLI_EXIT_OK
@@ -40,7 +42,9 @@ int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out);
 
 void amtl_cli_usage(const amtl_cli *c, FILE *out);
 
-/* Records an override "key=value" (for --set or a dedicated flag). */
+/* Records an override "key=value" (for --set or a dedicated flag), copied
+ * into c->store (nothing to free); -1 when there are too many or they are
+ * too long. */
 int amtl_cli_override(amtl_cli *c, const char *key, const char *value);
 
 /* defaults, base_yaml, config_file, overrides in order, then validation. */

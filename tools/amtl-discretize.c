@@ -48,8 +48,10 @@ int main(int argc, char **argv)
         case 'd': data = arg; break;
         case 'c': cli.config_file = arg; break;
         case 's':
-            if (!strchr(arg, '=') || cli.n_overrides >= 250)
+            if (!strchr(arg, '='))
                 return amtl_cli_usage_error(&cli, "--set wants KEY=VALUE, got '%s'", arg);
+            if (cli.n_overrides >= 250)
+                return amtl_cli_usage_error(&cli, "too many --set options");
             cli.overrides[cli.n_overrides++] = arg;
             break;
         case 'o': out = arg; break;

@@ -36,13 +36,6 @@ static int positive(const char *s, long long *out)
     return 0;
 }
 
-static void free_overrides(amtl_cli *cli)
-{
-    for (int i = 0; i < cli->n_overrides; i++)
-        free((char *)cli->overrides[i]);
-    cli->n_overrides = 0;
-}
-
 int main(int argc, char **argv)
 {
     amtl_cli_ignore_sigxfsz();
@@ -152,6 +145,5 @@ int main(int argc, char **argv)
         rc = 0;
     amtl_config_free(&cfg);
 out:
-    free_overrides(&cli);
     return rc;
 }

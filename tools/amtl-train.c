@@ -46,8 +46,10 @@ int main(int argc, char **argv)
         case OPT_SCRATCH: scratch = 1; break;
         case 'c': cli.config_file = arg; break;
         case 's':
-            if (!strchr(arg, '=') || cli.n_overrides >= 250)
+            if (!strchr(arg, '='))
                 return amtl_cli_usage_error(&cli, "--set wants KEY=VALUE, got '%s'", arg);
+            if (cli.n_overrides >= 250)
+                return amtl_cli_usage_error(&cli, "too many --set options");
             cli.overrides[cli.n_overrides++] = arg;
             break;
         case 'e':
@@ -58,9 +60,13 @@ int main(int argc, char **argv)
             if (amtl_cli_count(arg, 1, 1000000, &o.patience))
                 return amtl_cli_usage_error(&cli, "--patience wants a positive count, got '%s'", arg);
             break;
-        case 'S': amtl_cli_override(&cli, "seed", arg); break;
-        case OPT_THREADS: amtl_cli_override(&cli, "threads", arg); break;
-        case OPT_DEVICE: amtl_cli_override(&cli, "device", arg); break;
+        case 'S':
+        case OPT_THREADS:
+        case OPT_DEVICE:
+            if (amtl_cli_override(&cli, k == 'S' ? "seed" : k == OPT_THREADS ? "threads" : "device",
+                                  arg))
+                return amtl_cli_usage_error(&cli, "too many or too long options");
+            break;
         case OPT_METRICS: o.metrics = arg; break;
         case OPT_QUIET: o.quiet = 1; break;
         case 'o': o.out = arg; break;
