@@ -695,41 +695,6 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
 
 /* Length of the valid UTF-8 sequence at p, or 0 (overlong forms, surrogates
  * and code points past U+10FFFF are invalid). */
-static int utf8_len(const unsigned char *p)
-{
-    unsigned char ch = p[0];
-    int len = ch < 0x80 ? 1 : ch >= 0xf0 ? (ch <= 0xf4 ? 4 : 0) : ch >= 0xe0 ? 3 : ch >= 0xc2 ? 2 : 0;
-    for (int i = 1; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if (len == 3 && ((ch == 0xe0 && p[1] < 0xa0) || (ch == 0xed && p[1] >= 0xa0)))
-        return 0;
-    if (len == 4 && ((ch == 0xf0 && p[1] < 0x90) || (ch == 0xf4 && p[1] >= 0x90)))
-        return 0;
-    return len;
-}
-
-/* A JSON string: quotes, backslashes and control characters escaped, bytes
- * that are not UTF-8 replaced by U+FFFD so the output stays valid JSON. */
-static void json_str(amtl_strbuf *o, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    amtl_strbuf_printf(o, "\"");
-    while (*p) {
-        int len = utf8_len(p);
-        if (*p == '"' || *p == '\\')
-            amtl_strbuf_printf(o, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            amtl_strbuf_printf(o, "\\u%04x", *p);
-        else if (len)
-            amtl_strbuf_printf(o, "%.*s", len, (const char *)p);
-        else
-            amtl_strbuf_printf(o, "\\ufffd");
-        p += len ? len : 1;
-    }
-    amtl_strbuf_printf(o, "\"");
-}
-
 static void json_weight(amtl_strbuf *o, double w)
 {
     if (isnan(w))
@@ -743,7 +708,7 @@ static void json_names(amtl_strbuf *o, const namelist *l)
     amtl_strbuf_printf(o, "[");
     for (int i = 0; i < l->n; i++) {
         amtl_strbuf_printf(o, "%s", i ? ", " : "");
-        json_str(o, l->v[i]);
+        amtl_strbuf_json_str(o, l->v[i]);
     }
     amtl_strbuf_printf(o, "]");
 }
@@ -753,7 +718,7 @@ static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
     const amtl_config *c = &a->cfg;
     amtl_strbuf_printf(o, "{\n  \"kind\": \"architecture\",\n  \"baseline\": ");
     if (a->baseline)
-        json_str(o, a->baseline);
+        amtl_strbuf_json_str(o, a->baseline);
     else
         amtl_strbuf_printf(o, "null");
     amtl_strbuf_printf(o, ",\n  \"n_expert_layers\": %d,\n  \"n_experts\": %d,\n"
@@ -765,7 +730,7 @@ static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
     amtl_strbuf_printf(o, "],\n  \"dropout\": %g,\n  \"ops\": [", (double)c->dropout);
     for (int k = 0; k < a->P; k++) {
         amtl_strbuf_printf(o, "%s", k ? ", " : "");
-        json_str(o, a->op[k].name);
+        amtl_strbuf_json_str(o, a->op[k].name);
     }
     amtl_strbuf_printf(o, "],\n  \"sparse_fields\": ");
     json_names(o, &a->fields);
@@ -783,7 +748,7 @@ static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
             for (int b = 0; b < a->NL; b++) {
                 int k = a->ops[(l * a->K + j) * a->NL + b];
                 amtl_strbuf_printf(o, "%s{\"op\": ", b ? ", " : "");
-                json_str(o, a->op[k].name);
+                amtl_strbuf_json_str(o, a->op[k].name);
                 amtl_strbuf_printf(o, ", \"index\": %d, \"weight\": ", k);
                 json_weight(o, alpha_weight(f, a, l, j, b, k));
                 amtl_strbuf_printf(o, "}");
@@ -797,7 +762,7 @@ static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
                 for (int i = 0; i < a->N; i++)
                     if (sel[i] != 0.0f) {
                         amtl_strbuf_printf(o, "%s{\"field\": ", n++ ? ", " : "");
-                        json_str(o, a->fields.v[i]);
+                        amtl_strbuf_json_str(o, a->fields.v[i]);
                         amtl_strbuf_printf(o, ", \"weight\": ");
                         json_weight(o, beta_weight(beta, i));
                         amtl_strbuf_printf(o, "}");
@@ -818,7 +783,7 @@ static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
         } else {
             int t = cidx - (a->L - 1) * a->K;
             amtl_strbuf_printf(o, "\"kind\": \"task\", \"task\": %d, \"label\": ", t);
-            json_str(o, a->labels.v[t]);
+            amtl_strbuf_json_str(o, a->labels.v[t]);
         }
         amtl_strbuf_printf(o, ", \"inputs\": [");
         int n = 0;
@@ -840,7 +805,7 @@ static void dot_str(amtl_strbuf *o, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int len = utf8_len(p);
+        int len = amtl_utf8_len(p);
         if (*p == '"' || *p == '\\')
             amtl_strbuf_printf(o, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7f)

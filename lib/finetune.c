@@ -269,35 +269,13 @@ int amtl_eval_check_match(const amtl_file *model, const char *model_path,
     return rc;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-    if (isnan(v))
-        fputs("null", f);
-    else
-        fprintf(f, "%.6f", v);
-}
-
 static void print_json(const amtl_eval_result *r, const amtl_supernet *net, const char *model,
                        const char *split, FILE *f)
 {
     fputs("{\"model\":", f);
-    json_str(f, model);
+    amtl_json_str(f, model);
     fprintf(f, ",\"split\":\"%s\",\"rows\":%lld,\"mean_auc\":", split, (long long)r->rows);
-    json_num(f, r->mean_auc);
+    amtl_json_num(f, r->mean_auc, 6);
     fputs(",\"tasks\":{", f);
     int first = 1;
     for (int t = 0; t < r->T; t++) {
@@ -305,17 +283,17 @@ static void print_json(const amtl_eval_result *r, const amtl_supernet *net, cons
             continue;
         fputs(first ? "" : ",", f);
         first = 0;
-        json_str(f, net->label_names[t]);
+        amtl_json_str(f, net->label_names[t]);
         fputs(":{\"auc\":", f);
-        json_num(f, r->auc[t]);
+        amtl_json_num(f, r->auc[t], 6);
         fputs(",\"logloss\":", f);
-        json_num(f, r->logloss[t]);
+        amtl_json_num(f, r->logloss[t], 6);
         fprintf(f, ",\"rows\":%lld", (long long)r->counted[t]);
         if (r->cond[t] >= 0) {
             fputs(",\"condition\":", f);
-            json_str(f, net->label_names[r->cond[t]]);
+            amtl_json_str(f, net->label_names[r->cond[t]]);
             fputs(",\"auc_all\":", f);
-            json_num(f, r->auc_all[t]);
+            amtl_json_num(f, r->auc_all[t], 6);
         }
         fputc('}', f);
     }
@@ -326,7 +304,7 @@ static void print_json(const amtl_eval_result *r, const amtl_supernet *net, cons
             continue;
         fputs(first ? "" : ",", f);
         first = 0;
-        json_str(f, net->label_names[t]);
+        amtl_json_str(f, net->label_names[t]);
     }
     fprintf(f, "],\"live_weights\":%zu}\n", amtl_supernet_live_weights(net));
 }

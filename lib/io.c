@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1228,4 +1229,62 @@ void amtl_strbuf_free(amtl_strbuf *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+int amtl_utf8_len(const unsigned char *p)
+{
+    unsigned char ch = p[0];
+    int len = ch < 0x80 ? 1 : ch >= 0xf0 ? (ch <= 0xf4 ? 4 : 0) : ch >= 0xe0 ? 3 : ch >= 0xc2 ? 2 : 0;
+    for (int i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (len == 3 && ((ch == 0xe0 && p[1] < 0xa0) || (ch == 0xed && p[1] >= 0xa0)))
+        return 0;
+    if (len == 4 && ((ch == 0xf0 && p[1] < 0x90) || (ch == 0xf4 && p[1] >= 0x90)))
+        return 0;
+    return len;
+}
+
+void amtl_strbuf_json_str(amtl_strbuf *o, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    amtl_strbuf_printf(o, "\"");
+    while (*p) {
+        int len = amtl_utf8_len(p);
+        if (*p == '"' || *p == '\\')
+            amtl_strbuf_printf(o, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            amtl_strbuf_printf(o, "\\u%04x", *p);
+        else if (len)
+            amtl_strbuf_printf(o, "%.*s", len, (const char *)p);
+        else
+            amtl_strbuf_printf(o, "\\ufffd");
+        p += len ? len : 1;
+    }
+    amtl_strbuf_printf(o, "\"");
+}
+
+void amtl_strbuf_json_num(amtl_strbuf *o, double v, int decimals)
+{
+    if (isfinite(v))
+        amtl_strbuf_printf(o, "%.*f", decimals, v);
+    else
+        amtl_strbuf_printf(o, "null");
+}
+
+void amtl_json_str(FILE *f, const char *s)
+{
+    amtl_strbuf b = {0};
+    amtl_strbuf_json_str(&b, s);
+    if (!b.failed && b.data)
+        fputs(b.data, f);
+    amtl_strbuf_free(&b);
+}
+
+void amtl_json_num(FILE *f, double v, int decimals)
+{
+    if (isfinite(v))
+        fprintf(f, "%.*f", decimals, v);
+    else
+        fputs("null", f);
 }

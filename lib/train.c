@@ -766,20 +766,27 @@ void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch
     }
     ent = net->n_mops ? ent / net->n_mops : 0;
     if (json) {
-        fprintf(f, "{\"epoch\":%d,\"phase\":\"%s\",\"train_loss\":%.6f,\"seconds\":%.2f,"
-                   "\"arch_entropy\":%.6f,\"mixed_ops\":%d,\"val_mean_auc\":",
-                epoch, phase, loss, secs, ent, mixed);
-        if (isnan(m->mean_auc))
-            fprintf(f, "null");
-        else
-            fprintf(f, "%.6f", m->mean_auc);
+        /* label names are escaped and a value that is not finite is null, so
+         * every line is JSON whatever the data */
+        fprintf(f, "{\"epoch\":%d,\"phase\":", epoch);
+        amtl_json_str(f, phase);
+        fputs(",\"train_loss\":", f);
+        amtl_json_num(f, loss, 6);
+        fprintf(f, ",\"seconds\":%.2f,\"arch_entropy\":%.6f,\"mixed_ops\":%d,\"val_mean_auc\":",
+                secs, ent, mixed);
+        amtl_json_num(f, m->mean_auc, 6);
         for (int t = 0; t < net->T; t++) {
-            fprintf(f, ",\"val_auc.%s\":", net->label_names[t]);
-            if (isnan(m->auc[t]))
-                fprintf(f, "null");
-            else
-                fprintf(f, "%.6f", m->auc[t]);
-            fprintf(f, ",\"val_logloss.%s\":%.6f", net->label_names[t], m->logloss[t]);
+            char key[300];
+            snprintf(key, sizeof key, "val_auc.%s", net->label_names[t]);
+            fputc(',', f);
+            amtl_json_str(f, key);
+            fputc(':', f);
+            amtl_json_num(f, m->auc[t], 6);
+            snprintf(key, sizeof key, "val_logloss.%s", net->label_names[t]);
+            fputc(',', f);
+            amtl_json_str(f, key);
+            fputc(':', f);
+            amtl_json_num(f, m->logloss[t], 6);
         }
         fprintf(f, "}\n");
     } else {

@@ -1294,6 +1294,28 @@ static int remove_entry(const char *path, const struct stat *sb, int flag,
     return remove(path);
 }
 
+/* JSON strings and numbers: escapes, invalid UTF-8, non-finite values. */
+static void test_json_writers(void)
+{
+    amtl_strbuf b = {0};
+    amtl_strbuf_json_str(&b, "a\"b\\c\n\x01\xc3\xa9\xff\xed\xa0\x80z");
+    amtl_strbuf_printf(&b, " ");
+    amtl_strbuf_json_num(&b, 0.25, 3);
+    amtl_strbuf_printf(&b, " ");
+    amtl_strbuf_json_num(&b, NAN, 3);
+    amtl_strbuf_printf(&b, " ");
+    amtl_strbuf_json_num(&b, -INFINITY, 3);
+    int ok = !b.failed && b.data &&
+             !strcmp(b.data, "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\\ufffd\\ufffd\\ufffd\\ufffdz\" "
+                             "0.250 null null");
+    if (!ok)
+        printf("# got: %s\n", b.data ? b.data : "(null)");
+    amtl_strbuf_free(&b);
+    CHECK(ok);
+    CHECK(amtl_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80") == 4);
+    CHECK(amtl_utf8_len((const unsigned char *)"\xc0\xaf") == 0);  /* overlong */
+}
+
 int main(void)
 {
     if (!test_tmpdir()[0]) {
@@ -1332,6 +1354,7 @@ int main(void)
     RUN(test_failed_write_keeps_old_file);
     RUN(test_write_encode_error_names_path);
     RUN(test_strbuf);
+    RUN(test_json_writers);
     nftw(test_tmpdir(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END();
 }
