@@ -970,6 +970,12 @@ int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st)
 {
     void *buf;
     size_t len;
+    /* MessagePack is binary: on a terminal it would be noise, not output */
+    if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO))
+        return amtl_error(st, AMTL_EUSAGE,
+                          "standard output is a terminal: not writing a binary %s file there "
+                          "(redirect it, or give a file name)",
+                          f->kind[0] ? f->kind : "amtl");
     if (amtl_file_encode(f, &buf, &len, st))
         return amtl_error_context(st, "cannot write '%s'", path);
     int rc = amtl_io_write_atomic(path, buf, len, st);

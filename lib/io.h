@@ -80,7 +80,8 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
 int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what,
                      const char *expected_kind, amtl_status *st);
 
-/* path "-" means stdout / stdin. */
+/* path "-" means stdout / stdin; a stdout that is a terminal is refused
+ * (AMTL_EUSAGE): MessagePack is binary. */
 int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st);
 int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
                    amtl_status *st);

@@ -10,14 +10,19 @@
 #include "layers.h"
 #include "progress.h"
 
-/* The config stored in a checkpoint file, or NULL. */
-static int ckpt_yaml(const char *path, char **yaml, amtl_status *st)
+/* The config stored in a checkpoint file and the content hash of the
+ * dataset it was trained on (each NULL when absent). */
+static int ckpt_meta(const char *path, char **yaml, char **hash, amtl_status *st)
 {
     amtl_file f;
     *yaml = NULL;
+    *hash = NULL;
     if (amtl_file_read(&f, path, NULL, st))
         return -1;
     int rc = amtl_file_config_yaml(&f, yaml, st);
+    const char *h = amtl_file_meta(&f, "dataset_hash");
+    if (rc == 0 && h && !(*hash = strdup(h)))
+        rc = amtl_error(st, AMTL_ENOMEM, "out of memory");
     amtl_file_free(&f);
     return rc;
 }
@@ -42,14 +47,14 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
     amtl_dataset ds;
     amtl_config cfg = {0};
     amtl_trainer tr;
-    char *yaml = NULL;
+    char *yaml = NULL, *ckpt_hash = NULL;
     FILE *mf = stdout;
     int rc = -1, have_tr = 0;
     memset(&ds, 0, sizeof ds);
     const char *from = o->init;
     if (o->resume && o->out && access(o->out, F_OK) == 0)
         from = o->out;
-    if (from && ckpt_yaml(from, &yaml, st))
+    if (from && ckpt_meta(from, &yaml, &ckpt_hash, st))
         return -1;
     cli->base_yaml = yaml;
     if (amtl_cli_config(cli, &cfg, st))
@@ -57,6 +62,16 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
     amtl_blas_set_threads(cfg.threads);
     if (amtl_dataset_read(&ds, o->data, st))
         goto out;
+    /* --resume finishes a run on the data it began with; --init may start a
+     * new run from a checkpoint of other data with the same fields */
+    const char *ds_hash = amtl_file_meta(&ds.file, "content_hash");
+    if (from && from == o->out && ckpt_hash && ds_hash && strcmp(ckpt_hash, ds_hash)) {
+        amtl_error(st, AMTL_EUSAGE,
+                   "'%s' was trained on another dataset (content hash %s, '%s' has %s); "
+                   "--resume continues a run on its own data, --init starts a new one",
+                   from, ckpt_hash, o->data, ds_hash);
+        goto out;
+    }
     if (from ? amtl_trainer_load(&tr, from, &ds, &cfg, st)
              : amtl_trainer_init(&tr, &cfg, &ds, st))
         goto out;
@@ -111,6 +126,7 @@ out:
     amtl_dataset_free(&ds);
     amtl_config_free(&cfg);
     free(yaml);
+    free(ckpt_hash);
     cli->base_yaml = NULL;
     return rc;
 }

@@ -183,3 +183,16 @@ print("seed %s: informative kept %.2f, noise kept %.2f" % (sys.argv[1], ki, kn))
 sys.exit(0 if ki >= kn + 0.1 else 1)' $seed
     done
 }
+
+@test "amtl-supernet: --resume on another dataset is refused, the checkpoint untouched" {
+    small_data
+    amtl-prep --synthetic --rows 1500 --seed 4 -o "$TMP/other.amtl"
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/r.ckpt" > /dev/null
+    cp "$TMP/r.ckpt" "$TMP/r.before"
+    run --separate-stderr amtl-supernet --data "$TMP/other.amtl" $SMALL --phase warmup --epochs 2 --resume -o "$TMP/r.ckpt"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"was trained on another dataset"*"--resume continues a run on its own data"* ]]
+    cmp "$TMP/r.ckpt" "$TMP/r.before"
+    # the same data resumes
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 2 --resume -o "$TMP/r.ckpt" > /dev/null
+}
