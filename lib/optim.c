@@ -102,6 +102,31 @@ void amtl_adam_step(amtl_adam *o)
     }
 }
 
+void amtl_adam_step_lazy(amtl_adam *o, const int32_t *const *rows, const int *n_rows,
+                         int width)
+{
+    o->step++;
+    for (int k = 0; k < o->n_segs; k++) {
+        const amtl_adam_segment *s = &o->segs[k];
+        if (!s->active)
+            continue;
+        float wd = s->decay ? o->weight_decay : 0.0f;
+        if (!rows[k]) {
+            amtl_adam_update(s->param, s->grad, o->m + s->offset, o->v + s->offset, s->n,
+                             o->lr, o->beta1, o->beta2, o->eps, wd, o->step);
+            continue;
+        }
+        for (int i = 0; i < n_rows[k]; i++) {
+            size_t r = (size_t)rows[k][i] * (size_t)width;
+            if (r + (size_t)width > s->n)
+                continue;
+            amtl_adam_update(s->param + r, s->grad + r, o->m + s->offset + r,
+                             o->v + s->offset + r, (size_t)width, o->lr, o->beta1, o->beta2,
+                             o->eps, wd, o->step);
+        }
+    }
+}
+
 void amtl_adam_free(amtl_adam *o)
 {
     amtl_free(o->m);

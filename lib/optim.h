@@ -42,6 +42,14 @@ int amtl_adam_add(amtl_adam *o, float *param, float *grad, size_t n, int decay,
 int amtl_adam_finalize(amtl_adam *o, amtl_status *st);
 /* One step over every active segment. */
 void amtl_adam_step(amtl_adam *o);
+/* One step in which the active segments k with rows[k] != NULL (embedding
+ * tables, as [*, width]) update only the rows rows[k][0..n_rows[k]) (distinct
+ * indices): the weights and moments of the other rows are left as they are
+ * (lazy Adam, as TensorFlow's LazyAdam; config sparse_embedding).  The other
+ * active segments step as in amtl_adam_step.  rows and n_rows have n_segs
+ * entries. */
+void amtl_adam_step_lazy(amtl_adam *o, const int32_t *const *rows, const int *n_rows,
+                         int width);
 void amtl_adam_free(amtl_adam *o);
 
 /* The update of one segment; exposed for tests and other backends. */

@@ -184,8 +184,9 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
         if (amtl_device_backend(tr->cfg.device, &be, st))
             return -1;
         /* auto keeps to the CPU for what only the CPU path does */
-        if (!strcmp(tr->cfg.device, "auto") &&
-            (!strcmp(tr->cfg.arch_data, "val") || tr->cfg.clip_grad_norm > 0))
+        if (!strcmp(tr->cfg.device, "auto") && (!strcmp(tr->cfg.arch_data, "val") ||
+                                                 tr->cfg.clip_grad_norm > 0 ||
+                                                 tr->cfg.sparse_embedding))
             be = NULL;
         tr->dev_resolved = 1;
         tr->dev_split = -1;
@@ -249,6 +250,68 @@ static int dev_train_step(amtl_trainer *tr, amtl_phase phase, const int32_t *row
         amtl_adam_step(&tr->opt_a);
     }
     return 0;
+}
+
+/* Lazy Adam for the embedding tables (config sparse_embedding): the rows a
+ * batch uses, per table, sorted and distinct, for amtl_adam_step_lazy. */
+typedef struct {
+    int32_t *ids;           /* [N, B] */
+    const int32_t **rows;   /* [n_segs]: the table's rows, or NULL (dense) */
+    int *n_rows;            /* [n_segs] */
+} lazy_rows;
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int lazy_init(lazy_rows *lz, const amtl_trainer *tr, amtl_status *st)
+{
+    const amtl_supernet *net = &tr->net;
+    int ns = tr->opt_w.n_segs;
+    lz->ids = amtl_alloc_array((size_t)net->N * tr->B + 1, sizeof(int32_t));
+    lz->rows = calloc((size_t)ns + 1, sizeof *lz->rows);
+    lz->n_rows = calloc((size_t)ns + 1, sizeof *lz->n_rows);
+    if (!lz->ids || !lz->rows || !lz->n_rows)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    return 0;
+}
+
+static void lazy_free(lazy_rows *lz)
+{
+    amtl_free(lz->ids);
+    free(lz->rows);
+    free(lz->n_rows);
+}
+
+/* The weights' Adam step after a batch: dense, or lazy for the embedding
+ * tables when lz is not NULL. */
+static void weights_step(amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
+{
+    if (!lz) {
+        amtl_adam_step(&tr->opt_w);
+        return;
+    }
+    const amtl_supernet *net = &tr->net;
+    int N = net->N, B = b->B;
+    for (int f = 0; f < N; f++) {
+        int32_t *u = lz->ids + (size_t)f * tr->B;
+        for (int r = 0; r < B; r++)
+            u[r] = b->ids[(size_t)r * N + f];
+        qsort(u, (size_t)B, sizeof *u, cmp_i32);
+        int n = B > 0 ? 1 : 0;
+        for (int r = 1; r < B; r++)
+            if (u[r] != u[n - 1])
+                u[n++] = u[r];
+        const float *tab = net->w + net->emb[f];
+        for (int k = 0; k < tr->opt_w.n_segs; k++)
+            if (tr->opt_w.segs[k].param == tab) {
+                lz->rows[k] = u;
+                lz->n_rows[k] = n;
+            }
+    }
+    amtl_adam_step_lazy(&tr->opt_w, lz->rows, lz->n_rows, net->E);
 }
 
 /* Batch buffers for B rows. */
@@ -432,6 +495,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     int64_t nv = bilevel ? ds->split[AMTL_SPLIT_VAL].rows : 0;
     int32_t *vperm = NULL;
     int dev_live = 0;      /* the device holds state the host does not have yet */
+    lazy_rows lz = {0};
     float *state_save = NULL;
     int64_t *nbt_save = NULL;
     memset(&vb, 0, sizeof vb);
@@ -458,11 +522,15 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     if (dev_begin(tr, ds, AMTL_SPLIT_TRAIN, 1, st))
         goto out;
     dev_live = tr->dev != NULL;
-    if (tr->dev && (bilevel || tr->cfg.clip_grad_norm > 0)) {
+    if (tr->dev && (bilevel || tr->cfg.clip_grad_norm > 0 || tr->cfg.sparse_embedding)) {
         amtl_error(st, AMTL_EUSAGE, "%s runs on the CPU only (device cpu)",
-                   bilevel ? "arch_data: val" : "clip_grad_norm");
+                   bilevel                     ? "arch_data: val"
+                   : tr->cfg.clip_grad_norm > 0 ? "clip_grad_norm"
+                                                : "sparse_embedding");
         goto out;
     }
+    if (!tr->dev && tr->cfg.sparse_embedding && lazy_init(&lz, tr, st))
+        goto out;
     if (bilevel) {
         /* the validation order is a function of the epoch's stored state, so
          * an epoch resumed part-way sees the same batches */
@@ -525,7 +593,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
             }
             if (tr->cfg.clip_grad_norm > 0)
                 clip_grads(net, tr->cfg.clip_grad_norm);
-            amtl_adam_step(&tr->opt_w);
+            weights_step(tr, &bb.b, tr->cfg.sparse_embedding ? &lz : NULL);
             if (phase == AMTL_PHASE_SEARCH && !bilevel) {
                 amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
                 amtl_adam_step(&tr->opt_a);
@@ -571,6 +639,7 @@ out:
         if (dev_end(tr, &st2) && st)
             *st = st2;
     }
+    lazy_free(&lz);
     batchbuf_free(&bb);
     if (bilevel)
         batchbuf_free(&vb);

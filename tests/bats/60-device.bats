@@ -245,7 +245,7 @@ EOF
     [ "$(tensors "$TMP/a.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" != "$(tensors "$TMP/d.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" ]
 }
 
-@test "cpu-backend refuses arch_data: val and clip_grad_norm: exit 2, nothing written" {
+@test "cpu-backend refuses arch_data: val, clip_grad_norm, sparse_embedding: exit 2, nothing written" {
     run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cpu-backend --set arch_data=val --phase search --epochs 1 -o "$TMP/c.ckpt"
     [ "$status" -eq 2 ]
     [ -z "$output" ]
@@ -257,7 +257,13 @@ EOF
     run --separate-stderr amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --device cpu-backend --set clip_grad_norm=1 --epochs 1 -o "$TMP/m.model"
     [ "$status" -eq 2 ]
     [ "$stderr" = "amtl-train: error: clip_grad_norm runs on the CPU only (device cpu)" ]
+    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cpu-backend --set sparse_embedding=true --phase warmup --epochs 1 -o "$TMP/c.ckpt"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "amtl-supernet: error: sparse_embedding runs on the CPU only (device cpu)" ]
     [ -z "$(ls -A "$TMP")" ]
+    # auto keeps to the CPU for them, and they run there
+    amtl-supernet --data "$F/d.amtl" $SMALL --device auto --set sparse_embedding=true --phase warmup --epochs 1 -o "$TMP/auto.ckpt" > /dev/null
+    rm "$TMP/auto.ckpt"
     # a checkpoint to resume is left as it was
     cp "$F/s.ckpt" "$TMP/c.ckpt"
     run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device cpu-backend --set arch_data=val --phase search --epochs 2 --resume -o "$TMP/c.ckpt"

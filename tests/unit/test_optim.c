@@ -316,6 +316,59 @@ static void test_adam_registration(void)
     amtl_adam_free(&e);
 }
 
+/* Lazy Adam (sparse_embedding): a table's listed rows step exactly as
+ * amtl_adam_update with the shared step count, its other rows keep weights
+ * and moments bit for bit, a dense segment steps as amtl_adam_step does, and
+ * an inactive segment is left alone. */
+static void test_adam_lazy(void)
+{
+    enum { W = 3, ROWS = 7, ND = 5 };
+    amtl_rng_seed(&rng_, 77);
+    float tab[ROWS * W], gt[ROWS * W], dense[ND], gd[ND], off[2] = {1, 2}, goff[2] = {3, 4};
+    float tab0[ROWS * W], dense_ref[ND], gd_ref[ND], mref[ND] = {0}, vref[ND] = {0};
+    float mt[ROWS * W] = {0}, vt[ROWS * W] = {0}, tref[ROWS * W];
+    fillf(tab, ROWS * W, -1, 1);
+    fillf(dense, ND, -1, 1);
+    memcpy(tab0, tab, sizeof tab);
+    memcpy(tref, tab, sizeof tab);
+    memcpy(dense_ref, dense, sizeof dense);
+    amtl_adam o;
+    amtl_status st;
+    amtl_adam_init(&o, 0.05f, 0.01f);
+    CHECK(amtl_adam_add(&o, tab, gt, ROWS * W, 1, &st) == 0);
+    CHECK(amtl_adam_add(&o, dense, gd, ND, 1, &st) == 1);
+    CHECK(amtl_adam_add(&o, off, goff, 2, 0, &st) == 2);
+    CHECK_OK(amtl_adam_finalize(&o, &st), &st);
+    o.segs[2].active = 0;
+    const int32_t r1[] = {1, 4}, r2[] = {4, 6};
+    for (int step = 1; step <= 2; step++) {
+        const int32_t *rl = step == 1 ? r1 : r2;
+        fillf(gt, ROWS * W, -1, 1);
+        fillf(gd, ND, -1, 1);
+        memcpy(gd_ref, gd, sizeof gd);
+        const int32_t *rows[3] = {rl, NULL, NULL};
+        int n_rows[3] = {2, 0, 0};
+        amtl_adam_step_lazy(&o, rows, n_rows, W);
+        CHECK(o.step == step);
+        for (int i = 0; i < 2; i++)
+            amtl_adam_update(tref + rl[i] * W, gt + rl[i] * W, mt + rl[i] * W, vt + rl[i] * W,
+                             W, 0.05f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+        amtl_adam_update(dense_ref, gd_ref, mref, vref, ND, 0.05f, 0.9f, 0.999f, 1e-8f, 0.01f,
+                         step);
+    }
+    CHECK(memcmp(tab, tref, sizeof tab) == 0);
+    CHECK(memcmp(o.m, mt, sizeof mt) == 0 && memcmp(o.v, vt, sizeof vt) == 0);
+    CHECK(memcmp(dense, dense_ref, sizeof dense) == 0);
+    CHECK(memcmp(o.m + ROWS * W, mref, sizeof mref) == 0);
+    for (int r = 0; r < ROWS; r++)  /* rows 0, 2, 3, 5 never listed: untouched */
+        if (r != 1 && r != 4 && r != 6)
+            CHECK(memcmp(tab + r * W, tab0 + r * W, W * sizeof(float)) == 0 &&
+                  o.m[r * W] == 0 && o.v[r * W] == 0);
+    CHECK(memcmp(tab + W, tab0 + W, W * sizeof(float)) != 0);
+    CHECK(off[0] == 1 && off[1] == 2);
+    amtl_adam_free(&o);
+}
+
 int main(void)
 {
     RUN(test_adam_hand);
@@ -323,5 +376,6 @@ int main(void)
     RUN(test_adam_update_direct);
     RUN(test_adam_resume);
     RUN(test_adam_registration);
+    RUN(test_adam_lazy);
     TEST_MAIN_END();
 }

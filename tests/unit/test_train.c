@@ -373,6 +373,52 @@ static void test_early_stop_reset(void)
     CHECK(amtl_improved(s.best, hi, 2) && !amtl_improved(s.best, lo, 2));
 }
 
+/* ---- sparse_embedding (lazy Adam) ---------------------------------------- */
+
+/* With sparse_embedding an embedding row no training batch uses keeps its
+ * initial weights and zero moments over an epoch, while used rows move; with
+ * the dense update (the default) weight decay moves the unused row too. */
+static void test_sparse_embedding(void)
+{
+    amtl_status st = {0};
+    amtl_dataset ds;
+    CHECK(make_dataset(&ds, 8) == 0);
+    amtl_split *tsp = &ds.split[AMTL_SPLIT_TRAIN];
+    for (int64_t i = 0; i < tsp->rows; i++)  /* user 6 never trains */
+        if (tsp->sparse[i] == 6)
+            tsp->sparse[i] = 5;
+    for (int lazy = 0; lazy < 2; lazy++) {
+        amtl_config cfg = {0};
+        amtl_trainer tr;
+        CHECK(tiny_config(&cfg, "sparse_embedding", lazy ? "true" : "false") == 0);
+        int rc = amtl_trainer_init(&tr, &cfg, &ds, &st);
+        amtl_config_free(&cfg);
+        CHECK_OK(rc, &st);
+        int E = tr.net.E;
+        float *tab = tr.net.w + tr.net.emb[0];
+        float row6[64], row5[64];
+        memcpy(row6, tab + 6 * E, (size_t)E * sizeof(float));
+        memcpy(row5, tab + 5 * E, (size_t)E * sizeof(float));
+        double loss;
+        rc = amtl_trainer_epoch(&tr, &ds, AMTL_PHASE_WARMUP, 0, &loss, &st);
+        int same6 = memcmp(row6, tab + 6 * E, (size_t)E * sizeof(float)) == 0;
+        int same5 = memcmp(row5, tab + 5 * E, (size_t)E * sizeof(float)) == 0;
+        size_t moff = 0;
+        for (int k = 0; k < tr.opt_w.n_segs; k++)
+            if (tr.opt_w.segs[k].param == tab)
+                moff = tr.opt_w.segs[k].offset;
+        float m6 = tr.opt_w.m[moff + 6 * (size_t)E];
+        amtl_trainer_free(&tr);
+        CHECK_OK(rc, &st);
+        CHECKF(!same5, "lazy %d: a used row did not move", lazy);
+        if (lazy)
+            CHECKF(same6 && m6 == 0.0f, "an unused row moved under sparse_embedding");
+        else
+            CHECKF(!same6, "the dense update left an unused row alone (weight decay)");
+    }
+    free_dataset(&ds);
+}
+
 /* ---- amtl-eval's metrics -------------------------------------------------- */
 
 static void test_eval_metrics(void)
@@ -533,6 +579,7 @@ int main(void)
     RUN(test_early_stop_one_task);
     RUN(test_early_stop_mean_rule);
     RUN(test_early_stop_reset);
+    RUN(test_sparse_embedding);
     RUN(test_eval_metrics);
     RUN(test_vocab_map);
     RUN(test_predict_csv);
