@@ -153,6 +153,7 @@ SMALL="$MODEL --quiet"
 # steps there are and nothing separates.  Measured (seeds 1-4): informative
 # 0.55 0.60 0.45 0.45, noise 0.17 0.00 0.25 0.08.  The FM-interaction
 # selections are dropped for nearly every field and are not part of it.
+# bats test_tags=long
 @test "search: informative fields are kept more often than noise fields" {
     for seed in 1 2; do
         amtl-prep --synthetic --rows 100000 --seed $seed -o "$TMP/d$seed"
