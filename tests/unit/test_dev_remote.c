@@ -24,7 +24,10 @@
 
 /* ---- the remote backend ----------------------------------------------------- */
 
-#define REMOTE_OFF ((uintptr_t)1 << 46)
+/* 2^63: a user-space address (below 2^47) plus this has bit 63 set and bit
+ * 47 clear, so it is non-canonical wherever the allocator (or valgrind's)
+ * puts the block */
+#define REMOTE_OFF ((uintptr_t)1 << 63)
 
 static const amtl_backend *cpu_be;
 
