@@ -207,7 +207,7 @@ typedef struct {
     float task_w[N_TASKS];
 } bench;
 
-/* One step of train.c's dev_train_step in the search phase on the next B
+/* One training step (amtl_dev_train_step) in the search phase on the next B
  * rows of the epoch's order (a fresh order when it runs out), then the
  * backend's sync. */
 static int train_step(bench *b, int B, amtl_status *st)
@@ -217,26 +217,14 @@ static int train_step(bench *b, int B, amtl_status *st)
         amtl_rng_permutation(&b->rng, b->perm, (size_t)b->rows);
         b->next = 0;
     }
-    double lt[AMTL_BACKEND_MAX_T], loss = 0;
-    if (amtl_dev_batch_rows(b->dev, b->perm + b->next, B, st) ||
-        amtl_dev_forward(b->dev, net, 1, &b->rng, NULL, st) ||
-        amtl_dev_loss(b->dev, b->cond, b->task_w, lt, st))
+    double loss;
+    int rc = amtl_dev_train_step(b->dev, net, b->perm + b->next, B, &b->rng, b->cond, b->task_w,
+                                 &b->ow, &b->oa, b->cfg.arch_sparsity, &loss, st);
+    if (rc < 0)
         return -1;
+    if (rc > 0)
+        return amtl_error(st, AMTL_ENUM, "non-finite loss or arch gradient");
     b->next += B;
-    for (int t = 0; t < net->T; t++)
-        loss += b->task_w[t] * lt[t];
-    if (!isfinite(loss))
-        return amtl_error(st, AMTL_ENUM, "non-finite loss");
-    memset(net->garch, 0, net->n_arch * sizeof(float));
-    if (amtl_dev_zero_grad(b->dev, st) || amtl_dev_backward(b->dev, net, st))
-        return -1;
-    for (size_t i = 0; i < net->n_arch; i++)
-        if (!isfinite(net->garch[i]))
-            return amtl_error(st, AMTL_ENUM, "non-finite arch gradient");
-    if (amtl_dev_adam_step(b->dev, &b->ow, net, st))
-        return -1;
-    amtl_supernet_sparsity_grad(net, b->cfg.arch_sparsity);
-    amtl_adam_step(&b->oa);
     const amtl_backend *be = amtl_dev_backend(b->dev);
     if (be->sync())
         return amtl_error(st, AMTL_EDEVICE, "%s backend: %s", be->name, be_why(be));

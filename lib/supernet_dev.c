@@ -19,6 +19,7 @@
  * when they are uploaded. */
 #include "supernet_dev.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1116,4 +1117,32 @@ int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
     be->adam(d->w, d->g, d->m, d->v, d->segs, opt->n_segs, (int64_t)opt->total, opt->lr,
              opt->beta1, opt->beta2, opt->eps, opt->weight_decay, opt->step);
     return be_check(d, st, "Adam step");
+}
+
+int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
+                        amtl_rng *rng, const int32_t *cond, const float *w, amtl_adam *opt_w,
+                        amtl_adam *opt_a, float arch_sparsity, double *loss, amtl_status *st)
+{
+    double lt[AMTL_BACKEND_MAX_T], total = 0;
+    if (amtl_dev_batch_rows(d, rows, B, st) || amtl_dev_forward(d, net, 1, rng, NULL, st) ||
+        amtl_dev_loss(d, cond, w, lt, st))
+        return -1;
+    for (int t = 0; t < net->T; t++)
+        total += (w ? w[t] : 1.0f) * lt[t];
+    *loss = total / net->T;
+    if (!isfinite(*loss))
+        return 1;
+    memset(net->garch, 0, net->n_arch * sizeof(float));
+    if (amtl_dev_zero_grad(d, st) || amtl_dev_backward(d, net, st))
+        return -1;
+    for (size_t i = 0; i < net->n_arch; i++)
+        if (!isfinite(net->garch[i]))
+            return 1;
+    if (amtl_dev_adam_step(d, opt_w, net, st))
+        return -1;
+    if (opt_a) {
+        amtl_supernet_sparsity_grad(net, arch_sparsity);
+        amtl_adam_step(opt_a);
+    }
+    return 0;
 }

@@ -83,4 +83,15 @@ int amtl_dev_get_optim(amtl_dev *d, amtl_adam *opt, amtl_status *st);
 int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
                        amtl_status *st);
 
+/* One training step on rows[0..B) of the uploaded split, as the trainer
+ * runs it: the training forward, the loss (weights w, conditions cond), the
+ * backward, the weights' Adam step on the device and, when opt_a is not
+ * NULL (the search phase), the architecture parameters' step on the host
+ * after the selection prior arch_sparsity.  *loss = Σ_t w[t]·loss_t / T.
+ * Returns 1, having stepped nothing, when the loss or an architecture
+ * gradient is not finite. */
+int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
+                        amtl_rng *rng, const int32_t *cond, const float *w, amtl_adam *opt_w,
+                        amtl_adam *opt_a, float arch_sparsity, double *loss, amtl_status *st);
+
 #endif

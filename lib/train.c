@@ -218,40 +218,6 @@ static int dev_end(amtl_trainer *tr, amtl_status *st)
                : 0;
 }
 
-/* One training step of the device on rows[0..bs) of the train split: the
- * loss into *loss (1 is returned, nothing stepped, when it is not finite),
- * the weights stepped on the device, the arch params (search) on the host. */
-static int dev_train_step(amtl_trainer *tr, amtl_phase phase, const int32_t *rows, int bs,
-                          double *loss, amtl_status *st)
-{
-    amtl_supernet *net = &tr->net;
-    int T = net->T;
-    double lt[AMTL_BACKEND_MAX_T];
-    if (amtl_dev_batch_rows(tr->dev, rows, bs, st) ||
-        amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
-        amtl_dev_loss(tr->dev, tr->task_cond, tr->task_w, lt, st))
-        return -1;
-    double total = 0;
-    for (int t = 0; t < T; t++)
-        total += tr->task_w[t] * lt[t];
-    *loss = total / T;
-    if (!isfinite(*loss))
-        return 1;
-    memset(net->garch, 0, net->n_arch * sizeof(float));
-    if (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st))
-        return -1;
-    for (size_t i = 0; i < net->n_arch; i++)
-        if (!isfinite(net->garch[i]))
-            return 1;
-    if (amtl_dev_adam_step(tr->dev, &tr->opt_w, net, st))
-        return -1;
-    if (phase == AMTL_PHASE_SEARCH) {
-        amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
-        amtl_adam_step(&tr->opt_a);
-    }
-    return 0;
-}
-
 /* Lazy Adam for the embedding tables (config sparse_embedding): the rows a
  * batch uses, per table, sorted and distinct, for amtl_adam_step_lazy. */
 typedef struct {
@@ -565,7 +531,10 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
         double l;
         if (tr->dev) {
-            int r = dev_train_step(tr, phase, bb.rows, bs, &l, st);
+            int r = amtl_dev_train_step(tr->dev, net, bb.rows, bs, &tr->rng, tr->task_cond,
+                                        tr->task_w, &tr->opt_w,
+                                        phase == AMTL_PHASE_SEARCH ? &tr->opt_a : NULL,
+                                        tr->cfg.arch_sparsity, &l, st);
             if (r) {
                 amtl_progress_finish(&pg);
                 if (r > 0)
