@@ -60,6 +60,8 @@ static const key_def keys[] = {
         "gates after warm-up: sample (Bernoulli) | reference (always on)"),
     KEY(gate_dense, K_BOOL, "false", "model",
         "feed dense features to the expert gates (the reference does not)"),
+    KEY(wide, K_BOOL, "false", "model",
+        "a wide part: a per-task linear logit over the one-hot ids and dense values"),
 
     KEY(batch_size, K_INT, "2048", "train", "rows per batch (at least 2, for BatchNorm)"),
     KEY(lr, K_FLOAT, "0.001", "train", "Adam learning rate of the weights"),
@@ -75,6 +77,10 @@ static const key_def keys[] = {
     KEY(clip_grad_norm, K_FLOAT, "0", "train", "clip the global gradient norm, 0 = off"),
     KEY(sparse_embedding, K_BOOL, "false", "train",
         "lazy Adam: update only the embedding rows a batch uses"),
+    KEY(embedding_l2, K_FLOAT, "0", "train",
+        "L2 penalty on the embedding rows a batch uses (added to the loss), 0 = off"),
+    KEY(linear_l2, K_FLOATLIST, "[]", "train",
+        "L2 strengths the linear floor tries, chosen on validation; [] = built-in grid"),
     KEY(seed, K_LONG, "2022", "train", "random seed"),
     KEY(threads, K_INT, "0", "train", "BLAS threads, 0 = all cores"),
     KEY(device, K_STRING, "cpu", "train", "compute device: cpu | cuda | auto | cpu-backend"),
@@ -88,6 +94,12 @@ static const key_def keys[] = {
         "then epochs training weights and arch params"),
     KEY(discretize_ops, K_INT, "10", "search", "MixedOps fixed at the end of each search epoch"),
     KEY(patience, K_INT, "3", "search", "fine-tune epochs without improvement before stopping"),
+    KEY(early_stop, K_STRING, "auc", "search",
+        "validation signal of early stopping: auc (mean relative gain) | logloss"),
+    KEY(min_epochs, K_INT, "0", "search",
+        "training epochs before early stopping may stop a run"),
+    KEY(finetune_epochs, K_INT, "0", "search",
+        "fine-tune epochs of the searched model; 0 = epochs minus the supernet schedule"),
 
     KEY(format, K_STRING, "processed", "data",
         "processed | csv | userbehavior | ijcai15 | kuairand | qb-video"),
@@ -100,6 +112,8 @@ static const key_def keys[] = {
         "ids from all rows (reference) | train rows only, unseen ids -> 0"),
     KEY(limit, K_LONG, "0", "data", "read at most this many rows, 0 = all"),
     KEY(min_count, K_INT, "10", "data", "frequency filter of the raw-data recipes"),
+    KEY(min_id_count, K_INT, "0", "data",
+        "ids seen fewer times in the training rows map to the field's row 0; 0 = keep all"),
 };
 
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
@@ -1293,6 +1307,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
     static const char *const arch_datas[] = {"train", "val", NULL};
     static const char *const devices[] = {"cpu", "cuda", "auto", "cpu-backend", NULL};
     static const char *const vocabs[] = {"all", "train", NULL};
+    static const char *const early_stops[] = {"auc", "logloss", NULL};
     static const char *const formats[] = {"processed", "csv",      "userbehavior",
                                           "ijcai15",   "kuairand", "qb-video",
                                           NULL};
@@ -1330,6 +1345,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         {"arch_weight_decay", c->arch_weight_decay, 0},
         {"arch_sparsity", c->arch_sparsity, 0},
         {"clip_grad_norm", c->clip_grad_norm, 0},
+        {"embedding_l2", c->embedding_l2, 0},
     };
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         float v = reals[i].v;
@@ -1339,14 +1355,17 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
             return bad(st, reals[i].key, "must be >= 0, got %g", (double)v);
     }
     if (at_least(st, "threads", c->threads, 0) ||
-        one_of(st, "device", c->device, devices) || validate_tasks(c, st))
+        one_of(st, "device", c->device, devices) || validate_tasks(c, st) ||
+        one_of(st, "early_stop", c->early_stop, early_stops))
         return -1;
 
     if (at_least(st, "epochs", c->epochs, 0) ||
         at_least(st, "warmup_epochs", c->warmup_epochs, 0) ||
         at_least(st, "full_arch_train_epochs", c->full_arch_train_epochs, 0) ||
         at_least(st, "discretize_ops", c->discretize_ops, 0) ||
-        at_least(st, "patience", c->patience, 1))
+        at_least(st, "patience", c->patience, 1) ||
+        at_least(st, "min_epochs", c->min_epochs, 0) ||
+        at_least(st, "finetune_epochs", c->finetune_epochs, 0))
         return -1;
 
     if (one_of(st, "format", c->format, formats) || validate_columns(c, st))
@@ -1356,7 +1375,8 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         return bad(st, "delimiter",
                    "must be one character other than a newline or '\"', got '%s'", d);
     if (validate_split(c, st) || one_of(st, "vocab", c->vocab, vocabs) ||
-        at_least(st, "limit", c->limit, 0) || at_least(st, "min_count", c->min_count, 0))
+        at_least(st, "limit", c->limit, 0) || at_least(st, "min_count", c->min_count, 0) ||
+        at_least(st, "min_id_count", c->min_id_count, 0))
         return -1;
     return 0;
 }

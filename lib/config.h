@@ -45,6 +45,7 @@ typedef struct {
     amtl_strlist ops;         /* candidate ops: Identity, MLP-16 .. MLP-1024, Zero */
     char *gate_mode;          /* "sample" | "reference" */
     int gate_dense;           /* feed dense features to the expert gates (0 = reference) */
+    int wide;                 /* per-task linear logit beside the deep part (0 = off) */
 
     /* training */
     int batch_size;           /* 2048 */
@@ -57,6 +58,8 @@ typedef struct {
     int no_decay_bn_bias;     /* exempt BatchNorm and bias parameters from decay */
     float clip_grad_norm;     /* 0 = off (the reference never clips) */
     int sparse_embedding;     /* lazy Adam rows for embedding tables */
+    float embedding_l2;       /* L2 on the embedding rows a batch uses, 0 = off */
+    amtl_floatlist linear_l2; /* L2 grid of the linear floor, empty = built-in */
     long seed;                /* 2022 */
     int threads;              /* BLAS threads, 0 = all cores */
     char *device;             /* "cpu" | "cuda" | "auto" */
@@ -69,6 +72,9 @@ typedef struct {
     int full_arch_train_epochs; /* 3 */
     int discretize_ops;       /* 10 */
     int patience;             /* 3 */
+    char *early_stop;         /* "auc" (the reference) | "logloss" */
+    int min_epochs;           /* epochs before early stopping may stop, 0 */
+    int finetune_epochs;      /* searched model's fine-tune epochs, 0 = what epochs leaves */
 
     /* data (amtl-prep) */
     char *format;             /* processed | csv | userbehavior | ijcai15 | kuairand | qb-video */
@@ -80,6 +86,7 @@ typedef struct {
     char *vocab;              /* "all" (reference) | "train" (unseen ids -> 0) */
     long limit;               /* 0 = all rows */
     int min_count;            /* frequency filter of the raw recipes, 10 */
+    int min_id_count;         /* rarer ids (train rows) -> row 0, 0 = keep all */
 } amtl_config;
 
 /* Fills every field with its default.  Returns -1 only when out of memory. */
