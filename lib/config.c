@@ -105,8 +105,11 @@ static const key_def keys[] = {
         "processed | csv | userbehavior | ijcai15 | kuairand | qb-video"),
     KEY(sparse, K_STRLIST, "[]", "data", "sparse (categorical) columns of a plain CSV"),
     KEY(dense, K_STRLIST, "[]", "data", "dense (numeric) columns of a plain CSV"),
-    KEY(labels, K_STRLIST, "[]", "data", "label columns, one per task"),
+    KEY(labels, K_STRLIST, "[]", "data",
+        "label columns (0/1), one per task, or task=column==value|value (1 on those values)"),
     KEY(delimiter, K_STRING, ",", "data", "field separator of a plain CSV, one character"),
+    KEY(trim, K_BOOL, "false", "data",
+        "strip spaces and tabs around every unquoted CSV value and header name"),
     KEY(split, K_FLOATLIST, "[0.8, 0.1, 0.1]", "data", "train, validation, test fractions"),
     KEY(vocab, K_STRING, "all", "data",
         "ids from all rows (reference) | train rows only, unseen ids -> 0"),
@@ -114,6 +117,8 @@ static const key_def keys[] = {
     KEY(min_count, K_INT, "10", "data", "frequency filter of the raw-data recipes"),
     KEY(min_id_count, K_INT, "0", "data",
         "ids seen fewer times in the training rows map to the field's row 0; 0 = keep all"),
+    KEY(dense_transform, K_STRING, "none", "data",
+        "none | standardize | log-standardize dense values, by the training rows' statistics"),
 };
 
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
@@ -1307,6 +1312,8 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
     static const char *const arch_datas[] = {"train", "val", NULL};
     static const char *const devices[] = {"cpu", "cuda", "auto", "cpu-backend", NULL};
     static const char *const vocabs[] = {"all", "train", NULL};
+    static const char *const dense_transforms[] = {"none", "standardize", "log-standardize",
+                                                   NULL};
     static const char *const early_stops[] = {"auc", "logloss", NULL};
     static const char *const formats[] = {"processed", "csv",      "userbehavior",
                                           "ijcai15",   "kuairand", "qb-video",
@@ -1376,7 +1383,8 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
                    "must be one character other than a newline or '\"', got '%s'", d);
     if (validate_split(c, st) || one_of(st, "vocab", c->vocab, vocabs) ||
         at_least(st, "limit", c->limit, 0) || at_least(st, "min_count", c->min_count, 0) ||
-        at_least(st, "min_id_count", c->min_id_count, 0))
+        at_least(st, "min_id_count", c->min_id_count, 0) ||
+        one_of(st, "dense_transform", c->dense_transform, dense_transforms))
         return -1;
     return 0;
 }

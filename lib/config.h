@@ -80,13 +80,15 @@ typedef struct {
     char *format;             /* processed | csv | userbehavior | ijcai15 | kuairand | qb-video */
     amtl_strlist sparse;      /* sparse columns of a plain CSV */
     amtl_strlist dense;       /* dense columns */
-    amtl_strlist labels;      /* label columns */
+    amtl_strlist labels;      /* label columns, or "task=column==v|v" (prep.h) */
     char *delimiter;          /* "," */
+    int trim;                 /* strip spaces around CSV values (0 = keep) */
     amtl_floatlist split;     /* [0.8, 0.1, 0.1] */
     char *vocab;              /* "all" (reference) | "train" (unseen ids -> 0) */
     long limit;               /* 0 = all rows */
     int min_count;            /* frequency filter of the raw recipes, 10 */
     int min_id_count;         /* rarer ids (train rows) -> row 0, 0 = keep all */
+    char *dense_transform;    /* "none" | "standardize" | "log-standardize" */
 } amtl_config;
 
 /* Fills every field with its default.  Returns -1 only when out of memory. */

@@ -7,8 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #define READ_CHUNK (1u << 16)
+
+typedef struct {
+    z_stream zs;
+    unsigned char *in;  /* [READ_CHUNK] compressed bytes */
+    int in_eof;         /* no more compressed input */
+    int ended;          /* inflate finished a gzip member */
+} gz_state;
 
 enum { S_START, S_UNQUOTED, S_QUOTED, S_AFTER_QUOTE };
 enum { CH_EOF = -1, CH_ERR = -2 };
@@ -63,8 +71,18 @@ int amtl_csv_open_stream(amtl_csv *r, FILE *fp, const char *name, char delim,
     return csv_init(r, fp, name, delim, st);
 }
 
+static void gz_free(gz_state *g)
+{
+    if (!g)
+        return;
+    inflateEnd(&g->zs);
+    free(g->in);
+    free(g);
+}
+
 void amtl_csv_close(amtl_csv *r)
 {
+    gz_free(r->gz);
     if (r->owns_fp && r->fp)
         fclose(r->fp);
     free(r->name);
@@ -85,27 +103,115 @@ int amtl_csv_error(const amtl_csv *r, amtl_status *st, int col, const char *fmt,
     return amtl_error(st, AMTL_EDATA, "%s:%ld:%d: %s", r->name, r->line, col, msg);
 }
 
+/* Reads up to cap raw bytes of the file; *got = 0 at its end. */
+static int read_raw(amtl_csv *r, unsigned char *dst, size_t cap, size_t *got,
+                    amtl_status *st)
+{
+    errno = 0;
+    size_t n = fread(dst, 1, cap, r->fp);
+    if (n == 0 && ferror(r->fp))
+        return amtl_error(st, AMTL_EIO, "cannot read '%s': %s", r->name,
+                          strerror(errno ? errno : EIO));
+    r->bytes += (int64_t)n;
+    *got = n;
+    return 0;
+}
+
+/* Starts decompressing: the n bytes already in r->buf are the first input. */
+static int gz_start(amtl_csv *r, size_t n, amtl_status *st)
+{
+    gz_state *g = calloc(1, sizeof *g);
+    if (!g || !(g->in = malloc(READ_CHUNK))) {
+        free(g);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory reading '%s'", r->name);
+    }
+    if (inflateInit2(&g->zs, 16 + MAX_WBITS) != Z_OK) { /* 16: gzip wrapper only */
+        free(g->in);
+        free(g);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory reading '%s'", r->name);
+    }
+    memcpy(g->in, r->buf, n);
+    g->zs.next_in = g->in;
+    g->zs.avail_in = (uInt)n;
+    r->gz = g;
+    return 0;
+}
+
+/* Fills r->buf with decompressed bytes: 1, 0 at the end, -1 on error. */
+static int gz_fill(amtl_csv *r, amtl_status *st)
+{
+    gz_state *g = r->gz;
+    for (;;) {
+        if (g->zs.avail_in == 0 && !g->in_eof) {
+            size_t n;
+            if (read_raw(r, g->in, READ_CHUNK, &n, st))
+                return -1;
+            g->in_eof = n == 0;
+            g->zs.next_in = g->in;
+            g->zs.avail_in = (uInt)n;
+        }
+        if (g->ended) {
+            if (g->zs.avail_in == 0)
+                return 0; /* in_eof: the last member ended */
+            if (inflateReset(&g->zs) != Z_OK) /* another member follows */
+                return amtl_error(st, AMTL_EDATA, "cannot read '%s': bad gzip data",
+                                  r->name);
+            g->ended = 0;
+        }
+        if (g->zs.avail_in == 0)
+            return amtl_error(st, AMTL_EDATA, "cannot read '%s': truncated gzip data",
+                              r->name);
+        g->zs.next_out = r->buf;
+        g->zs.avail_out = READ_CHUNK;
+        int z = inflate(&g->zs, Z_NO_FLUSH);
+        if (z == Z_STREAM_END)
+            g->ended = 1;
+        else if (z == Z_MEM_ERROR)
+            return amtl_error(st, AMTL_ENOMEM, "out of memory reading '%s'", r->name);
+        else if (z != Z_OK && z != Z_BUF_ERROR) /* Z_BUF_ERROR: wants more input */
+            return amtl_error(st, AMTL_EDATA, "cannot read '%s': bad gzip data (%s)",
+                              r->name, g->zs.msg ? g->zs.msg : "inflate failed");
+        size_t out = READ_CHUNK - g->zs.avail_out;
+        if (out) {
+            r->buf_len = out;
+            r->buf_pos = 0;
+            return 1;
+        }
+    }
+}
+
 static int fill(amtl_csv *r, amtl_status *st)
 {
     if (r->eof)
         return 0;
-    errno = 0;
-    size_t n = fread(r->buf, 1, READ_CHUNK, r->fp);
-    if (n == 0) {
-        if (ferror(r->fp))
-            return amtl_error(st, AMTL_EIO, "cannot read '%s': %s", r->name,
-                              strerror(errno ? errno : EIO));
+    int k;
+    if (r->gz) {
+        k = gz_fill(r, st);
+    } else {
+        size_t n;
+        if (read_raw(r, r->buf, READ_CHUNK, &n, st))
+            return -1;
+        if (!r->started && n >= 2 && r->buf[0] == 0x1f && r->buf[1] == 0x8b) {
+            if (gz_start(r, n, st))
+                return -1;
+            k = gz_fill(r, st);
+        } else {
+            r->buf_len = n;
+            r->buf_pos = 0;
+            k = n > 0;
+        }
+    }
+    if (k < 0)
+        return -1;
+    if (k == 0) {
         r->eof = 1;
         return 0;
     }
-    r->buf_len = n;
-    r->buf_pos = 0;
     if (!r->started) {
         r->started = 1;
-        if (n >= 3 && r->buf[0] == 0xef && r->buf[1] == 0xbb && r->buf[2] == 0xbf)
+        if (r->buf_len >= 3 && r->buf[0] == 0xef && r->buf[1] == 0xbb && r->buf[2] == 0xbf)
             r->buf_pos = 3;
     }
-    r->bytes += (int64_t)n;
     return 1;
 }
 
@@ -156,8 +262,18 @@ static inline int put(amtl_csv *r, int c, amtl_status *st)
     return 0;
 }
 
-static int end_field(amtl_csv *r, size_t *fstart, amtl_status *st)
+static int is_blank(const amtl_csv *r, int c)
 {
+    return r->trim && (c == ' ' || c == '\t') && c != r->delim;
+}
+
+/* Ends the current field; an unquoted one loses its trailing blanks when
+ * trimming (a quoted one never had any put: see S_AFTER_QUOTE). */
+static int end_field(amtl_csv *r, size_t *fstart, int unquoted, amtl_status *st)
+{
+    if (unquoted)
+        while (r->rec_len > *fstart && is_blank(r, r->rec[r->rec_len - 1]))
+            r->rec_len--;
     if (r->n_fields == r->cap_fields) {
         int cap = r->cap_fields * 2;
         size_t *o = realloc(r->off, sizeof *o * (size_t)cap);
@@ -227,6 +343,8 @@ int amtl_csv_next(amtl_csv *r, amtl_status *st)
             }
             switch (state) {
             case S_START:
+                if (is_blank(r, c))
+                    continue;
                 if (c == '"') {
                     state = S_QUOTED;
                     quote_line = r->next_line;
@@ -237,7 +355,7 @@ int amtl_csv_next(amtl_csv *r, amtl_status *st)
                 /* fall through */
             case S_UNQUOTED:
                 if (c == r->delim) {
-                    if (end_field(r, &fstart, st))
+                    if (end_field(r, &fstart, 1, st))
                         return -1;
                     state = S_START;
                     any = 1;
@@ -278,8 +396,10 @@ int amtl_csv_next(amtl_csv *r, amtl_status *st)
                     return -1;
                 continue;
             case S_AFTER_QUOTE:
+                if (is_blank(r, c))
+                    continue;
                 if (c == r->delim) {
-                    if (end_field(r, &fstart, st))
+                    if (end_field(r, &fstart, 0, st))
                         return -1;
                     state = S_START;
                 } else if (c == '\n') {
@@ -300,7 +420,7 @@ int amtl_csv_next(amtl_csv *r, amtl_status *st)
     end_record:
         if (!any)
             continue; /* a blank line */
-        if (end_field(r, &fstart, st))
+        if (end_field(r, &fstart, state == S_UNQUOTED, st))
             return -1;
         return 1;
     }

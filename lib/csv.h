@@ -7,6 +7,15 @@
  * lines are skipped.  Control bytes other than tab, CR and LF outside quoted
  * fields mean the input is not text and are an error.
  *
+ * With trim set, spaces and tabs around a value are not part of it (a
+ * quoted value keeps the ones inside its quotes), so "a, b" reads as "a" and
+ * "b", and a line of spaces is a blank line.
+ *
+ * Input that starts with the gzip magic bytes is decompressed as it is read
+ * (whatever its name, a pipe too; several gzip members one after another are
+ * one input); size and bytes then count compressed bytes, so progress still
+ * reaches the size at the end.
+ *
  * Positions in messages are "FILE:LINE:COL" where LINE is the physical line
  * on which the record starts (1-based) and COL is the 1-based field number.
  */
@@ -24,8 +33,10 @@
 typedef struct {
     FILE *fp;
     int owns_fp;
+    void *gz;              /* inflate state when the input is gzip, else NULL */
     char *name;            /* used in messages */
     char delim;
+    int trim;              /* strip spaces and tabs around values; set after open */
 
     unsigned char *buf;    /* read buffer */
     size_t buf_len, buf_pos;

@@ -11,8 +11,9 @@
  *   vocab.<field>       u8  [bytes]  the raw tokens, '\n'-terminated, token of id i
  *                                    on line i (line 0 is the empty OOV token)
  * meta: "sparse_fields", "dense_fields", "labels" (names joined by '\n'),
- * "rows.train|val|test", "source", "content_hash", "vocab_mode", and for
- * synthetic data "synthetic.*" keys describing the hidden structure.
+ * "rows.train|val|test", "source", "content_hash", "vocab_mode",
+ * "min_id_count", "dense_transform" (and "dense_stats" unless "none"), and
+ * for synthetic data "synthetic.*" keys describing the hidden structure.
  *
  * In memory the columns are field-major ([N, rows] etc.) so each field's ids
  * are contiguous; batches are gathered row-major for the model.

@@ -55,13 +55,75 @@ int amtl_prep_set_source(amtl_prep_table *t, const char *format,
     return 0;
 }
 
+/* ---- labels of a plain CSV ------------------------------------------------ */
+
+void amtl_prep_label_free(amtl_prep_label *l)
+{
+    free(l->task);
+    free(l->column);
+    for (int i = 0; i < l->n_values; i++)
+        free(l->values[i]);
+    free(l->values);
+    memset(l, 0, sizeof *l);
+}
+
+static int bad_label(amtl_status *st, const char *item, const char *what)
+{
+    return amtl_error(st, AMTL_EUSAGE,
+                      "key 'labels': '%s' has %s (want column, or "
+                      "task=column==value|value...)", item, what);
+}
+
+int amtl_prep_label_parse(amtl_prep_label *l, const char *item, amtl_status *st)
+{
+    memset(l, 0, sizeof *l);
+    const char *eqeq = strstr(item, "==");
+    if (!eqeq) {
+        l->task = strdup(item);
+        l->column = strdup(item);
+        if (!l->task || !l->column)
+            goto nomem;
+        return 0;
+    }
+    const char *eq = memchr(item, '=', (size_t)(eqeq - item));
+    const char *col = eq ? eq + 1 : item;
+    if (eq == item)
+        return bad_label(st, item, "an empty task name");
+    if (col == eqeq)
+        return bad_label(st, item, "no column before '=='");
+    const char *v = eqeq + 2;
+    int n = 1;
+    for (const char *p = v; *p; p++)
+        n += *p == '|';
+    for (const char *p = v;; p++) {
+        const char *e = strchr(p, '|');
+        if ((e ? e : p + strlen(p)) == p)
+            return bad_label(st, item, "an empty value");
+        if (!e)
+            break;
+        p = e;
+    }
+    l->task = strndup(item, (size_t)((eq ? eq : eqeq) - item));
+    l->column = strndup(col, (size_t)(eqeq - col));
+    l->values = calloc((size_t)n, sizeof *l->values);
+    if (!l->task || !l->column || !l->values)
+        goto nomem;
+    for (const char *p = v; l->n_values < n; l->n_values++) {
+        const char *e = strchr(p, '|');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (!(l->values[l->n_values] = strndup(p, len)))
+            goto nomem;
+        p += len + 1;
+    }
+    return 0;
+nomem:
+    amtl_prep_label_free(l);
+    return amtl_error(st, AMTL_ENOMEM, "out of memory");
+}
+
 /* ---- processed / plain CSV ------------------------------------------------ */
 
 enum { COL_IGNORE = 0, COL_SPARSE, COL_DENSE, COL_LABEL };
-
-typedef struct {
-    int kind, index;
-} col_role;
 
 typedef struct {
     char **names;
@@ -156,34 +218,88 @@ typedef struct {
     char delim;
     const char *first;  /* the first input, which defines the columns */
     field_list fields;  /* the table's fields, in order: sparse, dense, labels */
+    field_list sources; /* [fields.n] the column each field is read from */
+    amtl_prep_label *labels; /* [cfg->labels.n] a plain CSV's labels, parsed */
+    int64_t *hits;      /* [cfg->labels.n] rows where a derived label is 1 */
 } csv_job;
+
+static void csv_job_free(csv_job *job)
+{
+    field_list_free(&job->fields);
+    field_list_free(&job->sources);
+    for (int k = 0; job->labels && k < job->cfg->labels.n; k++)
+        amtl_prep_label_free(&job->labels[k]);
+    free(job->labels);
+    free(job->hits);
+}
+
+static int strlist_has(const amtl_strlist *l, const char *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->items[i], s))
+            return 1;
+    return 0;
+}
+
+/* A plain CSV's labels from the config; a label derived from a column must
+ * not have that column as a feature too (it would give the answer away). */
+static int parse_labels(csv_job *job, amtl_status *st)
+{
+    const amtl_config *cfg = job->cfg;
+    int T = cfg->labels.n;
+    job->labels = calloc((size_t)T, sizeof *job->labels);
+    job->hits = calloc((size_t)T, sizeof *job->hits);
+    if (!job->labels || !job->hits)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    for (int k = 0; k < T; k++) {
+        amtl_prep_label *l = &job->labels[k];
+        if (amtl_prep_label_parse(l, cfg->labels.items[k], st))
+            return -1;
+        const char *in = strlist_has(&cfg->sparse, l->column) ? "sparse"
+                         : strlist_has(&cfg->dense, l->column) ? "dense"
+                                                                : NULL;
+        if (l->n_values && in)
+            return amtl_error(st, AMTL_EUSAGE,
+                              "key 'labels': label '%s' comes from column '%s', which is "
+                              "a feature too (in '%s')", l->task, l->column, in);
+    }
+    return 0;
+}
 
 /* Builds the table's field list from the first file's header. */
 static int define_fields(csv_job *job, amtl_csv *r, const field_list *cols,
                          amtl_prep_table *t, amtl_status *st)
 {
-    field_list *fl = &job->fields;
+    field_list *fl = &job->fields, *src = &job->sources;
     if (job->plain) {
         const amtl_strlist *lists[3] = {&job->cfg->sparse, &job->cfg->dense,
                                         &job->cfg->labels};
         const char *what[3] = {"sparse", "dense", "labels"};
         for (int k = 0; k < 3; k++)
             for (int i = 0; i < lists[k]->n; i++) {
-                const char *name = lists[k]->items[i];
-                if (find_name(cols, name) < 0)
+                const char *name = k < 2 ? lists[k]->items[i] : job->labels[i].task;
+                const char *col = k < 2 ? name : job->labels[i].column;
+                if (find_name(cols, col) < 0)
                     return amtl_csv_error(r, st, 1, "no column '%s' (%s) in the header",
-                                          name, what[k]);
-                if (find_name(fl, name) >= 0)
+                                          col, what[k]);
+                if (find_name(fl, name) >= 0) {
+                    if (k < 2 || !job->labels[i].n_values)
+                        return amtl_error(st, AMTL_EUSAGE,
+                                          "column '%s' is listed twice in the config", name);
                     return amtl_error(st, AMTL_EUSAGE,
-                                      "column '%s' is listed twice in the config", name);
-                if (field_list_add(fl, name, strlen(name), COL_SPARSE + k, st))
+                                      "key 'labels': label '%s' has the name of another "
+                                      "field", name);
+                }
+                if (field_list_add(fl, name, strlen(name), COL_SPARSE + k, st) ||
+                    field_list_add(src, col, strlen(col), COL_SPARSE + k, st))
                     return -1;
             }
     } else {
         for (int kind = COL_SPARSE; kind <= COL_LABEL; kind++)
             for (int c = 0; c < cols->n; c++)
                 if (cols->kinds[c] == kind &&
-                    field_list_add(fl, cols->names[c], strlen(cols->names[c]), kind, st))
+                    (field_list_add(fl, cols->names[c], strlen(cols->names[c]), kind, st) ||
+                     field_list_add(src, cols->names[c], strlen(cols->names[c]), kind, st)))
                     return -1;
         int n_label = 0, n_feat = 0;
         for (int i = 0; i < fl->n; i++) {
@@ -212,16 +328,27 @@ static int define_fields(csv_job *job, amtl_csv *r, const field_list *cols,
     return 0;
 }
 
+/* 1 when the value is one of a derived label's values. */
+static int label_hit(const amtl_prep_label *l, const char *v, size_t len)
+{
+    for (int j = 0; j < l->n_values; j++)
+        if (strlen(l->values[j]) == len && !memcmp(l->values[j], v, len))
+            return 1;
+    return 0;
+}
+
 static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
                         int split, int first, amtl_status *st)
 {
     amtl_csv r;
     amtl_progress prog = {0};
     field_list cols = {0};
-    col_role *roles = NULL;
+    int *src = NULL, *idx = NULL;
+    uint8_t *used = NULL;
     int rc = -1;
     if (amtl_csv_open(&r, path, job->delim, st))
         return -1;
+    r.trim = job->cfg->trim;
     int k = amtl_csv_next(&r, st);
     if (k < 0)
         goto out;
@@ -236,50 +363,50 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
     /* a plain CSV may repeat the name of a column it does not use */
     for (int c = 0; c < cols.n; c++) {
         int j = find_name(&cols, cols.names[c]);
-        if (j != c && (!job->plain || find_name(&job->fields, cols.names[c]) >= 0)) {
+        if (j != c && (!job->plain || find_name(&job->sources, cols.names[c]) >= 0)) {
             amtl_csv_error(&r, st, c + 1, "duplicate column '%s' (also column %d)",
                            cols.names[c], j + 1);
             goto out;
         }
     }
-    /* each column's role in the table, by name */
-    roles = calloc((size_t)cols.n, sizeof *roles);
-    if (!roles) {
+    /* each field's column, found by name; idx: its index within its kind */
+    const field_list *fl = &job->fields;
+    src = calloc((size_t)fl->n + 1, sizeof *src);
+    idx = calloc((size_t)fl->n + 1, sizeof *idx);
+    used = calloc((size_t)cols.n + 1, 1);
+    if (!src || !idx || !used) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
-    {
-        field_list *fl = &job->fields;
-        for (int i = 0, a = 0, b = 0, c = 0; i < fl->n; i++) {
-            int idx = fl->kinds[i] == COL_SPARSE  ? a++
-                      : fl->kinds[i] == COL_DENSE ? b++
-                                                  : c++;
-            int col = find_name(&cols, fl->names[i]);
-            if (col < 0) {
-                if (job->plain)
-                    amtl_csv_error(&r, st, 1, "no column '%s' in the header",
-                                   fl->names[i]);
-                else
-                    amtl_csv_error(&r, st, 1, "no column '%s:%s' in the header",
-                                   fl->names[i], kind_word(fl->kinds[i]));
-                goto out;
-            }
-            if (!job->plain && cols.kinds[col] != fl->kinds[i]) {
-                amtl_csv_error(&r, st, col + 1, "column '%s' is :%s here but :%s in '%s'",
-                               fl->names[i], kind_word(cols.kinds[col]),
-                               kind_word(fl->kinds[i]), job->first);
-                goto out;
-            }
-            roles[col].kind = fl->kinds[i];
-            roles[col].index = idx;
+    for (int i = 0, a = 0, b = 0, c = 0; i < fl->n; i++) {
+        idx[i] = fl->kinds[i] == COL_SPARSE  ? a++
+                 : fl->kinds[i] == COL_DENSE ? b++
+                                             : c++;
+        int col = find_name(&cols, job->sources.names[i]);
+        if (col < 0) {
+            if (job->plain)
+                amtl_csv_error(&r, st, 1, "no column '%s' in the header",
+                               job->sources.names[i]);
+            else
+                amtl_csv_error(&r, st, 1, "no column '%s:%s' in the header", fl->names[i],
+                               kind_word(fl->kinds[i]));
+            goto out;
         }
-        for (int c = 0; !job->plain && c < cols.n; c++)
-            if (roles[c].kind == COL_IGNORE) {
-                amtl_csv_error(&r, st, c + 1, "column '%s' is not in '%s'", cols.names[c],
-                               job->first);
-                goto out;
-            }
+        if (!job->plain && cols.kinds[col] != fl->kinds[i]) {
+            amtl_csv_error(&r, st, col + 1, "column '%s' is :%s here but :%s in '%s'",
+                           fl->names[i], kind_word(cols.kinds[col]),
+                           kind_word(fl->kinds[i]), job->first);
+            goto out;
+        }
+        src[i] = col;
+        used[col] = 1;
     }
+    for (int c = 0; !job->plain && c < cols.n; c++)
+        if (!used[c]) {
+            amtl_csv_error(&r, st, c + 1, "column '%s' is not in '%s'", cols.names[c],
+                           job->first);
+            goto out;
+        }
 
     amtl_progress_start(&prog, amtl_prep_basename(path), r.size);
     long limit = job->cfg->limit;
@@ -301,16 +428,17 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
         int64_t row = amtl_prep_table_add_row(t, split, st);
         if (row < 0)
             goto out;
-        for (int c = 0; c < cols.n; c++) {
+        for (int i = 0; i < fl->n; i++) {
+            int c = src[i], j = idx[i];
             const char *v = amtl_csv_field(&r, c);
+            size_t vlen = amtl_csv_field_len(&r, c);
             double x;
-            switch (roles[c].kind) {
+            switch (fl->kinds[i]) {
             case COL_SPARSE: {
-                int32_t id = amtl_prep_table_intern(t, roles[c].index, v,
-                                                    amtl_csv_field_len(&r, c), st);
+                int32_t id = amtl_prep_table_intern(t, j, v, vlen, st);
                 if (id < 0)
                     goto out;
-                t->raw[roles[c].index][row] = id;
+                t->raw[j][row] = id;
                 break;
             }
             case COL_DENSE:
@@ -325,15 +453,21 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
                                    v, cols.names[c]);
                     goto out;
                 }
-                t->dense[roles[c].index][row] = (float)x;
+                t->dense[j][row] = (float)x;
                 break;
             case COL_LABEL:
+                if (job->plain && job->labels[j].n_values) {
+                    int hit = label_hit(&job->labels[j], v, vlen);
+                    t->labels[j][row] = (uint8_t)hit;
+                    job->hits[j] += hit;
+                    break;
+                }
                 if (amtl_csv_parse_double(v, &x) || (x != 0.0 && x != 1.0)) {
                     amtl_csv_error(&r, st, c + 1, "label '%s' is '%s', expected 0 or 1",
                                    cols.names[c], v);
                     goto out;
                 }
-                t->labels[roles[c].index][row] = (uint8_t)x;
+                t->labels[j][row] = (uint8_t)x;
                 break;
             default:
                 break;
@@ -345,10 +479,27 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
     rc = 0;
 out:
     amtl_progress_finish(&prog);
-    free(roles);
+    free(src);
+    free(idx);
+    free(used);
     field_list_free(&cols);
     amtl_csv_close(&r);
     return rc;
+}
+
+/* A derived label that no row has is almost surely a misspelt value. */
+static int check_hits(const csv_job *job, amtl_status *st)
+{
+    for (int k = 0; job->plain && k < job->cfg->labels.n; k++) {
+        const amtl_prep_label *l = &job->labels[k];
+        if (l->n_values && job->hits[k] == 0)
+            return amtl_error(st, AMTL_EDATA,
+                              "label '%s': no row has '%s' equal to '%s' (values compare "
+                              "exactly; several are written a|b)",
+                              l->task, l->column,
+                              strstr(job->cfg->labels.items[k], "==") + 2);
+    }
+    return 0;
 }
 
 int amtl_prep_read_csv(amtl_prep_table *t, const amtl_config *cfg,
@@ -366,8 +517,8 @@ int amtl_prep_read_csv(amtl_prep_table *t, const amtl_config *cfg,
         return amtl_error(st, AMTL_EUSAGE,
                           "format csv needs the column lists: at least 'labels' (and "
                           "'sparse', 'dense') in the config");
-    if (amtl_prep_delimiter(cfg, &job.delim, st))
-        return -1;
+    if (amtl_prep_delimiter(cfg, &job.delim, st) || (job.plain && parse_labels(&job, st)))
+        goto fail;
     static const int splits[3][3] = {
         {AMTL_PREP_AUTO},
         {AMTL_PREP_AUTO_TRAINVAL, AMTL_SPLIT_TEST},
@@ -378,10 +529,12 @@ int amtl_prep_read_csv(amtl_prep_table *t, const amtl_config *cfg,
         if (i == 0 && amtl_prep_set_source(t, fmt, inputs, n_inputs, st))
             goto fail;
     }
-    field_list_free(&job.fields);
+    if (check_hits(&job, st))
+        goto fail;
+    csv_job_free(&job);
     return 0;
 fail:
-    field_list_free(&job.fields);
+    csv_job_free(&job);
     amtl_prep_table_free(t);
     return -1;
 }
@@ -445,7 +598,12 @@ int amtl_prep_info(const char *path, FILE *out, amtl_status *st)
     amtl_strbuf b = {0};
     const char *src = amtl_file_meta(&ds.file, "source");
     const char *vm = amtl_file_meta(&ds.file, "vocab_mode");
-    amtl_strbuf_printf(&b, "source  %s\nvocab   %s\n\n", src ? src : "-", vm ? vm : "-");
+    const char *mic = amtl_file_meta(&ds.file, "min_id_count");
+    const char *dt = amtl_file_meta(&ds.file, "dense_transform");
+    amtl_strbuf_printf(&b,
+                       "source           %s\nvocab            %s\nmin_id_count     %s\n"
+                       "dense_transform  %s\n\n",
+                       src ? src : "-", vm ? vm : "-", mic ? mic : "-", dt ? dt : "-");
 
     int wrows = 4;
     for (int s = 0; s < AMTL_N_SPLITS; s++) {

@@ -5,10 +5,12 @@
  * Every input is first gathered into an amtl_prep_table: per sparse field a
  * hash map from the raw token to a provisional index, and per row the
  * provisional indices, dense values and labels.  amtl_prep_table_to_file then
- * assigns the splits, label-encodes each field to 1..n in order of first
- * appearance in the output (train rows, then val, then test; with vocab
- * "train" only train rows add to the vocabulary and anything else becomes 0)
- * and lays the columns out as dataset.h describes.
+ * assigns the splits, transforms the dense columns by the train rows'
+ * statistics (dense_transform), label-encodes each field to 1..n in order of
+ * first appearance in the output (train rows, then val, then test; with
+ * vocab "train" only train rows add to the vocabulary and anything else
+ * becomes 0; with min_id_count > 1 values rarer than that in the train rows
+ * become 0 too) and lays the columns out as dataset.h describes.
  */
 #ifndef AMTL_PREP_H
 #define AMTL_PREP_H
@@ -95,6 +97,20 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
                             amtl_file *f, amtl_status *st);
 
 /* ---- readers: each initialises t ---------------------------------------- */
+
+/* A label of a plain CSV (an item of the config key labels): "column", a
+ * column of 0/1 values, or "[task=]column==value[|value...]", 1 where the
+ * column's value is one of the values (compared exactly) and 0 elsewhere;
+ * the task is named column when "task=" is left out. */
+typedef struct {
+    char *task;      /* the label's name */
+    char *column;    /* the column it is read from */
+    char **values;   /* [n_values]; n_values == 0: a 0/1 column */
+    int n_values;
+} amtl_prep_label;
+
+int amtl_prep_label_parse(amtl_prep_label *l, const char *item, amtl_status *st);
+void amtl_prep_label_free(amtl_prep_label *l);  /* safe on a zeroed struct */
 
 /* Processed CSV (typed header) or, with format "csv", a plain CSV whose
  * columns the config lists.  One file (split by the seeded permutation), two

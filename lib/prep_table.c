@@ -322,17 +322,22 @@ static char *join_names(char **names, int n)
 }
 
 /* Label-encodes field f in place (provisional values -> final ids, given the
- * split order in `order`) and returns its vocabulary blob. */
+ * split order in `order`) and returns its vocabulary blob.  With
+ * min_id_count > 1 a value seen fewer times in the train rows gets id 0
+ * wherever it occurs (so a value the train rows lack always does). */
 static int encode_field(amtl_prep_table *t, int f, const int32_t *order,
-                        const int64_t *count, int train_only, int32_t *vocab_size,
-                        uint8_t **blob, size_t *blob_len, amtl_status *st)
+                        const int64_t *count, int train_only, int min_id_count,
+                        int32_t *vocab_size, uint8_t **blob, size_t *blob_len,
+                        amtl_status *st)
 {
     const amtl_strmap *m = &t->maps[f];
     int32_t *remap = malloc(sizeof *remap * ((size_t)m->n + 1));
     int32_t *key_of = malloc(sizeof *key_of * ((size_t)m->n + 1));
-    if (!remap || !key_of) {
+    int64_t *seen = min_id_count > 1 ? calloc((size_t)m->n + 1, sizeof *seen) : NULL;
+    if (!remap || !key_of || (min_id_count > 1 && !seen)) {
         free(remap);
         free(key_of);
+        free(seen);
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
     remap[0] = 0;
@@ -340,13 +345,15 @@ static int encode_field(amtl_prep_table *t, int f, const int32_t *order,
         remap[i] = -1;
     int32_t next = 1;
     int32_t *col = t->raw[f];
+    for (int64_t i = 0; seen && i < count[AMTL_SPLIT_TRAIN]; i++)
+        seen[col[order[i]]]++; /* train rows come first in order */
     int64_t pos = 0;
     for (int s = 0; s < AMTL_N_SPLITS; s++) {
         int grow = !train_only || s == AMTL_SPLIT_TRAIN;
         for (int64_t i = 0; i < count[s]; i++, pos++) {
             int32_t v = col[order[pos]];
             if (remap[v] < 0) {
-                if (grow) {
+                if (grow && (!seen || seen[v] >= min_id_count)) {
                     key_of[next] = v - 1;
                     remap[v] = next++;
                 } else {
@@ -358,6 +365,7 @@ static int encode_field(amtl_prep_table *t, int f, const int32_t *order,
     for (int64_t r = 0; r < t->rows; r++)
         col[r] = remap[col[r]];
     free(remap);
+    free(seen);
 
     size_t len = 1;
     for (int32_t id = 1; id < next; id++) {
@@ -383,6 +391,71 @@ static int encode_field(amtl_prep_table *t, int f, const int32_t *order,
     *vocab_size = next;
     *blob = b;
     *blob_len = len;
+    return 0;
+}
+
+enum { DENSE_NONE, DENSE_STANDARDIZE, DENSE_LOG_STANDARDIZE };
+
+static int dense_mode(const amtl_config *cfg, int *mode, amtl_status *st)
+{
+    const char *m = cfg->dense_transform && cfg->dense_transform[0] ? cfg->dense_transform
+                                                                    : "none";
+    if (!strcmp(m, "none"))
+        *mode = DENSE_NONE;
+    else if (!strcmp(m, "standardize"))
+        *mode = DENSE_STANDARDIZE;
+    else if (!strcmp(m, "log-standardize"))
+        *mode = DENSE_LOG_STANDARDIZE;
+    else
+        return amtl_error(st, AMTL_EUSAGE,
+                          "dense_transform must be none, standardize or log-standardize, "
+                          "not '%s'", m);
+    return 0;
+}
+
+/* sign(x) log(1 + |x|): heavy tails (money, counts) shrink, 0 stays 0. */
+static double signed_log1p(double x)
+{
+    return x < 0 ? -log1p(-x) : log1p(x);
+}
+
+/* Standardises every dense column by the mean and standard deviation of its
+ * train rows (after signed_log1p for log-standardize), so that validation
+ * and test tell nothing to the statistics; a constant column (or none in
+ * train) keeps a deviation of 1.  *stats gets one line "mean std field" per
+ * column, for the meta. */
+static int transform_dense(amtl_prep_table *t, int mode, char **stats, amtl_status *st)
+{
+    amtl_strbuf b = {0};
+    *stats = NULL;
+    for (int d = 0; d < t->D; d++) {
+        float *x = t->dense[d];
+        double mean = 0, m2 = 0;
+        int64_t n = 0;
+        for (int64_t r = 0; r < t->rows; r++) {
+            if (t->split[r] != AMTL_SPLIT_TRAIN)
+                continue;
+            double v = mode == DENSE_LOG_STANDARDIZE ? signed_log1p(x[r]) : x[r];
+            double delta = v - mean; /* Welford: no cancellation on large values */
+            mean += delta / (double)++n;
+            m2 += delta * (v - mean);
+        }
+        double sd = n > 0 ? sqrt(m2 / (double)n) : 0;
+        if (!(sd > 1e-12 * fmax(1.0, fabs(mean))) || !isfinite(sd))
+            sd = 1;
+        for (int64_t r = 0; r < t->rows; r++) {
+            double v = mode == DENSE_LOG_STANDARDIZE ? signed_log1p(x[r]) : x[r];
+            x[r] = (float)((v - mean) / sd);
+        }
+        amtl_strbuf_printf(&b, "%.9g %.9g %s\n", mean, sd, t->dense_names[d]);
+    }
+    if (b.failed) {
+        amtl_strbuf_free(&b);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
+    if (!b.data && !(b.data = calloc(1, 1)))
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    *stats = b.data;
     return 0;
 }
 
@@ -415,7 +488,8 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
     else
         return amtl_error(st, AMTL_EUSAGE, "vocab must be all or train, not '%s'",
                           vocab_mode);
-    if (split_fractions(cfg, fr, st))
+    int dmode = DENSE_NONE;
+    if (split_fractions(cfg, fr, st) || dense_mode(cfg, &dmode, st))
         return -1;
     if (t->rows == 0)
         return amtl_error(st, AMTL_EDATA, "%s: no data rows",
@@ -450,20 +524,22 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
     int32_t *vocab = calloc((size_t)(t->N > 0 ? t->N : 1), sizeof *vocab);
     uint8_t **blobs = calloc((size_t)(t->N > 0 ? t->N : 1), sizeof *blobs);
     size_t *blob_len = calloc((size_t)(t->N > 0 ? t->N : 1), sizeof *blob_len);
-    char *names[3] = {NULL, NULL, NULL}, *yaml = NULL;
+    char *names[3] = {NULL, NULL, NULL}, *yaml = NULL, *stats = NULL;
     int rc = -1;
     if (!order || !buf || !vocab || !blobs || !blob_len) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
+    if (dmode != DENSE_NONE && transform_dense(t, dmode, &stats, st))
+        goto out;
     {
         int64_t fill[AMTL_N_SPLITS] = {start[0], start[1], start[2]};
         for (int64_t r = 0; r < t->rows; r++)
             order[fill[t->split[r]]++] = (int32_t)r;
     }
     for (int k = 0; k < t->N; k++)
-        if (encode_field(t, k, order, count, train_only, &vocab[k], &blobs[k],
-                         &blob_len[k], st))
+        if (encode_field(t, k, order, count, train_only, cfg->min_id_count, &vocab[k],
+                         &blobs[k], &blob_len[k], st))
             goto out;
 
     for (int s = 0; s < AMTL_N_SPLITS; s++) {
@@ -523,6 +599,10 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
         amtl_file_set_metaf(f, st, "content_hash", "%016llx",
                             (unsigned long long)amtl_dataset_content_hash(f)) ||
         amtl_file_set_meta(f, "vocab_mode", vocab_mode, st) ||
+        amtl_file_set_metaf(f, st, "min_id_count", "%d", cfg->min_id_count) ||
+        amtl_file_set_meta(f, "dense_transform",
+                           dmode == DENSE_NONE ? "none" : cfg->dense_transform, st) ||
+        (stats && amtl_file_set_meta(f, "dense_stats", stats, st)) ||
         amtl_file_set_meta(f, "creator", "amtl-prep " AMTL_VERSION, st) ||
         amtl_file_set_meta(f, "config", yaml, st))
         goto out;
@@ -543,5 +623,6 @@ out:
     for (int i = 0; i < 3; i++)
         free(names[i]);
     free(yaml);
+    free(stats);
     return rc;
 }

@@ -16,6 +16,12 @@ vocab_of() {
     amtl-prep --info "$1" | awk -v f="$2" '$1 == f && $2 == "sparse" { print $3 }'
 }
 
+# Prints a tensor of a dataset on one line ("1 0 2"), or with "meta KEY" a
+# meta value.
+col_of() {
+    python3 "$P/dataset-column.py" "$@" | tr '\n' ' ' | sed 's/^ //; s/ $//'
+}
+
 # Asserts the last command failed with status $1, printed exactly the line
 # $2 on stderr and nothing on stdout, and left no output (nor temp) file.
 fails_with() {
@@ -108,7 +114,7 @@ fails_with() {
     [ "$status" -eq 0 ]
     run --separate-stderr amtl-prep --info "$TMP/out.amtl"
     [ "$status" -eq 0 ]
-    [[ "$output" == *"vocab   train"* ]]
+    [[ "$output" == *"vocab            train"* ]]
     [ "$(vocab_of "$TMP/out.amtl" user)" = 5 ]
     [ "$(vocab_of "$TMP/out.amtl" item)" = 4 ]
     # the "id 0" table: one val row each has an unseen user (u9) / item (i9)
@@ -139,6 +145,102 @@ fails_with() {
     run amtl-prep --info "$TMP/out.amtl"
     [[ "$output" == *"age    dense       -"* ]]
     [[ "$output" != *"note"* ]]
+}
+
+# ---- a user's own CSV: trimmed values, labels from values, a test file ------
+
+@test "plain CSV with ', ' separators, labels from values and a separate test file" {
+    run --separate-stderr amtl-prep -c "$P/people.yaml" -o "$TMP/out.amtl" "$P/people.csv" "$P/people_test.csv"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+    run --separate-stderr amtl-prep --info "$TMP/out.amtl"
+    diff -u "$P/people-info.txt" <(printf '%s\n' "$output")
+    # rich is 1 on ">50K" (train file) and ">50K." (test file), single on
+    # status "Never-married"; status itself is no field
+    [ "$(col_of "$TMP/out.amtl" test.label.rich)" = "0 1 0 1" ]
+    [ "$(col_of "$TMP/out.amtl" test.label.single)" = "1 0 1 0" ]
+    [[ "$output" != *status* ]]
+    # values lose the blanks around them; a quoted one keeps its comma; "?"
+    # is a value of its own
+    [ "$(col_of "$TMP/out.amtl" vocab.city)" = "Paris Berlin Lyon Rome Paris, FR Oslo" ]
+    [[ "$(col_of "$TMP/out.amtl" vocab.job)" == *"?"* ]]
+}
+
+@test "labels from values: the exact syntax's errors" {
+    run --separate-stderr amtl-prep -c "$P/people.yaml" --set 'labels=[rich=income==>50k]' -o "$TMP/out.amtl" "$P/people.csv"
+    fails_with 1 "amtl-prep: error: label 'rich': no row has 'income' equal to '>50k' (values compare exactly; several are written a|b)"
+    run --separate-stderr amtl-prep -c "$P/people.yaml" --set 'labels=[rich=income==>50K|]' -o "$TMP/out.amtl" "$P/people.csv"
+    fails_with 2 "amtl-prep: error: key 'labels': 'rich=income==>50K|' has an empty value (want column, or task=column==value|value...)"
+    run --separate-stderr amtl-prep -c "$P/people.yaml" --set 'labels=[=income==>50K]' -o "$TMP/out.amtl" "$P/people.csv"
+    fails_with 2 "amtl-prep: error: key 'labels': '=income==>50K' has an empty task name (want column, or task=column==value|value...)"
+    run --separate-stderr amtl-prep -c "$P/people.yaml" --set 'sparse=[job, status]' -o "$TMP/out.amtl" "$P/people.csv"
+    fails_with 2 "amtl-prep: error: key 'labels': label 'single' comes from column 'status', which is a feature too (in 'sparse')"
+    run --separate-stderr amtl-prep -c "$P/people.yaml" --set 'labels=[x=state==y]' -o "$TMP/out.amtl" "$P/people.csv"
+    fails_with 1 "amtl-prep: error: $P/people.csv:1:1: no column 'state' (labels) in the header"
+    run --separate-stderr amtl-prep -c "$P/people.yaml" --set 'labels=[age=income==>50K]' -o "$TMP/out.amtl" "$P/people.csv"
+    fails_with 2 "amtl-prep: error: key 'labels': label 'age' has the name of another field"
+    # without trim the header names keep their leading space
+    run --separate-stderr amtl-prep -c "$P/people.yaml" --set trim=false -o "$TMP/out.amtl" "$P/people.csv"
+    fails_with 1 "amtl-prep: error: $P/people.csv:1:1: no column 'job' (sparse) in the header"
+}
+
+@test "gzip input is read as it is: a .gz file or a pipe, the same dataset" {
+    gzip -c "$P/people.csv" > "$TMP/people.csv.gz"
+    amtl-prep -c "$P/people.yaml" -o "$TMP/a.amtl" "$P/people.csv" "$P/people_test.csv"
+    amtl-prep -c "$P/people.yaml" -o "$TMP/b.amtl" "$TMP/people.csv.gz" "$P/people_test.csv"
+    amtl-prep -c "$P/people.yaml" -o "$TMP/c.amtl" <(cat "$TMP/people.csv.gz") "$P/people_test.csv"
+    h=$(col_of "$TMP/a.amtl" meta content_hash)
+    [ "$(col_of "$TMP/b.amtl" meta content_hash)" = "$h" ]
+    [ "$(col_of "$TMP/c.amtl" meta content_hash)" = "$h" ]
+    head -c 100 "$TMP/people.csv.gz" > "$TMP/cut.csv.gz"
+    run --separate-stderr amtl-prep -c "$P/people.yaml" -o "$TMP/out.amtl" "$TMP/cut.csv.gz"
+    fails_with 1 "amtl-prep: error: cannot read '$TMP/cut.csv.gz': truncated gzip data"
+}
+
+@test "min_id_count: ids rarer in the train rows are 0 in every split" {
+    run --separate-stderr amtl-prep --set min_id_count=2 -o "$TMP/out.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
+    [ "$status" -eq 0 ]
+    run amtl-prep --info "$TMP/out.amtl"
+    [[ "$output" == *"min_id_count     2"* ]]
+    # train users u1 u2 u1 u3 u2 u4: u1, u2 (twice, the threshold) keep an id,
+    # u3, u4 (once) do not, nor u9 (val only); items i1 i2 i3 twice each
+    [ "$(vocab_of "$TMP/out.amtl" user)" = 3 ]
+    [ "$(vocab_of "$TMP/out.amtl" item)" = 4 ]
+    [ "$(col_of "$TMP/out.amtl" train.sparse.user)" = "1 2 1 0 2 0" ]
+    [ "$(col_of "$TMP/out.amtl" val.sparse.user)" = "1 0" ]
+    [ "$(col_of "$TMP/out.amtl" test.sparse.user)" = "0 2" ]
+    [[ "$output" == *"user       2      1      1"* ]]
+    [[ "$output" == *"item       0      1      0"* ]]
+    # 3: no user is that frequent; 1 keeps every id, as 0 does
+    amtl-prep --set min_id_count=3 -o "$TMP/b.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
+    [ "$(vocab_of "$TMP/b.amtl" user)" = 1 ]
+    amtl-prep --set min_id_count=1 -o "$TMP/c.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
+    [ "$(vocab_of "$TMP/c.amtl" user)" = 6 ]
+    # any format: the synthetic data's noise field loses its rare ids
+    amtl-prep --synthetic --rows 2000 -o "$TMP/s0.amtl"
+    amtl-prep --synthetic --rows 2000 --set min_id_count=3 -o "$TMP/s3.amtl"
+    [ "$(vocab_of "$TMP/s3.amtl" noise_3)" -lt "$(vocab_of "$TMP/s0.amtl" noise_3)" ]
+}
+
+@test "dense_transform: standardize and log-standardize by the train rows" {
+    three=("$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv")
+    # none (the default) keeps the values
+    amtl-prep -o "$TMP/n.amtl" "${three[@]}"
+    [ "$(col_of "$TMP/n.amtl" val.dense.price)" = "1.25 0.5" ]
+    [ "$(col_of "$TMP/n.amtl" meta dense_transform)" = "none" ]
+    # train prices 0.5 1.5 2 0.25 3 0.75: mean 4/3, deviation 0.9538
+    amtl-prep --set dense_transform=standardize -o "$TMP/s.amtl" "${three[@]}"
+    [ "$(col_of "$TMP/s.amtl" meta dense_stats)" = "1.33333333 0.953793595 price" ]
+    [ "$(col_of "$TMP/s.amtl" train.dense.price)" = "-0.873704 0.174741 0.698963 -1.13582 1.74741 -0.611593" ]
+    [ "$(col_of "$TMP/s.amtl" val.dense.price)" = "-0.0873704 -0.873704" ]
+    [ "$(col_of "$TMP/s.amtl" test.dense.price)" = "1.22319 -0.349482" ]
+    amtl-prep --set dense_transform=log-standardize -o "$TMP/l.amtl" "${three[@]}"
+    [ "$(col_of "$TMP/l.amtl" meta dense_stats)" = "0.764903638 0.405226088 price" ]
+    [ "$(col_of "$TMP/l.amtl" test.dense.price)" = "1.20392 -0.177078" ]
+    run amtl-prep --info "$TMP/l.amtl"
+    [[ "$output" == *"dense_transform  log-standardize"* ]]
+    run --separate-stderr amtl-prep --set dense_transform=cube -o "$TMP/out.amtl" "${three[@]}"
+    fails_with 2 "amtl-prep: error: key 'dense_transform' must be one of none, standardize, log-standardize; got 'cube'"
 }
 
 # ---- the real samples in shared/data ---------------------------------------

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "csv.h"
 #include "prep.h"
@@ -16,7 +18,8 @@ static FILE *mem(const char *text)
 
 /* Reads every record of text and renders it as "f1|f2\n" lines, with the
  * line each record starts on: "L:f1|f2\n". */
-static int render(const char *text, char delim, char *out, size_t cap, amtl_status *st)
+static int render_trim(const char *text, char delim, int trim, char *out, size_t cap,
+                       amtl_status *st)
 {
     FILE *fp = mem(text);
     amtl_csv r;
@@ -24,6 +27,7 @@ static int render(const char *text, char delim, char *out, size_t cap, amtl_stat
         fclose(fp);
         return -1;
     }
+    r.trim = trim;
     size_t p = 0;
     out[0] = '\0';
     int k;
@@ -37,6 +41,11 @@ static int render(const char *text, char delim, char *out, size_t cap, amtl_stat
     amtl_csv_close(&r);
     fclose(fp);
     return k;
+}
+
+static int render(const char *text, char delim, char *out, size_t cap, amtl_status *st)
+{
+    return render_trim(text, delim, 0, out, cap, st);
 }
 
 static void test_plain_records(void)
@@ -148,6 +157,144 @@ static void test_long_records(void)
     CHECKF(n == 20000, "%d records", n);
 }
 
+static void test_trim(void)
+{
+    char out[512];
+    amtl_status st;
+    /* Adult's ", " separator; spaces inside a value stay */
+    CHECK_OK(render_trim("age, work class , income\n39,  State-gov, >50K. \n", ',', 1, out,
+                         sizeof out, &st), &st);
+    CHECKF(!strcmp(out, "1:age|work class|income\n2:39|State-gov|>50K.\n"), "%s", out);
+    /* quoted values keep their own spaces; blanks around the quotes go;
+     * a line of blanks is a blank line; tabs are blanks too */
+    CHECK_OK(render_trim("  \" a \" , b\t\n   \n\t,\" \"\n", ',', 1, out, sizeof out, &st),
+             &st);
+    CHECKF(!strcmp(out, "1: a |b\n3:| \n"), "%s", out);
+    /* with a tab delimiter only spaces are trimmed; empty fields stay */
+    CHECK_OK(render_trim("a \t\t b\n", '\t', 1, out, sizeof out, &st), &st);
+    CHECKF(!strcmp(out, "1:a||b\n"), "%s", out);
+    /* without trim nothing changes */
+    CHECK_OK(render("a , b\n", ',', out, sizeof out, &st), &st);
+    CHECKF(!strcmp(out, "1:a | b\n"), "%s", out);
+}
+
+/* Writes text as n gzip members (split evenly) to path, minus cut bytes. */
+static int write_gz(const char *path, const char *text, int n, size_t cut)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.part", path);
+    FILE *out = fopen(path, "wb");
+    if (!out)
+        return -1;
+    size_t len = strlen(text), step = (len + (size_t)n - 1) / (size_t)n;
+    for (size_t off = 0; off < len; off += step) {
+        gzFile g = gzopen(tmp, "wb");
+        size_t k = len - off < step ? len - off : step;
+        if (!g || gzwrite(g, text + off, (unsigned)k) != (int)k || gzclose(g) != Z_OK)
+            return -1;
+        FILE *in = fopen(tmp, "rb");
+        char buf[4096];
+        size_t got;
+        while (in && (got = fread(buf, 1, sizeof buf, in)) > 0)
+            fwrite(buf, 1, got, out);
+        if (in)
+            fclose(in);
+    }
+    long size = ftell(out);
+    fclose(out);
+    remove(tmp);
+    return cut ? truncate(path, size - (long)cut) : 0;
+}
+
+static void test_gzip(void)
+{
+    char path[512], text[8192];
+    size_t p = 0;
+    p += (size_t)snprintf(text + p, sizeof text - p, "id,name\n");
+    for (int i = 0; i < 500; i++)
+        p += (size_t)snprintf(text + p, sizeof text - p, "%d,row%d\n", i, i);
+    snprintf(path, sizeof path, "%s/data.csv.gz", test_tmpdir());
+    amtl_status st;
+    /* one member, then three concatenated ones (as cat a.gz b.gz writes) */
+    for (int members = 1; members <= 3; members += 2) {
+        CHECK(write_gz(path, text, members, 0) == 0);
+        amtl_csv r;
+        CHECK_OK(amtl_csv_open(&r, path, ',', &st), &st);
+        int n = 0, k;
+        while ((k = amtl_csv_next(&r, &st)) == 1) {
+            char want[32];
+            snprintf(want, sizeof want, n ? "row%d" : "name", n - 1);
+            if (r.n_fields != 2 || strcmp(amtl_csv_field(&r, 1), want) || r.line != n + 1)
+                break;
+            n++;
+        }
+        int64_t bytes = r.bytes, size = r.size;
+        amtl_csv_close(&r);
+        CHECKF(k == 0 && n == 501, "%d members: %d records, %s", members, n, st.msg);
+        CHECK(bytes == size); /* compressed bytes: progress ends at the size */
+    }
+    /* a truncated file is an error, not a short read */
+    CHECK(write_gz(path, text, 1, 10) == 0);
+    amtl_csv r;
+    CHECK_OK(amtl_csv_open(&r, path, ',', &st), &st);
+    int k;
+    while ((k = amtl_csv_next(&r, &st)) == 1)
+        ;
+    amtl_csv_close(&r);
+    CHECK(k == -1);
+    CHECKF(!strcmp(st.msg + strlen(st.msg) - strlen("truncated gzip data"),
+                   "truncated gzip data"), "%s", st.msg);
+    CHECK(st.code == AMTL_EDATA);
+    remove(path);
+}
+
+static void test_label_specs(void)
+{
+    amtl_prep_label l;
+    amtl_status st;
+    CHECK_OK(amtl_prep_label_parse(&l, "click", &st), &st);
+    CHECK(!strcmp(l.task, "click") && !strcmp(l.column, "click") && l.n_values == 0);
+    amtl_prep_label_free(&l);
+    CHECK_OK(amtl_prep_label_parse(&l, "income==>50K|>50K.", &st), &st);
+    CHECK(!strcmp(l.task, "income") && !strcmp(l.column, "income") && l.n_values == 2);
+    CHECK(!strcmp(l.values[0], ">50K") && !strcmp(l.values[1], ">50K."));
+    amtl_prep_label_free(&l);
+    CHECK_OK(amtl_prep_label_parse(&l, "never_married=marital-status==Never-married", &st),
+             &st);
+    CHECK(!strcmp(l.task, "never_married") && !strcmp(l.column, "marital-status"));
+    CHECK(l.n_values == 1 && !strcmp(l.values[0], "Never-married"));
+    amtl_prep_label_free(&l);
+    /* only the first "==" splits; a value may hold '=' and spaces */
+    CHECK_OK(amtl_prep_label_parse(&l, "t=c==a = b==c", &st), &st);
+    CHECK(!strcmp(l.column, "c") && l.n_values == 1 && !strcmp(l.values[0], "a = b==c"));
+    amtl_prep_label_free(&l);
+    static const struct {
+        const char *item, *what;
+    } bad[] = {
+        {"=c==1", "an empty task name"},   {"t===1", NULL},
+        {"==1", "no column before '=='"},
+        {"t=c==", "an empty value"},       {"t=c==a||b", "an empty value"},
+        {"t=c==a|", "an empty value"},     {"t===1|", "an empty value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = amtl_prep_label_parse(&l, bad[i].item, &st);
+        if (!bad[i].what) { /* "t" "==" "=1": column t, value "=1" */
+            CHECK_OK(rc, &st);
+            CHECK(!strcmp(l.column, "t") && !strcmp(l.values[0], "=1"));
+            amtl_prep_label_free(&l);
+            continue;
+        }
+        CHECKF(rc == -1, "%s", bad[i].item);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "key 'labels': '%s' has %s (want column, or task=column==value|value...)",
+                 bad[i].item, bad[i].what);
+        CHECKF(!strcmp(st.msg, want), "%s", st.msg);
+        CHECK(st.code == AMTL_EUSAGE);
+        amtl_prep_label_free(&l); /* safe after a failure */
+    }
+}
+
 static void test_open_errors(void)
 {
     amtl_csv r;
@@ -224,6 +371,9 @@ int main(void)
     RUN(test_blank_lines_bom_and_tab);
     RUN(test_errors);
     RUN(test_long_records);
+    RUN(test_trim);
+    RUN(test_gzip);
+    RUN(test_label_specs);
     RUN(test_open_errors);
     RUN(test_parse_numbers);
     RUN(test_strmap);

@@ -193,6 +193,183 @@ static void test_auto_split(void)
     amtl_config_free(&cfg);
 }
 
+/* Field "user" for min_id_count 3: in train a occurs 3 times (the threshold:
+ * kept), b 2 (one short: dropped), c 4 (kept), d once (dropped); e occurs in
+ * val and test only, f in test only. */
+static int make_rare_file(amtl_file *f, const char *vocab, const char *min_id_count,
+                          amtl_status *st)
+{
+    static const char *const sparse[] = {"user"};
+    static const char *const labels[] = {"y"};
+    static const struct {
+        int split;
+        const char *user;
+    } rows[] = {
+        {AMTL_SPLIT_TRAIN, "a"}, {AMTL_SPLIT_TRAIN, "b"}, {AMTL_SPLIT_VAL, "a"},
+        {AMTL_SPLIT_TRAIN, "c"}, {AMTL_SPLIT_TEST, "d"},  {AMTL_SPLIT_TRAIN, "a"},
+        {AMTL_SPLIT_TRAIN, "b"}, {AMTL_SPLIT_VAL, "b"},   {AMTL_SPLIT_TRAIN, "c"},
+        {AMTL_SPLIT_TRAIN, "d"}, {AMTL_SPLIT_TEST, "e"},  {AMTL_SPLIT_TRAIN, "a"},
+        {AMTL_SPLIT_VAL, "e"},   {AMTL_SPLIT_TRAIN, "c"}, {AMTL_SPLIT_TEST, "f"},
+        {AMTL_SPLIT_TRAIN, "c"}, {AMTL_SPLIT_VAL, "c"},   {AMTL_SPLIT_TEST, "a"},
+        {AMTL_SPLIT_TRAIN, ""},
+    };
+    amtl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    amtl_prep_table t;
+    memset(&t, 0, sizeof t);
+    int rc = -1;
+    if (amtl_config_defaults(&cfg, st) || amtl_config_set(&cfg, "vocab", vocab, st) ||
+        amtl_config_set(&cfg, "min_id_count", min_id_count, st) ||
+        amtl_prep_table_init(&t, 1, sparse, 0, NULL, 1, labels, st))
+        goto out;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int64_t r = amtl_prep_table_add_row(&t, rows[i].split, st);
+        if (r < 0 ||
+            (t.raw[0][r] = amtl_prep_table_intern(&t, 0, rows[i].user,
+                                                  strlen(rows[i].user), st)) < 0)
+            goto out;
+    }
+    rc = amtl_prep_table_to_file(&t, &cfg, f, st);
+out:
+    amtl_prep_table_free(&t);
+    amtl_config_free(&cfg);
+    return rc;
+}
+
+/* ids of a split as a string, one digit each */
+static void ids_of(amtl_file *f, const char *name, char *out)
+{
+    const amtl_tensor *t = amtl_file_find(f, name);
+    const int32_t *v = t->data;
+    int64_t n = t->shape[0];
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (char)('0' + v[i]);
+    out[n] = '\0';
+}
+
+static void test_min_id_count(void)
+{
+    static const char *const vocabs[] = {"all", "train"};
+    for (int m = 0; m < 2; m++) {
+        amtl_file f;
+        amtl_status st;
+        char ids[32];
+        CHECK_OK(make_rare_file(&f, vocabs[m], "3", &st), &st);
+        /* train a b c a b c d a c c "": a = 1, c = 2 (first appearance of
+         * the kept), b and d (counts 2 and 1) and the empty token 0 */
+        ids_of(&f, "train.sparse.user", ids);
+        CHECKF(!strcmp(ids, "10210201220"), "vocab %s: %s", vocabs[m], ids);
+        /* val a b e c: b is rare in train, e not in train at all */
+        ids_of(&f, "val.sparse.user", ids);
+        CHECKF(!strcmp(ids, "1002"), "vocab %s: %s", vocabs[m], ids);
+        /* test d e f a */
+        ids_of(&f, "test.sparse.user", ids);
+        CHECKF(!strcmp(ids, "0001"), "vocab %s: %s", vocabs[m], ids);
+        CHECK(((const int32_t *)tensor(&f, "vocab_sizes")->data)[0] == 3);
+        CHECK(tensor(&f, "vocab.user")->shape[0] == 5);
+        CHECK(!memcmp(tensor(&f, "vocab.user")->data, "\na\nc\n", 5));
+        CHECK(!strcmp(amtl_file_meta(&f, "min_id_count"), "3"));
+        amtl_file_free(&f);
+    }
+    /* 2: b (2 in train) is kept too, still not d */
+    amtl_file f;
+    amtl_status st;
+    char ids[32];
+    CHECK_OK(make_rare_file(&f, "all", "2", &st), &st);
+    ids_of(&f, "train.sparse.user", ids);
+    CHECKF(!strcmp(ids, "12312301330"), "%s", ids);
+    ids_of(&f, "val.sparse.user", ids);
+    CHECKF(!strcmp(ids, "1203"), "%s", ids);
+    amtl_file_free(&f);
+    /* 0 and 1 keep every id; with vocab all those of val and test too */
+    for (int m = 0; m < 2; m++) {
+        CHECK_OK(make_rare_file(&f, "all", m ? "1" : "0", &st), &st);
+        ids_of(&f, "train.sparse.user", ids);
+        CHECKF(!strcmp(ids, "12312341330"), "%s", ids);
+        ids_of(&f, "val.sparse.user", ids);
+        CHECKF(!strcmp(ids, "1253"), "%s", ids);
+        ids_of(&f, "test.sparse.user", ids);
+        CHECKF(!strcmp(ids, "4561"), "%s", ids);
+        CHECK(((const int32_t *)tensor(&f, "vocab_sizes")->data)[0] == 7);
+        amtl_file_free(&f);
+    }
+}
+
+/* price in train 1, 2, 3, 4 (mean 2.5, standard deviation sqrt(1.25)); val
+ * 5, test 0; "flat" is 7 everywhere (deviation 0: kept at 1). */
+static int make_dense_file(amtl_file *f, const char *mode, amtl_status *st)
+{
+    static const char *const dense[] = {"price", "flat"};
+    static const char *const labels[] = {"y"};
+    static const struct {
+        int split;
+        float price;
+    } rows[] = {{AMTL_SPLIT_TRAIN, 1}, {AMTL_SPLIT_VAL, 5},   {AMTL_SPLIT_TRAIN, 2},
+                {AMTL_SPLIT_TEST, 0},  {AMTL_SPLIT_TRAIN, 3}, {AMTL_SPLIT_TRAIN, 4}};
+    amtl_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    amtl_prep_table t;
+    memset(&t, 0, sizeof t);
+    int rc = -1;
+    if (amtl_config_defaults(&cfg, st) ||
+        amtl_config_set(&cfg, "dense_transform", mode, st) ||
+        amtl_prep_table_init(&t, 0, NULL, 2, dense, 1, labels, st))
+        goto out;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int64_t r = amtl_prep_table_add_row(&t, rows[i].split, st);
+        if (r < 0)
+            goto out;
+        t.dense[0][r] = rows[i].price;
+        t.dense[1][r] = 7;
+    }
+    rc = amtl_prep_table_to_file(&t, &cfg, f, st);
+out:
+    amtl_prep_table_free(&t);
+    amtl_config_free(&cfg);
+    return rc;
+}
+
+static void test_dense_transform(void)
+{
+    amtl_file f;
+    amtl_status st;
+    CHECK_OK(make_dense_file(&f, "none", &st), &st);
+    CHECK(((const float *)tensor(&f, "val.dense.price")->data)[0] == 5);
+    CHECK(!strcmp(amtl_file_meta(&f, "dense_transform"), "none"));
+    CHECK(amtl_file_meta(&f, "dense_stats") == NULL);
+    amtl_file_free(&f);
+
+    CHECK_OK(make_dense_file(&f, "standardize", &st), &st);
+    const float *tr = tensor(&f, "train.dense.price")->data;
+    double sd = sqrt(1.25);
+    for (int i = 0; i < 4; i++)
+        CHECK_CLOSE(tr[i], (i + 1 - 2.5) / sd, 1e-6);
+    /* val and test by the train statistics */
+    CHECK_CLOSE(((const float *)tensor(&f, "val.dense.price")->data)[0], 2.5 / sd, 1e-6);
+    CHECK_CLOSE(((const float *)tensor(&f, "test.dense.price")->data)[0], -2.5 / sd, 1e-6);
+    CHECK(((const float *)tensor(&f, "val.dense.flat")->data)[0] == 0);
+    CHECKF(!strcmp(amtl_file_meta(&f, "dense_stats"), "2.5 1.11803399 price\n7 1 flat\n"),
+           "%s", amtl_file_meta(&f, "dense_stats"));
+    amtl_file_free(&f);
+
+    CHECK_OK(make_dense_file(&f, "log-standardize", &st), &st);
+    double lm = 0, lv = 0;
+    for (int i = 1; i <= 4; i++)
+        lm += log1p(i) / 4;
+    for (int i = 1; i <= 4; i++)
+        lv += (log1p(i) - lm) * (log1p(i) - lm) / 4;
+    CHECK_CLOSE(((const float *)tensor(&f, "val.dense.price")->data)[0],
+                (log1p(5) - lm) / sqrt(lv), 1e-6);
+    CHECK_CLOSE(((const float *)tensor(&f, "test.dense.price")->data)[0], -lm / sqrt(lv),
+                1e-6);
+    CHECK(!strcmp(amtl_file_meta(&f, "dense_transform"), "log-standardize"));
+    amtl_file_free(&f);
+
+    CHECK(make_dense_file(&f, "cube", &st) == -1);
+    CHECKF(!strcmp(st.msg, "dense_transform must be none, standardize or log-standardize, "
+                           "not 'cube'"), "%s", st.msg);
+}
+
 /* Re-signs f after a deliberate change so the reader gets past the hash. */
 static void rehash(amtl_file *f)
 {
@@ -329,6 +506,8 @@ int main(void)
     RUN(test_encoding_train_vocab);
     RUN(test_round_trip_and_gather);
     RUN(test_auto_split);
+    RUN(test_min_id_count);
+    RUN(test_dense_transform);
     RUN(test_validation);
     RUN(test_read_errors);
     TEST_MAIN_END();
