@@ -287,6 +287,51 @@ fails_with() {
     [[ "$output" =~ class\ of\ worker\ +sparse ]]
 }
 
+@test "Adult as it comes: configs/adult.yaml on adult.data.gz and adult.test.gz" {
+    need_shared_data
+    d="$SHARED_DATA/adult"
+    [ -f "$d/adult.data.gz" ] || skip "no adult/ in shared/data"
+    run --separate-stderr amtl-prep -c "$BATS_TEST_DIRNAME/../../configs/adult.yaml" -o "$TMP/out.amtl" \
+        "$d/adult.data.gz" "$d/adult.test.gz"
+    [ "$status" -eq 0 ]
+    # adult.data (32,560 rows) split 9 : 1, adult.test (16,281) as the test split
+    [ "$(rows_of "$TMP/out.amtl")" = "29304 3256 16281" ]
+    run amtl-prep --info "$TMP/out.amtl"
+    [ "$(grep -c ' sparse ' <<<"$output")" -eq 7 ]
+    [ "$(grep -c ' dense ' <<<"$output")" -eq 6 ]
+    [[ "$output" != *marital-status* ]]
+    [[ "$output" == *"income         0.2413  0.2362  0.2362"* ]]
+    [[ "$output" == *"never_married  0.3278  0.3305  0.3338"* ]]
+    # over all of adult.data the data README's 24.08 % and 32.81 %
+    for l in income never_married; do
+        rate=$( { python3 "$P/dataset-column.py" "$TMP/out.amtl" train.label.$l
+                  python3 "$P/dataset-column.py" "$TMP/out.amtl" val.label.$l; } |
+                awk '{ s += $1 } END { printf "%d %.4f", NR, s / NR }')
+        [ "$rate" = "32560 $([ $l = income ] && echo 0.2408 || echo 0.3281)" ]
+    done
+}
+
+@test "Tianchi EComm: bench/quality/tianchi-ecomm.py and configs/tianchi-ecomm.yaml" {
+    need_shared_data
+    d="$SHARED_DATA/tianchi-ecomm"
+    [ -f "$d/ecomm_edge_train.txt.gz" ] || skip "no tianchi-ecomm/ in shared/data"
+    q="$BATS_TEST_DIRNAME/../../bench/quality/tianchi-ecomm.py"
+    run --separate-stderr python3 "$q" "$d" "$TMP/t.csv"
+    [ "$status" -eq 0 ]
+    # the data README's row count and positive rates
+    [ "$stderr" = "tianchi-ecomm.py: 47924 rows; positive rates collect 0.1106 cart 0.2865 buy 0.1383" ]
+    [ "$(wc -l < "$TMP/t.csv")" -eq 47925 ]
+    run --separate-stderr amtl-prep -c "$BATS_TEST_DIRNAME/../../configs/tianchi-ecomm.yaml" -o "$TMP/out.amtl" "$TMP/t.csv"
+    [ "$status" -eq 0 ]
+    [ "$(rows_of "$TMP/out.amtl")" = "38339 4792 4793" ]
+    run amtl-prep --info "$TMP/out.amtl"
+    [ "$(grep -c ' sparse ' <<<"$output")" -eq 9 ]
+    [ "$(grep -c ' dense ' <<<"$output")" -eq 2 ]
+    [ "$(grep -c ' label ' <<<"$output")" -eq 3 ]
+    run --separate-stderr python3 "$q" --with-click "$d" -
+    [[ "$stderr" == *"rows; positive rates click 0.9699 collect"* ]]
+}
+
 # ---- raw recipes on small fixtures (figures from make-fixtures.py) -----------
 
 @test "userbehavior: groups by (user,item,category), drops rare buyers and items" {
