@@ -134,6 +134,10 @@ int amtl_prep_qbvideo(amtl_prep_table *t, const amtl_config *cfg,
 #define AMTL_SYNTH_MAX_TASKS 8
 int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks,
                         uint64_t seed, amtl_status *st);
+/* Kind "zipf": long-tailed ids whose per-id effects carry most of the
+ * signal, so that a logistic regression is strong (amtl-prep(1)). */
+int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks,
+                             uint64_t seed, amtl_status *st);
 
 /* ---- helpers the readers share ------------------------------------------ */
 
@@ -154,12 +158,21 @@ typedef struct {
     int synthetic;
     int64_t rows;                /* --rows, synthetic only */
     int tasks;                   /* --tasks, synthetic only */
+    int synthetic_kind;          /* --synthetic-kind: AMTL_SYNTH_* */
 } amtl_prep_args;
+
+/* Kinds of the synthetic generator (amtl-prep --synthetic-kind). */
+enum { AMTL_SYNTH_LATENT = 0, AMTL_SYNTH_ZIPF = 1 };
 
 /* Reads the inputs the config's format names (or generates), writes the
  * dataset atomically.  Nothing is written when anything fails. */
 int amtl_prep_run(const amtl_prep_args *a, const amtl_config *cfg,
                   amtl_status *st);
+
+/* amtl_prep_run for --synthetic of any kind (a->synthetic_kind; the
+ * latent kind is amtl_prep_run's own). */
+int amtl_prep_synthetic_run(const amtl_prep_args *a, const amtl_config *cfg,
+                            amtl_status *st);
 
 /* amtl-prep --info: rows per split, fields with kind and vocab size, and
  * each label's positive rate per split, as an aligned table. */

@@ -1,7 +1,9 @@
-/* synthetic.c — the embedded synthetic data set with a known hidden structure
- * (amtl-prep --synthetic; amtl-prep(1), SYNTHETIC DATA).
+/* synthetic.c — the embedded synthetic data sets with a known hidden structure
+ * (amtl-prep --synthetic; amtl-prep(1), SYNTHETIC DATA): kind "latent" (the
+ * default, below) and kind "zipf" (per-id effects over long-tailed ids, at
+ * the end of the file).
  *
- * Rows are user-item interactions with Zipf-like popularity.  Labels come
+ * Kind latent.  Rows are user-item interactions with Zipf-like popularity.  Labels come
  * from a hidden logistic model over per-field latent vectors and biases:
  *   group A (tasks 0, 1, 4, 5): <U_user, I_item> + category bias + dense_0,
  *                               plus a task-specific mix of user/item bias;
@@ -23,6 +25,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rng.h"
 
@@ -149,6 +152,59 @@ static double auc(scored *v, int64_t n)
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
 }
 
+/* Standardises each task's signal z[k][rows] and scales it by `scale`,
+ * finds the intercept that gives rate[k], draws the labels into t; measured
+ * and oracle get each task's positive rate and the true logits' AUC. */
+static void draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tasks, double scale,
+                        const double *rate, amtl_rng *r, scored *sc, double *measured,
+                        double *oracle)
+{
+    for (int k = 0; k < tasks; k++) {
+        double *zk = z + (size_t)k * (size_t)rows, mean = 0, var = 0;
+        for (int64_t i = 0; i < rows; i++)
+            mean += zk[i];
+        mean /= (double)rows;
+        for (int64_t i = 0; i < rows; i++)
+            var += (zk[i] - mean) * (zk[i] - mean);
+        double sd = sqrt(var / (double)rows);
+        for (int64_t i = 0; i < rows; i++)
+            zk[i] = scale * (sd > 0 ? (zk[i] - mean) / sd : 0.0);
+        double b0 = calibrate(zk, rows, rate[k]);
+        double pos = 0;
+        for (int64_t i = 0; i < rows; i++) {
+            int y = amtl_rng_bernoulli(r, sigmoid(b0 + zk[i]));
+            t->labels[k][i] = (uint8_t)y;
+            pos += y;
+            sc[i].score = zk[i];
+            sc[i].y = (uint8_t)y;
+        }
+        measured[k] = pos / (double)rows;
+        oracle[k] = auc(sc, rows);
+    }
+}
+
+/* The meta synthetic.positive_rates and synthetic.oracle_auc (buf: 4096). */
+static int rates_meta(amtl_prep_table *t, int tasks, const double *target,
+                      const double *measured, const double *oracle, char *buf,
+                      amtl_status *st)
+{
+    size_t p = 0;
+    for (int k = 0; k < tasks; k++)
+        p += (size_t)snprintf(buf + p, 4096 - p, "%s %.4f %.4f\n", t->label_names[k],
+                              target[k], measured[k]);
+    buf[p - 1] = '\0';
+    if (amtl_prep_table_set_meta(t, "synthetic.positive_rates", buf, st))
+        return -1;
+    p = 0;
+    for (int k = 0; k < tasks; k++)
+        p += oracle[k] < 0
+                 ? (size_t)snprintf(buf + p, 4096 - p, "%s -\n", t->label_names[k])
+                 : (size_t)snprintf(buf + p, 4096 - p, "%s %.4f\n", t->label_names[k],
+                                    oracle[k]);
+    buf[p - 1] = '\0';
+    return amtl_prep_table_set_meta(t, "synthetic.oracle_auc", buf, st);
+}
+
 typedef struct {
     float *U, *I, *C, *V;          /* latent vectors [n, LATENT] */
     float *ubias, *ibias, *cbias;  /* user, item, category */
@@ -269,21 +325,7 @@ static int set_meta(amtl_prep_table *t, int tasks, const double *measured,
     buf[p - 1] = '\0';
     if (amtl_prep_table_set_meta(t, "synthetic.related_tasks", buf, st))
         return -1;
-    p = 0;
-    for (int k = 0; k < tasks; k++)
-        p += (size_t)snprintf(buf + p, sizeof buf - p, "%s %.4f %.4f\n",
-                              t->label_names[k], target_rate[k], measured[k]);
-    buf[p - 1] = '\0';
-    if (amtl_prep_table_set_meta(t, "synthetic.positive_rates", buf, st))
-        return -1;
-    p = 0;
-    for (int k = 0; k < tasks; k++)
-        p += oracle[k] < 0
-                 ? (size_t)snprintf(buf + p, sizeof buf - p, "%s -\n", t->label_names[k])
-                 : (size_t)snprintf(buf + p, sizeof buf - p, "%s %.4f\n",
-                                    t->label_names[k], oracle[k]);
-    buf[p - 1] = '\0';
-    return amtl_prep_table_set_meta(t, "synthetic.oracle_auc", buf, st);
+    return rates_meta(t, tasks, target_rate, measured, oracle, buf, st);
 }
 
 int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
@@ -365,30 +407,8 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
                                            h.mix[k][1] * h.devbias[v[F_DEVICE]]);
     }
 
-    /* standardise, calibrate the intercept, draw the labels */
     double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
-    for (int k = 0; k < tasks; k++) {
-        double *zk = z + (size_t)k * (size_t)rows, mean = 0, var = 0;
-        for (int64_t i = 0; i < rows; i++)
-            mean += zk[i];
-        mean /= (double)rows;
-        for (int64_t i = 0; i < rows; i++)
-            var += (zk[i] - mean) * (zk[i] - mean);
-        double sd = sqrt(var / (double)rows);
-        for (int64_t i = 0; i < rows; i++)
-            zk[i] = SCALE * (sd > 0 ? (zk[i] - mean) / sd : 0.0);
-        double b0 = calibrate(zk, rows, target_rate[k]);
-        double pos = 0;
-        for (int64_t i = 0; i < rows; i++) {
-            int y = amtl_rng_bernoulli(&r_labels, sigmoid(b0 + zk[i]));
-            t->labels[k][i] = (uint8_t)y;
-            pos += y;
-            sc[i].score = zk[i];
-            sc[i].y = (uint8_t)y;
-        }
-        measured[k] = pos / (double)rows;
-        oracle[k] = auc(sc, rows);
-    }
+    draw_labels(t, z, rows, tasks, SCALE, target_rate, &r_labels, sc, measured, oracle);
     if (set_meta(t, tasks, measured, oracle, st))
         goto out;
     {
@@ -411,5 +431,268 @@ out_table:
     free(sc);
     if (rc)
         amtl_prep_table_free(t);
+    return rc;
+}
+
+/* ---- kind "zipf": per-id effects over long-tailed ids --------------------
+ *
+ * The shape of small real recommendation data (the Tianchi sample, Ali-CCP):
+ * a few id fields of thousands of values drawn with Zipf(1.1) frequencies,
+ * so that most ids are seen once or twice, and each id with its own effect
+ * on every task that carries most of the signal.  Each task's logit is a sum
+ * of per-value effects (user, item, shop; smaller ones of age, category and
+ * city), a small dense effect and a small age x category interaction: a
+ * logistic regression over the one-hot ids is nearly the true model, and a
+ * deep model must not let the tail's rarely trained embeddings add noise to
+ * beat it.  An effect is RHO of a part shared by the tasks and the rest of
+ * the task's own, so the tasks are related. */
+
+enum { Z_USER, Z_ITEM, Z_SHOP, Z_AGE, Z_CATEGORY, Z_CITY, Z_NOISE, NZ_SPARSE };
+enum { NZ_DENSE = 2, NZ_IDS = 3 /* the high-cardinality fields come first */ };
+
+static const char *const zsparse_names[NZ_SPARSE] = {
+    "user_id", "item_id", "shop_id", "age", "category", "city", "noise_id"};
+static const char *const zdense_names[NZ_DENSE] = {"dense_0", "dense_1"};
+
+/* cardinality, Zipf exponent (0 = uniform) and effect scale of each field */
+static const struct {
+    int n;
+    double s, sd;
+} zcard[NZ_SPARSE] = {
+    [Z_USER] = {20000, 1.1, 1.0}, [Z_ITEM] = {50000, 1.1, 1.0}, [Z_SHOP] = {5000, 1.1, 0.6},
+    [Z_AGE] = {8, 0.0, 0.25},     [Z_CATEGORY] = {30, 1.0, 0.25}, [Z_CITY] = {50, 0.8, 0.15},
+    [Z_NOISE] = {10000, 1.1, 0.0},
+};
+
+static const double ztarget_rate[AMTL_SYNTH_MAX_TASKS] = {0.15, 0.08, 0.05, 0.12,
+                                                           0.10, 0.06, 0.14, 0.07};
+#define ZRHO 0.6          /* share of an effect's variance common to the tasks */
+#define ZDENSE 0.2        /* effect of dense_0 */
+#define ZINTER 0.3        /* scale of the age x category interaction */
+#define ZSCALE 1.5        /* logit = intercept + ZSCALE * standardised signal */
+
+/* Effects of every value of a field on every task: [n][tasks]. */
+static float *zipf_effects(amtl_rng *r, int n, int tasks, double sd)
+{
+    float *e = malloc(sizeof *e * (size_t)n * (size_t)tasks);
+    if (!e)
+        return NULL;
+    const double common = sqrt(ZRHO), own = sqrt(1.0 - ZRHO);
+    for (int i = 0; i < n; i++) {
+        double c = amtl_rng_normal(r, 0.0, 1.0);
+        for (int k = 0; k < tasks; k++)
+            e[(size_t)i * (size_t)tasks + (size_t)k] =
+                (float)(sd * (common * c + own * amtl_rng_normal(r, 0.0, 1.0)));
+    }
+    return e;
+}
+
+static int zipf_meta(amtl_prep_table *t, int tasks, const double *measured,
+                     const double *oracle, const double *id_share, const int64_t *seen,
+                     const int64_t *once, amtl_status *st)
+{
+    char buf[4096];
+    size_t p = 0;
+    for (int k = 0; k < tasks; k++)
+        p += (size_t)snprintf(buf + p, sizeof buf - p,
+                              "%s user_id item_id shop_id age category city dense_0\n",
+                              t->label_names[k]);
+    buf[p - 1] = '\0';
+    if (amtl_prep_table_set_meta(t, "synthetic.kind", "zipf", st) ||
+        amtl_prep_table_set_meta(t, "synthetic.task_fields", buf, st) ||
+        amtl_prep_table_set_meta(t, "synthetic.noise_fields", "noise_id\ndense_1", st))
+        return -1;
+    p = 0;
+    for (int k = 0; k < tasks; k++)
+        p += (size_t)snprintf(buf + p, sizeof buf - p, "%s%s", k ? " " : "",
+                              t->label_names[k]);
+    if (amtl_prep_table_set_meta(t, "synthetic.related_tasks", buf, st))
+        return -1;
+    p = 0;
+    for (int k = 0; k < tasks; k++)
+        p += (size_t)snprintf(buf + p, sizeof buf - p, "%s %.4f\n", t->label_names[k],
+                              id_share[k]);
+    buf[p - 1] = '\0';
+    if (amtl_prep_table_set_meta(t, "synthetic.id_signal_share", buf, st))
+        return -1;
+    p = 0;
+    for (int f = 0; f < NZ_SPARSE; f++)
+        if (zcard[f].n >= 1000)
+            p += (size_t)snprintf(buf + p, sizeof buf - p, "%s %d %lld %lld\n",
+                                  zsparse_names[f], zcard[f].n, (long long)seen[f],
+                                  (long long)once[f]);
+    buf[p - 1] = '\0';
+    if (amtl_prep_table_set_meta(t, "synthetic.id_counts", buf, st))
+        return -1;
+    return rates_meta(t, tasks, ztarget_rate, measured, oracle, buf, st);
+}
+
+int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
+                             amtl_status *st)
+{
+    memset(t, 0, sizeof *t);
+    if (rows < 1 || rows > INT32_MAX)
+        return amtl_error(st, AMTL_EUSAGE, "--rows must be between 1 and %d", INT32_MAX);
+    if (tasks < 1 || tasks > AMTL_SYNTH_MAX_TASKS)
+        return amtl_error(st, AMTL_EUSAGE, "--tasks must be between 1 and %d",
+                          AMTL_SYNTH_MAX_TASKS);
+    char label_buf[AMTL_SYNTH_MAX_TASKS][16];
+    const char *labels[AMTL_SYNTH_MAX_TASKS];
+    for (int k = 0; k < tasks; k++) {
+        snprintf(label_buf[k], sizeof label_buf[k], "task%d", k);
+        labels[k] = label_buf[k];
+    }
+    if (amtl_prep_table_init(t, NZ_SPARSE, zsparse_names, NZ_DENSE, zdense_names, tasks,
+                             labels, st))
+        return -1;
+
+    amtl_rng root, r_hidden, r_rows, r_labels;
+    amtl_rng_seed(&root, seed);
+    amtl_rng_fork(&r_hidden, &root, 1);
+    amtl_rng_fork(&r_rows, &root, 2);
+    amtl_rng_fork(&r_labels, &root, 3);
+
+    float *eff[NZ_SPARSE] = {0}, *inter = NULL;
+    double *cdf[NZ_SPARSE] = {0}, *z = NULL, *zid = NULL;
+    int32_t *count[NZ_SPARSE] = {0};
+    scored *sc = NULL;
+    int rc = -1;
+    for (int f = 0; f < NZ_SPARSE; f++) {
+        if (zcard[f].sd > 0 && !(eff[f] = zipf_effects(&r_hidden, zcard[f].n, tasks, zcard[f].sd)))
+            goto oom;
+        if (!(cdf[f] = zipf_cdf(zcard[f].n, zcard[f].s)) ||
+            !(count[f] = calloc((size_t)zcard[f].n, sizeof *count[f])))
+            goto oom;
+    }
+    if (!(inter = zipf_effects(&r_hidden, zcard[Z_AGE].n * zcard[Z_CATEGORY].n, tasks, ZINTER)))
+        goto oom;
+    z = malloc(sizeof *z * (size_t)rows * (size_t)tasks);
+    zid = malloc(sizeof *zid * (size_t)rows * (size_t)tasks);
+    sc = malloc(sizeof *sc * (size_t)rows);
+    if (!z || !zid || !sc) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory for %lld synthetic rows", (long long)rows);
+        goto out;
+    }
+
+    for (int64_t i = 0; i < rows; i++) {
+        int v[NZ_SPARSE];
+        for (int f = 0; f < NZ_SPARSE; f++) {
+            v[f] = draw(&r_rows, cdf[f], zcard[f].n);
+            count[f][v[f]]++;
+        }
+        float dense[NZ_DENSE];
+        for (int d = 0; d < NZ_DENSE; d++)
+            dense[d] = (float)amtl_rng_normal(&r_rows, 0.0, 1.0);
+        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
+        if (row < 0)
+            goto out;
+        for (int f = 0; f < NZ_SPARSE; f++) {
+            char tok[16];
+            int len = snprintf(tok, sizeof tok, "%d", v[f]);
+            int32_t id = amtl_prep_table_intern(t, f, tok, (size_t)len, st);
+            if (id < 0)
+                goto out;
+            t->raw[f][row] = id;
+        }
+        for (int d = 0; d < NZ_DENSE; d++)
+            t->dense[d][row] = dense[d];
+        size_t pair = (size_t)v[Z_AGE] * (size_t)zcard[Z_CATEGORY].n + (size_t)v[Z_CATEGORY];
+        for (int k = 0; k < tasks; k++) {
+            double ids = 0, rest = ZDENSE * dense[0] + inter[pair * (size_t)tasks + (size_t)k];
+            for (int f = 0; f < NZ_SPARSE; f++)
+                if (eff[f]) {
+                    double e = eff[f][(size_t)v[f] * (size_t)tasks + (size_t)k];
+                    if (f < NZ_IDS)
+                        ids += e;
+                    else
+                        rest += e;
+                }
+            z[(size_t)k * (size_t)rows + (size_t)i] = ids + rest;
+            zid[(size_t)k * (size_t)rows + (size_t)i] = ids;
+        }
+    }
+
+    /* the share of each task's signal variance that the id effects carry */
+    double id_share[AMTL_SYNTH_MAX_TASKS];
+    for (int k = 0; k < tasks; k++) {
+        const double *zk = z + (size_t)k * (size_t)rows, *ik = zid + (size_t)k * (size_t)rows;
+        double mz = 0, mi = 0, vz = 0, vi = 0;
+        for (int64_t i = 0; i < rows; i++) {
+            mz += zk[i];
+            mi += ik[i];
+        }
+        mz /= (double)rows;
+        mi /= (double)rows;
+        for (int64_t i = 0; i < rows; i++) {
+            vz += (zk[i] - mz) * (zk[i] - mz);
+            vi += (ik[i] - mi) * (ik[i] - mi);
+        }
+        id_share[k] = vz > 0 ? vi / vz : 0.0;
+    }
+    int64_t seen[NZ_SPARSE], once[NZ_SPARSE];
+    for (int f = 0; f < NZ_SPARSE; f++) {
+        seen[f] = once[f] = 0;
+        for (int i = 0; i < zcard[f].n; i++) {
+            seen[f] += count[f][i] > 0;
+            once[f] += count[f][i] == 1;
+        }
+    }
+
+    double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
+    draw_labels(t, z, rows, tasks, ZSCALE, ztarget_rate, &r_labels, sc, measured, oracle);
+    if (zipf_meta(t, tasks, measured, oracle, id_share, seen, once, st))
+        goto out;
+    {
+        char src[96];
+        snprintf(src, sizeof src, "synthetic kind=zipf rows=%lld tasks=%d seed=%llu",
+                 (long long)rows, tasks, (unsigned long long)seed);
+        t->source = strdup(src);
+        if (!t->source) {
+            amtl_error(st, AMTL_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    rc = 0;
+    goto out;
+oom:
+    amtl_error(st, AMTL_ENOMEM, "out of memory");
+out:
+    for (int f = 0; f < NZ_SPARSE; f++) {
+        free(eff[f]);
+        free(cdf[f]);
+        free(count[f]);
+    }
+    free(inter);
+    free(z);
+    free(zid);
+    free(sc);
+    if (rc)
+        amtl_prep_table_free(t);
+    return rc;
+}
+
+/* ---- amtl-prep --synthetic ------------------------------------------------ */
+
+int amtl_prep_synthetic_run(const amtl_prep_args *a, const amtl_config *cfg,
+                            amtl_status *st)
+{
+    if (a->synthetic_kind == AMTL_SYNTH_LATENT)
+        return amtl_prep_run(a, cfg, st);
+    if (!a->output)
+        return amtl_error(st, AMTL_EUSAGE, "no output file (-o OUT)");
+    if (!strcmp(a->output, "-") && isatty(STDOUT_FILENO))
+        return amtl_error(st, AMTL_EUSAGE, "refusing to write a binary dataset to a terminal");
+    if (a->n_inputs)
+        return amtl_error(st, AMTL_EUSAGE, "--synthetic takes no input files");
+    amtl_prep_table t;
+    if (amtl_prep_synthetic_zipf(&t, a->rows > 0 ? a->rows : 100000,
+                                 a->tasks > 0 ? a->tasks : 3, (uint64_t)cfg->seed, st))
+        return -1;
+    amtl_file f;
+    int rc = amtl_prep_table_to_file(&t, cfg, &f, st);
+    amtl_prep_table_free(&t);
+    if (rc == 0)
+        rc = amtl_file_write(&f, a->output, st);
+    amtl_file_free(&f);
     return rc;
 }

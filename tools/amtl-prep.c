@@ -9,7 +9,7 @@
 #include "prep.h"
 
 enum { OPT_SET = 256, OPT_SEED, OPT_LIMIT, OPT_SPLIT, OPT_VOCAB, OPT_SYNTHETIC,
-       OPT_ROWS, OPT_TASKS, OPT_INFO };
+       OPT_ROWS, OPT_TASKS, OPT_INFO, OPT_KIND };
 
 static const amtl_cli_opt opts[] = {
     {"config", 'c', "FILE", "read settings from a YAML config"},
@@ -22,7 +22,8 @@ static const amtl_cli_opt opts[] = {
     {"output", 'o', "FILE", "the dataset file to write (\"-\" = stdout)"},
     {"synthetic", OPT_SYNTHETIC, NULL, "generate the embedded synthetic data"},
     {"rows", OPT_ROWS, "N", "rows of --synthetic (100000)"},
-    {"tasks", OPT_TASKS, "T", "tasks of --synthetic (4)"},
+    {"tasks", OPT_TASKS, "T", "tasks of --synthetic (4; 3 for kind zipf)"},
+    {"synthetic-kind", OPT_KIND, "KIND", "latent (default) or zipf (long-tailed per-id effects)"},
     {"info", OPT_INFO, "FILE", "print a dataset's splits, fields and label rates"},
     {0}};
 
@@ -42,14 +43,14 @@ int main(int argc, char **argv)
     amtl_cli cli = {
         .tool = "amtl-prep",
         .synopsis = "[options] -o OUT INPUT...\n"
-                    "       amtl-prep --synthetic [--rows N] [--tasks T] [--seed N] -o OUT\n"
+                    "       amtl-prep --synthetic [--synthetic-kind KIND] [--rows N] [--tasks T] [--seed N] -o OUT\n"
                     "       amtl-prep --info FILE",
         .summary = "Turn CSV data (or synthetic data) into an amtl dataset file.",
         .opts = opts};
     amtl_prep_args a = {0};
     const char *info = NULL, *arg;
     long long n;
-    int key, rc = 2;
+    int key, rc = 2, kind_given = 0;
     while ((key = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
         const char *cfg_key = NULL;
         switch (key) {
@@ -104,6 +105,17 @@ int main(int argc, char **argv)
         case OPT_INFO:
             info = arg;
             break;
+        case OPT_KIND:
+            if (!strcmp(arg, "latent"))
+                a.synthetic_kind = AMTL_SYNTH_LATENT;
+            else if (!strcmp(arg, "zipf"))
+                a.synthetic_kind = AMTL_SYNTH_ZIPF;
+            else {
+                rc = amtl_cli_usage_error(&cli, "--synthetic-kind is latent or zipf, not '%s'", arg);
+                goto out;
+            }
+            kind_given = 1;
+            break;
         }
         if (cfg_key && amtl_cli_override(&cli, cfg_key, arg)) {
             rc = amtl_cli_usage_error(&cli, "too many options");
@@ -119,6 +131,10 @@ int main(int argc, char **argv)
             goto out;
         }
         rc = amtl_prep_info(info, stdout, &st) ? amtl_cli_fail(&cli, &st) : 0;
+        goto out;
+    }
+    if (!a.synthetic && kind_given) {
+        rc = amtl_cli_usage_error(&cli, "--synthetic-kind goes with --synthetic");
         goto out;
     }
     if (!a.output) {
@@ -139,7 +155,8 @@ int main(int argc, char **argv)
     }
     amtl_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    if (amtl_cli_config(&cli, &cfg, &st) || amtl_prep_run(&a, &cfg, &st))
+    if (amtl_cli_config(&cli, &cfg, &st) ||
+        (a.synthetic ? amtl_prep_synthetic_run(&a, &cfg, &st) : amtl_prep_run(&a, &cfg, &st)))
         rc = amtl_cli_fail(&cli, &st);
     else
         rc = 0;
