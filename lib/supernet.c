@@ -284,6 +284,22 @@ static int build(amtl_supernet *net, amtl_status *st)
             in = out;
         }
     }
+    /* the wide part last, so that nets without it keep their layout */
+    if (net->wide) {
+        if (!(net->wide_emb = calloc((size_t)N, sizeof *net->wide_emb)))
+            return amtl_error(st, AMTL_ENOMEM, "out of memory building the supernet");
+        for (int f = 0; f < N; f++) {
+            snprintf(nm, sizeof nm, "wide.embed_dict.%s.weight", net->field_names[f]);
+            amtl_param *p = add(&bd, AMTL_BUF_W, 2, net->vocab[f], T, nm);
+            if (p)
+                net->wide_emb[f] = p->off;
+        }
+        if (net->D > 0) {
+            amtl_param *p = add(&bd, AMTL_BUF_W, 2, T, net->D, "wide.dense.weight");
+            if (p)
+                net->wide_dense = p->off;
+        }
+    }
     return bd.failed ? -1 : 0;
 }
 
@@ -348,6 +364,7 @@ int amtl_supernet_init(amtl_supernet *net, const amtl_config *cfg,
     net->emb_std = cfg->embedding_init_std;
     net->gate_sample = !strcmp(cfg->gate_mode, "sample");
     net->gate_dense = cfg->gate_dense;
+    net->wide = cfg->wide;
     net->input_dim = net->E * (net->N + 1) + net->D;
     if (net->N < 1)
         return amtl_error(st, AMTL_EDATA, "the dataset has no sparse field");
@@ -429,6 +446,7 @@ void amtl_supernet_free(amtl_supernet *net)
     free(net->me_beta);
     free(net->me_gate);
     free(net->tower);
+    free(net->wide_emb);
     if (net->field_names)
         for (int f = 0; f < net->N; f++)
             free(net->field_names[f]);

@@ -89,6 +89,7 @@ typedef struct {
     amtl_op_spec ops[AMTL_MAX_OPS];
     int gate_sample;        /* gate mode: 1 sample, 0 reference */
     int gate_dense;
+    int wide;               /* the wide part (wide.h) is present */
     int32_t *vocab;         /* [N] */
     char **field_names;     /* [N] (borrowed from the dataset or owned) */
     char **label_names;     /* [T] */
@@ -116,6 +117,8 @@ typedef struct {
     size_t *me_beta;        /* [n_consumers] arch offsets [K] */
     size_t *me_gate;        /* [n_consumers] w offsets [K, input_dim] */
     amtl_tower_layer *tower;/* [T * (n_tower+1)] */
+    size_t *wide_emb;       /* [N] w offsets of the wide tables [vocab_f, T] (wide only) */
+    size_t wide_dense;      /* w offset of the wide dense weights [T, D] (wide only) */
 
     /* discretisation state */
     int selections_fixed;   /* feature and expert selections are 0/1 constants */

@@ -7,6 +7,7 @@
 
 #include "pool.h"
 #include "supernet_ws.h"
+#include "wide.h"
 
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
@@ -424,6 +425,7 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
     }
     for (int t = 0; t < net->T; t++)
         tower_forward(net, ws, t, training, rng);
+    amtl_wide_forward(net, bt, ws->logits);
     return ws->logits;
 }
 
@@ -466,6 +468,8 @@ static void tower_backward(amtl_supernet *net, amtl_workspace *ws, int t,
         const amtl_tower_layer *hl = &net->tower[tower_layer_index(net, t, i - 1)];
         int o = hl->out;
         size_t n = (size_t)B * o, ho = offs[i - 1];
+        /* dtmp1 takes the layer's input gradient, dtmp2 the BatchNorm's: the
+         * next (lower) layer reads dtmp2 and writes dtmp1, never both at once */
         float *d = ws->dtmp1;
         if (drop)
             amtl_dropout_backward(d, d, ws->tmask + ho, n, net->dropout);
@@ -473,8 +477,7 @@ static void tower_backward(amtl_supernet *net, amtl_workspace *ws, int t,
         amtl_batchnorm_backward(ws->dtmp2, net->g + hl->gamma, net->g + hl->beta, d,
                                 ws->tz + ho, ws->tmean + coffs[i - 1],
                                 ws->trstd + coffs[i - 1], net->w + hl->gamma, B, o);
-        memcpy(ws->dtmp1, ws->dtmp2, n * sizeof(float));
-        dcur = ws->dtmp1;
+        dcur = ws->dtmp2;
     }
 }
 
@@ -572,6 +575,7 @@ void amtl_supernet_backward(amtl_supernet *net, amtl_workspace *ws,
     memset(ws->dembs, 0, (size_t)B * N * E * sizeof(float));
     for (int t = 0; t < net->T; t++)
         tower_backward(net, ws, t, dlogits + (size_t)t * B);
+    amtl_wide_backward(net, bt, dlogits);
     for (int l = net->L - 1; l >= 0; l--) {
         for (int j = 0; j < K; j++)
             if (ws->expert_used[l * K + j])

@@ -11,6 +11,7 @@
 #include "progress.h"
 #include "supernet_dev.h"
 #include "tensor.h"
+#include "wide.h"
 
 static const char *phase_names[] = {"warmup", "search", "finetune"};
 
@@ -186,8 +187,12 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
         /* auto keeps to the CPU for what only the CPU path does */
         if (!strcmp(tr->cfg.device, "auto") && (!strcmp(tr->cfg.arch_data, "val") ||
                                                  tr->cfg.clip_grad_norm > 0 ||
-                                                 tr->cfg.sparse_embedding))
+                                                 tr->cfg.sparse_embedding || tr->net.wide ||
+                                                 tr->cfg.embedding_l2 > 0))
             be = NULL;
+        if (be && (tr->net.wide || tr->cfg.embedding_l2 > 0))
+            return amtl_error(st, AMTL_EUSAGE, "%s runs on the CPU only (device cpu)",
+                              tr->net.wide ? "wide" : "embedding_l2");
         tr->dev_resolved = 1;
         tr->dev_split = -1;
         if (be && amtl_dev_init(&tr->dev, be, &tr->net, tr->B, 1, st))
@@ -554,6 +559,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
             }
             amtl_supernet_zero_grad(net);
             amtl_supernet_backward(net, tr->ws_train, &bb.b, dlogits);
+            amtl_embedding_l2(net, &bb.b, tr->cfg.embedding_l2);
             if (!grads_finite(net)) {
                 amtl_progress_finish(&pg);
                 amtl_error(st, AMTL_ENUM, "non-finite gradient in epoch %d, batch %lld",

@@ -1,0 +1,28 @@
+/* wide.h — the wide part (config `wide`) and the embedding regulariser
+ * (config `embedding_l2`): the model's linear terms over the raw ids.
+ *
+ * Wide part: beside the deep network every task's logit gets
+ *     logit_t += Σ_f wide_f[id_f, t] + Σ_d v[t, d]·dense_d
+ * a per-task logistic regression on the one-hot ids and the dense values,
+ * trained jointly with the rest (as Wide & Deep).  Its tables start at zero.
+ * Every architecture takes it alike: it sits after the towers and knows
+ * nothing of experts or selections.
+ */
+#ifndef AMTL_WIDE_H
+#define AMTL_WIDE_H
+
+#include "dataset.h"
+#include "supernet.h"
+
+/* logits[T, B] += the wide terms of batch b.  A no-op when net->wide is 0. */
+void amtl_wide_forward(const amtl_supernet *net, const amtl_batch *b, float *logits);
+/* Accumulates the wide tables' gradients from dlogits[T, B] into net->g. */
+void amtl_wide_backward(amtl_supernet *net, const amtl_batch *b, const float *dlogits);
+
+/* The embedding regulariser: adds the gradient of
+ *     lambda · (1/B) Σ_b Σ_f ||emb_f[id_bf]||²
+ * (every embedding table, the wide tables included) to net->g, and returns
+ * that penalty's value.  lambda 0 returns 0 and touches nothing. */
+double amtl_embedding_l2(amtl_supernet *net, const amtl_batch *b, float lambda);
+
+#endif
