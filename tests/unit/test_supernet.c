@@ -1,6 +1,7 @@
 /* test_supernet.c — the whole supernet's gradient against central finite
  * differences (weights and every kind of arch param), in the mixed, partly
- * discrete and exported states; PD-DARTS entropy order; export thresholds. */
+ * discrete and exported states, on the default shape and on tinynet.h's
+ * sweep of shapes; PD-DARTS entropy order; export thresholds. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,124 +10,132 @@
 #include "dataset.h"
 #include "supernet.h"
 #include "test.h"
+#include "tinynet.h"
 
-enum { TN = 3, TD = 2, TT = 2, TB = 8 };
-
-static char *fnames[TN] = {"user", "item", "cat"};
-static char *dnames[TD] = {"d0", "d1"};
-static char *lnames[TT] = {"click", "buy"};
-static int32_t vocab[TN] = {5, 4, 6};
-
-static void tiny_dataset(amtl_dataset *ds)
-{
-    memset(ds, 0, sizeof *ds);
-    ds->N = TN;
-    ds->D = TD;
-    ds->T = TT;
-    ds->sparse_names = fnames;
-    ds->dense_names = dnames;
-    ds->label_names = lnames;
-    ds->vocab = vocab;
-}
-
-static int tiny_config(amtl_config *c, float dropout, const char *gate_mode)
-{
-    amtl_status st;
-    char drop[32];
-    snprintf(drop, sizeof drop, "%g", dropout);
-    const char *kv[][2] = {
-        {"embedding_dim", "3"}, {"n_experts", "3"},   {"n_expert_layers", "2"},
-        {"expert_n_layers", "2"}, {"expert_width", "4"}, {"tower_layers", "[3]"},
-        {"ops", "[Identity, MLP-3, MLP-5, Zero]"}, {"dropout", drop},
-        {"gate_mode", gate_mode}, {"batch_size", "8"},
-    };
-    if (amtl_config_defaults(c, &st))
-        return -1;
-    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
-        if (amtl_config_set(c, kv[i][0], kv[i][1], &st)) {
-            printf("# %s\n", st.msg);
-            return -1;
-        }
-    return 0;
-}
-
+/* A batch and the weights R of the loss L = Σ R ⊙ logits. */
 typedef struct {
-    amtl_batch b;
-    int32_t ids[TB * TN];
-    float dense[TB * TD];
-    float labels[TB * TT];
+    tiny_batch tb;
     float R[TT * TB];
-} tiny_batch;
+} grad_batch;
 
-static void fill_batch(tiny_batch *tb, amtl_rng *r)
+static void fill_grad_batch(grad_batch *gb, amtl_rng *r, int D)
 {
-    for (int i = 0; i < TB; i++) {
-        for (int f = 0; f < TN; f++)
-            tb->ids[i * TN + f] = (int32_t)amtl_rng_below(r, (uint64_t)vocab[f]);
-        for (int d = 0; d < TD; d++)
-            tb->dense[i * TD + d] = amtl_rng_uniform_range(r, -1, 1);
-        for (int t = 0; t < TT; t++)
-            tb->labels[i * TT + t] = (float)amtl_rng_bernoulli(r, 0.5);
-    }
+    fill_batch_d(&gb->tb, r, D);
     for (int i = 0; i < TT * TB; i++)
-        tb->R[i] = amtl_rng_uniform_range(r, -1, 1);
-    tb->b.B = TB;
-    tb->b.ids = tb->ids;
-    tb->b.dense = tb->dense;
-    tb->b.labels = tb->labels;
+        gb->R[i] = amtl_rng_uniform_range(r, -1, 1);
 }
 
 /* L = Σ R ⊙ logits, with the step's randomness (dropout, gate samples) fixed
  * by re-seeding, so L is a deterministic function of the parameters. */
-static double loss(amtl_supernet *net, amtl_workspace *ws, tiny_batch *tb)
+static double loss(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb)
 {
     amtl_rng r;
     amtl_rng_seed(&r, 99);
-    const float *lg = amtl_supernet_forward(net, ws, &tb->b, 1, &r);
+    const float *lg = amtl_supernet_forward(net, ws, &gb->tb.b, 1, &r);
     double s = 0;
     for (int i = 0; i < TT * TB; i++)
-        s += (double)tb->R[i] * lg[i];
+        s += (double)gb->R[i] * lg[i];
     return s;
 }
 
-/* One-sided differences of L in element e of tensor p with step h. */
-static void one_sided(amtl_supernet *net, amtl_workspace *ws, tiny_batch *tb,
-                      const amtl_param *p, size_t e, float h, double *fwd, double *bwd)
+/* L with element e of tensor p moved by d (the step as float32 takes it). */
+static double moved(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+                    const amtl_param *p, size_t e, float d, double *step)
 {
     float *x = (float *)amtl_param_ptr(net, p) + e;
     float saved = *x;
-    double l0 = loss(net, ws, tb);
-    *x = saved + h;
-    double lp = loss(net, ws, tb);
-    *x = saved - h;
-    double lm = loss(net, ws, tb);
+    *x = saved + d;
+    *step = (double)*x - saved;
+    double l = loss(net, ws, gb);
     *x = saved;
-    *fwd = (lp - l0) / (double)h;
-    *bwd = (l0 - lm) / (double)h;
+    return l;
 }
 
-/* For every live tensor, three random elements: the central difference
- * against the analytic gradient.  The net has ReLUs, and at a kink within the
- * step the forward and backward one-sided slopes differ while the central
- * difference averages them into a meaningless value; such an element is
- * replaced by another (at most 12 tries per tensor).  Float32 forward passes:
- * with h = 1e-3 the rounding error of L (~1e-6) gives ~2e-3 of noise on the
- * quotient, hence the tolerance 2e-2 relative + 3e-3 absolute. */
-static int check_grads(amtl_supernet *net, amtl_workspace *ws, tiny_batch *tb,
-                       int check_betas, int *n_checked)
+/* The one-sided slopes of L in element e of tensor p over h and h/2:
+ * s[0] forward over h, s[1] backward over h, s[2] and s[3] over h/2. */
+static void slopes(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+                   const amtl_param *p, size_t e, float h, double s[4])
+{
+    double l0 = loss(net, ws, gb), dp, dm, dp2, dm2;
+    double lp = moved(net, ws, gb, p, e, h, &dp), lm = moved(net, ws, gb, p, e, -h, &dm);
+    double lp2 = moved(net, ws, gb, p, e, h / 2, &dp2);
+    double lm2 = moved(net, ws, gb, p, e, -h / 2, &dm2);
+    s[0] = (lp - l0) / dp;
+    s[1] = (l0 - lm) / -dm;
+    s[2] = (lp2 - l0) / dp2;
+    s[3] = (l0 - lm2) / -dm2;
+}
+
+enum { EL_AGREES, EL_KINK, EL_DISAGREES };
+
+/* Element e of tensor p (analytic gradient an) at step h.  The net has
+ * ReLUs, and a kink within the step (a pre-activation of some row crossing
+ * 0) bends L: the one-sided slopes differ and the central difference is no
+ * derivative.  Such an element is EL_KINK where the forward and backward
+ * slopes over h differ, or where the central differences over h and over h/2
+ * do: deep nets (three tower layers, three expert layers) have so many units
+ * that a step often crosses two kinks, whose bends can cancel between the
+ * forward and the backward slope.  Float32 forward passes: with h = 1e-3 the
+ * rounding error of L (~1e-6) gives ~2e-3 of noise on the slopes, hence the
+ * tolerance 2e-2 relative + 3e-3 absolute. */
+static int element_at(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+                      const amtl_param *p, size_t e, float h, double an, double *num)
+{
+    double sl[4];
+    slopes(net, ws, gb, p, e, h, sl);
+    double c = 0.5 * (sl[0] + sl[1]), c2 = 0.5 * (sl[2] + sl[3]);
+    double tol = 2e-2 * fmax(fabs(c), fabs(an)) + 3e-3;
+    *num = c;
+    if (fabs(sl[0] - sl[1]) > 2 * tol || fabs(c - c2) > tol)
+        return EL_KINK;
+    return fabs(c - an) > tol ? EL_DISAGREES : EL_AGREES;
+}
+
+/* An element that disagrees at h = 1e-3 is checked again at 0.6·h: a wrong
+ * gradient disagrees at every step, while the bends of kinks that the test
+ * above let through (a few in a thousand elements of the deepest nets)
+ * move with the step.  Disagreeing at one step only, it counts as a kink. */
+static int element_check(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+                         const amtl_param *p, size_t e, double an)
+{
+    const float h = 1e-3f;
+    double n1, n2;
+    int r = element_at(net, ws, gb, p, e, h, an, &n1);
+    if (r != EL_DISAGREES)
+        return r;
+    r = element_at(net, ws, gb, p, e, 0.6f * h, an, &n2);
+    if (r == EL_DISAGREES)
+        printf("# %s[%zu]: numeric %.6g (step %g), %.6g (step %g); analytic %.6g\n", p->name,
+               e, n1, (double)h, n2, 0.6 * h, an);
+    return r == EL_DISAGREES ? EL_DISAGREES : EL_KINK;
+}
+
+/* For every live tensor, three elements that are smooth (EL_AGREES or
+ * EL_DISAGREES) out of at most TRIES: a small tensor's all, in random
+ * order; a large one's at random.  Counts the tensors with a smooth element
+ * (checked) and those elements into n_checked[0] and [1], and the tensors
+ * into *n_tensors; returns the tensors with an element that disagrees. */
+enum { TRIES = 24 };
+
+static int check_grads(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+                       int check_betas, int *n_tensors, int n_checked[2])
 {
     amtl_supernet_zero_grad(net);
     amtl_rng r;
     amtl_rng_seed(&r, 99);
-    amtl_supernet_forward(net, ws, &tb->b, 1, &r);
-    amtl_supernet_backward(net, ws, &tb->b, tb->R);
+    amtl_supernet_forward(net, ws, &gb->tb.b, 1, &r);
+    amtl_supernet_backward(net, ws, &gb->tb.b, gb->R);
     float *g = malloc(net->n_w * sizeof(float)), *ga = malloc(net->n_arch * sizeof(float));
+    if (!g || !ga) {
+        free(g);
+        free(ga);
+        return 1;
+    }
     memcpy(g, net->g, net->n_w * sizeof(float));
     memcpy(ga, net->garch, net->n_arch * sizeof(float));
     amtl_rng vr;
     amtl_rng_seed(&vr, 5);
     int bad = 0;
-    const float h = 1e-3f;
     for (int i = 0; i < net->n_params; i++) {
         const amtl_param *p = &net->params[i];
         if ((p->buf != AMTL_BUF_W && p->buf != AMTL_BUF_ARCH) || !p->live)
@@ -135,87 +144,131 @@ static int check_grads(amtl_supernet *net, amtl_workspace *ws, tiny_batch *tb,
         if (is_beta && !check_betas)
             continue;
         const float *an = (p->buf == AMTL_BUF_W ? g : ga) + p->off;
-        int good = 0, want = p->n < 3 ? (int)p->n : 3;
-        for (int attempt = 0; attempt < 12 && good < want; attempt++) {
-            size_t e = (size_t)amtl_rng_below(&vr, p->n);
-            double fwd, bwd;
-            one_sided(net, ws, tb, p, e, h, &fwd, &bwd);
-            double num = 0.5 * (fwd + bwd);
-            double tol = 2e-2 * fmax(fabs(num), fabs(an[e])) + 3e-3;
-            if (fabs(fwd - bwd) > 2 * tol)
-                continue;  /* a kink within the step */
-            if (fabs(num - an[e]) > tol) {
-                printf("# %s[%zu]: numeric %.6g analytic %.6g\n", p->name, e, num, an[e]);
-                bad++;
-                break;
+        size_t order[TRIES];
+        int tries = p->n < TRIES ? (int)p->n : TRIES;
+        for (int k = 0; k < tries; k++) {
+            if (p->n > TRIES) {
+                order[k] = (size_t)amtl_rng_below(&vr, p->n);
+                continue;
             }
-            good++;
+            size_t j = (size_t)amtl_rng_below(&vr, (uint64_t)k + 1);
+            order[k] = order[j];
+            order[j] = (size_t)k;
         }
-        if (good < want && !bad)
-            printf("# %s: only %d smooth elements of %d\n", p->name, good, want);
-        (*n_checked)++;
+        int good = 0, want = p->n < 3 ? (int)p->n : 3, wrong = 0;
+        for (int k = 0; k < tries && good < want && !wrong; k++) {
+            int el = element_check(net, ws, gb, p, order[k], an[order[k]]);
+            good += el == EL_AGREES;
+            wrong = el == EL_DISAGREES;
+        }
+        if (!wrong && good == 0)
+            printf("# %s: no smooth element in %d tries\n", p->name, tries);
+        bad += wrong;
+        (*n_tensors)++;
+        n_checked[0] += good > 0;
+        n_checked[1] += good;
     }
     free(g);
     free(ga);
     return bad;
 }
 
-static void gradcheck(float dropout, const char *mode, int soft, int discrete, int exported)
+/* The gradient check of one case (tinynet.h's sweep, or another); 0 when
+ * every tensor agrees.  Betas only where soft gates make them
+ * differentiable and the selections are still open. */
+static int gradcheck(const tiny_case *c, int n_checked[2])
 {
-    amtl_dataset ds;
     amtl_config cfg = {0};
     amtl_supernet net;
     amtl_workspace *ws = NULL;
     amtl_status st;
-    tiny_dataset(&ds);
-    CHECK(tiny_config(&cfg, dropout, mode) == 0);
-    amtl_rng r;
-    amtl_rng_seed(&r, 1);
-    CHECK_OK(amtl_supernet_init(&net, &cfg, &ds, &r, &st), &st);
-    /* non-trivial arch params: spread alphas, betas around 0 */
-    for (size_t i = 0; i < net.n_arch; i++)
-        net.arch[i] = amtl_rng_uniform_range(&r, -1.5f, 1.5f);
-    /* non-trivial BN affine parameters */
-    for (int i = 0; i < net.n_params; i++)
-        if (strstr(net.params[i].name, "_hidden_linear.1.") ||
-            strstr(net.params[i].name, "mlp_layers.1.")) {
-            const amtl_param *p = &net.params[i];
-            if (p->buf == AMTL_BUF_W) {
-                float *x = amtl_param_ptr(&net, p);
-                for (size_t e = 0; e < p->n; e++)
-                    x[e] += amtl_rng_uniform_range(&r, -0.3f, 0.3f);
-            }
-        }
-    if (discrete)
-        amtl_supernet_discretize(&net, net.n_mops / 2, NULL);
-    if (exported) {
-        amtl_supernet_export(&net);
-        /* make sure at least one expert is pruned: task consumers drop expert 0 */
-        for (int c = 0; c < net.n_consumers; c++)
-            net.fix_expert[c * net.K + 0] = c < (net.L - 1) * net.K ? 1.0f : 0.0f;
-        net.fix_expert[((net.L - 1) * net.K + 0) * net.K + 1] = 1.0f;
-        net.fix_single[0] = 0.0f;
-        amtl_supernet_update_liveness(&net);
+    char name[200];
+    tiny_case_name(c, name, sizeof name);
+    if (make_net_shape(&net, &cfg, &c->shape, c->dropout, c->mode, c->gate_dense, c->flags,
+                       1)) {
+        printf("# %s: cannot make the net\n", name);
+        amtl_config_free(&cfg);
+        return -1;
     }
-    net.warmup = 0;
-    net.gate_soft = soft;
-    CHECK_OK(amtl_workspace_init(&ws, &net, TB, 1, &st), &st);
-    tiny_batch tb;
-    fill_batch(&tb, &r);
-    int n = 0;
-    int bad = check_grads(&net, ws, &tb, soft && !exported, &n);
+    /* biases before a BatchNorm to 0 (it subtracts them again; gradient 0):
+     * a bias large against the batch's spread costs float32 digits in that
+     * subtraction, and the rounding noise it leaves in L is more than the
+     * finite differences tolerate */
+    for (int i = 0; i < net.n_params; i++) {
+        const amtl_param *p = &net.params[i];
+        const char *tl = strstr(p->name, "mlp_layers.");
+        int k = tl ? atoi(tl + strlen("mlp_layers.")) : -1;
+        if (strstr(p->name, "_hidden_linear.0.bias") ||
+            (k % 4 == 0 && k / 4 < net.n_tower && strstr(p->name, ".bias")))
+            memset(amtl_param_ptr(&net, p), 0, p->n * sizeof(float));
+    }
+    if (amtl_workspace_init(&ws, &net, TB, 1, &st)) {
+        printf("# %s: %s\n", name, st.msg);
+        amtl_supernet_free(&net);
+        amtl_config_free(&cfg);
+        return -1;
+    }
+    grad_batch gb;
+    amtl_rng r;
+    amtl_rng_seed(&r, 2);
+    fill_grad_batch(&gb, &r, c->shape.D);
+    int nt = 0, n[2] = {0, 0};
+    int check_betas = (c->flags & S_SOFT) && !(c->flags & S_EXPORTED);
+    int bad = check_grads(&net, ws, &gb, check_betas, &nt, n);
     amtl_workspace_free(ws);
     amtl_supernet_free(&net);
     amtl_config_free(&cfg);
-    CHECKF(bad == 0, "%d of %d tensors disagree", bad, n);
-    CHECK(n > 20);
+    printf("# %s dropout %g: %d of %d tensors checked, %d elements%s\n", name,
+           (double)c->dropout, n[0], nt, n[1], bad ? ": WRONG" : "");
+    n_checked[0] += n[0];
+    n_checked[1] += n[1];
+    /* Kinks everywhere in a tensor (all its few elements) leave it
+     * unchecked: up to 1 in 50 of a deep net's; every case has more than 10
+     * tensors (the smallest, L = NL = 1, tower [], exported, has 14) */
+    if (bad || n[0] < 10 || n[0] < 0.9 * nt) {
+        if (!bad)
+            printf("# %s: too few tensors checked\n", name);
+        return -1;
+    }
+    return 0;
 }
 
-static void test_gradcheck_mixed_soft_gates(void) { gradcheck(0.0f, "sample", 1, 0, 0); }
-static void test_gradcheck_mixed_dropout_sampled_gates(void) { gradcheck(0.3f, "sample", 0, 0, 0); }
-static void test_gradcheck_reference_gates(void) { gradcheck(0.2f, "reference", 0, 0, 0); }
-static void test_gradcheck_partly_discrete(void) { gradcheck(0.2f, "sample", 1, 1, 0); }
-static void test_gradcheck_exported_pruned(void) { gradcheck(0.2f, "sample", 0, 1, 1); }
+/* The default shape in each state (the checks before the sweep). */
+static void gradcheck_default(float dropout, const char *mode, int flags)
+{
+    tiny_case c = {TINY_SHAPE, 0, mode, flags, dropout};
+    int n[2] = {0, 0};
+    CHECK(gradcheck(&c, n) == 0);
+    CHECK(n[0] > 20);
+}
+
+static void test_gradcheck_mixed_soft_gates(void) { gradcheck_default(0.0f, "sample", S_SOFT); }
+static void test_gradcheck_mixed_dropout_sampled_gates(void) { gradcheck_default(0.3f, "sample", 0); }
+static void test_gradcheck_reference_gates(void) { gradcheck_default(0.2f, "reference", 0); }
+static void test_gradcheck_partly_discrete(void)
+{
+    gradcheck_default(0.2f, "sample", S_SOFT | S_DISCRETE);
+}
+static void test_gradcheck_exported_pruned(void)
+{
+    gradcheck_default(0.2f, "sample", S_DISCRETE | S_EXPORTED);
+}
+
+/* Every case of the sweep (tinynet.h): tower depth 0 to 3, expert layers 1
+ * to 3, dense fields or none, every op kind, both gate modes, soft, sampled
+ * and warm-up gates, mixed, partly discrete and exported. */
+static void test_gradcheck_sweep(void)
+{
+    int failed = 0, n[2] = {0, 0};
+    for (int i = 0; i < TINY_SWEEP; i++)
+        if (gradcheck(&tiny_sweep[i], n)) {
+            char name[200];
+            printf("# case %d (%s) fails\n", i, tiny_case_name(&tiny_sweep[i], name, sizeof name));
+            failed++;
+        }
+    printf("# sweep: %d cases, %d tensors, %d elements\n", (int)TINY_SWEEP, n[0], n[1]);
+    CHECKF(failed == 0, "%d of %d cases fail", failed, (int)TINY_SWEEP);
+}
 
 /* The tiny supernet (no dropout, sample gates) from a seed; 0 on success. */
 static int tiny_net(amtl_supernet *net, amtl_config *cfg, uint64_t seed)
@@ -224,7 +277,7 @@ static int tiny_net(amtl_supernet *net, amtl_config *cfg, uint64_t seed)
     amtl_status st;
     amtl_rng r;
     tiny_dataset(&ds);
-    if (tiny_config(cfg, 0, "sample"))
+    if (tiny_config(cfg, 0, "sample", 0))
         return -1;
     amtl_rng_seed(&r, seed);
     if (amtl_supernet_init(net, cfg, &ds, &r, &st)) {
@@ -332,6 +385,7 @@ int main(void)
     RUN(test_gradcheck_reference_gates);
     RUN(test_gradcheck_partly_discrete);
     RUN(test_gradcheck_exported_pruned);
+    RUN(test_gradcheck_sweep);
     RUN(test_entropy_order);
     RUN(test_export_thresholds);
     RUN(test_reference_names_and_shapes);
