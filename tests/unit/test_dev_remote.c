@@ -6,7 +6,8 @@
  * the wrapper moves back before each call.  A host dereference of one
  * faults; the SIGSEGV handler names the cause.  The same code on the same
  * numbers: the results must equal the plain CPU backend's bit for bit.
- * States as test_supernet_dev.c's; steps as lib/train.c's dev_train_step. */
+ * States as test_supernet_dev.c's, then tinynet.h's sweep of shapes and
+ * states; steps as lib/train.c's dev_train_step. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -267,12 +268,12 @@ static void side_free(side *s)
     memset(s, 0, sizeof *s);
 }
 
-static int side_init(side *s, const amtl_backend *be, const char *mode, int gate_dense,
-                     int flags, const amtl_dataset *ds)
+static int side_init(side *s, const amtl_backend *be, const tiny_shape *sh, const char *mode,
+                     int gate_dense, int flags, const amtl_dataset *ds)
 {
     amtl_status st;
     memset(s, 0, sizeof *s);
-    if (make_net(&s->net, &s->cfg, DROPOUT, mode, gate_dense, flags, 7))
+    if (make_net_shape(&s->net, &s->cfg, sh, DROPOUT, mode, gate_dense, flags, 7))
         return -1;
     amtl_supernet *net = &s->net;
     const amtl_config *cfg = &s->cfg;
@@ -390,16 +391,19 @@ static int sides_compare(const side *a, const side *b, int step, int training)
     return 0;
 }
 
-/* A state on remote against cpu: three training steps and an evaluation. */
-static void remote_check(const char *mode, int gate_dense, int flags)
+/* A state of shape sh (NULL: TINY_SHAPE) on remote against cpu: three
+ * training steps and an evaluation.  Returns 0, or -1 with the difference
+ * printed. */
+static int remote_run(const tiny_shape *sh, const char *mode, int gate_dense, int flags)
 {
     amtl_dataset ds;
     tiny_split sp;
-    tiny_dataset(&ds);
+    int D = tiny_shape_or_default(sh)->D;
+    tiny_dataset_d(&ds, D);
     fill_split(&sp, &ds, AMTL_SPLIT_TRAIN, 41);
     side sr, sc;
-    int rc = side_init(&sr, &remote_be, mode, gate_dense, flags, &ds);
-    rc = side_init(&sc, amtl_backend_cpu(), mode, gate_dense, flags, &ds) || rc;
+    int rc = side_init(&sr, &remote_be, sh, mode, gate_dense, flags, &ds);
+    rc = side_init(&sc, amtl_backend_cpu(), sh, mode, gate_dense, flags, &ds) || rc;
     int search = !(flags & S_EXPORTED);
     amtl_rng rows_rng;
     amtl_rng_seed(&rows_rng, 43);
@@ -411,7 +415,7 @@ static void remote_check(const char *mode, int gate_dense, int flags)
         tiny_batch tb;
         amtl_rng br;
         amtl_rng_seed(&br, 500 + (uint64_t)s);
-        fill_batch(&tb, &br);
+        fill_batch_d(&tb, &br, D);
         amtl_rng_seed(&sr.rng, 600 + (uint64_t)s);
         amtl_rng_seed(&sc.rng, 600 + (uint64_t)s);
         rc = side_step(&sr, s, rows, &tb, training, search) ||
@@ -420,7 +424,27 @@ static void remote_check(const char *mode, int gate_dense, int flags)
     }
     side_free(&sr);
     side_free(&sc);
-    CHECK(rc == 0);
+    return rc;
+}
+
+static void remote_check(const char *mode, int gate_dense, int flags)
+{
+    CHECK(remote_run(NULL, mode, gate_dense, flags) == 0);
+}
+
+/* Every shape and state of the sweep (tinynet.h). */
+static void test_remote_sweep(void)
+{
+    int failed = 0;
+    for (int i = 0; i < TINY_SWEEP; i++) {
+        const tiny_case *k = &tiny_sweep[i];
+        if (remote_run(&k->shape, k->mode, k->gate_dense, k->flags)) {
+            char name[200];
+            printf("# %s: differs\n", tiny_case_name(k, name, sizeof name));
+            failed++;
+        }
+    }
+    CHECKF(failed == 0, "%d of %d cases differ", failed, (int)TINY_SWEEP);
 }
 
 static void test_remote_sample(void) { remote_check("sample", 0, 0); }
@@ -445,5 +469,6 @@ int main(void)
     RUN(test_remote_gate_dense);
     RUN(test_remote_discretised);
     RUN(test_remote_exported);
+    RUN(test_remote_sweep);
     TEST_MAIN_END();
 }

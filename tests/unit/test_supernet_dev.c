@@ -2,9 +2,9 @@
  * backend against the CPU step (amtl_supernet_forward/_backward) on the same
  * tiny supernet, state by state: warm-up, search with reference, soft and
  * sampled gates, partly discrete, exported and pruned, evaluation after a few
- * steps.  Then Adam, the loss, dropout, batches from an uploaded split and
- * the error paths.  Last, full training steps on the CUDA backend against
- * the CPU backend (skipped without a GPU). */
+ * steps; then on tinynet.h's sweep of shapes and states.  Then Adam, the
+ * loss, dropout, batches from an uploaded split and the error paths.  The
+ * CUDA backend against the CPU backend: test_supernet_cuda.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +49,14 @@ static void pair_free(pair *p)
     memset(p, 0, sizeof *p);
 }
 
-static int pair_init(pair *p, float dropout, const char *mode, int gate_dense, int flags)
+/* Both nets of shape sh (NULL: TINY_SHAPE) and a batch. */
+static int pair_init_shape(pair *p, const tiny_shape *sh, float dropout, const char *mode,
+                           int gate_dense, int flags)
 {
     amtl_status st;
     memset(p, 0, sizeof *p);
-    if (make_net(&p->c, &p->cc, dropout, mode, gate_dense, flags, 7) ||
-        make_net(&p->d, &p->cd, dropout, mode, gate_dense, flags, 7))
+    if (make_net_shape(&p->c, &p->cc, sh, dropout, mode, gate_dense, flags, 7) ||
+        make_net_shape(&p->d, &p->cd, sh, dropout, mode, gate_dense, flags, 7))
         return -1;
     if (amtl_workspace_init(&p->ws, &p->c, TB, 1, &st) ||
         amtl_dev_init(&p->dev, amtl_backend_cpu(), &p->d, TBMAX, 1, &st) ||
@@ -64,9 +66,14 @@ static int pair_init(pair *p, float dropout, const char *mode, int gate_dense, i
     }
     amtl_rng r;
     amtl_rng_seed(&r, 11);
-    fill_batch(&p->tb, &r);
+    fill_batch_d(&p->tb, &r, tiny_shape_or_default(sh)->D);
     p->ok = 1;
     return 0;
+}
+
+static int pair_init(pair *p, float dropout, const char *mode, int gate_dense, int flags)
+{
+    return pair_init_shape(p, NULL, dropout, mode, gate_dense, flags);
 }
 
 /* train.c's loss: (1/T) Σ_t w_t BCE_t over the counted rows, and dlogits. */
@@ -83,40 +90,6 @@ static void host_loss(const float *logits, const float *labels, int B, double *l
         loss[t] = amtl_bce_logits_forward(logits + t * B, ycol, w, B);
         amtl_bce_logits_backward(dlogits + t * B, logits + t * B, ycol, w, B,
                                  task_w[t] / (float)TT);
-    }
-}
-
-/* The worst difference over a state's tensors: CHECK_CLOSE's measure
- * |a-b| / max(1,|a|,|b|), and relative to the tensor's largest element. */
-typedef struct {
-    double worst, worst_rel;
-    char name[200], name_rel[200];
-} cmp;
-
-static void cmp_add(cmp *c, const char *name, const float *a, const float *b, size_t n)
-{
-    double e = 0, amax = 0, dmax = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = a[i], y = b[i];
-        if (!isfinite(x) || !isfinite(y)) {
-            e = dmax = INFINITY;
-            break;
-        }
-        double d = fabs(x - y);
-        e = fmax(e, d / fmax(1.0, fmax(fabs(x), fabs(y))));
-        amax = fmax(amax, fmax(fabs(x), fabs(y)));
-        dmax = fmax(dmax, d);
-    }
-    /* a gradient that is 0 in exact arithmetic (the bias before a
-     * BatchNorm) is rounding noise on both sides: no relative measure */
-    double rel = dmax == 0 || amax < 1e-5 ? 0 : dmax / amax;
-    if (e >= c->worst) {
-        c->worst = e;
-        snprintf(c->name, sizeof c->name, "%s", name);
-    }
-    if (rel >= c->worst_rel) {
-        c->worst_rel = rel;
-        snprintf(c->name_rel, sizeof c->name_rel, "%s", name);
     }
 }
 
@@ -189,30 +162,98 @@ static int step_compare(pair *p, int training, uint64_t seed, cmp *c)
     return 0;
 }
 
+/* Steps made for evaluation only (their own, smaller layouts: the CPU's
+ * MixedOps run by row blocks) on the same parameters: their logits against
+ * the CPU training step's evaluation, into c.  Returns 0, or -1 when a call
+ * failed. */
+static int eval_only_compare(pair *p, cmp *c)
+{
+    amtl_status st;
+    amtl_workspace *ws = NULL;
+    amtl_dev *ev = NULL;
+    amtl_rng r;
+    float lg_t[TT * TB], lg_c[TT * TB], lg_d[TT * TB];
+    test_poison(lg_d, TT * TB);
+    amtl_rng_seed(&r, 300);
+    memcpy(lg_t, amtl_supernet_forward(&p->c, p->ws, &p->tb.b, 0, &r), sizeof lg_t);
+    int rc = amtl_workspace_init(&ws, &p->c, TB, 0, &st) ||
+             amtl_dev_init(&ev, amtl_backend_cpu(), &p->d, TB, 0, &st) ||
+             amtl_dev_put_params(ev, &p->d, &st) || amtl_dev_batch_host(ev, &p->tb.b, &st) ||
+             amtl_dev_forward(ev, &p->d, 0, NULL, lg_d, &st);
+    if (!rc) {
+        memcpy(lg_c, amtl_supernet_forward(&p->c, ws, &p->tb.b, 0, &r), sizeof lg_c);
+        cmp_add(c, "evaluation-only logits (CPU step)", lg_t, lg_c, TT * TB);
+        cmp_add(c, "evaluation-only logits (device step)", lg_t, lg_d, TT * TB);
+    } else {
+        printf("# %s\n", st.msg);
+    }
+    amtl_workspace_free(ws);
+    amtl_dev_free(ev);
+    return rc ? -1 : 0;
+}
+
 static void report(const char *state, const cmp *c)
 {
     printf("# %-12s worst %.3g (%s); relative to the tensor %.3g (%s)\n", state, c->worst,
            c->name, c->worst_rel, c->name_rel);
 }
 
-/* A state: a few training steps from different seeds (and the nets stay in
- * step: the CPU's gradients update both the same way), then an evaluation. */
+/* A state of shape sh (NULL: TINY_SHAPE): a few training steps from
+ * different seeds (and the nets stay in step: the CPU's gradients update
+ * both the same way), then an evaluation, also on steps made for it; the
+ * differences into c.  Returns 0, or -1 when a step failed. */
+static int state_run(const tiny_shape *sh, float dropout, const char *mode, int gate_dense,
+                     int flags, cmp *c)
+{
+    pair p;
+    int rc = pair_init_shape(&p, sh, dropout, mode, gate_dense, flags);
+    for (int s = 0; s < 2 && !rc; s++)
+        rc = step_compare(&p, 1, 100 + s, c);
+    if (!rc)
+        rc = step_compare(&p, 0, 200, c);
+    if (!rc)
+        rc = eval_only_compare(&p, c);
+    pair_free(&p);
+    return rc;
+}
+
 static void state_check(const char *state, float dropout, const char *mode, int gate_dense,
                         int flags)
 {
-    pair p;
     cmp c = {0};
-    int rc = pair_init(&p, dropout, mode, gate_dense, flags);
-    for (int s = 0; s < 2 && !rc; s++)
-        rc = step_compare(&p, 1, 100 + s, &c);
-    if (!rc)
-        rc = step_compare(&p, 0, 200, &c);
-    pair_free(&p);
-    CHECK(rc == 0);
+    CHECK(state_run(NULL, dropout, mode, gate_dense, flags, &c) == 0);
     report(state, &c);
     CHECKF(c.worst < TOL, "%s: %s differs by %.3g", state, c.name, c.worst);
     CHECKF(c.worst_rel < TOL_REL, "%s: %s differs by %.3g of its largest element", state,
            c.name_rel, c.worst_rel);
+}
+
+/* Every shape and state of the sweep (tinynet.h), without dropout (the
+ * device step draws other masks than the CPU step).  A gradient that is 0
+ * in exact arithmetic is noise of up to 4e-5 in the deeper nets (seen: the
+ * bias of an expert block whose every path goes into BatchNorms, which sum
+ * their input gradient to 0 over the batch), so no relative measure below
+ * 1e-4 there. */
+static void test_sweep(void)
+{
+    int failed = 0;
+    double worst = 0, worst_rel = 0;
+    for (int i = 0; i < TINY_SWEEP; i++) {
+        const tiny_case *k = &tiny_sweep[i];
+        char name[200];
+        cmp c = {.zero = 1e-4};
+        tiny_case_name(k, name, sizeof name);
+        int rc = state_run(&k->shape, 0, k->mode, k->gate_dense, k->flags, &c);
+        printf("# %s: worst %.3g (%s); relative to the tensor %.3g (%s)%s\n", name, c.worst,
+               c.name, c.worst_rel, c.name_rel,
+               rc || !(c.worst < TOL && c.worst_rel < TOL_REL) ? ": DIFFERS" : "");
+        failed += rc || !(c.worst < TOL && c.worst_rel < TOL_REL);
+        worst = fmax(worst, c.worst);
+        worst_rel = fmax(worst_rel, c.worst_rel);
+    }
+    printf("# sweep: %d cases, worst %.3g, relative to the tensor %.3g\n", (int)TINY_SWEEP,
+           worst, worst_rel);
+    CHECKF(failed == 0, "%d of %d cases differ", failed, (int)TINY_SWEEP);
 }
 
 static void test_warmup(void) { state_check("warm-up", 0, "sample", 0, S_WARMUP); }
@@ -637,275 +678,6 @@ static void test_errors(void)
     pair_free(&p);
 }
 
-/* ---- a full training step on CUDA against the CPU backend -------------------
- *
- * Two sides, set up as lib/train.c's trainer (setup_optim with the config's
- * defaults, liveness, put_params, put_optim, put_split): the same net (seed
- * 7), the same split, the same rows and rng seeds; one runs the device step
- * on the CUDA backend, the other on the CPU backend.  Each does three full
- * steps of train.c's dev_train_step (batch_rows, a training forward with
- * dropout, whose masks both draw from kernels/ctr_rng.h, loss with
- * conditions and task weights, zero_grad, backward, the weights' Adam on the
- * backend, the arch prior and the arch params' Adam on the host in a
- * search), then an evaluation forward; everything is compared after each.
- *
- * Tolerances (float32).  The step is the same code on both sides, and the
- * CUDA kernels repeat the CPU's arithmetic per element and sum over the
- * batch in double; what differs is the order of those sums, cuBLAS's float
- * accumulation order against OpenBLAS's, and embed_scatter's atomics (rows
- * sharing an id add in any order): an ulp or two per primitive, amplified
- * by the BatchNorms over 8 rows.
- *   Logits, losses, gradients: CHECK_CLOSE's |a-b| / max(1,|a|,|b|) under
- * TOL_CUDA.
- *   Weights, running statistics and arch params after the step: relative to
- * each tensor's largest element, under TOL_CUDA.  Not element by element:
- * Adam moves a weight by lr·m̂/(√v̂+eps), and for a gradient near 0 (a sum
- * that cancels) that ratio turns a difference far below rounding at the
- * tensor's scale into one of order 1 in that element's step, which is at
- * most about lr: small against the tensor's largest element, while a wrong
- * update (a segment missed or misplaced, a moment not carried) is not.  The
- * trainer's weight decay (on every weight by default) keeps such gradients
- * rare, and the biases before a BatchNorm, whose gradient would be pure
- * rounding noise, get none on either backend (supernet_dev.c).
- *   Adam moments: relative to each tensor's largest element, under
- * TOL_CUDA_MOM.  m and v are running means of the gradients (and their
- * squares), so they carry the gradients' differences measured against the
- * tensor's largest gradient rather than each element's own, and for a
- * small gradient deep behind several BatchNorms these reach a few 1e-4 (as
- * TOL_REL above).  Jittering every product, BatchNorm and column sum of the
- * CPU backend by 1-2 ulp gave at most 4e-5 on the step's values, 2e-6 on
- * the weights and 3e-4 on the moments.
- *
- * AMTL_TEST_CUDA_AS_CPU=1 runs these tests with the CPU backend in place of
- * CUDA: a self-check of the tests on a machine without a GPU, under which
- * both sides must agree exactly. */
-#define TOL_CUDA 1e-4
-#define TOL_CUDA_MOM 1e-3
-#define DROPOUT_CUDA 0.2f
-#define SPARSITY_CUDA 0.01f   /* the arch prior, so that its host step is in */
-
-/* The backend tested against the CPU's, or NULL with *why set. */
-static const amtl_backend *cuda_backend(const char **why, int *as_cpu)
-{
-    const char *env = getenv("AMTL_TEST_CUDA_AS_CPU");
-    *as_cpu = env && !strcmp(env, "1");
-    *why = NULL;
-    if (*as_cpu)
-        return amtl_backend_cpu();
-    const amtl_backend *be = amtl_backend_cuda(why);
-    if (!be && !*why)
-        *why = "no CUDA backend in this build";
-    return be;
-}
-
-/* One side: a net, its device step, the weights' Adam (moments on the
- * backend) and the arch params' (on the host), its rng, a step's results. */
-typedef struct {
-    amtl_config cfg;
-    amtl_supernet net;
-    amtl_dev *dev;
-    amtl_adam opt_w, opt_a;
-    amtl_rng rng;
-    float logits[TT * TB];
-    double loss[TT];
-} side;
-
-static void side_free(side *s)
-{
-    amtl_dev_free(s->dev);
-    amtl_adam_free(&s->opt_w);
-    amtl_adam_free(&s->opt_a);
-    amtl_supernet_free(&s->net);
-    amtl_config_free(&s->cfg);
-    memset(s, 0, sizeof *s);
-}
-
-/* Returns 0, or -1 with the reason printed. */
-static int side_init(side *s, const amtl_backend *be, const char *mode, int gate_dense,
-                     int flags, const amtl_dataset *ds)
-{
-    amtl_status st;
-    memset(s, 0, sizeof *s);
-    if (make_net(&s->net, &s->cfg, DROPOUT_CUDA, mode, gate_dense, flags, 7))
-        return -1;
-    amtl_supernet *net = &s->net;
-    const amtl_config *cfg = &s->cfg;
-    amtl_adam_init(&s->opt_w, cfg->lr, cfg->weight_decay);
-    amtl_adam_init(&s->opt_a, cfg->arch_lr, cfg->arch_weight_decay);
-    int rc = 0;
-    for (int i = 0; i < net->n_params && !rc; i++) {
-        amtl_param *p = &net->params[i];
-        if (p->buf == AMTL_BUF_W)
-            rc = amtl_adam_add(&s->opt_w, net->w + p->off, net->g + p->off, p->n,
-                               !(cfg->no_decay_bn_bias && p->is_bn_or_bias), &st) < 0;
-        else if (p->buf == AMTL_BUF_ARCH)
-            rc = amtl_adam_add(&s->opt_a, net->arch + p->off, net->garch + p->off, p->n, 1,
-                               &st) < 0;
-    }
-    rc = rc || amtl_adam_finalize(&s->opt_w, &st) || amtl_adam_finalize(&s->opt_a, &st);
-    for (int i = 0, iw = 0, ia = 0; i < net->n_params && !rc; i++) {
-        const amtl_param *p = &net->params[i];
-        if (p->buf == AMTL_BUF_W)
-            s->opt_w.segs[iw++].active = p->live;
-        else if (p->buf == AMTL_BUF_ARCH)
-            s->opt_a.segs[ia++].active = p->live;
-    }
-    rc = rc || amtl_dev_init(&s->dev, be, net, TBMAX, 1, &st) ||
-         amtl_dev_put_params(s->dev, net, &st) ||
-         amtl_dev_put_optim(s->dev, &s->opt_w, net, &st) ||
-         amtl_dev_put_split(s->dev, ds, AMTL_SPLIT_TRAIN, &st);
-    if (rc)
-        printf("# %s: %s\n", be->name, st.msg);
-    return rc ? -1 : 0;
-}
-
-/* A step on rows[0..TB) of the split: training, as train.c's dev_train_step
- * (search: the arch params stepped too), with the weight gradients fetched
- * before Adam and the state after; or an evaluation forward and its loss.
- * Returns 0, or -1 with the reason printed. */
-static int side_step(side *s, const int32_t *rows, int training, int search)
-{
-    amtl_status st;
-    amtl_supernet *net = &s->net;
-    test_poison(s->logits, TT * TB);
-    int rc = amtl_dev_batch_rows(s->dev, rows, TB, &st) ||
-             amtl_dev_forward(s->dev, net, training, training ? &s->rng : NULL, s->logits,
-                              &st) ||
-             amtl_dev_loss(s->dev, cond, task_w, s->loss, &st);
-    if (!rc && training) {
-        memset(net->garch, 0, net->n_arch * sizeof(float));
-        rc = amtl_dev_zero_grad(s->dev, &st) || amtl_dev_backward(s->dev, net, &st) ||
-             amtl_dev_get_grads(s->dev, net, &st) ||
-             amtl_dev_adam_step(s->dev, &s->opt_w, net, &st);
-        if (!rc && search) {
-            amtl_supernet_sparsity_grad(net, SPARSITY_CUDA);
-            amtl_adam_step(&s->opt_a);
-        }
-    }
-    rc = rc || amtl_dev_get_params(s->dev, net, &st) ||
-         amtl_dev_get_optim(s->dev, &s->opt_w, &st);
-    if (rc)
-        printf("# %s: %s\n", amtl_dev_backend(s->dev)->name, st.msg);
-    return rc ? -1 : 0;
-}
-
-/* The two sides after a step: logits, losses and (training) the gradients
- * into c; weights, running statistics and arch params into cw; the Adam
- * moments of weights and arch params into cm; batch counters, Adam step
- * counts and rng states must be equal.  Returns 0, or -1 with the
- * difference printed. */
-static int sides_compare(const side *a, const side *b, int step, int training, cmp *c,
-                         cmp *cw, cmp *cm)
-{
-    char name[200];
-    float la[TT], lb[TT];
-    for (int t = 0; t < TT; t++) {
-        la[t] = (float)a->loss[t];
-        lb[t] = (float)b->loss[t];
-    }
-    snprintf(name, sizeof name, "step %d logits", step);
-    cmp_add(c, name, a->logits, b->logits, TT * TB);
-    snprintf(name, sizeof name, "step %d losses", step);
-    cmp_add(c, name, la, lb, TT);
-    if (memcmp(&a->rng, &b->rng, sizeof a->rng)) {
-        printf("# step %d: the two sides drew different numbers from rng\n", step);
-        return -1;
-    }
-    const amtl_supernet *na = &a->net, *nb = &b->net;
-    int iw = 0, ia = 0;
-    for (int i = 0; i < na->n_params; i++) {
-        const amtl_param *q = &na->params[i];
-        if (q->buf == AMTL_BUF_NBT) {
-            const int64_t *x = amtl_param_ptr(na, q), *y = amtl_param_ptr(nb, q);
-            if (*x != *y) {
-                printf("# step %d: %s: %lld and %lld\n", step, q->name, (long long)*x,
-                       (long long)*y);
-                return -1;
-            }
-            continue;
-        }
-        snprintf(name, sizeof name, "step %d %s", step, q->name);
-        cmp_add(cw, name, amtl_param_ptr(na, q), amtl_param_ptr(nb, q), q->n);
-        if (q->buf == AMTL_BUF_STATE)
-            continue;
-        const amtl_adam *oa = q->buf == AMTL_BUF_W ? &a->opt_w : &a->opt_a;
-        const amtl_adam *ob = q->buf == AMTL_BUF_W ? &b->opt_w : &b->opt_a;
-        size_t off = oa->segs[q->buf == AMTL_BUF_W ? iw++ : ia++].offset;
-        snprintf(name, sizeof name, "step %d adam m %s", step, q->name);
-        cmp_add(cm, name, oa->m + off, ob->m + off, q->n);
-        snprintf(name, sizeof name, "step %d adam v %s", step, q->name);
-        cmp_add(cm, name, oa->v + off, ob->v + off, q->n);
-        if (!training)
-            continue;
-        snprintf(name, sizeof name, "step %d grad %s", step, q->name);
-        cmp_add(c, name, amtl_param_grad(na, q), amtl_param_grad(nb, q), q->n);
-    }
-    if (a->opt_w.step != b->opt_w.step || a->opt_a.step != b->opt_a.step) {
-        printf("# step %d: Adam steps %lld/%lld and %lld/%lld\n", step,
-               (long long)a->opt_w.step, (long long)a->opt_a.step, (long long)b->opt_w.step,
-               (long long)b->opt_a.step);
-        return -1;
-    }
-    return 0;
-}
-
-/* A state on CUDA against the CPU backend: three training steps and an
- * evaluation, from the same net, rows and rng seeds. */
-static void cuda_check(const char *state, const char *mode, int gate_dense, int flags)
-{
-    const char *why;
-    int as_cpu;
-    const amtl_backend *be = cuda_backend(&why, &as_cpu);
-    if (!be)
-        SKIP(why);
-    amtl_dataset ds;
-    tiny_split sp;
-    tiny_dataset(&ds);
-    fill_split(&sp, &ds, AMTL_SPLIT_TRAIN, 41);
-    side sd, sc;
-    int rc = side_init(&sd, be, mode, gate_dense, flags, &ds);
-    rc = side_init(&sc, amtl_backend_cpu(), mode, gate_dense, flags, &ds) || rc;
-    /* an exported net is retrained: its arch params stay as they are */
-    int search = !(flags & S_EXPORTED);
-    amtl_rng rows_rng;
-    amtl_rng_seed(&rows_rng, 43);
-    cmp c = {0}, cw = {0}, cm = {0};
-    for (int s = 0; s < 4 && !rc; s++) {
-        int training = s < 3;
-        int32_t rows[TB];
-        for (int i = 0; i < TB; i++)
-            rows[i] = (int32_t)amtl_rng_below(&rows_rng, TROWS);
-        amtl_rng_seed(&sd.rng, 600 + (uint64_t)s);
-        amtl_rng_seed(&sc.rng, 600 + (uint64_t)s);
-        rc = side_step(&sd, rows, training, search) || side_step(&sc, rows, training, search) ||
-             sides_compare(&sd, &sc, s + 1, training, &c, &cw, &cm);
-    }
-    side_free(&sd);
-    side_free(&sc);
-    CHECK(rc == 0);
-    printf("# %-10s %s: logits, losses, gradients: worst %.3g (%s); relative to the tensor "
-           "%.3g (%s)\n", state, be->name, c.worst, c.name, c.worst_rel, c.name_rel);
-    printf("# %-10s %s: weights, statistics: %.3g of the tensor's largest element (%s); "
-           "moments: %.3g (%s)\n", state, be->name, cw.worst_rel, cw.name_rel, cm.worst_rel,
-           cm.name_rel);
-    if (as_cpu)
-        CHECKF(c.worst == 0 && c.worst_rel == 0 && cw.worst == 0 && cw.worst_rel == 0 &&
-                   cm.worst == 0 && cm.worst_rel == 0,
-               "%s: the CPU backend against itself differs", state);
-    CHECKF(c.worst < TOL_CUDA, "%s: %s differs by %.3g", state, c.name, c.worst);
-    CHECKF(cw.worst_rel < TOL_CUDA, "%s: %s differs by %.3g of its largest element", state,
-           cw.name_rel, cw.worst_rel);
-    CHECKF(cm.worst_rel < TOL_CUDA_MOM, "%s: %s differs by %.3g of its largest element", state,
-           cm.name_rel, cm.worst_rel);
-}
-
-static void test_cuda_search_sample(void) { cuda_check("sample", "sample", 0, 0); }
-static void test_cuda_search_dense(void) { cuda_check("gate_dense", "reference", 1, S_SOFT); }
-static void test_cuda_exported(void)
-{
-    cuda_check("exported", "sample", 0, S_DISCRETE | S_EXPORTED);
-}
-
 int main(void)
 {
     RUN(test_warmup);
@@ -915,14 +687,12 @@ int main(void)
     RUN(test_gate_dense);
     RUN(test_discretized);
     RUN(test_exported);
+    RUN(test_sweep);
     RUN(test_eval_after_steps);
     RUN(test_adam);
     RUN(test_loss);
     RUN(test_dropout);
     RUN(test_batch_rows);
     RUN(test_errors);
-    RUN(test_cuda_search_sample);
-    RUN(test_cuda_search_dense);
-    RUN(test_cuda_exported);
     TEST_MAIN_END();
 }

@@ -1,11 +1,13 @@
 /* tinynet.h — the tiny supernet, data and batches the supernet tests share
- * (test_supernet.c, test_supernet_dev.c, test_dev_remote.c): a dataset
- * shape, a config, random batches and splits, a net with non-trivial arch
- * parameters, BatchNorm parameters and running statistics in a chosen state,
- * and the sweep of shapes and states the steps are checked on. */
+ * (test_supernet.c, test_supernet_dev.c, test_supernet_cuda.c,
+ * test_dev_remote.c): a dataset shape, a config, random batches and splits,
+ * a net with non-trivial arch parameters, BatchNorm parameters and running
+ * statistics in a chosen state, the worst difference between two runs'
+ * tensors, and the sweep of shapes and states every step is checked on. */
 #ifndef AMTL_TINYNET_H
 #define AMTL_TINYNET_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,13 +206,51 @@ static inline int make_net(amtl_supernet *net, amtl_config *cfg, float dropout, 
     return make_net_shape(net, cfg, NULL, dropout, mode, gate_dense, flags, seed);
 }
 
+/* The worst difference over a state's tensors: CHECK_CLOSE's measure
+ * |a-b| / max(1,|a|,|b|), and relative to the tensor's largest element
+ * where that is above the noise floor `zero` (0: 1e-5). */
+typedef struct {
+    double worst, worst_rel;
+    char name[200], name_rel[200];
+    double zero;
+} cmp;
+
+static inline void cmp_add(cmp *c, const char *name, const float *a, const float *b, size_t n)
+{
+    double e = 0, amax = 0, dmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = a[i], y = b[i];
+        if (!isfinite(x) || !isfinite(y)) {
+            e = dmax = INFINITY;
+            break;
+        }
+        double d = fabs(x - y);
+        e = fmax(e, d / fmax(1.0, fmax(fabs(x), fabs(y))));
+        amax = fmax(amax, fmax(fabs(x), fabs(y)));
+        dmax = fmax(dmax, d);
+    }
+    /* a gradient that is 0 in exact arithmetic (the bias before a
+     * BatchNorm) is rounding noise on both sides: no relative measure */
+    double rel = dmax == 0 || amax < (c->zero > 0 ? c->zero : 1e-5) ? 0 : dmax / amax;
+    if (e >= c->worst) {
+        c->worst = e;
+        snprintf(c->name, sizeof c->name, "%s", name);
+    }
+    if (rel >= c->worst_rel) {
+        c->worst_rel = rel;
+        snprintf(c->name_rel, sizeof c->name_rel, "%s", name);
+    }
+}
+
 /* ---- the sweep ---------------------------------------------------------------
  *
- * The shapes and states the whole-network gradient check (test_supernet.c)
- * runs on.  Not the cartesian product (20736 cases) but a covering set,
- * generated greedily and fixed here: every value of every dimension
- * appears, and so does every pair of values of any two dimensions, in 19
- * cases:
+ * The shapes and states every supernet step is checked on: the whole-network
+ * gradient check (test_supernet.c), the device step against the CPU step
+ * (test_supernet_dev.c), the device step behind remote pointers
+ * (test_dev_remote.c) and on CUDA (test_supernet_cuda.c).  Not the
+ * cartesian product (20736 cases) but a covering set, generated greedily
+ * and fixed here: every value of every dimension appears, and so does every
+ * pair of values of any two dimensions, in 19 cases:
  *   tower      [] (Linear(H,1) alone), [3], [4, 3], [5, 4, 3]
  *   L          n_expert_layers 1, 2, 3
  *   NL         expert_n_layers 1, 2, 3 (L = NL = 1: every Identity is the
@@ -225,7 +265,8 @@ static inline int make_net(amtl_supernet *net, amtl_config *cfg, float dropout, 
  *              S_WARMUP (ones)
  *   state      mixed, S_DISCRETE (half the MixedOps fixed), S_DISCRETE |
  *              S_EXPORTED (every choice fixed, experts pruned)
- *   dropout    0 or 0.2
+ *   dropout    0 or 0.2 (the gradient check and CUDA; the device step draws
+ *              other masks than the CPU step, so that comparison runs without)
  * but for the pair L = 3, NL = 3: nine MixedOps deep, where the Zero
  * candidates shrink what the next BatchNorm blows up again, kinks lie so
  * close together at a batch of 8 that a float32 finite difference no longer
