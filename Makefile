@@ -12,8 +12,8 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 # nvcc from PATH, else the toolkit's usual place
 NVCC    ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
-PKGS    := openblas msgpack yaml-0.1 zlib
-DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev zlib1g-dev bats python3
+PKGS    := openblas msgpack yaml-0.1 liblbfgs zlib
+DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev liblbfgs-dev zlib1g-dev bats python3
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
