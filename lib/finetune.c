@@ -9,6 +9,7 @@
 
 #include "arch.h"
 #include "layers.h"
+#include "linear_fit.h"
 #include "metrics.h"
 #include "progress.h"
 
@@ -109,6 +110,13 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
     if (o->metrics && !(mf = fopen(o->metrics, "a"))) {
         mf = stdout;
         amtl_error(st, AMTL_EIO, "cannot open '%s': %s", o->metrics, strerror(errno));
+        goto out;
+    }
+    /* the linear floor is a convex fit of its own, not epochs of Adam */
+    if (amtl_linear_is_baseline(&arch)) {
+        if (!amtl_linear_train(&tr, &ds, mf, st) &&
+            !amtl_trainer_save(&tr, &ds, o->out, "model", st))
+            rc = 0;
         goto out;
     }
     int epochs = o->epochs >= 0 ? o->epochs : tr.cfg.epochs;

@@ -121,6 +121,43 @@ EOF
     [[ "${lines[4]}" == "(test split, 150 rows, "*" live weights)" ]]
 }
 
+@test "amtl-train: the linear floor is a fitted logistic regression that amtl-eval scores" {
+    amtl-prep --synthetic --rows 2000 --seed 3 -o "$TMP/d.amtl"
+    amtl-discretize --baseline linear --data "$TMP/d.amtl" -o "$TMP/lin.arch"
+    run --separate-stderr amtl-train --data "$TMP/d.amtl" --arch "$TMP/lin.arch" \
+        --set 'linear_l2=[1e-2, 1e-3, 1e-4]' --set task_conditions=[task1=task0] \
+        --metrics "$TMP/m.jsonl" -o "$TMP/lin.model"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    [ -z "$output" ]
+    # one progress line per task: the strength chosen, iterations, loss, val AUC
+    [ "${#stderr_lines[@]}" -eq 4 ]
+    re='^linear: task[0-3]: l2 (0.01|0.001|0.0001) \(best of [1-3] tried\), [0-9]+ iterations, train loss 0\.[0-9]+, .*val AUC 0\.[0-9]+, '
+    for t in 0 1 2 3; do
+        [[ "${stderr_lines[$t]}" =~ $re ]] && [[ "${stderr_lines[$t]}" == "linear: task$t: "* ]]
+    done
+    run --separate-stderr amtl-eval --model "$TMP/lin.model" --data "$TMP/d.amtl" --split val --json
+    [ "$status" -eq 0 ] && [ -z "$stderr" ]
+    echo "$output" > "$TMP/val.json"
+    # the metrics line holds the model's val AUCs, as amtl-eval computes them
+    python3 - "$TMP/m.jsonl" "$TMP/val.json" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 1 and lines[0]["phase"] == "linear" and lines[0]["epoch"] == 0, lines
+v = json.load(open(sys.argv[2]))
+assert v["tasks"]["task1"]["condition"] == "task0", v
+for t in ["task0", "task1", "task2", "task3"]:
+    got, want = v["tasks"][t]["auc"], lines[0]["val_auc." + t]
+    assert 0.5 < got < 1 and abs(got - want) < 1e-6, (t, got, want)
+EOF
+    # a task of weight 0 is not trained; --quiet says nothing
+    run --separate-stderr amtl-train --data "$TMP/d.amtl" --arch "$TMP/lin.arch" --quiet \
+        --set task_weights=[0,1,0,0] --set 'linear_l2=[1e-3]' -o "$TMP/one.model"
+    [ "$status" -eq 0 ] && [ -z "$stderr" ]
+    run --separate-stderr amtl-eval --model "$TMP/one.model" --data "$TMP/d.amtl" --json
+    [ "$status" -eq 0 ]
+    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert list(d["tasks"]) == ["task1"] and d["not_trained"] == ["task0", "task2", "task3"], d' "$output"
+}
+
 @test "amtl-train: early stopping stops where the rule says; the model holds the best epoch" {
     fixture_model --epochs 8 --patience 1 --set task_conditions=[buy=click]
     amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --split val --json > "$TMP/val.json"
