@@ -613,6 +613,80 @@ static void text_weight(amtl_strbuf *o, double w)
         amtl_strbuf_printf(o, " (%.3f)", w);
 }
 
+/* A selection kept although sigmoid(beta) <= 0.5: the export's fallback for
+ * an expert or task that would have had no input (amtl_supernet_export). */
+static void text_selection(amtl_strbuf *o, double w)
+{
+    text_weight(o, w);
+    if (!isnan(w) && w <= 0.5)
+        amtl_strbuf_printf(o, " [fallback]");
+}
+
+/* How decided the search was: for the feature and expert selections the
+ * distance |sigmoid(beta) - 0.5| of every decision, for the ops the gap
+ * between the two largest softmax(alpha) weights.  n counts the decisions,
+ * close those within 0.05 (a guess rather than a decision). */
+typedef struct {
+    double min;
+    int n, close;
+} margin;
+
+static void margin_add(margin *m, double v)
+{
+    if (isnan(v))
+        return;
+    if (!m->n || v < m->min)
+        m->min = v;
+    m->n++;
+    m->close += v < 0.05;
+}
+
+static void margins(const amtl_file *f, const arch_info *a, margin *feat, margin *exp_,
+                    margin *ops)
+{
+    memset(feat, 0, sizeof *feat);
+    memset(exp_, 0, sizeof *exp_);
+    memset(ops, 0, sizeof *ops);
+    for (int j = 0; j < a->K; j++)
+        for (int inter = 0; inter < 2; inter++) {
+            const float *beta = feature_beta(f, a, j, inter);
+            for (int i = 0; beta && i < a->N; i++)
+                margin_add(feat, fabs(beta_weight(beta, i) - 0.5));
+        }
+    for (int c = 0; c < a->C; c++) {
+        const float *beta = consumer_beta(f, a, c);
+        for (int i = 0; beta && i < a->K; i++)
+            margin_add(exp_, fabs(beta_weight(beta, i) - 0.5));
+    }
+    if (a->P < 2)
+        return;
+    for (int l = 0; l < a->L; l++)
+        for (int j = 0; j < a->K; j++)
+            for (int b = 0; b < a->NL; b++) {
+                double w1 = -1, w2 = -1;
+                for (int k = 0; k < a->P; k++) {
+                    double w = alpha_weight(f, a, l, j, b, k);
+                    if (isnan(w))
+                        break;
+                    if (w > w1) {
+                        w2 = w1;
+                        w1 = w;
+                    } else if (w > w2) {
+                        w2 = w;
+                    }
+                }
+                if (w2 >= 0)
+                    margin_add(ops, w1 - w2);
+            }
+}
+
+static void text_margin(amtl_strbuf *o, const char *what, const margin *m)
+{
+    if (m->n)
+        amtl_strbuf_printf(o, "  %-18s smallest %.3f; %d of %d within 0.05\n", what, m->min,
+                           m->close, m->n);
+}
+
 static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, const int *used)
 {
     const amtl_config *c = &a->cfg;
@@ -666,7 +740,7 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
             for (int i = 0; i < a->N; i++)
                 if (sel[i] != 0.0f) {
                     amtl_strbuf_printf(o, "%s %s", n++ ? "," : "", a->fields.v[i]);
-                    text_weight(o, beta_weight(beta, i));
+                    text_selection(o, beta_weight(beta, i));
                 }
             if (!n)
                 amtl_strbuf_printf(o, " (none)");
@@ -686,12 +760,25 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
         for (int i = 0; i < a->K; i++)
             if (a->experts[(size_t)cidx * a->K + i] != 0.0f) {
                 amtl_strbuf_printf(o, "%s %d", n++ ? "," : "", i);
-                text_weight(o, beta_weight(beta, i));
+                text_selection(o, beta_weight(beta, i));
             }
         if (!n)
             amtl_strbuf_printf(o, " (none)");
         amtl_strbuf_printf(o, "\n");
     }
+    margin mf, me, mo;
+    margins(f, a, &mf, &me, &mo);
+    if (mf.n || me.n || mo.n) {
+        amtl_strbuf_printf(o, "\ndecision margins (|sigmoid(beta) - 0.5|; ops: top-two "
+                              "softmax gap):\n");
+        text_margin(o, "feature selection", &mf);
+        text_margin(o, "expert selection", &me);
+        text_margin(o, "op choice", &mo);
+    }
+    const char *fb = amtl_file_meta(f, "fallbacks");
+    if (fb && strcmp(fb, "0"))
+        amtl_strbuf_printf(o, "fallbacks: %s (an expert or task with no selection kept "
+                              "its strongest one)\n", fb);
 }
 
 /* Length of the valid UTF-8 sequence at p, or 0 (overlong forms, surrogates
@@ -797,7 +884,18 @@ static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
             }
         amtl_strbuf_printf(o, "]}");
     }
-    amtl_strbuf_printf(o, "\n  ]\n}\n");
+    margin m[3];
+    margins(f, a, &m[0], &m[1], &m[2]);
+    static const char *const mk[3] = {"features", "experts", "ops"};
+    amtl_strbuf_printf(o, "\n  ],\n  \"margins\": {");
+    for (int i = 0; i < 3; i++) {
+        amtl_strbuf_printf(o, "%s\"%s\": {\"decisions\": %d, \"smallest\": ", i ? ", " : "",
+                           mk[i], m[i].n);
+        json_weight(o, m[i].n ? m[i].min : NAN);
+        amtl_strbuf_printf(o, ", \"within_0.05\": %d}", m[i].close);
+    }
+    const char *fb = amtl_file_meta(f, "fallbacks");
+    amtl_strbuf_printf(o, "},\n  \"fallbacks\": %d\n}\n", fb ? atoi(fb) : 0);
 }
 
 /* A DOT quoted string's contents: Graphviz reads UTF-8, so other bytes

@@ -15,35 +15,70 @@
 
 /* ---- early stopping ------------------------------------------------------- */
 
-void amtl_stopper_reset(amtl_stopper *s, int T)
+void amtl_stopper_reset(amtl_stopper *s, int T, const char *rule, int patience,
+                        int min_epochs)
 {
     memset(s, 0, sizeof *s);
     s->T = T < 64 ? T : 64;
+    s->use_logloss = rule && !strcmp(rule, "logloss");
+    s->patience = patience;
+    s->min_epochs = min_epochs;
     s->best_epoch = -1;
 }
 
-int amtl_stopper_update(amtl_stopper *s, int epoch, const double *auc)
+/* Mean of the finite values of x[T]; NaN when none. */
+static double finite_mean(const double *x, int T)
 {
-    if (s->have_best && !amtl_improved(s->best, auc, s->T)) {
+    double sum = 0;
+    int k = 0;
+    for (int t = 0; t < T; t++)
+        if (isfinite(x[t])) {
+            sum += x[t];
+            k++;
+        }
+    return k ? sum / k : NAN;
+}
+
+int amtl_stopper_update(amtl_stopper *s, int epoch, const double *auc,
+                        const double *logloss)
+{
+    s->epochs_seen++;
+    double loss = s->use_logloss && logloss ? finite_mean(logloss, s->T) : NAN;
+    int better;
+    if (!s->have_best)
+        better = 1;
+    else if (s->use_logloss)
+        better = loss < s->best_loss;  /* false for NaN */
+    else
+        better = amtl_improved(s->best, auc, s->T);
+    if (!better) {
         s->bad_epochs++;
         return 0;
     }
     memcpy(s->best, auc, (size_t)s->T * sizeof(double));
+    s->best_loss = isnan(loss) ? INFINITY : loss;
     s->have_best = 1;
     s->best_epoch = epoch;
     s->bad_epochs = 0;
     return 1;
 }
 
-int amtl_early_stop_scan(const double *auc, int n, int T, int patience, int *best_epoch)
+int amtl_stopper_done(const amtl_stopper *s)
+{
+    return s->bad_epochs >= s->patience && s->epochs_seen >= s->min_epochs;
+}
+
+int amtl_early_stop_scan(const double *auc, const double *logloss, int n, int T,
+                         const char *rule, int patience, int min_epochs, int *best_epoch)
 {
     amtl_stopper s;
-    amtl_stopper_reset(&s, T);
+    amtl_stopper_reset(&s, T, rule, patience, min_epochs);
     *best_epoch = -1;
     int e;
     for (e = 0; e < n; e++) {
-        amtl_stopper_update(&s, e, auc + (size_t)e * T);
-        if (s.bad_epochs >= patience)
+        amtl_stopper_update(&s, e, auc + (size_t)e * T,
+                            logloss ? logloss + (size_t)e * T : NULL);
+        if (amtl_stopper_done(&s))
             break;
     }
     *best_epoch = s.best_epoch;
@@ -56,7 +91,7 @@ void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m)
     int k = 0;
     for (int t = 0; t < tr->net.T; t++) {
         if (tr->task_w[t] == 0.0f)
-            m->auc[t] = NAN;
+            m->auc[t] = m->logloss[t] = NAN;
         if (!isnan(m->auc[t])) {
             s += m->auc[t];
             k++;
@@ -119,11 +154,15 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
             rc = 0;
         goto out;
     }
+    /* the budget: --epochs; else a searched architecture's finetune_epochs
+     * when set (its own budget, not what the search schedule leaves over) */
     int epochs = o->epochs >= 0 ? o->epochs : tr.cfg.epochs;
+    if (o->epochs < 0 && tr.cfg.finetune_epochs > 0 && !amtl_file_meta(&arch, "baseline"))
+        epochs = tr.cfg.finetune_epochs;
     int patience = o->patience >= 0 ? o->patience : tr.cfg.patience;
     /* the best is reset here, at the start of fine-tuning (after export) */
     amtl_stopper es;
-    amtl_stopper_reset(&es, tr.net.T);
+    amtl_stopper_reset(&es, tr.net.T, tr.cfg.early_stop, patience, tr.cfg.min_epochs);
     amtl_trainer_reset_best(&tr);
     for (int e = 0; e < epochs; e++) {
         double t0 = amtl_now(), loss;
@@ -137,13 +176,13 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
             goto out;
         /* the stopper decides; the trainer only keeps the weights: with its
          * best cleared, track_best takes these as the new best */
-        if (amtl_stopper_update(&es, e, val.auc)) {
+        if (amtl_stopper_update(&es, e, val.auc, val.logloss)) {
             amtl_trainer_reset_best(&tr);
             if (amtl_trainer_track_best(&tr, &val, st) < 0)
                 goto out;
         }
         amtl_metrics_print(&tr, &val, tr.epoch - 1, "finetune", loss, secs, 1, mf);
-        if (es.bad_epochs >= patience)
+        if (amtl_stopper_done(&es))
             break;
     }
     amtl_trainer_restore_best(&tr);

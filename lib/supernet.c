@@ -586,21 +586,49 @@ int amtl_supernet_discretize(amtl_supernet *net, int k, int *fixed)
     return done;
 }
 
-void amtl_supernet_export(amtl_supernet *net)
+/* Index of the largest of x[n]. */
+static int argmax_f(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+int amtl_supernet_export(amtl_supernet *net)
 {
     amtl_supernet_discretize(net, net->n_mops, NULL);
-    int K = net->K, N = net->N;
-    for (int j = 0; j < K; j++)
+    int K = net->K, N = net->N, fallbacks = 0;
+    for (int j = 0; j < K; j++) {
+        int any = 0;
         for (int f = 0; f < N; f++) {
             net->fix_single[j * N + f] = amtl_sigmoid(net->arch[net->single_beta[j] + f]) > 0.5f;
             net->fix_inter[j * N + f] = amtl_sigmoid(net->arch[net->inter_beta[j] + f]) > 0.5f;
+            any |= net->fix_single[j * N + f] != 0.0f || net->fix_inter[j * N + f] != 0.0f;
         }
-    for (int c = 0; c < net->n_consumers; c++)
-        for (int i = 0; i < K; i++)
+        /* an expert without an input: its strongest single feature */
+        if (!any) {
+            net->fix_single[j * N + argmax_f(net->arch + net->single_beta[j], N)] = 1.0f;
+            fallbacks++;
+        }
+    }
+    for (int c = 0; c < net->n_consumers; c++) {
+        int any = 0;
+        for (int i = 0; i < K; i++) {
             net->fix_expert[c * K + i] = amtl_sigmoid(net->arch[net->me_beta[c] + i]) > 0.5f;
+            any |= net->fix_expert[c * K + i] != 0.0f;
+        }
+        /* a task (or next-layer expert) without an expert: its strongest one */
+        if (!any) {
+            net->fix_expert[c * K + argmax_f(net->arch + net->me_beta[c], K)] = 1.0f;
+            fallbacks++;
+        }
+    }
     net->selections_fixed = 1;
     net->warmup = 0;
     amtl_supernet_update_liveness(net);
+    return fallbacks;
 }
 
 const amtl_param *amtl_supernet_find(const amtl_supernet *net, const char *name)

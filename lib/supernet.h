@@ -195,8 +195,12 @@ int amtl_mop_argmax(const amtl_supernet *net, int i);
 /* Fixes the k still-mixed MixedOps of lowest entropy to their argmax; writes
  * the indices fixed (in order) to fixed[] when not NULL; returns how many. */
 int amtl_supernet_discretize(amtl_supernet *net, int k, int *fixed);
-/* Fixes every MixedOp and the feature / expert selections (sigmoid(beta) > 0.5). */
-void amtl_supernet_export(amtl_supernet *net);
+/* Fixes every MixedOp and the feature / expert selections (sigmoid(beta) >
+ * 0.5).  Nothing is left without an input: a layer-0 expert with no feature
+ * selected keeps its single feature of the largest beta, and a task or
+ * next-layer expert with no expert selected keeps the expert of the largest
+ * beta.  Returns how many such fallbacks were taken. */
+int amtl_supernet_export(amtl_supernet *net);
 
 /* ---- parameters by name --------------------------------------------------------- */
 

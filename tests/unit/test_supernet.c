@@ -353,6 +353,44 @@ static void test_export_thresholds(void)
     CHECK(all_chosen && fixed);
 }
 
+/* Export never leaves an expert without an input or a task without an
+ * expert: with every beta of expert 0's features and of the last task's
+ * experts below 0, the strongest one is kept, and the count says so. */
+static void test_export_fallback(void)
+{
+    amtl_config cfg = {0};
+    amtl_supernet net;
+    CHECK(tiny_net(&net, &cfg, 4) == 0);
+    int N = net.N, K = net.K, last = net.n_consumers - 1;
+    for (size_t i = 0; i < net.n_arch; i++)
+        net.arch[i] = 1.0f;  /* everything else clearly selected */
+    for (int f = 0; f < N; f++) {
+        net.arch[net.single_beta[0] + f] = -2.0f + 0.5f * (f == 1);
+        net.arch[net.inter_beta[0] + f] = -1.8f;  /* stronger, but the fallback is single */
+    }
+    for (int i = 0; i < K; i++)
+        net.arch[net.me_beta[last] + i] = -1.0f + 0.25f * (i == 2);
+    int fb = amtl_supernet_export(&net);
+    float s[8] = {0}, in[8] = {0}, e[8] = {0};
+    for (int f = 0; f < N && f < 8; f++) {
+        s[f] = net.fix_single[f];
+        in[f] = net.fix_inter[f];
+    }
+    for (int i = 0; i < K && i < 8; i++)
+        e[i] = net.fix_expert[last * K + i];
+    int others = 1;
+    for (int c = 0; c < last; c++)
+        for (int i = 0; i < K; i++)
+            others &= net.fix_expert[c * K + i] == 1.0f;
+    amtl_supernet_free(&net);
+    amtl_config_free(&cfg);
+    CHECK(fb == 2);
+    CHECK(s[0] == 0.0f && s[1] == 1.0f && s[2] == 0.0f);
+    CHECK(in[0] == 0.0f && in[1] == 0.0f && in[2] == 0.0f);
+    CHECK(e[0] == 0.0f && e[1] == 0.0f && e[2] == 1.0f);
+    CHECK(others);
+}
+
 static void test_reference_names_and_shapes(void)
 {
     amtl_config cfg = {0};
@@ -388,6 +426,7 @@ int main(void)
     RUN(test_gradcheck_sweep);
     RUN(test_entropy_order);
     RUN(test_export_thresholds);
+    RUN(test_export_fallback);
     RUN(test_reference_names_and_shapes);
     TEST_MAIN_END();
 }

@@ -328,15 +328,15 @@ static void test_early_stop_one_task(void)
     int best;
     /* better at 1, then three epochs without: patience 3 stops after epoch 4 */
     const double a[] = {0.60, 0.62, 0.61, 0.615, 0.619, 0.70};
-    CHECK(amtl_early_stop_scan(a, 6, 1, 3, &best) == 4 && best == 1);
+    CHECK(amtl_early_stop_scan(a, NULL, 6, 1, "auc", 3, 0, &best) == 4 && best == 1);
     /* patience 1: the first bad epoch ends it */
-    CHECK(amtl_early_stop_scan(a, 6, 1, 1, &best) == 2 && best == 1);
+    CHECK(amtl_early_stop_scan(a, NULL, 6, 1, "auc", 1, 0, &best) == 2 && best == 1);
     /* more patience than epochs: runs to the end, best is the last gain */
-    CHECK(amtl_early_stop_scan(a, 6, 1, 10, &best) == 5 && best == 5);
+    CHECK(amtl_early_stop_scan(a, NULL, 6, 1, "auc", 10, 0, &best) == 5 && best == 5);
     /* an equal value is no improvement */
     const double eq[] = {0.6, 0.6, 0.6};
-    CHECK(amtl_early_stop_scan(eq, 3, 1, 2, &best) == 2 && best == 0);
-    CHECK(amtl_early_stop_scan(a, 0, 1, 2, &best) == -1 && best == -1);
+    CHECK(amtl_early_stop_scan(eq, NULL, 3, 1, "auc", 2, 0, &best) == 2 && best == 0);
+    CHECK(amtl_early_stop_scan(a, NULL, 0, 1, "auc", 2, 0, &best) == -1 && best == -1);
 }
 
 static void test_early_stop_mean_rule(void)
@@ -349,28 +349,73 @@ static void test_early_stop_mean_rule(void)
      * e4 vs e2: (0.01/0.61 - 0.01/0.74) / 2 > 0      -> best 4 */
     const double a[] = {0.60, 0.70, 0.62, 0.69, 0.60, 0.75, 0.63, 0.70, 0.61, 0.74,
                         0.50, 0.50};
-    CHECK(amtl_early_stop_scan(a, 6, 2, 2, &best) == 5 && best == 4);
-    CHECK(amtl_early_stop_scan(a, 6, 2, 1, &best) == 3 && best == 2);
+    CHECK(amtl_early_stop_scan(a, NULL, 6, 2, "auc", 2, 0, &best) == 5 && best == 4);
+    CHECK(amtl_early_stop_scan(a, NULL, 6, 2, "auc", 1, 0, &best) == 3 && best == 2);
     /* a task without an AUC (one class) is left out of the mean */
     const double n[] = {0.60, NAN, 0.58, NAN, 0.61, NAN, 0.61, 0.9};
-    CHECK(amtl_early_stop_scan(n, 4, 2, 3, &best) == 3 && best == 2);
+    CHECK(amtl_early_stop_scan(n, NULL, 4, 2, "auc", 3, 0, &best) == 3 && best == 2);
     /* no AUC at all: the first epoch stays best, patience runs out */
     const double none[] = {NAN, NAN, NAN, NAN, NAN, NAN};
-    CHECK(amtl_early_stop_scan(none, 6, 1, 2, &best) == 2 && best == 0);
+    CHECK(amtl_early_stop_scan(none, NULL, 6, 1, "auc", 2, 0, &best) == 2 && best == 0);
 }
 
 static void test_early_stop_reset(void)
 {
     amtl_stopper s;
     const double hi[2] = {0.9, 0.9}, lo[2] = {0.5, 0.5};
-    amtl_stopper_reset(&s, 2);
-    CHECK(amtl_stopper_update(&s, 0, hi) == 1);
-    CHECK(amtl_stopper_update(&s, 1, lo) == 0 && s.bad_epochs == 1);
+    amtl_stopper_reset(&s, 2, "auc", 3, 0);
+    CHECK(amtl_stopper_update(&s, 0, hi, NULL) == 1);
+    CHECK(amtl_stopper_update(&s, 1, lo, NULL) == 0 && s.bad_epochs == 1);
     /* export resets the best: the next epoch is the best, however low */
-    amtl_stopper_reset(&s, 2);
+    amtl_stopper_reset(&s, 2, "auc", 3, 0);
     CHECK(s.best_epoch == -1 && s.bad_epochs == 0);
-    CHECK(amtl_stopper_update(&s, 6, lo) == 1 && s.best_epoch == 6);
+    CHECK(amtl_stopper_update(&s, 6, lo, NULL) == 1 && s.best_epoch == 6);
     CHECK(amtl_improved(s.best, hi, 2) && !amtl_improved(s.best, lo, 2));
+}
+
+/* The logloss rule: the mean validation logloss over the tasks must fall;
+ * AUC plays no part, and a task without a logloss is left out. */
+static void test_early_stop_logloss_rule(void)
+{
+    int best;
+    /* mean logloss per epoch: 0.50 0.45 0.46 0.44 0.44 0.47 — best 3 (equal is
+     * no improvement); AUCs move the other way and are ignored */
+    const double ll[] = {0.40, 0.60, 0.35, 0.55, 0.36, 0.56, 0.34, 0.54, 0.33, 0.55,
+                         0.37, 0.57};
+    const double auc[] = {0.9, 0.9, 0.5, 0.5, 0.9, 0.9, 0.5, 0.5, 0.95, 0.95, 0.99, 0.99};
+    CHECK(amtl_early_stop_scan(auc, ll, 6, 2, "logloss", 2, 0, &best) == 5 && best == 3);
+    CHECK(amtl_early_stop_scan(auc, ll, 6, 2, "logloss", 1, 0, &best) == 2 && best == 1);
+    /* the auc rule on the same epochs picks other ones */
+    CHECK(amtl_early_stop_scan(auc, ll, 6, 2, "auc", 1, 0, &best) == 1 && best == 0);
+    /* a task without a logloss (NaN) is left out of the mean */
+    const double lln[] = {0.5, NAN, 0.4, NAN, 0.45, NAN};
+    CHECK(amtl_early_stop_scan(auc, lln, 3, 2, "logloss", 1, 0, &best) == 2 && best == 1);
+    /* no logloss at all: the first epoch stays best */
+    const double none[] = {NAN, NAN, NAN, NAN};
+    CHECK(amtl_early_stop_scan(auc, none, 2, 2, "logloss", 1, 0, &best) == 1 && best == 0);
+}
+
+/* min_epochs: a run is never stopped before it has trained that many epochs,
+ * however long it goes without improvement; the best epoch is still the
+ * best, and patience applies again once min_epochs is reached. */
+static void test_early_stop_min_epochs(void)
+{
+    int best;
+    /* a rare-positive task's AUC: noisy and falling after epoch 0 */
+    const double a[] = {0.70, 0.60, 0.62, 0.65, 0.71, 0.69, 0.68, 0.67};
+    /* without min_epochs patience 2 stops after epoch 2 with best 0 */
+    CHECK(amtl_early_stop_scan(a, NULL, 8, 1, "auc", 2, 0, &best) == 2 && best == 0);
+    /* min_epochs 5: trains epochs 0..4, finds the better epoch 4, then patience */
+    CHECK(amtl_early_stop_scan(a, NULL, 8, 1, "auc", 2, 5, &best) == 6 && best == 4);
+    /* min_epochs beyond the run: every epoch is trained */
+    CHECK(amtl_early_stop_scan(a, NULL, 8, 1, "auc", 1, 20, &best) == 7 && best == 4);
+    /* min_epochs exactly reached with patience used up: stops there */
+    CHECK(amtl_early_stop_scan(a, NULL, 8, 1, "auc", 1, 3, &best) == 2 && best == 0);
+    amtl_stopper s;
+    amtl_stopper_reset(&s, 1, "auc", 1, 2);
+    amtl_stopper_update(&s, 0, a, NULL);
+    amtl_stopper_update(&s, 1, a + 1, NULL);
+    CHECK(s.bad_epochs == 1 && amtl_stopper_done(&s));
 }
 
 /* ---- sparse_embedding (lazy Adam) ---------------------------------------- */
@@ -579,6 +624,8 @@ int main(void)
     RUN(test_early_stop_one_task);
     RUN(test_early_stop_mean_rule);
     RUN(test_early_stop_reset);
+    RUN(test_early_stop_logloss_rule);
+    RUN(test_early_stop_min_epochs);
     RUN(test_sparse_embedding);
     RUN(test_eval_metrics);
     RUN(test_vocab_map);
