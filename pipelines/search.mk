@@ -4,10 +4,13 @@
 #
 #   make -f pipelines/search.mk CONFIG=configs/userbehavior.yaml DATA=UserBehavior.csv
 #   make -f pipelines/search.mk CONFIG=configs/synthetic.yaml ROWS=50000
+#   make -f pipelines/search.mk CONFIG=configs/demo.yaml DATASET=data.amtl
 #
 # Settings (make variables):
 #   CONFIG       the YAML config (configs/synthetic.yaml)
 #   DATA         amtl-prep's input files; empty: the synthetic data
+#   DATASET      a dataset file made already (amtl-prep -o); no prep stage
+#                then, and DATA, DATA_SEED, ROWS and TASKS do not apply
 #   NAME         the run's name (the config's file name without .yaml)
 #   OUT          where every file goes (results/NAME; results/ is git-ignored)
 #   BIN          where the tools are (bin)
@@ -16,7 +19,11 @@
 #   DATA_SEED    amtl-prep's seed (default: the config's seed)
 #   ROWS, TASKS  size of the synthetic data (100000 rows, 4 tasks)
 #   BASELINES    shared-bottom mmoe ple single-task linear (single-task: one
-#                model per task); empty for the search alone
+#                model per task); empty for the search alone.  The tasks are
+#                the config's labels, TASKS for the synthetic data, else the
+#                labels of the dataset file (amtl-prep --info, read through
+#                OUT/tasks.mk, which make builds first, with the dataset: so
+#                even make -n or -q runs amtl-prep then)
 #   BASELINE_OP  the expert op of the baselines (MLP-64)
 #   QUIET        --quiet (no progress lines); empty to see the tools' progress
 #   V=1          print the tools' command lines
@@ -40,6 +47,11 @@
 # into place when the tool succeeded, so a stage killed midway leaves no file
 # that make would take as done; the next make redoes that stage.
 #
+# Wall time.  Each tool runs under pipelines/timed: the wall-clock seconds of
+# the stage that made OUT/FILE are in OUT/wall/FILE.seconds; the table sums
+# them per model (search s, train s, eval s, wall s) and lists the
+# supernet's stages.
+#
 # Schedule (DESIGN.md section 4): warmup_epochs warm-up epochs, then
 # full_arch_train_epochs search epochs (each ending with discretize_ops
 # PD-DARTS steps, done by amtl-supernet), one frozen epoch (--phase finetune),
@@ -52,6 +64,7 @@ NAME        ?= $(basename $(notdir $(CONFIG)))
 OUT         ?= results/$(NAME)
 BIN         ?= bin
 DATA        ?=
+DATASET     ?=
 SET         ?=
 DATA_SEED   ?=
 ROWS        ?= 100000
@@ -64,9 +77,17 @@ ifneq ($(words $(OUT))$(findstring =,$(OUT))$(findstring :,$(OUT)),1)
   $(error OUT '$(OUT)' holds a space, '=' or ':', which make cannot take in file names)
 endif
 
+ifneq ($(DATA),)
+  ifneq ($(DATASET),)
+    $(error give DATA (amtl-prep's inputs) or DATASET (a dataset file), not both)
+  endif
+endif
+
 .DEFAULT_GOAL := all
 PIPE   := $(dir $(lastword $(MAKEFILE_LIST)))
 STAMPS := $(OUT)/stamps
+WALL   := $(OUT)/wall
+TIMED  := $(PIPE)timed
 
 ifeq ($(V),1)
   Q :=
@@ -77,7 +98,7 @@ else
 endif
 
 # ---- the stamps, rewritten now when their keys changed ----------------------
-PREP_INPUT := $(if $(DATA),files $(DATA),synthetic rows $(ROWS) tasks $(TASKS))
+PREP_INPUT := $(if $(DATASET),dataset $(DATASET),$(if $(DATA),files $(DATA),synthetic rows $(ROWS) tasks $(TASKS)))
 STAGE_ARGS := $(foreach s,$(SET),-s '$(s)') $(if $(DATA_SEED),-d '$(DATA_SEED)') \
               -x 'prep:input: $(PREP_INPUT)' -x 'baseline:op: $(BASELINE_OP)'
 $(shell $(PIPE)stage-config $(STAGE_ARGS) '$(CONFIG)' '$(STAMPS)' >&2)
@@ -87,7 +108,7 @@ endif
 include $(STAMPS)/vars.mk
 
 TOOLCFG  := --config $(CONFIG) $(foreach s,$(SET),--set '$(s)')
-D        := $(OUT)/data.amtl
+D        := $(if $(DATASET),$(DATASET),$(OUT)/data.amtl)
 count     = $(if $(filter-out 0,$(1)),$(shell seq 1 $(1)))
 
 # ---- the supernet: one file per epoch ---------------------------------------
@@ -101,7 +122,7 @@ define SUPERNET_STAGE
 $(OUT)/$(1).ckpt: $(D) $(STAMPS)/$(call stamp_of,$(1)).yaml $(if $(filter-out none,$(2)),$(OUT)/$(2).ckpt) $(BIN)/amtl-supernet
 	@$$(say) supernet $$@
 	@rm -f $$@.part $(OUT)/$(1).jsonl.part
-	$$(Q)$(BIN)/amtl-supernet --data $(D) $(TOOLCFG) $(QUIET) --phase $(call phase_of,$(1)) --epochs 1 \
+	$$(Q)$(TIMED) $(WALL)/$(1).ckpt.seconds $(BIN)/amtl-supernet --data $(D) $(TOOLCFG) $(QUIET) --phase $(call phase_of,$(1)) --epochs 1 \
 	    $(if $(filter-out none,$(2)),--init $(OUT)/$(2).ckpt) --metrics $(OUT)/$(1).jsonl.part -o $$@.part
 	@mv -f $(OUT)/$(1).jsonl.part $(OUT)/$(1).jsonl
 	@mv -f $$@.part $$@
@@ -109,12 +130,22 @@ endef
 $(foreach i,$(call count,$(words $(STAGES))),$(eval $(call SUPERNET_STAGE,$(word $(i),$(STAGES)),$(word $(i),none $(STAGES)))))
 
 # ---- baselines: names of files, kinds for amtl-discretize --------------------
-N_TASKS := $(if $(filter-out 0,$(N_LABELS)),$(N_LABELS),$(if $(DATA),0,$(TASKS)))
+# The number of tasks: the config's labels, TASKS for the synthetic data,
+# else the dataset file's labels, counted by amtl-prep --info into an
+# included makefile (make builds it, with the dataset, then restarts).
+N_TASKS := $(if $(filter-out 0,$(N_LABELS)),$(N_LABELS),$(if $(DATA)$(DATASET),,$(TASKS)))
 ifneq ($(filter single-task,$(BASELINES)),)
-  ifeq ($(N_TASKS),0)
-    $(warning single-task baselines need the number of tasks: list the labels in the config or set TASKS; skipped)
+  ifeq ($(N_TASKS),)
+    -include $(OUT)/tasks.mk
+    N_TASKS := $(DATA_TASKS)
   endif
 endif
+
+$(OUT)/tasks.mk: $(D) $(BIN)/amtl-prep
+	@mkdir -p $(@D)
+	$(Q)$(BIN)/amtl-prep --info $(D) | \
+	    awk 'NF >= 3 && $$(NF - 1) == "label" { n++ } END { print "DATA_TASKS := " n + 0 }' > $@.tmp
+	@mv -f $@.tmp $@
 TASK_IDS := $(if $(filter-out 0,$(N_TASKS)),$(shell seq 0 $$(($(N_TASKS) - 1))))
 MODELS   := $(foreach b,$(BASELINES),$(if $(filter single-task,$(b)),$(addprefix single-task-,$(TASK_IDS)),$(b)))
 kind_of   = $(if $(filter single-task-%,$(1)),single-task:$(patsubst single-task-%,%,$(1)),$(1))
@@ -134,23 +165,26 @@ table: $(OUT)/results.tsv $(OUT)/arch.txt
 	@cat $(OUT)/arch.txt
 	@echo
 	@column -t -s '	' $(OUT)/results.tsv
+	@python3 $(PIPE)table.py --stages $(OUT)
 	@python3 $(PIPE)table.py --floor $(OUT)/results.tsv
 
 prune:
 	rm -f $(filter-out $(OUT)/frozen.ckpt,$(STAGES:%=$(OUT)/%.ckpt))
 
+ifeq ($(DATASET),)
 $(D): $(STAMPS)/prep.yaml $(DATA) $(BIN)/amtl-prep
 	@$(say) prep $@
 	@mkdir -p $(@D)
-	$(Q)$(BIN)/amtl-prep $(TOOLCFG) $(if $(DATA_SEED),--seed $(DATA_SEED)) \
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-prep $(TOOLCFG) $(if $(DATA_SEED),--seed $(DATA_SEED)) \
 	    $(if $(DATA),,--synthetic --rows $(ROWS) --tasks $(TASKS)) -o $@ $(DATA)
+endif
 
 $(OUT)/metrics.jsonl: $(STAGES:%=$(OUT)/%.ckpt)
 	$(Q)cat $(STAGES:%=$(OUT)/%.jsonl) > $@.tmp && mv -f $@.tmp $@
 
 $(OUT)/arch.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
 	@$(say) export $@
-	$(Q)$(BIN)/amtl-discretize --export -o $@ $<
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-discretize --export -o $@ $<
 
 $(OUT)/arch.txt: $(OUT)/arch.amtl
 	$(Q)$(BIN)/amtl-discretize --show $< > $@.tmp && mv -f $@.tmp $@
@@ -158,27 +192,28 @@ $(OUT)/arch.txt: $(OUT)/arch.amtl
 $(OUT)/searched.model: $(OUT)/arch.amtl $(OUT)/frozen.ckpt $(D) $(STAMPS)/finetune.yaml $(BIN)/amtl-train
 	@$(say) train $@
 	@rm -f $@.part $(OUT)/searched.jsonl.part
-	$(Q)$(BIN)/amtl-train --data $(D) --arch $< --init $(OUT)/frozen.ckpt $(TOOLCFG) $(QUIET) \
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-train --data $(D) --arch $< --init $(OUT)/frozen.ckpt $(TOOLCFG) $(QUIET) \
 	    --epochs $(FINETUNE_EPOCHS) --metrics $(OUT)/searched.jsonl.part -o $@.part
 	@mv -f $(OUT)/searched.jsonl.part $(OUT)/searched.jsonl
 	@mv -f $@.part $@
 
 $(OUT)/%.arch: $(D) $(STAMPS)/baseline.yaml $(BIN)/amtl-discretize
 	@$(say) baseline $@
-	$(Q)$(BIN)/amtl-discretize --baseline $(call kind_of,$*) $(if $(filter linear,$*),,--op $(BASELINE_OP)) \
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-discretize --baseline $(call kind_of,$*) $(if $(filter linear,$*),,--op $(BASELINE_OP)) \
 	    --data $(D) $(TOOLCFG) -o $@
 
 $(OUT)/%.model: $(OUT)/%.arch $(D) $(STAMPS)/train.yaml $(BIN)/amtl-train
 	@$(say) train $@
 	@rm -f $@.part $(OUT)/$*.jsonl.part
-	$(Q)$(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
 	    --metrics $(OUT)/$*.jsonl.part -o $@.part
 	@mv -f $(OUT)/$*.jsonl.part $(OUT)/$*.jsonl
 	@mv -f $@.part $@
 
 $(OUT)/%.eval.json: $(OUT)/%.model $(D) $(BIN)/amtl-eval
 	@$(say) eval $@
-	$(Q)$(BIN)/amtl-eval --model $< --data $(D) --json > $@.tmp && mv -f $@.tmp $@
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-eval --model $< --data $(D) --split test --json > $@.tmp
+	@mv -f $@.tmp $@
 
 $(OUT)/results.tsv: $(OUT)/searched.eval.json $(MODELS:%=$(OUT)/%.eval.json) $(OUT)/metrics.jsonl
 	$(Q)python3 $(PIPE)table.py $(OUT) searched $(MODELS) > $@.tmp && mv -f $@.tmp $@

@@ -77,10 +77,21 @@ set_key() {
     # the table: a header and one row per model, single-task models in one row
     cut -f 1 "$R/results.tsv" > "$TMP/rows"
     printf '%s\n' model searched shared-bottom mmoe ple single-task linear | diff -u - "$TMP/rows"
-    head -n 1 "$R/results.tsv" | grep -q $'^model\ttask0 AUC\ttask1 AUC\ttask2 AUC\ttask3 AUC\tmean AUC\tparams\tsearch s\ttrain s\tarch\tmodel$'
+    head -n 1 "$R/results.tsv" | grep -q $'^model\ttask0 AUC\ttask1 AUC\ttask2 AUC\ttask3 AUC\tmean AUC\tparams\tsearch s\ttrain s\teval s\twall s\tarch\tmodel$'
     grep -q $'^searched\t.*\t'"$R/arch.amtl"$'\t'"$R/searched.model"'$' "$R/results.tsv"
     [[ "$output" == *"searched model: $R/searched.model"* ]]
     [[ "$output" == *"shared-bottom"* ]]
+    # each stage's wall seconds: one file per stage, the sums in the table
+    for f in data.amtl warmup-1.ckpt search-2.ckpt frozen.ckpt arch.amtl searched.model \
+             searched.eval.json mmoe.arch mmoe.model mmoe.eval.json single-task-3.model; do
+        grep -qx '[0-9]*\.[0-9][0-9][0-9]' "$R/wall/$f.seconds" || { echo "wall/$f"; false; }
+    done
+    # searched: search, train, eval and wall seconds; baselines: no search
+    awk -F '\t' 'NR > 1 && $1 == "searched" { exit !($8 > 0 && $9 > 0 && $10 > 0 && $11 >= $8 + $9 + $10 - 0.2) }' "$R/results.tsv"
+    [ "$(awk -F '\t' 'NR > 1 && $1 != "searched" && $8 == "-" && $9 > 0 && $10 > 0 && $11 > 0' "$R/results.tsv" | wc -l)" -eq 5 ]
+    [[ "$output" == *"wall s per stage: prep "*"; supernet warmup-1 "*", search-1 "*", search-2 "*", frozen "*"; export "* ]]
+    # only amtl-eval reads the test split, once per model
+    [ "$(grep -c '"split":"test"' "$R"/*.eval.json | awk -F : '{ n += $2 } END { print n }')" -eq 9 ]
     # nothing half-written left behind, nothing made outside the run dir
     [ -z "$(find "$R" -name '*.part' -o -name '*.tmp')" ]
     [ "$(ls "$TMP")" = "$(printf 'c.yaml\nrows\nrun')" ]
@@ -216,6 +227,81 @@ set_key() {
     [[ "$stderr" == *"holds a space, '=' or ':'"* ]]
 }
 
+@test "search.mk: DATA without labels in the config: single-task models from the dataset's labels" {
+    tiny_config
+    F="$FIXTURES/eval"
+    run --separate-stderr pipeline DATA="$F/train.csv $F/test.csv" SET="batch_size=64" \
+        BASELINES="single-task linear"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    R="$TMP/run"
+    # the labels click and buy, counted by amtl-prep --info
+    grep -qx 'DATA_TASKS := 2' "$R/tasks.mk"
+    [ -s "$R/single-task-0.model" ] && [ -s "$R/single-task-1.model" ] && [ ! -e "$R/single-task-2.model" ]
+    cut -f 1 "$R/results.tsv" | diff -u <(printf '%s\n' model searched single-task linear) -
+    head -n 1 "$R/results.tsv" | grep -q $'^model\tclick AUC\tbuy AUC\tmean AUC\tparams\tsearch s\ttrain s\teval s\twall s\t'
+    # single-task: both models' AUC, their seconds summed
+    awk -F '\t' '$1 == "single-task" { exit !($2 > 0 && $3 > 0 && $7 > 0 && $9 > 0) }' "$R/results.tsv"
+    st_train=$(cat "$R/wall/single-task-0.model.seconds" "$R/wall/single-task-1.model.seconds" | awk '{ s += $1 } END { printf "%.1f", s }')
+    [ "$(awk -F '\t' '$1 == "single-task" { print $7 }' "$R/results.tsv")" = "$st_train" ]
+    [[ "$output" == *"wall s per stage: prep "* ]]
+    # done: nothing to redo, tasks.mk included
+    run pipeline -q DATA="$F/train.csv $F/test.csv" SET="batch_size=64" BASELINES="single-task linear" \
+        "$R/results.tsv"
+    [ "$status" -eq 0 ]
+}
+
+@test "search.mk: DATASET, a dataset file made already: no prep stage, the tasks from the file" {
+    tiny_config
+    amtl-prep --synthetic --rows 2000 --tasks 3 --seed 4 -o "$TMP/d.amtl"
+    RUN_ARGS=(DATASET="$TMP/d.amtl" BASELINES="single-task")
+    run --separate-stderr pipeline
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    R="$TMP/run"
+    [ ! -e "$R/data.amtl" ] && [ ! -e "$R/wall/data.amtl.seconds" ]
+    [ -s "$R/single-task-2.model" ] && [ ! -e "$R/single-task-3.model" ]
+    [ "$(cut -f 1 "$R/results.tsv" | tr '\n' ' ')" = "model searched single-task " ]
+    [[ "$output" != *"wall s per stage: prep"* ]]
+    [[ "$output" == *"wall s per stage: supernet warmup-1 "* ]]
+    # a new dataset file makes every stage stale
+    snapshot > "$TMP/before"
+    sleep 1
+    amtl-prep --synthetic --rows 2000 --tasks 3 --seed 5 -o "$TMP/d.amtl"
+    pipeline > /dev/null
+    snapshot > "$TMP/after"
+    changed "$TMP/before" "$TMP/after" | grep -q '^warmup-1\.ckpt$'
+    # DATA and DATASET together: refused
+    run --separate-stderr pipeline DATA="$FIXTURES/eval/train.csv"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"give DATA (amtl-prep's inputs) or DATASET (a dataset file), not both"* ]]
+}
+
+@test "stage-config: the quality keys go to the stages that read them; finetune_epochs sets the fine-tuning" {
+    printf '%s\n' 'data: {min_id_count: 2, dense_transform: log-standardize, trim: true}' \
+        'model: {wide: true}' 'train: {embedding_l2: 1e-6, linear_l2: [0.1, 1]}' 'search:' \
+        '  epochs: 20' '  arch_sparsity: 0.1' '  early_stop: logloss' '  min_epochs: 3' \
+        '  finetune_epochs: 7' > "$TMP/c.yaml"
+    run --separate-stderr "$PIPE/stage-config" "$TMP/c.yaml" "$TMP/st"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+    has() { grep -qxF "$2" "$TMP/st/$1.yaml"; }
+    has prep 'min_id_count: 2' && has prep 'dense_transform: log-standardize' && has prep 'trim: true'
+    ! grep -q min_id_count "$TMP/st/train.yaml"
+    has baseline 'wide: true' && has warmup 'wide: true' && has frozen 'wide: true'
+    has warmup 'embedding_l2: 1e-6' && has finetune 'embedding_l2: 1e-6' && has train 'embedding_l2: 1e-6'
+    has search 'arch_sparsity: 0.1' && has frozen 'arch_sparsity: 0.1'
+    ! grep -q arch_sparsity "$TMP/st/warmup.yaml" "$TMP/st/train.yaml"
+    for s in finetune train; do
+        has $s 'early_stop: logloss' && has $s 'min_epochs: 3'
+    done
+    has train 'linear_l2: [0.1, 1]'
+    ! grep -q linear_l2 "$TMP/st/finetune.yaml" "$TMP/st/warmup.yaml"
+    # fine-tuning: finetune_epochs when set, else epochs minus the supernet's
+    grep -qx 'FINETUNE_EPOCHS := 7' "$TMP/st/vars.mk"
+    has finetune 'finetune_epochs: 7'
+    "$PIPE/stage-config" -s finetune_epochs=0 "$TMP/c.yaml" "$TMP/st"
+    grep -qx 'FINETUNE_EPOCHS := 14' "$TMP/st/vars.mk"
+}
+
 @test "stage-config: each stamp holds its stage's keys; unknown keys go everywhere, with a warning" {
     cat > "$TMP/c.yaml" <<'EOF'
 # sections, a flow mapping, lists over lines and as items, quotes, comments
@@ -346,7 +432,7 @@ EOF
         --set gate_mode=sample,reference --out "$TMP/sw" --bin "$AMTL_BIN"
     [ "$status" -eq 0 ] || { echo "$stderr"; false; }
     T="$TMP/sw/sweep.tsv"
-    head -n 1 "$T" | grep -q $'^run\tseed\tgate_mode\ttask0 AUC\ttask1 AUC\ttask2 AUC\ttask3 AUC\tmean AUC\tparams\tsearch s\ttrain s\tarch\tmodel\tstatus$'
+    head -n 1 "$T" | grep -q $'^run\tseed\tgate_mode\ttask0 AUC\ttask1 AUC\ttask2 AUC\ttask3 AUC\tmean AUC\tparams\tsearch s\ttrain s\teval s\twall s\tarch\tmodel\tstatus$'
     cut -f 1-3 "$T" | tail -n +2 > "$TMP/rows"
     printf 's1-gate_mode-sample\t1\tsample\ns1-gate_mode-reference\t1\treference\n' > "$TMP/want"
     printf 's2-gate_mode-sample\t2\tsample\ns2-gate_mode-reference\t2\treference\n' >> "$TMP/want"
@@ -372,8 +458,8 @@ EOF
         --set gate_mode=bogus,sample --out "$TMP/sw" --bin "$AMTL_BIN"
     [ "$status" -eq 1 ]
     [ "$(cut -f 1,3 "$TMP/sw/sweep.tsv" | tail -n +2)" = "$(printf 's1-gate_mode-bogus\tbogus\ns1-gate_mode-sample\tsample')" ]
-    awk -F '\t' 'NR == 2 { exit !($NF == "failed" && $4 == "n/a" && NF == 14) }' "$TMP/sw/sweep.tsv"
-    awk -F '\t' 'NR == 3 { exit !($NF == "ok" && NF == 14) }' "$TMP/sw/sweep.tsv"
+    awk -F '\t' 'NR == 2 { exit !($NF == "failed" && $4 == "n/a" && NF == 16) }' "$TMP/sw/sweep.tsv"
+    awk -F '\t' 'NR == 3 { exit !($NF == "ok" && NF == 16) }' "$TMP/sw/sweep.tsv"
     [[ "$stderr" == *"FAILED (see $TMP/sw/s1-gate_mode-bogus.log)"* ]]
     run --separate-stderr "$PIPE/sweep.sh" --no-such-option
     [ "$status" -eq 2 ]
@@ -384,3 +470,4 @@ EOF
     [ "$status" -eq 0 ]
     [[ "${lines[0]}" == "Usage: pipelines/sweep.sh [options]" ]]
 }
+
