@@ -5,6 +5,8 @@
 #   cuda     $BUILD/tests/test_cuda: every primitive of the CUDA backend
 #            against the CPU backend; a skipped test is a failure here (it
 #            means no usable GPU or no CUDA in the build)
+#   cudastep $BUILD/tests/test_supernet_cuda: whole training steps on CUDA
+#            against the CPU backend, over the sweep of shapes (same rules)
 #   device   $BUILD/bench/device --device cuda, the device benchmark (a
 #            missing GPU is a failure here); its samples/s and fraction of
 #            the cuBLAS ceiling go into the table
@@ -17,7 +19,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BIN=${BIN:-bin}
 JOBS=${JOBS:-16}
-T_BUILD=240 T_CUDA=90 T_DEVICE=90
+T_BUILD=240 T_CUDA=60 T_DEVICE=90
 
 log=$(mktemp -d)
 rows=()
@@ -92,20 +94,26 @@ nwarn=$(grep -c 'warning:' "$log/build" || true)
 row build ok "$secs" "$nwarn warnings"
 
 # ---- the CUDA backend against the CPU backend -----------------------------------
-echo "== cuda: $BUILD/tests/test_cuda"
-run cuda "$T_CUDA" "$BUILD/tests/test_cuda"
-cat "$log/cuda"
-npass=$(grep -c '^ok ' "$log/cuda" || true)
-nskip=$(grep -c '^ok .*# SKIP' "$log/cuda" || true)
-nfail=$(grep -c '^not ok ' "$log/cuda" || true)
-if [ "$nskip" -gt 0 ]; then
-    echo "gpu-check: test_cuda skipped $nskip tests: $(grep -m1 -o '# SKIP.*' "$log/cuda")" >&2
-    row cuda FAIL "$secs" "$nskip skipped: no usable GPU"
-elif [ $rc != 0 ] || [ "$nfail" -gt 0 ] || [ "$npass" = 0 ]; then
-    row cuda FAIL "$secs" "$nfail of $((npass + nfail)) failed, $(limit_note $rc $T_CUDA)"
-else
-    row cuda ok "$secs" "$npass passed"
-fi
+# test_cuda: every primitive; test_supernet_cuda: whole training steps on the
+# sweep of shapes (tower depths, expert layers, dense fields, ops, gate modes)
+cuda_stage() {  # stage program
+    echo "== $1: $BUILD/tests/$2"
+    run "$1" "$T_CUDA" "$BUILD/tests/$2"
+    cat "$log/$1"
+    npass=$(grep -c '^ok ' "$log/$1" || true)
+    nskip=$(grep -c '^ok .*# SKIP' "$log/$1" || true)
+    nfail=$(grep -c '^not ok ' "$log/$1" || true)
+    if [ "$nskip" -gt 0 ]; then
+        echo "gpu-check: $2 skipped $nskip tests: $(grep -m1 -o '# SKIP.*' "$log/$1")" >&2
+        row "$1" FAIL "$secs" "$nskip skipped: no usable GPU"
+    elif [ $rc != 0 ] || [ "$nfail" -gt 0 ] || [ "$npass" = 0 ]; then
+        row "$1" FAIL "$secs" "$nfail of $((npass + nfail)) failed, $(limit_note $rc $T_CUDA)"
+    else
+        row "$1" ok "$secs" "$npass passed"
+    fi
+}
+cuda_stage cuda test_cuda
+cuda_stage cudastep test_supernet_cuda
 
 # ---- the device benchmark ---------------------------------------------------------
 if [ ! -f bench/device.c ]; then
