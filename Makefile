@@ -61,7 +61,7 @@ UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test
 BENCH   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 DEPSTAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit-tests demo bench check-asan check-valgrind fuzz plots sweep install clean
+.PHONY: all deps test unit-tests demo bench check-asan check-valgrind fuzz plots sweep quality install clean
 
 all: $(TOOLS)
 
@@ -165,6 +165,13 @@ plots: $(DEPSTAMP)
 sweep: $(DEPSTAMP)
 	@$(MAKE) --no-print-directory all
 	@pipelines/sweep.sh
+
+# test AUC of the search, every baseline and the linear floor on the real data
+# sets over seeds: results/quality/quality.md (pipelines/quality.mk; QUICK=1
+# for a smoke run of the pipeline, DATASETS, SEEDS, CONFIG_<set>)
+quality: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/quality.mk
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The make pipelines: a whole search end to end, what reruns when the config
-# changes, a stage killed midway, the shipped configs, plots and sweeps.
+# changes, a stage killed midway, the shipped configs, plots, sweeps and the
+# quality runs (make quality).
 # Every run is tiny (a few thousand synthetic rows, a small supernet) and goes
 # to a temp dir.  Each test runs tens of tools, minutes under memcheck, and
 # tests nothing of them that the other files do not: all are tagged "long",
@@ -471,3 +472,91 @@ EOF
     [[ "${lines[0]}" == "Usage: pipelines/sweep.sh [options]" ]]
 }
 
+# A tiny quality run: the synthetic long-tail data, the tiny config.
+quality() {
+    (cd "$REPO" && make --no-print-directory -f "$PIPE/quality.mk" DATASETS=zipf CONFIG_zipf="$TMP/c.yaml" \
+        OUT="$TMP/q" BIN="$AMTL_BIN" ROWS=2000 "$@")
+}
+
+@test "quality.mk: data sets x seeds, every model, one TSV row per model and seed, tables with the floor" {
+    tiny_config
+    printf 'data:\n  min_id_count: 2\n' >> "$TMP/c.yaml"
+    run --separate-stderr quality SEEDS="1 2" BASELINES="mmoe single-task linear"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    Q="$TMP/q"
+    # each seed: its own data (amtl-prep --seed) and its own training seed
+    ! cmp -s "$Q/zipf/s1/data.amtl" "$Q/zipf/s2/data.amtl"
+    grep -q -- '--seed 2 --synthetic --synthetic-kind zipf --rows 2000' "$Q/zipf/s2/prep-args"
+    # the training config's data keys go to amtl-prep too
+    grep -q -- '--set min_id_count=2 --seed 2' "$Q/zipf/s2/prep-args"
+    amtl-prep --info "$Q/zipf/s2/data.amtl" | grep -q '^min_id_count  *2$'
+    grep -qx 'seed: 2' "$Q/zipf/s2/stamps/train.yaml"
+    grep -qx 'seed: 1' "$Q/zipf/s1/stamps/warmup.yaml"
+    [ -s "$Q/zipf/s2/wall/data.amtl.seconds" ]
+    # the TSV: a header, 2 seeds x (searched, mmoe, single-task, linear)
+    head -n 1 "$Q/quality.tsv" | grep -qx $'dataset\tmodel\tseed\ttask0 AUC\ttask1 AUC\ttask2 AUC\tmean AUC\tparams\tsearch s\ttrain s\teval s\twall s\tprep s\ttest rows'
+    tail -n +2 "$Q/quality.tsv" | cut -f 1-3 > "$TMP/rows"
+    printf 'zipf\t%s\t1\n' searched mmoe single-task linear > "$TMP/want"
+    printf 'zipf\t%s\t2\n' searched mmoe single-task linear >> "$TMP/want"
+    diff -u "$TMP/want" "$TMP/rows"
+    awk -F '\t' 'NR > 1 && !($7 > 0 && $7 < 1 && $12 > 0 && $14 == 200) { exit 1 }' "$Q/quality.tsv"
+    # the report: one table per data set, the floor in it, a finding line under it
+    M="$Q/quality.md"
+    grep -qx '## zipf' "$M"
+    grep -qx '| model | task0 | task1 | task2 | mean test AUC | min–max | wall s |' "$M"
+    grep -q '^| searched | 0\.[0-9]* | 0\.[0-9]* | 0\.[0-9]* | 0\.[0-9]* ± 0\.[0-9]* | 0\.[0-9]*–0\.[0-9]* | [0-9.]* |$' "$M"
+    grep -q '^| linear floor | ' "$M"
+    grep -q '^| MMoE | ' "$M" && grep -q '^| single-task | ' "$M"
+    grep -q '^\*\*Finding:\*\* below the linear floor\|^Every deep model clears the linear floor' "$M"
+    grep -q 'sample standard deviation over the seeds' "$M"
+    grep -q '^Not measured: ali-ccp, aliexpress, census-income — .*format tests only' "$M"
+    [[ "$output" == *"## zipf"* ]]
+    # done: a second run redoes nothing and writes the same tables
+    cp "$Q/quality.tsv" "$TMP/first.tsv"
+    find "$Q/zipf" -type f ! -path '*/config-keys/*' -printf '%p %T@\n' | sort > "$TMP/before"
+    run --separate-stderr quality SEEDS="1 2" BASELINES="mmoe single-task linear"
+    [ "$status" -eq 0 ]
+    find "$Q/zipf" -type f ! -path '*/config-keys/*' -printf '%p %T@\n' | sort > "$TMP/after"
+    diff -u "$TMP/before" "$TMP/after"
+    diff -u "$TMP/first.tsv" "$Q/quality.tsv"
+}
+
+@test "quality.mk: a deep model below the floor is a finding line under its table" {
+    # one seed, the floor and a model with next to no training
+    tiny_config
+    run --separate-stderr quality SEEDS=1 BASELINES="mmoe linear" SET="epochs=1 warmup_epochs=0 full_arch_train_epochs=0 lr=1e-6"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    M="$TMP/q/quality.md"
+    floor=$(awk -F '\t' '$2 == "linear" { print $7 }' "$TMP/q/quality.tsv")
+    mmoe=$(awk -F '\t' '$2 == "mmoe" { print $7 }' "$TMP/q/quality.tsv")
+    if awk -v a="$mmoe" -v b="$floor" 'BEGIN { exit !(a < b) }'; then
+        grep -q "^\*\*Finding:\*\* below the linear floor (mean test AUC $floor): .*MMoE $mmoe (below in 1 of 1 seeds)" "$M"
+    else
+        grep -q '^Every deep model clears the linear floor' "$M"
+    fi
+    grep -q 'Overrides for every run: `epochs=1 warmup_epochs=0 full_arch_train_epochs=0 lr=1e-6`' "$M"
+}
+
+@test "quality.mk: the real sets are planned with their configs; the tiny samples and bad settings are refused" {
+    need_shared_data
+    # make -n: the commands, none run (QUICK: 3000 rows of each input)
+    run --separate-stderr make --no-print-directory -C "$REPO" -n -f "$PIPE/quality.mk" QUICK=1 OUT="$TMP/q" \
+        BIN="$AMTL_BIN" SHARED="$SHARED_DATA" SEEDS="1 3"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    [[ "$output" == *"bench/quality/tianchi-ecomm.py $SHARED_DATA/tianchi-ecomm $TMP/q/tianchi-ecomm/tianchi-ecomm.csv.tmp"* ]]
+    grep -q -- "amtl-prep --config configs/adult.yaml .*--seed 3 --limit 3000 $SHARED_DATA/adult/adult.data.gz $SHARED_DATA/adult/adult.test.gz -o $TMP/q/adult/s3/data.amtl.part" <<<"$output"
+    grep -q -- "amtl-prep --config configs/tianchi-ecomm.yaml .*--seed 1 --limit 3000 $TMP/q/tianchi-ecomm/tianchi-ecomm.csv -o" <<<"$output"
+    grep -q -- "search.mk .*CONFIG='configs/quality-adult.yaml' DATASET='$TMP/q/adult/s3/data.amtl'" <<<"$output"
+    [ ! -e "$TMP/q/adult/s1/data.amtl" ]
+    # refused before anything runs
+    run --separate-stderr make --no-print-directory -C "$REPO" -f "$PIPE/quality.mk" DATASETS="adult ali-ccp" OUT="$TMP/q2"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"ali-ccp: samples of at most 100 rows in ../shared/data, format tests only (tests/bats); too small to measure quality"* ]]
+    run --separate-stderr make --no-print-directory -C "$REPO" -f "$PIPE/quality.mk" DATASETS=zipf SEEDS="1 x" OUT="$TMP/q2"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"a seed is a number: SEEDS '1 x'"* ]]
+    run --separate-stderr make --no-print-directory -C "$REPO" -f "$PIPE/quality.mk" DATASETS=zipf CONFIG_zipf="$TMP/none.yaml" OUT="$TMP/q2"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"zipf: $TMP/none.yaml is missing (the training config of make quality)"* ]]
+    [ ! -e "$TMP/q2" ]
+}
