@@ -63,7 +63,13 @@ DEPSTAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps test unit-tests demo bench check-asan check-valgrind fuzz plots sweep quality install clean
 
+ifeq ($(PKG_LIBS),)
+# a fresh machine: get the packages, then build in a make that reads their flags
+all: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory $(TOOLS)
+else
 all: $(TOOLS)
+endif
 
 # Dependencies: installed by apt-get when root, otherwise the exact line.
 deps:

@@ -518,11 +518,12 @@ int amtl_arch_config(const amtl_file *arch, amtl_config *cfg, const char *what,
     amtl_strbuf_printf(&y,
                        "embedding_dim: %d\nn_experts: %d\nn_expert_layers: %d\n"
                        "expert_n_layers: %d\nexpert_width: %d\ndropout: %.9g\n"
-                       "embedding_init_std: %.9g\ngate_dense: %s\nwide: %s\ntower_layers: [",
+                       "embedding_init_std: %.9g\ngate_dense: %s\nwide: %s\nwide_init: %s\n"
+                       "tower_layers: [",
                        c->embedding_dim, c->n_experts, c->n_expert_layers,
                        c->expert_n_layers, c->expert_width, (double)c->dropout,
                        (double)c->embedding_init_std, c->gate_dense ? "true" : "false",
-                       c->wide ? "true" : "false");
+                       c->wide ? "true" : "false", c->wide_init);
     for (int i = 0; i < c->tower_layers.n; i++)
         amtl_strbuf_printf(&y, "%s%d", i ? ", " : "", c->tower_layers.items[i]);
     /* op names passed amtl_op_parse: plain YAML scalars */

@@ -62,6 +62,8 @@ static const key_def keys[] = {
         "feed dense features to the expert gates (the reference does not)"),
     KEY(wide, K_BOOL, "false", "model",
         "a wide part: a per-task linear logit over the one-hot ids and dense values"),
+    KEY(wide_init, K_STRING, "zero", "model",
+        "start of the wide part: zero | linear (the fitted logistic regression)"),
 
     KEY(batch_size, K_INT, "2048", "train", "rows per batch (at least 2, for BatchNorm)"),
     KEY(lr, K_FLOAT, "0.001", "train", "Adam learning rate of the weights"),
@@ -1315,6 +1317,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
     static const char *const dense_transforms[] = {"none", "standardize", "log-standardize",
                                                    NULL};
     static const char *const early_stops[] = {"auc", "logloss", NULL};
+    static const char *const wide_inits[] = {"zero", "linear", NULL};
     static const char *const formats[] = {"processed", "csv",      "userbehavior",
                                           "ijcai15",   "kuairand", "qb-video",
                                           NULL};
@@ -1335,7 +1338,8 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         return bad(st, "embedding_init_std", "must be in [0, 100], got %g",
                    (double)c->embedding_init_std);
     if (validate_ops(c, st) || one_of(st, "gate_mode", c->gate_mode, gate_modes) ||
-        one_of(st, "arch_data", c->arch_data, arch_datas))
+        one_of(st, "arch_data", c->arch_data, arch_datas) ||
+        one_of(st, "wide_init", c->wide_init, wide_inits))
         return -1;
 
     if (c->batch_size < 2)

@@ -46,6 +46,7 @@ typedef struct {
     char *gate_mode;          /* "sample" | "reference" */
     int gate_dense;           /* feed dense features to the expert gates (0 = reference) */
     int wide;                 /* per-task linear logit beside the deep part (0 = off) */
+    char *wide_init;          /* "zero" | "linear": the wide part's start */
 
     /* training */
     int batch_size;           /* 2048 */

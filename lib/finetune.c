@@ -142,6 +142,9 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
             goto out;
     }
     amtl_trainer_sync_liveness(&tr);
+    /* from scratch, the wide part starts at the fitted regression (wide_init) */
+    if (!o->init && !amtl_linear_is_baseline(&arch) && amtl_wide_fit(&tr, &ds, st))
+        goto out;
     if (o->metrics && !(mf = fopen(o->metrics, "a"))) {
         mf = stdout;
         amtl_error(st, AMTL_EIO, "cannot open '%s': %s", o->metrics, strerror(errno));

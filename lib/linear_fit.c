@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "progress.h"
 #include "tensor.h"
+#include "wide.h"
 
 /* ---- data ----------------------------------------------------------------- */
 
@@ -510,13 +511,11 @@ void amtl_linear_write(amtl_supernet *net, int t, const double *x)
 
 #define LR_GRID_MAX 256
 
-int amtl_linear_train(amtl_trainer *tr, const amtl_dataset *ds, void *metrics,
-                      amtl_status *st)
+int amtl_linear_fit_tasks(amtl_trainer *tr, const amtl_dataset *ds, const char *who,
+                          amtl_linear_writer write, double *loss, amtl_status *st)
 {
     amtl_supernet *net = &tr->net;
     int T = net->T;
-    if (amtl_linear_check_net(net, st))
-        return -1;
     double grid[LR_GRID_MAX];
     int ng;
     if (tr->cfg.linear_l2.n > 0) {
@@ -542,11 +541,10 @@ int amtl_linear_train(amtl_trainer *tr, const amtl_dataset *ds, void *metrics,
     amtl_lr_data probe;
     amtl_lr_data_split(&probe, ds, AMTL_SPLIT_TRAIN, 0, -1, off);
     if (!(x = malloc((size_t)amtl_lr_nvars(&probe) * sizeof *x))) {
-        amtl_error(st, AMTL_ENOMEM, "out of memory fitting the linear floor");
+        amtl_error(st, AMTL_ENOMEM, "out of memory fitting the logistic regression");
         goto out;
     }
-    amtl_linear_clear(net);
-    double t0 = amtl_now(), loss_sum = 0;
+    double loss_sum = 0;
     int fitted = 0;  /* tasks with a fit (not intercept-only) */
     for (int t = 0; t < T; t++) {
         if (tr->task_w[t] == 0.0f)
@@ -556,20 +554,20 @@ int amtl_linear_train(amtl_trainer *tr, const amtl_dataset *ds, void *metrics,
         amtl_lr_data_split(&trn, ds, AMTL_SPLIT_TRAIN, t, tr->task_cond[t], off);
         amtl_lr_data_split(&val, ds, AMTL_SPLIT_VAL, t, tr->task_cond[t], off);
         if (trn.counted == 0) {
-            amtl_error(st, AMTL_EDATA, "linear floor, task '%s': no train row counts (its "
-                       "condition '%s' is never 1)", net->label_names[t],
+            amtl_error(st, AMTL_EDATA, "%s, task '%s': no train row counts (its "
+                       "condition '%s' is never 1)", who, net->label_names[t],
                        net->label_names[tr->task_cond[t]]);
             goto out;
         }
         int n_tried, best;
         if (amtl_lr_path(&trn, &val, grid, ng, x, tries, &n_tried, &best, tr->stop, st)) {
-            amtl_error_context(st, "linear floor, task '%s'", net->label_names[t]);
+            amtl_error_context(st, "%s, task '%s'", who, net->label_names[t]);
             goto out;
         }
-        amtl_linear_write(net, t, x);
+        write(net, t, x);
         if (n_tried == 0) {
             if (!tr->quiet)
-                fprintf(stderr, "linear: %s: one class in the train rows, intercept only\n",
+                fprintf(stderr, "%s: %s: one class in the train rows, intercept only\n", who,
                         net->label_names[t]);
             continue;
         }
@@ -577,30 +575,50 @@ int amtl_linear_train(amtl_trainer *tr, const amtl_dataset *ds, void *metrics,
         loss_sum += b->fit.loss;
         fitted++;
         if (!tr->quiet) {
-            fprintf(stderr, "linear: %s: l2 %g (best of %d tried), %d iterations%s, "
+            fprintf(stderr, "%s: %s: l2 %g (best of %d tried), %d iterations%s, "
                     "train loss %.6f, |grad| %.2e, val AUC %.6f, %.2f s\n",
-                    net->label_names[t], b->lambda, n_tried, b->fit.iterations,
+                    who, net->label_names[t], b->lambda, n_tried, b->fit.iterations,
                     b->fit.converged ? "" : " (not converged)", b->fit.loss, b->fit.gnorm,
                     b->val_auc, amtl_now() - ts);
             if (!b->fit.converged)
-                fprintf(stderr, "linear: %s: L-BFGS stopped: %s\n", net->label_names[t],
+                fprintf(stderr, "%s: %s: L-BFGS stopped: %s\n", who, net->label_names[t],
                         amtl_lr_status_str(b->fit.status));
         }
     }
-    double secs = amtl_now() - t0;
-    amtl_metrics val;
-    if (amtl_trainer_evaluate(tr, ds, AMTL_SPLIT_VAL, &val, st))
-        goto out;
-    amtl_metrics_drop_untrained(tr, &val);
-    double loss = fitted ? loss_sum / fitted : NAN;
-    tr->epoch = 1;
-    if (amtl_trainer_record(tr, AMTL_PHASE_FINETUNE, loss, &val, secs, st))
-        goto out;
-    amtl_metrics_print(tr, &val, 0, "linear", loss, secs, 1, metrics);
+    *loss = fitted ? loss_sum / fitted : NAN;
     rc = 0;
 out:
     free(off);
     free(tries);
     free(x);
     return rc;
+}
+
+int amtl_linear_train(amtl_trainer *tr, const amtl_dataset *ds, void *metrics,
+                      amtl_status *st)
+{
+    if (amtl_linear_check_net(&tr->net, st))
+        return -1;
+    amtl_linear_clear(&tr->net);
+    double t0 = amtl_now(), loss;
+    if (amtl_linear_fit_tasks(tr, ds, "linear", amtl_linear_write, &loss, st))
+        return -1;
+    double secs = amtl_now() - t0;
+    amtl_metrics val;
+    if (amtl_trainer_evaluate(tr, ds, AMTL_SPLIT_VAL, &val, st))
+        return -1;
+    amtl_metrics_drop_untrained(tr, &val);
+    tr->epoch = 1;
+    if (amtl_trainer_record(tr, AMTL_PHASE_FINETUNE, loss, &val, secs, st))
+        return -1;
+    amtl_metrics_print(tr, &val, 0, "linear", loss, secs, 1, metrics);
+    return 0;
+}
+
+int amtl_wide_fit(amtl_trainer *tr, const amtl_dataset *ds, amtl_status *st)
+{
+    if (!tr->net.wide || strcmp(tr->cfg.wide_init, "linear"))
+        return 0;
+    double loss;
+    return amtl_linear_fit_tasks(tr, ds, "wide_init", amtl_wide_write, &loss, st);
 }

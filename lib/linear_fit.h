@@ -121,6 +121,24 @@ void amtl_linear_clear(amtl_supernet *net);
  * P + D + 1 doubles) into the embeddings' column t and task t's tower. */
 void amtl_linear_write(amtl_supernet *net, int t, const double *x);
 
+/* Where a task's solution goes: amtl_linear_write (the floor's network) or
+ * amtl_wide_write (the wide part of any network). */
+typedef void (*amtl_linear_writer)(amtl_supernet *net, int t, const double *x);
+
+/* Fits the logistic regression of every trained task (loss weight != 0;
+ * conditioned tasks on their condition's rows) on the train split with the
+ * config's linear_l2 strengths, the val-best kept, and hands each task's
+ * solution to write.  Prints one line per task on stderr (unless tr->quiet),
+ * prefixed by who; *loss is the mean train logloss of the fitted tasks. */
+int amtl_linear_fit_tasks(amtl_trainer *tr, const amtl_dataset *ds, const char *who,
+                          amtl_linear_writer write, double *loss, amtl_status *st);
+
+/* The wide part's start (config wide_init: linear): each trained task's
+ * logistic regression, fitted as the floor is, written into the wide tables
+ * and the task's last tower bias (amtl_wide_write).  Nothing to do unless
+ * the net has the wide part and wide_init is linear. */
+int amtl_wide_fit(amtl_trainer *tr, const amtl_dataset *ds, amtl_status *st);
+
 /* amtl-train on the linear baseline: fits every trained task (loss weight
  * != 0; conditioned tasks on their condition's rows) with the config's
  * linear_l2 strengths, writes the weights into tr->net, prints per task the

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "layers.h"
+#include "linear_fit.h"
 #include "progress.h"
 
 /* The config stored in a checkpoint file and the content hash of the
@@ -78,6 +79,9 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
     have_tr = 1;
     tr.stop = o->stop;
     tr.quiet = o->quiet;
+    /* a new run's wide part starts at the fitted regression (wide_init) */
+    if (!from && amtl_wide_fit(&tr, &ds, st))
+        goto out;
     if (o->metrics) {
         mf = fopen(o->metrics, "a");
         if (!mf) {

@@ -80,6 +80,10 @@ struct amtl_dev {
     void *act;
     size_t act_bytes;
     int64_t *tab;               /* [N] embedding table offsets */
+    int64_t *wtab;              /* [N] the wide tables' offsets (wide only) */
+    float *wsel;                /* [N*T, T] sums a row's N wide weights per task */
+    float *wemb, *dwemb;        /* [Bmax, N, T] the batch's wide rows, their gradient */
+    float emb_l2;               /* config embedding_l2 (amtl_dev_set_embedding_l2) */
     int32_t *ids, *rows;        /* [Bmax,N], [Bmax] */
     float *dense, *labels;      /* [Bmax,D], [Bmax,T] */
     float *small;               /* gs [K,N] | gi [K,N] | s [nc,K] */
@@ -206,6 +210,12 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
     zmax = outmax > zmax ? outmax : zmax;
 
     d->tab = carve(cv, (size_t)N, sizeof(int64_t));
+    if (net->wide) {
+        d->wtab = carve(cv, (size_t)N, sizeof(int64_t));
+        d->wsel = CARVE_F(cv, (size_t)N * T * T);
+        d->wemb = CARVE_F(cv, B * N * T);
+        d->dwemb = tr ? CARVE_F(cv, B * N * T) : NULL;
+    }
     d->ids = carve(cv, B * N, sizeof(int32_t));
     d->rows = carve(cv, B, sizeof(int32_t));
     d->dense = CARVE_F(cv, B * D);
@@ -345,10 +355,12 @@ int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *n
     d->expert_used = calloc((size_t)d->L * d->K, sizeof(int));
     d->consumer_used = calloc((size_t)d->nc + 1, sizeof(int));
     d->vocab = calloc((size_t)d->N, sizeof(int32_t));
-    int64_t *htab = calloc((size_t)d->N, sizeof(int64_t));
+    int64_t *htab = calloc((size_t)d->N * 2, sizeof(int64_t));
+    float *hsel = net->wide ? calloc((size_t)d->N * d->T * d->T, sizeof(float)) : NULL;
     if (!d->mop || !d->tw || !d->hsmall || !d->hraw || !d->hloss || !d->hcond || !d->hones ||
-        !d->expert_used || !d->consumer_used || !d->vocab || !htab) {
+        !d->expert_used || !d->consumer_used || !d->vocab || !htab || (net->wide && !hsel)) {
         free(htab);
+        free(hsel);
         amtl_dev_free(d);
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
@@ -359,6 +371,11 @@ int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *n
     for (int f = 0; f < d->N; f++) {
         htab[f] = (int64_t)net->emb[f];
         d->vocab[f] = net->vocab[f];
+        if (net->wide) {
+            htab[d->N + f] = (int64_t)net->wide_emb[f];
+            for (int t = 0; t < d->T; t++)
+                hsel[((size_t)f * d->T + t) * d->T + t] = 1.0f;
+        }
     }
 
     size_t nw = net->n_w * sizeof(float), ns = net->n_state * sizeof(float);
@@ -373,6 +390,7 @@ int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *n
         be_error(d, st, "cannot allocate the device step's memory");
         amtl_error_context(st, "batch %d", Bmax);
         free(htab);
+        free(hsel);
         amtl_dev_free(d);
         return -1;
     }
@@ -382,8 +400,12 @@ int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *n
     wire(d);
     int rc = be->zero(d->act, d->act_bytes) || be->zero(d->g, nw) || be->zero(d->w, nw) ||
              be->zero(d->state, ns) ||
-             be->put(d->tab, htab, (size_t)d->N * sizeof(int64_t));
+             be->put(d->tab, htab, (size_t)d->N * sizeof(int64_t)) ||
+             (net->wide && (be->put(d->wtab, htab + d->N, (size_t)d->N * sizeof(int64_t)) ||
+                            be->put(d->wsel, hsel,
+                                    (size_t)d->N * d->T * d->T * sizeof(float))));
     free(htab);
+    free(hsel);
     if (rc) {
         be_error(d, st, "initialising the device step");
         amtl_dev_free(d);
@@ -709,6 +731,40 @@ static void tower_forward(amtl_dev *d, amtl_supernet *net, int t, int training)
     }
 }
 
+/* The wide part (wide.h): logits[T,B] += Σ_f wide_f[id_f, :] (gathered rows
+ * [B, N·T] times the selector [N·T, T], transposed) + v[T,D]·dense[B,D]ᵀ. */
+static void wide_forward(amtl_dev *d, const amtl_supernet *net)
+{
+    if (!net->wide)
+        return;
+    const amtl_backend *be = d->be;
+    int B = d->B, N = d->N, T = d->T, D = d->D;
+    be->embed_gather(d->wemb, d->w, d->wtab, d->ids, B, N, T);
+    be->gemm(1, 1, T, B, N * T, 1.0f, d->wsel, T, d->wemb, N * T, 1.0f, d->logits, B);
+    if (D > 0)
+        be->gemm(0, 1, T, B, D, 1.0f, d->w + net->wide_dense, D, d->dense, D, 1.0f,
+                 d->logits, B);
+}
+
+/* Its gradients from dlogits[T,B]: the wide rows' (scattered, with the
+ * embedding regulariser's share) and the dense weights'. */
+static void wide_backward(amtl_dev *d, const amtl_supernet *net)
+{
+    if (!net->wide)
+        return;
+    const amtl_backend *be = d->be;
+    int B = d->B, N = d->N, T = d->T, D = d->D;
+    be->gemm(1, 1, B, N * T, T, 1.0f, d->dlogits, B, d->wsel, T, 0.0f, d->dwemb, N * T);
+    if (d->emb_l2 > 0)
+        be->axpy(d->dwemb, d->wemb, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * T);
+    be->embed_scatter(d->g, d->wtab, d->ids, d->dwemb, B, N, T);
+    if (D > 0)
+        be->gemm(0, 0, T, D, B, 1.0f, d->dlogits, B, d->dense, D, 1.0f, d->g + net->wide_dense,
+                 D);
+}
+
+void amtl_dev_set_embedding_l2(amtl_dev *d, float lambda) { d->emb_l2 = lambda; }
+
 int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rng,
                      float *logits_host, amtl_status *st)
 {
@@ -759,6 +815,7 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     }
     for (int t = 0; t < d->T; t++)
         tower_forward(d, net, t, training);
+    wide_forward(d, net);
     if (logits_host && be->get(logits_host, d->logits, (size_t)d->T * B * sizeof(float)))
         return be_error(d, st, "downloading the logits");
     if (be_check(d, st, "forward"))
@@ -979,6 +1036,7 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
     dzero(d, d->dembs, (size_t)B * N * E * sizeof(float));
     for (int t = 0; t < d->T; t++)
         tower_backward(d, net, t);
+    wide_backward(d, net);
     for (int l = d->L - 1; l >= 0; l--) {
         dzero(d, d->ydout + (size_t)l * K * Bm * d->H, (size_t)K * Bm * d->H * sizeof(float));
         int c0 = l < d->L - 1 ? l * K : (d->L - 1) * K;
@@ -1001,6 +1059,9 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
                                 d->dx0 + (size_t)j * Bm * d->ID, d->embs,
                                 d->sums + (size_t)j * Bm * E, d->small + (size_t)j * N,
                                 d->small + KN + (size_t)j * N, B, N, E, d->D);
+    /* the embedding regulariser: 2·λ/B·e for every use of a row */
+    if (d->emb_l2 > 0)
+        be->axpy(d->dembs, d->embs, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * E);
     be->embed_scatter(d->g, d->tab, d->ids, d->dembs, B, N, E);
     if (be->get(d->hraw, d->raw, d->n_raw * sizeof(float)))
         return be_error(d, st, "downloading the architecture sums");

@@ -187,16 +187,14 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
         /* auto keeps to the CPU for what only the CPU path does */
         if (!strcmp(tr->cfg.device, "auto") && (!strcmp(tr->cfg.arch_data, "val") ||
                                                  tr->cfg.clip_grad_norm > 0 ||
-                                                 tr->cfg.sparse_embedding || tr->net.wide ||
-                                                 tr->cfg.embedding_l2 > 0))
+                                                 tr->cfg.sparse_embedding))
             be = NULL;
-        if (be && (tr->net.wide || tr->cfg.embedding_l2 > 0))
-            return amtl_error(st, AMTL_EUSAGE, "%s runs on the CPU only (device cpu)",
-                              tr->net.wide ? "wide" : "embedding_l2");
         tr->dev_resolved = 1;
         tr->dev_split = -1;
         if (be && amtl_dev_init(&tr->dev, be, &tr->net, tr->B, 1, st))
             return -1;
+        if (tr->dev)
+            amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);
     }
     if (!tr->dev)
         return 0;

@@ -43,6 +43,23 @@ void amtl_wide_backward(amtl_supernet *net, const amtl_batch *b, const float *dl
     }
 }
 
+void amtl_wide_write(amtl_supernet *net, int t, const double *x)
+{
+    if (!net->wide)
+        return;
+    int T = net->T, N = net->N, D = net->D;
+    int64_t o = 0;
+    for (int f = 0; f < N; f++) {
+        float *e = net->w + net->wide_emb[f];
+        for (int64_t id = 0; id < net->vocab[f]; id++)
+            e[id * T + t] = (float)x[o + id];
+        o += net->vocab[f];
+    }
+    for (int d = 0; d < D; d++)
+        net->w[net->wide_dense + (size_t)t * D + d] = (float)x[o + d];
+    net->w[net->tower[t * (net->n_tower + 1) + net->n_tower].b] = (float)x[o + D];
+}
+
 /* One table's share of the regulariser: rows of width w at offset off. */
 static double table_l2(amtl_supernet *net, size_t off, int w, const int32_t *ids, int B,
                        int N, float scale)

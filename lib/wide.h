@@ -19,6 +19,12 @@ void amtl_wide_forward(const amtl_supernet *net, const amtl_batch *b, float *log
 /* Accumulates the wide tables' gradients from dlogits[T, B] into net->g. */
 void amtl_wide_backward(amtl_supernet *net, const amtl_batch *b, const float *dlogits);
 
+/* Writes a logistic regression's solution for task t into the wide part:
+ * x holds one weight per id of every field (fields in order), then the D
+ * dense weights, then the intercept (amtl_lr_data's layout), which becomes
+ * the bias of task t's last tower layer. */
+void amtl_wide_write(amtl_supernet *net, int t, const double *x);
+
 /* The embedding regulariser: adds the gradient of
  *     lambda · (1/B) Σ_b Σ_f ||emb_f[id_bf]||²
  * (every embedding table, the wide tables included) to net->g, and returns

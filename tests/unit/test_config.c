@@ -827,7 +827,7 @@ static void test_describe(void)
         CHECKF(strstr(text, want) != NULL, "'%s' not described", want + 3);
         keys++;
     }
-    CHECK(keys == 49);
+    CHECK(keys == 50);
     free(dump);
     free(text);
     amtl_config_free(&c);

@@ -475,6 +475,55 @@ static void test_train_tasks(void)
     free_dataset(&ds);
 }
 
+/* wide_init: linear: a deep network's wide part starts at each task's fitted
+ * regression (the weights amtl_lr_path finds), the intercept in the task's
+ * last tower bias; wide_init zero leaves the tables at zero. */
+static void test_wide_init(void)
+{
+    amtl_dataset ds;
+    amtl_status st = {0};
+    CHECK(make_dataset(&ds, mid_rows, 12) == 0);
+    for (int zero = 0; zero < 2; zero++) {
+        amtl_config cfg = {0};
+        amtl_trainer tr;
+        const char *kv[][2] = {{"batch_size", "64"}, {"threads", "1"}, {"n_experts", "2"},
+                               {"expert_width", "8"}, {"tower_layers", "[4]"},
+                               {"ops", "[MLP-8]"}, {"wide", "true"},
+                               {"wide_init", zero ? "zero" : "linear"},
+                               {"linear_l2", "[1e-2, 1e-4]"}};
+        CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
+        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+            CHECK_OK(amtl_config_set(&cfg, kv[k][0], kv[k][1], &st), &st);
+        CHECK_OK(amtl_trainer_init(&tr, &cfg, &ds, &st), &st);
+        tr.quiet = 1;
+        const amtl_supernet *net = &tr.net;
+        const amtl_tower_layer *last = &net->tower[2 * (net->n_tower + 1) + net->n_tower];
+        float bias0 = net->w[last->b];
+        CHECK_OK(amtl_wide_fit(&tr, &ds, &st), &st);
+        int64_t off[LN + 1];
+        amtl_lr_offsets(&ds, off);
+        amtl_lr_data trn, val;
+        amtl_lr_data_split(&trn, &ds, AMTL_SPLIT_TRAIN, 2, -1, off);
+        amtl_lr_data_split(&val, &ds, AMTL_SPLIT_VAL, 2, -1, off);
+        const double grid[] = {(double)1e-2f, (double)1e-4f};
+        amtl_lr_try tries[2];
+        int n_tried, best, bad = 0;
+        double x[64];
+        CHECK_OK(amtl_lr_path(&trn, &val, grid, 2, x, tries, &n_tried, &best, NULL, &st), &st);
+        int T = net->T;
+        for (int f = 0; f < LN; f++)
+            for (int id = 0; id < vocab[f]; id++)
+                bad += net->w[net->wide_emb[f] + id * T + 2] != (zero ? 0.0f : (float)x[off[f] + id]);
+        for (int d = 0; d < LD; d++)
+            bad += net->w[net->wide_dense + 2 * LD + d] != (zero ? 0.0f : (float)x[off[LN] + d]);
+        bad += net->w[last->b] != (zero ? bias0 : (float)x[off[LN] + LD]);
+        CHECKF(bad == 0, "wide_init %s: %d weights differ", zero ? "zero" : "linear", bad);
+        amtl_trainer_free(&tr);
+        amtl_config_free(&cfg);
+    }
+    free_dataset(&ds);
+}
+
 int main(void)
 {
     RUN(test_objective_and_gradient);
@@ -483,5 +532,6 @@ int main(void)
     RUN(test_lambda_choice);
     RUN(test_model_logits);
     RUN(test_train_tasks);
+    RUN(test_wide_init);
     TEST_MAIN_END();
 }

@@ -36,13 +36,14 @@ typedef struct {
     int NL;             /* expert_n_layers */
     int D;              /* dense fields, 0 to TD */
     const char *ops;    /* candidate ops */
+    int wide;           /* the wide part (config wide) */
 } tiny_shape;
 
 #define OPS_ALL "[Identity, MLP-3, MLP-5, Zero]"
 #define OPS_MLP "[MLP-3, MLP-5]"
 #define OPS_IZM "[Identity, Zero, MLP-3]"
 #define OPS_IZ "[Identity, Zero]"
-#define TINY_SHAPE {"[3]", 2, 2, TD, OPS_ALL}
+#define TINY_SHAPE {"[3]", 2, 2, TD, OPS_ALL, 0}
 
 static inline const tiny_shape *tiny_shape_or_default(const tiny_shape *sh)
 {
@@ -80,7 +81,7 @@ static inline int tiny_config_shape(amtl_config *c, const tiny_shape *sh, float 
         {"expert_n_layers", NL}, {"expert_width", "4"}, {"tower_layers", sh->tower},
         {"ops", sh->ops}, {"dropout", drop},
         {"gate_mode", gate_mode}, {"batch_size", "8"},
-        {"gate_dense", gate_dense ? "true" : "false"},
+        {"gate_dense", gate_dense ? "true" : "false"}, {"wide", sh->wide ? "true" : "false"},
     };
     if (amtl_config_defaults(c, &st))
         return -1;
@@ -179,6 +180,9 @@ static inline int make_net_shape(amtl_supernet *net, amtl_config *cfg, const tin
         if (p->buf == AMTL_BUF_W && (strstr(p->name, "_hidden_linear.1.") || tower_bn))
             for (size_t e = 0; e < p->n; e++)
                 x[e] += amtl_rng_uniform_range(&r, -0.3f, 0.3f);
+        if (!strncmp(p->name, "wide.", 5))  /* they start at zero */
+            for (size_t e = 0; e < p->n; e++)
+                x[e] = amtl_rng_uniform_range(&r, -0.5f, 0.5f);
         if (p->buf == AMTL_BUF_STATE)
             for (size_t e = 0; e < p->n; e++)
                 x[e] += strstr(p->name, "running_var") ? amtl_rng_uniform_range(&r, -0.4f, 0.4f)
@@ -283,25 +287,25 @@ typedef struct {
 } tiny_case;
 
 static const tiny_case tiny_sweep[] = {
-    {{"[4, 3]", 2, 2, 2, OPS_ALL}, 0, "sample", S_SOFT, 0},
-    {{"[]", 1, 1, 0, OPS_ALL}, 0, "sample", S_SOFT, 0},
-    {{"[3]", 2, 3, 2, OPS_ALL}, 0, "sample", S_SOFT, 0},
-    {{"[5, 4, 3]", 3, 1, 2, OPS_IZM}, 1, "reference", S_WARMUP | S_DISCRETE, 0.2f},
-    {{"[4, 3]", 1, 2, 0, OPS_IZ}, 1, "reference", S_DISCRETE | S_EXPORTED, 0.2f},
-    {{"[5, 4, 3]", 2, 3, 0, OPS_MLP}, 0, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0.2f},
-    {{"[]", 1, 3, 2, OPS_MLP}, 1, "reference", S_DISCRETE, 0},
-    {{"[3]", 3, 1, 0, OPS_IZM}, 0, "sample", S_DISCRETE, 0},
-    {{"[3]", 2, 1, 2, OPS_IZ}, 1, "reference", S_SOFT | S_DISCRETE, 0.2f},
-    {{"[]", 3, 2, 2, OPS_IZ}, 0, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0},
-    {{"[5, 4, 3]", 3, 2, 2, OPS_ALL}, 1, "reference", S_WARMUP, 0.2f},
-    {{"[3]", 1, 2, 0, OPS_IZM}, 1, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0.2f},
-    {{"[4, 3]", 3, 1, 0, OPS_MLP}, 0, "reference", S_SOFT | S_DISCRETE | S_EXPORTED, 0},
-    {{"[]", 2, 2, 2, OPS_IZM}, 1, "reference", 0, 0.2f},
-    {{"[5, 4, 3]", 1, 3, 2, OPS_IZ}, 1, "reference", S_SOFT, 0},
-    {{"[4, 3]", 2, 3, 2, OPS_IZM}, 0, "sample", S_SOFT | S_DISCRETE, 0},
-    {{"[5, 4, 3]", 3, 2, 0, OPS_ALL}, 1, "reference", S_DISCRETE, 0},
-    {{"[3]", 2, 2, 0, OPS_MLP}, 0, "sample", 0, 0.2f},
-    {{"[4, 3]", 2, 3, 2, OPS_ALL}, 1, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0.2f},
+    {{"[4, 3]", 2, 2, 2, OPS_ALL, 0}, 0, "sample", S_SOFT, 0},
+    {{"[]", 1, 1, 0, OPS_ALL, 1}, 0, "sample", S_SOFT, 0},
+    {{"[3]", 2, 3, 2, OPS_ALL, 0}, 0, "sample", S_SOFT, 0},
+    {{"[5, 4, 3]", 3, 1, 2, OPS_IZM, 0}, 1, "reference", S_WARMUP | S_DISCRETE, 0.2f},
+    {{"[4, 3]", 1, 2, 0, OPS_IZ, 0}, 1, "reference", S_DISCRETE | S_EXPORTED, 0.2f},
+    {{"[5, 4, 3]", 2, 3, 0, OPS_MLP, 1}, 0, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0.2f},
+    {{"[]", 1, 3, 2, OPS_MLP, 0}, 1, "reference", S_DISCRETE, 0},
+    {{"[3]", 3, 1, 0, OPS_IZM, 0}, 0, "sample", S_DISCRETE, 0},
+    {{"[3]", 2, 1, 2, OPS_IZ, 1}, 1, "reference", S_SOFT | S_DISCRETE, 0.2f},
+    {{"[]", 3, 2, 2, OPS_IZ, 0}, 0, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0},
+    {{"[5, 4, 3]", 3, 2, 2, OPS_ALL, 0}, 1, "reference", S_WARMUP, 0.2f},
+    {{"[3]", 1, 2, 0, OPS_IZM, 0}, 1, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0.2f},
+    {{"[4, 3]", 3, 1, 0, OPS_MLP, 0}, 0, "reference", S_SOFT | S_DISCRETE | S_EXPORTED, 0},
+    {{"[]", 2, 2, 2, OPS_IZM, 0}, 1, "reference", 0, 0.2f},
+    {{"[5, 4, 3]", 1, 3, 2, OPS_IZ, 0}, 1, "reference", S_SOFT, 0},
+    {{"[4, 3]", 2, 3, 2, OPS_IZM, 1}, 0, "sample", S_SOFT | S_DISCRETE, 0},
+    {{"[5, 4, 3]", 3, 2, 0, OPS_ALL, 0}, 1, "reference", S_DISCRETE, 0},
+    {{"[3]", 2, 2, 0, OPS_MLP, 0}, 0, "sample", 0, 0.2f},
+    {{"[4, 3]", 2, 3, 2, OPS_ALL, 0}, 1, "sample", S_WARMUP | S_DISCRETE | S_EXPORTED, 0.2f},
 };
 enum { TINY_SWEEP = sizeof tiny_sweep / sizeof tiny_sweep[0] };
 
