@@ -278,7 +278,7 @@ set_key() {
 
 @test "stage-config: the quality keys go to the stages that read them; finetune_epochs sets the fine-tuning" {
     printf '%s\n' 'data: {min_id_count: 2, dense_transform: log-standardize, trim: true}' \
-        'model: {wide: true}' 'train: {embedding_l2: 1e-6, linear_l2: [0.1, 1]}' 'search:' \
+        'model: {wide: true, wide_init: linear}' 'train: {embedding_l2: 1e-6, linear_l2: [0.1, 1]}' 'search:' \
         '  epochs: 20' '  arch_sparsity: 0.1' '  early_stop: logloss' '  min_epochs: 3' \
         '  finetune_epochs: 7' > "$TMP/c.yaml"
     run --separate-stderr "$PIPE/stage-config" "$TMP/c.yaml" "$TMP/st"
@@ -288,6 +288,7 @@ set_key() {
     has prep 'min_id_count: 2' && has prep 'dense_transform: log-standardize' && has prep 'trim: true'
     ! grep -q min_id_count "$TMP/st/train.yaml"
     has baseline 'wide: true' && has warmup 'wide: true' && has frozen 'wide: true'
+    has baseline 'wide_init: linear' && has search 'wide_init: linear'
     has warmup 'embedding_l2: 1e-6' && has finetune 'embedding_l2: 1e-6' && has train 'embedding_l2: 1e-6'
     has search 'arch_sparsity: 0.1' && has frozen 'arch_sparsity: 0.1'
     ! grep -q arch_sparsity "$TMP/st/warmup.yaml" "$TMP/st/train.yaml"
