@@ -11,13 +11,13 @@
 #define AMTL_VERSION "0"
 #endif
 
-enum { KEY_HELP = 1000, KEY_VERSION, KEY_HELP_CONFIG };
+enum { KEY_HELP = 1000, KEY_VERSION, KEY_HELP_CONFIG, KEY_PROFILE };
 
 static int build_tables(const amtl_cli *c, struct option *lo, char *so, int max)
 {
     int n = 0, k = 0;
     so[k++] = ':'; /* report a missing argument as ':' */
-    for (const amtl_cli_opt *o = c->opts; o && o->name && n < max - 4; o++) {
+    for (const amtl_cli_opt *o = c->opts; o && o->name && n < max - 5; o++) {
         if (!strcmp(o->name, "help") || !strcmp(o->name, "version"))
             continue;
         lo[n].name = o->name;
@@ -34,6 +34,7 @@ static int build_tables(const amtl_cli *c, struct option *lo, char *so, int max)
     lo[n++] = (struct option){"help", no_argument, NULL, KEY_HELP};
     lo[n++] = (struct option){"version", no_argument, NULL, KEY_VERSION};
     lo[n++] = (struct option){"help-config", no_argument, NULL, KEY_HELP_CONFIG};
+    lo[n++] = (struct option){"profile", required_argument, NULL, KEY_PROFILE};
     lo[n] = (struct option){0, 0, 0, 0};
     so[k] = '\0';
     return n;
@@ -57,6 +58,8 @@ void amtl_cli_usage(const amtl_cli *c, FILE *out)
     }
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help and exit");
     fprintf(out, "  %-30s %s\n", "    --version", "show the version and exit");
+    fprintf(out, "  %-30s %s\n", "    --profile NAME",
+            "settings under the config: default, or reference (the released code's)");
     fprintf(out, "  %-30s %s\n", "    --help-config", "list every config key with its default and exit");
     fprintf(out, "\nSee %s(1).\n", c->tool);
 }
@@ -73,7 +76,9 @@ int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out)
         so[k + 1] = '\0';
     }
     opterr = 0;
-    int key = getopt_long(argc, argv, so, lo, NULL);
+    int key;
+    while ((key = getopt_long(argc, argv, so, lo, NULL)) == KEY_PROFILE)
+        c->profile = optarg;  /* handled here for every tool: amtl_cli_config */
     *optarg_out = optarg;
     switch (key) {
     case -1:
@@ -123,6 +128,8 @@ int amtl_cli_override(amtl_cli *c, const char *key, const char *value)
 int amtl_cli_config(amtl_cli *c, amtl_config *cfg, amtl_status *st)
 {
     if (amtl_config_defaults(cfg, st))
+        return -1;
+    if (c->profile && amtl_config_profile(cfg, c->profile, st))
         return -1;
     if (c->base_yaml &&
         amtl_config_load_string(cfg, c->base_yaml, strlen(c->base_yaml), "checkpoint config", st))

@@ -26,6 +26,7 @@ typedef struct {
     const amtl_cli_opt *opts;  /* ends with {0} */
     /* config assembly: defaults, base_yaml (e.g. a checkpoint's config),
      * --config FILE, then --set KEY=VALUE in order */
+    const char *profile;   /* --profile NAME, applied over the defaults */
     const char *base_yaml;
     const char *config_file;
     const char *overrides[256];
@@ -47,7 +48,8 @@ void amtl_cli_usage(const amtl_cli *c, FILE *out);
  * too long. */
 int amtl_cli_override(amtl_cli *c, const char *key, const char *value);
 
-/* defaults, base_yaml, config_file, overrides in order, then validation. */
+/* defaults, --profile, base_yaml, config_file, overrides in order, then
+ * validation. */
 int amtl_cli_config(amtl_cli *c, amtl_config *cfg, amtl_status *st);
 
 /* Parses a decimal count in [min, max]; -1 for anything else. */

@@ -60,15 +60,15 @@ static const key_def keys[] = {
         "gates after warm-up: sample (Bernoulli) | reference (always on)"),
     KEY(gate_dense, K_BOOL, "false", "model",
         "feed dense features to the expert gates (the reference does not)"),
-    KEY(wide, K_BOOL, "false", "model",
+    KEY(wide, K_BOOL, "true", "model",
         "a wide part: a per-task linear logit over the one-hot ids and dense values"),
-    KEY(wide_init, K_STRING, "zero", "model",
+    KEY(wide_init, K_STRING, "linear", "model",
         "start of the wide part: zero | linear (the fitted logistic regression)"),
 
-    KEY(batch_size, K_INT, "2048", "train", "rows per batch (at least 2, for BatchNorm)"),
-    KEY(lr, K_FLOAT, "0.001", "train", "Adam learning rate of the weights"),
+    KEY(batch_size, K_INT, "1024", "train", "rows per batch (at least 2, for BatchNorm)"),
+    KEY(lr, K_FLOAT, "0.003", "train", "Adam learning rate of the weights"),
     KEY(weight_decay, K_FLOAT, "1e-5", "train", "L2 weight decay of the weights"),
-    KEY(arch_lr, K_FLOAT, "0.001", "train", "Adam learning rate of the arch params"),
+    KEY(arch_lr, K_FLOAT, "0.01", "train", "Adam learning rate of the arch params"),
     KEY(arch_weight_decay, K_FLOAT, "1e-6", "train", "L2 weight decay of the arch params"),
     KEY(arch_sparsity, K_FLOAT, "0", "search",
         "prior lambda*sum(sigmoid(beta)) on the feature and expert selections, 0 = off"),
@@ -90,12 +90,12 @@ static const key_def keys[] = {
     KEY(task_conditions, K_STRLIST, "[]", "train",
         "task=cond: the task's loss only on rows where label cond is 1"),
 
-    KEY(epochs, K_INT, "15", "search", "total epochs, fine-tuning included"),
+    KEY(epochs, K_INT, "30", "search", "total epochs, fine-tuning included"),
     KEY(warmup_epochs, K_INT, "2", "search", "first epochs: weights only"),
     KEY(full_arch_train_epochs, K_INT, "3", "search",
         "then epochs training weights and arch params"),
     KEY(discretize_ops, K_INT, "10", "search", "MixedOps fixed at the end of each search epoch"),
-    KEY(patience, K_INT, "3", "search", "fine-tune epochs without improvement before stopping"),
+    KEY(patience, K_INT, "5", "search", "fine-tune epochs without improvement before stopping"),
     KEY(early_stop, K_STRING, "auc", "search",
         "validation signal of early stopping: auc (mean relative gain) | logloss"),
     KEY(min_epochs, K_INT, "0", "search",
@@ -117,7 +117,7 @@ static const key_def keys[] = {
         "ids from all rows (reference) | train rows only, unseen ids -> 0"),
     KEY(limit, K_LONG, "0", "data", "read at most this many rows, 0 = all"),
     KEY(min_count, K_INT, "10", "data", "frequency filter of the raw-data recipes"),
-    KEY(min_id_count, K_INT, "0", "data",
+    KEY(min_id_count, K_INT, "5", "data",
         "ids seen fewer times in the training rows map to the field's row 0; 0 = keep all"),
     KEY(dense_transform, K_STRING, "none", "data",
         "none | standardize | log-standardize dense values, by the training rows' statistics"),
@@ -834,6 +834,43 @@ int amtl_config_defaults(amtl_config *c, amtl_status *st)
         }
     }
     return 0;
+}
+
+/* Profiles: named bundles of settings over the built-in defaults.  The
+ * defaults are what measured best on real data (amtl-config(5), DEFAULTS);
+ * "reference" restores the released AutoMTL code's settings for every key
+ * where the defaults differ from it. */
+typedef struct {
+    const char *name;
+    const char *kv[16][2];
+} profile_def;
+
+static const profile_def profiles[] = {
+    {"default", {{NULL, NULL}}},
+    {"reference",
+     {{"wide", "false"},
+      {"wide_init", "zero"},
+      {"batch_size", "2048"},
+      {"lr", "0.001"},
+      {"arch_lr", "0.001"},
+      {"epochs", "15"},
+      {"patience", "3"},
+      {"min_id_count", "0"},
+      {NULL, NULL}}},
+};
+
+int amtl_config_profile(amtl_config *c, const char *name, amtl_status *st)
+{
+    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++) {
+        if (strcmp(profiles[i].name, name))
+            continue;
+        for (int k = 0; profiles[i].kv[k][0]; k++)
+            if (amtl_config_set(c, profiles[i].kv[k][0], profiles[i].kv[k][1], st))
+                return amtl_error_context(st, "profile %s", name);
+        return 0;
+    }
+    return amtl_error(st, AMTL_EUSAGE, "unknown profile '%s' (expected default or reference)",
+                      name);
 }
 
 /* Deep copy, so that a file either applies whole or not at all. */

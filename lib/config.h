@@ -96,6 +96,10 @@ typedef struct {
 int amtl_config_defaults(amtl_config *c, amtl_status *st);
 void amtl_config_free(amtl_config *c);  /* safe on a zeroed struct */
 
+/* Applies a named profile on top of c: "default" (nothing) or "reference"
+ * (the released code's settings where the defaults differ). */
+int amtl_config_profile(amtl_config *c, const char *name, amtl_status *st);
+
 /* Applies a YAML file on top of c. */
 int amtl_config_load_file(amtl_config *c, const char *path, amtl_status *st);
 /* Applies YAML text (source names it in messages). */

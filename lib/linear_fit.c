@@ -490,13 +490,7 @@ void amtl_linear_clear(amtl_supernet *net)
 void amtl_linear_write(amtl_supernet *net, int t, const double *x)
 {
     int T = net->T, N = net->N, D = net->D;
-    int64_t o = 0;
-    for (int f = 0; f < N; f++) {
-        float *e = net->w + net->emb[f];
-        for (int64_t id = 0; id < net->vocab[f]; id++)
-            e[id * T + t] = (float)x[o + id];
-        o += net->vocab[f];
-    }
+    int64_t o = amtl_id_columns_write(net->w, net->emb, net->vocab, N, T, t, x);
     const amtl_tower_layer *tl = &net->tower[t];
     float *W = net->w + tl->w;  /* [1, H] over [embs (N·T) | FM (T) | dense (D)] */
     memset(W, 0, (size_t)tl->in * sizeof *W);

@@ -19,6 +19,11 @@ void amtl_wide_forward(const amtl_supernet *net, const amtl_batch *b, float *log
 /* Accumulates the wide tables' gradients from dlogits[T, B] into net->g. */
 void amtl_wide_backward(amtl_supernet *net, const amtl_batch *b, const float *dlogits);
 
+/* Column t of N per-field tables of width T at w + tab[f] ([vocab_f, T]) from
+ * x, one value per id, field after field; returns the values read (Σ vocab). */
+int64_t amtl_id_columns_write(float *w, const size_t *tab, const int32_t *vocab, int N, int T,
+                              int t, const double *x);
+
 /* Writes a logistic regression's solution for task t into the wide part:
  * x holds one weight per id of every field (fields in order), then the D
  * dense weights, then the intercept (amtl_lr_data's layout), which becomes

@@ -87,7 +87,8 @@ fails_with() {
 # ---- processed and plain CSV -------------------------------------------------
 
 @test "processed CSV, one file: split 80/10/10 by a seeded permutation" {
-    run --separate-stderr amtl-prep -o "$TMP/out.amtl" "$P/tiny.csv"
+    # every id kept (min_id_count 0): the encoding is under test
+    run --separate-stderr amtl-prep --set min_id_count=0 -o "$TMP/out.amtl" "$P/tiny.csv"
     [ "$status" -eq 0 ]
     [ -z "$output" ]
     [ "$(rows_of "$TMP/out.amtl")" = "8 1 1" ]
@@ -102,7 +103,7 @@ fails_with() {
 }
 
 @test "--info prints splits, fields and positive rates as an aligned table" {
-    amtl-prep -o "$TMP/out.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
+    amtl-prep --set min_id_count=0 -o "$TMP/out.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
     run --separate-stderr amtl-prep --info "$TMP/out.amtl"
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
@@ -110,7 +111,7 @@ fails_with() {
 }
 
 @test "--vocab train: ids unseen in train become 0 in val" {
-    run --separate-stderr amtl-prep --vocab train -o "$TMP/out.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
+    run --separate-stderr amtl-prep --vocab train --set min_id_count=0 -o "$TMP/out.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
     [ "$status" -eq 0 ]
     run --separate-stderr amtl-prep --info "$TMP/out.amtl"
     [ "$status" -eq 0 ]
@@ -137,7 +138,7 @@ fails_with() {
 }
 
 @test "plain CSV with the columns in a config (delimiter ';', quoted fields)" {
-    run --separate-stderr amtl-prep -c "$P/plain.yaml" -o "$TMP/out.amtl" "$P/plain.csv"
+    run --separate-stderr amtl-prep -c "$P/plain.yaml" --set min_id_count=0 -o "$TMP/out.amtl" "$P/plain.csv"
     [ "$status" -eq 0 ]
     [ "$(rows_of "$TMP/out.amtl")" = "8 1 1" ]
     [ "$(vocab_of "$TMP/out.amtl" user)" = 8 ]
@@ -217,7 +218,7 @@ fails_with() {
     amtl-prep --set min_id_count=1 -o "$TMP/c.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
     [ "$(vocab_of "$TMP/c.amtl" user)" = 6 ]
     # any format: the synthetic data's noise field loses its rare ids
-    amtl-prep --synthetic --rows 2000 -o "$TMP/s0.amtl"
+    amtl-prep --synthetic --rows 2000 --set min_id_count=0 -o "$TMP/s0.amtl"
     amtl-prep --synthetic --rows 2000 --set min_id_count=3 -o "$TMP/s3.amtl"
     [ "$(vocab_of "$TMP/s3.amtl" noise_3)" -lt "$(vocab_of "$TMP/s0.amtl" noise_3)" ]
 }
@@ -335,7 +336,7 @@ fails_with() {
 # ---- raw recipes on small fixtures (figures from make-fixtures.py) -----------
 
 @test "userbehavior: groups by (user,item,category), drops rare buyers and items" {
-    run --separate-stderr amtl-prep -f userbehavior --set min_count=3 -o "$TMP/out.amtl" "$P/userbehavior.csv"
+    run --separate-stderr amtl-prep -f userbehavior --set min_count=3 --set min_id_count=0 -o "$TMP/out.amtl" "$P/userbehavior.csv"
     [ "$status" -eq 0 ]
     # 240 lines, 94 groups, 48 left after the buy-count filter
     [ "$(rows_of "$TMP/out.amtl"  | awk '{ print $1 + $2 + $3 }')" -eq 48 ]
@@ -349,7 +350,7 @@ fails_with() {
 }
 
 @test "ijcai15: user_log joined with user_info, purchase and favourite labels" {
-    run --separate-stderr amtl-prep -f ijcai15 --set min_count=3 -o "$TMP/out.amtl" \
+    run --separate-stderr amtl-prep -f ijcai15 --set min_count=3 --set min_id_count=0 -o "$TMP/out.amtl" \
         "$P/ijcai15_user_log.csv" "$P/ijcai15_user_info.csv"
     [ "$status" -eq 0 ]
     [ "$(rows_of "$TMP/out.amtl"  | awk '{ print $1 + $2 + $3 }')" -eq 33 ]

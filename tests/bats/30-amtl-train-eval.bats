@@ -10,7 +10,8 @@ EVAL="$FIXTURES/eval"
 
 # The fixture CSVs as a dataset: the test split is test.csv, in its order.
 fixture_data() {
-    amtl-prep -o "$TMP/f.amtl" "$EVAL/train.csv" "$EVAL/test.csv"
+    # every id kept: the tests read ids and their values
+    amtl-prep --set min_id_count=0 -o "$TMP/f.amtl" "$EVAL/train.csv" "$EVAL/test.csv"
 }
 
 # An MMoE trained on it; extra arguments go to amtl-train.
@@ -314,7 +315,7 @@ EOF
     [ -z "$output" ]
     [[ "$stderr" == "amtl-eval: error: $TMP/m.model: does not match dataset '$TMP/d.amtl': sparse fields [user,item,colour] in the model, [user_id,item_id,"* ]]
     # the same fields, prepared apart: the ids mean other values
-    amtl-prep --seed 9 -o "$TMP/other.amtl" "$EVAL/train.csv"
+    amtl-prep --seed 9 --set min_id_count=0 -o "$TMP/other.amtl" "$EVAL/train.csv"
     run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/other.amtl"
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"does not match dataset '$TMP/other.amtl': field 'user' numbers other values"* ]]

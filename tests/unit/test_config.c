@@ -136,13 +136,13 @@ static void test_defaults(void)
     for (int i = 0; i < 8; i++)
         CHECKF(strcmp(c.ops.items[i], ops[i]) == 0, "op %d is %s", i, c.ops.items[i]);
     CHECK(!strcmp(c.gate_mode, "sample") && c.gate_dense == 0);
-    CHECK(c.batch_size == 2048 && c.lr == 0.001f && c.weight_decay == 1e-5f);
-    CHECK(c.arch_lr == 0.001f && c.arch_weight_decay == 1e-6f);
+    CHECK(c.batch_size == 1024 && c.lr == 0.003f && c.weight_decay == 1e-5f);
+    CHECK(c.arch_lr == 0.01f && c.arch_weight_decay == 1e-6f);
     CHECK(c.no_decay_bn_bias == 0 && c.clip_grad_norm == 0 && c.sparse_embedding == 0);
     CHECK(c.seed == 2022 && c.threads == 0 && !strcmp(c.device, "cpu"));
     CHECK(c.task_weights.n == 0 && c.task_conditions.n == 0);
-    CHECK(c.epochs == 15 && c.warmup_epochs == 2 && c.full_arch_train_epochs == 3);
-    CHECK(c.discretize_ops == 10 && c.patience == 3);
+    CHECK(c.epochs == 30 && c.warmup_epochs == 2 && c.full_arch_train_epochs == 3);
+    CHECK(c.discretize_ops == 10 && c.patience == 5);
     CHECK(!strcmp(c.format, "processed"));
     CHECK(c.sparse.n == 0 && c.dense.n == 0 && c.labels.n == 0);
     CHECK(!strcmp(c.delimiter, ","));
@@ -200,7 +200,7 @@ static void test_precedence(void)
     CHECK_OK(amtl_config_set_kv(&c, "sparse=c", &st), &st);
     CHECK(c.batch_size == 64);                      /* set beats file */
     CHECK(c.lr == 0.01f);                           /* file beats default */
-    CHECK(c.epochs == 15);                          /* default stays */
+    CHECK(c.epochs == 30);                          /* default stays */
     CHECK(c.sparse.n == 1 && !strcmp(c.sparse.items[0], "c")); /* replaced */
     amtl_config_free(&c);
     unlink(path);
@@ -334,7 +334,7 @@ static void test_wrong_type(void)
                "key 'sparse' wants a list of non-empty strings, got ''");
     CHECK_FAIL(load(&c, "device: \"c\\0pu\"\n", &st), &st, AMTL_EUSAGE,
                "cfg.yaml:1: key 'device' has a NUL character");
-    CHECK(c.batch_size == 2048 && c.lr == 0.001f);
+    CHECK(c.batch_size == 1024 && c.lr == 0.003f);
     amtl_config_free(&c);
 }
 
@@ -443,7 +443,7 @@ static void test_syntax_error(void)
     CHECK_FAIL(amtl_config_load_string(&c, bad_utf8, sizeof bad_utf8 - 1, "cfg.yaml",
                                        &st),
                &st, AMTL_EUSAGE, "cfg.yaml:2: YAML syntax error");
-    CHECK(c.lr == 0.001f && c.seed == 2022);
+    CHECK(c.lr == 0.003f && c.seed == 2022);
     amtl_config_free(&c);
 }
 
@@ -460,7 +460,7 @@ static void test_duplicate_key(void)
                "cfg.yaml:3: duplicate key 'model' (first on line 1)");
     CHECK_FAIL(load(&c, "lr: 0.1\n---\nlr: 0.2\n", &st), &st, AMTL_EUSAGE,
                "cfg.yaml:3: a second YAML document");
-    CHECK(c.lr == 0.001f);
+    CHECK(c.lr == 0.003f);
     amtl_config_free(&c);
 }
 
@@ -532,7 +532,7 @@ static void test_set_errors(void)
     CHECK_FAIL(amtl_config_set(&c, "device", "\xc3(", &st), &st, AMTL_EUSAGE,
                "key 'device' wants UTF-8 text");
     /* a failed set keeps the old value */
-    CHECK(c.batch_size == 2048 && c.tower_layers.n == 1 && c.tower_layers.items[0] == 64);
+    CHECK(c.batch_size == 1024 && c.tower_layers.n == 1 && c.tower_layers.items[0] == 64);
     CHECK(c.ops.n == 8 && c.sparse.n == 0 && !strcmp(c.device, "cpu"));
     amtl_config_free(&c);
 }
@@ -717,7 +717,7 @@ static void test_dump_roundtrip(void)
     CHECK_OK(amtl_config_dump(&b, &text, &st), &st);
     CHECK(strstr(text, "\nembedding_dim: 16\n") != NULL);
     CHECK(strstr(text, "\ndropout: 0.2\n") != NULL);
-    CHECK(strstr(text, "\nlr: 0.001\n") != NULL);
+    CHECK(strstr(text, "\nlr: 0.003\n") != NULL);
     CHECK(strstr(text, "\nweight_decay: 1e-05\n") != NULL);
     CHECK(strstr(text, "\nops: [Identity, MLP-16, MLP-32, MLP-64, MLP-128, MLP-256, "
                        "MLP-512, MLP-1024]\n") != NULL);
@@ -833,6 +833,37 @@ static void test_describe(void)
     amtl_config_free(&c);
 }
 
+/* Profiles: default changes nothing; reference restores the released
+ * code's settings where the defaults differ, under a file and --set; an
+ * unknown name is a usage error naming it. */
+static void test_profiles(void)
+{
+    amtl_config c, d;
+    amtl_status st;
+    CHECK_OK(amtl_config_defaults(&c, &st), &st);
+    CHECK_OK(amtl_config_defaults(&d, &st), &st);
+    CHECK_OK(amtl_config_profile(&d, "default", &st), &st);
+    char *a = NULL, *b = NULL;
+    CHECK_OK(amtl_config_dump(&c, &a, &st), &st);
+    CHECK_OK(amtl_config_dump(&d, &b, &st), &st);
+    CHECK(!strcmp(a, b));
+    free(a);
+    free(b);
+    CHECK(c.wide == 1 && !strcmp(c.wide_init, "linear") && c.min_id_count == 5 &&
+          c.finetune_epochs == 0 && c.patience == 5);
+    CHECK_OK(amtl_config_profile(&c, "reference", &st), &st);
+    CHECK(c.wide == 0 && !strcmp(c.wide_init, "zero") && c.batch_size == 2048 &&
+          c.lr == 0.001f && c.arch_lr == 0.001f && c.epochs == 15 && c.patience == 3 &&
+          c.finetune_epochs == 0 && c.min_id_count == 0);
+    CHECK(c.dropout == 0.2f && c.embedding_init_std == 1.0f && c.ops.n == 8);
+    CHECK_OK(amtl_config_set(&c, "lr", "0.05", &st), &st);  /* later settings win */
+    CHECK(c.lr == 0.05f);
+    CHECK_FAIL(amtl_config_profile(&c, "fast", &st), &st, AMTL_EUSAGE,
+               "unknown profile 'fast' (expected default or reference)");
+    amtl_config_free(&c);
+    amtl_config_free(&d);
+}
+
 int main(void)
 {
     RUN(test_defaults);
@@ -857,5 +888,6 @@ int main(void)
     RUN(test_no_leaks);
     RUN(test_describe);
     rmdir(test_tmpdir());
+    RUN(test_profiles);
     TEST_MAIN_END();
 }

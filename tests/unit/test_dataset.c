@@ -53,7 +53,9 @@ static int make_file(amtl_file *f, const char *vocab, amtl_status *st)
     memset(&cfg, 0, sizeof cfg);
     amtl_prep_table t;
     int rc = -1;
-    if (amtl_config_defaults(&cfg, st) || amtl_config_set(&cfg, "vocab", vocab, st))
+    /* every id kept: the encoding itself is under test (min_id_count: its own test) */
+    if (amtl_config_defaults(&cfg, st) || amtl_config_set(&cfg, "vocab", vocab, st) ||
+        amtl_config_set(&cfg, "min_id_count", "0", st))
         goto out;
     if (make_table(&t, st))
         goto out;
@@ -167,6 +169,7 @@ static void test_auto_split(void)
     memset(&cfg, 0, sizeof cfg);
     amtl_status st;
     CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
+    CHECK_OK(amtl_config_set(&cfg, "min_id_count", "0", &st), &st);
     uint64_t hashes[2];
     for (int rep = 0; rep < 2; rep++) {
         amtl_prep_table t;
@@ -311,7 +314,7 @@ static int make_dense_file(amtl_file *f, const char *mode, amtl_status *st)
     amtl_prep_table t;
     memset(&t, 0, sizeof t);
     int rc = -1;
-    if (amtl_config_defaults(&cfg, st) ||
+    if (amtl_config_defaults(&cfg, st) || amtl_config_set(&cfg, "min_id_count", "0", st) ||
         amtl_config_set(&cfg, "dense_transform", mode, st) ||
         amtl_prep_table_init(&t, 0, NULL, 2, dense, 1, labels, st))
         goto out;
