@@ -328,8 +328,10 @@ static int set_meta(amtl_prep_table *t, int tasks, const double *measured,
     return rates_meta(t, tasks, target_rate, measured, oracle, buf, st);
 }
 
-int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
-                        amtl_status *st)
+/* The table of a synthetic kind: rows and tasks checked, labels task0.. */
+static int synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
+                       const char *const *sparse, int D, const char *const *dense,
+                       amtl_status *st)
 {
     memset(t, 0, sizeof *t);
     if (rows < 1 || rows > INT32_MAX)
@@ -343,8 +345,13 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
         snprintf(label_buf[k], sizeof label_buf[k], "task%d", k);
         labels[k] = label_buf[k];
     }
-    if (amtl_prep_table_init(t, N_SPARSE, sparse_names, N_DENSE, dense_names, tasks,
-                             labels, st))
+    return amtl_prep_table_init(t, N, sparse, D, dense, tasks, labels, st);
+}
+
+int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
+                        amtl_status *st)
+{
+    if (synth_table(t, rows, tasks, N_SPARSE, sparse_names, N_DENSE, dense_names, st))
         return -1;
 
     amtl_rng root, r_hidden, r_rows, r_labels;
@@ -530,20 +537,7 @@ static int zipf_meta(amtl_prep_table *t, int tasks, const double *measured,
 int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
                              amtl_status *st)
 {
-    memset(t, 0, sizeof *t);
-    if (rows < 1 || rows > INT32_MAX)
-        return amtl_error(st, AMTL_EUSAGE, "--rows must be between 1 and %d", INT32_MAX);
-    if (tasks < 1 || tasks > AMTL_SYNTH_MAX_TASKS)
-        return amtl_error(st, AMTL_EUSAGE, "--tasks must be between 1 and %d",
-                          AMTL_SYNTH_MAX_TASKS);
-    char label_buf[AMTL_SYNTH_MAX_TASKS][16];
-    const char *labels[AMTL_SYNTH_MAX_TASKS];
-    for (int k = 0; k < tasks; k++) {
-        snprintf(label_buf[k], sizeof label_buf[k], "task%d", k);
-        labels[k] = label_buf[k];
-    }
-    if (amtl_prep_table_init(t, NZ_SPARSE, zsparse_names, NZ_DENSE, zdense_names, tasks,
-                             labels, st))
+    if (synth_table(t, rows, tasks, NZ_SPARSE, zsparse_names, NZ_DENSE, zdense_names, st))
         return -1;
 
     amtl_rng root, r_hidden, r_rows, r_labels;
