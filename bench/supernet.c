@@ -10,12 +10,16 @@
  * The ceiling is OpenBLAS's square sgemm 2048³ on its own threads (every
  * core), the best of several calls before and after the training steps.
  *
- * Usage: supernet [STEPS] [--openblas] [--fields N]
+ * The defaults' wide part (a per-task linear logit over the ids) is on; with
+ * --reference the reference profile's network, without it.
+ *
+ * Usage: supernet [STEPS] [--openblas] [--fields N] [--reference]
  *   AMTL_THREADS=N   threads of the pool (default every core)
  *   --openblas       the other threading model, for comparison: the pool
  *                    left at one thread and OpenBLAS on its own threads
  *   --fields N       N sparse fields of vocabulary 1000 instead of the three
  *                    above (input_dim 16·(N+1): the first MixedOps get wide)
+ *   --reference      the reference profile (no wide part)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,10 +74,12 @@ static double square_gflops(int n, int reps)
 
 int main(int argc, char **argv)
 {
-    int steps = 6, openblas = 0, nf = 0;
+    int steps = 6, openblas = 0, nf = 0, reference = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--openblas"))
             openblas = 1;
+        else if (!strcmp(argv[i], "--reference"))
+            reference = 1;
         else if (!strcmp(argv[i], "--fields") && i + 1 < argc)
             nf = atoi(argv[++i]);
         else
@@ -92,7 +98,11 @@ int main(int argc, char **argv)
         nthreads = amtl_blas_set_threads(threads ? atoi(threads) : 0);
     amtl_status st = {0};
     amtl_config cfg = {0};
-    if (amtl_config_defaults(&cfg, &st))
+    /* the defaults (the wide part on) or the reference profile, at the
+     * reference's batch of 2048 either way, so that figures compare */
+    if (amtl_config_defaults(&cfg, &st) ||
+        (reference && amtl_config_profile(&cfg, "reference", &st)) ||
+        amtl_config_set(&cfg, "batch_size", "2048", &st))
         return 1;
     char *names[64] = {"user_id", "item_id", "category"};
     char *labels[4] = {"click", "buy", "cart", "fav"};

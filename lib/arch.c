@@ -616,11 +616,18 @@ static void text_weight(amtl_strbuf *o, double w)
 
 /* A selection kept although sigmoid(beta) <= 0.5: the export's fallback for
  * an expert or task that would have had no input (amtl_supernet_export). */
-static void text_selection(amtl_strbuf *o, double w)
+static void text_selection(amtl_strbuf *o, double w, double threshold)
 {
     text_weight(o, w);
-    if (!isnan(w) && w <= 0.5)
+    if (!isnan(w) && w <= threshold)
         amtl_strbuf_printf(o, " [fallback]");
+}
+
+/* The export's threshold (meta select_threshold; 0.5 before it was stored). */
+static double select_threshold(const amtl_file *f)
+{
+    const char *s = amtl_file_meta(f, "select_threshold");
+    return s ? atof(s) : 0.5;
 }
 
 /* How decided the search was: for the feature and expert selections the
@@ -741,7 +748,7 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
             for (int i = 0; i < a->N; i++)
                 if (sel[i] != 0.0f) {
                     amtl_strbuf_printf(o, "%s %s", n++ ? "," : "", a->fields.v[i]);
-                    text_selection(o, beta_weight(beta, i));
+                    text_selection(o, beta_weight(beta, i), select_threshold(f));
                 }
             if (!n)
                 amtl_strbuf_printf(o, " (none)");
@@ -761,7 +768,7 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
         for (int i = 0; i < a->K; i++)
             if (a->experts[(size_t)cidx * a->K + i] != 0.0f) {
                 amtl_strbuf_printf(o, "%s %d", n++ ? "," : "", i);
-                text_selection(o, beta_weight(beta, i));
+                text_selection(o, beta_weight(beta, i), select_threshold(f));
             }
         if (!n)
             amtl_strbuf_printf(o, " (none)");

@@ -48,8 +48,8 @@ static const key_def keys[] = {
     KEY(embedding_init_std, K_FLOAT, "1", "model",
         "embeddings start as N(0, s^2): 1 as the reference; 0 starts them at zero"),
     KEY(n_experts, K_INT, "4", "model", "experts per expert layer (K)"),
-    KEY(n_expert_layers, K_INT, "2", "model", "expert layers (L)"),
-    KEY(expert_n_layers, K_INT, "3", "model", "MixedOps chained in each expert"),
+    KEY(n_expert_layers, K_INT, "1", "model", "expert layers (L)"),
+    KEY(expert_n_layers, K_INT, "2", "model", "MixedOps chained in each expert"),
     KEY(expert_width, K_INT, "64", "model", "output width of every MixedOp (H)"),
     KEY(tower_layers, K_INTLIST, "[64]", "model", "hidden widths of each task tower"),
     KEY(dropout, K_FLOAT, "0.2", "model", "dropout probability of ops and towers"),
@@ -95,6 +95,8 @@ static const key_def keys[] = {
     KEY(full_arch_train_epochs, K_INT, "3", "search",
         "then epochs training weights and arch params"),
     KEY(discretize_ops, K_INT, "10", "search", "MixedOps fixed at the end of each search epoch"),
+    KEY(select_threshold, K_FLOAT, "0.5", "search",
+        "export keeps a feature or expert when sigmoid(beta) > this (0.5: the reference)"),
     KEY(patience, K_INT, "5", "search", "fine-tune epochs without improvement before stopping"),
     KEY(early_stop, K_STRING, "auc", "search",
         "validation signal of early stopping: auc (mean relative gain) | logloss"),
@@ -848,7 +850,9 @@ typedef struct {
 static const profile_def profiles[] = {
     {"default", {{NULL, NULL}}},
     {"reference",
-     {{"wide", "false"},
+     {{"n_expert_layers", "2"},
+      {"expert_n_layers", "3"},
+      {"wide", "false"},
       {"wide_init", "zero"},
       {"batch_size", "2048"},
       {"lr", "0.001"},
@@ -1402,6 +1406,8 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         if (!reals[i].positive && !(v >= 0 && isfinite(v)))
             return bad(st, reals[i].key, "must be >= 0, got %g", (double)v);
     }
+    if (!(c->select_threshold > 0 && c->select_threshold < 1))
+        return bad(st, "select_threshold", "must be in (0, 1), got %g", (double)c->select_threshold);
     if (at_least(st, "threads", c->threads, 0) ||
         one_of(st, "device", c->device, devices) || validate_tasks(c, st) ||
         one_of(st, "early_stop", c->early_stop, early_stops))

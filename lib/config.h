@@ -72,6 +72,7 @@ typedef struct {
     int warmup_epochs;        /* 2 */
     int full_arch_train_epochs; /* 3 */
     int discretize_ops;       /* 10 */
+    float select_threshold;   /* export keeps sigmoid(beta) > this, 0.5 */
     int patience;             /* 3 */
     char *early_stop;         /* "auc" (the reference) | "logloss" */
     int min_epochs;           /* epochs before early stopping may stop, 0 */

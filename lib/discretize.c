@@ -69,9 +69,11 @@ int amtl_discretize_export(const char *ckpt, const char *out, amtl_status *st)
     memset(&arch, 0, sizeof arch);
     if (load(ckpt, &tr, &shape, &cfg, st))
         return -1;
-    int fallbacks = amtl_supernet_export(&tr.net);
+    int fallbacks = amtl_supernet_export(&tr.net, tr.cfg.select_threshold);
     int rc = amtl_arch_from_supernet(&arch, &tr.net, &tr.cfg, st) ||
              amtl_file_set_metaf(&arch, st, "fallbacks", "%d", fallbacks) ||
+             amtl_file_set_metaf(&arch, st, "select_threshold", "%.9g",
+                                 (double)tr.cfg.select_threshold) ||
              amtl_file_write(&arch, out, st);
     amtl_file_free(&arch);
     unload(&tr, &shape, &cfg);

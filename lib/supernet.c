@@ -596,15 +596,17 @@ static int argmax_f(const float *x, int n)
     return best;
 }
 
-int amtl_supernet_export(amtl_supernet *net)
+int amtl_supernet_export(amtl_supernet *net, float threshold)
 {
     amtl_supernet_discretize(net, net->n_mops, NULL);
     int K = net->K, N = net->N, fallbacks = 0;
     for (int j = 0; j < K; j++) {
         int any = 0;
         for (int f = 0; f < N; f++) {
-            net->fix_single[j * N + f] = amtl_sigmoid(net->arch[net->single_beta[j] + f]) > 0.5f;
-            net->fix_inter[j * N + f] = amtl_sigmoid(net->arch[net->inter_beta[j] + f]) > 0.5f;
+            net->fix_single[j * N + f] =
+                amtl_sigmoid(net->arch[net->single_beta[j] + f]) > threshold;
+            net->fix_inter[j * N + f] =
+                amtl_sigmoid(net->arch[net->inter_beta[j] + f]) > threshold;
             any |= net->fix_single[j * N + f] != 0.0f || net->fix_inter[j * N + f] != 0.0f;
         }
         /* an expert without an input: its strongest single feature */
@@ -616,7 +618,7 @@ int amtl_supernet_export(amtl_supernet *net)
     for (int c = 0; c < net->n_consumers; c++) {
         int any = 0;
         for (int i = 0; i < K; i++) {
-            net->fix_expert[c * K + i] = amtl_sigmoid(net->arch[net->me_beta[c] + i]) > 0.5f;
+            net->fix_expert[c * K + i] = amtl_sigmoid(net->arch[net->me_beta[c] + i]) > threshold;
             any |= net->fix_expert[c * K + i] != 0.0f;
         }
         /* a task (or next-layer expert) without an expert: its strongest one */

@@ -196,11 +196,11 @@ int amtl_mop_argmax(const amtl_supernet *net, int i);
  * the indices fixed (in order) to fixed[] when not NULL; returns how many. */
 int amtl_supernet_discretize(amtl_supernet *net, int k, int *fixed);
 /* Fixes every MixedOp and the feature / expert selections (sigmoid(beta) >
- * 0.5).  Nothing is left without an input: a layer-0 expert with no feature
+ * threshold; the reference's is 0.5).  Nothing is left without an input: a layer-0 expert with no feature
  * selected keeps its single feature of the largest beta, and a task or
  * next-layer expert with no expert selected keeps the expert of the largest
  * beta.  Returns how many such fallbacks were taken. */
-int amtl_supernet_export(amtl_supernet *net);
+int amtl_supernet_export(amtl_supernet *net, float threshold);
 
 /* ---- parameters by name --------------------------------------------------------- */
 

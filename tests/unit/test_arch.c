@@ -85,7 +85,7 @@ static int make_arch(amtl_file *arch, amtl_supernet *net, amtl_config *cfg,
     if (amtl_supernet_init(net, cfg, &ds, &rng, st))
         return -1;
     set_arch_values(net);
-    amtl_supernet_export(net);
+    amtl_supernet_export(net, 0.5f);
     amtl_file tmp;
     if (amtl_arch_from_supernet(&tmp, net, cfg, st))
         return -1;
@@ -356,7 +356,7 @@ static void test_not_exported(void)
     CHECK_OK(amtl_supernet_init(&net, &cfg, &ds, &rng, &st), &st);
     CHECK(amtl_arch_from_supernet(&f, &net, &cfg, &st) < 0);
     CHECKF(strstr(st.msg, "not discrete") != NULL, "%s", st.msg);
-    amtl_supernet_export(&net);
+    amtl_supernet_export(&net, 0.5f);
     amtl_config_set_kv(&cfg, "expert_width=9", &st);
     CHECK(amtl_arch_from_supernet(&f, &net, &cfg, &st) < 0);
     CHECKF(strstr(st.msg, "expert_width") != NULL, "%s", st.msg);

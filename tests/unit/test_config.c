@@ -128,8 +128,8 @@ static void test_defaults(void)
     static const char *const ops[] = {"Identity", "MLP-16",  "MLP-32",  "MLP-64",
                                       "MLP-128",  "MLP-256", "MLP-512", "MLP-1024"};
     CHECK_OK(amtl_config_defaults(&c, &st), &st);
-    CHECK(c.embedding_dim == 16 && c.n_experts == 4 && c.n_expert_layers == 2);
-    CHECK(c.expert_n_layers == 3 && c.expert_width == 64);
+    CHECK(c.embedding_dim == 16 && c.n_experts == 4 && c.n_expert_layers == 1);
+    CHECK(c.expert_n_layers == 2 && c.expert_width == 64);
     CHECK(c.tower_layers.n == 1 && c.tower_layers.items[0] == 64);
     CHECK(c.dropout == 0.2f);
     CHECK(c.ops.n == 8);
@@ -827,7 +827,7 @@ static void test_describe(void)
         CHECKF(strstr(text, want) != NULL, "'%s' not described", want + 3);
         keys++;
     }
-    CHECK(keys == 50);
+    CHECK(keys == 51);
     free(dump);
     free(text);
     amtl_config_free(&c);
@@ -849,12 +849,14 @@ static void test_profiles(void)
     CHECK(!strcmp(a, b));
     free(a);
     free(b);
+    CHECK(c.n_expert_layers == 1 && c.expert_n_layers == 2 && c.select_threshold == 0.5f);
     CHECK(c.wide == 1 && !strcmp(c.wide_init, "linear") && c.min_id_count == 5 &&
           c.finetune_epochs == 0 && c.patience == 5);
     CHECK_OK(amtl_config_profile(&c, "reference", &st), &st);
     CHECK(c.wide == 0 && !strcmp(c.wide_init, "zero") && c.batch_size == 2048 &&
           c.lr == 0.001f && c.arch_lr == 0.001f && c.epochs == 15 && c.patience == 3 &&
           c.finetune_epochs == 0 && c.min_id_count == 0);
+    CHECK(c.n_expert_layers == 2 && c.expert_n_layers == 3);
     CHECK(c.dropout == 0.2f && c.embedding_init_std == 1.0f && c.ops.n == 8);
     CHECK_OK(amtl_config_set(&c, "lr", "0.05", &st), &st);  /* later settings win */
     CHECK(c.lr == 0.05f);

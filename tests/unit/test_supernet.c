@@ -334,7 +334,7 @@ static void test_export_thresholds(void)
     eb[0] = 1.0f;
     eb[1] = -1.0f;
     eb[2] = 0.2f;
-    amtl_supernet_export(&net);
+    amtl_supernet_export(&net, 0.5f);
     int N = net.N, K = net.K;
     float s0 = net.fix_single[1 * N + 0], s1 = net.fix_single[1 * N + 1],
           s2 = net.fix_single[1 * N + 2];
@@ -370,7 +370,7 @@ static void test_export_fallback(void)
     }
     for (int i = 0; i < K; i++)
         net.arch[net.me_beta[last] + i] = -1.0f + 0.25f * (i == 2);
-    int fb = amtl_supernet_export(&net);
+    int fb = amtl_supernet_export(&net, 0.5f);
     float s[8] = {0}, in[8] = {0}, e[8] = {0};
     for (int f = 0; f < N && f < 8; f++) {
         s[f] = net.fix_single[f];

@@ -154,7 +154,7 @@ static int exported_supernet(amtl_trainer *a, const amtl_dataset *ds, amtl_statu
             set_beta(net, net->single_beta[j], f, j == 0 && f == 1 ? -3.0f : 3.0f);
             set_beta(net, net->inter_beta[j], f, j == 1 && f != 1 ? 3.0f : -3.0f);
         }
-    amtl_supernet_export(net);
+    amtl_supernet_export(net, 0.5f);
     amtl_trainer_sync_liveness(a);
     return 0;
 }

@@ -191,7 +191,7 @@ static inline int make_net_shape(amtl_supernet *net, amtl_config *cfg, const tin
     if (flags & S_DISCRETE)
         amtl_supernet_discretize(net, net->n_mops / 2, NULL);
     if (flags & S_EXPORTED) {
-        amtl_supernet_export(net);
+        amtl_supernet_export(net, 0.5f);
         /* prune: task consumers drop expert 0, which then runs for nobody */
         for (int c = 0; c < net->n_consumers; c++)
             net->fix_expert[c * net->K + 0] = c < (net->L - 1) * net->K ? 1.0f : 0.0f;
