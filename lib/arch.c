@@ -698,6 +698,7 @@ static void text_margin(amtl_strbuf *o, const char *what, const margin *m)
 static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, const int *used)
 {
     const amtl_config *c = &a->cfg;
+    double threshold = select_threshold(f);
     amtl_strbuf_printf(o, "architecture: %d expert layer%s x %d expert%s x %d block%s, "
                           "%d task%s, %d sparse field%s, %d dense\n",
                        a->L, a->L == 1 ? "" : "s", a->K, a->K == 1 ? "" : "s", a->NL,
@@ -748,7 +749,7 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
             for (int i = 0; i < a->N; i++)
                 if (sel[i] != 0.0f) {
                     amtl_strbuf_printf(o, "%s %s", n++ ? "," : "", a->fields.v[i]);
-                    text_selection(o, beta_weight(beta, i), select_threshold(f));
+                    text_selection(o, beta_weight(beta, i), threshold);
                 }
             if (!n)
                 amtl_strbuf_printf(o, " (none)");
@@ -768,7 +769,7 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
         for (int i = 0; i < a->K; i++)
             if (a->experts[(size_t)cidx * a->K + i] != 0.0f) {
                 amtl_strbuf_printf(o, "%s %d", n++ ? "," : "", i);
-                text_selection(o, beta_weight(beta, i), select_threshold(f));
+                text_selection(o, beta_weight(beta, i), threshold);
             }
         if (!n)
             amtl_strbuf_printf(o, " (none)");
@@ -1132,13 +1133,15 @@ int amtl_arch_baseline(amtl_file *out, const char *kind, const char *op,
      * of a single expert is 1, and each task's tower is one Linear(H, 1) with
      * a bias: logit_t = Σ_f <w_t,f, e_f(id)> + <v_t, dense> + b_t.  The
      * embeddings start at zero as a regression's weights do; random N(0,1)
-     * rows would leave rare ids with pure noise at test time. */
+     * rows would leave rare ids with pure noise at test time.  It is the
+     * regression itself, so it has no wide part beside it. */
     if (!rc && linear)
         rc = set_int(&cfg, "embedding_dim", T, st) || set_int(&cfg, "expert_n_layers", 1, st) ||
              set_int(&cfg, "expert_width", T * (N + 1) + ds->D, st) ||
              amtl_config_set(&cfg, "embedding_init_std", "0", st) ||
              amtl_config_set(&cfg, "tower_layers", "[]", st) ||
-             amtl_config_set(&cfg, "dropout", "0", st);
+             amtl_config_set(&cfg, "dropout", "0", st) ||
+             amtl_config_set(&cfg, "wide", "false", st);
     if (!rc && task >= 0) {
         amtl_strbuf w = {0};
         amtl_strbuf_printf(&w, "[");

@@ -87,17 +87,10 @@ int amtl_early_stop_scan(const double *auc, const double *logloss, int n, int T,
 
 void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m)
 {
-    double s = 0;
-    int k = 0;
-    for (int t = 0; t < tr->net.T; t++) {
+    for (int t = 0; t < tr->net.T; t++)
         if (tr->task_w[t] == 0.0f)
             m->auc[t] = m->logloss[t] = NAN;
-        if (!isnan(m->auc[t])) {
-            s += m->auc[t];
-            k++;
-        }
-    }
-    m->mean_auc = k ? s / k : NAN;
+    m->mean_auc = finite_mean(m->auc, tr->net.T);
 }
 
 /* ---- amtl-train ----------------------------------------------------------- */
@@ -143,7 +136,7 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
     }
     amtl_trainer_sync_liveness(&tr);
     /* from scratch, the wide part starts at the fitted regression (wide_init) */
-    if (!o->init && !amtl_linear_is_baseline(&arch) && amtl_wide_fit(&tr, &ds, st))
+    if (!o->init && amtl_wide_fit(&tr, &ds, st))
         goto out;
     if (o->metrics && !(mf = fopen(o->metrics, "a"))) {
         mf = stdout;
