@@ -348,6 +348,26 @@ static int synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
     return amtl_prep_table_init(t, N, sparse, D, dense, tasks, labels, st);
 }
 
+/* One row of a synthetic kind: the ids v[N] as decimal tokens, dense[D]. */
+static int synth_row(amtl_prep_table *t, const int *v, int N, const float *dense, int D,
+                     amtl_status *st)
+{
+    int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
+    if (row < 0)
+        return -1;
+    for (int f = 0; f < N; f++) {
+        char tok[16];
+        int len = snprintf(tok, sizeof tok, "%d", v[f]);
+        int32_t id = amtl_prep_table_intern(t, f, tok, (size_t)len, st);
+        if (id < 0)
+            return -1;
+        t->raw[f][row] = id;
+    }
+    for (int d = 0; d < D; d++)
+        t->dense[d][row] = dense[d];
+    return 0;
+}
+
 int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
                         amtl_status *st)
 {
@@ -389,19 +409,8 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
         float dense[N_DENSE];
         for (int d = 0; d < N_DENSE; d++)
             dense[d] = (float)amtl_rng_normal(&r_rows, 0.0, 1.0);
-        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
-        if (row < 0)
+        if (synth_row(t, v, N_SPARSE, dense, N_DENSE, st))
             goto out;
-        for (int f = 0; f < N_SPARSE; f++) {
-            char tok[16];
-            int len = snprintf(tok, sizeof tok, "%d", v[f]);
-            int32_t id = amtl_prep_table_intern(t, f, tok, (size_t)len, st);
-            if (id < 0)
-                goto out;
-            t->raw[f][row] = id;
-        }
-        for (int d = 0; d < N_DENSE; d++)
-            t->dense[d][row] = dense[d];
         double a = dot(h.U + (size_t)v[F_USER] * LATENT, h.I + (size_t)v[F_ITEM] * LATENT) +
                    0.6 * h.cbias[v[F_CATEGORY]] + 0.5 * dense[0];
         double b = dot(h.C + (size_t)v[F_CITY] * LATENT, h.V + (size_t)v[F_DEVICE] * LATENT) +
@@ -577,19 +586,8 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
         float dense[NZ_DENSE];
         for (int d = 0; d < NZ_DENSE; d++)
             dense[d] = (float)amtl_rng_normal(&r_rows, 0.0, 1.0);
-        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
-        if (row < 0)
+        if (synth_row(t, v, NZ_SPARSE, dense, NZ_DENSE, st))
             goto out;
-        for (int f = 0; f < NZ_SPARSE; f++) {
-            char tok[16];
-            int len = snprintf(tok, sizeof tok, "%d", v[f]);
-            int32_t id = amtl_prep_table_intern(t, f, tok, (size_t)len, st);
-            if (id < 0)
-                goto out;
-            t->raw[f][row] = id;
-        }
-        for (int d = 0; d < NZ_DENSE; d++)
-            t->dense[d][row] = dense[d];
         size_t pair = (size_t)v[Z_AGE] * (size_t)zcard[Z_CATEGORY].n + (size_t)v[Z_CATEGORY];
         for (int k = 0; k < tasks; k++) {
             double ids = 0, rest = ZDENSE * dense[0] + inter[pair * (size_t)tasks + (size_t)k];
