@@ -348,6 +348,18 @@ static int synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
     return amtl_prep_table_init(t, N, sparse, D, dense, tasks, labels, st);
 }
 
+/* The table's source line: what made it, and how. */
+static int synth_source(amtl_prep_table *t, const char *what, int64_t rows, int tasks,
+                        uint64_t seed, amtl_status *st)
+{
+    char src[96];
+    snprintf(src, sizeof src, "%s rows=%lld tasks=%d seed=%llu", what, (long long)rows, tasks,
+             (unsigned long long)seed);
+    if (!(t->source = strdup(src)))
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    return 0;
+}
+
 /* One row of a synthetic kind: the ids v[N] as decimal tokens, dense[D]. */
 static int synth_row(amtl_prep_table *t, const int *v, int N, const float *dense, int D,
                      amtl_status *st)
@@ -427,16 +439,8 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
     draw_labels(t, z, rows, tasks, SCALE, target_rate, &r_labels, sc, measured, oracle);
     if (set_meta(t, tasks, measured, oracle, st))
         goto out;
-    {
-        char src[96];
-        snprintf(src, sizeof src, "synthetic rows=%lld tasks=%d seed=%llu",
-                 (long long)rows, tasks, (unsigned long long)seed);
-        t->source = strdup(src);
-        if (!t->source) {
-            amtl_error(st, AMTL_ENOMEM, "out of memory");
-            goto out;
-        }
-    }
+    if (synth_source(t, "synthetic", rows, tasks, seed, st))
+        goto out;
     rc = 0;
 out:
     hidden_free(&h);
@@ -634,16 +638,8 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
     draw_labels(t, z, rows, tasks, ZSCALE, ztarget_rate, &r_labels, sc, measured, oracle);
     if (zipf_meta(t, tasks, measured, oracle, id_share, seen, once, st))
         goto out;
-    {
-        char src[96];
-        snprintf(src, sizeof src, "synthetic kind=zipf rows=%lld tasks=%d seed=%llu",
-                 (long long)rows, tasks, (unsigned long long)seed);
-        t->source = strdup(src);
-        if (!t->source) {
-            amtl_error(st, AMTL_ENOMEM, "out of memory");
-            goto out;
-        }
-    }
+    if (synth_source(t, "synthetic kind=zipf", rows, tasks, seed, st))
+        goto out;
     rc = 0;
     goto out;
 oom:
