@@ -92,16 +92,16 @@ int amtl_prep_label_parse(amtl_prep_label *l, const char *item, amtl_status *st)
     if (col == eqeq)
         return bad_label(st, item, "no column before '=='");
     const char *v = eqeq + 2;
-    int n = 1;
-    for (const char *p = v; *p; p++)
-        n += *p == '|';
-    for (const char *p = v;; p++) {
-        const char *e = strchr(p, '|');
-        if ((e ? e : p + strlen(p)) == p)
+    int n = 0;  /* the values between '|', none of them empty */
+    for (const char *p = v;; p++, n++) {
+        size_t len = strcspn(p, "|");
+        if (len == 0)
             return bad_label(st, item, "an empty value");
-        if (!e)
+        p += len;
+        if (!*p) {
+            n++;
             break;
-        p = e;
+        }
     }
     l->task = strndup(item, (size_t)((eq ? eq : eqeq) - item));
     l->column = strndup(col, (size_t)(eqeq - col));
@@ -109,8 +109,7 @@ int amtl_prep_label_parse(amtl_prep_label *l, const char *item, amtl_status *st)
     if (!l->task || !l->column || !l->values)
         goto nomem;
     for (const char *p = v; l->n_values < n; l->n_values++) {
-        const char *e = strchr(p, '|');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
+        size_t len = strcspn(p, "|");
         if (!(l->values[l->n_values] = strndup(p, len)))
             goto nomem;
         p += len + 1;
