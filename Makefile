@@ -13,7 +13,12 @@ CC      ?= cc
 # nvcc from PATH, else the toolkit's usual place
 NVCC    ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
 PKGS    := openblas msgpack yaml-0.1 liblbfgs zlib
-DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev liblbfgs-dev zlib1g-dev bats python3
+DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev liblbfgs-dev zlib1g-dev bats python3 \
+            gnuplot-nox graphviz mandoc groff-base
+# what the tests and make plots run besides the build (make deps installs them)
+DEP_CMDS := bats python3 gnuplot dot mandoc groff
+HAVE_DEPS = pkg-config --exists $(PKGS) 2>/dev/null && \
+            (for c in $(DEP_CMDS); do command -v $$c >/dev/null || exit 1; done)
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -28,7 +33,7 @@ LDLIBS  = $(PKG_LIBS) -lm -lpthread
 
 BUILD   ?= build
 BIN     ?= bin
-LIB_SRC := $(wildcard lib/*.c)
+LIB_SRC := $(wildcard lib/*/*.c)
 KER_SRC := $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KER_SRC:%.c=$(BUILD)/%.o)
 LIBA    := $(BUILD)/libamtl.a
@@ -73,7 +78,7 @@ endif
 
 # Dependencies: installed by apt-get when root, otherwise the exact line.
 deps:
-	@if pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null && command -v python3 >/dev/null; then \
+	@if $(HAVE_DEPS); then \
 	    echo "deps: all present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing $(DEB_PKGS)"; \
@@ -87,7 +92,7 @@ deps:
 # Every build checks once that the dependencies are there and gets them if not;
 # the package flags are then re-read by a fresh make.
 $(DEPSTAMP):
-	@pkg-config --exists $(PKGS) 2>/dev/null && command -v bats >/dev/null && command -v python3 >/dev/null || $(MAKE) --no-print-directory deps
+	@$(HAVE_DEPS) || $(MAKE) --no-print-directory deps
 	@mkdir -p $(@D) && touch $@
 
 ifeq ($(PKG_LIBS),)
@@ -96,7 +101,7 @@ $(TOOLS) $(UNIT) $(BENCH) $(LIB_OBJ): | $(DEPSTAMP)
 endif
 
 # the plain-loop layers vectorise only at -O3 (and sqrtf without errno)
-$(BUILD)/lib/layers.o $(BUILD)/lib/optim.o: CFLAGS += -O3 -fno-math-errno
+$(BUILD)/lib/model/layers.o $(BUILD)/lib/train/optim.o: CFLAGS += -O3 -fno-math-errno
 
 $(BUILD)/lib/%.o: lib/%.c | $(DEPSTAMP)
 	@mkdir -p $(@D)

@@ -1,5 +1,5 @@
 /* device.c (bench) — training throughput of the device step
- * (lib/supernet_dev.h) on a compute backend (kernels/backend.h) against that
+ * (lib/model/supernet_dev.h) on a compute backend (kernels/backend.h) against that
  * backend's own GEMM ceiling, measured in the same run: the counterpart of
  * bench/supernet.c for `--device cuda`.
  *
@@ -32,16 +32,16 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "cli.h"
-#include "config.h"
-#include "dataset.h"
-#include "layers.h"
-#include "optim.h"
-#include "progress.h"
-#include "rng.h"
-#include "supernet.h"
-#include "supernet_dev.h"
-#include "tensor.h"
+#include "cmd/cli.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "model/layers.h"
+#include "train/optim.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "model/supernet.h"
+#include "model/supernet_dev.h"
+#include "base/tensor.h"
 
 enum { OPT_DEVICE = 256, OPT_BATCH, OPT_STEPS, OPT_WARMUP, OPT_CEILING };
 

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "layers.h"
-#include "rng.h"
-#include "tensor.h"
+#include "model/layers.h"
+#include "base/rng.h"
+#include "base/tensor.h"
 
 typedef struct {
     const char *what;

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "prep.h"
-#include "progress.h"
-#include "rng.h"
+#include "format/config.h"
+#include "data/prep.h"
+#include "base/progress.h"
+#include "base/rng.h"
 
 static int write_processed(const char *path, long rows)
 {

@@ -30,13 +30,13 @@
 #include <cblas.h>
 #undef I
 
-#include "config.h"
-#include "dataset.h"
-#include "layers.h"
-#include "optim.h"
-#include "progress.h"
-#include "supernet.h"
-#include "tensor.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "model/layers.h"
+#include "train/optim.h"
+#include "base/progress.h"
+#include "model/supernet.h"
+#include "base/tensor.h"
 
 static double cpu_now(void)
 {

@@ -1,4 +1,4 @@
-/* backend.h — the compute backend of the device step (lib/supernet_dev.h):
+/* backend.h — the compute backend of the device step (lib/model/supernet_dev.h):
  * memory and the layer primitives of the supernet, one table of functions
  * per backend.  Two backends implement it:
  *   cpu  (kernels/cpu/backend.c): plain loops and OpenBLAS, host memory;
@@ -6,7 +6,7 @@
  *        device step itself is tested on a machine without a GPU;
  *   cuda (kernels/cuda/backend.cu): CUDA kernels and cuBLAS, device memory;
  *        compiled whenever nvcc is found (AMTL_HAVE_CUDA).
- * The CPU training path of lib/supernet_step.c (fused MixedOp, thread pool)
+ * The CPU training path of lib/model/supernet_step.c (fused MixedOp, thread pool)
  * does not go through this table: it is the fast CPU path; this table is
  * what a device runs.
  *

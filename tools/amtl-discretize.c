@@ -3,8 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "discretize.h"
+#include "cmd/cli.h"
+#include "cmd/discretize_cmd.h"
 
 enum { OPT_EXPORT = 256, OPT_SHOW, OPT_FORMAT, OPT_BASELINE, OPT_OP };
 

@@ -3,9 +3,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "finetune.h"
-#include "predict.h"
+#include "cmd/cli.h"
+#include "cmd/train_cmd.h"
+#include "cmd/predict.h"
 
 enum { OPT_JSON = 256, OPT_SPLIT, OPT_PREDICT, OPT_HEADER, OPT_DELIM, OPT_DEVICE };
 

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "prep.h"
+#include "cmd/cli.h"
+#include "data/prep.h"
 
 enum { OPT_SET = 256, OPT_SEED, OPT_LIMIT, OPT_SPLIT, OPT_VOCAB, OPT_SYNTHETIC,
        OPT_ROWS, OPT_TASKS, OPT_INFO, OPT_KIND };

@@ -3,14 +3,13 @@
  * Exit status: 0 done, 1 runtime or data error (including a non-finite loss),
  * 2 usage error, 130 stopped by SIGINT and 143 by SIGTERM after writing the
  * part-done epoch into the output checkpoint (rerun with --resume). */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "search.h"
+#include "cmd/cli.h"
+#include "cmd/supernet_cmd.h"
 
 enum { OPT_RESUME = 256, OPT_METRICS, OPT_INIT, OPT_QUIET, OPT_THREADS, OPT_DEVICE };
 
@@ -32,33 +31,6 @@ static const amtl_cli_opt opts[] = {
     {"output", 'o', "CKPT", "checkpoint to write after every epoch"},
     {0},
 };
-
-static volatile sig_atomic_t stop_signal;
-
-/* The first SIGINT or SIGTERM asks for a stop at the next batch boundary;
- * a second one ends the process at once (the last checkpoint stays). */
-static void on_stop(int sig)
-{
-    if (stop_signal) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    stop_signal = sig;
-}
-
-static volatile sig_atomic_t *stop_on_signals(void)
-{
-    amtl_cli_stop_on_signals();  /* for SIGXFSZ ignored */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    return &stop_signal;
-}
 
 int main(int argc, char **argv)
 {
@@ -110,14 +82,7 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--data, --phase, --epochs and -o are required");
     if (amtl_phase_parse(phase, &o.phase))
         return amtl_cli_usage_error(&cli, "unknown phase '%s' (warmup, search or finetune)", phase);
-    o.stop = stop_on_signals();
+    o.stop = amtl_cli_stop_on_signals();
     amtl_status st = {0};
-    if (amtl_search_run(&o, &cli, &st)) {
-        if (st.code != AMTL_EINTR || !stop_signal)
-            return amtl_cli_fail(&cli, &st);
-        fprintf(stderr, "%s: %s: %s\n", cli.tool, stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
-                st.msg);
-        return 128 + stop_signal;
-    }
-    return 0;
+    return amtl_cli_finish(&cli, amtl_search_run(&o, &cli, &st), &st);
 }

@@ -3,8 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "finetune.h"
+#include "cmd/cli.h"
+#include "cmd/train_cmd.h"
 
 enum { OPT_INIT = 256, OPT_SCRATCH, OPT_PATIENCE, OPT_METRICS, OPT_QUIET, OPT_THREADS, OPT_DEVICE };
 
@@ -80,7 +80,5 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--init and --from-scratch exclude each other");
     o.stop = amtl_cli_stop_on_signals();
     amtl_status st = {0};
-    if (amtl_finetune_run(&o, &cli, &st))
-        return amtl_cli_fail(&cli, &st);
-    return 0;
+    return amtl_cli_finish(&cli, amtl_finetune_run(&o, &cli, &st), &st);
 }

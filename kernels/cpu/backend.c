@@ -2,9 +2,9 @@
  * loops over rows (the compiler vectorises across channels), OpenBLAS for
  * the products.  It is the reference the CUDA backend is tested against and
  * runs the device step on a machine without a GPU, so each primitive keeps
- * the arithmetic of the CPU layer it stands for (lib/layers.c, lib/optim.c,
- * the MixFeature and MixedExpert of lib/supernet_step.c, the loss of
- * lib/train.c): same operations in the same order, so the two paths agree
+ * the arithmetic of the CPU layer it stands for (lib/model/layers.c, lib/train/optim.c,
+ * the MixFeature and MixedExpert of lib/model/supernet_step.c, the loss of
+ * lib/train/train.c): same operations in the same order, so the two paths agree
  * bit for bit where the layouts allow.  Reductions over the batch are in
  * double.
  */
@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "layers.h"
-#include "optim.h"
-#include "tensor.h"
+#include "model/layers.h"
+#include "train/optim.h"
+#include "base/tensor.h"
 
 /* Channels per block of double accumulators (on the stack). */
 #define CHAN_BLOCK 256
@@ -464,7 +464,7 @@ static void cpu_expert_mix_back(float *dY, float *dG, float *ds, const float *do
     }
 }
 
-/* BCE with logits, stably: as bce_logit in lib/layers.c */
+/* BCE with logits, stably: as bce_logit in lib/model/layers.c */
 static double bce_logit(double x, double y)
 {
     return (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
@@ -474,7 +474,7 @@ static void cpu_bce(float *loss, float *dlogits, const float *logits, const floa
                     const int32_t *cond_host, const float *w_host, int B, int T)
 {
     /* loss[T], dlogits[T,B], logits[T,B], labels[B,T], cond_host[T],
-     * w_host[T].  The operations of loss_and_grad (lib/train.c) through
+     * w_host[T].  The operations of loss_and_grad (lib/train/train.c) through
      * amtl_bce_logits_forward/backward, with the label and mask columns read
      * in place instead of copied out. */
     for (int t = 0; t < T; t++) {

@@ -1,6 +1,6 @@
 /* gemm.c — the CPU matrix product: row-major sgemm through OpenBLAS.
  *
- * Threading: the project has one threading model, the pool of lib/pool.h.
+ * Threading: the project has one threading model, the pool of lib/base/pool.h.
  * Once the thread count is set (amtl_blas_set_threads), OpenBLAS runs on a
  * single thread and parallel work is split by the callers over the pool: the
  * MixedOp step by batch rows, and a large product called from outside the
@@ -9,8 +9,8 @@
  * (measured: see bench/supernet.c).  Until the count is set, OpenBLAS keeps
  * its default and the pool has one thread.
  */
-#include "layers.h"
-#include "pool.h"
+#include "model/layers.h"
+#include "base/pool.h"
 
 #include <cblas.h>
 /* cblas.h pulls in <complex.h>, whose macro I would clash with a dimension. */

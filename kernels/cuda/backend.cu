@@ -191,7 +191,7 @@ __device__ static float sigmoid_f(float x)
     return e / (1.0f + e);
 }
 
-/* as bce_logit of lib/layers.c */
+/* as bce_logit of lib/model/layers.c */
 __device__ static double bce_logit(double x, double y)
 {
     return (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));

@@ -113,6 +113,22 @@ SMALL="$MODEL --quiet"
     done
 }
 
+@test "amtl-discretize --op: one op-name parser; a name amtl-train would refuse is refused here (exit 2)" {
+    small_data
+    for op in MLP-064 MLP-+64 MLP-65537 MLP- mlp-64 Zero; do
+        run --separate-stderr amtl-discretize --baseline mmoe --op "$op" --data "$TMP/d.amtl" $MODEL -o "$TMP/x.arch"
+        [ "$status" -eq 2 ]
+        [[ "$stderr" == "amtl-discretize: error: "*"$op"* ]]
+        [ ! -e "$TMP/x.arch" ]
+    done
+    # the same names in the config key ops are refused by the same parser
+    run --separate-stderr amtl-supernet --data "$TMP/d.amtl" $SMALL --set 'ops=[Identity,MLP-064]' --phase warmup --epochs 1 -o "$TMP/x.ckpt"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"key 'ops' has unknown op 'MLP-064'"* ]]
+    amtl-discretize --baseline mmoe --op MLP-64 --data "$TMP/d.amtl" $MODEL -o "$TMP/x.arch"
+    amtl-train --data "$TMP/d.amtl" --arch "$TMP/x.arch" $SMALL --epochs 1 -o "$TMP/x.model" > /dev/null
+}
+
 @test "amtl-eval: a corrupt model is a clear error" {
     small_data
     head -c 100 "$TMP/d.amtl" > "$TMP/bad.model"

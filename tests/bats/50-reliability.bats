@@ -100,6 +100,27 @@ resume_equals_reference() {
     resume_equals_reference
 }
 
+# bats test_tags=long
+@test "amtl-train: SIGTERM and SIGINT stop at a batch boundary, exit 143 and 130, no model and no temp file" {
+    [ -e "$F/long.amtl" ] || amtl-prep --synthetic --rows 40000 --seed 3 -o "$F/long.amtl"
+    for sig in TERM INT; do
+        mkdir -p "$TMP/$sig"
+        amtl-train --data "$F/long.amtl" --arch "$F/s.arch" $LONG --epochs 50 \
+            --metrics "$TMP/$sig/m" -o "$TMP/$sig/model" 2> "$TMP/$sig/err" &
+        local pid=$!
+        # a stop during the first epoch's batches
+        sleep 0.5
+        kill -"$sig" "$pid"
+        local rc=0
+        wait "$pid" || rc=$?
+        [ "$rc" -eq $([ $sig = TERM ] && echo 143 || echo 130) ]
+        [ "$(wc -l < "$TMP/$sig/err")" -eq 1 ]
+        grep -Eq "^amtl-train: SIG$sig: stopped in epoch [0-9]+ after [0-9]+ of [0-9]+ batches" "$TMP/$sig/err"
+        [ ! -e "$TMP/$sig/model" ]
+        [ -z "$(ls "$TMP/$sig" | grep -v '^err$' | grep -v '^m$')" ]
+    done
+}
+
 @test "--resume: --epochs counts from the run's start; a finished run is not redone" {
     amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"
     amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/c.ckpt" > "$TMP/c"

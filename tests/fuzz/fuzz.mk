@@ -10,7 +10,7 @@ FCFLAGS := -std=c17 -D_GNU_SOURCE -DAMTL_VERSION='"fuzz"' -g -O1 -fno-omit-frame
            -Ilib -Ikernels -Itests/fuzz $(shell pkg-config --cflags $(PKGS))
 LIBS    := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
-SRC     := $(wildcard lib/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c) tests/fuzz/targets.c
+SRC     := $(wildcard lib/*/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c) tests/fuzz/targets.c
 OBJ     := $(SRC:%.c=$(OUT)/obj/%.o)
 NAMES   := csv prep file dataset checkpoint model arch config
 BINS    := $(NAMES:%=$(OUT)/fuzz_%)

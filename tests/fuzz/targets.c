@@ -14,15 +14,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "arch.h"
-#include "config.h"
-#include "csv.h"
-#include "dataset.h"
-#include "io.h"
-#include "predict.h"
-#include "prep.h"
-#include "supernet.h"
-#include "train.h"
+#include "format/arch.h"
+#include "format/config.h"
+#include "data/csv.h"
+#include "data/dataset.h"
+#include "format/io.h"
+#include "cmd/predict.h"
+#include "data/prep.h"
+#include "model/supernet.h"
+#include "train/train.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
 

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arch.h"
-#include "config.h"
-#include "io.h"
-#include "supernet.h"
+#include "format/arch.h"
+#include "format/config.h"
+#include "format/io.h"
+#include "model/supernet.h"
 #include "test.h"
 
 /* ---- fixtures ---------------------------------------------------------------------- */

@@ -32,9 +32,9 @@
 #include <string.h>
 
 #include "backend.h"
-#include "layers.h"
-#include "optim.h"
-#include "rng.h"
+#include "model/layers.h"
+#include "train/optim.h"
+#include "base/rng.h"
 #include "test.h"
 #include "testutil.h"
 
@@ -1020,7 +1020,7 @@ static void test_bce(void)
     cpu_->bce(loss, dl, logits, labels, cond, w, B, T);
     CHECK(loss[T] == SENTINEL);
 
-    /* exactly loss_and_grad of lib/train.c */
+    /* exactly loss_and_grad of lib/train/train.c */
     float ycol[37], mcol[37], want[37];
     for (int t = 0; t < T; t++) {
         for (int r = 0; r < B; r++) {

@@ -4,9 +4,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "prep.h"
+#include "data/prep.h"
 #include "test.h"
-#include "train.h"
+#include "train/train.h"
 
 static int make_dataset(amtl_dataset *ds, int64_t rows, amtl_status *st)
 {

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "format/config.h"
 #include "test.h"
 
 /* Expects expr to fail with code and a message containing text. */

@@ -6,8 +6,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "csv.h"
-#include "prep.h"
+#include "data/csv.h"
+#include "data/prep.h"
 #include "test.h"
 
 /* Opens text as a CSV stream named "mem". */

@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "rng.h"
+#include "base/rng.h"
 #include "test.h"
 
 #define TOL 1e-4

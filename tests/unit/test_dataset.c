@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "dataset.h"
-#include "io.h"
-#include "prep.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "format/io.h"
+#include "data/prep.h"
 #include "test.h"
 
 /* train: (b,x,0.5,1) (a,y,1.5,0) (b,,2.5,1); val: (c,x,3.5,0); test: (a,z,4.5,1)

@@ -1,4 +1,4 @@
-/* test_dev_remote.c — the device step (lib/supernet_dev.h) never touches
+/* test_dev_remote.c — the device step (lib/model/supernet_dev.h) never touches
  * backend memory from the host except through put, get and zero.  On a GPU
  * such a read or write is a bug the CPU backend hides (its memory is host
  * memory), so the step runs here on "remote": the CPU backend behind
@@ -7,7 +7,7 @@
  * faults; the SIGSEGV handler names the cause.  The same code on the same
  * numbers: the results must equal the plain CPU backend's bit for bit.
  * States as test_supernet_dev.c's, then tinynet.h's sweep of shapes and
- * states; steps as lib/train.c's dev_train_step. */
+ * states; steps as lib/train/train.c's dev_train_step. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "config.h"
-#include "dataset.h"
-#include "layers.h"
-#include "optim.h"
-#include "supernet.h"
-#include "supernet_dev.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "model/layers.h"
+#include "train/optim.h"
+#include "model/supernet.h"
+#include "model/supernet_dev.h"
 #include "test.h"
 #include "tinynet.h"
 

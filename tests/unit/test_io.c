@@ -15,8 +15,8 @@
 
 #include <msgpack.h>
 
-#include "io.h"
-#include "rng.h"
+#include "format/io.h"
+#include "base/rng.h"
 #include "test.h"
 
 static const amtl_dtype all_dtypes[] = {AMTL_F32, AMTL_I32, AMTL_I64, AMTL_U8, AMTL_F64};

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "rng.h"
+#include "base/rng.h"
 #include "test.h"
 
 static amtl_rng rng_;

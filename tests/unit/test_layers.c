@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layers.h"
-#include "rng.h"
+#include "model/layers.h"
+#include "base/rng.h"
 #include "test.h"
 #include "testutil.h"
 

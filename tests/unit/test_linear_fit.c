@@ -11,15 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arch.h"
-#include "config.h"
-#include "dataset.h"
-#include "linear_fit.h"
-#include "pool.h"
-#include "rng.h"
-#include "supernet.h"
+#include "format/arch.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "train/linear_fit.h"
+#include "base/pool.h"
+#include "base/rng.h"
+#include "model/supernet.h"
 #include "test.h"
-#include "train.h"
+#include "train/train.h"
 
 enum { LN = 3, LD = 2, LT = 3 };
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
-#include "rng.h"
+#include "train/metrics.h"
+#include "base/rng.h"
 #include "test.h"
 
 static double auc_of(const float *s, const float *y, const float *w, int64_t n, int *rc)

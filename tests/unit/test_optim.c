@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optim.h"
-#include "rng.h"
+#include "train/optim.h"
+#include "base/rng.h"
 #include "test.h"
 
 static amtl_rng rng_;

@@ -1,4 +1,4 @@
-/* test_pool.c — the thread pool (lib/pool.h), the matrix product split over
+/* test_pool.c — the thread pool (lib/base/pool.h), the matrix product split over
  * it, and the supernet step at several thread counts: the same step at 2
  * threads as at 1 (the forward bit for bit, weight gradients to rounding),
  * bit-identical from run to run at a given count; and the evaluation forward
@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "dataset.h"
-#include "layers.h"
-#include "pool.h"
-#include "supernet.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "model/layers.h"
+#include "base/pool.h"
+#include "model/supernet.h"
 #include "test.h"
 
 /* ---- the pool ---------------------------------------------------------------- */

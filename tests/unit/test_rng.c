@@ -2,7 +2,7 @@
  * and loose statistical checks of every distribution. */
 #include <stdint.h>
 
-#include "rng.h"
+#include "base/rng.h"
 #include "test.h"
 
 static void test_same_seed_same_stream(void)

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "dataset.h"
-#include "supernet.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "model/supernet.h"
 #include "test.h"
 #include "tinynet.h"
 

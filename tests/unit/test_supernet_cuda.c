@@ -1,6 +1,6 @@
-/* test_supernet_cuda.c — the device step (lib/supernet_dev.h) on the CUDA
+/* test_supernet_cuda.c — the device step (lib/model/supernet_dev.h) on the CUDA
  * backend against the same step on the CPU backend: full training steps as
- * lib/train.c's, then an evaluation, on the default tiny net in three states
+ * lib/train/train.c's, then an evaluation, on the default tiny net in three states
  * and on tinynet.h's sweep of shapes.  Skipped without a GPU (or run on the
  * CPU backend against itself with AMTL_TEST_CUDA_AS_CPU=1). */
 #include <math.h>
@@ -8,15 +8,15 @@
 #include <string.h>
 
 #include "backend.h"
-#include "config.h"
-#include "dataset.h"
-#include "optim.h"
-#include "supernet.h"
-#include "supernet_dev.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "train/optim.h"
+#include "model/supernet.h"
+#include "model/supernet_dev.h"
 #include "test.h"
 #include "tinynet.h"
 
-/* Two sides, set up as lib/train.c's trainer (setup_optim with the config's
+/* Two sides, set up as lib/train/train.c's trainer (setup_optim with the config's
  * defaults, liveness, put_params, put_optim, put_split): the same net (seed
  * 7), the same split, the same rows and rng seeds; one runs the device step
  * on the CUDA backend, the other on the CPU backend.  Each does three full

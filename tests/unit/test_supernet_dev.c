@@ -1,4 +1,4 @@
-/* test_supernet_dev.c — the device step (lib/supernet_dev.h) on the CPU
+/* test_supernet_dev.c — the device step (lib/model/supernet_dev.h) on the CPU
  * backend against the CPU step (amtl_supernet_forward/_backward) on the same
  * tiny supernet, state by state: warm-up, search with reference, soft and
  * sampled gates, partly discrete, exported and pruned, evaluation after a few
@@ -10,12 +10,12 @@
 #include <string.h>
 
 #include "backend.h"
-#include "config.h"
-#include "dataset.h"
-#include "layers.h"
-#include "optim.h"
-#include "supernet.h"
-#include "supernet_dev.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "model/layers.h"
+#include "train/optim.h"
+#include "model/supernet.h"
+#include "model/supernet_dev.h"
 #include "test.h"
 #include "tinynet.h"
 

@@ -1,8 +1,8 @@
 /* test_tensor.c — tensors, dtypes, aligned allocation and the arena. */
 #include <stdint.h>
 
-#include "rng.h"
-#include "tensor.h"
+#include "base/rng.h"
+#include "base/tensor.h"
 #include "test.h"
 
 static int aligned(const void *p) { return ((uintptr_t)p % AMTL_ALIGN) == 0; }

@@ -7,16 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arch.h"
-#include "config.h"
-#include "dataset.h"
-#include "finetune.h"
-#include "metrics.h"
-#include "predict.h"
-#include "supernet.h"
-#include "tensor.h"
+#include "format/arch.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "cmd/train_cmd.h"
+#include "train/metrics.h"
+#include "cmd/predict.h"
+#include "model/supernet.h"
+#include "base/tensor.h"
 #include "test.h"
-#include "train.h"
+#include "train/train.h"
 
 enum { TN = 3, TD = 2, TT = 2, TK = 3 };
 

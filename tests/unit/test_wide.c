@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "dataset.h"
-#include "supernet.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "model/supernet.h"
 #include "test.h"
-#include "wide.h"
+#include "model/wide.h"
 
 enum { WN = 3, WT = 2, WB = 6 };
 

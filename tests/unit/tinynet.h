@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "dataset.h"
-#include "rng.h"
-#include "supernet.h"
+#include "format/config.h"
+#include "data/dataset.h"
+#include "base/rng.h"
+#include "model/supernet.h"
 
 enum { TN = 3, TD = 2, TT = 2, TB = 8, TBMAX = 11, TROWS = 20 };
 

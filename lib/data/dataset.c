@@ -1,0 +1,424 @@
+/* dataset.c — reading and validating the dataset file amtl-prep writes, and
+ * gathering row-major batches from its field-major columns (see dataset.h).
+ *
+ * A dataset is trusted by everything downstream (embedding lookups index
+ * tables with its ids), so the reader checks every value once here: ids in
+ * [0, vocab_f), labels exactly 0 or 1, dense values finite, every split's
+ * columns of one length that matches the meta row count.
+ */
+#include "data/dataset.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/tensor.h"
+
+static const char *const split_names[AMTL_N_SPLITS] = {"train", "val", "test"};
+
+const char *amtl_split_name(int split)
+{
+    return split >= 0 && split < AMTL_N_SPLITS ? split_names[split] : NULL;
+}
+
+int amtl_split_parse(const char *name)
+{
+    for (int s = 0; s < AMTL_N_SPLITS; s++)
+        if (!strcmp(name, split_names[s]))
+            return s;
+    return -1;
+}
+
+uint64_t amtl_dataset_content_hash(const amtl_file *f)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < f->n_tensors; i++) {
+        const unsigned char *p = (const unsigned char *)f->tensors[i].name;
+        size_t n = strlen(f->tensors[i].name) + 1;
+        for (size_t j = 0; j < n; j++)
+            h = (h ^ p[j]) * 0x100000001b3ULL;
+        p = f->tensors[i].t.data;
+        n = amtl_tensor_nbytes(&f->tensors[i].t);
+        for (size_t j = 0; j < n; j++)
+            h = (h ^ p[j]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static void free_list(char **names, int n)
+{
+    if (!names)
+        return;
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Splits a '\n'-joined meta list; an empty string is an empty list. */
+static int parse_names(const amtl_file *f, const char *what, const char *key,
+                       char ***out, int *n_out, amtl_status *st)
+{
+    *out = NULL;
+    *n_out = 0;
+    const char *s = amtl_file_meta(f, key);
+    if (!s)
+        return amtl_error(st, AMTL_EDATA, "%s: meta '%s' is missing", what, key);
+    int n = 0;
+    if (s[0]) {
+        n = 1;
+        for (const char *p = s; *p; p++)
+            n += *p == '\n';
+    }
+    char **names = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
+    if (!names)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    const char *p = s;
+    for (int i = 0; i < n; i++) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        names[i] = strndup(p, len);
+        if (!names[i]) {
+            free_list(names, i);
+            return amtl_error(st, AMTL_ENOMEM, "out of memory");
+        }
+        if (len == 0) {
+            free_list(names, i + 1);
+            return amtl_error(st, AMTL_EDATA, "%s: meta '%s': name %d is empty", what,
+                              key, i + 1);
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(names[j], names[i])) {
+                amtl_error(st, AMTL_EDATA, "%s: meta '%s': '%s' appears twice", what,
+                           key, names[i]);
+                free_list(names, i + 1);
+                return -1;
+            }
+        p = e ? e + 1 : p + len;
+    }
+    *out = names;
+    *n_out = n;
+    return 0;
+}
+
+static int parse_rows(const amtl_file *f, const char *what, int s, int64_t *rows,
+                      amtl_status *st)
+{
+    char key[32];
+    snprintf(key, sizeof key, "rows.%s", split_names[s]);
+    const char *v = amtl_file_meta(f, key);
+    if (!v)
+        return amtl_error(st, AMTL_EDATA, "%s: meta '%s' is missing", what, key);
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || x < 0 || x > INT32_MAX)
+        return amtl_error(st, AMTL_EDATA, "%s: meta '%s' = '%s' is not a row count",
+                          what, key, v);
+    *rows = x;
+    return 0;
+}
+
+/* The column "<split>.<kind>.<name>": dtype, one dimension, `rows` long. */
+static const amtl_tensor *column(const amtl_file *f, const char *what, int s,
+                                 const char *kind, const char *name, amtl_dtype dt,
+                                 int64_t rows, char *tname, size_t tcap,
+                                 amtl_status *st)
+{
+    snprintf(tname, tcap, "%s.%s.%s", split_names[s], kind, name);
+    const amtl_tensor *t = amtl_file_find(f, tname);
+    if (!t) {
+        amtl_error(st, AMTL_EDATA, "%s: tensor '%s' is missing", what, tname);
+        return NULL;
+    }
+    if (t->dtype != dt) {
+        amtl_error(st, AMTL_EDATA, "%s: tensor '%s' is %s, expected %s", what, tname,
+                   amtl_dtype_name(t->dtype) ? amtl_dtype_name(t->dtype) : "?",
+                   amtl_dtype_name(dt));
+        return NULL;
+    }
+    if (t->ndim != 1) {
+        amtl_error(st, AMTL_EDATA, "%s: tensor '%s' has %d dimensions, expected 1",
+                   what, tname, t->ndim);
+        return NULL;
+    }
+    if (t->shape[0] != rows) {
+        amtl_error(st, AMTL_EDATA,
+                   "%s: tensor '%s' has %lld rows, meta 'rows.%s' says %lld", what,
+                   tname, (long long)t->shape[0], split_names[s], (long long)rows);
+        return NULL;
+    }
+    return t;
+}
+
+/* Whether a tensor name is one of the split columns the meta lists. */
+static int listed_column(const amtl_dataset *ds, const char *name)
+{
+    const char *p = NULL;
+    for (int s = 0; s < AMTL_N_SPLITS && !p; s++) {
+        size_t l = strlen(split_names[s]);
+        if (!strncmp(name, split_names[s], l) && name[l] == '.')
+            p = name + l + 1;
+    }
+    if (!p)
+        return -1; /* not a split column at all */
+    struct {
+        const char *kind;
+        char **names;
+        int n;
+    } kinds[3] = {{"sparse.", ds->sparse_names, ds->N},
+                  {"dense.", ds->dense_names, ds->D},
+                  {"label.", ds->label_names, ds->T}};
+    for (int k = 0; k < 3; k++) {
+        size_t l = strlen(kinds[k].kind);
+        if (strncmp(p, kinds[k].kind, l))
+            continue;
+        for (int i = 0; i < kinds[k].n; i++)
+            if (!strcmp(p + l, kinds[k].names[i]))
+                return 1;
+        return 0;
+    }
+    return -1;
+}
+
+static int check_vocab(const amtl_file *f, const char *what, const amtl_dataset *ds,
+                       amtl_status *st)
+{
+    const amtl_tensor *vs = amtl_file_find(f, "vocab_sizes");
+    if (!vs)
+        return amtl_error(st, AMTL_EDATA, "%s: tensor 'vocab_sizes' is missing", what);
+    if (vs->dtype != AMTL_I32 || vs->ndim != 1 || vs->shape[0] != ds->N)
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: tensor 'vocab_sizes' must be i32 [%d] (one per sparse "
+                          "field)", what, ds->N);
+    const int32_t *v = vs->data;
+    for (int k = 0; k < ds->N; k++) {
+        if (v[k] < 1)
+            return amtl_error(st, AMTL_EDATA,
+                              "%s: tensor 'vocab_sizes': field '%s' has vocab size %d "
+                              "(at least 1)", what, ds->sparse_names[k], (int)v[k]);
+        ds->vocab[k] = v[k];
+        char name[1100];
+        snprintf(name, sizeof name, "vocab.%s", ds->sparse_names[k]);
+        const amtl_tensor *b = amtl_file_find(f, name);
+        if (!b)
+            return amtl_error(st, AMTL_EDATA, "%s: tensor '%s' is missing", what, name);
+        if (b->dtype != AMTL_U8 || b->ndim != 1)
+            return amtl_error(st, AMTL_EDATA, "%s: tensor '%s' must be u8 [bytes]",
+                              what, name);
+        const unsigned char *p = b->data;
+        int64_t lines = 0, len = b->shape[0];
+        for (int64_t i = 0; i < len; i++)
+            lines += p[i] == '\n';
+        if (len == 0 || p[0] != '\n' || p[len - 1] != '\n' || lines != v[k])
+            return amtl_error(st, AMTL_EDATA,
+                              "%s: tensor '%s' must hold %d '\\n'-terminated tokens, the "
+                              "first empty", what, name, (int)v[k]);
+    }
+    return 0;
+}
+
+static int check_and_copy(amtl_dataset *ds, const amtl_file *f, const char *what,
+                          int s, amtl_status *st)
+{
+    amtl_split *sp = &ds->split[s];
+    int64_t rows = sp->rows;
+    char tname[1100];
+    size_t n = (size_t)rows;
+    sp->sparse = amtl_alloc_array((size_t)ds->N * n, sizeof(int32_t));
+    sp->dense = amtl_alloc_array((size_t)ds->D * n, sizeof(float));
+    sp->labels = amtl_alloc_array((size_t)ds->T * n, sizeof(float));
+    if (!sp->sparse || !sp->dense || !sp->labels)
+        return amtl_error(st, AMTL_ENOMEM, "%s: out of memory for the %s split (%lld rows)",
+                          what, split_names[s], (long long)rows);
+    for (int k = 0; k < ds->N; k++) {
+        const amtl_tensor *t = column(f, what, s, "sparse", ds->sparse_names[k],
+                                      AMTL_I32, rows, tname, sizeof tname, st);
+        if (!t)
+            return -1;
+        const int32_t *v = t->data;
+        for (int64_t r = 0; r < rows; r++)
+            if (v[r] < 0 || v[r] >= ds->vocab[k])
+                return amtl_error(st, AMTL_EDATA,
+                                  "%s: tensor '%s' row %lld: id %d is outside [0, %d)",
+                                  what, tname, (long long)r, (int)v[r], (int)ds->vocab[k]);
+        memcpy(sp->sparse + (size_t)k * n, v, n * sizeof *v);
+    }
+    for (int d = 0; d < ds->D; d++) {
+        const amtl_tensor *t = column(f, what, s, "dense", ds->dense_names[d], AMTL_F32,
+                                      rows, tname, sizeof tname, st);
+        if (!t)
+            return -1;
+        const float *v = t->data;
+        for (int64_t r = 0; r < rows; r++)
+            if (!isfinite(v[r]))
+                return amtl_error(st, AMTL_EDATA,
+                                  "%s: tensor '%s' row %lld: value %g is not finite", what,
+                                  tname, (long long)r, (double)v[r]);
+        memcpy(sp->dense + (size_t)d * n, v, n * sizeof *v);
+    }
+    for (int k = 0; k < ds->T; k++) {
+        const amtl_tensor *t = column(f, what, s, "label", ds->label_names[k], AMTL_F32,
+                                      rows, tname, sizeof tname, st);
+        if (!t)
+            return -1;
+        const float *v = t->data;
+        for (int64_t r = 0; r < rows; r++)
+            if (v[r] != 0.0f && v[r] != 1.0f)
+                return amtl_error(st, AMTL_EDATA,
+                                  "%s: tensor '%s' row %lld: label %g is not 0 or 1", what,
+                                  tname, (long long)r, (double)v[r]);
+        memcpy(sp->labels + (size_t)k * n, v, n * sizeof *v);
+    }
+    return 0;
+}
+
+/* The split columns now live in ds->split; drop the file's copies. */
+static void drop_columns(amtl_dataset *ds)
+{
+    amtl_file *f = &ds->file;
+    int w = 0;
+    for (int i = 0; i < f->n_tensors; i++) {
+        if (listed_column(ds, f->tensors[i].name) == 1) {
+            amtl_tensor_free(&f->tensors[i].t);
+            free(f->tensors[i].name);
+            continue;
+        }
+        f->tensors[w++] = f->tensors[i];
+    }
+    f->n_tensors = w;
+}
+
+int amtl_dataset_from_file(amtl_dataset *ds, amtl_file *f, const char *what,
+                           amtl_status *st)
+{
+    memset(ds, 0, sizeof *ds);
+    if (strcmp(f->kind, "dataset"))
+        return amtl_error(st, AMTL_EDATA, "%s: kind '%s', expected 'dataset'", what,
+                          f->kind);
+    if (parse_names(f, what, "sparse_fields", &ds->sparse_names, &ds->N, st) ||
+        parse_names(f, what, "dense_fields", &ds->dense_names, &ds->D, st) ||
+        parse_names(f, what, "labels", &ds->label_names, &ds->T, st))
+        goto fail;
+    if (ds->T < 1) {
+        amtl_error(st, AMTL_EDATA, "%s: meta 'labels' names no label", what);
+        goto fail;
+    }
+    if (ds->N + ds->D < 1) {
+        amtl_error(st, AMTL_EDATA, "%s: no sparse or dense field", what);
+        goto fail;
+    }
+    /* a name in two kinds would make the meta ambiguous */
+    for (int i = 0; i < ds->N + ds->D + ds->T; i++)
+        for (int j = 0; j < i; j++) {
+            const char *a = i < ds->N ? ds->sparse_names[i]
+                            : i < ds->N + ds->D ? ds->dense_names[i - ds->N]
+                                                : ds->label_names[i - ds->N - ds->D];
+            const char *b = j < ds->N ? ds->sparse_names[j]
+                            : j < ds->N + ds->D ? ds->dense_names[j - ds->N]
+                                                : ds->label_names[j - ds->N - ds->D];
+            if (!strcmp(a, b)) {
+                amtl_error(st, AMTL_EDATA, "%s: field name '%s' is listed twice", what, a);
+                goto fail;
+            }
+        }
+    const char *hash = amtl_file_meta(f, "content_hash");
+    if (hash) {
+        char want[32];
+        snprintf(want, sizeof want, "%016llx",
+                 (unsigned long long)amtl_dataset_content_hash(f));
+        if (strcmp(hash, want)) {
+            amtl_error(st, AMTL_EDATA,
+                       "%s: content hash %s does not match the tensors (%s): the file "
+                       "is damaged", what, hash, want);
+            goto fail;
+        }
+    }
+    ds->vocab = calloc((size_t)(ds->N > 0 ? ds->N : 1), sizeof *ds->vocab);
+    if (!ds->vocab) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (check_vocab(f, what, ds, st))
+        goto fail;
+    for (int s = 0; s < AMTL_N_SPLITS; s++)
+        if (parse_rows(f, what, s, &ds->split[s].rows, st) ||
+            check_and_copy(ds, f, what, s, st))
+            goto fail;
+    for (int i = 0; i < f->n_tensors; i++)
+        if (listed_column(ds, f->tensors[i].name) == 0) {
+            amtl_error(st, AMTL_EDATA,
+                       "%s: tensor '%s' is not a field the meta lists", what,
+                       f->tensors[i].name);
+            goto fail;
+        }
+    ds->file = *f;
+    memset(f, 0, sizeof *f);
+    drop_columns(ds);
+    return 0;
+fail:
+    amtl_dataset_free(ds);
+    return -1;
+}
+
+int amtl_dataset_read(amtl_dataset *ds, const char *path, amtl_status *st)
+{
+    amtl_file f;
+    memset(&f, 0, sizeof f);
+    memset(ds, 0, sizeof *ds);
+    if (amtl_file_read(&f, path, "dataset", st))
+        return -1;
+    if (amtl_dataset_from_file(ds, &f, path, st)) {
+        amtl_file_free(&f);
+        return -1;
+    }
+    return 0;
+}
+
+void amtl_dataset_free(amtl_dataset *ds)
+{
+    free_list(ds->sparse_names, ds->N);
+    free_list(ds->dense_names, ds->D);
+    free_list(ds->label_names, ds->T);
+    free(ds->vocab);
+    for (int s = 0; s < AMTL_N_SPLITS; s++) {
+        amtl_free(ds->split[s].sparse);
+        amtl_free(ds->split[s].dense);
+        amtl_free(ds->split[s].labels);
+    }
+    amtl_file_free(&ds->file);
+    memset(ds, 0, sizeof *ds);
+}
+
+void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
+                         int B, amtl_batch *b)
+{
+    const amtl_split *sp = &ds->split[split];
+    size_t n = (size_t)sp->rows;
+    int N = ds->N, D = ds->D, T = ds->T;
+    b->B = B;
+    for (int i = 0; i < B; i++) {
+        size_t r = (size_t)rows[i];
+        for (int k = 0; k < N; k++)
+            b->ids[(size_t)i * N + k] = sp->sparse[(size_t)k * n + r];
+        for (int d = 0; d < D; d++)
+            b->dense[(size_t)i * D + d] = sp->dense[(size_t)d * n + r];
+        for (int k = 0; k < T; k++)
+            b->labels[(size_t)i * T + k] = sp->labels[(size_t)k * n + r];
+    }
+}
+
+int amtl_dataset_sparse_index(const amtl_dataset *ds, const char *name)
+{
+    for (int k = 0; k < ds->N; k++)
+        if (!strcmp(ds->sparse_names[k], name))
+            return k;
+    return -1;
+}
+
+int amtl_dataset_label_index(const amtl_dataset *ds, const char *name)
+{
+    for (int k = 0; k < ds->T; k++)
+        if (!strcmp(ds->label_names[k], name))
+            return k;
+    return -1;
+}

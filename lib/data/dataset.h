@@ -1,0 +1,82 @@
+/* dataset.h — the dataset file that amtl-prep writes and every other tool reads.
+ *
+ * On disk (kind "dataset", see amtl-dataset(5)), column-wise per split s in
+ * {train, val, test}:
+ *   <s>.sparse.<field>  i32 [rows]   ids in [0, vocab_f); 0 is the
+ *                                    out-of-vocabulary / padding id, real
+ *                                    values are encoded 1..n as the reference does
+ *   <s>.dense.<field>   f32 [rows]
+ *   <s>.label.<label>   f32 [rows]   0 or 1
+ *   vocab_sizes         i32 [N]      vocab_f = max id + 1
+ *   vocab.<field>       u8  [bytes]  the raw tokens, '\n'-terminated, token of id i
+ *                                    on line i (line 0 is the empty OOV token)
+ * meta: "sparse_fields", "dense_fields", "labels" (names joined by '\n'),
+ * "rows.train|val|test", "source", "content_hash", "vocab_mode",
+ * "min_id_count", "dense_transform" (and "dense_stats" unless "none"), and
+ * for synthetic data "synthetic.*" keys describing the hidden structure.
+ *
+ * In memory the columns are field-major ([N, rows] etc.) so each field's ids
+ * are contiguous; batches are gathered row-major for the model.
+ */
+#ifndef AMTL_DATASET_H
+#define AMTL_DATASET_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "format/io.h"
+
+enum { AMTL_SPLIT_TRAIN = 0, AMTL_SPLIT_VAL = 1, AMTL_SPLIT_TEST = 2, AMTL_N_SPLITS = 3 };
+
+typedef struct {
+    int64_t rows;
+    int32_t *sparse;  /* [N, rows] */
+    float *dense;     /* [D, rows] */
+    float *labels;    /* [T, rows] */
+} amtl_split;
+
+typedef struct {
+    int N, D, T;
+    char **sparse_names;  /* [N] */
+    char **dense_names;   /* [D] */
+    char **label_names;   /* [T] */
+    int32_t *vocab;       /* [N] vocab sizes */
+    amtl_split split[AMTL_N_SPLITS];
+    amtl_file file;       /* the file as read: meta, vocab tokens */
+} amtl_dataset;
+
+/* A batch, row-major, as the model consumes it. */
+typedef struct {
+    int B;
+    int32_t *ids;    /* [B, N] */
+    float *dense;    /* [B, D] */
+    float *labels;   /* [B, T] */
+} amtl_batch;
+
+const char *amtl_split_name(int split);  /* "train", "val", "test" */
+/* Returns the split index for a name, or -1. */
+int amtl_split_parse(const char *name);
+
+/* Reads and validates a dataset file: every tensor present with the right
+ * dtype and length, ids within their vocab, labels 0/1, dense finite. */
+int amtl_dataset_read(amtl_dataset *ds, const char *path, amtl_status *st);
+/* Builds the in-memory view from an already decoded file (takes ownership
+ * of *f on success). */
+int amtl_dataset_from_file(amtl_dataset *ds, amtl_file *f, const char *what,
+                           amtl_status *st);
+void amtl_dataset_free(amtl_dataset *ds);
+
+/* Gathers rows[0..B) of a split into b (whose arrays hold at least B rows). */
+void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
+                         int B, amtl_batch *b);
+
+/* FNV-1a 64 over every tensor's name, a NUL byte and its data bytes, in
+ * file order: the meta "content_hash" (16 lower-case hex digits), which
+ * amtl_dataset_read checks when present. */
+uint64_t amtl_dataset_content_hash(const amtl_file *f);
+
+/* Index of a field / label by name, or -1. */
+int amtl_dataset_sparse_index(const amtl_dataset *ds, const char *name);
+int amtl_dataset_label_index(const amtl_dataset *ds, const char *name);
+
+#endif

@@ -1,0 +1,692 @@
+/* prep.c — amtl-prep's top level: processed and plain CSV input, the choice
+ * of reader by format, writing the dataset, and --info (see prep.h).
+ */
+#include "data/prep.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/csv.h"
+#include "data/dataset.h"
+#include "base/progress.h"
+
+/* ---- helpers shared with the recipes ------------------------------------ */
+
+const char *amtl_prep_basename(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s && s[1] ? s + 1 : path;
+}
+
+int amtl_prep_delimiter(const amtl_config *cfg, char *out, amtl_status *st)
+{
+    const char *d = cfg->delimiter;
+    if (!d || !d[0] || !strcmp(d, ","))
+        *out = ',';
+    else if (!strcmp(d, "\\t") || !strcmp(d, "tab") || !strcmp(d, "\t"))
+        *out = '\t';
+    else if (strlen(d) == 1 && d[0] != '"' && d[0] != '\n' && d[0] != '\r')
+        *out = d[0];
+    else
+        return amtl_error(st, AMTL_EUSAGE,
+                          "delimiter must be one character (or \"tab\"), not '%s'", d);
+    return 0;
+}
+
+/* meta "source": the format and the inputs' base names, so the dataset does
+ * not depend on where the inputs happened to lie. */
+int amtl_prep_set_source(amtl_prep_table *t, const char *format,
+                         const char *const *inputs, int n, amtl_status *st)
+{
+    size_t len = strlen(format) + 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(amtl_prep_basename(inputs[i])) + 1;
+    free(t->source);
+    t->source = malloc(len);
+    if (!t->source)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    char *p = t->source;
+    p += sprintf(p, "%s", format);
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, " %s", amtl_prep_basename(inputs[i]));
+    return 0;
+}
+
+/* ---- labels of a plain CSV ------------------------------------------------ */
+
+void amtl_prep_label_free(amtl_prep_label *l)
+{
+    free(l->task);
+    free(l->column);
+    for (int i = 0; i < l->n_values; i++)
+        free(l->values[i]);
+    free(l->values);
+    memset(l, 0, sizeof *l);
+}
+
+static int bad_label(amtl_status *st, const char *item, const char *what)
+{
+    return amtl_error(st, AMTL_EUSAGE,
+                      "key 'labels': '%s' has %s (want column, or "
+                      "task=column==value|value...)", item, what);
+}
+
+int amtl_prep_label_parse(amtl_prep_label *l, const char *item, amtl_status *st)
+{
+    memset(l, 0, sizeof *l);
+    const char *eqeq = strstr(item, "==");
+    if (!eqeq) {
+        l->task = strdup(item);
+        l->column = strdup(item);
+        if (!l->task || !l->column)
+            goto nomem;
+        return 0;
+    }
+    const char *eq = memchr(item, '=', (size_t)(eqeq - item));
+    const char *col = eq ? eq + 1 : item;
+    if (eq == item)
+        return bad_label(st, item, "an empty task name");
+    if (col == eqeq)
+        return bad_label(st, item, "no column before '=='");
+    const char *v = eqeq + 2;
+    int n = 0;  /* the values between '|', none of them empty */
+    for (const char *p = v;; p++, n++) {
+        size_t len = strcspn(p, "|");
+        if (len == 0)
+            return bad_label(st, item, "an empty value");
+        p += len;
+        if (!*p) {
+            n++;
+            break;
+        }
+    }
+    l->task = strndup(item, (size_t)((eq ? eq : eqeq) - item));
+    l->column = strndup(col, (size_t)(eqeq - col));
+    l->values = calloc((size_t)n, sizeof *l->values);
+    if (!l->task || !l->column || !l->values)
+        goto nomem;
+    for (const char *p = v; l->n_values < n; l->n_values++) {
+        size_t len = strcspn(p, "|");
+        if (!(l->values[l->n_values] = strndup(p, len)))
+            goto nomem;
+        p += len + 1;
+    }
+    return 0;
+nomem:
+    amtl_prep_label_free(l);
+    return amtl_error(st, AMTL_ENOMEM, "out of memory");
+}
+
+/* ---- processed / plain CSV ------------------------------------------------ */
+
+enum { COL_IGNORE = 0, COL_SPARSE, COL_DENSE, COL_LABEL };
+
+typedef struct {
+    char **names;
+    int *kinds;
+    int n, cap;
+} field_list;
+
+static void field_list_free(field_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    free(l->kinds);
+    memset(l, 0, sizeof *l);
+}
+
+static int field_list_add(field_list *l, const char *name, size_t len, int kind,
+                          amtl_status *st)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 16;
+        char **n = realloc(l->names, sizeof *n * (size_t)cap);
+        if (n)
+            l->names = n;
+        int *k = n ? realloc(l->kinds, sizeof *k * (size_t)cap) : NULL;
+        if (!k)
+            return amtl_error(st, AMTL_ENOMEM, "out of memory");
+        l->kinds = k;
+        l->cap = cap;
+    }
+    if (!(l->names[l->n] = strndup(name, len)))
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    l->kinds[l->n++] = kind;
+    return 0;
+}
+
+static const char *kind_word(int kind)
+{
+    return kind == COL_SPARSE ? "token" : kind == COL_DENSE ? "float" : "label";
+}
+
+/* Reads the header of a processed CSV into (name, kind) per column; columns
+ * without a known ":type" suffix are an error. */
+static int processed_header(amtl_csv *r, field_list *cols, amtl_status *st)
+{
+    for (int c = 0; c < r->n_fields; c++) {
+        const char *h = amtl_csv_field(r, c);
+        const char *colon = strrchr(h, ':');
+        if (!colon)
+            return amtl_csv_error(r, st, c + 1,
+                                  "column '%s' has no type (name:token, name:float or "
+                                  "name:label; a plain CSV needs --format csv and the "
+                                  "column lists)", h);
+        const char *type = colon + 1;
+        int kind = !strcmp(type, "token")   ? COL_SPARSE
+                   : !strcmp(type, "float") ? COL_DENSE
+                   : !strcmp(type, "label") ? COL_LABEL
+                                            : COL_IGNORE;
+        if (kind == COL_IGNORE)
+            return amtl_csv_error(r, st, c + 1,
+                                  "column '%s': unknown type '%s' (token, float or label)",
+                                  h, type);
+        if (colon == h)
+            return amtl_csv_error(r, st, c + 1, "column '%s' has an empty name", h);
+        if (field_list_add(cols, h, (size_t)(colon - h), kind, st))
+            return -1;
+    }
+    return 0;
+}
+
+/* A plain CSV: every header name as is; the config says which are what. */
+static int plain_header(amtl_csv *r, field_list *cols, amtl_status *st)
+{
+    for (int c = 0; c < r->n_fields; c++)
+        if (field_list_add(cols, amtl_csv_field(r, c), amtl_csv_field_len(r, c),
+                           COL_IGNORE, st))
+            return -1;
+    return 0;
+}
+
+static int find_name(const field_list *l, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->names[i], name))
+            return i;
+    return -1;
+}
+
+typedef struct {
+    const amtl_config *cfg;
+    int plain;
+    char delim;
+    const char *first;  /* the first input, which defines the columns */
+    field_list fields;  /* the table's fields, in order: sparse, dense, labels */
+    field_list sources; /* [fields.n] the column each field is read from */
+    amtl_prep_label *labels; /* [cfg->labels.n] a plain CSV's labels, parsed */
+    int64_t *hits;      /* [cfg->labels.n] rows where a derived label is 1 */
+} csv_job;
+
+static void csv_job_free(csv_job *job)
+{
+    field_list_free(&job->fields);
+    field_list_free(&job->sources);
+    for (int k = 0; job->labels && k < job->cfg->labels.n; k++)
+        amtl_prep_label_free(&job->labels[k]);
+    free(job->labels);
+    free(job->hits);
+}
+
+static int strlist_has(const amtl_strlist *l, const char *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->items[i], s))
+            return 1;
+    return 0;
+}
+
+/* A plain CSV's labels from the config; a label derived from a column must
+ * not have that column as a feature too (it would give the answer away). */
+static int parse_labels(csv_job *job, amtl_status *st)
+{
+    const amtl_config *cfg = job->cfg;
+    int T = cfg->labels.n;
+    job->labels = calloc((size_t)T, sizeof *job->labels);
+    job->hits = calloc((size_t)T, sizeof *job->hits);
+    if (!job->labels || !job->hits)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    for (int k = 0; k < T; k++) {
+        amtl_prep_label *l = &job->labels[k];
+        if (amtl_prep_label_parse(l, cfg->labels.items[k], st))
+            return -1;
+        const char *in = strlist_has(&cfg->sparse, l->column) ? "sparse"
+                         : strlist_has(&cfg->dense, l->column) ? "dense"
+                                                                : NULL;
+        if (l->n_values && in)
+            return amtl_error(st, AMTL_EUSAGE,
+                              "key 'labels': label '%s' comes from column '%s', which is "
+                              "a feature too (in '%s')", l->task, l->column, in);
+    }
+    return 0;
+}
+
+/* Builds the table's field list from the first file's header. */
+static int define_fields(csv_job *job, amtl_csv *r, const field_list *cols,
+                         amtl_prep_table *t, amtl_status *st)
+{
+    field_list *fl = &job->fields, *src = &job->sources;
+    if (job->plain) {
+        const amtl_strlist *lists[3] = {&job->cfg->sparse, &job->cfg->dense,
+                                        &job->cfg->labels};
+        const char *what[3] = {"sparse", "dense", "labels"};
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < lists[k]->n; i++) {
+                const char *name = k < 2 ? lists[k]->items[i] : job->labels[i].task;
+                const char *col = k < 2 ? name : job->labels[i].column;
+                if (find_name(cols, col) < 0)
+                    return amtl_csv_error(r, st, 1, "no column '%s' (%s) in the header",
+                                          col, what[k]);
+                if (find_name(fl, name) >= 0) {
+                    if (k < 2 || !job->labels[i].n_values)
+                        return amtl_error(st, AMTL_EUSAGE,
+                                          "column '%s' is listed twice in the config", name);
+                    return amtl_error(st, AMTL_EUSAGE,
+                                      "key 'labels': label '%s' has the name of another "
+                                      "field", name);
+                }
+                if (field_list_add(fl, name, strlen(name), COL_SPARSE + k, st) ||
+                    field_list_add(src, col, strlen(col), COL_SPARSE + k, st))
+                    return -1;
+            }
+    } else {
+        for (int kind = COL_SPARSE; kind <= COL_LABEL; kind++)
+            for (int c = 0; c < cols->n; c++)
+                if (cols->kinds[c] == kind &&
+                    (field_list_add(fl, cols->names[c], strlen(cols->names[c]), kind, st) ||
+                     field_list_add(src, cols->names[c], strlen(cols->names[c]), kind, st)))
+                    return -1;
+        int n_label = 0, n_feat = 0;
+        for (int i = 0; i < fl->n; i++) {
+            if (fl->kinds[i] == COL_LABEL)
+                n_label++;
+            else
+                n_feat++;
+        }
+        if (n_label == 0)
+            return amtl_csv_error(r, st, 1, "no label column (name:label) in the header");
+        if (n_feat == 0)
+            return amtl_csv_error(r, st, 1,
+                                  "no feature column (name:token or name:float) in the "
+                                  "header");
+    }
+    /* fl is ordered sparse, dense, labels */
+    int N = 0, D = 0, T = 0;
+    for (int i = 0; i < fl->n; i++) {
+        N += fl->kinds[i] == COL_SPARSE;
+        D += fl->kinds[i] == COL_DENSE;
+        T += fl->kinds[i] == COL_LABEL;
+    }
+    const char *const *names = (const char *const *)fl->names;
+    if (amtl_prep_table_init(t, N, names, D, names + N, T, names + N + D, st))
+        return amtl_error_context(st, "%s", r->name);
+    return 0;
+}
+
+/* 1 when the value is one of a derived label's values. */
+static int label_hit(const amtl_prep_label *l, const char *v, size_t len)
+{
+    for (int j = 0; j < l->n_values; j++)
+        if (strlen(l->values[j]) == len && !memcmp(l->values[j], v, len))
+            return 1;
+    return 0;
+}
+
+static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
+                        int split, int first, amtl_status *st)
+{
+    amtl_csv r;
+    amtl_progress prog = {0};
+    field_list cols = {0};
+    int *src = NULL, *idx = NULL;
+    uint8_t *used = NULL;
+    int rc = -1;
+    if (amtl_csv_open(&r, path, job->delim, st))
+        return -1;
+    r.trim = job->cfg->trim;
+    int k = amtl_csv_next(&r, st);
+    if (k < 0)
+        goto out;
+    if (k == 0) {
+        amtl_csv_error(&r, st, 1, "empty file");
+        goto out;
+    }
+    if ((job->plain ? plain_header : processed_header)(&r, &cols, st))
+        goto out;
+    if (first && define_fields(job, &r, &cols, t, st))
+        goto out;
+    /* a plain CSV may repeat the name of a column it does not use */
+    for (int c = 0; c < cols.n; c++) {
+        int j = find_name(&cols, cols.names[c]);
+        if (j != c && (!job->plain || find_name(&job->sources, cols.names[c]) >= 0)) {
+            amtl_csv_error(&r, st, c + 1, "duplicate column '%s' (also column %d)",
+                           cols.names[c], j + 1);
+            goto out;
+        }
+    }
+    /* each field's column, found by name; idx: its index within its kind */
+    const field_list *fl = &job->fields;
+    src = calloc((size_t)fl->n + 1, sizeof *src);
+    idx = calloc((size_t)fl->n + 1, sizeof *idx);
+    used = calloc((size_t)cols.n + 1, 1);
+    if (!src || !idx || !used) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0, a = 0, b = 0, c = 0; i < fl->n; i++) {
+        idx[i] = fl->kinds[i] == COL_SPARSE  ? a++
+                 : fl->kinds[i] == COL_DENSE ? b++
+                                             : c++;
+        int col = find_name(&cols, job->sources.names[i]);
+        if (col < 0) {
+            if (job->plain)
+                amtl_csv_error(&r, st, 1, "no column '%s' in the header",
+                               job->sources.names[i]);
+            else
+                amtl_csv_error(&r, st, 1, "no column '%s:%s' in the header", fl->names[i],
+                               kind_word(fl->kinds[i]));
+            goto out;
+        }
+        if (!job->plain && cols.kinds[col] != fl->kinds[i]) {
+            amtl_csv_error(&r, st, col + 1, "column '%s' is :%s here but :%s in '%s'",
+                           fl->names[i], kind_word(cols.kinds[col]),
+                           kind_word(fl->kinds[i]), job->first);
+            goto out;
+        }
+        src[i] = col;
+        used[col] = 1;
+    }
+    for (int c = 0; !job->plain && c < cols.n; c++)
+        if (!used[c]) {
+            amtl_csv_error(&r, st, c + 1, "column '%s' is not in '%s'", cols.names[c],
+                           job->first);
+            goto out;
+        }
+
+    amtl_progress_start(&prog, amtl_prep_basename(path), r.size);
+    long limit = job->cfg->limit;
+    int64_t n_rows = 0;
+    for (;;) {
+        if (limit > 0 && n_rows >= limit)
+            break;
+        k = amtl_csv_next(&r, st);
+        if (k < 0)
+            goto out;
+        if (k == 0)
+            break;
+        if (r.n_fields != cols.n) {
+            int col = (r.n_fields < cols.n ? r.n_fields : cols.n) + 1;
+            amtl_csv_error(&r, st, col, "expected %d fields (as the header), found %d",
+                           cols.n, r.n_fields);
+            goto out;
+        }
+        int64_t row = amtl_prep_table_add_row(t, split, st);
+        if (row < 0)
+            goto out;
+        for (int i = 0; i < fl->n; i++) {
+            int c = src[i], j = idx[i];
+            const char *v = amtl_csv_field(&r, c);
+            size_t vlen = amtl_csv_field_len(&r, c);
+            double x;
+            switch (fl->kinds[i]) {
+            case COL_SPARSE: {
+                int32_t id = amtl_prep_table_intern(t, j, v, vlen, st);
+                if (id < 0)
+                    goto out;
+                t->raw[j][row] = id;
+                break;
+            }
+            case COL_DENSE:
+                if (amtl_csv_parse_double(v, &x)) {
+                    amtl_csv_error(&r, st, c + 1, "'%s' is not a number (column '%s')", v,
+                                   cols.names[c]);
+                    goto out;
+                }
+                /* stored as f32: a larger value would become infinite */
+                if (fabs(x) > FLT_MAX) {
+                    amtl_csv_error(&r, st, c + 1, "'%s' is too large for a float (column '%s')",
+                                   v, cols.names[c]);
+                    goto out;
+                }
+                t->dense[j][row] = (float)x;
+                break;
+            case COL_LABEL:
+                if (job->plain && job->labels[j].n_values) {
+                    int hit = label_hit(&job->labels[j], v, vlen);
+                    t->labels[j][row] = (uint8_t)hit;
+                    job->hits[j] += hit;
+                    break;
+                }
+                if (amtl_csv_parse_double(v, &x) || (x != 0.0 && x != 1.0)) {
+                    amtl_csv_error(&r, st, c + 1, "label '%s' is '%s', expected 0 or 1",
+                                   cols.names[c], v);
+                    goto out;
+                }
+                t->labels[j][row] = (uint8_t)x;
+                break;
+            default:
+                break;
+            }
+        }
+        if ((++n_rows & 0xffff) == 0)
+            amtl_progress_update(&prog, r.bytes, NULL);
+    }
+    rc = 0;
+out:
+    amtl_progress_finish(&prog);
+    free(src);
+    free(idx);
+    free(used);
+    field_list_free(&cols);
+    amtl_csv_close(&r);
+    return rc;
+}
+
+/* A derived label that no row has is almost surely a misspelt value. */
+static int check_hits(const csv_job *job, amtl_status *st)
+{
+    for (int k = 0; job->plain && k < job->cfg->labels.n; k++) {
+        const amtl_prep_label *l = &job->labels[k];
+        if (l->n_values && job->hits[k] == 0)
+            return amtl_error(st, AMTL_EDATA,
+                              "label '%s': no row has '%s' equal to '%s' (values compare "
+                              "exactly; several are written a|b)",
+                              l->task, l->column,
+                              strstr(job->cfg->labels.items[k], "==") + 2);
+    }
+    return 0;
+}
+
+int amtl_prep_read_csv(amtl_prep_table *t, const amtl_config *cfg,
+                       const char *const *inputs, int n_inputs, amtl_status *st)
+{
+    memset(t, 0, sizeof *t);
+    csv_job job = {.cfg = cfg, .first = inputs[0]};
+    job.plain = cfg->format && !strcmp(cfg->format, "csv");
+    const char *fmt = job.plain ? "csv" : "processed";
+    if (n_inputs < 1 || n_inputs > 3)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "a %s CSV takes one, two (train, test) or three (train, val, "
+                          "test) input files, not %d", fmt, n_inputs);
+    if (job.plain && cfg->labels.n == 0)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "format csv needs the column lists: at least 'labels' (and "
+                          "'sparse', 'dense') in the config");
+    if (amtl_prep_delimiter(cfg, &job.delim, st) || (job.plain && parse_labels(&job, st)))
+        goto fail;
+    static const int splits[3][3] = {
+        {AMTL_PREP_AUTO},
+        {AMTL_PREP_AUTO_TRAINVAL, AMTL_SPLIT_TEST},
+        {AMTL_SPLIT_TRAIN, AMTL_SPLIT_VAL, AMTL_SPLIT_TEST}};
+    for (int i = 0; i < n_inputs; i++) {
+        if (read_one_csv(&job, t, inputs[i], splits[n_inputs - 1][i], i == 0, st))
+            goto fail;
+        if (i == 0 && amtl_prep_set_source(t, fmt, inputs, n_inputs, st))
+            goto fail;
+    }
+    if (check_hits(&job, st))
+        goto fail;
+    csv_job_free(&job);
+    return 0;
+fail:
+    csv_job_free(&job);
+    amtl_prep_table_free(t);
+    return -1;
+}
+
+/* ---- the tool ------------------------------------------------------------- */
+
+int amtl_prep_run(const amtl_prep_args *a, const amtl_config *cfg,
+                  amtl_status *st)
+{
+    if (!a->output)
+        return amtl_error(st, AMTL_EUSAGE, "no output file (-o OUT)");
+    if (!strcmp(a->output, "-") && isatty(STDOUT_FILENO))
+        return amtl_error(st, AMTL_EUSAGE,
+                          "refusing to write a binary dataset to a terminal");
+    amtl_prep_table t;
+    memset(&t, 0, sizeof t);
+    int rc;
+    const char *fmt = cfg->format && cfg->format[0] ? cfg->format : "processed";
+    if (a->synthetic) {
+        if (a->n_inputs)
+            return amtl_error(st, AMTL_EUSAGE, "--synthetic takes no input files");
+        rc = amtl_prep_synthetic(&t, a->rows > 0 ? a->rows : 100000,
+                                 a->tasks > 0 ? a->tasks : 4, (uint64_t)cfg->seed, st);
+    } else if (a->n_inputs == 0) {
+        return amtl_error(st, AMTL_EUSAGE, "no input files");
+    } else if (!strcmp(fmt, "processed") || !strcmp(fmt, "csv")) {
+        rc = amtl_prep_read_csv(&t, cfg, a->inputs, a->n_inputs, st);
+    } else if (!strcmp(fmt, "userbehavior")) {
+        rc = amtl_prep_userbehavior(&t, cfg, a->inputs, a->n_inputs, st);
+    } else if (!strcmp(fmt, "ijcai15")) {
+        rc = amtl_prep_ijcai15(&t, cfg, a->inputs, a->n_inputs, st);
+    } else if (!strcmp(fmt, "kuairand")) {
+        rc = amtl_prep_kuairand(&t, cfg, a->inputs, a->n_inputs, st);
+    } else if (!strcmp(fmt, "qb-video")) {
+        rc = amtl_prep_qbvideo(&t, cfg, a->inputs, a->n_inputs, st);
+    } else {
+        return amtl_error(st, AMTL_EUSAGE,
+                          "unknown format '%s' (processed, csv, userbehavior, ijcai15, "
+                          "kuairand or qb-video)", fmt);
+    }
+    if (rc)
+        return -1;
+    amtl_file f;
+    rc = amtl_prep_table_to_file(&t, cfg, &f, st);
+    amtl_prep_table_free(&t);
+    if (rc == 0)
+        rc = amtl_file_write(&f, a->output, st);
+    amtl_file_free(&f);
+    return rc;
+}
+
+/* ---- --info --------------------------------------------------------------- */
+
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+int amtl_prep_info(const char *path, FILE *out, amtl_status *st)
+{
+    amtl_dataset ds;
+    if (amtl_dataset_read(&ds, path, st))
+        return -1;
+    amtl_strbuf b = {0};
+    const char *src = amtl_file_meta(&ds.file, "source");
+    const char *vm = amtl_file_meta(&ds.file, "vocab_mode");
+    const char *mic = amtl_file_meta(&ds.file, "min_id_count");
+    const char *dt = amtl_file_meta(&ds.file, "dense_transform");
+    amtl_strbuf_printf(&b,
+                       "source           %s\nvocab            %s\nmin_id_count     %s\n"
+                       "dense_transform  %s\n\n",
+                       src ? src : "-", vm ? vm : "-", mic ? mic : "-", dt ? dt : "-");
+
+    int wrows = 4;
+    for (int s = 0; s < AMTL_N_SPLITS; s++) {
+        char tmp[32];
+        wrows = max_int(wrows, snprintf(tmp, sizeof tmp, "%lld",
+                                        (long long)ds.split[s].rows));
+    }
+    amtl_strbuf_printf(&b, "%-5s  %*s\n", "split", wrows, "rows");
+    for (int s = 0; s < AMTL_N_SPLITS; s++)
+        amtl_strbuf_printf(&b, "%-5s  %*lld\n", amtl_split_name(s), wrows,
+                           (long long)ds.split[s].rows);
+
+    int wname = 5, wvocab = 5;
+    for (int k = 0; k < ds.N; k++) {
+        char tmp[32];
+        wname = max_int(wname, (int)strlen(ds.sparse_names[k]));
+        wvocab = max_int(wvocab, snprintf(tmp, sizeof tmp, "%d", (int)ds.vocab[k]));
+    }
+    for (int d = 0; d < ds.D; d++)
+        wname = max_int(wname, (int)strlen(ds.dense_names[d]));
+    for (int k = 0; k < ds.T; k++)
+        wname = max_int(wname, (int)strlen(ds.label_names[k]));
+    amtl_strbuf_printf(&b, "\n%-*s  %-6s  %*s\n", wname, "field", "kind", wvocab, "vocab");
+    for (int k = 0; k < ds.N; k++)
+        amtl_strbuf_printf(&b, "%-*s  %-6s  %*d\n", wname, ds.sparse_names[k], "sparse",
+                           wvocab, (int)ds.vocab[k]);
+    for (int d = 0; d < ds.D; d++)
+        amtl_strbuf_printf(&b, "%-*s  %-6s  %*s\n", wname, ds.dense_names[d], "dense",
+                           wvocab, "-");
+    for (int k = 0; k < ds.T; k++)
+        amtl_strbuf_printf(&b, "%-*s  %-6s  %*s\n", wname, ds.label_names[k], "label",
+                           wvocab, "-");
+
+    int wlabel = 5;
+    for (int k = 0; k < ds.T; k++)
+        wlabel = max_int(wlabel, (int)strlen(ds.label_names[k]));
+    amtl_strbuf_printf(&b, "\n%-*s  %6s  %6s  %6s\n", wlabel, "label", "train", "val",
+                       "test");
+    for (int k = 0; k < ds.T; k++) {
+        amtl_strbuf_printf(&b, "%-*s", wlabel, ds.label_names[k]);
+        for (int s = 0; s < AMTL_N_SPLITS; s++) {
+            const amtl_split *sp = &ds.split[s];
+            if (sp->rows == 0) {
+                amtl_strbuf_printf(&b, "  %6s", "-");
+                continue;
+            }
+            double pos = 0;
+            for (int64_t r = 0; r < sp->rows; r++)
+                pos += sp->labels[(size_t)k * (size_t)sp->rows + (size_t)r];
+            amtl_strbuf_printf(&b, "  %6.4f", pos / (double)sp->rows);
+        }
+        amtl_strbuf_printf(&b, "\n");
+    }
+
+    /* rows whose id is 0: unseen with vocab train, or an empty token */
+    if (ds.N > 0) {
+        int wc = 5;
+        for (int s = 0; s < AMTL_N_SPLITS; s++) {
+            char tmp[32];
+            wc = max_int(wc, snprintf(tmp, sizeof tmp, "%lld", (long long)ds.split[s].rows));
+        }
+        amtl_strbuf_printf(&b, "\n%-*s  %*s  %*s  %*s\n", wname, "id 0", wc, "train", wc,
+                           "val", wc, "test");
+        for (int k = 0; k < ds.N; k++) {
+            amtl_strbuf_printf(&b, "%-*s", wname, ds.sparse_names[k]);
+            for (int s = 0; s < AMTL_N_SPLITS; s++) {
+                const amtl_split *sp = &ds.split[s];
+                const int32_t *ids = sp->sparse + (size_t)k * (size_t)sp->rows;
+                long long zeros = 0;
+                for (int64_t r = 0; r < sp->rows; r++)
+                    zeros += ids[r] == 0;
+                amtl_strbuf_printf(&b, "  %*lld", wc, zeros);
+            }
+            amtl_strbuf_printf(&b, "\n");
+        }
+    }
+    amtl_dataset_free(&ds);
+    if (b.failed) {
+        amtl_strbuf_free(&b);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    if (b.len && fwrite(b.data, 1, b.len, out) != b.len)
+        rc = amtl_error(st, AMTL_EIO, "cannot write to standard output");
+    amtl_strbuf_free(&b);
+    return rc;
+}

@@ -1,0 +1,1193 @@
+/* arch.c — the architecture file (amtl-architecture(5)): made from an
+ * exported supernet or as a baseline, checked, applied to a supernet, and
+ * shown as text, JSON or Graphviz DOT.
+ *
+ * Every reader goes through arch_load, which checks the whole file once and
+ * gives the rest of the code plain arrays with known sizes. */
+#include "format/arch.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/layers.h"
+
+#ifndef AMTL_VERSION
+#define AMTL_VERSION "unknown"
+#endif
+
+/* Sizes an architecture may claim, so index arithmetic stays in int. */
+#define MAX_DIM 4096
+#define MAX_NAMES 65536
+
+/* ---- a '\n'-joined list of names ------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    char **v;
+    int n;
+} namelist;
+
+static void names_free(namelist *l)
+{
+    free(l->buf);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Splits s at '\n'.  "" is the empty list; an empty name is an error. */
+static int names_split(namelist *l, const char *s, const char *what, const char *key,
+                       amtl_status *st)
+{
+    memset(l, 0, sizeof *l);
+    if (!*s)
+        return 0;
+    size_t len = strlen(s);
+    int n = 1;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\n' && ++n > MAX_NAMES)
+            return amtl_error(st, AMTL_EDATA, "%s: meta '%s' lists more than %d names",
+                              what, key, MAX_NAMES);
+    l->buf = malloc(len + 1);
+    l->v = malloc((size_t)n * sizeof *l->v);
+    if (!l->buf || !l->v) {
+        names_free(l);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory reading %s", what);
+    }
+    memcpy(l->buf, s, len + 1);
+    char *p = l->buf;
+    for (;;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (!*p) {
+            names_free(l);
+            return amtl_error(st, AMTL_EDATA, "%s: meta '%s' has an empty name (item %d)",
+                              what, key, l->n + 1);
+        }
+        l->v[l->n++] = p;
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+static int set_names_meta(amtl_file *f, const char *key, char *const *names, int n,
+                          amtl_status *st)
+{
+    amtl_strbuf b = {0};
+    for (int i = 0; i < n; i++)
+        amtl_strbuf_printf(&b, "%s%s", i ? "\n" : "", names[i]);
+    if (b.failed) {
+        amtl_strbuf_free(&b);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory writing meta '%s'", key);
+    }
+    int rc = amtl_file_set_meta(f, key, b.data ? b.data : "", st);
+    amtl_strbuf_free(&b);
+    return rc;
+}
+
+/* ---- the checked contents of a file ------------------------------------------------ */
+
+typedef struct {
+    const char *what;
+    int L, K, NL, N, T, C, D;
+    const int32_t *ops;      /* [L*K*NL] */
+    const float *single;     /* [K*N] */
+    const float *inter;      /* [K*N] */
+    const float *experts;    /* [C*K] */
+    namelist fields, labels;
+    amtl_config cfg;         /* defaults + meta "config" */
+    int P;
+    amtl_op_spec op[AMTL_MAX_OPS];
+    const char *baseline;    /* NULL for a searched architecture */
+} arch_info;
+
+static void info_free(arch_info *a)
+{
+    names_free(&a->fields);
+    names_free(&a->labels);
+    amtl_config_free(&a->cfg);
+}
+
+static int check_01(const float *x, int64_t n, const char *what, const char *name,
+                    int cols, amtl_status *st)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != 0.0f && x[i] != 1.0f)
+            return amtl_error(st, AMTL_EDATA, "%s: tensor '%s' [%lld, %lld] is %g, expected 0 or 1",
+                              what, name, (long long)(i / cols), (long long)(i % cols),
+                              (double)x[i]);
+    return 0;
+}
+
+static int cfg_agrees(const char *what, const char *key, int cfg_value, const char *tensor,
+                      int value, amtl_status *st)
+{
+    if (cfg_value == value)
+        return 0;
+    return amtl_error(st, AMTL_EDATA, "%s: meta 'config' has %s %d but tensor '%s' says %d",
+                      what, key, cfg_value, tensor, value);
+}
+
+static int arch_load(arch_info *a, const amtl_file *f, const char *what, amtl_status *st)
+{
+    memset(a, 0, sizeof *a);
+    a->what = what = what ? what : "architecture";
+    if (strcmp(f->kind, AMTL_ARCH_KIND) != 0)
+        return amtl_error(st, AMTL_EDATA, "%s: is a %s file, expected an architecture", what,
+                          f->kind[0] ? f->kind : "(no kind)");
+
+    static const char *const required[] = {"config", "sparse_fields", "labels"};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+        if (!amtl_file_meta(f, required[i]))
+            return amtl_error(st, AMTL_EDATA, "%s: no meta '%s'", what, required[i]);
+    a->baseline = amtl_file_meta(f, "baseline");
+
+    if (amtl_config_defaults(&a->cfg, st))
+        return -1;
+    const char *yaml = amtl_file_meta(f, "config");
+    char source[600];
+    snprintf(source, sizeof source, "%s: meta 'config'", what);
+    if (amtl_config_load_string(&a->cfg, yaml, strlen(yaml), source, st))
+        goto fail;
+    if (names_split(&a->fields, amtl_file_meta(f, "sparse_fields"), what, "sparse_fields", st) ||
+        names_split(&a->labels, amtl_file_meta(f, "labels"), what, "labels", st))
+        goto fail;
+    a->N = a->fields.n;
+    a->T = a->labels.n;
+    if (a->N < 1 || a->T < 1) {
+        amtl_error(st, AMTL_EDATA, "%s: meta '%s' lists no name", what,
+                   a->N < 1 ? "sparse_fields" : "labels");
+        goto fail;
+    }
+    const char *nd = amtl_file_meta(f, "n_dense");
+    if (nd) {
+        char *end;
+        long v = strtol(nd, &end, 10);
+        if (end == nd || *end || v < 0 || v > INT_MAX) {
+            amtl_error(st, AMTL_EDATA, "%s: meta 'n_dense' is '%s', expected a count", what, nd);
+            goto fail;
+        }
+        a->D = (int)v;
+    }
+
+    const amtl_tensor *t = amtl_file_get(f, what, "arch.ops", AMTL_I32, 3, NULL, st);
+    if (!t)
+        goto fail;
+    for (int i = 0; i < 3; i++)
+        if (t->shape[i] < 1 || t->shape[i] > MAX_DIM) {
+            amtl_error(st, AMTL_EDATA, "%s: tensor 'arch.ops' dimension %d is %lld (1 to %d allowed)",
+                       what, i, (long long)t->shape[i], MAX_DIM);
+            goto fail;
+        }
+    a->L = (int)t->shape[0];
+    a->K = (int)t->shape[1];
+    a->NL = (int)t->shape[2];
+    a->ops = t->data;
+    if (cfg_agrees(what, "n_expert_layers", a->cfg.n_expert_layers, "arch.ops", a->L, st) ||
+        cfg_agrees(what, "n_experts", a->cfg.n_experts, "arch.ops", a->K, st) ||
+        cfg_agrees(what, "expert_n_layers", a->cfg.expert_n_layers, "arch.ops", a->NL, st))
+        goto fail;
+    a->C = (a->L - 1) * a->K + a->T;
+
+    int64_t kn[2] = {a->K, a->N}, ck[2] = {a->C, a->K};
+    if (!(t = amtl_file_get(f, what, "arch.single", AMTL_F32, 2, kn, st)))
+        goto fail;
+    a->single = t->data;
+    if (!(t = amtl_file_get(f, what, "arch.inter", AMTL_F32, 2, kn, st)))
+        goto fail;
+    a->inter = t->data;
+    if (!(t = amtl_file_get(f, what, "arch.experts", AMTL_F32, 2, ck, st)))
+        goto fail;
+    a->experts = t->data;
+    if (check_01(a->single, (int64_t)a->K * a->N, what, "arch.single", a->N, st) ||
+        check_01(a->inter, (int64_t)a->K * a->N, what, "arch.inter", a->N, st) ||
+        check_01(a->experts, (int64_t)a->C * a->K, what, "arch.experts", a->K, st))
+        goto fail;
+
+    a->P = a->cfg.ops.n;
+    if (a->P < 1 || a->P > AMTL_MAX_OPS) {
+        amtl_error(st, AMTL_EDATA, "%s: meta 'config' lists %d ops (1 to %d allowed)", what,
+                   a->P, AMTL_MAX_OPS);
+        goto fail;
+    }
+    for (int k = 0; k < a->P; k++)
+        if (amtl_op_parse(a->cfg.ops.items[k], &a->op[k], st)) {
+            amtl_error_context(st, "%s: meta 'config': ops", what);
+            goto fail;
+        }
+    for (int l = 0; l < a->L; l++)
+        for (int j = 0; j < a->K; j++)
+            for (int b = 0; b < a->NL; b++) {
+                int32_t v = a->ops[(l * a->K + j) * a->NL + b];
+                if (v < 0 || v >= a->P) {
+                    amtl_error(st, AMTL_EDATA,
+                               "%s: tensor 'arch.ops' [%d, %d, %d] is %d, not an index into "
+                               "the %d ops", what, l, j, b, (int)v, a->P);
+                    goto fail;
+                }
+            }
+
+    /* anything else must be an arch param value: f32, one dimension */
+    for (int i = 0; i < f->n_tensors; i++) {
+        const amtl_named_tensor *nt = &f->tensors[i];
+        if (!strncmp(nt->name, "arch.", 5))
+            continue;
+        if (nt->t.dtype != AMTL_F32 || nt->t.ndim != 1) {
+            amtl_error(st, AMTL_EDATA,
+                       "%s: tensor '%s' is not an architecture parameter (want f32, one dimension)",
+                       what, nt->name);
+            goto fail;
+        }
+        for (int64_t k = 0; k < nt->t.shape[0]; k++)
+            if (!isfinite(((const float *)nt->t.data)[k])) {
+                amtl_error(st, AMTL_EDATA, "%s: tensor '%s' [%lld] is not finite", what,
+                           nt->name, (long long)k);
+                goto fail;
+            }
+    }
+    return 0;
+fail:
+    info_free(a);
+    return -1;
+}
+
+int amtl_arch_check(const amtl_file *arch, const char *what, amtl_status *st)
+{
+    arch_info a;
+    if (arch_load(&a, arch, what, st))
+        return -1;
+    info_free(&a);
+    return 0;
+}
+
+int amtl_arch_read(amtl_file *f, const char *path, amtl_status *st)
+{
+    if (amtl_file_read(f, path, AMTL_ARCH_KIND, st))
+        return -1;
+    if (amtl_arch_check(f, strcmp(path, "-") ? path : "<stdin>", st)) {
+        amtl_file_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+/* Consumer c: the expert layer whose experts it reads (its inputs), and
+ * whether it is a task. */
+static int consumer_layer(int c, int L, int K)
+{
+    return c < (L - 1) * K ? c / K : L - 1;
+}
+
+/* used[l*K + j]: expert (l, j) reaches a task through selected experts. */
+static void experts_used(const arch_info *a, int *used)
+{
+    int K = a->K, L = a->L;
+    for (int l = L - 1; l >= 0; l--)
+        for (int j = 0; j < K; j++) {
+            int u = 0;
+            if (l == L - 1) {
+                for (int t = 0; t < a->T; t++)
+                    u |= a->experts[(size_t)((L - 1) * K + t) * K + j] != 0.0f;
+            } else {
+                for (int i = 0; i < K; i++)
+                    u |= used[(l + 1) * K + i] &&
+                         a->experts[(size_t)(l * K + i) * K + j] != 0.0f;
+            }
+            used[l * K + j] = u;
+        }
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+typedef struct {
+    const amtl_config *cfg;
+    char *const *fields;
+    int N;
+    char *const *labels;
+    int T, D, L, K, NL;
+    const int32_t *ops;
+    const float *single, *inter, *experts;
+    const char *baseline, *baseline_op;
+} arch_parts;
+
+static int write_parts(amtl_file *out, const arch_parts *p, amtl_status *st)
+{
+    amtl_file_init(out, AMTL_ARCH_KIND);
+    char *yaml = NULL;
+    if (amtl_config_dump(p->cfg, &yaml, st))
+        goto fail;
+    int rc = amtl_file_set_meta(out, "config", yaml, st);
+    free(yaml);
+    if (rc || set_names_meta(out, "sparse_fields", p->fields, p->N, st) ||
+        amtl_file_set_metaf(out, st, "n_dense", "%d", p->D) ||
+        set_names_meta(out, "labels", p->labels, p->T, st) ||
+        amtl_file_set_meta(out, "creator", "amtl " AMTL_VERSION, st))
+        goto fail;
+    if (p->baseline && (amtl_file_set_meta(out, "baseline", p->baseline, st) ||
+                        amtl_file_set_meta(out, "baseline_op", p->baseline_op, st)))
+        goto fail;
+    int C = (p->L - 1) * p->K + p->T;
+    int64_t lkn[3] = {p->L, p->K, p->NL}, kn[2] = {p->K, p->N}, ck[2] = {C, p->K};
+    if (!amtl_file_add(out, "arch.ops", AMTL_I32, 3, lkn, p->ops, st) ||
+        !amtl_file_add(out, "arch.single", AMTL_F32, 2, kn, p->single, st) ||
+        !amtl_file_add(out, "arch.inter", AMTL_F32, 2, kn, p->inter, st) ||
+        !amtl_file_add(out, "arch.experts", AMTL_F32, 2, ck, p->experts, st))
+        goto fail;
+    return 0;
+fail:
+    amtl_file_free(out);
+    return -1;
+}
+
+/* The net's shape must be the config's: the file stores the config as the
+ * description of the tensors. */
+static int net_matches_config(const amtl_supernet *net, const amtl_config *cfg,
+                              amtl_status *st)
+{
+    const struct {
+        const char *key;
+        int cfg, net;
+    } dims[] = {
+        {"n_expert_layers", cfg->n_expert_layers, net->L},
+        {"n_experts", cfg->n_experts, net->K},
+        {"expert_n_layers", cfg->expert_n_layers, net->NL},
+        {"embedding_dim", cfg->embedding_dim, net->E},
+        {"expert_width", cfg->expert_width, net->H},
+        {"tower_layers (count)", cfg->tower_layers.n, net->n_tower},
+        {"ops (count)", cfg->ops.n, net->P},
+    };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].cfg != dims[i].net)
+            return amtl_error(st, AMTL_EUSAGE,
+                              "the configuration has %s %d but the supernet %d", dims[i].key,
+                              dims[i].cfg, dims[i].net);
+    for (int k = 0; k < net->P; k++)
+        if (strcmp(cfg->ops.items[k], net->ops[k].name) != 0)
+            return amtl_error(st, AMTL_EUSAGE,
+                              "the configuration's op %d is '%s' but the supernet's '%s'", k,
+                              cfg->ops.items[k], net->ops[k].name);
+    return 0;
+}
+
+int amtl_arch_from_supernet(amtl_file *out, const amtl_supernet *net,
+                            const amtl_config *cfg, amtl_status *st)
+{
+    memset(out, 0, sizeof *out);
+    int mixed = 0;
+    for (int i = 0; i < net->n_mops; i++)
+        mixed += net->mops[i].chosen < 0;
+    if (mixed || !net->selections_fixed)
+        return amtl_error(st, AMTL_EDATA,
+                          "the supernet is not discrete yet (%d MixedOps still mixed%s); "
+                          "export it first", mixed,
+                          net->selections_fixed ? "" : ", selections open");
+    if (net_matches_config(net, cfg, st))
+        return -1;
+
+    int32_t *ops = malloc((size_t)net->n_mops * sizeof *ops);
+    if (!ops)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory writing the architecture");
+    for (int i = 0; i < net->n_mops; i++)
+        ops[i] = net->mops[i].chosen;
+    arch_parts p = {
+        .cfg = cfg, .fields = net->field_names, .N = net->N, .labels = net->label_names,
+        .T = net->T, .D = net->D, .L = net->L, .K = net->K, .NL = net->NL, .ops = ops,
+        .single = net->fix_single, .inter = net->fix_inter, .experts = net->fix_expert,
+    };
+    int rc = write_parts(out, &p, st);
+    free(ops);
+    if (rc)
+        return -1;
+    for (int i = 0; i < net->n_params; i++) {
+        const amtl_param *q = &net->params[i];
+        if (q->buf != AMTL_BUF_ARCH)
+            continue;
+        int64_t n = (int64_t)q->n;
+        if (!amtl_file_add(out, q->name, AMTL_F32, 1, &n, amtl_param_ptr(net, q), st)) {
+            amtl_file_free(out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- applying ------------------------------------------------------------------------- */
+
+static int names_agree(const char *what, const char *kind, char *const *file, int nf,
+                       char *const *net, int nn, amtl_status *st)
+{
+    for (int i = 0; i < nf && i < nn; i++)
+        if (strcmp(file[i], net[i]) != 0)
+            return amtl_error(st, AMTL_EDATA,
+                              "%s: %s %d is '%s' in the architecture but '%s' in the data",
+                              what, kind, i + 1, file[i], net[i]);
+    if (nf != nn)
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: the architecture has %d %ss but the data %d (%s '%s' %s)",
+                          what, nf, kind, nn, kind, nf > nn ? file[nn] : net[nf],
+                          nf > nn ? "is not in the data" : "is not in the architecture");
+    return 0;
+}
+
+int amtl_arch_apply(amtl_supernet *net, const amtl_file *arch, const char *what,
+                    amtl_status *st)
+{
+    arch_info a;
+    if (arch_load(&a, arch, what, st))
+        return -1;
+    what = a.what;
+    int rc = -1;
+    if (names_agree(what, "sparse field", a.fields.v, a.N, net->field_names, net->N, st) ||
+        names_agree(what, "label", a.labels.v, a.T, net->label_names, net->T, st))
+        goto out;
+    if (a.L != net->L || a.K != net->K || a.NL != net->NL) {
+        amtl_error(st, AMTL_EDATA,
+                   "%s: the architecture has %d expert layers x %d experts x %d blocks, "
+                   "the network %d x %d x %d", what, a.L, a.K, a.NL, net->L, net->K, net->NL);
+        goto out;
+    }
+    if (a.P != net->P) {
+        amtl_error(st, AMTL_EDATA, "%s: the architecture has %d candidate ops, the network %d",
+                   what, a.P, net->P);
+        goto out;
+    }
+    for (int k = 0; k < a.P; k++)
+        if (strcmp(a.op[k].name, net->ops[k].name) != 0) {
+            amtl_error(st, AMTL_EDATA,
+                       "%s: op %d is '%s' in the architecture but '%s' in the network", what,
+                       k, a.op[k].name, net->ops[k].name);
+            goto out;
+        }
+    /* check every stored arch value before changing anything */
+    for (int i = 0; i < arch->n_tensors; i++) {
+        const amtl_named_tensor *nt = &arch->tensors[i];
+        if (!strncmp(nt->name, "arch.", 5))
+            continue;
+        const amtl_param *q = amtl_supernet_find(net, nt->name);
+        if (!q || q->buf != AMTL_BUF_ARCH) {
+            amtl_error(st, AMTL_EDATA,
+                       "%s: tensor '%s' is not an architecture parameter of this network",
+                       what, nt->name);
+            goto out;
+        }
+        if ((size_t)nt->t.shape[0] != q->n) {
+            amtl_error(st, AMTL_EDATA, "%s: tensor '%s' has %lld values, the network %zu",
+                       what, nt->name, (long long)nt->t.shape[0], q->n);
+            goto out;
+        }
+    }
+
+    for (int i = 0; i < net->n_mops; i++)
+        net->mops[i].chosen = a.ops[i];
+    memcpy(net->fix_single, a.single, (size_t)a.K * a.N * sizeof(float));
+    memcpy(net->fix_inter, a.inter, (size_t)a.K * a.N * sizeof(float));
+    memcpy(net->fix_expert, a.experts, (size_t)a.C * a.K * sizeof(float));
+    for (int i = 0; i < arch->n_tensors; i++) {
+        const amtl_named_tensor *nt = &arch->tensors[i];
+        if (strncmp(nt->name, "arch.", 5) != 0) {
+            const amtl_param *q = amtl_supernet_find(net, nt->name);
+            memcpy(amtl_param_ptr(net, q), nt->t.data, q->n * sizeof(float));
+        }
+    }
+    net->selections_fixed = 1;
+    net->warmup = 0;
+    amtl_supernet_update_liveness(net);
+    rc = 0;
+out:
+    info_free(&a);
+    return rc;
+}
+
+/* ---- the config ------------------------------------------------------------------------- */
+
+int amtl_arch_config(const amtl_file *arch, amtl_config *cfg, const char *what,
+                     amtl_status *st)
+{
+    arch_info a;
+    if (arch_load(&a, arch, what, st))
+        return -1;
+    const amtl_config *c = &a.cfg;
+    amtl_strbuf y = {0};
+    amtl_strbuf_printf(&y,
+                       "embedding_dim: %d\nn_experts: %d\nn_expert_layers: %d\n"
+                       "expert_n_layers: %d\nexpert_width: %d\ndropout: %.9g\n"
+                       "embedding_init_std: %.9g\ngate_dense: %s\nwide: %s\nwide_init: %s\n"
+                       "tower_layers: [",
+                       c->embedding_dim, c->n_experts, c->n_expert_layers,
+                       c->expert_n_layers, c->expert_width, (double)c->dropout,
+                       (double)c->embedding_init_std, c->gate_dense ? "true" : "false",
+                       c->wide ? "true" : "false", c->wide_init);
+    for (int i = 0; i < c->tower_layers.n; i++)
+        amtl_strbuf_printf(&y, "%s%d", i ? ", " : "", c->tower_layers.items[i]);
+    /* op names passed amtl_op_parse: plain YAML scalars */
+    amtl_strbuf_printf(&y, "]\nops: [");
+    for (int k = 0; k < a.P; k++)
+        amtl_strbuf_printf(&y, "%s%s", k ? ", " : "", a.op[k].name);
+    amtl_strbuf_printf(&y, "]\n");
+    if (c->task_weights.n > 0) {
+        amtl_strbuf_printf(&y, "task_weights: [");
+        for (int t = 0; t < c->task_weights.n; t++)
+            amtl_strbuf_printf(&y, "%s%.9g", t ? ", " : "", (double)c->task_weights.items[t]);
+        amtl_strbuf_printf(&y, "]\n");
+    }
+    int rc;
+    if (y.failed) {
+        rc = amtl_error(st, AMTL_ENOMEM, "out of memory reading %s", a.what);
+    } else {
+        char source[600];
+        snprintf(source, sizeof source, "%s: model keys", a.what);
+        rc = amtl_config_load_string(cfg, y.data, y.len, source, st);
+    }
+    amtl_strbuf_free(&y);
+    info_free(&a);
+    return rc;
+}
+
+/* ---- views ------------------------------------------------------------------------------- */
+
+/* The stored arch values, when present with the expected length. */
+static const float *arch_values(const amtl_file *f, int64_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static const float *arch_values(const amtl_file *f, int64_t n, const char *fmt, ...)
+{
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const amtl_tensor *t = amtl_file_find(f, name);
+    if (!t || t->dtype != AMTL_F32 || t->ndim != 1 || t->shape[0] != n)
+        return NULL;
+    return t->data;
+}
+
+/* softmax(alpha)[k] of MixedOp (l, j, b), or NAN when not stored. */
+static double alpha_weight(const amtl_file *f, const arch_info *a, int l, int j, int b, int k)
+{
+    const float *al = arch_values(f, a->P, "experts.%d.%d.blocks.%d.alpha", l, j, b);
+    if (!al)
+        return NAN;
+    double mx = al[0], s = 0;
+    for (int i = 1; i < a->P; i++)
+        mx = fmax(mx, al[i]);
+    for (int i = 0; i < a->P; i++)
+        s += exp(al[i] - mx);
+    return exp(al[k] - mx) / s;
+}
+
+static double beta_weight(const float *beta, int i)
+{
+    return beta ? (double)amtl_sigmoid(beta[i]) : NAN;
+}
+
+static const float *feature_beta(const amtl_file *f, const arch_info *a, int j, int inter)
+{
+    return arch_values(f, a->N, "feature_modules.%d.%s", j, inter ? "inter_beta" : "single_beta");
+}
+
+static const float *consumer_beta(const amtl_file *f, const arch_info *a, int c)
+{
+    int l = consumer_layer(c, a->L, a->K);
+    int i = c < (a->L - 1) * a->K ? c % a->K : c - (a->L - 1) * a->K;
+    return arch_values(f, a->K, "mixed_experts.%d.%d.beta", l, i);
+}
+
+/* The layer a consumer's inputs come from: consumers of layer l read layer l. */
+static void consumer_name(amtl_strbuf *o, const arch_info *a, int c)
+{
+    if (c < (a->L - 1) * a->K)
+        amtl_strbuf_printf(o, "layer %d expert %d", c / a->K + 1, c % a->K);
+    else
+        amtl_strbuf_printf(o, "task %s", a->labels.v[c - (a->L - 1) * a->K]);
+}
+
+static void text_weight(amtl_strbuf *o, double w)
+{
+    if (!isnan(w))
+        amtl_strbuf_printf(o, " (%.3f)", w);
+}
+
+/* A selection kept although sigmoid(beta) <= 0.5: the export's fallback for
+ * an expert or task that would have had no input (amtl_supernet_export). */
+static void text_selection(amtl_strbuf *o, double w, double threshold)
+{
+    text_weight(o, w);
+    if (!isnan(w) && w <= threshold)
+        amtl_strbuf_printf(o, " [fallback]");
+}
+
+/* The export's threshold (meta select_threshold; 0.5 before it was stored). */
+static double select_threshold(const amtl_file *f)
+{
+    const char *s = amtl_file_meta(f, "select_threshold");
+    return s ? atof(s) : 0.5;
+}
+
+/* How decided the search was: for the feature and expert selections the
+ * distance |sigmoid(beta) - 0.5| of every decision, for the ops the gap
+ * between the two largest softmax(alpha) weights.  n counts the decisions,
+ * close those within 0.05 (a guess rather than a decision). */
+typedef struct {
+    double min;
+    int n, close;
+} margin;
+
+static void margin_add(margin *m, double v)
+{
+    if (isnan(v))
+        return;
+    if (!m->n || v < m->min)
+        m->min = v;
+    m->n++;
+    m->close += v < 0.05;
+}
+
+static void margins(const amtl_file *f, const arch_info *a, margin *feat, margin *exp_,
+                    margin *ops)
+{
+    memset(feat, 0, sizeof *feat);
+    memset(exp_, 0, sizeof *exp_);
+    memset(ops, 0, sizeof *ops);
+    for (int j = 0; j < a->K; j++)
+        for (int inter = 0; inter < 2; inter++) {
+            const float *beta = feature_beta(f, a, j, inter);
+            for (int i = 0; beta && i < a->N; i++)
+                margin_add(feat, fabs(beta_weight(beta, i) - 0.5));
+        }
+    for (int c = 0; c < a->C; c++) {
+        const float *beta = consumer_beta(f, a, c);
+        for (int i = 0; beta && i < a->K; i++)
+            margin_add(exp_, fabs(beta_weight(beta, i) - 0.5));
+    }
+    if (a->P < 2)
+        return;
+    for (int l = 0; l < a->L; l++)
+        for (int j = 0; j < a->K; j++)
+            for (int b = 0; b < a->NL; b++) {
+                double w1 = -1, w2 = -1;
+                for (int k = 0; k < a->P; k++) {
+                    double w = alpha_weight(f, a, l, j, b, k);
+                    if (isnan(w))
+                        break;
+                    if (w > w1) {
+                        w2 = w1;
+                        w1 = w;
+                    } else if (w > w2) {
+                        w2 = w;
+                    }
+                }
+                if (w2 >= 0)
+                    margin_add(ops, w1 - w2);
+            }
+}
+
+static void text_margin(amtl_strbuf *o, const char *what, const margin *m)
+{
+    if (m->n)
+        amtl_strbuf_printf(o, "  %-18s smallest %.3f; %d of %d within 0.05\n", what, m->min,
+                           m->close, m->n);
+}
+
+static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, const int *used)
+{
+    const amtl_config *c = &a->cfg;
+    double threshold = select_threshold(f);
+    amtl_strbuf_printf(o, "architecture: %d expert layer%s x %d expert%s x %d block%s, "
+                          "%d task%s, %d sparse field%s, %d dense\n",
+                       a->L, a->L == 1 ? "" : "s", a->K, a->K == 1 ? "" : "s", a->NL,
+                       a->NL == 1 ? "" : "s", a->T, a->T == 1 ? "" : "s", a->N,
+                       a->N == 1 ? "" : "s", a->D);
+    if (a->baseline)
+        amtl_strbuf_printf(o, "baseline: %s\n", a->baseline);
+    amtl_strbuf_printf(o, "model: embedding_dim %d, expert_width %d, tower_layers [",
+                       c->embedding_dim, c->expert_width);
+    for (int i = 0; i < c->tower_layers.n; i++)
+        amtl_strbuf_printf(o, "%s%d", i ? ", " : "", c->tower_layers.items[i]);
+    amtl_strbuf_printf(o, "], dropout %g\nops:", (double)c->dropout);
+    for (int k = 0; k < a->P; k++)
+        amtl_strbuf_printf(o, "%s %s", k ? "," : "", a->op[k].name);
+    amtl_strbuf_printf(o, "\ntasks:");
+    for (int t = 0; t < a->T; t++) {
+        amtl_strbuf_printf(o, "%s %s", t ? "," : "", a->labels.v[t]);
+        if (c->task_weights.n == a->T)
+            amtl_strbuf_printf(o, " (weight %g)", (double)c->task_weights.items[t]);
+    }
+
+    /* baselines carry no arch values: no numbers to explain */
+    int vals = 0;
+    for (int i = 0; i < f->n_tensors; i++)
+        vals |= strncmp(f->tensors[i].name, "arch.", 5) != 0;
+    amtl_strbuf_printf(o, "\n\nexperts (op of each block%s):\n",
+                       vals ? ", softmax(alpha) of the choice" : "");
+    for (int l = 0; l < a->L; l++)
+        for (int j = 0; j < a->K; j++) {
+            amtl_strbuf_printf(o, "  layer %d expert %d:", l, j);
+            for (int b = 0; b < a->NL; b++) {
+                int k = a->ops[(l * a->K + j) * a->NL + b];
+                amtl_strbuf_printf(o, "%s%s", b ? " -> " : " ", a->op[k].name);
+                text_weight(o, alpha_weight(f, a, l, j, b, k));
+            }
+            amtl_strbuf_printf(o, "%s\n", used[l * a->K + j] ? "" : "  [unused]");
+        }
+
+    amtl_strbuf_printf(o, "\nfeatures of the layer-0 experts%s:\n",
+                       vals ? " (sigmoid(beta) of the choice)" : "");
+    for (int j = 0; j < a->K; j++) {
+        amtl_strbuf_printf(o, "  expert %d:", j);
+        for (int inter = 0; inter < 2; inter++) {
+            const float *sel = (inter ? a->inter : a->single) + (size_t)j * a->N;
+            const float *beta = feature_beta(f, a, j, inter);
+            int n = 0;
+            amtl_strbuf_printf(o, "%s", inter ? "; interaction" : " single");
+            for (int i = 0; i < a->N; i++)
+                if (sel[i] != 0.0f) {
+                    amtl_strbuf_printf(o, "%s %s", n++ ? "," : "", a->fields.v[i]);
+                    text_selection(o, beta_weight(beta, i), threshold);
+                }
+            if (!n)
+                amtl_strbuf_printf(o, " (none)");
+        }
+        amtl_strbuf_printf(o, "\n");
+    }
+
+    amtl_strbuf_printf(o, "\nexpert selection%s:\n",
+                       vals ? " (sigmoid(beta) of the choice)" : "");
+    for (int cidx = 0; cidx < a->C; cidx++) {
+        int l = consumer_layer(cidx, a->L, a->K);
+        const float *beta = consumer_beta(f, a, cidx);
+        amtl_strbuf_printf(o, "  ");
+        consumer_name(o, a, cidx);
+        amtl_strbuf_printf(o, " <- layer %d experts", l);
+        int n = 0;
+        for (int i = 0; i < a->K; i++)
+            if (a->experts[(size_t)cidx * a->K + i] != 0.0f) {
+                amtl_strbuf_printf(o, "%s %d", n++ ? "," : "", i);
+                text_selection(o, beta_weight(beta, i), threshold);
+            }
+        if (!n)
+            amtl_strbuf_printf(o, " (none)");
+        amtl_strbuf_printf(o, "\n");
+    }
+    margin mf, me, mo;
+    margins(f, a, &mf, &me, &mo);
+    if (mf.n || me.n || mo.n) {
+        amtl_strbuf_printf(o, "\ndecision margins (|sigmoid(beta) - 0.5|; ops: top-two "
+                              "softmax gap):\n");
+        text_margin(o, "feature selection", &mf);
+        text_margin(o, "expert selection", &me);
+        text_margin(o, "op choice", &mo);
+    }
+    const char *fb = amtl_file_meta(f, "fallbacks");
+    if (fb && strcmp(fb, "0"))
+        amtl_strbuf_printf(o, "fallbacks: %s (an expert or task with no selection kept "
+                              "its strongest one)\n", fb);
+}
+
+/* Length of the valid UTF-8 sequence at p, or 0 (overlong forms, surrogates
+ * and code points past U+10FFFF are invalid). */
+static void json_weight(amtl_strbuf *o, double w)
+{
+    if (isnan(w))
+        amtl_strbuf_printf(o, "null");
+    else
+        amtl_strbuf_printf(o, "%.3f", w);
+}
+
+static void json_names(amtl_strbuf *o, const namelist *l)
+{
+    amtl_strbuf_printf(o, "[");
+    for (int i = 0; i < l->n; i++) {
+        amtl_strbuf_printf(o, "%s", i ? ", " : "");
+        amtl_strbuf_json_str(o, l->v[i]);
+    }
+    amtl_strbuf_printf(o, "]");
+}
+
+static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, const int *used)
+{
+    const amtl_config *c = &a->cfg;
+    amtl_strbuf_printf(o, "{\n  \"kind\": \"architecture\",\n  \"baseline\": ");
+    if (a->baseline)
+        amtl_strbuf_json_str(o, a->baseline);
+    else
+        amtl_strbuf_printf(o, "null");
+    amtl_strbuf_printf(o, ",\n  \"n_expert_layers\": %d,\n  \"n_experts\": %d,\n"
+                          "  \"expert_n_layers\": %d,\n  \"embedding_dim\": %d,\n"
+                          "  \"expert_width\": %d,\n  \"tower_layers\": [",
+                       a->L, a->K, a->NL, c->embedding_dim, c->expert_width);
+    for (int i = 0; i < c->tower_layers.n; i++)
+        amtl_strbuf_printf(o, "%s%d", i ? ", " : "", c->tower_layers.items[i]);
+    amtl_strbuf_printf(o, "],\n  \"dropout\": %g,\n  \"ops\": [", (double)c->dropout);
+    for (int k = 0; k < a->P; k++) {
+        amtl_strbuf_printf(o, "%s", k ? ", " : "");
+        amtl_strbuf_json_str(o, a->op[k].name);
+    }
+    amtl_strbuf_printf(o, "],\n  \"sparse_fields\": ");
+    json_names(o, &a->fields);
+    amtl_strbuf_printf(o, ",\n  \"n_dense\": %d,\n  \"labels\": ", a->D);
+    json_names(o, &a->labels);
+    amtl_strbuf_printf(o, ",\n  \"task_weights\": [");
+    for (int t = 0; t < c->task_weights.n; t++)
+        amtl_strbuf_printf(o, "%s%g", t ? ", " : "", (double)c->task_weights.items[t]);
+
+    amtl_strbuf_printf(o, "],\n  \"experts\": [");
+    for (int l = 0; l < a->L; l++)
+        for (int j = 0; j < a->K; j++) {
+            amtl_strbuf_printf(o, "%s\n    {\"layer\": %d, \"expert\": %d, \"used\": %s, \"blocks\": [",
+                               l + j ? "," : "", l, j, used[l * a->K + j] ? "true" : "false");
+            for (int b = 0; b < a->NL; b++) {
+                int k = a->ops[(l * a->K + j) * a->NL + b];
+                amtl_strbuf_printf(o, "%s{\"op\": ", b ? ", " : "");
+                amtl_strbuf_json_str(o, a->op[k].name);
+                amtl_strbuf_printf(o, ", \"index\": %d, \"weight\": ", k);
+                json_weight(o, alpha_weight(f, a, l, j, b, k));
+                amtl_strbuf_printf(o, "}");
+            }
+            amtl_strbuf_printf(o, "]");
+            for (int inter = 0; l == 0 && inter < 2; inter++) {
+                const float *sel = (inter ? a->inter : a->single) + (size_t)j * a->N;
+                const float *beta = feature_beta(f, a, j, inter);
+                int n = 0;
+                amtl_strbuf_printf(o, ",\n     \"%s\": [", inter ? "interaction" : "single");
+                for (int i = 0; i < a->N; i++)
+                    if (sel[i] != 0.0f) {
+                        amtl_strbuf_printf(o, "%s{\"field\": ", n++ ? ", " : "");
+                        amtl_strbuf_json_str(o, a->fields.v[i]);
+                        amtl_strbuf_printf(o, ", \"weight\": ");
+                        json_weight(o, beta_weight(beta, i));
+                        amtl_strbuf_printf(o, "}");
+                    }
+                amtl_strbuf_printf(o, "]");
+            }
+            amtl_strbuf_printf(o, "}");
+        }
+
+    amtl_strbuf_printf(o, "\n  ],\n  \"consumers\": [");
+    for (int cidx = 0; cidx < a->C; cidx++) {
+        int l = consumer_layer(cidx, a->L, a->K);
+        const float *beta = consumer_beta(f, a, cidx);
+        amtl_strbuf_printf(o, "%s\n    {", cidx ? "," : "");
+        if (cidx < (a->L - 1) * a->K) {
+            amtl_strbuf_printf(o, "\"kind\": \"expert\", \"layer\": %d, \"expert\": %d",
+                               l + 1, cidx % a->K);
+        } else {
+            int t = cidx - (a->L - 1) * a->K;
+            amtl_strbuf_printf(o, "\"kind\": \"task\", \"task\": %d, \"label\": ", t);
+            amtl_strbuf_json_str(o, a->labels.v[t]);
+        }
+        amtl_strbuf_printf(o, ", \"inputs\": [");
+        int n = 0;
+        for (int i = 0; i < a->K; i++)
+            if (a->experts[(size_t)cidx * a->K + i] != 0.0f) {
+                amtl_strbuf_printf(o, "%s{\"layer\": %d, \"expert\": %d, \"weight\": ",
+                                   n++ ? ", " : "", l, i);
+                json_weight(o, beta_weight(beta, i));
+                amtl_strbuf_printf(o, "}");
+            }
+        amtl_strbuf_printf(o, "]}");
+    }
+    margin m[3];
+    margins(f, a, &m[0], &m[1], &m[2]);
+    static const char *const mk[3] = {"features", "experts", "ops"};
+    amtl_strbuf_printf(o, "\n  ],\n  \"margins\": {");
+    for (int i = 0; i < 3; i++) {
+        amtl_strbuf_printf(o, "%s\"%s\": {\"decisions\": %d, \"smallest\": ", i ? ", " : "",
+                           mk[i], m[i].n);
+        json_weight(o, m[i].n ? m[i].min : NAN);
+        amtl_strbuf_printf(o, ", \"within_0.05\": %d}", m[i].close);
+    }
+    const char *fb = amtl_file_meta(f, "fallbacks");
+    amtl_strbuf_printf(o, "},\n  \"fallbacks\": %d\n}\n", fb ? atoi(fb) : 0);
+}
+
+/* A DOT quoted string's contents: Graphviz reads UTF-8, so other bytes
+ * become U+FFFD. */
+static void dot_str(amtl_strbuf *o, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int len = amtl_utf8_len(p);
+        if (*p == '"' || *p == '\\')
+            amtl_strbuf_printf(o, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            amtl_strbuf_printf(o, " ");
+        else if (len)
+            amtl_strbuf_printf(o, "%.*s", len, (const char *)p);
+        else
+            amtl_strbuf_printf(o, "\xef\xbf\xbd");
+        p += len ? len : 1;
+    }
+}
+
+static void view_dot(amtl_strbuf *o, const amtl_file *f, const arch_info *a, const int *used)
+{
+    static const char *const unused_style = ", style=dashed, color=gray60, fontcolor=gray60";
+    amtl_strbuf_printf(o, "digraph architecture {\n  rankdir=LR;\n"
+                          "  node [shape=box, fontname=\"Helvetica\"];\n"
+                          "  edge [color=gray30];\n");
+    amtl_strbuf_printf(o, "  subgraph cluster_inputs {\n    label=\"input features\";\n"
+                          "    style=dashed;\n");
+    for (int i = 0; i < a->N; i++) {
+        amtl_strbuf_printf(o, "    f%d [shape=ellipse, label=\"", i);
+        dot_str(o, a->fields.v[i]);
+        amtl_strbuf_printf(o, "\"];\n");
+    }
+    if (a->D > 0)
+        amtl_strbuf_printf(o, "    dense [shape=ellipse, label=\"dense fields (%d)\"];\n", a->D);
+    amtl_strbuf_printf(o, "  }\n");
+
+    for (int l = 0; l < a->L; l++) {
+        amtl_strbuf_printf(o, "  subgraph cluster_layer%d {\n    label=\"expert layer %d\";\n"
+                              "    style=rounded;\n", l, l);
+        for (int j = 0; j < a->K; j++) {
+            amtl_strbuf_printf(o, "    e%d_%d [label=\"expert %d\\n", l, j, j);
+            for (int b = 0; b < a->NL; b++) {
+                int k = a->ops[(l * a->K + j) * a->NL + b];
+                dot_str(o, a->op[k].name);
+                double w = alpha_weight(f, a, l, j, b, k);
+                if (!isnan(w))
+                    amtl_strbuf_printf(o, " (%.3f)", w);
+                amtl_strbuf_printf(o, "%s", b + 1 < a->NL ? "\\n" : "");
+            }
+            amtl_strbuf_printf(o, "\"%s];\n", used[l * a->K + j] ? "" : unused_style);
+        }
+        amtl_strbuf_printf(o, "  }\n");
+    }
+    amtl_strbuf_printf(o, "  subgraph cluster_towers {\n    label=\"task towers\";\n"
+                          "    style=dashed;\n");
+    for (int t = 0; t < a->T; t++) {
+        amtl_strbuf_printf(o, "    t%d [shape=doubleoctagon, label=\"", t);
+        dot_str(o, a->labels.v[t]);
+        amtl_strbuf_printf(o, "\"];\n");
+    }
+    amtl_strbuf_printf(o, "  }\n");
+
+    /* features: solid for the embedding itself, dashed for the FM interaction */
+    for (int j = 0; j < a->K; j++) {
+        const char *grey = used[j] ? "" : "color=gray60";
+        for (int i = 0; i < a->N; i++) {
+            if (a->single[(size_t)j * a->N + i] != 0.0f)
+                amtl_strbuf_printf(o, "  f%d -> e0_%d [%s];\n", i, j, grey);
+            if (a->inter[(size_t)j * a->N + i] != 0.0f)
+                amtl_strbuf_printf(o, "  f%d -> e0_%d [style=dashed, arrowhead=odot%s%s];\n",
+                                   i, j, *grey ? ", " : "", grey);
+        }
+        if (a->D > 0)
+            amtl_strbuf_printf(o, "  dense -> e0_%d [color=gray60];\n", j);
+    }
+    for (int c = 0; c < a->C; c++) {
+        int l = consumer_layer(c, a->L, a->K);
+        int task = c >= (a->L - 1) * a->K;
+        const float *beta = consumer_beta(f, a, c);
+        for (int i = 0; i < a->K; i++) {
+            if (a->experts[(size_t)c * a->K + i] == 0.0f)
+                continue;
+            if (task)
+                amtl_strbuf_printf(o, "  e%d_%d -> t%d", l, i, c - (a->L - 1) * a->K);
+            else
+                amtl_strbuf_printf(o, "  e%d_%d -> e%d_%d", l, i, l + 1, c % a->K);
+            double w = beta_weight(beta, i);
+            int live = task || used[(l + 1) * a->K + c % a->K];
+            amtl_strbuf_printf(o, " [");
+            if (!isnan(w))
+                amtl_strbuf_printf(o, "label=\"%.3f\"%s", w, live ? "" : ", ");
+            amtl_strbuf_printf(o, "%s];\n", live ? "" : "color=gray60");
+        }
+    }
+    amtl_strbuf_printf(o, "  label=\"dashed arrow: FM interaction; grey: unused\";\n}\n");
+}
+
+int amtl_arch_view(const amtl_file *arch, const char *format, amtl_strbuf *out,
+                   amtl_status *st)
+{
+    void (*view)(amtl_strbuf *, const amtl_file *, const arch_info *, const int *);
+    if (!format || !strcmp(format, "text"))
+        view = view_text;
+    else if (!strcmp(format, "json"))
+        view = view_json;
+    else if (!strcmp(format, "dot"))
+        view = view_dot;
+    else
+        return amtl_error(st, AMTL_EUSAGE, "unknown view '%s' (expected text, json or dot)",
+                          format);
+    arch_info a;
+    if (arch_load(&a, arch, NULL, st))
+        return -1;
+    int *used = malloc((size_t)a.L * a.K * sizeof *used);
+    if (!used) {
+        info_free(&a);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory viewing the architecture");
+    }
+    experts_used(&a, used);
+    view(out, arch, &a, used);
+    free(used);
+    info_free(&a);
+    if (out->failed)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory viewing the architecture");
+    return 0;
+}
+
+/* ---- baselines ---------------------------------------------------------------------------- */
+
+/* A deep copy of a config through its YAML form. */
+static int config_clone(amtl_config *dst, const amtl_config *src, amtl_status *st)
+{
+    char *yaml = NULL;
+    if (amtl_config_defaults(dst, st))
+        return -1;
+    if (amtl_config_dump(src, &yaml, st) ||
+        amtl_config_load_string(dst, yaml, strlen(yaml), "the base configuration", st)) {
+        free(yaml);
+        amtl_config_free(dst);
+        return -1;
+    }
+    free(yaml);
+    return 0;
+}
+
+static int set_int(amtl_config *c, const char *key, int v, amtl_status *st)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%d", v);
+    return amtl_config_set(c, key, s, st);
+}
+
+/* The task of "single-task:<t>": a label name, else an index from 0. */
+static int parse_task(const char *s, const amtl_dataset *ds, amtl_status *st)
+{
+    int t = amtl_dataset_label_index(ds, s);
+    if (t >= 0)
+        return t;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s && !*end && v >= 0 && v < ds->T)
+        return (int)v;
+    amtl_strbuf b = {0};
+    for (int i = 0; i < ds->T; i++)
+        amtl_strbuf_printf(&b, "%s%s", i ? ", " : "", ds->label_names[i]);
+    amtl_error(st, AMTL_EUSAGE,
+               "single-task:%s: no such task (labels: %s; or an index 0 to %d)", s,
+               b.data && !b.failed ? b.data : "?", ds->T - 1);
+    amtl_strbuf_free(&b);
+    return -1;
+}
+
+int amtl_arch_baseline(amtl_file *out, const char *kind, const char *op,
+                       const amtl_dataset *ds, const amtl_config *base_cfg,
+                       amtl_status *st)
+{
+    memset(out, 0, sizeof *out);
+    if (!kind)
+        kind = "";
+    int linear = !strcmp(kind, "linear");
+    int task = -1;
+    if (!strncmp(kind, "single-task:", 12)) {
+        if ((task = parse_task(kind + 12, ds, st)) < 0)
+            return -1;
+    } else if (!linear && strcmp(kind, "shared-bottom") && strcmp(kind, "mmoe") &&
+               strcmp(kind, "ple")) {
+        return amtl_error(st, AMTL_EUSAGE,
+                          "unknown baseline '%s' (expected shared-bottom, mmoe, ple, "
+                          "single-task:<task> or linear)", kind);
+    }
+    if (ds->N < 1 || ds->T < 1)
+        return amtl_error(st, AMTL_EDATA, "the dataset has no %s",
+                          ds->N < 1 ? "sparse field" : "label");
+
+    if (!op || !*op)
+        op = linear ? "Identity" : AMTL_ARCH_DEFAULT_OP;
+    amtl_op_spec spec;
+    if (amtl_op_parse(op, &spec, st))
+        return amtl_error_context(st, "baseline %s", kind);
+    if (linear && spec.kind != AMTL_OP_IDENTITY)
+        return amtl_error(st, AMTL_EUSAGE, "baseline linear: the op is Identity, not '%s'", op);
+    if (spec.kind == AMTL_OP_ZERO)
+        return amtl_error(st, AMTL_EUSAGE, "baseline %s: the op Zero computes nothing", kind);
+
+    int T = ds->T, N = ds->N;
+    int K = 1;
+    if (!strcmp(kind, "mmoe"))
+        K = base_cfg->n_experts;
+    else if (!strcmp(kind, "ple"))
+        K = T + 1;
+    if (K < 1 || K > 64)
+        return amtl_error(st, AMTL_EUSAGE, "baseline %s: %d experts (1 to 64 allowed)", kind, K);
+
+    amtl_config cfg;
+    if (config_clone(&cfg, base_cfg, st))
+        return -1;
+    char ops[64];
+    snprintf(ops, sizeof ops, "[%s]", spec.name);
+    int rc = set_int(&cfg, "n_experts", K, st) || set_int(&cfg, "n_expert_layers", 1, st) ||
+             amtl_config_set(&cfg, "ops", ops, st);
+    /* the linear floor: per-task logistic regression on the one-hot ids and the
+     * dense values.  Each id gets T weights (E = T), the expert is the exact
+     * identity (H = input_dim, so the Identity op has no projection), the gate
+     * of a single expert is 1, and each task's tower is one Linear(H, 1) with
+     * a bias: logit_t = Σ_f <w_t,f, e_f(id)> + <v_t, dense> + b_t.  The
+     * embeddings start at zero as a regression's weights do; random N(0,1)
+     * rows would leave rare ids with pure noise at test time.  It is the
+     * regression itself, so it has no wide part beside it. */
+    if (!rc && linear)
+        rc = set_int(&cfg, "embedding_dim", T, st) || set_int(&cfg, "expert_n_layers", 1, st) ||
+             set_int(&cfg, "expert_width", T * (N + 1) + ds->D, st) ||
+             amtl_config_set(&cfg, "embedding_init_std", "0", st) ||
+             amtl_config_set(&cfg, "tower_layers", "[]", st) ||
+             amtl_config_set(&cfg, "dropout", "0", st) ||
+             amtl_config_set(&cfg, "wide", "false", st);
+    if (!rc && task >= 0) {
+        amtl_strbuf w = {0};
+        amtl_strbuf_printf(&w, "[");
+        for (int t = 0; t < T; t++)
+            amtl_strbuf_printf(&w, "%s%d", t ? ", " : "", t == task);
+        amtl_strbuf_printf(&w, "]");
+        rc = w.failed ? amtl_error(st, AMTL_ENOMEM, "out of memory making a baseline")
+                      : amtl_config_set(&cfg, "task_weights", w.data, st);
+        amtl_strbuf_free(&w);
+    }
+    if (rc) {
+        amtl_config_free(&cfg);
+        return amtl_error_context(st, "baseline %s", kind);
+    }
+
+    int NL = cfg.expert_n_layers, C = T;
+    int32_t *opsel = calloc((size_t)K * NL, sizeof *opsel);
+    float *single = malloc((size_t)K * N * sizeof *single);
+    float *inter = calloc((size_t)K * N, sizeof *inter);
+    float *experts = calloc((size_t)C * K, sizeof *experts);
+    if (!opsel || !single || !inter || !experts) {
+        rc = amtl_error(st, AMTL_ENOMEM, "out of memory making a baseline");
+        goto out;
+    }
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        single[i] = 1.0f;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < K; i++)
+            experts[c * K + i] = strcmp(kind, "ple") ? 1.0f : (float)(i == c || i == T);
+
+    char name[300];
+    if (task >= 0)
+        snprintf(name, sizeof name, "single-task:%s", ds->label_names[task]);
+    else
+        snprintf(name, sizeof name, "%s", kind);
+    arch_parts p = {
+        .cfg = &cfg, .fields = ds->sparse_names, .N = N, .labels = ds->label_names, .T = T,
+        .D = ds->D, .L = 1, .K = K, .NL = NL, .ops = opsel, .single = single,
+        .inter = inter, .experts = experts, .baseline = name, .baseline_op = spec.name,
+    };
+    rc = write_parts(out, &p, st);
+out:
+    free(opsel);
+    free(single);
+    free(inter);
+    free(experts);
+    amtl_config_free(&cfg);
+    return rc ? -1 : 0;
+}

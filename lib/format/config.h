@@ -1,0 +1,126 @@
+/* config.h — every setting of every tool, with defaults, YAML files and overrides.
+ *
+ * Precedence, later winning: built-in defaults (amtl_config_defaults), then a
+ * YAML file (amtl_config_load_file), then command-line overrides
+ * (amtl_config_set, used for `--set key=value` and for dedicated flags).
+ *
+ * YAML files hold one flat mapping of key: value (scalars or sequences of
+ * scalars).  For readability a file may also group keys under the section
+ * names "model", "train", "search" and "data"; the section name is not part
+ * of the key.  An unknown key or a value of the wrong type is an error naming
+ * the key, the file and its line.
+ */
+#ifndef AMTL_CONFIG_H
+#define AMTL_CONFIG_H
+
+#include <stddef.h>
+
+#include "base/error.h"
+
+typedef struct {
+    char **items;
+    int n;
+} amtl_strlist;
+
+typedef struct {
+    float *items;
+    int n;
+} amtl_floatlist;
+
+typedef struct {
+    int *items;
+    int n;
+} amtl_intlist;
+
+typedef struct {
+    /* model (DESIGN.md section 3) */
+    int embedding_dim;        /* E, 16 */
+    float embedding_init_std; /* embeddings ~ N(0, s^2), 1 (the reference) */
+    int n_experts;            /* K, 4 */
+    int n_expert_layers;      /* L, 2 */
+    int expert_n_layers;      /* MixedOps per expert, 3 */
+    int expert_width;         /* H, 64 */
+    amtl_intlist tower_layers;/* [64] */
+    float dropout;            /* 0.2 */
+    amtl_strlist ops;         /* candidate ops: Identity, MLP-16 .. MLP-1024, Zero */
+    char *gate_mode;          /* "sample" | "reference" */
+    int gate_dense;           /* feed dense features to the expert gates (0 = reference) */
+    int wide;                 /* per-task linear logit beside the deep part (0 = off) */
+    char *wide_init;          /* "zero" | "linear": the wide part's start */
+
+    /* training */
+    int batch_size;           /* 2048 */
+    float lr;                 /* 1e-3 */
+    float weight_decay;       /* 1e-5 */
+    float arch_lr;            /* 1e-3 */
+    float arch_weight_decay;  /* 1e-6 */
+    float arch_sparsity;      /* 0 = off (the reference); see amtl-config(5) */
+    char *arch_data;          /* "train" (one-level, the reference) | "val" (bi-level) */
+    int no_decay_bn_bias;     /* exempt BatchNorm and bias parameters from decay */
+    float clip_grad_norm;     /* 0 = off (the reference never clips) */
+    int sparse_embedding;     /* lazy Adam rows for embedding tables */
+    float embedding_l2;       /* L2 on the embedding rows a batch uses, 0 = off */
+    amtl_floatlist linear_l2; /* L2 grid of the linear floor, empty = built-in */
+    long seed;                /* 2022 */
+    int threads;              /* BLAS threads, 0 = all cores */
+    char *device;             /* "cpu" | "cuda" | "auto" */
+    amtl_floatlist task_weights;  /* per-task loss weights, empty = all 1 */
+    amtl_strlist task_conditions; /* "task=cond": task's loss only where cond == 1 */
+
+    /* search schedule (DESIGN.md section 4) */
+    int epochs;               /* 15 */
+    int warmup_epochs;        /* 2 */
+    int full_arch_train_epochs; /* 3 */
+    int discretize_ops;       /* 10 */
+    float select_threshold;   /* export keeps sigmoid(beta) > this, 0.5 */
+    int patience;             /* 3 */
+    char *early_stop;         /* "auc" (the reference) | "logloss" */
+    int min_epochs;           /* epochs before early stopping may stop, 0 */
+    int finetune_epochs;      /* searched model's fine-tune epochs, 0 = what epochs leaves */
+
+    /* data (amtl-prep) */
+    char *format;             /* processed | csv | userbehavior | ijcai15 | kuairand | qb-video */
+    amtl_strlist sparse;      /* sparse columns of a plain CSV */
+    amtl_strlist dense;       /* dense columns */
+    amtl_strlist labels;      /* label columns, or "task=column==v|v" (prep.h) */
+    char *delimiter;          /* "," */
+    int trim;                 /* strip spaces around CSV values (0 = keep) */
+    amtl_floatlist split;     /* [0.8, 0.1, 0.1] */
+    char *vocab;              /* "all" (reference) | "train" (unseen ids -> 0) */
+    long limit;               /* 0 = all rows */
+    int min_count;            /* frequency filter of the raw recipes, 10 */
+    int min_id_count;         /* rarer ids (train rows) -> row 0, 0 = keep all */
+    char *dense_transform;    /* "none" | "standardize" | "log-standardize" */
+} amtl_config;
+
+/* Fills every field with its default.  Returns -1 only when out of memory. */
+int amtl_config_defaults(amtl_config *c, amtl_status *st);
+void amtl_config_free(amtl_config *c);  /* safe on a zeroed struct */
+
+/* Applies a named profile on top of c: "default" (nothing) or "reference"
+ * (the released code's settings where the defaults differ). */
+int amtl_config_profile(amtl_config *c, const char *name, amtl_status *st);
+
+/* Applies a YAML file on top of c. */
+int amtl_config_load_file(amtl_config *c, const char *path, amtl_status *st);
+/* Applies YAML text (source names it in messages). */
+int amtl_config_load_string(amtl_config *c, const char *yaml, size_t len,
+                            const char *source, amtl_status *st);
+/* key=value with a scalar, or a list "[a, b]" / "a,b" for list keys. */
+int amtl_config_set(amtl_config *c, const char *key, const char *value,
+                    amtl_status *st);
+/* "key=value" as given to --set. */
+int amtl_config_set_kv(amtl_config *c, const char *kv, amtl_status *st);
+
+/* Writes every key as YAML (the file format amtl_config_load_string reads),
+ * into a malloc'd NUL-terminated string. */
+int amtl_config_dump(const amtl_config *c, char **out, amtl_status *st);
+
+/* Checks values against each other and their ranges (batch_size > 0, known
+ * gate_mode, known ops, ...); the message names the key. */
+int amtl_config_validate(const amtl_config *c, amtl_status *st);
+
+/* Prints "key  default  description" lines for --help-config. */
+void amtl_config_describe(void *file /* FILE* */);
+
+#endif

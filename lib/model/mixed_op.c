@@ -1,0 +1,597 @@
+/* mixed_op.c — the MixedOp step, fused and split over the thread pool.
+ *
+ * The MLP candidates share one dropout mask, so their first Linear layers are
+ * one GEMM over the stacked weight W1 [S, in] (supernet.h).
+ *
+ * Threads.  Each phase below is one pool run (lib/base/pool.h); OpenBLAS runs
+ * single-threaded inside the tasks.  The batch is cut into a fixed sequence
+ * of row blocks (supernet_ws.h) and each task takes a run of whole blocks;
+ * per-channel work is cut into fixed pieces the same way.  A block's
+ * [rows, S] hidden activations stay in the core's cache from the GEMM that
+ * writes them to the GEMM that reads them.
+ *
+ * Determinism.  Sums over the batch are kept per block and added in block
+ * order, and every GEMM sees the same operands whatever the thread count, so
+ * the forward pass, the input gradients and the BatchNorm and arch-parameter
+ * gradients are the same bit for bit at any thread count.  The exceptions
+ * are the weight gradients of W1, W2 and the projections: each thread
+ * accumulates them over its blocks (one [S,in] or [S,out] partial per thread,
+ * not per block) and the partials are added in thread order, so they are
+ * reproducible at a given count and differ between counts by float rounding
+ * (~1e-7 relative).  Dropout masks come from the step's generator in one
+ * sequence, drawn on the calling thread as the plain layer draws them.
+ *
+ * BatchNorm through the input's covariance.  With xc = xd - mean(xd) (xd the
+ * dropout output) the first Linear's output minus its batch mean is exactly
+ * A = xc·W1ᵀ (its bias b1 only shifts the mean), so
+ *   batch variance of channel c = W1_c · C · W1_cᵀ / B,   C = xcᵀ·xc [in,in],
+ * known before A is computed: the forward normalises each block of A right
+ * after its GEMM, with no pass over the whole [B, S] array for statistics.
+ * The backward uses the same identities: with dZ the gradient at the
+ * BatchNorm output, k1 = gamma*rstd, k2 = k1*Σ_b dZ/B and
+ * k3 = k1*rstd²*Σ_b dZ·A/B,
+ *   dA   = k1∘dZ - k2 - A∘k3
+ *   dxd  = (k1∘dZ)·W1 - k2·W1 - xc·(W1ᵀ diag(k3) W1)
+ *   dW1  = (k1∘dZ)ᵀ·xc - k3∘(W1·C)          (Σ_b xc = 0)
+ *   db1  = Σ_b dA = 0
+ * so the terms that need the batch sums are [in,in]-sized products, and
+ * (k1∘dZ) is used block by block while in cache: nothing of size [B, S]
+ * besides A is stored, and A is written once and read once.  b1 gets no
+ * gradient (it had only rounding noise before) and lives on in the running
+ * mean only. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "base/pool.h"
+#include "model/supernet_ws.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+/* Candidates the forward runs: the chosen one, or all with softmax weights. */
+static int live_candidates(const amtl_supernet *net, const amtl_mixed_op *m,
+                           float *wts, int *c0, int *Sc)
+{
+    if (m->chosen >= 0) {
+        for (int k = 0; k < m->P; k++)
+            wts[k] = k == m->chosen ? 1.0f : 0.0f;
+        int k = m->chosen;
+        if (net->ops[k].kind == AMTL_OP_MLP) {
+            *c0 = m->hoff[k];
+            *Sc = m->h[k];
+        } else {
+            *c0 = 0;
+            *Sc = 0;
+        }
+        return 1;
+    }
+    amtl_softmax_forward(wts, net->arch + m->alpha, 1, m->P);
+    *c0 = 0;
+    *Sc = m->S;
+    return m->P;
+}
+
+int amtl_mop_weights(const amtl_supernet *net, int i, float *wts, int *c0, int *Sc)
+{
+    return live_candidates(net, &net->mops[i], wts, c0, Sc);
+}
+
+static int cand_live(const amtl_mixed_op *m, int k)
+{
+    return m->chosen < 0 || m->chosen == k;
+}
+
+static int is_mlp(const amtl_supernet *net, const amtl_mixed_op *m, int k)
+{
+    return cand_live(m, k) && net->ops[k].kind == AMTL_OP_MLP;
+}
+
+static int is_identity(const amtl_supernet *net, const amtl_mixed_op *m, int k)
+{
+    return cand_live(m, k) && net->ops[k].kind == AMTL_OP_IDENTITY;
+}
+
+struct mop_job;
+static int mid_pieces(const struct mop_job *j);
+
+/* What the tasks of one MixedOp call share. */
+typedef struct mop_job {
+    amtl_supernet *net;
+    amtl_workspace *ws;
+    const amtl_mixed_op *m;
+    amtl_mop_ws *mw;
+    int B, in, out, c0, Sc, training;
+    int nblk;               /* row blocks of the batch (supernet_ws.h) */
+    const float *src;       /* [B,in] the MLP candidates' input before centring */
+    const float *W1;        /* [Sc,in] the live rows of the stacked weight */
+    float *sc;              /* [Sc] the forward's per-channel scale */
+    const float *sh;        /* [Sc] and shift */
+    const float *k3;        /* [Sc] backward constant (see the top) */
+    float *state;           /* running statistics */
+} mop_job;
+
+/* Threads of a MixedOp call: the pool's, at most the workspace's and one per
+ * row block. */
+static int mop_threads(const amtl_workspace *ws, int nblk)
+{
+    int n = amtl_pool_size();
+    if (n > ws->nthreads)
+        n = ws->nthreads;
+    if (n > nblk)
+        n = nblk;
+    return n < 1 ? 1 : n;
+}
+
+/* Channel pieces of the backward's middle phase. */
+static int mid_pieces(const mop_job *j)
+{
+    int np = amtl_pool_pieces(j->Sc, 64), sq = amtl_mop_square_pieces(j->in);
+    return np < sq ? np : sq;
+}
+
+/* Rows [*r0, *r1) of block k. */
+static void block_rows(const mop_job *j, int k, int *r0, int *r1)
+{
+    amtl_pool_range(j->B, k, j->nblk, r0, r1);
+}
+
+/* A thread's partial weight gradients (backward), transposed (these products
+ * measured 3-10% faster that way round): Qᵀ [in,Sc] = xcᵀ·(k1∘dZ), then the
+ * candidates' W2 gradients transposed and stacked [Sc,out], then projections
+ * [out,in] in Y-slot order. */
+static float *part_q(const mop_job *j, int t) { return j->ws->thr[t].part; }
+static float *part_w2(const mop_job *j, int t)
+{
+    return part_q(j, t) + (size_t)j->Sc * j->in;
+}
+static float *part_proj(const mop_job *j, int t, int slot)
+{
+    return part_w2(j, t) + (size_t)j->Sc * j->out + (size_t)slot * j->out * j->in;
+}
+/* Block k's sums: sd [Sc], sq [Sc], dw [P]; and its b2 gradients [P,out]. */
+static double *blk_acc(const mop_job *j, int k)
+{
+    return j->ws->blk_acc + (size_t)k * j->ws->blk_stride;
+}
+static float *blk_b2(const mop_job *j, int k)
+{
+    return j->ws->blk_b2 + (size_t)k * j->m->P * j->out;
+}
+
+static float *yk(const mop_job *j, int k)
+{
+    return j->mw->Y + (size_t)j->mw->yslot[k] * j->ws->Bmax * j->out;
+}
+
+/* Pieces of the channels: W1ᵀ [in,Sc] and the stacked W2ᵀ [Sc,out] of the
+ * live candidates into the workspace (the GEMMs that read them measured
+ * 4-14% faster than with the weights as stored and OpenBLAS's transpose
+ * flags). */
+static void transpose_weights(const mop_job *j, int t, int n)
+{
+    const amtl_mixed_op *m = j->m;
+    const float *w = j->net->w;
+    int in = j->in, out = j->out, Sc = j->Sc, np = amtl_pool_pieces(Sc, 64), p0, p1;
+    amtl_pool_range(np, t, n, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int e0, e1;
+        amtl_pool_range(Sc, p, np, &e0, &e1);
+        amtl_k_transpose(j->ws->w1t + e0, Sc, j->W1 + (size_t)e0 * in, in, e1 - e0, in);
+        for (int k = 0; k < m->P; k++) {
+            if (!is_mlp(j->net, m, k))
+                continue;
+            int hk = m->hoff[k] - j->c0, h = m->h[k];
+            int a = e0 > hk ? e0 : hk, b = e1 < hk + h ? e1 : hk + h;
+            if (a < b)  /* W2ᵀ rows a..b are columns a-hk.. of W2 [out,h] */
+                amtl_k_transpose(j->ws->w2t + (size_t)a * out, out, w + m->w2[k] + (a - hk), h,
+                                 out, b - a);
+        }
+    }
+}
+
+static void prep_task(void *arg, int t, int n)
+{
+    transpose_weights(arg, t, n);
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+/* Fixed row pieces of the batch: xc = src - mu and the piece's Gram
+ * matrix xcᵀ·xc into ws->sqpart (added up in piece order by the caller);
+ * and the weights transposed. */
+static void fwd_center(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    transpose_weights(j, t, n);
+    int in = j->in, np = amtl_mop_square_pieces(in), p0, p1;
+    if (np > j->B)
+        np = j->B;
+    amtl_pool_range(np, t, n, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int r0, r1;
+        amtl_pool_range(j->B, p, np, &r0, &r1);
+        float *xc = j->mw->xc + (size_t)r0 * in;
+        amtl_k_sub_row(xc, j->src + (size_t)r0 * in, j->mw->mu, r1 - r0, in);
+        amtl_gemm(1, 0, in, in, r1 - r0, 1.0f, xc, in, xc, in, 0.0f,
+                  j->ws->sqpart + (size_t)p * in * in, in);
+    }
+}
+
+/* pieces of the channels: the batch statistics of A from the input's mean
+ * and covariance, the running statistics, and the forward's scale sc */
+static void fwd_stats(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    const amtl_mixed_op *m = j->m;
+    amtl_mop_ws *mw = j->mw;
+    int B = j->B, in = j->in, Sc = j->Sc, c0 = j->c0;
+    const float *w = j->net->w;
+    const float *gam = w + m->gamma + c0, *b1 = w + m->b1 + c0;
+    float *rm = j->state + m->rm + c0, *rv = j->state + m->rv + c0;
+    float *sc = j->sc;
+    int np = amtl_pool_pieces(Sc, 64), p0, p1;
+    amtl_pool_range(np, t, n, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int e0, e1;
+        amtl_pool_range(Sc, p, np, &e0, &e1);
+        float *W1C = j->ws->wscr + (size_t)e0 * in;
+        double *var = j->ws->blk_acc + e0, *mean = var + Sc;
+        amtl_gemm(0, 0, e1 - e0, in, in, 1.0f, j->W1 + (size_t)e0 * in, in, mw->cov, in, 0.0f,
+                  W1C, in);
+        amtl_k_bn_moments(var, mean, W1C, j->W1 + (size_t)e0 * in, mw->mu, e1 - e0, in);
+        for (int c = e0; c < e1; c++) {
+            double v = var[c - e0] / B;
+            if (v < 0)
+                v = 0;
+            mw->rstd[c] = (float)(1.0 / sqrt(v + BN_EPS));
+            rm[c] = (1 - BN_MOMENTUM) * rm[c] + BN_MOMENTUM * (float)(mean[c - e0] + b1[c]);
+            rv[c] = (1 - BN_MOMENTUM) * rv[c] +
+                    BN_MOMENTUM * (float)(v * B / (B > 1 ? B - 1 : 1));
+            sc[c] = gam[c] * mw->rstd[c];
+        }
+    }
+}
+
+/* blocks: A = xc·W1ᵀ (kept for the backward in training), the hidden
+ * H = relu(A*sc + sh) in the thread's scratch, the candidates' second
+ * Linear, and the weighted sum into out */
+static void fwd_out(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    const amtl_supernet *net = j->net;
+    const amtl_mixed_op *m = j->m;
+    amtl_mop_ws *mw = j->mw;
+    float *Hb = j->ws->thr[t].Hb;
+    const float *w = net->w;
+    int k0, k1, in = j->in, out = j->out, Sc = j->Sc;
+    amtl_pool_range(j->nblk, t, n, &k0, &k1);
+    for (int kb = k0; kb < k1; kb++) {
+        int b0, b1;
+        block_rows(j, kb, &b0, &b1);
+        int nb = b1 - b0;
+        const float *x = mw->x + (size_t)b0 * in;
+        float *o = mw->out + (size_t)b0 * out;
+        memset(o, 0, (size_t)nb * out * sizeof(float));
+        for (int k = 0; k < m->P; k++) {
+            if (!is_identity(net, m, k))
+                continue;
+            if (in == out) {
+                amtl_k_axpy(o, x, mw->wts[k], (size_t)nb * out);
+            } else {
+                float *Y = j->training ? yk(j, k) + (size_t)b0 * out : j->ws->thr[t].dRb;
+                amtl_gemm(0, 1, nb, out, in, 1.0f, x, in, w + m->proj[k], in, 0.0f, Y, out);
+                amtl_k_axpy(o, Y, mw->wts[k], (size_t)nb * out);
+            }
+        }
+        if (Sc == 0)
+            continue;
+        amtl_gemm(0, 0, nb, Sc, in, 1.0f, j->training ? mw->xc + (size_t)b0 * in : x, in,
+                  j->ws->w1t, Sc, 0.0f, Hb, Sc);
+        /* candidate by candidate, so that its hidden slice is still in cache
+         * for its second Linear */
+        for (int k = 0; k < m->P; k++) {
+            if (!is_mlp(net, m, k))
+                continue;
+            int h = m->h[k], hk = m->hoff[k] - j->c0;
+            if (j->training)
+                amtl_k_keep_affine_relu(mw->A + (size_t)b0 * Sc + hk, Hb + hk, j->sc + hk,
+                                        j->sh + hk, nb, h, Sc);
+            else
+                amtl_k_affine_relu(Hb + hk, Hb + hk, j->sc + hk, j->sh + hk, nb, h, Sc);
+            float *Y = j->training ? yk(j, k) + (size_t)b0 * out : j->ws->thr[t].dRb;
+            amtl_gemm(0, 0, nb, out, h, 1.0f, Hb + hk, Sc, j->ws->w2t + (size_t)hk * out, out,
+                      0.0f, Y, out);
+            amtl_k_bias_relu_mix(Y, o, w + m->b2[k], mw->wts[k], nb, out);
+        }
+    }
+}
+
+void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
+                      int training, amtl_rng *rng, float *state, int64_t *nbt)
+{
+    const amtl_mixed_op *m = &net->mops[i];
+    amtl_mop_ws *mw = &ws->mop[i];
+    const float *w = net->w;
+    mop_job j = {.net = (amtl_supernet *)net, .ws = ws, .m = m, .mw = mw, .B = ws->B,
+                 .in = m->in, .out = m->out, .training = training, .state = state,
+                 .nblk = amtl_mop_blocks(ws->B)};
+    live_candidates(net, m, mw->wts, &j.c0, &j.Sc);
+    int n = mop_threads(ws, j.nblk), in = m->in, Sc = j.Sc, c0 = j.c0, B = ws->B;
+    j.W1 = w + m->w1 + (size_t)c0 * in;
+    mw->dropped = training && Sc > 0 && net->dropout > 0;
+    if (Sc > 0 && training) {
+        /* the mask is drawn from the step's generator in one sequence, as by
+         * the plain layer */
+        j.src = mw->x;
+        if (mw->dropped) {
+            amtl_dropout_forward(mw->xc, mw->mask, mw->x, (size_t)B * in, net->dropout, rng);
+            j.src = mw->xc;
+        }
+        double *s = ws->blk_acc;
+        memset(s, 0, (size_t)in * sizeof(double));
+        amtl_k_colsum_acc(s, ws->thr[0].tmp, j.src, B, in);
+        for (int c = 0; c < in; c++)
+            mw->mu[c] = (float)(s[c] / B);
+        int np = amtl_mop_square_pieces(in) < B ? amtl_mop_square_pieces(in) : B;
+        amtl_pool_run(np > n ? np : n, fwd_center, &j);
+        memcpy(mw->cov, ws->sqpart, (size_t)in * in * sizeof(float));
+        for (int p = 1; p < np; p++)
+            amtl_k_axpy(mw->cov, ws->sqpart + (size_t)p * in * in, 1.0f, (size_t)in * in);
+        j.sc = ws->chan;
+        j.sh = w + m->beta + c0;
+        amtl_pool_run(amtl_pool_pieces(Sc, 64), fwd_stats, &j);
+        for (int k = 0; k < m->P; k++)
+            if (is_mlp(net, m, k))
+                nbt[m->nbt[k]]++;
+    } else if (Sc > 0) {
+        const float *gam = w + m->gamma + c0, *bet = w + m->beta + c0, *b1 = w + m->b1 + c0;
+        const float *rm = state + m->rm + c0, *rv = state + m->rv + c0;
+        float *sc = ws->chan, *sh = ws->chan + Sc;
+        for (int c = 0; c < Sc; c++) {
+            double r = 1.0 / sqrt((double)rv[c] + BN_EPS);
+            sc[c] = (float)(gam[c] * r);
+            sh[c] = (float)(bet[c] + (b1[c] - rm[c]) * gam[c] * r);
+        }
+        j.sc = sc;
+        j.sh = sh;
+        amtl_pool_run(amtl_pool_pieces(Sc, 64), prep_task, &j);
+    }
+    amtl_pool_run(n, fwd_out, &j);
+}
+
+/* ---- backward ------------------------------------------------------------- */
+
+/* blocks: the identity candidates' input gradient (written), the alpha dots,
+ * and for the MLP candidates: H again, the second Linear's backward, the
+ * ReLU and BatchNorm sums, (k1∘dZ)·W1 into ws->dxd and (k1∘dZ)ᵀ·xc into the
+ * thread's Q */
+static void bwd_rows(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    const amtl_supernet *net = j->net;
+    const amtl_mixed_op *m = j->m;
+    const amtl_mop_ws *mw = j->mw;
+    const amtl_workspace *ws = j->ws;
+    amtl_thread_ws *th = &ws->thr[t];
+    const float *w = net->w;
+    int k0, k1, in = j->in, out = j->out, Sc = j->Sc, P = m->P;
+    amtl_pool_range(j->nblk, t, n, &k0, &k1);
+    const float *k1c = ws->chan, *bet = w + m->beta + j->c0;
+    for (int kb = k0; kb < k1; kb++) {
+        int b0, b1;
+        block_rows(j, kb, &b0, &b1);
+        int nb = b1 - b0;
+        float beta = kb == k0 ? 0.0f : 1.0f;
+        double *sd = blk_acc(j, kb), *sq = sd + Sc, *dw = sq + Sc;
+        memset(sd, 0, (2 * (size_t)Sc + P) * sizeof(double));
+        const float *x = mw->x + (size_t)b0 * in, *dout = mw->dout + (size_t)b0 * out;
+        float *dx = mw->dx + (size_t)b0 * in;
+        size_t nbo = (size_t)nb * out;
+
+        memset(dx, 0, (size_t)nb * in * sizeof(float));
+        for (int k = 0; k < P; k++) {
+            if (!is_identity(net, m, k))
+                continue;
+            if (in == out) {
+                dw[k] = amtl_k_dot(dout, x, nbo);
+                amtl_k_axpy(dx, dout, mw->wts[k], nbo);
+            } else {
+                dw[k] = amtl_k_dot(dout, yk(j, k) + (size_t)b0 * out, nbo);
+                amtl_gemm(1, 0, out, in, nb, mw->wts[k], dout, out, x, in, beta,
+                          part_proj(j, t, mw->yslot[k]), in);
+                amtl_gemm(0, 0, nb, in, out, mw->wts[k], dout, out, w + m->proj[k], in, 1.0f,
+                          dx, in);
+            }
+        }
+        if (Sc == 0)
+            continue;
+
+        float *b2p = blk_b2(j, kb);
+        memset(b2p, 0, (size_t)P * out * sizeof(float));
+        const float *A = mw->A + (size_t)b0 * Sc;
+        /* candidate by candidate: its slices of H, dZ and A stay in cache
+         * from the recomputation of H to the BatchNorm sums */
+        for (int k = 0; k < P; k++) {
+            if (!is_mlp(net, m, k))
+                continue;
+            int h = m->h[k], hk = m->hoff[k] - j->c0;
+            amtl_k_affine_relu(th->Hb + hk, A + hk, k1c + hk, bet + hk, nb, h, Sc);
+            amtl_k_relu_back_dot(th->dRb, b2p + (size_t)k * out, &dw[k], th->tmp,
+                                 yk(j, k) + (size_t)b0 * out, dout, mw->wts[k], nb, out);
+            amtl_gemm(1, 0, h, out, nb, 1.0f, th->Hb + hk, Sc, th->dRb, out, beta,
+                      part_w2(j, t) + (size_t)hk * out, out);
+            amtl_gemm(0, 1, nb, h, out, 1.0f, th->dRb, out, ws->w2t + (size_t)hk * out, out,
+                      0.0f, th->dZb + hk, Sc);
+            amtl_k_relu_bn_stats(th->dZb + hk, sd + hk, sq + hk, th->tmp, th->Hb + hk, A + hk,
+                                 k1c + hk, nb, h, Sc);
+        }
+        amtl_gemm(0, 1, nb, in, Sc, 1.0f, th->dZb, Sc, ws->w1t, Sc, 0.0f,
+                  ws->dxd + (size_t)b0 * in, in);
+        amtl_gemm(1, 0, in, Sc, nb, 1.0f, mw->xc + (size_t)b0 * in, in, th->dZb, Sc, beta,
+                  part_q(j, t), Sc);
+    }
+}
+
+/* Fixed pieces of the channels: the BatchNorm sums of the blocks added up
+ * (block order), the gamma and beta gradients, k2 and k3, and the piece's
+ * partials of W1ᵀ diag(k3) W1 and of -k2·W1 into ws->sqpart. */
+static void bwd_mid(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    amtl_supernet *net = j->net;
+    const amtl_mixed_op *m = j->m;
+    const amtl_mop_ws *mw = j->mw;
+    const amtl_workspace *ws = j->ws;
+    int B = j->B, in = j->in, Sc = j->Sc, c0 = j->c0, np = mid_pieces(j), p0, p1;
+    float *dgam = net->g + m->gamma + c0, *dbet = net->g + m->beta + c0;
+    float *k1 = ws->chan, *k2 = k1 + Sc, *k3 = k2 + Sc;
+    amtl_pool_range(np, t, n, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int e0, e1;
+        amtl_pool_range(Sc, p, np, &e0, &e1);
+        for (int c = e0; c < e1; c++) {
+            double sd = 0, sq = 0;
+            for (int kb = 0; kb < j->nblk; kb++) {
+                const double *a = blk_acc(j, kb);
+                sd += a[c];
+                sq += a[Sc + c];
+            }
+            double rs = mw->rstd[c];
+            dgam[c] += (float)(rs * sq);
+            dbet[c] += (float)sd;
+            k2[c] = (float)(k1[c] * sd / B);
+            k3[c] = (float)(k1[c] * rs * rs * sq / B);
+        }
+        const float *W1 = j->W1 + (size_t)e0 * in;
+        float *sk = ws->wscr + (size_t)e0 * in;
+        float *mk = ws->sqpart + (size_t)p * ((size_t)in * in + in), *crow = mk + (size_t)in * in;
+        amtl_k_scale_rows(sk, W1, k3 + e0, e1 - e0, in);
+        amtl_gemm(1, 0, in, in, e1 - e0, 1.0f, W1, in, sk, in, 0.0f, mk, in);
+        amtl_gemm(0, 0, 1, in, e1 - e0, -1.0f, k2 + e0, Sc, W1, in, 0.0f, crow, in);
+    }
+}
+
+/* Slice [*e0, *e1) of n elements for task t of nt. */
+static void slice(size_t n, int t, int nt, size_t *e0, size_t *e1)
+{
+    *e0 = n * (size_t)t / (size_t)nt;
+    *e1 = n * (size_t)(t + 1) / (size_t)nt;
+}
+
+/* blocks: the MLP path's input gradient completed and added to dx;
+ * channels: dW1; elements: the partial W2, b2 and projection gradients
+ * summed into net->g (threads' and blocks' in order) */
+static void bwd_final(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    amtl_supernet *net = j->net;
+    const amtl_mixed_op *m = j->m;
+    const amtl_mop_ws *mw = j->mw;
+    const amtl_workspace *ws = j->ws;
+    int in = j->in, out = j->out, Sc = j->Sc;
+    const float *parts[AMTL_POOL_MAX];
+    size_t e0, e1;
+    for (int k = 0; k < m->P; k++) {
+        if (!is_identity(net, m, k) || in == out)
+            continue;
+        slice((size_t)out * in, t, n, &e0, &e1);
+        for (int p = 0; p < n; p++)
+            parts[p] = part_proj(j, p, mw->yslot[k]) + e0;
+        amtl_k_sum_parts(net->g + m->proj[k] + e0, parts, n, e1 - e0);
+    }
+    if (Sc == 0)
+        return;
+
+    int k0, k1;
+    amtl_pool_range(j->nblk, t, n, &k0, &k1);
+    float scale = mw->dropped ? 1.0f / (1.0f - net->dropout) : 1.0f;
+    for (int kb = k0; kb < k1; kb++) {
+        int b0, b1;
+        block_rows(j, kb, &b0, &b1);
+        float *d = ws->dxd + (size_t)b0 * in;
+        amtl_gemm(0, 0, b1 - b0, in, in, -1.0f, mw->xc + (size_t)b0 * in, in, ws->mk, in,
+                  1.0f, d, in);
+        amtl_k_dropout_back_add(mw->dx + (size_t)b0 * in, d, ws->crow,
+                                mw->dropped ? mw->mask + (size_t)b0 * in : NULL, scale,
+                                b1 - b0, in);
+    }
+
+    int c0, c1;
+    amtl_pool_range(Sc, t, n, &c0, &c1);
+    if (c1 > c0) {
+        float *W1C = ws->wscr + (size_t)c0 * in;
+        amtl_gemm(0, 0, c1 - c0, in, in, 1.0f, j->W1 + (size_t)c0 * in, in, mw->cov, in, 0.0f,
+                  W1C, in);
+        for (int p = 0; p < n; p++)
+            parts[p] = part_q(j, p) + c0;
+        amtl_k_w1_grad(net->g + m->w1 + (size_t)(j->c0 + c0) * in, parts, n, Sc, j->k3 + c0,
+                       W1C, c1 - c0, in);
+    }
+    for (int k = 0; k < m->P; k++) {
+        if (!is_mlp(net, m, k))
+            continue;
+        int hk = m->hoff[k] - j->c0, h = m->h[k];
+        /* the thread's columns e0..e1 of W2 [out,h]: rows of the parts */
+        slice((size_t)h, t, n, &e0, &e1);
+        for (int p = 0; p < n; p++)
+            parts[p] = part_w2(j, p) + (size_t)(hk + e0) * out;
+        amtl_k_sum_parts_t(net->g + m->w2[k] + e0, h, parts, n, out, (int)(e1 - e0), out);
+        slice((size_t)out, t, n, &e0, &e1);
+        for (int kb = 0; kb < j->nblk; kb++)
+            amtl_k_axpy(net->g + m->b2[k] + e0, blk_b2(j, kb) + (size_t)k * out + e0, 1.0f,
+                        e1 - e0);
+    }
+}
+
+void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
+{
+    const amtl_mixed_op *m = &net->mops[i];
+    amtl_mop_ws *mw = &ws->mop[i];
+    const float *w = net->w;
+    mop_job j = {.net = net, .ws = ws, .m = m, .mw = mw, .B = ws->B, .in = m->in,
+                 .out = m->out, .training = 1, .nblk = amtl_mop_blocks(ws->B)};
+    float wts[AMTL_MAX_OPS];
+    live_candidates(net, m, wts, &j.c0, &j.Sc);
+    int n = mop_threads(ws, j.nblk), in = m->in, Sc = j.Sc, c0 = j.c0, P = m->P;
+    j.W1 = w + m->w1 + (size_t)c0 * in;
+    const float *gam = w + m->gamma + c0;
+    float *k1 = ws->chan;
+    for (int c = 0; c < Sc; c++)
+        k1[c] = gam[c] * mw->rstd[c];
+    if (Sc > 0)
+        amtl_pool_run(amtl_pool_pieces(Sc, 64), prep_task, &j);
+    amtl_pool_run(n, bwd_rows, &j);
+
+    /* dL/dw_k, then through the softmax to alpha */
+    if (m->chosen < 0) {
+        float dw[AMTL_MAX_OPS], da[AMTL_MAX_OPS];
+        for (int k = 0; k < P; k++) {
+            double s = 0;
+            for (int kb = 0; kb < j.nblk; kb++)
+                s += blk_acc(&j, kb)[2 * Sc + k];
+            dw[k] = (float)s;
+        }
+        amtl_softmax_backward(da, dw, mw->wts, 1, P);
+        for (int k = 0; k < P; k++)
+            net->garch[m->alpha + k] += da[k];
+    }
+
+    if (Sc > 0) {
+        int np = mid_pieces(&j);
+        amtl_pool_run(np, bwd_mid, &j);
+        size_t sz = (size_t)in * in + in;
+        memcpy(ws->mk, ws->sqpart, (size_t)in * in * sizeof(float));
+        memcpy(ws->crow, ws->sqpart + (size_t)in * in, (size_t)in * sizeof(float));
+        for (int p = 1; p < np; p++) {
+            amtl_k_axpy(ws->mk, ws->sqpart + p * sz, 1.0f, (size_t)in * in);
+            amtl_k_axpy(ws->crow, ws->sqpart + p * sz + (size_t)in * in, 1.0f, (size_t)in);
+        }
+        j.k3 = k1 + 2 * Sc;
+    }
+    int proj = 0;
+    for (int k = 0; k < P; k++)
+        proj |= is_identity(net, m, k) && in != m->out;
+    if (Sc > 0 || proj)
+        amtl_pool_run(n, bwd_final, &j);
+}

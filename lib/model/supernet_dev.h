@@ -1,0 +1,101 @@
+/* supernet_dev.h — the supernet step on a compute backend (kernels/backend.h):
+ * what `--device cuda` trains and evaluates with.
+ *
+ * The model stays the host's amtl_supernet: its parameter registry, names,
+ * discretisation state, architecture parameters and checkpoints.  A device
+ * step mirrors the trainable weights, their gradients, the BatchNorm state,
+ * the weights' Adam moments and the data of a split into backend memory and
+ * runs forward, loss, backward and the weights' Adam step there; between
+ * steps only small things cross: the gate values and mixing weights (host →
+ * device, computed from the architecture parameters exactly as the CPU step
+ * does, from the same rng draws), the batch's row indices, and the raw sums
+ * from which the host forms the architecture gradients (device → host; the
+ * architecture parameters and their Adam stay on the host).
+ *
+ * Semantics are those of amtl_supernet_forward / _backward (DESIGN.md
+ * section 3), with one difference: dropout masks come from the counter
+ * generator of kernels/ctr_rng.h, seeded by one 64-bit draw of the step's
+ * rng (drawn only when the step is training and dropout > 0).  With dropout 0
+ * the device step and the CPU step draw the same numbers and agree to float
+ * rounding; this is tested with the CPU backend (tests/unit/test_supernet_dev.c).
+ *
+ * Every function returns 0, or -1 with st set (a backend error is named).
+ */
+#ifndef AMTL_SUPERNET_DEV_H
+#define AMTL_SUPERNET_DEV_H
+
+#include "backend.h"
+#include "data/dataset.h"
+#include "train/optim.h"
+#include "model/supernet.h"
+
+typedef struct amtl_dev amtl_dev;
+
+/* A device step for batches of up to Bmax rows on backend be.  training = 0
+ * allocates the evaluation activations only. */
+int amtl_dev_init(amtl_dev **d, const amtl_backend *be, const amtl_supernet *net, int Bmax,
+                  int training, amtl_status *st);
+void amtl_dev_free(amtl_dev *d);
+/* The embedding regulariser (config embedding_l2, wide.h) of the steps that
+ * follow: 2·λ/B·e added to every embedding row's gradient per use (the wide
+ * tables' too); 0, the initial value, is off. */
+void amtl_dev_set_embedding_l2(amtl_dev *d, float lambda);
+const amtl_backend *amtl_dev_backend(const amtl_dev *d);
+/* Bytes of backend memory held. */
+size_t amtl_dev_bytes(const amtl_dev *d);
+
+/* host → backend: weights, BatchNorm running statistics and batch counters
+ * (after init, a checkpoint load, or any change of net->w on the host) */
+int amtl_dev_put_params(amtl_dev *d, const amtl_supernet *net, amtl_status *st);
+/* backend → host: the same, into net (before a checkpoint or export) */
+int amtl_dev_get_params(amtl_dev *d, amtl_supernet *net, amtl_status *st);
+/* backend → host: the weight gradients into net->g */
+int amtl_dev_get_grads(amtl_dev *d, amtl_supernet *net, amtl_status *st);
+/* zeroes the backend's weight gradients (the host zeroes net->garch) */
+int amtl_dev_zero_grad(amtl_dev *d, amtl_status *st);
+
+/* The data: split `split` of ds uploaded once (ids, dense, labels) */
+int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_status *st);
+/* The batch: rows[0..B) of the uploaded split (only the indices cross) */
+int amtl_dev_batch_rows(amtl_dev *d, const int32_t *rows, int B, amtl_status *st);
+/* ... or a batch from host memory (ids, dense, labels) */
+int amtl_dev_batch_host(amtl_dev *d, const amtl_batch *b, amtl_status *st);
+
+/* Forward pass over the current batch, as amtl_supernet_forward (training
+ * updates the running statistics on the backend and net->nbt's mirror);
+ * logits [T,B] are copied to logits_host when it is not NULL. */
+int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rng,
+                     float *logits_host, amtl_status *st);
+/* The loss of train.c on the backend (kernels/backend.h bce): per-task
+ * weights w[T] and conditions cond[T] (-1 = none); loss_host[T] gets each
+ * task's mean BCE; sets the dlogits the backward starts from. */
+int amtl_dev_loss(amtl_dev *d, const int32_t *cond, const float *w, double *loss_host,
+                  amtl_status *st);
+/* ... or dlogits [T,B] given from the host */
+int amtl_dev_set_dlogits(amtl_dev *d, const float *dlogits_host, amtl_status *st);
+/* Backward: weight gradients accumulate on the backend; the architecture
+ * gradients are added to net->garch (as amtl_supernet_backward does). */
+int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st);
+
+/* Adam for the weights: the moments of opt (whose segments are slices of
+ * net->w) mirrored on the backend.  put before training, get before a
+ * checkpoint; step uses opt's hyper-parameters and segments (active flags
+ * as they are now) and advances opt->step on the host. */
+int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *net,
+                       amtl_status *st);
+int amtl_dev_get_optim(amtl_dev *d, amtl_adam *opt, amtl_status *st);
+int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
+                       amtl_status *st);
+
+/* One training step on rows[0..B) of the uploaded split, as the trainer
+ * runs it: the training forward, the loss (weights w, conditions cond), the
+ * backward, the weights' Adam step on the device and, when opt_a is not
+ * NULL (the search phase), the architecture parameters' step on the host
+ * after the selection prior arch_sparsity.  *loss = Σ_t w[t]·loss_t / T.
+ * Returns 1, having stepped nothing, when the loss or an architecture
+ * gradient is not finite. */
+int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
+                        amtl_rng *rng, const int32_t *cond, const float *w, amtl_adam *opt_w,
+                        amtl_adam *opt_a, float arch_sparsity, double *loss, amtl_status *st);
+
+#endif

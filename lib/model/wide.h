@@ -1,0 +1,39 @@
+/* wide.h — the wide part (config `wide`) and the embedding regulariser
+ * (config `embedding_l2`): the model's linear terms over the raw ids.
+ *
+ * Wide part: beside the deep network every task's logit gets
+ *     logit_t += Σ_f wide_f[id_f, t] + Σ_d v[t, d]·dense_d
+ * a per-task logistic regression on the one-hot ids and the dense values,
+ * trained jointly with the rest (as Wide & Deep).  Its tables start at zero.
+ * Every architecture takes it alike: it sits after the towers and knows
+ * nothing of experts or selections.
+ */
+#ifndef AMTL_WIDE_H
+#define AMTL_WIDE_H
+
+#include "data/dataset.h"
+#include "model/supernet.h"
+
+/* logits[T, B] += the wide terms of batch b.  A no-op when net->wide is 0. */
+void amtl_wide_forward(const amtl_supernet *net, const amtl_batch *b, float *logits);
+/* Accumulates the wide tables' gradients from dlogits[T, B] into net->g. */
+void amtl_wide_backward(amtl_supernet *net, const amtl_batch *b, const float *dlogits);
+
+/* Column t of N per-field tables of width T at w + tab[f] ([vocab_f, T]) from
+ * x, one value per id, field after field; returns the values read (Σ vocab). */
+int64_t amtl_id_columns_write(float *w, const size_t *tab, const int32_t *vocab, int N, int T,
+                              int t, const double *x);
+
+/* Writes a logistic regression's solution for task t into the wide part:
+ * x holds one weight per id of every field (fields in order), then the D
+ * dense weights, then the intercept (amtl_lr_data's layout), which becomes
+ * the bias of task t's last tower layer. */
+void amtl_wide_write(amtl_supernet *net, int t, const double *x);
+
+/* The embedding regulariser: adds the gradient of
+ *     lambda · (1/B) Σ_b Σ_f ||emb_f[id_bf]||²
+ * (every embedding table, the wide tables included) to net->g, and returns
+ * that penalty's value.  lambda 0 returns 0 and touches nothing. */
+double amtl_embedding_l2(amtl_supernet *net, const amtl_batch *b, float lambda);
+
+#endif

@@ -1,0 +1,159 @@
+/* train.h — the training loop shared by amtl-supernet and amtl-train:
+ * epochs in a phase (DESIGN.md section 4), validation, the loss with task
+ * weights and conditions, early stopping, and checkpoints that resume
+ * exactly (weights, running statistics, arch params, both optimizers, the
+ * RNG, the epoch, the discretisation state and the metrics history).
+ */
+#ifndef AMTL_TRAIN_H
+#define AMTL_TRAIN_H
+
+#include <signal.h>
+
+#include "format/config.h"
+#include "data/dataset.h"
+#include "base/error.h"
+#include "format/io.h"
+#include "train/optim.h"
+#include "base/rng.h"
+#include "model/supernet.h"
+
+typedef enum {
+    AMTL_PHASE_WARMUP = 0,   /* weights only, gates all ones */
+    AMTL_PHASE_SEARCH = 1,   /* weights and arch params on the same batch */
+    AMTL_PHASE_FINETUNE = 2  /* weights only */
+} amtl_phase;
+
+const char *amtl_phase_name(amtl_phase p);
+int amtl_phase_parse(const char *s, amtl_phase *p);
+
+/* Columns of one history row: epoch, phase, train loss, mean val AUC,
+ * seconds, then per task val AUC and val logloss. */
+#define AMTL_HIST_FIXED 5
+
+typedef struct {
+    double auc[64];      /* NaN where a task has one class only */
+    double logloss[64];
+    double mean_auc;     /* over tasks with an AUC */
+    int64_t rows;
+} amtl_metrics;
+
+typedef struct {
+    amtl_config cfg;
+    amtl_supernet net;
+    amtl_adam opt_w, opt_a;
+    amtl_rng rng;
+    int epoch;             /* epochs completed */
+    double *hist;          /* [n_hist, hist_cols] */
+    int n_hist, cap_hist, hist_cols;
+    float *task_w;         /* [T] loss weights */
+    int *task_cond;        /* [T] label index of the condition, or -1 */
+    amtl_workspace *ws_train, *ws_eval;
+    int B;
+    /* early stopping (fine-tuning) */
+    double best_auc[64];
+    int have_best, best_epoch, bad_epochs;
+    float *best_w, *best_state;
+    int64_t *best_nbt;
+    volatile sig_atomic_t *stop;    /* set by a signal handler: stop at the next batch */
+    int quiet;             /* no progress line */
+    /* The epoch in progress when a stop came at a batch boundary.  A
+     * checkpoint saves it, and the next amtl_trainer_epoch continues it from
+     * next_batch, so a stopped-and-resumed run equals an uninterrupted one. */
+    struct {
+        int active;            /* epoch `epoch` is part-done */
+        amtl_phase phase;      /* the phase it was trained in */
+        int64_t next_batch;    /* first batch not yet trained */
+        int64_t counted;       /* rows in loss_sum */
+        double loss_sum;       /* sum of batch loss x rows so far */
+        int64_t B, rows;       /* batch size and train rows it was cut with */
+        int64_t perm_rng[4];   /* RNG state the epoch's permutation came from */
+    } part;
+    /* Epoch count at which the run that trains this trainer began; a
+     * checkpoint keeps it so that a resumed run knows its target. */
+    int run_start;
+    /* The device step (cfg.device cuda, auto with a GPU, or cpu-backend),
+     * made at the first epoch or evaluation; NULL on the CPU path.  The host
+     * net and opt_w are in sync with it between epochs and evaluations. */
+    struct amtl_dev *dev;
+    int dev_resolved;      /* cfg.device was looked at (dev may stay NULL) */
+    int dev_split;         /* the split whose data the device holds, or -1 */
+} amtl_trainer;
+
+/* The backend that config value `device` selects: NULL for the CPU path
+ * (cpu, or auto without a usable GPU); AMTL_EDEVICE when cuda is asked for
+ * and none can run. */
+struct amtl_backend;
+int amtl_device_backend(const char *device, const struct amtl_backend **be,
+                        amtl_status *st);
+
+/* A fresh trainer: the net initialised from cfg->seed. */
+int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_dataset *ds,
+                      amtl_status *st);
+void amtl_trainer_free(amtl_trainer *tr);
+
+/* Re-registers the optimizer segments' active flags from liveness. */
+void amtl_trainer_sync_liveness(amtl_trainer *tr);
+
+/* One training epoch in a phase; *loss = mean training loss.  In the search
+ * phase, ends with `discretize` PD-DARTS steps (the lowest-entropy MixedOps
+ * fixed to their argmax).  A part-done epoch (tr->part) is continued from its
+ * next batch; it must be of the same phase, batch size and train rows.
+ * Returns -1 with AMTL_EINTR when *stop was raised: the trainer then holds
+ * the part-done epoch in tr->part, which amtl_trainer_save writes into a
+ * checkpoint.  Returns -1 with AMTL_ENUM, naming the epoch and batch, when
+ * a loss or gradient is not finite; no update of that batch is applied. */
+int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
+                       int discretize, double *loss, amtl_status *st);
+
+/* Metrics of a split (eval mode). */
+int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                          amtl_metrics *m, amtl_status *st);
+/* Logits [T, rows] of a split into a malloc'd array. */
+int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                         float **logits, amtl_status *st);
+
+/* Appends a history row. */
+int amtl_trainer_record(amtl_trainer *tr, amtl_phase phase, double loss,
+                        const amtl_metrics *val, double seconds, amtl_status *st);
+
+/* Early stopping (DESIGN.md section 4 step 5): returns 1 when val improved
+ * (mean over tasks of (new-best)/new > 0) and the weights were kept as best. */
+int amtl_trainer_track_best(amtl_trainer *tr, const amtl_metrics *val, amtl_status *st);
+void amtl_trainer_reset_best(amtl_trainer *tr);
+void amtl_trainer_restore_best(amtl_trainer *tr);
+
+/* The improvement rule on its own (tests use it). */
+int amtl_improved(const double *best, const double *cur, int T);
+
+/* Checkpoints (kind "checkpoint", or "model" for a trained discrete net).
+ * Refuses (AMTL_ENUM, nothing written) when a parameter, running statistic,
+ * optimizer moment or kept-best weight is not finite. */
+int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char *path,
+                      const char *kind, amtl_status *st);
+/* Loads a checkpoint or model written by amtl_trainer_save into a trainer
+ * built for ds with config cfg (the saved config with any overrides). */
+int amtl_trainer_load(amtl_trainer *tr, const char *path, const amtl_dataset *ds,
+                      const amtl_config *cfg, amtl_status *st);
+/* The same from a file already decoded; `what` names it in messages. */
+int amtl_trainer_load_file(amtl_trainer *tr, const amtl_file *f, const char *what,
+                           const amtl_dataset *ds, const amtl_config *cfg,
+                           amtl_status *st);
+/* Copies weights, running stats and counters by name from a checkpoint file
+ * into tr->net (for fine-tuning an architecture from the supernet). */
+int amtl_trainer_inherit(amtl_trainer *tr, const amtl_file *ckpt, const char *what,
+                         amtl_status *st);
+
+/* The config YAML stored in a checkpoint, model or architecture file
+ * (malloc'd; *yaml NULL when the file has none). */
+int amtl_file_config_yaml(const amtl_file *f, char **yaml, amtl_status *st);
+
+/* The fields, labels and vocab sizes of the data a checkpoint or model was
+ * trained on (no rows): enough to rebuild its network without the dataset. */
+int amtl_dataset_shape(amtl_dataset *ds, const amtl_file *f, const char *what, amtl_status *st);
+void amtl_dataset_shape_free(amtl_dataset *ds);
+
+/* Prints the metrics as a TSV/JSON line (json != 0) to a FILE*. */
+void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch,
+                        const char *phase, double loss, double secs, int json, void *file);
+
+#endif
