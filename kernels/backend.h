@@ -80,8 +80,9 @@ typedef struct amtl_backend {
     void (*colsum)(float *s, float beta, const float *X, int ldx, int rows, int C);
     /* dX[i] = Y[i] > 0 ? dY[i] : 0 (dX == dY allowed), rows at stride ld */
     void (*relu_back)(float *dX, const float *dY, const float *Y, int ld, int rows, int C);
-    /* Dropout with the counter generator of ctr_rng.h: element i is kept when
-     * amtl_ctr_uniform(seed, ctr, i) >= p; Y = kept ? X/(1-p) : 0,
+    /* Dropout with the counter generator of ctr_rng.h, as layers.h
+     * amtl_dropout_forward: element i is kept when amtl_ctr_uniform(seed,
+     * ctr, i) >= p (ctr: the site, amtl_dropout_site); Y = kept ? X/(1-p) : 0,
      * mask[i] = kept */
     void (*dropout)(float *Y, uint8_t *mask, const float *X, size_t n, float p, uint64_t seed,
                     uint64_t ctr);

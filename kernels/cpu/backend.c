@@ -201,26 +201,13 @@ static void cpu_relu_back(float *dX, const float *dY, const float *Y, int ld, in
 static void cpu_dropout(float *Y, uint8_t *mask, const float *X, size_t n, float p,
                         uint64_t seed, uint64_t ctr)
 {
-    /* Y[n], mask[n], X[n] */
-    float keep = 1.0f - p;
-    for (size_t i = 0; i < n; i++) {
-        int kept = amtl_ctr_uniform(seed, ctr, i) >= p;
-        mask[i] = (uint8_t)kept;
-        Y[i] = kept ? X[i] / keep : 0.0f;
-    }
+    amtl_dropout_forward(Y, mask, X, n, p, seed, ctr);
 }
 
 static void cpu_dropout_back(float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
                              int add)
 {
-    /* dX[n] (= or +=), dY[n], mask[n]; dX may be dY */
-    float keep = 1.0f - p;
-    if (add)
-        for (size_t i = 0; i < n; i++)
-            dX[i] += mask[i] ? dY[i] / keep : 0.0f;
-    else
-        for (size_t i = 0; i < n; i++)
-            dX[i] = mask[i] ? dY[i] / keep : 0.0f;
+    amtl_dropout_backward(dX, dY, mask, n, p, add);
 }
 
 /* ---- BatchNorm1d: the arithmetic of amtl_batchnorm_* with leading dimensions -- */

@@ -30,12 +30,16 @@ static struct {
     int nworkers;
     int configured;
     int stop;
-    unsigned start_gen;
-    atomic_uint gen;
+    uint64_t start_job;
+    /* The run in progress: its generation (a count of runs) << 16 | its task
+     * count, in one word, so that a worker reads the two together.  A worker
+     * that wakes late, after the run it was woken for has ended and another
+     * begun, then sees the new run's count with the new generation (fn and
+     * arg of a run stay put until every task below its count is done). */
+    _Atomic uint64_t job;
     atomic_int pending;
     amtl_pool_task fn;
     void *arg;
-    int njob;
 } P = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .run_mu = PTHREAD_MUTEX_INITIALIZER,
@@ -48,25 +52,26 @@ static _Thread_local int in_task;
 static void *worker(void *arg)
 {
     int self = (int)(intptr_t)arg;
-    unsigned seen = P.start_gen;
+    uint64_t seen = P.start_job;
     for (;;) {
-        unsigned g = seen;
+        uint64_t g = seen;
         for (int i = 0; i < POOL_SPIN; i++)
-            if ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) != seen)
+            if ((g = atomic_load_explicit(&P.job, memory_order_acquire)) != seen)
                 break;
         if (g == seen) {
             pthread_mutex_lock(&P.mu);
-            while ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen)
+            while ((g = atomic_load_explicit(&P.job, memory_order_acquire)) == seen)
                 pthread_cond_wait(&P.wake, &P.mu);
             pthread_mutex_unlock(&P.mu);
         }
         seen = g;
         if (P.stop)
             break;
-        if (self >= P.njob)
+        int njob = (int)(g & 0xffff);
+        if (self >= njob)
             continue;
         in_task = 1;
-        P.fn(P.arg, self, P.njob);
+        P.fn(P.arg, self, njob);
         in_task = 0;
         if (atomic_fetch_sub_explicit(&P.pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&P.mu);
@@ -77,13 +82,20 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The job word of the next run, with n tasks. */
+static uint64_t next_job(int n)
+{
+    uint64_t gen = atomic_load_explicit(&P.job, memory_order_relaxed) >> 16;
+    return (gen + 1) << 16 | (uint64_t)n;
+}
+
 static void stop_workers(void)
 {
     if (!P.nworkers)
         return;
     pthread_mutex_lock(&P.mu);
     P.stop = 1;
-    atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
+    atomic_store_explicit(&P.job, next_job(0), memory_order_release);
     pthread_cond_broadcast(&P.wake);
     pthread_mutex_unlock(&P.mu);
     for (int i = 0; i < P.nworkers; i++)
@@ -109,7 +121,7 @@ int amtl_pool_set_threads(int n)
     if (n != P.nworkers + 1) {
         stop_workers();
         if (n > 1 && (P.tid = calloc((size_t)n - 1, sizeof *P.tid))) {
-            P.start_gen = atomic_load(&P.gen);
+            P.start_job = atomic_load(&P.job);
             int made = 0;
             while (made < n - 1 &&
                    pthread_create(&P.tid[made], NULL, worker, (void *)(intptr_t)(made + 1)) == 0)
@@ -164,10 +176,9 @@ void amtl_pool_run(int n, amtl_pool_task fn, void *arg)
     pthread_mutex_lock(&P.run_mu);
     P.fn = fn;
     P.arg = arg;
-    P.njob = n;
     atomic_store_explicit(&P.pending, n - 1, memory_order_relaxed);
     pthread_mutex_lock(&P.mu);
-    atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
+    atomic_store_explicit(&P.job, next_job(n), memory_order_release);
     pthread_cond_broadcast(&P.wake);
     pthread_mutex_unlock(&P.mu);
     in_task = 1;

@@ -7,6 +7,7 @@
  * grow with the batch size.
  */
 #include "model/layers.h"
+#include "ctr_rng.h"
 
 #include <math.h>
 #include <string.h>
@@ -225,50 +226,42 @@ void amtl_relu_backward(float *dinp, const float *dout, const float *out, size_t
 }
 
 void amtl_dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n,
-                          float p, amtl_rng *rng)
+                          float p, uint64_t seed, uint64_t site)
 {
-    /* out[n], mask[n], inp[n] */
+    /* out[n], mask[n], inp[n]; out may be inp */
     if (p <= 0.0f) {
         if (out != inp)
             memmove(out, inp, n * sizeof *out);
         memset(mask, 1, n);
         return;
     }
-    if (p >= 1.0f) {
-        memset(mask, 0, n);
-        for (size_t i = 0; i < n; i++)
-            out[i] = 0.0f;
-        return;
+    float keep = 1.0f - p;
+    for (size_t i = 0; i < n; i++) {
+        int kept = amtl_ctr_uniform(seed, site, i) >= p;
+        mask[i] = (uint8_t)kept;
+        out[i] = kept ? inp[i] / keep : 0.0f;
     }
-    /* The mask draws first (the generator is sequential), then one
-     * vectorisable pass applies it.  Each 64-bit draw gives two 32-bit
-     * uniforms; an element is kept when its uniform is >= p (2^-32 steps). */
-    uint32_t thr = (uint32_t)((double)p * 4294967296.0);
-    size_t i = 0;
-    for (; i + 2 <= n; i += 2) {
-        uint64_t u = amtl_rng_u64(rng);
-        mask[i] = (uint32_t)u >= thr;
-        mask[i + 1] = (uint32_t)(u >> 32) >= thr;
-    }
-    if (i < n)
-        mask[i] = (uint32_t)amtl_rng_u64(rng) >= thr;
-    float scale = 1.0f / (1.0f - p);
-    for (size_t j = 0; j < n; j++)
-        out[j] = inp[j] * (float)mask[j] * scale;
 }
 
 void amtl_dropout_backward(float *dinp, const float *dout, const uint8_t *mask,
-                           size_t n, float p)
+                           size_t n, float p, int add)
 {
-    /* dinp[n], dout[n], mask[n]; dinp may be dout */
+    /* dinp[n] (= or +=), dout[n], mask[n]; dinp may be dout */
     if (p <= 0.0f) {
-        if (dinp != dout)
+        if (add)
+            for (size_t i = 0; i < n; i++)
+                dinp[i] += dout[i];
+        else if (dinp != dout)
             memmove(dinp, dout, n * sizeof *dinp);
         return;
     }
-    float scale = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++)
-        dinp[i] = dout[i] * (float)mask[i] * scale;
+    float keep = 1.0f - p;
+    if (add)
+        for (size_t i = 0; i < n; i++)
+            dinp[i] += mask[i] ? dout[i] / keep : 0.0f;
+    else
+        for (size_t i = 0; i < n; i++)
+            dinp[i] = mask[i] ? dout[i] / keep : 0.0f;
 }
 
 float amtl_sigmoid(float x)

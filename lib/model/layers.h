@@ -65,12 +65,16 @@ void amtl_relu_forward(float *out, const float *inp, size_t n);
 /* dinp = dout where out > 0 (out is the forward output; in-place allowed). */
 void amtl_relu_backward(float *dinp, const float *dout, const float *out, size_t n);
 
-/* Training dropout: mask[n] = 1 kept / 0 dropped, out = inp * mask / (1-p).
- * p == 0 copies and sets every mask byte to 1. */
+/* Training dropout with the counter generator (kernels/ctr_rng.h): element
+ * i is kept when amtl_ctr_uniform(seed, site, i) >= p, so the mask is a pure
+ * function of (seed, site, i) and every backend draws the same one;
+ * mask[i] = kept, out[i] = kept ? inp[i] / (1-p) : 0.  p == 0 copies and
+ * sets every mask byte to 1.  The sites of the supernet: amtl_dropout_site. */
 void amtl_dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n,
-                          float p, amtl_rng *rng);
+                          float p, uint64_t seed, uint64_t site);
+/* dinp = mask ? dout / (1-p) : 0, written (add = 0) or added (add = 1). */
 void amtl_dropout_backward(float *dinp, const float *dout, const uint8_t *mask,
-                           size_t n, float p);
+                           size_t n, float p, int add);
 
 float amtl_sigmoid(float x);  /* stable for large |x| */
 

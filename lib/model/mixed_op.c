@@ -308,7 +308,7 @@ static void fwd_out(void *arg, int t, int n)
 }
 
 void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
-                      int training, amtl_rng *rng, float *state, int64_t *nbt)
+                      int training, float *state, int64_t *nbt)
 {
     const amtl_mixed_op *m = &net->mops[i];
     amtl_mop_ws *mw = &ws->mop[i];
@@ -321,11 +321,12 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
     j.W1 = w + m->w1 + (size_t)c0 * in;
     mw->dropped = training && Sc > 0 && net->dropout > 0;
     if (Sc > 0 && training) {
-        /* the mask is drawn from the step's generator in one sequence, as by
-         * the plain layer */
+        /* the mask is a function of the step's seed and the site, as on
+         * every backend */
         j.src = mw->x;
         if (mw->dropped) {
-            amtl_dropout_forward(mw->xc, mw->mask, mw->x, (size_t)B * in, net->dropout, rng);
+            amtl_dropout_forward(mw->xc, mw->mask, mw->x, (size_t)B * in, net->dropout,
+                                 ws->drop_seed, amtl_dropout_site_mop(i));
             j.src = mw->xc;
         }
         double *s = ws->blk_acc;

@@ -202,4 +202,16 @@ void *amtl_param_grad(const amtl_supernet *net, const amtl_param *p);
 /* Parameter count of the live network (trainable weights only). */
 size_t amtl_supernet_live_weights(const amtl_supernet *net);
 
+/* The dropout sites of a step (layers.h amtl_dropout_forward): MixedOp i
+ * draws at site i, hidden tower layer l of task t at n_mops + t·n_tower + l;
+ * the step's seed is one draw of its rng after the gates. */
+static inline uint64_t amtl_dropout_site_mop(int i)
+{
+    return (uint64_t)i;
+}
+static inline uint64_t amtl_dropout_site_tower(const amtl_supernet *net, int t, int l)
+{
+    return (uint64_t)net->n_mops + (uint64_t)t * (uint64_t)net->n_tower + (uint64_t)l;
+}
+
 #endif

@@ -114,7 +114,7 @@ struct amtl_dev {
     int *expert_used, *consumer_used;
     int B;                      /* rows of the current batch, 0 = none */
     int fwd, fwd_training, have_dlogits;
-    uint64_t seed, ctr;
+    uint64_t seed;              /* the step's dropout seed (amtl_dropout_site) */
     int failed;                 /* a backend call returned -1 */
 };
 
@@ -647,7 +647,8 @@ static void mop_forward(amtl_dev *d, amtl_supernet *net, int i, int training)
         return;
     const float *src = dm->x;
     if (dm->dropped) {
-        be->dropout(dm->xd, dm->mask, dm->x, (size_t)B * in, net->dropout, d->seed, d->ctr++);
+        be->dropout(dm->xd, dm->mask, dm->x, (size_t)B * in, net->dropout, d->seed,
+                    amtl_dropout_site_mop(i));
         src = dm->xd;
     }
     /* Z [B,Sc] = src·W1[c0..c0+Sc)ᵀ + b1, H = ReLU(BN(Z)) */
@@ -723,7 +724,8 @@ static void tower_forward(amtl_dev *d, amtl_supernet *net, int t, int training)
         }
         be->bias_act(tw->r, o, d->zeros, B, o, 1);
         if (drop) {
-            be->dropout(tw->dr, tw->mask, tw->r, (size_t)B * o, net->dropout, d->seed, d->ctr++);
+            be->dropout(tw->dr, tw->mask, tw->r, (size_t)B * o, net->dropout, d->seed,
+                        amtl_dropout_site_tower(net, t, i));
             in = tw->dr;
         } else {
             in = tw->r;
@@ -786,7 +788,6 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     amtl_supernet_used(net, d->expert_used, d->consumer_used);
     amtl_supernet_gates(net, training, rng, hgs, hgi, hs);
     d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
-    d->ctr = 0;
     for (int i = 0; i < d->n_mops; i++)
         d->mop[i].ran = 0;
     if (be->put(d->small, d->hsmall, d->n_small * sizeof(float)))

@@ -13,11 +13,12 @@
  * architecture parameters and their Adam stay on the host).
  *
  * Semantics are those of amtl_supernet_forward / _backward (DESIGN.md
- * section 3), with one difference: dropout masks come from the counter
- * generator of kernels/ctr_rng.h, seeded by one 64-bit draw of the step's
- * rng (drawn only when the step is training and dropout > 0).  With dropout 0
- * the device step and the CPU step draw the same numbers and agree to float
- * rounding; this is tested with the CPU backend (tests/unit/test_supernet_dev.c).
+ * section 3), the same draws included: the gates from the step's rng, then
+ * one 64-bit dropout seed (training, dropout > 0), and every dropout mask a
+ * pure function of (seed, site, element) (amtl_dropout_site, kernels/ctr_rng.h).
+ * The device step and the CPU step of the same seed therefore agree to float
+ * rounding, dropout or not; this is tested with the CPU backend
+ * (tests/unit/test_supernet_dev.c).
  *
  * Every function returns 0, or -1 with st set (a backend error is named).
  */

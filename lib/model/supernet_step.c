@@ -343,8 +343,7 @@ static void consumer_forward(const amtl_supernet *net, amtl_workspace *ws, int c
     }
 }
 
-static void tower_forward(amtl_supernet *net, amtl_workspace *ws, int t, int training,
-                          amtl_rng *rng)
+static void tower_forward(amtl_supernet *net, amtl_workspace *ws, int t, int training)
 {
     int B = ws->B;
     const float *in = ws->cout_ + (size_t)((net->L - 1) * net->K + t) * ws->Bmax * net->H;
@@ -375,7 +374,8 @@ static void tower_forward(amtl_supernet *net, amtl_workspace *ws, int t, int tra
         }
         amtl_relu_forward(r, r, (size_t)B * o);
         if (training && net->dropout > 0) {
-            amtl_dropout_forward(d, ws->tmask + off, r, (size_t)B * o, net->dropout, rng);
+            amtl_dropout_forward(d, ws->tmask + off, r, (size_t)B * o, net->dropout,
+                                 ws->drop_seed, amtl_dropout_site_tower(net, t, i));
             in = d;
         } else {
             in = r;
@@ -406,6 +406,7 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
     }
     amtl_supernet_used(net, ws->expert_used, ws->consumer_used);
     amtl_supernet_gates(net, training, rng, ws->gs, ws->gi, ws->s);
+    ws->drop_seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
     for (int j = 0; j < K; j++)
         if (ws->expert_used[j])
             mix_feature_forward(net, ws, bt, j);
@@ -414,7 +415,7 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
             if (!ws->expert_used[l * K + j])
                 continue;
             for (int b = 0; b < net->NL; b++)
-                amtl_mop_forward(net, ws, amtl_mop_index(net, l, j, b), training, rng,
+                amtl_mop_forward(net, ws, amtl_mop_index(net, l, j, b), training,
                                  net->state, net->nbt);
         }
         int c0 = l < net->L - 1 ? l * K : (net->L - 1) * K;
@@ -424,7 +425,7 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
                 consumer_forward(net, ws, c);
     }
     for (int t = 0; t < net->T; t++)
-        tower_forward(net, ws, t, training, rng);
+        tower_forward(net, ws, t, training);
     amtl_wide_forward(net, bt, ws->logits);
     return ws->logits;
 }
@@ -472,7 +473,7 @@ static void tower_backward(amtl_supernet *net, amtl_workspace *ws, int t,
          * next (lower) layer reads dtmp2 and writes dtmp1, never both at once */
         float *d = ws->dtmp1;
         if (drop)
-            amtl_dropout_backward(d, d, ws->tmask + ho, n, net->dropout);
+            amtl_dropout_backward(d, d, ws->tmask + ho, n, net->dropout, 0);
         amtl_relu_backward(d, d, ws->tr + ho, n);
         amtl_batchnorm_backward(ws->dtmp2, net->g + hl->gamma, net->g + hl->beta, d,
                                 ws->tz + ho, ws->tmean + coffs[i - 1],

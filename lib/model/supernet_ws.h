@@ -65,6 +65,7 @@ typedef struct {
 
 struct amtl_workspace {
     int B, Bmax, training;
+    uint64_t drop_seed; /* the step's dropout seed (amtl_dropout_site) */
     amtl_arena arena;
     /* inputs */
     float *embs;        /* [B,N,E] */
@@ -107,8 +108,9 @@ struct amtl_workspace {
     size_t tower_stride;/* floats per task for tz/tr/td */
 };
 
+/* Dropout (training, dropout > 0) draws from ws->drop_seed at site i. */
 void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
-                      int training, amtl_rng *rng, float *state, int64_t *nbt);
+                      int training, float *state, int64_t *nbt);
 void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i);
 
 #endif

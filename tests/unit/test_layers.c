@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "model/layers.h"
+#include "ctr_rng.h"
 #include "base/rng.h"
 #include "test.h"
 #include "testutil.h"
@@ -589,11 +590,9 @@ static double drop_loss(void *p, int lib)
 {
     drop_ctx *c = p;
     if (lib) {
-        amtl_rng r;
-        amtl_rng_seed(&r, c->seed);
         tof(c->xf, c->x, c->n);
         test_poison(c->out, c->n);
-        amtl_dropout_forward(c->out, c->mask, c->xf, c->n, c->p, &r);
+        amtl_dropout_forward(c->out, c->mask, c->xf, c->n, c->p, c->seed, 3);
         return dotRf(c->out, c->R, c->n);
     }
     double s = 0.0;
@@ -623,11 +622,17 @@ static void test_dropout_grad(void)
         float *dout = fv(c.n), *dinp = fv(c.n);
         tof(dout, c.R, c.n);
         test_poison(dinp, c.n);
-        amtl_dropout_backward(dinp, dout, c.mask, c.n, c.p);
+        amtl_dropout_backward(dinp, dout, c.mask, c.n, c.p, 0);
         fd_var vs[1] = {{"inp", c.x, c.n, dcopyf(dinp, c.n)}};
         CHECKF(fd_check("dropout", drop_loss, &c, vs, 1) == 0, "p %g", (double)c.p);
+        /* added into a gradient: dinp + the same */
+        float *acc = fv(c.n);
+        memcpy(acc, dinp, c.n * sizeof *acc);
+        amtl_dropout_backward(acc, dout, c.mask, c.n, c.p, 1);
+        for (size_t i = 0; i < c.n; i++)
+            CHECK(acc[i] == dinp[i] + dinp[i]);
         /* in place, as the model calls it */
-        amtl_dropout_backward(dout, dout, c.mask, c.n, c.p);
+        amtl_dropout_backward(dout, dout, c.mask, c.n, c.p, 0);
         CHECK(memcmp(dout, dinp, c.n * sizeof *dout) == 0);
     }
 }
@@ -642,17 +647,17 @@ static void test_dropout_stats(void)
     float ps[] = {0.1f, 0.2f, 0.5f, 0.9f};
     for (int t = 0; t < 4; t++) {
         float p = ps[t];
-        amtl_rng r;
-        amtl_rng_seed(&r, 7);
         test_poison(out, n);
         memset(mask, 0xAA, n);
-        amtl_dropout_forward(out, mask, x, n, p, &r);
+        amtl_dropout_forward(out, mask, x, n, p, 7, 2);
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {
             CHECK(mask[i] == 0 || mask[i] == 1);
+            /* the mask is the counter generator's, element by element */
+            CHECK(mask[i] == (amtl_ctr_uniform(7, 2, i) >= p));
             if (mask[i]) {
                 kept++;
-                CHECK_CLOSE(out[i], (double)x[i] / (1.0 - p), 1e-6);
+                CHECK(out[i] == x[i] / (1.0f - p));
             } else {
                 CHECK(out[i] == 0.0f);
             }
@@ -660,33 +665,29 @@ static void test_dropout_stats(void)
         /* binomial: the standard error of the rate is at most 0.0011 */
         double rate = (double)kept / n;
         CHECKF(fabs(rate - (1.0 - p)) < 0.006, "p %g keep rate %g", (double)p, rate);
-        /* the same seed gives the same mask, another seed another one */
-        amtl_rng_seed(&r, 7);
-        amtl_dropout_forward(out2, mask2, x, n, p, &r);
+        /* the same seed and site give the same mask; another seed or another
+         * site another one; in place gives the same output */
+        amtl_dropout_forward(out2, mask2, x, n, p, 7, 2);
         CHECK(memcmp(mask, mask2, n) == 0);
         CHECK(memcmp(out, out2, n * sizeof *out) == 0);
-        amtl_rng_seed(&r, 8);
-        amtl_dropout_forward(out2, mask2, x, n, p, &r);
+        memcpy(out2, x, n * sizeof *x);
+        amtl_dropout_forward(out2, mask2, out2, n, p, 7, 2);
+        CHECK(memcmp(out, out2, n * sizeof *out) == 0);
+        amtl_dropout_forward(out2, mask2, x, n, p, 8, 2);
+        CHECK(memcmp(mask, mask2, n) != 0);
+        amtl_dropout_forward(out2, mask2, x, n, p, 7, 3);
         CHECK(memcmp(mask, mask2, n) != 0);
     }
     /* p = 0 is the identity with an all-ones mask; the backward copies */
-    amtl_rng r;
-    amtl_rng_seed(&r, 9);
     test_poison(out, n);
     memset(mask, 0, n);
-    amtl_dropout_forward(out, mask, x, n, 0.0f, &r);
+    amtl_dropout_forward(out, mask, x, n, 0.0f, 9, 0);
     CHECK(memcmp(out, x, n * sizeof *x) == 0);
     for (size_t i = 0; i < n; i++)
         CHECK(mask[i] == 1);
     test_poison(out2, n);
-    amtl_dropout_backward(out2, x, mask, n, 0.0f);
+    amtl_dropout_backward(out2, x, mask, n, 0.0f, 0);
     CHECK(memcmp(out2, x, n * sizeof *x) == 0);
-    /* an odd length uses the last half-draw correctly */
-    float x3[3] = {1, 2, 3}, o3[3];
-    uint8_t m3[3];
-    amtl_dropout_forward(o3, m3, x3, 3, 0.5f, &r);
-    for (int i = 0; i < 3; i++)
-        CHECK(o3[i] == (m3[i] ? 2.0f * x3[i] : 0.0f));
 }
 
 /* ================================================================================

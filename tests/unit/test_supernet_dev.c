@@ -228,13 +228,14 @@ static void state_check(const char *state, float dropout, const char *mode, int 
            c.name_rel, c.worst_rel);
 }
 
-/* Every shape and state of the sweep (tinynet.h), without dropout (the
- * device step draws other masks than the CPU step).  A gradient that is 0
+/* Every shape and state of the sweep (tinynet.h), without dropout and with
+ * it (both steps draw the masks from the same counter generator at the same
+ * sites, amtl_dropout_site).  A gradient that is 0
  * in exact arithmetic is noise of up to 4e-5 in the deeper nets (seen: the
  * bias of an expert block whose every path goes into BatchNorms, which sum
  * their input gradient to 0 over the batch), so no relative measure below
  * 1e-4 there. */
-static void test_sweep(void)
+static void sweep(float dropout)
 {
     int failed = 0;
     double worst = 0, worst_rel = 0;
@@ -243,7 +244,7 @@ static void test_sweep(void)
         char name[200];
         cmp c = {.zero = 1e-4};
         tiny_case_name(k, name, sizeof name);
-        int rc = state_run(&k->shape, 0, k->mode, k->gate_dense, k->flags, &c);
+        int rc = state_run(&k->shape, dropout, k->mode, k->gate_dense, k->flags, &c);
         printf("# %s: worst %.3g (%s); relative to the tensor %.3g (%s)%s\n", name, c.worst,
                c.name, c.worst_rel, c.name_rel,
                rc || !(c.worst < TOL && c.worst_rel < TOL_REL) ? ": DIFFERS" : "");
@@ -251,10 +252,14 @@ static void test_sweep(void)
         worst = fmax(worst, c.worst);
         worst_rel = fmax(worst_rel, c.worst_rel);
     }
-    printf("# sweep: %d cases, worst %.3g, relative to the tensor %.3g\n", (int)TINY_SWEEP,
-           worst, worst_rel);
-    CHECKF(failed == 0, "%d of %d cases differ", failed, (int)TINY_SWEEP);
+    printf("# sweep, dropout %g: %d cases, worst %.3g, relative to the tensor %.3g\n",
+           (double)dropout, (int)TINY_SWEEP, worst, worst_rel);
+    CHECKF(failed == 0, "dropout %g: %d of %d cases differ", (double)dropout, failed,
+           (int)TINY_SWEEP);
 }
+
+static void test_sweep(void) { sweep(0.0f); }
+static void test_sweep_dropout(void) { sweep(0.3f); }
 
 static void test_warmup(void) { state_check("warm-up", 0, "sample", 0, S_WARMUP); }
 static void test_search_reference(void) { state_check("reference", 0, "reference", 0, 0); }
@@ -692,6 +697,7 @@ int main(void)
     RUN(test_adam);
     RUN(test_loss);
     RUN(test_dropout);
+    RUN(test_sweep_dropout);
     RUN(test_batch_rows);
     RUN(test_errors);
     TEST_MAIN_END();
