@@ -26,7 +26,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-KFLAGS  ?= -O3 -g -march=native
+# kernels/: portable by default (fused.c carries per-CPU clones chosen at
+# run time); NATIVE=1 builds every kernel for this machine's CPU only
+KFLAGS  ?= -O3 -g $(if $(NATIVE),-march=native)
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -DAMTL_VERSION='"$(VERSION)"' $(WARN) \
              -Ilib -Ikernels $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS  = $(PKG_LIBS) -lm -lpthread

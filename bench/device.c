@@ -218,8 +218,9 @@ static int train_step(bench *b, int B, amtl_status *st)
         b->next = 0;
     }
     double loss;
-    int rc = amtl_dev_train_step(b->dev, net, b->perm + b->next, B, &b->rng, b->cond, b->task_w,
-                                 &b->ow, &b->oa, b->cfg.arch_sparsity, &loss, st);
+    amtl_dev_step_opts so = {.cond = b->cond, .w = b->task_w, .opt_w = &b->ow, .opt_a = &b->oa,
+                             .arch_sparsity = b->cfg.arch_sparsity};
+    int rc = amtl_dev_train_step(b->dev, net, b->perm + b->next, B, &b->rng, &so, &loss, st);
     if (rc < 0)
         return -1;
     if (rc > 0)

@@ -1,10 +1,24 @@
-/* fused.c — CPU versions of the fused MixedOp kernels (kernels.h). */
+/* fused.c — CPU versions of the fused MixedOp kernels (kernels.h).
+ *
+ * Portable binaries, vector code for the machine they run on: the build
+ * targets the baseline of the architecture, and every kernel is compiled
+ * once more for each of the x86-64 levels in AMTL_KERNEL; the loader picks
+ * the clone for the CPU it runs on (GCC's target_clones, an ifunc).  Without
+ * fast-math the clones compute the same numbers: no reduction is
+ * reassociated and no multiply-add contracted (ISO C mode). */
 #include "kernels.h"
 
+#include <stdint.h>
 #include <string.h>
 
-#if defined(__AVX512F__) || defined(__AVX__)
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AMTL_NO_CLONES)
+#define AMTL_KERNEL __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define AMTL_KERNEL
 #endif
 
 static int min_int(int a, int b)
@@ -17,7 +31,7 @@ static int block_end(int b0, int rows)
     return b0 + AMTL_K_BLOCK < rows ? b0 + AMTL_K_BLOCK : rows;
 }
 
-void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C)
+AMTL_KERNEL void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C)
 {
     float *restrict t = tmp;
     for (int b0 = 0; b0 < rows; b0 += AMTL_K_BLOCK) {
@@ -33,7 +47,7 @@ void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C)
     }
 }
 
-void amtl_k_sub_row(float *Y, const float *X, const float *v, int rows, int C)
+AMTL_KERNEL void amtl_k_sub_row(float *Y, const float *X, const float *v, int rows, int C)
 {
     const float *restrict vv = v;
     for (int b = 0; b < rows; b++) {
@@ -44,7 +58,7 @@ void amtl_k_sub_row(float *Y, const float *X, const float *v, int rows, int C)
     }
 }
 
-void amtl_k_scale_rows(float *Y, const float *X, const float *s, int rows, int C)
+AMTL_KERNEL void amtl_k_scale_rows(float *Y, const float *X, const float *s, int rows, int C)
 {
     for (int r = 0; r < rows; r++) {
         const float *restrict x = X + (size_t)r * C;
@@ -55,7 +69,7 @@ void amtl_k_scale_rows(float *Y, const float *X, const float *s, int rows, int C
     }
 }
 
-void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *sh, int rows,
+AMTL_KERNEL void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *sh, int rows,
                         int C, int ld)
 {
     const float *restrict p = sc, *restrict q = sh;
@@ -74,22 +88,19 @@ void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *
 static void stream_copy(float *dst, const float *src, int n)
 {
     int i = 0;
-#if defined(__AVX512F__)
-    while (i < n && ((uintptr_t)(dst + i) & 63))
+#if defined(__x86_64__)
+    /* non-temporal stores (SSE, every x86-64): the width does not matter to
+     * a store that bypasses the caches */
+    while (i < n && ((uintptr_t)(dst + i) & 15))
         dst[i] = src[i], i++;
-    for (; i + 16 <= n; i += 16)
-        _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
-#elif defined(__AVX__)
-    while (i < n && ((uintptr_t)(dst + i) & 31))
-        dst[i] = src[i], i++;
-    for (; i + 8 <= n; i += 8)
-        _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i + 4 <= n; i += 4)
+        _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
 #endif
     for (; i < n; i++)
         dst[i] = src[i];
 }
 
-void amtl_k_keep_affine_relu(float *A, float *H, const float *sc, const float *sh, int rows,
+AMTL_KERNEL void amtl_k_keep_affine_relu(float *A, float *H, const float *sc, const float *sh, int rows,
                              int C, int ld)
 {
     for (int b = 0; b < rows; b++)
@@ -100,7 +111,7 @@ void amtl_k_keep_affine_relu(float *A, float *H, const float *sc, const float *s
     amtl_k_affine_relu(H, H, sc, sh, rows, C, ld);
 }
 
-void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int rows, int O)
+AMTL_KERNEL void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int rows, int O)
 {
     const float *restrict bb = bias;
     for (int b = 0; b < rows; b++) {
@@ -132,7 +143,7 @@ static void relu_back_dot_row(float *restrict r, float *restrict t, float *restr
     }
 }
 
-void amtl_k_relu_back_dot(float *R, float *db, double *dot, float *tmp, const float *Y,
+AMTL_KERNEL void amtl_k_relu_back_dot(float *R, float *db, double *dot, float *tmp, const float *Y,
                           const float *D, float w, int rows, int O)
 {
     float *t = tmp, *u = tmp + O;
@@ -173,7 +184,7 @@ static void relu_bn_stats_row(float *restrict d, float *restrict t1, float *rest
  * order of the additions per channel is the same as row by row. */
 #define RB_SLICE 256
 
-void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
+AMTL_KERNEL void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
                           const float *A, const float *k1, int rows, int S, int ld)
 {
     float *t1 = tmp, *t2 = tmp + min_int(RB_SLICE, S);
@@ -195,7 +206,7 @@ void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const f
     }
 }
 
-void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,
+AMTL_KERNEL void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,
                              const uint8_t *mask, float scale, int rows, int C)
 {
     const float *restrict cr = crow;
@@ -217,7 +228,7 @@ void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,
  * destination stay in L1. */
 #define TILE 16
 
-void amtl_k_transpose(float *D, int ldd, const float *S, int lds, int rows, int cols)
+AMTL_KERNEL void amtl_k_transpose(float *D, int ldd, const float *S, int lds, int rows, int cols)
 {
     for (int r0 = 0; r0 < rows; r0 += TILE)
         for (int c0 = 0; c0 < cols; c0 += TILE) {
@@ -238,7 +249,7 @@ static void add_t(float *G, int ldg, const float *P, int ldp, int r0, int r1, in
     }
 }
 
-void amtl_k_w1_grad(float *G, const float *const *parts, int nparts, int ldp,
+AMTL_KERNEL void amtl_k_w1_grad(float *G, const float *const *parts, int nparts, int ldp,
                     const float *k3, const float *W, int rows, int C)
 {
     for (int r = 0; r < rows; r++) {
@@ -256,7 +267,7 @@ void amtl_k_w1_grad(float *G, const float *const *parts, int nparts, int ldp,
                       min_int(r0 + TILE, rows));
 }
 
-void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n)
+AMTL_KERNEL void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n)
 {
     float *restrict gg = g;
     for (int p = 0; p < nparts; p++) {
@@ -266,7 +277,7 @@ void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n)
     }
 }
 
-void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
+AMTL_KERNEL void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
                         int rows, int cols)
 {
     for (int p = 0; p < nparts; p++)
@@ -293,7 +304,7 @@ static double dot_double(const float *restrict a, const float *restrict b, int n
     return s;
 }
 
-void amtl_k_bn_moments(double *var, double *mean, const float *WC, const float *W,
+AMTL_KERNEL void amtl_k_bn_moments(double *var, double *mean, const float *WC, const float *W,
                        const float *mu, int rows, int C)
 {
     for (int r = 0; r < rows; r++) {
@@ -303,7 +314,7 @@ void amtl_k_bn_moments(double *var, double *mean, const float *WC, const float *
     }
 }
 
-double amtl_k_dot(const float *a, const float *b, size_t n)
+AMTL_KERNEL double amtl_k_dot(const float *a, const float *b, size_t n)
 {
     /* 16 independent float lanes (vectorised without reassociation), summed
      * into double every 1024 elements */
@@ -323,7 +334,7 @@ double amtl_k_dot(const float *a, const float *b, size_t n)
     return s;
 }
 
-void amtl_k_axpy(float *y, const float *x, float w, size_t n)
+AMTL_KERNEL void amtl_k_axpy(float *y, const float *x, float w, size_t n)
 {
     float *restrict yy = y;
     const float *restrict xx = x;
@@ -331,7 +342,7 @@ void amtl_k_axpy(float *y, const float *x, float w, size_t n)
         yy[i] += w * xx[i];
 }
 
-void amtl_k_scale(float *y, const float *x, float w, size_t n)
+AMTL_KERNEL void amtl_k_scale(float *y, const float *x, float w, size_t n)
 {
     float *restrict yy = y;
     const float *restrict xx = x;

@@ -315,7 +315,8 @@ void amtl_dev_free(amtl_dev *d)
     if (!d)
         return;
     const amtl_backend *be = d->be;
-    void *p[] = {d->w, d->g, d->state, d->act, d->m, d->v, d->segs, d->sp_mem};
+    void *p[] = {d->w,    d->g,    d->state, d->act,        d->m,
+                 d->v,    d->segs, d->sp_mem, d->scal, d->state_save};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         if (p[i])
             be->free(p[i]);
@@ -527,12 +528,13 @@ static void optim_free(amtl_dev *d)
             d->be->free(p[i]);
     free(d->hsegs);
     if (d->segs)
-        d->bytes -= 2 * d->opt_total * sizeof(float) + (size_t)d->opt_nsegs * sizeof(amtl_adam_seg);
+        d->bytes -= 2 * d->opt_total * sizeof(float) + (size_t)d->seg_cap * sizeof(amtl_adam_seg);
     d->m = d->v = NULL;
     d->segs = NULL;
     d->hsegs = NULL;
     d->opt_total = 0;
     d->opt_nsegs = 0;
+    d->seg_cap = 0;
 }
 
 int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *net,
@@ -545,8 +547,9 @@ int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *n
     const amtl_backend *be = d->be;
     if (!d->m || d->opt_total != opt->total || d->opt_nsegs != opt->n_segs) {
         optim_free(d);
-        size_t nseg = (size_t)opt->n_segs, bytes = opt->total * sizeof(float);
-        d->hsegs = calloc(nseg + 1, sizeof *d->hsegs);
+        size_t nseg = (size_t)opt->n_segs + (size_t)d->N * d->Bmax,
+               bytes = opt->total * sizeof(float);
+        d->hsegs = calloc(nseg + (size_t)opt->n_segs + 1, sizeof *d->hsegs);
         if (!d->hsegs)
             return amtl_error(st, AMTL_ENOMEM, "out of memory");
         d->m = be->alloc(bytes);
@@ -559,9 +562,10 @@ int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *n
         }
         d->opt_total = opt->total;
         d->opt_nsegs = opt->n_segs;
+        d->seg_cap = (int)nseg;
         d->bytes += 2 * bytes + nseg * sizeof(amtl_adam_seg);
     }
-    if (adam_segs(opt, net, d->hsegs, st))
+    if (adam_segs(opt, net, d->hsegs + d->seg_cap, st))
         return -1;
     if (be->put(d->m, opt->m, opt->total * sizeof(float)) ||
         be->put(d->v, opt->v, opt->total * sizeof(float)))
@@ -592,30 +596,96 @@ int amtl_dev_get_optim(amtl_dev *d, amtl_adam *opt, amtl_status *st)
 }
 
 int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
-                       amtl_status *st)
+                       const int32_t *const *rows, const int *n_rows, amtl_status *st)
 {
+    amtl_adam_seg *base = d->hsegs + d->seg_cap, *out = d->hsegs;
     if (check_optim(d, opt, st) || amtl_dev_same_net(d, net, st) ||
-        adam_segs(opt, net, d->hsegs, st))
+        adam_segs(opt, net, base, st))
         return -1;
+    /* as amtl_adam_step_lazy: a segment with rows steps those rows only */
+    int n = 0;
+    for (int k = 0; k < opt->n_segs; k++) {
+        if (!rows || !rows[k] || !base[k].active) {
+            out[n++] = base[k];
+            continue;
+        }
+        int64_t E = net->E;
+        for (int i = 0; i < n_rows[k]; i++) {
+            int64_t r = (int64_t)rows[k][i] * E;
+            if (r + E > base[k].n)
+                continue;
+            if (n >= d->seg_cap)
+                return amtl_error(st, AMTL_EUSAGE,
+                                  "device step: more lazy rows than the %d segments planned",
+                                  d->seg_cap);
+            out[n++] = (amtl_adam_seg){.woff = base[k].woff + r, .moff = base[k].moff + r,
+                                       .n = E, .decay = base[k].decay, .active = 1};
+        }
+    }
     const amtl_backend *be = d->be;
-    if (be->put(d->segs, d->hsegs, (size_t)opt->n_segs * sizeof(amtl_adam_seg)))
+    if (be->put(d->segs, out, (size_t)n * sizeof(amtl_adam_seg)))
         return amtl_dev_be_error(d, st, "uploading the Adam segments");
     opt->step++;
-    be->adam(d->w, d->g, d->m, d->v, d->segs, opt->n_segs, (int64_t)opt->total, opt->lr,
-             opt->beta1, opt->beta2, opt->eps, opt->weight_decay, opt->step);
+    be->adam(d->w, d->g, d->m, d->v, d->segs, n, (int64_t)opt->total, opt->lr, opt->beta1,
+             opt->beta2, opt->eps, opt->weight_decay, opt->step);
     return amtl_dev_be_check(d, st, "Adam step");
 }
 
+/* A backend buffer of n floats at *p, allocated at the first call. */
+static int scratch(amtl_dev *d, float **p, size_t n, amtl_status *st)
+{
+    if (!*p) {
+        *p = d->be->alloc(n * sizeof(float));
+        if (!*p)
+            return amtl_dev_be_error(d, st, "cannot allocate scratch memory");
+        d->bytes += n * sizeof(float);
+    }
+    return 0;
+}
+
+int amtl_dev_clip_grad_norm(amtl_dev *d, float max_norm, amtl_status *st)
+{
+    const amtl_backend *be = d->be;
+    float ss;
+    if (scratch(d, &d->scal, 1, st))
+        return -1;
+    be->dot(d->scal, d->g, d->g, d->n_w);
+    if (be->get(&ss, d->scal, sizeof ss))
+        return amtl_dev_be_error(d, st, "reading the gradient norm");
+    double norm = sqrt((double)ss);
+    if (norm > max_norm)
+        be->axpy(d->g, d->g, (float)(max_norm / (norm + 1e-6)) - 1.0f, d->n_w);
+    return amtl_dev_be_check(d, st, "gradient clipping");
+}
+
+int amtl_dev_state_save(amtl_dev *d, amtl_status *st)
+{
+    if (scratch(d, &d->state_save, d->n_state + 1, st))
+        return -1;
+    amtl_dev_zero(d, d->state_save, d->n_state * sizeof(float));
+    d->be->axpy(d->state_save, d->state, 1.0f, d->n_state);
+    return amtl_dev_be_check(d, st, "saving the running statistics");
+}
+
+int amtl_dev_state_restore(amtl_dev *d, amtl_status *st)
+{
+    if (!d->state_save)
+        return amtl_error(st, AMTL_EUSAGE, "device step: no running statistics were saved");
+    amtl_dev_zero(d, d->state, d->n_state * sizeof(float));
+    d->be->axpy(d->state, d->state_save, 1.0f, d->n_state);
+    return amtl_dev_be_check(d, st, "restoring the running statistics");
+}
+
 int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
-                        amtl_rng *rng, const int32_t *cond, const float *w, amtl_adam *opt_w,
-                        amtl_adam *opt_a, float arch_sparsity, double *loss, amtl_status *st)
+                        amtl_rng *rng, const amtl_dev_step_opts *o, double *loss,
+                        amtl_status *st)
 {
     double lt[AMTL_BACKEND_MAX_T], total = 0;
     if (amtl_dev_batch_rows(d, rows, B, st) || amtl_dev_forward(d, net, 1, rng, NULL, st) ||
-        amtl_dev_loss(d, cond, w, lt, st))
+        amtl_dev_loss(d, o->cond, o->w, lt, st))
         return -1;
     for (int t = 0; t < net->T; t++)
-        total += (w ? w[t] : 1.0f) * lt[t];
+        total += (o->w ? o->w[t] : 1.0f) * lt[t];
     *loss = total / net->T;
     if (!isfinite(*loss))
         return 1;
@@ -625,11 +695,12 @@ int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, in
     for (size_t i = 0; i < net->n_arch; i++)
         if (!isfinite(net->garch[i]))
             return 1;
-    if (amtl_dev_adam_step(d, opt_w, net, st))
+    if ((o->clip_grad_norm > 0 && amtl_dev_clip_grad_norm(d, o->clip_grad_norm, st)) ||
+        amtl_dev_adam_step(d, o->opt_w, net, o->lazy_rows, o->lazy_n, st))
         return -1;
-    if (opt_a) {
-        amtl_supernet_sparsity_grad(net, arch_sparsity);
-        amtl_adam_step(opt_a);
+    if (o->opt_a) {
+        amtl_supernet_sparsity_grad(net, o->arch_sparsity);
+        amtl_adam_step(o->opt_a);
     }
     return 0;
 }

@@ -81,22 +81,46 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st);
 /* Adam for the weights: the moments of opt (whose segments are slices of
  * net->w) mirrored on the backend.  put before training, get before a
  * checkpoint; step uses opt's hyper-parameters and segments (active flags
- * as they are now) and advances opt->step on the host. */
+ * as they are now) and advances opt->step on the host.  With rows (not
+ * NULL), a segment k with rows[k] != NULL (an embedding table [*, E]) steps
+ * only its rows rows[k][0..n_rows[k]) (distinct), as amtl_adam_step_lazy
+ * (config sparse_embedding); rows has opt->n_segs entries. */
 int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *net,
                        amtl_status *st);
 int amtl_dev_get_optim(amtl_dev *d, amtl_adam *opt, amtl_status *st);
 int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
-                       amtl_status *st);
+                       const int32_t *const *rows, const int *n_rows, amtl_status *st);
+
+/* Scales the weight gradients by max_norm / (‖g‖ + 1e-6) when their L2 norm
+ * ‖g‖ is above max_norm (config clip_grad_norm, as train.c on the CPU). */
+int amtl_dev_clip_grad_norm(amtl_dev *d, float max_norm, amtl_status *st);
+/* Keeps a copy of the BatchNorm running statistics on the backend, and puts
+ * it back: a forward in training mode that must not move them (the
+ * architecture step on a validation batch, arch_data val). */
+int amtl_dev_state_save(amtl_dev *d, amtl_status *st);
+int amtl_dev_state_restore(amtl_dev *d, amtl_status *st);
+
+/* What one training step does besides forward and backward. */
+typedef struct {
+    const int32_t *cond;     /* task conditions [T] (-1 = none) */
+    const float *w;          /* task loss weights [T] */
+    amtl_adam *opt_w;        /* the weights' Adam (moments on the backend) */
+    amtl_adam *opt_a;        /* the architecture parameters' Adam on the host, stepped
+                              * after the selection prior (the one-level search
+                              * phase), or NULL */
+    float arch_sparsity;     /* the selection prior's strength */
+    float clip_grad_norm;    /* > 0: the weights' gradient clipped to this norm */
+    const int32_t *const *lazy_rows;  /* sparse_embedding: amtl_dev_adam_step's rows */
+    const int *lazy_n;
+} amtl_dev_step_opts;
 
 /* One training step on rows[0..B) of the uploaded split, as the trainer
- * runs it: the training forward, the loss (weights w, conditions cond), the
- * backward, the weights' Adam step on the device and, when opt_a is not
- * NULL (the search phase), the architecture parameters' step on the host
- * after the selection prior arch_sparsity.  *loss = Σ_t w[t]·loss_t / T.
- * Returns 1, having stepped nothing, when the loss or an architecture
- * gradient is not finite. */
+ * runs it: the training forward, the loss, the backward, the clipping, the
+ * weights' Adam step on the device and the architecture parameters' step on
+ * the host (o->opt_a).  *loss = Σ_t w[t]·loss_t / T.  Returns 1, having
+ * stepped nothing, when the loss or an architecture gradient is not finite. */
 int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
-                        amtl_rng *rng, const int32_t *cond, const float *w, amtl_adam *opt_w,
-                        amtl_adam *opt_a, float arch_sparsity, double *loss, amtl_status *st);
+                        amtl_rng *rng, const amtl_dev_step_opts *o, double *loss,
+                        amtl_status *st);
 
 #endif

@@ -51,7 +51,13 @@ struct amtl_dev {
     amtl_adam_seg *segs;
     size_t opt_total;
     int opt_nsegs;
-    amtl_adam_seg *hsegs;       /* host staging [opt_nsegs] */
+    int seg_cap;                /* segments a step can upload: opt_nsegs + N·Bmax
+                                   (one per embedding row of a lazy step) */
+    amtl_adam_seg *hsegs;       /* host staging [seg_cap + opt_nsegs]: the step's
+                                   segments, then the optimiser's own */
+    /* backend: scratch of the gradient norm and the saved running statistics
+     * (amtl_dev_state_save), allocated at first use */
+    float *scal, *state_save;
     /* backend: the uploaded split, column-major */
     int32_t *sp_ids;            /* [N, rows] */
     float *sp_dense, *sp_labels;/* [D, rows], [T, rows] */

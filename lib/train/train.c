@@ -184,11 +184,6 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
         const amtl_backend *be;
         if (amtl_device_backend(tr->cfg.device, &be, st))
             return -1;
-        /* auto keeps to the CPU for what only the CPU path does */
-        if (!strcmp(tr->cfg.device, "auto") && (!strcmp(tr->cfg.arch_data, "val") ||
-                                                 tr->cfg.clip_grad_norm > 0 ||
-                                                 tr->cfg.sparse_embedding))
-            be = NULL;
         tr->dev_resolved = 1;
         tr->dev_split = -1;
         if (be && amtl_dev_init(&tr->dev, be, &tr->net, tr->B, 1, st))
@@ -254,14 +249,10 @@ static void lazy_free(lazy_rows *lz)
     free(lz->n_rows);
 }
 
-/* The weights' Adam step after a batch: dense, or lazy for the embedding
- * tables when lz is not NULL. */
-static void weights_step(amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
+/* The rows of each embedding table batch b uses, sorted and distinct, into
+ * lz (for amtl_adam_step_lazy and amtl_dev_adam_step). */
+static void lazy_fill(const amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
 {
-    if (!lz) {
-        amtl_adam_step(&tr->opt_w);
-        return;
-    }
     const amtl_supernet *net = &tr->net;
     int N = net->N, B = b->B;
     for (int f = 0; f < N; f++) {
@@ -280,7 +271,18 @@ static void weights_step(amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
                 lz->n_rows[k] = n;
             }
     }
-    amtl_adam_step_lazy(&tr->opt_w, lz->rows, lz->n_rows, net->E);
+}
+
+/* The weights' Adam step after a batch on the CPU: dense, or lazy for the
+ * embedding tables when lz is not NULL. */
+static void weights_step(amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
+{
+    if (!lz) {
+        amtl_adam_step(&tr->opt_w);
+        return;
+    }
+    lazy_fill(tr, b, lz);
+    amtl_adam_step_lazy(&tr->opt_w, lz->rows, lz->n_rows, tr->net.E);
 }
 
 /* Batch buffers for B rows. */
@@ -414,7 +416,7 @@ static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *p
  * the statistics the model is evaluated with. */
 static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t *vperm,
                          int64_t j, batchbuf *vb, float *dlogits, float *ycol, float *mcol,
-                         float *state_save, int64_t *nbt_save)
+                         float *state_save, int64_t *nbt_save, amtl_status *st)
 {
     amtl_supernet *net = &tr->net;
     int64_t nv = ds->split[AMTL_SPLIT_VAL].rows;
@@ -426,18 +428,43 @@ static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t
         return 0;
     memcpy(vb->rows, vperm + r0, (size_t)bs * sizeof(int32_t));
     amtl_dataset_gather(ds, AMTL_SPLIT_VAL, vb->rows, bs, &vb->b);
-    memcpy(state_save, net->state, net->n_state * sizeof(float));
     memcpy(nbt_save, net->nbt, net->n_nbt * sizeof(int64_t));
-    const float *logits = amtl_supernet_forward(net, tr->ws_train, &vb->b, 1, &tr->rng);
-    double l = loss_and_grad(tr, &vb->b, logits, dlogits, ycol, mcol);
-    memcpy(net->state, state_save, net->n_state * sizeof(float));
-    memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
-    if (!isfinite(l))
-        return -1;
-    amtl_supernet_zero_grad(net);
-    amtl_supernet_backward(net, tr->ws_train, &vb->b, dlogits);
-    if (!grads_finite(net))
-        return -1;
+    int finite;
+    if (tr->dev) {
+        /* the batch from the host (the device holds the train split) */
+        double lt[AMTL_BACKEND_MAX_T], l = 0;
+        if (amtl_dev_state_save(tr->dev, st) || amtl_dev_batch_host(tr->dev, &vb->b, st) ||
+            amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
+            amtl_dev_loss(tr->dev, tr->task_cond, tr->task_w, lt, st) ||
+            amtl_dev_state_restore(tr->dev, st))
+            return -1;
+        memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
+        for (int t = 0; t < net->T; t++)
+            l += tr->task_w[t] * lt[t];
+        finite = isfinite(l);
+        memset(net->garch, 0, net->n_arch * sizeof(float));
+        if (finite && (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st)))
+            return -1;
+        for (size_t i = 0; finite && i < net->n_arch; i++)
+            finite = isfinite(net->garch[i]);
+    } else {
+        memcpy(state_save, net->state, net->n_state * sizeof(float));
+        const float *logits = amtl_supernet_forward(net, tr->ws_train, &vb->b, 1, &tr->rng);
+        double l = loss_and_grad(tr, &vb->b, logits, dlogits, ycol, mcol);
+        memcpy(net->state, state_save, net->n_state * sizeof(float));
+        memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
+        finite = isfinite(l);
+        if (finite) {
+            amtl_supernet_zero_grad(net);
+            amtl_supernet_backward(net, tr->ws_train, &vb->b, dlogits);
+            finite = grads_finite(net);
+        }
+    }
+    if (!finite)
+        return amtl_error(st, AMTL_ENUM,
+                          "non-finite validation loss or gradient in the arch step of epoch %d, "
+                          "batch %lld",
+                          tr->epoch, (long long)j);
     amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
     amtl_adam_step(&tr->opt_a);
     return 0;
@@ -491,14 +518,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     if (dev_begin(tr, ds, AMTL_SPLIT_TRAIN, 1, st))
         goto out;
     dev_live = tr->dev != NULL;
-    if (tr->dev && (bilevel || tr->cfg.clip_grad_norm > 0 || tr->cfg.sparse_embedding)) {
-        amtl_error(st, AMTL_EUSAGE, "%s runs on the CPU only (device cpu)",
-                   bilevel                     ? "arch_data: val"
-                   : tr->cfg.clip_grad_norm > 0 ? "clip_grad_norm"
-                                                : "sparse_embedding");
-        goto out;
-    }
-    if (!tr->dev && tr->cfg.sparse_embedding && lazy_init(&lz, tr, st))
+    if (tr->cfg.sparse_embedding && lazy_init(&lz, tr, st))
         goto out;
     if (bilevel) {
         /* the validation order is a function of the epoch's stored state, so
@@ -534,15 +554,32 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
         double l;
         if (tr->dev) {
-            int r = amtl_dev_train_step(tr->dev, net, bb.rows, bs, &tr->rng, tr->task_cond,
-                                        tr->task_w, &tr->opt_w,
-                                        phase == AMTL_PHASE_SEARCH ? &tr->opt_a : NULL,
-                                        tr->cfg.arch_sparsity, &l, st);
+            amtl_dev_step_opts so = {
+                .cond = tr->task_cond,
+                .w = tr->task_w,
+                .opt_w = &tr->opt_w,
+                .opt_a = phase == AMTL_PHASE_SEARCH && !bilevel ? &tr->opt_a : NULL,
+                .arch_sparsity = tr->cfg.arch_sparsity,
+                .clip_grad_norm = tr->cfg.clip_grad_norm,
+            };
+            if (tr->cfg.sparse_embedding) {
+                /* the batch's ids on the host, for the rows the step updates */
+                amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
+                lazy_fill(tr, &bb.b, &lz);
+                so.lazy_rows = (const int32_t *const *)lz.rows;
+                so.lazy_n = lz.n_rows;
+            }
+            int r = amtl_dev_train_step(tr->dev, net, bb.rows, bs, &tr->rng, &so, &l, st);
             if (r) {
                 amtl_progress_finish(&pg);
                 if (r > 0)
                     amtl_error(st, AMTL_ENUM, "non-finite %s in epoch %d, batch %lld",
                                isfinite(l) ? "gradient" : "loss", tr->epoch, (long long)bi);
+                goto out;
+            }
+            if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
+                                         state_save, nbt_save, st)) {
+                amtl_progress_finish(&pg);
                 goto out;
             }
         } else {
@@ -572,11 +609,8 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
                 amtl_adam_step(&tr->opt_a);
             }
             if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
-                                         state_save, nbt_save)) {
+                                         state_save, nbt_save, st)) {
                 amtl_progress_finish(&pg);
-                amtl_error(st, AMTL_ENUM,
-                           "non-finite validation loss or gradient in the arch step of epoch %d, "
-                           "batch %lld", tr->epoch, (long long)bi);
                 goto out;
             }
         }

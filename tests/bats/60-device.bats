@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # The device step (--device): on the plain CPU backend (cpu-backend) it
-# agrees with the CPU path, resumes and repeats exactly; a missing GPU, an
-# unknown device and the keys the device path refuses are clear errors.
+# agrees with the CPU path, every training key and dropout included, resumes
+# and repeats exactly; a missing GPU and an unknown device are clear errors.
 bats_require_minimum_version 1.5.0
 load helpers
 
@@ -108,6 +108,22 @@ no_gpu() {
     done
     close_metrics "$TMP/cpu.m" "$TMP/cpu-backend.m" 1e-4 -
     diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-backend.arch.txt"
+}
+
+@test "cpu-backend equals cpu with dropout, arch_data val, clip_grad_norm and sparse_embedding" {
+    # Every key works on every device: the same draws (dropout masks are a
+    # function of the step's seed and the site), the same steps; training
+    # losses within 1e-4, the same discretisation and architecture
+    # (validation metrics left out, as in the test above).
+    for extra in "--set dropout=0.3" "--set dropout=0 --set arch_data=val" \
+                 "--set dropout=0 --set clip_grad_norm=0.01" \
+                 "--set dropout=0 --set sparse_embedding=true"; do
+        for dev in cpu cpu-backend; do
+            pipeline $dev "$extra"
+        done
+        close_metrics "$TMP/cpu.m" "$TMP/cpu-backend.m" 1e-4 - || { echo "with $extra"; false; }
+        diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-backend.arch.txt"
+    done
 }
 
 @test "amtl-train on an exported architecture and amtl-eval: cpu-backend equals cpu" {

@@ -333,7 +333,7 @@ static int side_step(side *s, int step, const int32_t *rows, const tiny_batch *t
         memset(net->garch, 0, net->n_arch * sizeof(float));
         rc = amtl_dev_zero_grad(s->dev, &st) || amtl_dev_backward(s->dev, net, &st) ||
              amtl_dev_get_grads(s->dev, net, &st) ||
-             amtl_dev_adam_step(s->dev, &s->opt_w, net, &st);
+             amtl_dev_adam_step(s->dev, &s->opt_w, net, NULL, NULL, &st);
         if (!rc && search) {
             amtl_supernet_sparsity_grad(net, SPARSITY);
             amtl_adam_step(&s->opt_a);

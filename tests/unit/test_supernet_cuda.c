@@ -153,7 +153,7 @@ static int side_step(side *s, const int32_t *rows, int training, int search)
         memset(net->garch, 0, net->n_arch * sizeof(float));
         rc = amtl_dev_zero_grad(s->dev, &st) || amtl_dev_backward(s->dev, net, &st) ||
              amtl_dev_get_grads(s->dev, net, &st) ||
-             amtl_dev_adam_step(s->dev, &s->opt_w, net, &st);
+             amtl_dev_adam_step(s->dev, &s->opt_w, net, NULL, NULL, &st);
         if (!rc && search) {
             amtl_supernet_sparsity_grad(net, SPARSITY_CUDA);
             amtl_adam_step(&s->opt_a);

@@ -355,8 +355,9 @@ static void test_eval_after_steps(void)
 
 /* Adam on the backend against amtl_adam_step on the host with the same
  * gradients, over several steps, with weight decay on some segments and a
- * segment switched off half-way. */
-static void test_adam(void)
+ * segment switched off half-way; with lazy, against amtl_adam_step_lazy with
+ * a few rows of every embedding table (config sparse_embedding). */
+static void adam_check(int lazy)
 {
     pair p;
     amtl_status st;
@@ -400,8 +401,30 @@ static void test_adam(void)
         if (rc)
             break;
         memcpy(rg, net->g, nw * sizeof(float));
-        amtl_adam_step(&orf);
-        rc = amtl_dev_adam_step(p.dev, &od, net, &st) || amtl_dev_get_params(p.dev, net, &st);
+        /* rows 0, s+1 and the last of every table (distinct, sorted) */
+        const int32_t **rows = calloc((size_t)od.n_segs, sizeof *rows);
+        int *n_rows = calloc((size_t)od.n_segs, sizeof *n_rows);
+        int32_t pick[8][3];
+        if (!rows || !n_rows)
+            rc = 1;
+        for (int f = 0; !rc && lazy && f < net->N && f < 8; f++) {
+            int32_t V = net->vocab[f];
+            pick[f][0] = 0, pick[f][1] = s + 1, pick[f][2] = V - 1;
+            for (int k = 0; k < od.n_segs; k++)
+                if (od.segs[k].param == net->w + net->emb[f]) {
+                    rows[k] = pick[f];
+                    n_rows[k] = V - 1 > s + 1 ? 3 : 1;
+                }
+        }
+        if (lazy && !rc)
+            amtl_adam_step_lazy(&orf, rows, n_rows, net->E);
+        else if (!rc)
+            amtl_adam_step(&orf);
+        rc = rc ||
+             amtl_dev_adam_step(p.dev, &od, net, lazy ? rows : NULL, lazy ? n_rows : NULL, &st) ||
+             amtl_dev_get_params(p.dev, net, &st);
+        free(rows);
+        free(n_rows);
         for (size_t i = 0; i < nw && !rc; i++)
             worst = fmax(worst, fabs(net->w[i] - rw[i]) / fmax(1.0, fabs(rw[i])));
     }
@@ -424,11 +447,15 @@ static void test_adam(void)
     free(rg);
     pair_free(&p);
     CHECK(rc == 0);
-    printf("# adam: weights differ by %.3g, moments by %.3g\n", worst, worst_m);
+    printf("# adam%s: weights differ by %.3g, moments by %.3g\n", lazy ? " (lazy)" : "", worst,
+           worst_m);
     CHECK(steps == 8);
     CHECK(worst < 1e-5);
     CHECK(worst_m < 1e-5);
 }
+
+static void test_adam(void) { adam_check(0); }
+static void test_adam_lazy(void) { adam_check(1); }
 
 /* The backend's loss equals train.c's on the same logits (conditions and
  * task weights), and the backward from it equals one from dlogits given by
@@ -605,7 +632,7 @@ static void test_errors(void)
     EXPECT_FAIL(amtl_dev_backward(d, &p.d, &st));
     amtl_adam opt;
     amtl_adam_init(&opt, 1e-3f, 0);
-    EXPECT_FAIL(amtl_dev_adam_step(d, &opt, &p.d, &st));
+    EXPECT_FAIL(amtl_dev_adam_step(d, &opt, &p.d, NULL, NULL, &st));
     EXPECT_FAIL(amtl_dev_get_optim(d, &opt, &st));
     EXPECT_FAIL(amtl_dev_put_optim(d, &opt, &p.d, &st));   /* no moments */
     /* a segment that is not a slice of the weights */
@@ -696,6 +723,7 @@ int main(void)
     RUN(test_eval_after_steps);
     RUN(test_adam);
     RUN(test_loss);
+    RUN(test_adam_lazy);
     RUN(test_dropout);
     RUN(test_sweep_dropout);
     RUN(test_batch_rows);
