@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "cmd/cli.h"
-#include "cmd/train_cmd.h"
+#include "cmd/eval_cmd.h"
 #include "cmd/predict.h"
 
 enum { OPT_JSON = 256, OPT_SPLIT, OPT_PREDICT, OPT_HEADER, OPT_DELIM, OPT_DEVICE };

@@ -123,9 +123,9 @@ static const char *first_non_finite(const amtl_trainer *tr, int model)
         return "optim.arch.m";
     if (!check_finite(tr->opt_a.v, tr->opt_a.total))
         return "optim.arch.v";
-    if (tr->have_best && tr->best_w && !check_finite(tr->best_w, net->n_w))
+    if (tr->stopper.have_best && tr->best_w && !check_finite(tr->best_w, net->n_w))
         return "best.weights";
-    if (tr->have_best && tr->best_state && !check_finite(tr->best_state, net->n_state))
+    if (tr->stopper.have_best && tr->best_state && !check_finite(tr->best_state, net->n_state))
         return "best.state";
     if (tr->part.active && !isfinite(tr->part.loss_sum))
         return "train.partial_loss";
@@ -200,12 +200,13 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
         int64_t rs[4];
         amtl_rng_get_state(&tr->rng, rs);
         int32_t ep = tr->epoch;
-        int32_t best[3] = {tr->have_best, tr->best_epoch, tr->bad_epochs};
+        int32_t best[3] = {tr->stopper.have_best, tr->stopper.best_epoch,
+                           tr->stopper.bad_epochs};
         if (save_adam(&f, "weights", &tr->opt_w, st) || save_adam(&f, "arch", &tr->opt_a, st) ||
             add1(&f, "rng.state", AMTL_I64, 4, rs, st) ||
             add1(&f, "train.epoch", AMTL_I32, 1, &ep, st) ||
             add1(&f, "best.info", AMTL_I32, 3, best, st) ||
-            add1(&f, "best.auc", AMTL_F64, net->T, tr->best_auc, st) ||
+            add1(&f, "best.auc", AMTL_F64, net->T, tr->stopper.best, st) ||
             add1(&f, "train.run", AMTL_I32, 1, &(int32_t){tr->run_start}, st))
             goto out;
         if (tr->part.active) {
@@ -216,7 +217,7 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
                 add1(&f, "train.partial_loss", AMTL_F64, 1, &tr->part.loss_sum, st))
                 goto out;
         }
-        if (tr->have_best &&
+        if (tr->stopper.have_best &&
             (add1(&f, "best.weights", AMTL_F32, (int64_t)net->n_w, tr->best_w, st) ||
              add1(&f, "best.state", AMTL_F32, (int64_t)net->n_state, tr->best_state, st) ||
              add1(&f, "best.nbt", AMTL_I64, (int64_t)net->n_nbt, tr->best_nbt, st)))
@@ -451,7 +452,7 @@ int amtl_trainer_load_file(amtl_trainer *tr, const amtl_file *file, const char *
             goto fail;
         }
         const int32_t *b = bi->data;
-        memcpy(tr->best_auc, ba->data, sizeof(double) * net->T);
+        memcpy(tr->stopper.best, ba->data, sizeof(double) * net->T);
         if (b[0]) {
             int64_t sw[1] = {(int64_t)net->n_w}, ss[1] = {(int64_t)net->n_state},
                     sn[1] = {(int64_t)net->n_nbt};
@@ -471,9 +472,9 @@ int amtl_trainer_load_file(amtl_trainer *tr, const amtl_file *file, const char *
             memcpy(tr->best_state, bs->data, amtl_tensor_nbytes(bs));
             memcpy(tr->best_nbt, bn->data, amtl_tensor_nbytes(bn));
         }
-        tr->have_best = b[0];
-        tr->best_epoch = b[1];
-        tr->bad_epochs = b[2];
+        tr->stopper.have_best = b[0];
+        tr->stopper.best_epoch = b[1];
+        tr->stopper.bad_epochs = b[2];
     } else {
         const char *ep = amtl_file_meta(file, "epoch");
         char *end = NULL;

@@ -718,6 +718,7 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
     const amtl_split *sp = &ds->split[split];
     int64_t n = sp->rows;
     int T = tr->net.T;
+    m->T = T;
     m->rows = n;
     float *logits;
     /* evaluation draws no random numbers, but keep the training stream untouched */
@@ -728,17 +729,28 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
     double s = 0;
     int k = 0;
     for (int t = 0; t < T; t++) {
-        const float *y = sp->labels + (size_t)t * n;
-        const float *w = tr->task_cond[t] >= 0 ? sp->labels + (size_t)tr->task_cond[t] * n : NULL;
-        double auc = NAN;
-        int r = n > 0 ? amtl_auc(logits + (size_t)t * n, y, w, n, &auc, st) : 1;
-        if (r < 0) {
+        const float *lg = logits + (size_t)t * n, *y = sp->labels + (size_t)t * n;
+        int c = tr->task_cond[t];
+        const float *w = c >= 0 ? sp->labels + (size_t)c * n : NULL;
+        m->cond[t] = c;
+        m->trained[t] = tr->task_w[t] != 0.0f;
+        m->counted[t] = n;
+        if (w) {
+            m->counted[t] = 0;
+            for (int64_t i = 0; i < n; i++)
+                m->counted[t] += w[i] != 0.0f;
+        }
+        double auc = NAN, all = NAN;
+        int ra = n > 0 ? amtl_auc(lg, y, w, n, &auc, st) : 1;
+        int rb = c >= 0 && n > 0 ? amtl_auc(lg, y, NULL, n, &all, st) : 1;
+        if (ra < 0 || rb < 0) {
             amtl_free(logits);
             return -1;
         }
-        m->auc[t] = r == 0 ? auc : NAN;
-        m->logloss[t] = amtl_logloss_logits(logits + (size_t)t * n, y, w, n);
-        if (r == 0) {
+        m->auc[t] = ra == 0 ? auc : NAN;
+        m->auc_all[t] = rb == 0 ? all : NAN;
+        m->logloss[t] = amtl_logloss_logits(lg, y, w, n);
+        if (m->trained[t] && ra == 0) {
             s += auc;
             k++;
         }
@@ -746,6 +758,14 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
     m->mean_auc = k ? s / k : NAN;
     amtl_free(logits);
     return 0;
+}
+
+void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m)
+{
+    for (int t = 0; t < tr->net.T; t++)
+        if (tr->task_w[t] == 0.0f)
+            m->auc[t] = m->logloss[t] = NAN;
+    m->mean_auc = amtl_finite_mean(m->auc, tr->net.T);
 }
 
 int amtl_trainer_record(amtl_trainer *tr, amtl_phase phase, double loss,
@@ -773,34 +793,18 @@ int amtl_trainer_record(amtl_trainer *tr, amtl_phase phase, double loss,
     return 0;
 }
 
-int amtl_improved(const double *best, const double *cur, int T)
+void amtl_trainer_reset_best(amtl_trainer *tr, int patience)
 {
-    double s = 0;
-    int k = 0;
-    for (int t = 0; t < T; t++) {
-        if (isnan(cur[t]) || isnan(best[t]) || cur[t] == 0)
-            continue;
-        s += (cur[t] - best[t]) / cur[t];
-        k++;
-    }
-    return k > 0 && s / k > 0;
+    amtl_stopper_reset(&tr->stopper, tr->net.T, tr->cfg.early_stop, patience,
+                       tr->cfg.min_epochs);
 }
 
-void amtl_trainer_reset_best(amtl_trainer *tr)
-{
-    tr->have_best = 0;
-    tr->bad_epochs = 0;
-    tr->best_epoch = -1;
-}
-
-int amtl_trainer_track_best(amtl_trainer *tr, const amtl_metrics *val, amtl_status *st)
+int amtl_trainer_track_best(amtl_trainer *tr, int epoch, const amtl_metrics *val,
+                            amtl_status *st)
 {
     amtl_supernet *net = &tr->net;
-    int T = net->T;
-    if (tr->have_best && !amtl_improved(tr->best_auc, val->auc, T)) {
-        tr->bad_epochs++;
+    if (!amtl_stopper_update(&tr->stopper, epoch, val->auc, val->logloss))
         return 0;
-    }
     if (!tr->best_w) {
         tr->best_w = amtl_alloc_array(net->n_w, sizeof(float));
         tr->best_state = amtl_alloc_array(net->n_state ? net->n_state : 1, sizeof(float));
@@ -811,18 +815,13 @@ int amtl_trainer_track_best(amtl_trainer *tr, const amtl_metrics *val, amtl_stat
     memcpy(tr->best_w, net->w, net->n_w * sizeof(float));
     memcpy(tr->best_state, net->state, net->n_state * sizeof(float));
     memcpy(tr->best_nbt, net->nbt, net->n_nbt * sizeof(int64_t));
-    for (int t = 0; t < T; t++)
-        tr->best_auc[t] = val->auc[t];
-    tr->have_best = 1;
-    tr->best_epoch = tr->epoch - 1;
-    tr->bad_epochs = 0;
     return 1;
 }
 
 void amtl_trainer_restore_best(amtl_trainer *tr)
 {
     amtl_supernet *net = &tr->net;
-    if (!tr->have_best || !tr->best_w)
+    if (!tr->stopper.have_best || !tr->best_w)
         return;
     memcpy(net->w, tr->best_w, net->n_w * sizeof(float));
     memcpy(net->state, tr->best_state, net->n_state * sizeof(float));

@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "format/io.h"
 #include "train/optim.h"
+#include "train/stopper.h"
 #include "base/rng.h"
 #include "model/supernet.h"
 
@@ -30,11 +31,18 @@ int amtl_phase_parse(const char *s, amtl_phase *p);
  * seconds, then per task val AUC and val logloss. */
 #define AMTL_HIST_FIXED 5
 
+/* A model's metrics on a split, per task.  A task counts on the rows where
+ * its condition (config task_conditions) is 1, all rows when it has none. */
 typedef struct {
-    double auc[64];      /* NaN where a task has one class only */
-    double logloss[64];
-    double mean_auc;     /* over tasks with an AUC */
-    int64_t rows;
+    int T;
+    int64_t rows;        /* rows of the split */
+    double mean_auc;     /* over the trained tasks with an AUC; NaN if none */
+    double auc[64];      /* over the rows where the task counts; NaN: one class */
+    double logloss[64];  /* same rows; NaN when none */
+    int64_t counted[64]; /* those rows */
+    double auc_all[64];  /* conditioned tasks: over every row (NaN otherwise) */
+    int cond[64];        /* label index of the condition, or -1 */
+    int trained[64];     /* loss weight != 0 */
 } amtl_metrics;
 
 typedef struct {
@@ -49,9 +57,9 @@ typedef struct {
     int *task_cond;        /* [T] label index of the condition, or -1 */
     amtl_workspace *ws_train, *ws_eval;
     int B;
-    /* early stopping (fine-tuning) */
-    double best_auc[64];
-    int have_best, best_epoch, bad_epochs;
+    /* early stopping (fine-tuning): the stopper's best and the weights,
+     * running statistics and counters of its best epoch */
+    amtl_stopper stopper;
     float *best_w, *best_state;
     int64_t *best_nbt;
     volatile sig_atomic_t *stop;    /* set by a signal handler: stop at the next batch */
@@ -105,9 +113,13 @@ void amtl_trainer_sync_liveness(amtl_trainer *tr);
 int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
                        int discretize, double *loss, amtl_status *st);
 
-/* Metrics of a split (eval mode). */
+/* Metrics of a split (eval mode), from amtl_trainer_predict's logits: the
+ * one evaluation of the project (validation during training, amtl-eval). */
 int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
                           amtl_metrics *m, amtl_status *st);
+/* Sets the AUC and logloss of every task with loss weight 0 to NaN (they
+ * are logged as null) and recomputes the mean over the rest. */
+void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m);
 /* Logits [T, rows] of a split into a malloc'd array. */
 int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
                          float **logits, amtl_status *st);
@@ -116,14 +128,17 @@ int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
 int amtl_trainer_record(amtl_trainer *tr, amtl_phase phase, double loss,
                         const amtl_metrics *val, double seconds, amtl_status *st);
 
-/* Early stopping (DESIGN.md section 4 step 5): returns 1 when val improved
- * (mean over tasks of (new-best)/new > 0) and the weights were kept as best. */
-int amtl_trainer_track_best(amtl_trainer *tr, const amtl_metrics *val, amtl_status *st);
-void amtl_trainer_reset_best(amtl_trainer *tr);
+/* Early stopping (DESIGN.md section 4 step 5) by tr->stopper (stopper.h):
+ * reset_best starts it afresh with the config's rule (early_stop),
+ * patience and min_epochs; track_best feeds it the epoch's validation
+ * metrics and keeps the weights when the epoch is the new best (returns 1,
+ * 0 when not, -1 with st when the copy cannot be allocated); restore_best
+ * puts the kept weights back.  amtl_stopper_done(&tr->stopper) says when to
+ * stop. */
+void amtl_trainer_reset_best(amtl_trainer *tr, int patience);
+int amtl_trainer_track_best(amtl_trainer *tr, int epoch, const amtl_metrics *val,
+                            amtl_status *st);
 void amtl_trainer_restore_best(amtl_trainer *tr);
-
-/* The improvement rule on its own (tests use it). */
-int amtl_improved(const double *best, const double *cur, int T);
 
 /* Checkpoints (kind "checkpoint", or "model" for a trained discrete net).
  * Refuses (AMTL_ENUM, nothing written) when a parameter, running statistic,

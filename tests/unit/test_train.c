@@ -10,6 +10,7 @@
 #include "format/arch.h"
 #include "format/config.h"
 #include "data/dataset.h"
+#include "cmd/eval_cmd.h"
 #include "cmd/train_cmd.h"
 #include "train/metrics.h"
 #include "cmd/predict.h"
@@ -477,9 +478,9 @@ static void test_eval_metrics(void)
     CHECK_OK(amtl_trainer_init(&tr, &cfg, &ds, &st), &st);
     double loss;
     CHECK_OK(amtl_trainer_epoch(&tr, &ds, AMTL_PHASE_WARMUP, 0, &loss, &st), &st);
-    amtl_eval_result r;
+    amtl_metrics r;
     amtl_metrics m;
-    CHECK_OK(amtl_eval_metrics(&tr, &ds, AMTL_SPLIT_TEST, &r, &st), &st);
+    CHECK_OK(amtl_trainer_evaluate(&tr, &ds, AMTL_SPLIT_TEST, &r, &st), &st);
     CHECK_OK(amtl_trainer_evaluate(&tr, &ds, AMTL_SPLIT_TEST, &m, &st), &st);
     const amtl_split *sp = &ds.split[AMTL_SPLIT_TEST];
     int64_t n = sp->rows, clicks = 0;
@@ -508,7 +509,7 @@ static void test_eval_metrics(void)
     /* a task with loss weight 0 is not trained: out of the mean */
     CHECK(tiny_config(&cfg, "task_weights", "[0, 1]") == 0);
     CHECK_OK(amtl_trainer_init(&tr, &cfg, &ds, &st), &st);
-    CHECK_OK(amtl_eval_metrics(&tr, &ds, AMTL_SPLIT_TEST, &r, &st), &st);
+    CHECK_OK(amtl_trainer_evaluate(&tr, &ds, AMTL_SPLIT_TEST, &r, &st), &st);
     CHECK(!r.trained[0] && r.trained[1]);
     CHECK(r.mean_auc == r.auc[1]);
     CHECK_OK(amtl_trainer_evaluate(&tr, &ds, AMTL_SPLIT_VAL, &m, &st), &st);

@@ -1,0 +1,213 @@
+/* eval_cmd.c — see eval_cmd.h. */
+#include "cmd/eval_cmd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void join(char **names, int n, char *buf, size_t cap)
+{
+    size_t p = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && p + 1 < cap; i++)
+        p += (size_t)snprintf(buf + p, cap - p, "%s%s", i ? "," : "", names[i]);
+}
+
+static int same_names(char **a, int na, char **b, int nb)
+{
+    if (na != nb)
+        return 0;
+    for (int i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]))
+            return 0;
+    return 1;
+}
+
+int amtl_eval_check_match(const amtl_file *model, const char *model_path,
+                          const amtl_dataset *ds, const char *data_path, amtl_status *st)
+{
+    amtl_dataset m;
+    if (amtl_dataset_shape(&m, model, model_path, st))
+        return -1;
+    char **mn[3] = {m.sparse_names, m.dense_names, m.label_names};
+    char **dn[3] = {ds->sparse_names, ds->dense_names, ds->label_names};
+    int mc[3] = {m.N, m.D, m.T}, dc[3] = {ds->N, ds->D, ds->T};
+    const char *kind[3] = {"sparse fields", "dense fields", "labels"};
+    int rc = 0;
+    for (int k = 0; k < 3 && !rc; k++) {
+        if (same_names(mn[k], mc[k], dn[k], dc[k]))
+            continue;
+        char a[400], b[400];
+        join(mn[k], mc[k], a, sizeof a);
+        join(dn[k], dc[k], b, sizeof b);
+        rc = amtl_error(st, AMTL_EDATA,
+                        "%s: does not match dataset '%s': %s [%s] in the model, [%s] in the "
+                        "dataset", model_path, data_path, kind[k], a, b);
+    }
+    for (int f = 0; f < m.N && !rc; f++) {
+        if (m.vocab[f] != ds->vocab[f]) {
+            rc = amtl_error(st, AMTL_EDATA,
+                            "%s: does not match dataset '%s': field '%s' has %d ids in the "
+                            "model, %d in the dataset", model_path, data_path,
+                            m.sparse_names[f], m.vocab[f], ds->vocab[f]);
+            break;
+        }
+        char nm[300];
+        snprintf(nm, sizeof nm, "vocab.%s", m.sparse_names[f]);
+        const amtl_tensor *a = amtl_file_find(model, nm), *b = amtl_file_find(&ds->file, nm);
+        if (a && b && (amtl_tensor_nbytes(a) != amtl_tensor_nbytes(b) ||
+                       memcmp(a->data, b->data, amtl_tensor_nbytes(a))))
+            rc = amtl_error(st, AMTL_EDATA,
+                            "%s: does not match dataset '%s': field '%s' numbers other "
+                            "values (the data was prepared apart; score raw rows with "
+                            "--predict instead)", model_path, data_path, m.sparse_names[f]);
+    }
+    amtl_dataset_shape_free(&m);
+    return rc;
+}
+
+static void print_json(const amtl_metrics *r, const amtl_supernet *net, const char *model,
+                       const char *split, FILE *f)
+{
+    fputs("{\"model\":", f);
+    amtl_json_str(f, model);
+    fprintf(f, ",\"split\":\"%s\",\"rows\":%lld,\"mean_auc\":", split, (long long)r->rows);
+    amtl_json_num(f, r->mean_auc, 6);
+    fputs(",\"tasks\":{", f);
+    int first = 1;
+    for (int t = 0; t < r->T; t++) {
+        if (!r->trained[t])
+            continue;
+        fputs(first ? "" : ",", f);
+        first = 0;
+        amtl_json_str(f, net->label_names[t]);
+        fputs(":{\"auc\":", f);
+        amtl_json_num(f, r->auc[t], 6);
+        fputs(",\"logloss\":", f);
+        amtl_json_num(f, r->logloss[t], 6);
+        fprintf(f, ",\"rows\":%lld", (long long)r->counted[t]);
+        if (r->cond[t] >= 0) {
+            fputs(",\"condition\":", f);
+            amtl_json_str(f, net->label_names[r->cond[t]]);
+            fputs(",\"auc_all\":", f);
+            amtl_json_num(f, r->auc_all[t], 6);
+        }
+        fputc('}', f);
+    }
+    fputs("},\"not_trained\":[", f);
+    first = 1;
+    for (int t = 0; t < r->T; t++) {
+        if (r->trained[t])
+            continue;
+        fputs(first ? "" : ",", f);
+        first = 0;
+        amtl_json_str(f, net->label_names[t]);
+    }
+    fprintf(f, "],\"live_weights\":%zu}\n", amtl_supernet_live_weights(net));
+}
+
+static void table_num(FILE *f, double v, int width)
+{
+    if (isnan(v))
+        fprintf(f, " %*s", width, "n/a");
+    else
+        fprintf(f, " %*.5f", width, v);
+}
+
+static void print_table(const amtl_metrics *r, const amtl_supernet *net, const char *split,
+                        FILE *f)
+{
+    int w = 4, any_cond = 0;
+    for (int t = 0; t < r->T; t++) {
+        int len = (int)strlen(net->label_names[t]);
+        w = len > w ? len : w;
+        any_cond |= r->trained[t] && r->cond[t] >= 0;
+    }
+    fprintf(f, "%-*s %10s %10s %8s", w, "task", "AUC", "logloss", "rows");
+    if (any_cond)
+        fprintf(f, " %10s  %s", "AUC(all)", "counted where");
+    fputc('\n', f);
+    for (int t = 0; t < r->T; t++) {
+        if (!r->trained[t])
+            continue;
+        fprintf(f, "%-*s", w, net->label_names[t]);
+        table_num(f, r->auc[t], 10);
+        table_num(f, r->logloss[t], 10);
+        fprintf(f, " %8lld", (long long)r->counted[t]);
+        if (r->cond[t] >= 0) {
+            table_num(f, r->auc_all[t], 10);
+            fprintf(f, "  %s = 1", net->label_names[r->cond[t]]);
+        } else if (any_cond) {
+            fprintf(f, " %10s  %s", "-", "-");
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "%-*s", w, "mean");
+    table_num(f, r->mean_auc, 10);
+    fputc('\n', f);
+    int first = 1;
+    for (int t = 0; t < r->T; t++) {
+        if (r->trained[t])
+            continue;
+        fprintf(f, "%s%s", first ? "not trained: " : ", ", net->label_names[t]);
+        first = 0;
+    }
+    if (!first)
+        fputc('\n', f);
+    fprintf(f, "(%s split, %lld rows, %zu live weights)\n", split, (long long)r->rows,
+            amtl_supernet_live_weights(net));
+}
+
+int amtl_eval_run(const char *model, const char *data, const char *split, int json,
+                  const char *device, amtl_status *st)
+{
+    amtl_dataset ds;
+    amtl_config cfg = {0};
+    amtl_file f;
+    amtl_trainer tr;
+    char *yaml = NULL;
+    int rc = -1, have_tr = 0;
+    memset(&ds, 0, sizeof ds);
+    memset(&f, 0, sizeof f);
+    const char *name = strcmp(model, "-") ? model : "<stdin>";
+    int sp = amtl_split_parse(split);
+    if (sp < 0)
+        return amtl_error(st, AMTL_EUSAGE, "unknown split '%s' (train, val or test)", split);
+    if (amtl_file_read(&f, model, "model", st) || amtl_file_config_yaml(&f, &yaml, st) ||
+        amtl_config_defaults(&cfg, st))
+        goto out;
+    if (yaml && amtl_config_load_string(&cfg, yaml, strlen(yaml), name, st))
+        goto out;
+    /* where the model was trained does not decide where it is scored */
+    if (amtl_config_set(&cfg, "device", device ? device : "cpu", st) ||
+        amtl_config_validate(&cfg, st))
+        goto out;
+    if (amtl_dataset_read(&ds, data, st) || amtl_eval_check_match(&f, name, &ds, data, st))
+        goto out;
+    if (amtl_trainer_load_file(&tr, &f, name, &ds, &cfg, st))
+        goto out;
+    amtl_file_free(&f);
+    have_tr = 1;
+    amtl_metrics r;
+    if (amtl_trainer_evaluate(&tr, &ds, sp, &r, st))
+        goto out;
+    if (json)
+        print_json(&r, &tr.net, name, split, stdout);
+    else
+        print_table(&r, &tr.net, split, stdout);
+    if (fflush(stdout) || ferror(stdout)) {
+        amtl_error(st, AMTL_EIO, "cannot write to stdout: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (have_tr)
+        amtl_trainer_free(&tr);
+    amtl_file_free(&f);
+    amtl_dataset_free(&ds);
+    amtl_config_free(&cfg);
+    free(yaml);
+    return rc;
+}
