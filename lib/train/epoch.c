@@ -1,0 +1,630 @@
+/* epoch.c — one epoch of training (amtl_trainer_epoch), prediction and
+ * evaluation of a split, on the CPU step or a device step (train.h). */
+#include "train/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/layers.h"
+#include "train/metrics.h"
+#include "base/progress.h"
+#include "model/supernet_dev.h"
+#include "base/tensor.h"
+#include "model/wide.h"
+
+int amtl_device_backend(const char *device, const amtl_backend **be, amtl_status *st)
+{
+    *be = NULL;
+    if (!strcmp(device, "cpu"))
+        return 0;
+    if (!strcmp(device, "cpu-backend")) {
+        *be = amtl_backend_cpu();
+        return 0;
+    }
+    const char *why = NULL;
+    const amtl_backend *c = amtl_backend_cuda(&why);
+    if (c) {
+        *be = c;
+        return 0;
+    }
+    if (!strcmp(device, "auto"))
+        return 0;
+    return amtl_error(st, AMTL_EDEVICE, "device %s: %s", device,
+                      why ? why : "no CUDA backend");
+}
+
+/* Makes the host's weights, running statistics (and with optim, the
+ * weights' Adam moments) current on the device and its data the given
+ * split's.  Nothing to do on the CPU path. */
+static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int optim,
+                     amtl_status *st)
+{
+    if (!tr->dev_resolved) {
+        const amtl_backend *be;
+        if (amtl_device_backend(tr->cfg.device, &be, st))
+            return -1;
+        tr->dev_resolved = 1;
+        tr->dev_split = -1;
+        if (be && amtl_dev_init(&tr->dev, be, &tr->net, tr->B, 1, st))
+            return -1;
+        if (tr->dev)
+            amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);
+    }
+    if (!tr->dev)
+        return 0;
+    if (amtl_dev_put_params(tr->dev, &tr->net, st) ||
+        (optim && amtl_dev_put_optim(tr->dev, &tr->opt_w, &tr->net, st)))
+        return -1;
+    if (tr->dev_split != split) {
+        tr->dev_split = -1;
+        if (amtl_dev_put_split(tr->dev, ds, split, st))
+            return -1;
+        tr->dev_split = split;
+    }
+    return 0;
+}
+
+/* Brings the device's weights, running statistics and Adam moments back. */
+static int dev_end(amtl_trainer *tr, amtl_status *st)
+{
+    if (!tr->dev)
+        return 0;
+    return amtl_dev_get_params(tr->dev, &tr->net, st) ||
+                   amtl_dev_get_optim(tr->dev, &tr->opt_w, st)
+               ? -1
+               : 0;
+}
+
+/* Lazy Adam for the embedding tables (config sparse_embedding): the rows a
+ * batch uses, per table, sorted and distinct, for amtl_adam_step_lazy. */
+typedef struct {
+    int32_t *ids;           /* [N, B] */
+    const int32_t **rows;   /* [n_segs]: the table's rows, or NULL (dense) */
+    int *n_rows;            /* [n_segs] */
+} lazy_rows;
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int lazy_init(lazy_rows *lz, const amtl_trainer *tr, amtl_status *st)
+{
+    const amtl_supernet *net = &tr->net;
+    int ns = tr->opt_w.n_segs;
+    lz->ids = amtl_alloc_array((size_t)net->N * tr->B + 1, sizeof(int32_t));
+    lz->rows = calloc((size_t)ns + 1, sizeof *lz->rows);
+    lz->n_rows = calloc((size_t)ns + 1, sizeof *lz->n_rows);
+    if (!lz->ids || !lz->rows || !lz->n_rows)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    return 0;
+}
+
+static void lazy_free(lazy_rows *lz)
+{
+    amtl_free(lz->ids);
+    free(lz->rows);
+    free(lz->n_rows);
+}
+
+/* The rows of each embedding table batch b uses, sorted and distinct, into
+ * lz (for amtl_adam_step_lazy and amtl_dev_adam_step). */
+static void lazy_fill(const amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
+{
+    const amtl_supernet *net = &tr->net;
+    int N = net->N, B = b->B;
+    for (int f = 0; f < N; f++) {
+        int32_t *u = lz->ids + (size_t)f * tr->B;
+        for (int r = 0; r < B; r++)
+            u[r] = b->ids[(size_t)r * N + f];
+        qsort(u, (size_t)B, sizeof *u, cmp_i32);
+        int n = B > 0 ? 1 : 0;
+        for (int r = 1; r < B; r++)
+            if (u[r] != u[n - 1])
+                u[n++] = u[r];
+        const float *tab = net->w + net->emb[f];
+        for (int k = 0; k < tr->opt_w.n_segs; k++)
+            if (tr->opt_w.segs[k].param == tab) {
+                lz->rows[k] = u;
+                lz->n_rows[k] = n;
+            }
+    }
+}
+
+/* The weights' Adam step after a batch on the CPU: dense, or lazy for the
+ * embedding tables when lz is not NULL. */
+static void weights_step(amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
+{
+    if (!lz) {
+        amtl_adam_step(&tr->opt_w);
+        return;
+    }
+    lazy_fill(tr, b, lz);
+    amtl_adam_step_lazy(&tr->opt_w, lz->rows, lz->n_rows, tr->net.E);
+}
+
+/* Batch buffers for B rows. */
+typedef struct {
+    amtl_batch b;
+    int32_t *rows;
+} batchbuf;
+
+static int batchbuf_init(batchbuf *bb, const amtl_dataset *ds, int B, amtl_status *st)
+{
+    memset(bb, 0, sizeof *bb);
+    bb->b.ids = amtl_alloc_array((size_t)B * ds->N, sizeof(int32_t));
+    bb->b.dense = amtl_alloc_array((size_t)B * (ds->D ? ds->D : 1), sizeof(float));
+    bb->b.labels = amtl_alloc_array((size_t)B * ds->T, sizeof(float));
+    bb->rows = amtl_alloc_array((size_t)B, sizeof(int32_t));
+    if (!bb->b.ids || !bb->b.dense || !bb->b.labels || !bb->rows)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    return 0;
+}
+
+static void batchbuf_free(batchbuf *bb)
+{
+    amtl_free(bb->b.ids);
+    amtl_free(bb->b.dense);
+    amtl_free(bb->b.labels);
+    amtl_free(bb->rows);
+}
+
+/* Loss (1/T) Σ_t w_t BCE_t over the counted rows, and dlogits [T,B]. */
+static double loss_and_grad(const amtl_trainer *tr, const amtl_batch *b, const float *logits,
+                            float *dlogits, float *ycol, float *mcol)
+{
+    int B = b->B, T = tr->net.T;
+    double total = 0;
+    for (int t = 0; t < T; t++) {
+        for (int r = 0; r < B; r++) {
+            ycol[r] = b->labels[(size_t)r * T + t];
+            mcol[r] = tr->task_cond[t] >= 0 ? b->labels[(size_t)r * T + tr->task_cond[t]] : 1.0f;
+        }
+        const float *w = tr->task_cond[t] >= 0 ? mcol : NULL;
+        double lt = amtl_bce_logits_forward(logits + (size_t)t * B, ycol, w, B);
+        total += tr->task_w[t] * lt;
+        amtl_bce_logits_backward(dlogits + (size_t)t * B, logits + (size_t)t * B, ycol, w, B,
+                                 tr->task_w[t] / (float)T);
+    }
+    return total / T;
+}
+
+static int grads_finite(const amtl_supernet *net)
+{
+    float s = 0;
+    for (size_t i = 0; i < net->n_w; i++)
+        s += net->g[i] * 0.0f;
+    for (size_t i = 0; i < net->n_arch; i++)
+        s += net->garch[i] * 0.0f;
+    return s == 0.0f;  /* NaN or Inf times zero is NaN */
+}
+
+/* The first parameter tensor holding a NaN or an infinity, or NULL.  A
+ * step can overflow even from finite gradients (a huge learning rate). */
+static const char *non_finite_param(const amtl_supernet *net)
+{
+    for (int i = 0; i < net->n_params; i++) {
+        const amtl_param *p = &net->params[i];
+        if (p->buf == AMTL_BUF_NBT)
+            continue;
+        const float *x = amtl_param_ptr(net, p);
+        float s = 0;
+        for (size_t k = 0; k < p->n; k++)
+            s += x[k] * 0.0f;
+        if (s != 0.0f)
+            return p->name;
+    }
+    return NULL;
+}
+
+static void clip_grads(amtl_supernet *net, float max_norm)
+{
+    double ss = 0;
+    for (size_t i = 0; i < net->n_w; i++)
+        ss += (double)net->g[i] * net->g[i];
+    double norm = sqrt(ss);
+    if (norm > max_norm) {
+        float s = (float)(max_norm / (norm + 1e-6));
+        for (size_t i = 0; i < net->n_w; i++)
+            net->g[i] *= s;
+    }
+}
+
+/* Where the epoch starts: a fresh permutation drawn from the training
+ * stream, or the stored part-done epoch's permutation redrawn from the state
+ * it came from (the training stream has moved on since). */
+static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *perm,
+                       amtl_rng *at_perm, int64_t *b0, double *sum, int64_t *counted,
+                       amtl_status *st)
+{
+    *b0 = 0;
+    *sum = 0;
+    *counted = 0;
+    if (!tr->part.active) {
+        *at_perm = tr->rng;
+        amtl_rng_permutation(&tr->rng, perm, (size_t)n);
+        return 0;
+    }
+    if (tr->part.phase != phase)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "epoch %d was stopped part-way in the %s phase and cannot "
+                          "continue as %s",
+                          tr->epoch, amtl_phase_name(tr->part.phase), amtl_phase_name(phase));
+    if (tr->part.B != tr->B || tr->part.rows != n)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "epoch %d was stopped part-way with batch size %lld over %lld "
+                          "train rows and cannot continue with %d over %lld",
+                          tr->epoch, (long long)tr->part.B, (long long)tr->part.rows, tr->B,
+                          (long long)n);
+    amtl_rng_set_state(at_perm, tr->part.perm_rng);
+    amtl_rng r = *at_perm;
+    amtl_rng_permutation(&r, perm, (size_t)n);
+    *b0 = tr->part.next_batch;
+    *sum = tr->part.loss_sum;
+    *counted = tr->part.counted;
+    tr->part.active = 0;
+    return 0;
+}
+
+/* The bi-level arch step (arch_data: val): the gradient of the validation
+ * loss with respect to the arch params only, on validation batch j of a
+ * permutation fixed for the epoch.  The step runs in training mode (batch
+ * statistics, dropout, sampled gates) as the weight step does, but leaves the
+ * BatchNorm running statistics as they were: validation rows must not shape
+ * the statistics the model is evaluated with. */
+static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t *vperm,
+                         int64_t j, batchbuf *vb, float *dlogits, float *ycol, float *mcol,
+                         float *state_save, int64_t *nbt_save, amtl_status *st)
+{
+    amtl_supernet *net = &tr->net;
+    int64_t nv = ds->split[AMTL_SPLIT_VAL].rows;
+    int B = tr->B;
+    int64_t nbv = nv / B > 0 ? nv / B : 1;
+    int64_t r0 = (j % nbv) * B;
+    int bs = (int)(nv - r0 < B ? nv - r0 : B);
+    if (bs < 2)
+        return 0;
+    memcpy(vb->rows, vperm + r0, (size_t)bs * sizeof(int32_t));
+    amtl_dataset_gather(ds, AMTL_SPLIT_VAL, vb->rows, bs, &vb->b);
+    memcpy(nbt_save, net->nbt, net->n_nbt * sizeof(int64_t));
+    int finite;
+    if (tr->dev) {
+        /* the batch from the host (the device holds the train split) */
+        double lt[AMTL_BACKEND_MAX_T], l = 0;
+        if (amtl_dev_state_save(tr->dev, st) || amtl_dev_batch_host(tr->dev, &vb->b, st) ||
+            amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
+            amtl_dev_loss(tr->dev, tr->task_cond, tr->task_w, lt, st) ||
+            amtl_dev_state_restore(tr->dev, st))
+            return -1;
+        memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
+        for (int t = 0; t < net->T; t++)
+            l += tr->task_w[t] * lt[t];
+        finite = isfinite(l);
+        memset(net->garch, 0, net->n_arch * sizeof(float));
+        if (finite && (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st)))
+            return -1;
+        for (size_t i = 0; finite && i < net->n_arch; i++)
+            finite = isfinite(net->garch[i]);
+    } else {
+        memcpy(state_save, net->state, net->n_state * sizeof(float));
+        const float *logits = amtl_supernet_forward(net, tr->ws_train, &vb->b, 1, &tr->rng);
+        double l = loss_and_grad(tr, &vb->b, logits, dlogits, ycol, mcol);
+        memcpy(net->state, state_save, net->n_state * sizeof(float));
+        memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
+        finite = isfinite(l);
+        if (finite) {
+            amtl_supernet_zero_grad(net);
+            amtl_supernet_backward(net, tr->ws_train, &vb->b, dlogits);
+            finite = grads_finite(net);
+        }
+    }
+    if (!finite)
+        return amtl_error(st, AMTL_ENUM,
+                          "non-finite validation loss or gradient in the arch step of epoch %d, "
+                          "batch %lld",
+                          tr->epoch, (long long)j);
+    amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
+    amtl_adam_step(&tr->opt_a);
+    return 0;
+}
+
+int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phase,
+                       int discretize, double *loss, amtl_status *st)
+{
+    amtl_supernet *net = &tr->net;
+    const amtl_split *sp = &ds->split[AMTL_SPLIT_TRAIN];
+    int64_t n = sp->rows;
+    int B = tr->B, T = net->T;
+    if (n < 2)
+        return amtl_error(st, AMTL_EDATA, "the train split has %lld rows (at least 2 needed)",
+                          (long long)n);
+    int32_t *perm = amtl_alloc_array((size_t)n, sizeof(int32_t));
+    float *dlogits = amtl_alloc_array((size_t)T * B, sizeof(float));
+    float *ycol = amtl_alloc_array((size_t)B, sizeof(float));
+    float *mcol = amtl_alloc_array((size_t)B, sizeof(float));
+    batchbuf bb, vb;
+    int rc = -1;
+    int bilevel = phase == AMTL_PHASE_SEARCH && !strcmp(tr->cfg.arch_data, "val") &&
+                  ds->split[AMTL_SPLIT_VAL].rows >= 2;
+    int64_t nv = bilevel ? ds->split[AMTL_SPLIT_VAL].rows : 0;
+    int32_t *vperm = NULL;
+    int dev_live = 0;      /* the device holds state the host does not have yet */
+    lazy_rows lz = {0};
+    float *state_save = NULL;
+    int64_t *nbt_save = NULL;
+    memset(&vb, 0, sizeof vb);
+    if (batchbuf_init(&bb, ds, B, st) || (bilevel && batchbuf_init(&vb, ds, B, st)))
+        goto out;
+    if (bilevel) {
+        vperm = amtl_alloc_array((size_t)nv, sizeof(int32_t));
+        state_save = amtl_alloc_array(net->n_state + 1, sizeof(float));
+        nbt_save = amtl_alloc_array(net->n_nbt + 1, sizeof(int64_t));
+    }
+    if (!perm || !dlogits || !ycol || !mcol ||
+        (bilevel && (!vperm || !state_save || !nbt_save))) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto out;
+    }
+    net->warmup = phase == AMTL_PHASE_WARMUP;
+    amtl_trainer_sync_liveness(tr);
+    amtl_rng at_perm;
+    int64_t b0;
+    double sum;
+    int64_t counted;
+    if (epoch_begin(tr, phase, n, perm, &at_perm, &b0, &sum, &counted, st))
+        goto out;
+    if (dev_begin(tr, ds, AMTL_SPLIT_TRAIN, 1, st))
+        goto out;
+    dev_live = tr->dev != NULL;
+    if (tr->cfg.sparse_embedding && lazy_init(&lz, tr, st))
+        goto out;
+    if (bilevel) {
+        /* the validation order is a function of the epoch's stored state, so
+         * an epoch resumed part-way sees the same batches */
+        amtl_rng vr;
+        amtl_rng_fork(&vr, &at_perm, 0x76616c);
+        amtl_rng_permutation(&vr, vperm, (size_t)nv);
+    }
+    int64_t nb = (n + B - 1) / B, last = b0 - 1;
+    amtl_progress pg;
+    amtl_progress_start(&pg, amtl_phase_name(phase), nb);
+    if (tr->quiet)
+        pg.enabled = 0;
+    for (int64_t bi = b0; bi < nb; bi++) {
+        int64_t r0 = bi * B;
+        int bs = (int)(n - r0 < B ? n - r0 : B);
+        if (bs < 2)
+            break;  /* BatchNorm needs two rows: a last batch of one is skipped */
+        if (tr->stop && *tr->stop) {
+            amtl_progress_finish(&pg);
+            tr->part.active = 1;
+            tr->part.phase = phase;
+            tr->part.next_batch = bi;
+            tr->part.counted = counted;
+            tr->part.loss_sum = sum;
+            tr->part.B = B;
+            tr->part.rows = n;
+            amtl_rng_get_state(&at_perm, tr->part.perm_rng);
+            amtl_error(st, AMTL_EINTR, "stopped in epoch %d after %lld of %lld batches",
+                       tr->epoch, (long long)bi, (long long)nb);
+            goto out;
+        }
+        memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
+        double l;
+        if (tr->dev) {
+            amtl_dev_step_opts so = {
+                .cond = tr->task_cond,
+                .w = tr->task_w,
+                .opt_w = &tr->opt_w,
+                .opt_a = phase == AMTL_PHASE_SEARCH && !bilevel ? &tr->opt_a : NULL,
+                .arch_sparsity = tr->cfg.arch_sparsity,
+                .clip_grad_norm = tr->cfg.clip_grad_norm,
+            };
+            if (tr->cfg.sparse_embedding) {
+                /* the batch's ids on the host, for the rows the step updates */
+                amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
+                lazy_fill(tr, &bb.b, &lz);
+                so.lazy_rows = (const int32_t *const *)lz.rows;
+                so.lazy_n = lz.n_rows;
+            }
+            int r = amtl_dev_train_step(tr->dev, net, bb.rows, bs, &tr->rng, &so, &l, st);
+            if (r) {
+                amtl_progress_finish(&pg);
+                if (r > 0)
+                    amtl_error(st, AMTL_ENUM, "non-finite %s in epoch %d, batch %lld",
+                               isfinite(l) ? "gradient" : "loss", tr->epoch, (long long)bi);
+                goto out;
+            }
+            if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
+                                         state_save, nbt_save, st)) {
+                amtl_progress_finish(&pg);
+                goto out;
+            }
+        } else {
+            amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
+            const float *logits = amtl_supernet_forward(net, tr->ws_train, &bb.b, 1, &tr->rng);
+            l = loss_and_grad(tr, &bb.b, logits, dlogits, ycol, mcol);
+            if (!isfinite(l)) {
+                amtl_progress_finish(&pg);
+                amtl_error(st, AMTL_ENUM, "non-finite loss in epoch %d, batch %lld", tr->epoch,
+                           (long long)bi);
+                goto out;
+            }
+            amtl_supernet_zero_grad(net);
+            amtl_supernet_backward(net, tr->ws_train, &bb.b, dlogits);
+            amtl_embedding_l2(net, &bb.b, tr->cfg.embedding_l2);
+            if (!grads_finite(net)) {
+                amtl_progress_finish(&pg);
+                amtl_error(st, AMTL_ENUM, "non-finite gradient in epoch %d, batch %lld",
+                           tr->epoch, (long long)bi);
+                goto out;
+            }
+            if (tr->cfg.clip_grad_norm > 0)
+                clip_grads(net, tr->cfg.clip_grad_norm);
+            weights_step(tr, &bb.b, tr->cfg.sparse_embedding ? &lz : NULL);
+            if (phase == AMTL_PHASE_SEARCH && !bilevel) {
+                amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
+                amtl_adam_step(&tr->opt_a);
+            }
+            if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
+                                         state_save, nbt_save, st)) {
+                amtl_progress_finish(&pg);
+                goto out;
+            }
+        }
+        sum += l * bs;
+        counted += bs;
+        last = bi;
+        char note[64];
+        snprintf(note, sizeof note, "loss %.4f", sum / (double)counted);
+        amtl_progress_update(&pg, bi + 1, note);
+    }
+    amtl_progress_finish(&pg);
+    dev_live = 0;
+    if (dev_end(tr, st))
+        goto out;
+    const char *bad = non_finite_param(net);
+    if (bad) {
+        amtl_error(st, AMTL_ENUM, "non-finite weights in epoch %d after batch %lld (tensor '%s')",
+                   tr->epoch, (long long)last, bad);
+        goto out;
+    }
+    if (phase == AMTL_PHASE_SEARCH && discretize > 0) {
+        amtl_supernet_discretize(net, discretize, NULL);
+        amtl_trainer_sync_liveness(tr);
+    }
+    tr->epoch++;
+    *loss = counted ? sum / (double)counted : NAN;
+    rc = 0;
+out:
+    if (dev_live) {
+        /* a stopped epoch is saved from the host: bring the state back; if
+         * that fails, that error replaces the stop so nothing stale is saved */
+        amtl_status st2;
+        if (dev_end(tr, &st2) && st)
+            *st = st2;
+    }
+    lazy_free(&lz);
+    batchbuf_free(&bb);
+    if (bilevel)
+        batchbuf_free(&vb);
+    amtl_free(vperm);
+    amtl_free(state_save);
+    amtl_free(nbt_save);
+    amtl_free(perm);
+    amtl_free(dlogits);
+    amtl_free(ycol);
+    amtl_free(mcol);
+    return rc;
+}
+
+int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                         float **out, amtl_status *st)
+{
+    const amtl_split *sp = &ds->split[split];
+    int64_t n = sp->rows;
+    int B = tr->B, T = tr->net.T;
+    *out = NULL;
+    float *logits = amtl_alloc_array((size_t)(n ? n : 1) * T, sizeof(float));
+    batchbuf bb;
+    if (batchbuf_init(&bb, ds, B, st) || !logits) {
+        batchbuf_free(&bb);
+        amtl_free(logits);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
+    if (dev_begin(tr, ds, split, 0, st))
+        goto fail;
+    float *dl = tr->dev ? amtl_alloc_array((size_t)T * B, sizeof(float)) : NULL;
+    if (tr->dev && !dl) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int64_t r0 = 0; r0 < n; r0 += B) {
+        int bs = (int)(n - r0 < B ? n - r0 : B);
+        for (int i = 0; i < bs; i++)
+            bb.rows[i] = (int32_t)(r0 + i);
+        if (dl) {
+            if (amtl_dev_batch_rows(tr->dev, bb.rows, bs, st) ||
+                amtl_dev_forward(tr->dev, &tr->net, 0, &tr->rng, dl, st)) {
+                amtl_free(dl);
+                goto fail;
+            }
+            for (int t = 0; t < T; t++)
+                memcpy(logits + (size_t)t * n + r0, dl + (size_t)t * bs,
+                       (size_t)bs * sizeof(float));
+            continue;
+        }
+        amtl_dataset_gather(ds, split, bb.rows, bs, &bb.b);
+        const float *lg = amtl_supernet_forward(&tr->net, tr->ws_eval, &bb.b, 0, &tr->rng);
+        for (int t = 0; t < T; t++)
+            memcpy(logits + (size_t)t * n + r0, lg + (size_t)t * bs, (size_t)bs * sizeof(float));
+    }
+    amtl_free(dl);
+    batchbuf_free(&bb);
+    *out = logits;
+    return 0;
+fail:
+    batchbuf_free(&bb);
+    amtl_free(logits);
+    return -1;
+}
+
+int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                          amtl_metrics *m, amtl_status *st)
+{
+    memset(m, 0, sizeof *m);
+    const amtl_split *sp = &ds->split[split];
+    int64_t n = sp->rows;
+    int T = tr->net.T;
+    m->T = T;
+    m->rows = n;
+    float *logits;
+    /* evaluation draws no random numbers, but keep the training stream untouched */
+    amtl_rng saved = tr->rng;
+    if (amtl_trainer_predict(tr, ds, split, &logits, st))
+        return -1;
+    tr->rng = saved;
+    double s = 0;
+    int k = 0;
+    for (int t = 0; t < T; t++) {
+        const float *lg = logits + (size_t)t * n, *y = sp->labels + (size_t)t * n;
+        int c = tr->task_cond[t];
+        const float *w = c >= 0 ? sp->labels + (size_t)c * n : NULL;
+        m->cond[t] = c;
+        m->trained[t] = tr->task_w[t] != 0.0f;
+        m->counted[t] = n;
+        if (w) {
+            m->counted[t] = 0;
+            for (int64_t i = 0; i < n; i++)
+                m->counted[t] += w[i] != 0.0f;
+        }
+        double auc = NAN, all = NAN;
+        int ra = n > 0 ? amtl_auc(lg, y, w, n, &auc, st) : 1;
+        int rb = c >= 0 && n > 0 ? amtl_auc(lg, y, NULL, n, &all, st) : 1;
+        if (ra < 0 || rb < 0) {
+            amtl_free(logits);
+            return -1;
+        }
+        m->auc[t] = ra == 0 ? auc : NAN;
+        m->auc_all[t] = rb == 0 ? all : NAN;
+        m->logloss[t] = amtl_logloss_logits(lg, y, w, n);
+        if (m->trained[t] && ra == 0) {
+            s += auc;
+            k++;
+        }
+    }
+    m->mean_auc = k ? s / k : NAN;
+    amtl_free(logits);
+    return 0;
+}
+
+void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m)
+{
+    for (int t = 0; t < tr->net.T; t++)
+        if (tr->task_w[t] == 0.0f)
+            m->auc[t] = m->logloss[t] = NAN;
+    m->mean_auc = amtl_finite_mean(m->auc, tr->net.T);
+}
