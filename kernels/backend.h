@@ -4,8 +4,9 @@
  *   cpu  (kernels/cpu/backend.c): plain loops and OpenBLAS, host memory;
  *        the reference the CUDA backend is tested against, and the way the
  *        device step itself is tested on a machine without a GPU;
- *   cuda (kernels/cuda/backend.cu): CUDA kernels and cuBLAS, device memory;
- *        compiled whenever nvcc is found (AMTL_HAVE_CUDA).
+ *   cuda (kernels/cuda/): CUDA kernels and cuBLAS, device memory; one
+ *        file per family of primitives, the table in backend.cu; compiled
+ *        whenever nvcc is found (AMTL_HAVE_CUDA).
  * The CPU training path of lib/model/supernet_step.c (fused MixedOp, thread pool)
  * does not go through this table: it is the fast CPU path; this table is
  * what a device runs.

@@ -1,4 +1,4 @@
-/* test_cuda.c — the CUDA backend (kernels/cuda/backend.cu) against the CPU
+/* test_cuda.c — the CUDA backend (kernels/cuda/) against the CPU
  * backend (kernels/cpu/backend.c), primitive by primitive.
  *
  * Each test makes random, non-zero host inputs with odd shapes (leading
