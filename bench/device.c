@@ -64,9 +64,9 @@ typedef struct {
 
 /* ---- the ceiling ---------------------------------------------------------------- */
 
-static const char *be_why(const amtl_backend *be)
+static const char *be_why(amtl_backend *be)
 {
-    const char *e = be->last_error();
+    const char *e = be->last_error(be);
     return e ? e : "unknown error";
 }
 
@@ -76,11 +76,11 @@ static const char *be_why(const amtl_backend *be)
  * measurement itself (the CPU backend at 8192: the operands are already
  * touched by put and zero, and one call is long enough to time).  0 is
  * returned with st set on an error. */
-static double gemm_gflops(const amtl_backend *be, int n, amtl_status *st)
+static double gemm_gflops(amtl_backend *be, int n, amtl_status *st)
 {
     size_t nn = (size_t)n * n, bytes = nn * sizeof(float);
     float *host = amtl_alloc_array(nn, sizeof(float));
-    float *A = be->alloc(bytes), *B = be->alloc(bytes), *C = be->alloc(bytes);
+    float *A = be->alloc(be, bytes), *B = be->alloc(be, bytes), *C = be->alloc(be, bytes);
     double best = 0;
     if (!host || !A || !B || !C) {
         amtl_error(st, AMTL_ENOMEM, "gemm %d: cannot allocate 3 x %zu MiB: %s", n,
@@ -92,16 +92,16 @@ static double gemm_gflops(const amtl_backend *be, int n, amtl_status *st)
     amtl_rng_seed(&r, 3);
     for (size_t i = 0; i < nn; i++)
         host[i] = amtl_rng_uniform_range(&r, -1.0f, 1.0f);
-    if (be->put(A, host, bytes) || be->put(B, host, bytes) || be->zero(C, bytes) ||
-        be->sync()) {
+    if (be->put(be, A, host, bytes) || be->put(be, B, host, bytes) || be->zero(be, C, bytes) ||
+        be->sync(be)) {
         amtl_error(st, AMTL_EDEVICE, "gemm %d: %s", n, be_why(be));
         goto out;
     }
     double spent = 0;
     for (int rep = 0; rep <= 50; rep++) {
         double t0 = amtl_now();
-        be->gemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        if (be->sync()) {
+        be->gemm(be, 0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        if (be->sync(be)) {
             amtl_error(st, AMTL_EDEVICE, "gemm %d: %s", n, be_why(be));
             best = 0;
             goto out;
@@ -117,9 +117,9 @@ static double gemm_gflops(const amtl_backend *be, int n, amtl_status *st)
             break;
     }
 out:
-    be->free(A);
-    be->free(B);
-    be->free(C);
+    be->free(be, A);
+    be->free(be, B);
+    be->free(be, C);
     amtl_free(host);
     return best;
 }
@@ -226,8 +226,8 @@ static int train_step(bench *b, int B, amtl_status *st)
     if (rc > 0)
         return amtl_error(st, AMTL_ENUM, "non-finite loss or arch gradient");
     b->next += B;
-    const amtl_backend *be = amtl_dev_backend(b->dev);
-    if (be->sync())
+    amtl_backend *be = amtl_dev_backend(b->dev);
+    if (be->sync(be))
         return amtl_error(st, AMTL_EDEVICE, "%s backend: %s", be->name, be_why(be));
     return 0;
 }
@@ -248,7 +248,7 @@ static void bench_free(bench *b)
 /* Everything up to the first step: bench/supernet.c's net in the search
  * phase, a train split of 64 batches uploaded, the weights and their Adam
  * moments on the backend. */
-static int bench_init(bench *b, const amtl_backend *be, int B, amtl_status *st)
+static int bench_init(bench *b, amtl_backend *be, int B, amtl_status *st)
 {
     memset(b, 0, sizeof *b);
     if (amtl_config_defaults(&b->cfg, st))
@@ -275,7 +275,7 @@ static int bench_init(bench *b, const amtl_backend *be, int B, amtl_status *st)
         amtl_dev_put_optim(b->dev, &b->ow, &b->net, st) ||
         amtl_dev_put_split(b->dev, &b->ds, AMTL_SPLIT_TRAIN, st))
         return -1;
-    if (be->sync())
+    if (be->sync(be))
         return amtl_error(st, AMTL_EDEVICE, "%s backend: %s", be->name, be_why(be));
     return 0;
 }
@@ -293,7 +293,7 @@ static double flops_per_sample(const amtl_supernet *net)
 }
 
 /* The warm-up and timed steps, the ceiling, then the table on stdout. */
-static int run_bench(const bench_opts *o, const amtl_backend *be, int threads,
+static int run_bench(const bench_opts *o, amtl_backend *be, int threads,
                      amtl_status *st)
 {
     bench b;
@@ -410,15 +410,18 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind + 1]);
     if (optind < argc && amtl_cli_count(argv[optind], 1, 1000000, &o.steps))
         return amtl_cli_usage_error(&cli, "STEPS takes 1 to 1000000, got '%s'", argv[optind]);
-    const amtl_backend *be;
+    amtl_backend *be;
     int threads = 0;
     if (!strcmp(o.device, "cpu-backend")) {
-        be = amtl_backend_cpu();
+        if (!(be = amtl_backend_cpu_new())) {
+            fprintf(stderr, "device: error: out of memory\n");
+            return 1;
+        }
         const char *env = getenv("AMTL_THREADS");
         threads = amtl_blas_set_threads(env ? atoi(env) : 0);
     } else if (!strcmp(o.device, "cuda")) {
         const char *why = NULL;
-        if (!(be = amtl_backend_cuda(&why))) {
+        if (!(be = amtl_backend_cuda_new(&why))) {
             if (!why)
                 why = "no CUDA backend";
             if (!explicit_device) {
@@ -433,7 +436,7 @@ int main(int argc, char **argv)
                                     o.device);
     }
     amtl_status st = {0};
-    if (run_bench(&o, be, threads, &st))
-        return amtl_cli_fail(&cli, &st);
-    return 0;
+    int rc = run_bench(&o, be, threads, &st);
+    amtl_backend_free(be);
+    return rc ? amtl_cli_fail(&cli, &st) : 0;
 }

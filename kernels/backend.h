@@ -11,8 +11,9 @@
  * does not go through this table: it is the fast CPU path; this table is
  * what a device runs.
  *
- * Conventions: every array argument is backend memory (from alloc) unless
- * named *_host; matrices are row-major with the stated leading dimension;
+ * Conventions: every primitive takes its backend instance first (be: the
+ * table and its context, amtl_backend_*_new); every array argument is
+ * backend memory (from alloc) unless named *_host; matrices are row-major with the stated leading dimension;
  * "+=" means the primitive accumulates into its output.  Primitives are
  * asynchronous on the CUDA backend (one stream, in order); an error is
  * sticky and reported by the next sync, get or last_error.  Reductions over
@@ -38,93 +39,115 @@ typedef struct {
 
 typedef struct amtl_backend {
     const char *name;   /* "cpu", "cuda" */
+    void *ctx;          /* the backend's own state (errors, streams, handles, scratch) */
+    /* releases ctx and the table itself (amtl_backend_free) */
+    void (*destroy)(struct amtl_backend *be);
 
     /* ---- memory and errors ------------------------------------------------ */
     /* NULL on failure (last_error says why); n == 0 returns a valid pointer */
-    void *(*alloc)(size_t bytes);
-    void (*free)(void *p);
-    int (*put)(void *dst, const void *src_host, size_t bytes);   /* 0 or -1 */
-    int (*get)(void *dst_host, const void *src, size_t bytes);   /* 0 or -1; waits */
-    int (*zero)(void *p, size_t bytes);
-    int (*sync)(void);                 /* waits for the queue; 0 or -1 */
-    const char *(*last_error)(void);   /* the first error since start, or NULL */
+    void *(*alloc)(struct amtl_backend *be, size_t bytes);
+    void (*free)(struct amtl_backend *be, void *p);
+    int (*put)(struct amtl_backend *be, void *dst, const void *src_host,
+               size_t bytes);   /* 0 or -1 */
+    int (*get)(struct amtl_backend *be, void *dst_host, const void *src,
+               size_t bytes);   /* 0 or -1; waits */
+    int (*zero)(struct amtl_backend *be, void *p, size_t bytes);
+    int (*sync)(struct amtl_backend *be);                 /* waits for the queue; 0 or -1 */
+    const char *(*last_error)(struct amtl_backend *be);   /* the first error since start, or NULL */
 
     /* ---- matrices ------------------------------------------------------------ */
     /* C = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when tX: as amtl_gemm */
-    void (*gemm)(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+    void (*gemm)(struct amtl_backend *be, int tA, int tB, int M, int N, int K, float alpha,
+                 const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
     /* Y[r,c] += X[r,c] for r < rows, c < C (leading dimensions ldy, ldx) */
-    void (*add)(float *Y, int ldy, const float *X, int ldx, int rows, int C);
+    void (*add)(struct amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows,
+                int C);
     /* y[i] += a·x[i] */
-    void (*axpy)(float *y, const float *x, float a, size_t n);
+    void (*axpy)(struct amtl_backend *be, float *y, const float *x, float a, size_t n);
     /* out[slot] = Σ_i x[i]·y[i] (accumulated in double where the backend can) */
-    void (*dot)(float *out, const float *x, const float *y, size_t n);
+    void (*dot)(struct amtl_backend *be, float *out, const float *x, const float *y, size_t n);
 
     /* ---- data ------------------------------------------------------------------ */
     /* Batch from column-major split data: dst[b,c] = src[c·ld + rows[b]],
      * b < B, c < C (ids int32; dense and labels float) */
-    void (*take_i32)(int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
+    void (*take_i32)(struct amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld,
+                     const int32_t *rows,
                      int B, int C);
-    void (*take_f32)(float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+    void (*take_f32)(struct amtl_backend *be, float *dst, const float *src, int64_t ld,
+                     const int32_t *rows, int B,
                      int C);
     /* embs[b,f,:] = w[tab[f] + ids[b,f]·E .. +E) */
-    void (*embed_gather)(float *embs, const float *w, const int64_t *tab, const int32_t *ids,
+    void (*embed_gather)(struct amtl_backend *be, float *embs, const float *w, const int64_t *tab,
+                         const int32_t *ids,
                          int B, int N, int E);
     /* g[tab[f] + ids[b,f]·E + e] += dembs[b,f,e] */
-    void (*embed_scatter)(float *g, const int64_t *tab, const int32_t *ids,
+    void (*embed_scatter)(struct amtl_backend *be, float *g, const int64_t *tab, const int32_t *ids,
                           const float *dembs, int B, int N, int E);
 
     /* ---- elementwise ------------------------------------------------------------- */
     /* Y[r,c] = act(Y[r,c] + b[c]); act = ReLU when relu, identity otherwise */
-    void (*bias_act)(float *Y, int ldy, const float *b, int rows, int C, int relu);
+    void (*bias_act)(struct amtl_backend *be, float *Y, int ldy, const float *b, int rows, int C,
+                     int relu);
     /* s[c] = beta·s[c] + Σ_r X[r,c] */
-    void (*colsum)(float *s, float beta, const float *X, int ldx, int rows, int C);
+    void (*colsum)(struct amtl_backend *be, float *s, float beta, const float *X, int ldx, int rows,
+                   int C);
     /* dX[i] = Y[i] > 0 ? dY[i] : 0 (dX == dY allowed), rows at stride ld */
-    void (*relu_back)(float *dX, const float *dY, const float *Y, int ld, int rows, int C);
+    void (*relu_back)(struct amtl_backend *be, float *dX, const float *dY, const float *Y, int ld,
+                      int rows, int C);
     /* Dropout with the counter generator of ctr_rng.h, as layers.h
      * amtl_dropout_forward: element i is kept when amtl_ctr_uniform(seed,
      * ctr, i) >= p (ctr: the site, amtl_dropout_site); Y = kept ? X/(1-p) : 0,
      * mask[i] = kept */
-    void (*dropout)(float *Y, uint8_t *mask, const float *X, size_t n, float p, uint64_t seed,
+    void (*dropout)(struct amtl_backend *be, float *Y, uint8_t *mask, const float *X, size_t n,
+                    float p, uint64_t seed,
                     uint64_t ctr);
     /* dX = mask ? dY/(1-p) : 0 (dX == dY allowed); when add, dX += instead */
-    void (*dropout_back)(float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
+    void (*dropout_back)(struct amtl_backend *be, float *dX, const float *dY, const uint8_t *mask,
+                         size_t n, float p,
                          int add);
 
     /* ---- BatchNorm1d over the rows of [rows, C] (eps, momentum as torch) -------- */
     /* Y = gamma·(X-mean)·rstd + beta with batch statistics (biased variance);
      * mean[c], rstd[c] kept for the backward; running mean/var updated with
      * the unbiased variance */
-    void (*bn_train)(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+    void (*bn_train)(struct amtl_backend *be, float *Y, int ldy, float *mean, float *rstd,
+                     float *rmean, float *rvar,
                      const float *X, int ldx, const float *gamma, const float *beta, int rows,
                      int C, float momentum, float eps);
-    void (*bn_eval)(float *Y, int ldy, const float *X, int ldx, const float *gamma,
+    void (*bn_eval)(struct amtl_backend *be, float *Y, int ldy, const float *X, int ldx,
+                    const float *gamma,
                     const float *beta, const float *rmean, const float *rvar, int rows, int C,
                     float eps);
     /* dX (= instead of +=), dgamma += , dbeta += from dY and the forward's X,
      * mean, rstd */
-    void (*bn_back)(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
+    void (*bn_back)(struct amtl_backend *be, float *dX, int lddx, float *dgamma, float *dbeta,
+                    const float *dY, int lddy,
                     const float *X, int ldx, const float *mean, const float *rstd,
                     const float *gamma, int rows, int C);
 
     /* ---- the supernet's own layers ------------------------------------------------ */
     /* softmax over each row of [rows, K] (Y == X allowed) */
-    void (*softmax)(float *Y, const float *X, int rows, int K);
+    void (*softmax)(struct amtl_backend *be, float *Y, const float *X, int rows, int K);
     /* dX = Y ⊙ (dY - Σ_k dY·Y) per row (dX == dY allowed) */
-    void (*softmax_back)(float *dX, const float *dY, const float *Y, int rows, int K);
+    void (*softmax_back)(struct amtl_backend *be, float *dX, const float *dY, const float *Y,
+                         int rows, int K);
     /* MixFeature: x[b, f·E+e] = gs[f]·embs[b,f,e]; with u = gi[f]·embs[b,f,:],
      * sums[b,:] = Σ_f u, x[b, N·E + e] = ½(sums² − Σ_f u²); x[b, N·E+E+d] =
      * dense[b,d]; x has leading dimension ldx = N·E+E+D */
-    void (*mixfeature)(float *x, float *sums, const float *embs, const float *dense,
+    void (*mixfeature)(struct amtl_backend *be, float *x, float *sums, const float *embs,
+                       const float *dense,
                        const float *gs, const float *gi, int B, int N, int E, int D);
     /* its backward: dembs += ; dgs[f] = Σ_b,e dx·embs, dgi[f] = Σ dfm·(sums −
      * gi·e)·e (= instead of +=) */
-    void (*mixfeature_back)(float *dembs, float *dgs, float *dgi, const float *dx,
+    void (*mixfeature_back)(struct amtl_backend *be, float *dembs, float *dgs, float *dgi,
+                            const float *dx,
                             const float *embs, const float *sums, const float *gs,
                             const float *gi, int B, int N, int E, int D);
     /* MixedExpert: out[b,:] = Σ_{i: s[i] != 0} G[b,i]·s[i]·Y[i][b,:], Y [K,ldk]
      * with each expert's output [B,H] at Y + i·ldk */
-    void (*expert_mix)(float *out, const float *G, const float *s, const float *Y,
+    void (*expert_mix)(struct amtl_backend *be, float *out, const float *G, const float *s,
+                       const float *Y,
                        size_t ldk, int B, int K, int H);
     /* its backward.  ran (K <= 64): bit i set when Y[i] holds expert i's
      * output; Y[i] of a clear bit is not read.  p[b,i] = <dout_b, Y[i]_b> for
@@ -132,7 +155,8 @@ typedef struct amtl_backend {
      * straight-through gradient ds reaches a gated-off expert (DESIGN.md
      * section 3); dG[b,i] = s[i]·p[b,i], ds[i] = Σ_b G[b,i]·p[b,i] (= instead
      * of +=); dY[i] += G[b,i]·s[i]·dout where the bit is set and s[i] != 0 */
-    void (*expert_mix_back)(float *dY, float *dG, float *ds, const float *dout,
+    void (*expert_mix_back)(struct amtl_backend *be, float *dY, float *dG, float *ds,
+                            const float *dout,
                             const float *G, const float *s, const float *Y, size_t ldk,
                             uint64_t ran, int B, int K, int H);
     /* Loss, as train.c's: for task t with m[b] = labels[b, cond[t]] when
@@ -141,19 +165,27 @@ typedef struct amtl_backend {
      * dlogits[t,b] = (w[t]/T)·m[b]·(σ(logit) − y)/n_t (0 where m[b] == 0;
      * everything 0 when n_t == 0); logits, dlogits [T,B]; labels [B,T];
      * cond_host, w_host [T] host arrays, T <= AMTL_BACKEND_MAX_T */
-    void (*bce)(float *loss, float *dlogits, const float *logits, const float *labels,
+    void (*bce)(struct amtl_backend *be, float *loss, float *dlogits, const float *logits,
+                const float *labels,
                 const int32_t *cond_host, const float *w_host, int B, int T);
     /* Adam (optim.h) over segments: segs [n_segs] in backend memory */
-    void (*adam)(float *w, float *g, float *m, float *v, const amtl_adam_seg *segs,
+    void (*adam)(struct amtl_backend *be, float *w, float *g, float *m, float *v,
+                 const amtl_adam_seg *segs,
                  int n_segs, int64_t total, float lr, float beta1, float beta2, float eps,
                  float wd, int64_t step);
 } amtl_backend;
 
-/* The CPU backend (always built). */
-const amtl_backend *amtl_backend_cpu(void);
-/* The CUDA backend, or NULL when the build has none; *why (when not NULL)
- * says why it cannot run (no device, driver error) — then NULL is returned
- * too.  The first call selects device 0 and creates the cuBLAS handle. */
-const amtl_backend *amtl_backend_cuda(const char **why);
+/* A backend is an instance: its table and its context.  Nothing of a backend
+ * is global, so two instances (two threads, two devices) do not share
+ * errors, streams or scratch.  Every primitive takes its instance first. */
+
+/* A CPU backend (always built); NULL when out of memory. */
+amtl_backend *amtl_backend_cpu_new(void);
+/* A CUDA backend on device 0, or NULL when the build has none or no device
+ * can be used; *why (when not NULL) then says why.  Each instance has its
+ * own stream, cuBLAS handle and scratch. */
+amtl_backend *amtl_backend_cuda_new(const char **why);
+/* Releases an instance (be->destroy); safe on NULL. */
+void amtl_backend_free(amtl_backend *be);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/layers.h"
@@ -25,47 +26,75 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 
 /* ---- memory and errors ---------------------------------------------------- */
 
-static char cpu_err[128];
+/* The instance's context: its first error. */
+typedef struct {
+    char err[128];
+} cpu_ctx;
 
-static void *cpu_alloc(size_t bytes)
+static void *cpu_alloc(amtl_backend *be, size_t bytes)
 {
+    cpu_ctx *c = be->ctx;
     void *p = amtl_alloc(bytes);
-    if (!p && !cpu_err[0])
-        snprintf(cpu_err, sizeof cpu_err, "cannot allocate %zu bytes of host memory", bytes);
+    if (!p && !c->err[0])
+        snprintf(c->err, sizeof c->err, "cannot allocate %zu bytes of host memory", bytes);
     return p;
 }
 
-static void cpu_free(void *p) { amtl_free(p); }
-
-static int cpu_put(void *dst, const void *src_host, size_t bytes)
+static void cpu_free(amtl_backend *be, void *p)
 {
+    (void)be;
+    amtl_free(p);
+}
+
+static int cpu_put(amtl_backend *be, void *dst, const void *src_host, size_t bytes)
+{
+    (void)be;
     if (bytes)
         memcpy(dst, src_host, bytes);
     return 0;
 }
 
-static int cpu_get(void *dst_host, const void *src, size_t bytes)
+static int cpu_get(amtl_backend *be, void *dst_host, const void *src, size_t bytes)
 {
+    (void)be;
     if (bytes)
         memcpy(dst_host, src, bytes);
     return 0;
 }
 
-static int cpu_zero(void *p, size_t bytes)
+static int cpu_zero(amtl_backend *be, void *p, size_t bytes)
 {
+    (void)be;
     if (bytes)
         memset(p, 0, bytes);
     return 0;
 }
 
-static int cpu_sync(void) { return 0; }
+static int cpu_sync(amtl_backend *be)
+{
+    (void)be;
+    return 0;
+}
 
-static const char *cpu_last_error(void) { return cpu_err[0] ? cpu_err : NULL; }
+static const char *cpu_last_error(amtl_backend *be)
+{
+    cpu_ctx *c = be->ctx;
+    return c->err[0] ? c->err : NULL;
+}
 
 /* ---- matrices --------------------------------------------------------------- */
 
-static void cpu_add(float *Y, int ldy, const float *X, int ldx, int rows, int C)
+static void cpu_gemm(amtl_backend *be, int tA, int tB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc)
 {
+    (void)be;
+    amtl_gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void cpu_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows, int C)
+{
+    (void)be;
     /* Y[rows, ldy] (+=), X[rows, ldx] */
     for (int r = 0; r < rows; r++) {
         float *restrict y = Y + (size_t)r * ldy;
@@ -75,8 +104,9 @@ static void cpu_add(float *Y, int ldy, const float *X, int ldx, int rows, int C)
     }
 }
 
-static void cpu_axpy(float *y, const float *x, float a, size_t n)
+static void cpu_axpy(amtl_backend *be, float *y, const float *x, float a, size_t n)
 {
+    (void)be;
     /* y[n] (+=), x[n] */
     float *restrict yy = y;
     const float *restrict xx = x;
@@ -84,8 +114,9 @@ static void cpu_axpy(float *y, const float *x, float a, size_t n)
         yy[i] += a * xx[i];
 }
 
-static void cpu_dot(float *out, const float *x, const float *y, size_t n)
+static void cpu_dot(amtl_backend *be, float *out, const float *x, const float *y, size_t n)
 {
+    (void)be;
     /* out[1], x[n], y[n]; eight independent double lanes vectorise without
      * reassociating any one sum */
     double acc[8] = {0};
@@ -103,27 +134,30 @@ static void cpu_dot(float *out, const float *x, const float *y, size_t n)
 
 /* ---- data --------------------------------------------------------------------- */
 
-static void cpu_take_i32(int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
+static void cpu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
                          int B, int C)
 {
+    (void)be;
     /* dst[B,C], src column-major [C, ld], rows[B] */
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++)
             dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
 }
 
-static void cpu_take_f32(float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+static void cpu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
                          int C)
 {
+    (void)be;
     /* dst[B,C], src column-major [C, ld], rows[B] */
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++)
             dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
 }
 
-static void cpu_embed_gather(float *embs, const float *w, const int64_t *tab, const int32_t *ids,
+static void cpu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
                              int B, int N, int E)
 {
+    (void)be;
     /* embs[B,N,E], w[...] (field f's table at w + tab[f], rows of E), tab[N],
      * ids[B,N] */
     for (int b = 0; b < B; b++)
@@ -133,9 +167,10 @@ static void cpu_embed_gather(float *embs, const float *w, const int64_t *tab, co
         }
 }
 
-static void cpu_embed_scatter(float *g, const int64_t *tab, const int32_t *ids,
+static void cpu_embed_scatter(amtl_backend *be, float *g, const int64_t *tab, const int32_t *ids,
                               const float *dembs, int B, int N, int E)
 {
+    (void)be;
     /* g[...] (+=, laid out as w), tab[N], ids[B,N], dembs[B,N,E]; repeated ids
      * accumulate in row order */
     for (int b = 0; b < B; b++)
@@ -150,8 +185,9 @@ static void cpu_embed_scatter(float *g, const int64_t *tab, const int32_t *ids,
 
 /* ---- elementwise --------------------------------------------------------------- */
 
-static void cpu_bias_act(float *Y, int ldy, const float *b, int rows, int C, int relu)
+static void cpu_bias_act(amtl_backend *be, float *Y, int ldy, const float *b, int rows, int C, int relu)
 {
+    (void)be;
     /* Y[rows, ldy], b[C] */
     for (int r = 0; r < rows; r++) {
         float *restrict y = Y + (size_t)r * ldy;
@@ -166,8 +202,9 @@ static void cpu_bias_act(float *Y, int ldy, const float *b, int rows, int C, int
     }
 }
 
-static void cpu_colsum(float *s, float beta, const float *X, int ldx, int rows, int C)
+static void cpu_colsum(amtl_backend *be, float *s, float beta, const float *X, int ldx, int rows, int C)
 {
+    (void)be;
     /* s[C], X[rows, ldx].  beta == 0 does not read s (as in gemm), so s may
      * start uninitialised. */
     for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
@@ -186,8 +223,9 @@ static void cpu_colsum(float *s, float beta, const float *X, int ldx, int rows, 
     }
 }
 
-static void cpu_relu_back(float *dX, const float *dY, const float *Y, int ld, int rows, int C)
+static void cpu_relu_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int ld, int rows, int C)
 {
+    (void)be;
     /* dX, dY, Y [rows, ld]; dX may be dY */
     for (int r = 0; r < rows; r++) {
         float *dx = dX + (size_t)r * ld;
@@ -198,24 +236,27 @@ static void cpu_relu_back(float *dX, const float *dY, const float *Y, int ld, in
     }
 }
 
-static void cpu_dropout(float *Y, uint8_t *mask, const float *X, size_t n, float p,
+static void cpu_dropout(amtl_backend *be, float *Y, uint8_t *mask, const float *X, size_t n, float p,
                         uint64_t seed, uint64_t ctr)
 {
+    (void)be;
     amtl_dropout_forward(Y, mask, X, n, p, seed, ctr);
 }
 
-static void cpu_dropout_back(float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
+static void cpu_dropout_back(amtl_backend *be, float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
                              int add)
 {
+    (void)be;
     amtl_dropout_backward(dX, dY, mask, n, p, add);
 }
 
 /* ---- BatchNorm1d: the arithmetic of amtl_batchnorm_* with leading dimensions -- */
 
-static void cpu_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+static void cpu_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
                          const float *X, int ldx, const float *gamma, const float *beta, int rows,
                          int C, float momentum, float eps)
 {
+    (void)be;
     /* Y[rows, ldy], mean[C], rstd[C], rmean[C], rvar[C], X[rows, ldx],
      * gamma[C], beta[C] */
     double unbias = rows > 1 ? (double)rows / (double)(rows - 1) : 1.0;
@@ -256,10 +297,11 @@ static void cpu_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rme
     }
 }
 
-static void cpu_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gamma,
+static void cpu_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, const float *gamma,
                         const float *beta, const float *rmean, const float *rvar, int rows, int C,
                         float eps)
 {
+    (void)be;
     /* Y[rows, ldy], X[rows, ldx], gamma, beta, rmean, rvar [C] */
     for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
         int n = min_int(C - c0, CHAN_BLOCK);
@@ -279,10 +321,11 @@ static void cpu_bn_eval(float *Y, int ldy, const float *X, int ldx, const float 
     }
 }
 
-static void cpu_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
+static void cpu_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
                         const float *X, int ldx, const float *mean, const float *rstd,
                         const float *gamma, int rows, int C)
 {
+    (void)be;
     /* dX[rows, lddx] (=), dgamma[C] (+=), dbeta[C] (+=), dY[rows, lddy],
      * X[rows, ldx], mean, rstd, gamma [C].  With xh = (x - mean) rstd:
      *   dx = gamma rstd (dy - mean_r(dy) - xh mean_r(dy xh)).
@@ -328,19 +371,22 @@ static void cpu_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const 
 
 /* ---- the supernet's own layers ------------------------------------------------- */
 
-static void cpu_softmax(float *Y, const float *X, int rows, int K)
+static void cpu_softmax(amtl_backend *be, float *Y, const float *X, int rows, int K)
 {
+    (void)be;
     amtl_softmax_forward(Y, X, rows, K);
 }
 
-static void cpu_softmax_back(float *dX, const float *dY, const float *Y, int rows, int K)
+static void cpu_softmax_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int rows, int K)
 {
+    (void)be;
     amtl_softmax_backward(dX, dY, Y, rows, K);
 }
 
-static void cpu_mixfeature(float *x, float *sums, const float *embs, const float *dense,
+static void cpu_mixfeature(amtl_backend *be, float *x, float *sums, const float *embs, const float *dense,
                            const float *gs, const float *gi, int B, int N, int E, int D)
 {
+    (void)be;
     /* x[B, N·E+E+D], sums[B,E], embs[B,N,E], dense[B,D], gs[N], gi[N].  The
      * arithmetic of mix_feature_forward: float sums over the fields, a field
      * with gi 0 left out; Σu² is gathered in x's FM slot. */
@@ -370,10 +416,11 @@ static void cpu_mixfeature(float *x, float *sums, const float *embs, const float
     }
 }
 
-static void cpu_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *dx,
+static void cpu_mixfeature_back(amtl_backend *be, float *dembs, float *dgs, float *dgi, const float *dx,
                                 const float *embs, const float *sums, const float *gs,
                                 const float *gi, int B, int N, int E, int D)
 {
+    (void)be;
     /* dembs[B,N,E] (+=), dgs[N], dgi[N] (=), dx[B, N·E+E+D], embs[B,N,E],
      * sums[B,E], gs[N], gi[N].  As mix_feature_backward: per (row, field)
      * partial sums in double, added over the rows in order. */
@@ -401,9 +448,10 @@ static void cpu_mixfeature_back(float *dembs, float *dgs, float *dgi, const floa
     }
 }
 
-static void cpu_expert_mix(float *out, const float *G, const float *s, const float *Y,
+static void cpu_expert_mix(amtl_backend *be, float *out, const float *G, const float *s, const float *Y,
                            size_t ldk, int B, int K, int H)
 {
+    (void)be;
     /* out[B,H], G[B,K], s[K], Y[K, ldk] (expert i's [B,H] at Y + i·ldk).  An
      * expert with s 0 is not read: it need not have been computed. */
     memset(out, 0, (size_t)B * H * sizeof *out);
@@ -421,10 +469,11 @@ static void cpu_expert_mix(float *out, const float *G, const float *s, const flo
     }
 }
 
-static void cpu_expert_mix_back(float *dY, float *dG, float *ds, const float *dout,
+static void cpu_expert_mix_back(amtl_backend *be, float *dY, float *dG, float *ds, const float *dout,
                                 const float *G, const float *s, const float *Y, size_t ldk,
                                 uint64_t ran, int B, int K, int H)
 {
+    (void)be;
     /* dY[K, ldk] (+=), dG[B,K] (=), ds[K] (=), dout[B,H], G[B,K], s[K],
      * Y[K, ldk].  As consumer_backward: ran plays its expert_used. */
     for (int i = 0; i < K; i++) {
@@ -457,9 +506,10 @@ static double bce_logit(double x, double y)
     return (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
 }
 
-static void cpu_bce(float *loss, float *dlogits, const float *logits, const float *labels,
+static void cpu_bce(amtl_backend *be, float *loss, float *dlogits, const float *logits, const float *labels,
                     const int32_t *cond_host, const float *w_host, int B, int T)
 {
+    (void)be;
     /* loss[T], dlogits[T,B], logits[T,B], labels[B,T], cond_host[T],
      * w_host[T].  The operations of loss_and_grad (lib/train/train.c) through
      * amtl_bce_logits_forward/backward, with the label and mask columns read
@@ -488,10 +538,11 @@ static void cpu_bce(float *loss, float *dlogits, const float *logits, const floa
     }
 }
 
-static void cpu_adam(float *w, float *g, float *m, float *v, const amtl_adam_seg *segs,
+static void cpu_adam(amtl_backend *be, float *w, float *g, float *m, float *v, const amtl_adam_seg *segs,
                      int n_segs, int64_t total, float lr, float beta1, float beta2, float eps,
                      float wd, int64_t step)
 {
+    (void)be;
     /* w, g: the segments' ranges; m, v [total]; segs[n_segs] */
     (void)total;
     for (int k = 0; k < n_segs; k++) {
@@ -503,8 +554,15 @@ static void cpu_adam(float *w, float *g, float *m, float *v, const amtl_adam_seg
     }
 }
 
-static const amtl_backend cpu_backend = {
+static void cpu_destroy(amtl_backend *be)
+{
+    free(be->ctx);
+    free(be);
+}
+
+static const amtl_backend cpu_table = {
     .name = "cpu",
+    .destroy = cpu_destroy,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .put = cpu_put,
@@ -512,7 +570,7 @@ static const amtl_backend cpu_backend = {
     .zero = cpu_zero,
     .sync = cpu_sync,
     .last_error = cpu_last_error,
-    .gemm = amtl_gemm,
+    .gemm = cpu_gemm,
     .add = cpu_add,
     .axpy = cpu_axpy,
     .dot = cpu_dot,
@@ -538,10 +596,28 @@ static const amtl_backend cpu_backend = {
     .adam = cpu_adam,
 };
 
-const amtl_backend *amtl_backend_cpu(void) { return &cpu_backend; }
+amtl_backend *amtl_backend_cpu_new(void)
+{
+    amtl_backend *be = malloc(sizeof *be);
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        return NULL;
+    }
+    *be = cpu_table;
+    be->ctx = c;
+    return be;
+}
+
+void amtl_backend_free(amtl_backend *be)
+{
+    if (be)
+        be->destroy(be);
+}
 
 #ifndef AMTL_HAVE_CUDA
-const amtl_backend *amtl_backend_cuda(const char **why)
+amtl_backend *amtl_backend_cuda_new(const char **why)
 {
     if (why)
         *why = "this build has no CUDA backend (nvcc was not found when it was built)";

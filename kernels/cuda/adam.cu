@@ -43,10 +43,11 @@ __global__ static void k_adam(float *w, const float *gw, float *m, float *v,
     }
 }
 
-void amtl_cu_adam(float *w, float *gw, float *m, float *v, const amtl_adam_seg *segs,
+void amtl_cu_adam(amtl_backend *be, float *w, float *gw, float *m, float *v, const amtl_adam_seg *segs,
                   int n_segs, int64_t total, float lr, float beta1, float beta2, float eps,
                   float wd, int64_t step)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (n_segs <= 0 || total <= 0)
         return;
     /* the step constants of amtl_adam_update, on the host in double */
@@ -54,6 +55,6 @@ void amtl_cu_adam(float *w, float *gw, float *m, float *v, const amtl_adam_seg *
     double bc2 = 1.0 - pow((double)beta2, (double)step);
     float step_size = (float)((double)lr / bc1);
     float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    LAUNCH(k_adam, blocks_for((size_t)total), TPB, w, gw, m, v, segs, n_segs, total, step_size,
+    LAUNCH(k_adam, blocks_for(cu, (size_t)total), TPB, w, gw, m, v, segs, n_segs, total, step_size,
            inv_sqrt_bc2, beta1, 1.0f - beta1, beta2, 1.0f - beta2, eps, wd);
 }

@@ -34,158 +34,167 @@
  *   embed_scatter    atomicAdd (repeated ids in a batch collide).
  *
  * Errors: the first failure of a CUDA or cuBLAS call or of a kernel launch
- * is kept as text (sticky); sync, get, put and zero then return -1.  The
- * backend is initialised once, on the first amtl_backend_cuda call (not
- * thread-safe: the program makes that call before starting threads).
+ * is kept as text (sticky) in the instance's context; sync, get, put and
+ * zero then return -1.  Each instance (amtl_backend_cuda_new) has its own
+ * stream, cuBLAS handle, scratch and error: nothing is global.
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_impl.cuh"
 
-/* ---- state and errors -------------------------------------------------------- */
+/* ---- errors and scratch ------------------------------------------------------ */
 
-amtl_cu_state amtl_cu;
-
-/* the rest of the state, which only this file reads */
-static struct {
-    int tried;                 /* amtl_backend_cuda ran its initialisation */
-    const amtl_backend *be;    /* the table, once usable */
-    char why[256];             /* why the backend is unusable */
-    double *scratch;           /* partial sums of the two-stage reductions */
-    size_t scratch_bytes;
-    int failed;                /* an error was recorded */
-    char err[512];             /* the first error */
-    amtl_backend table;
-} g;
-
-void amtl_cu_record(const char *what, const char *detail)
+void amtl_cu_record(amtl_cu_ctx *cu, const char *what, const char *detail)
 {
-    if (g.failed)
+    if (cu->failed)
         return;
-    g.failed = 1;
-    snprintf(g.err, sizeof g.err, "cuda: %s: %s", what, detail);
+    cu->failed = 1;
+    snprintf(cu->err, sizeof cu->err, "cuda: %s: %s", what, detail);
 }
 
 /* 0, or -1 with the error recorded.  A non-sticky error (an allocation that
  * failed) is also cleared from the runtime, so that the next launch check
  * does not report it a second time under another name. */
-static int cu_ok(cudaError_t e, const char *what)
+static int cu_ok(amtl_cu_ctx *cu, cudaError_t e, const char *what)
 {
     if (e == cudaSuccess)
         return 0;
     (void)cudaGetLastError();
-    amtl_cu_record(what, cudaGetErrorString(e));
+    amtl_cu_record(cu, what, cudaGetErrorString(e));
     return -1;
 }
 
-int amtl_cu_blas_ok(cublasStatus_t s, const char *what)
+int amtl_cu_blas_ok(amtl_cu_ctx *cu, cublasStatus_t s, const char *what)
 {
     if (s == CUBLAS_STATUS_SUCCESS)
         return 0;
-    amtl_cu_record(what, cublasGetStatusString(s));
+    amtl_cu_record(cu, what, cublasGetStatusString(s));
     return -1;
 }
 
 /* After every launch: a bad configuration shows here at once; a fault while
  * running shows at the next sync. */
-void amtl_cu_launched(const char *kernel)
+void amtl_cu_launched(amtl_cu_ctx *cu, const char *kernel)
 {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) {
         char what[96];
         snprintf(what, sizeof what, "kernel %s", kernel);
-        amtl_cu_record(what, cudaGetErrorString(e));
+        amtl_cu_record(cu, what, cudaGetErrorString(e));
     }
 }
 
 /* Scratch for at least n doubles, grown (rarely: the first large call) after
  * the queue has drained, since kernels in flight may still read the old one. */
-double *amtl_cu_scratch(size_t n)
+double *amtl_cu_scratch(amtl_cu_ctx *cu, size_t n)
 {
     size_t bytes = n * sizeof(double);
-    if (bytes <= g.scratch_bytes)
-        return g.scratch;
-    if (cu_ok(cudaStreamSynchronize(amtl_cu.stream), "stream synchronisation"))
+    if (bytes <= cu->scratch_bytes)
+        return cu->scratch;
+    if (cu_ok(cu, cudaStreamSynchronize(cu->stream), "stream synchronisation"))
         return NULL;
-    cudaFree(g.scratch);
-    g.scratch = NULL;
-    g.scratch_bytes = 0;
+    cudaFree(cu->scratch);
+    cu->scratch = NULL;
+    cu->scratch_bytes = 0;
     void *p = NULL;
-    if (cu_ok(cudaMalloc(&p, bytes), "cudaMalloc of the reduction scratch"))
+    if (cu_ok(cu, cudaMalloc(&p, bytes), "cudaMalloc of the reduction scratch"))
         return NULL;
-    g.scratch = (double *)p;
-    g.scratch_bytes = bytes;
-    return g.scratch;
+    cu->scratch = (double *)p;
+    cu->scratch_bytes = bytes;
+    return cu->scratch;
 }
 
 /* ---- memory and errors ----------------------------------------------------------- */
 
-static void *cu_alloc(size_t bytes)
+static void *cu_alloc(amtl_backend *be, size_t bytes)
 {
     void *p = NULL;
     char what[96];
     snprintf(what, sizeof what, "cudaMalloc of %zu bytes", bytes);
     /* one byte for n == 0: cudaMalloc would give NULL, which means failure here */
-    if (cu_ok(cudaMalloc(&p, bytes ? bytes : 1), what))
+    if (cu_ok(CU(be), cudaMalloc(&p, bytes ? bytes : 1), what))
         return NULL;
     return p;
 }
 
-static void cu_free(void *p)
+static void cu_free(amtl_backend *be, void *p)
 {
     if (p)
-        cu_ok(cudaFree(p), "cudaFree");
+        cu_ok(CU(be), cudaFree(p), "cudaFree");
 }
 
-static int cu_put(void *dst, const void *src_host, size_t bytes)
+static int cu_put(amtl_backend *be, void *dst, const void *src_host, size_t bytes)
 {
+    amtl_cu_ctx *cu = CU(be);
     /* from pageable memory the call returns once src_host has been staged,
      * so the caller may reuse it at once */
     if (bytes)
-        cu_ok(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, amtl_cu.stream),
+        cu_ok(cu, cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, cu->stream),
               "copy to the device");
-    return g.failed ? -1 : 0;
+    return cu->failed ? -1 : 0;
 }
 
-static int cu_get(void *dst_host, const void *src, size_t bytes)
+static int cu_get(amtl_backend *be, void *dst_host, const void *src, size_t bytes)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (bytes)
-        cu_ok(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, amtl_cu.stream),
+        cu_ok(cu, cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, cu->stream),
               "copy from the device");
-    cu_ok(cudaStreamSynchronize(amtl_cu.stream), "stream synchronisation");
-    return g.failed ? -1 : 0;
+    cu_ok(cu, cudaStreamSynchronize(cu->stream), "stream synchronisation");
+    return cu->failed ? -1 : 0;
 }
 
-static int cu_zero(void *p, size_t bytes)
+static int cu_zero(amtl_backend *be, void *p, size_t bytes)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (bytes)
-        cu_ok(cudaMemsetAsync(p, 0, bytes, amtl_cu.stream), "cudaMemsetAsync");
-    return g.failed ? -1 : 0;
+        cu_ok(cu, cudaMemsetAsync(p, 0, bytes, cu->stream), "cudaMemsetAsync");
+    return cu->failed ? -1 : 0;
 }
 
-static int cu_sync(void)
+static int cu_sync(amtl_backend *be)
 {
-    cu_ok(cudaStreamSynchronize(amtl_cu.stream), "stream synchronisation");
-    return g.failed ? -1 : 0;
+    amtl_cu_ctx *cu = CU(be);
+    cu_ok(cu, cudaStreamSynchronize(cu->stream), "stream synchronisation");
+    return cu->failed ? -1 : 0;
 }
 
-static const char *cu_last_error(void)
+static const char *cu_last_error(amtl_backend *be)
 {
+    amtl_cu_ctx *cu = CU(be);
     /* a fault of a kernel still queued shows without waiting for it */
-    cudaError_t e = cudaStreamQuery(amtl_cu.stream);
+    cudaError_t e = cudaStreamQuery(cu->stream);
     if (e != cudaErrorNotReady)
-        cu_ok(e, "stream query");
-    return g.failed ? g.err : NULL;
+        cu_ok(cu, e, "stream query");
+    return cu->failed ? cu->err : NULL;
 }
 
-/* ---- the table ------------------------------------------------------------------------------- */
+/* ---- the table and the instances ------------------------------------------------------------------------------- */
+
+static void cu_destroy(amtl_backend *be)
+{
+    amtl_cu_ctx *cu = CU(be);
+    if (cu) {
+        if (cu->stream)
+            cudaStreamSynchronize(cu->stream);
+        cudaFree(cu->scratch);
+        if (cu->blas)
+            cublasDestroy(cu->blas);
+        if (cu->stream)
+            cudaStreamDestroy(cu->stream);
+        free(cu);
+    }
+    free(be);
+}
 
 static void fill_table(amtl_backend *t)
 {
     memset(t, 0, sizeof *t);
     t->name = "cuda";
+    t->destroy = cu_destroy;
     t->alloc = cu_alloc;
     t->free = cu_free;
     t->put = cu_put;
@@ -219,68 +228,83 @@ static void fill_table(amtl_backend *t)
     t->adam = amtl_cu_adam;
 }
 
-/* 0, or -1 with g.why set; what was created is released on failure */
-static int init(void)
+/* why an instance could not be made, for the caller of amtl_backend_cuda_new
+ * (per thread: the text outlives the call) */
+static thread_local char why_buf[256];
+
+/* Sets up cu on device 0: 0, or -1 with why_buf set (what was created is
+ * left in cu for cu_destroy). */
+static int init(amtl_cu_ctx *cu)
 {
     int n = 0, sms = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {
-        snprintf(g.why, sizeof g.why, "no CUDA device: %s",
+        snprintf(why_buf, sizeof why_buf, "no CUDA device: %s",
                  e != cudaSuccess ? cudaGetErrorString(e) : "none found");
         (void)cudaGetLastError();
         return -1;
     }
     if ((e = cudaSetDevice(0)) != cudaSuccess ||
         (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0)) != cudaSuccess) {
-        snprintf(g.why, sizeof g.why, "cannot use CUDA device 0: %s", cudaGetErrorString(e));
+        snprintf(why_buf, sizeof why_buf, "cannot use CUDA device 0: %s", cudaGetErrorString(e));
         (void)cudaGetLastError();
         return -1;
     }
-    if ((e = cudaStreamCreateWithFlags(&amtl_cu.stream, cudaStreamNonBlocking)) != cudaSuccess) {
-        snprintf(g.why, sizeof g.why, "cannot create a CUDA stream: %s", cudaGetErrorString(e));
+    if ((e = cudaStreamCreateWithFlags(&cu->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        cu->stream = NULL;
+        snprintf(why_buf, sizeof why_buf, "cannot create a CUDA stream: %s",
+                 cudaGetErrorString(e));
         (void)cudaGetLastError();
         return -1;
     }
-    cublasStatus_t s;
-    if ((s = cublasCreate(&amtl_cu.blas)) != CUBLAS_STATUS_SUCCESS) {
-        snprintf(g.why, sizeof g.why, "cannot create the cuBLAS handle: %s",
-                 cublasGetStatusString(s));
-        cudaStreamDestroy(amtl_cu.stream);
+    cublasStatus_t st;
+    if ((st = cublasCreate(&cu->blas)) != CUBLAS_STATUS_SUCCESS) {
+        cu->blas = NULL;
+        snprintf(why_buf, sizeof why_buf, "cannot create the cuBLAS handle: %s",
+                 cublasGetStatusString(st));
         return -1;
     }
     /* CUBLAS_DEFAULT_MATH: full float32 (no TF32), for parity with the CPU */
-    if ((s = cublasSetStream(amtl_cu.blas, amtl_cu.stream)) != CUBLAS_STATUS_SUCCESS ||
-        (s = cublasSetMathMode(amtl_cu.blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
-        snprintf(g.why, sizeof g.why, "cannot set up the cuBLAS handle: %s",
-                 cublasGetStatusString(s));
-        cublasDestroy(amtl_cu.blas);
-        cudaStreamDestroy(amtl_cu.stream);
+    if ((st = cublasSetStream(cu->blas, cu->stream)) != CUBLAS_STATUS_SUCCESS ||
+        (st = cublasSetMathMode(cu->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(why_buf, sizeof why_buf, "cannot set up the cuBLAS handle: %s",
+                 cublasGetStatusString(st));
         return -1;
     }
-    amtl_cu.max_blocks = (unsigned)(sms > 0 ? sms : 1) * 32;
+    cu->max_blocks = (unsigned)(sms > 0 ? sms : 1) * 32;
     /* 1 MiB of scratch covers the reductions of the usual shapes */
     void *p = NULL;
     if ((e = cudaMalloc(&p, 1 << 20)) != cudaSuccess) {
-        snprintf(g.why, sizeof g.why, "cannot allocate CUDA memory: %s", cudaGetErrorString(e));
+        snprintf(why_buf, sizeof why_buf, "cannot allocate CUDA memory: %s",
+                 cudaGetErrorString(e));
         (void)cudaGetLastError();
-        cublasDestroy(amtl_cu.blas);
-        cudaStreamDestroy(amtl_cu.stream);
         return -1;
     }
-    g.scratch = (double *)p;
-    g.scratch_bytes = 1 << 20;
-    fill_table(&g.table);
+    cu->scratch = (double *)p;
+    cu->scratch_bytes = 1 << 20;
     return 0;
 }
 
-extern "C" const amtl_backend *amtl_backend_cuda(const char **why)
+extern "C" amtl_backend *amtl_backend_cuda_new(const char **why)
 {
-    if (!g.tried) {
-        g.tried = 1;
-        if (init() == 0)
-            g.be = &g.table;
+    amtl_backend *be = (amtl_backend *)malloc(sizeof *be);
+    amtl_cu_ctx *cu = (amtl_cu_ctx *)calloc(1, sizeof *cu);
+    if (!be || !cu) {
+        free(be);
+        free(cu);
+        if (why)
+            *why = "out of memory";
+        return NULL;
+    }
+    fill_table(be);
+    be->ctx = cu;
+    if (init(cu)) {
+        cu_destroy(be);
+        if (why)
+            *why = why_buf;
+        return NULL;
     }
     if (why)
-        *why = g.be ? NULL : g.why;
-    return g.be;
+        *why = NULL;
+    return be;
 }

@@ -101,19 +101,21 @@ __global__ static void k_bn_back(float *dX, int lddx, float *dgamma, float *dbet
 
 /* ---- BatchNorm1d ------------------------------------------------------------------------------ */
 
-void amtl_cu_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+void amtl_cu_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
                       const float *X, int ldx, const float *gamma, const float *beta, int rows,
                       int C, float momentum, float eps)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows > 0 && C > 0)
         LAUNCH(k_bn_train, (C + CW - 1) / CW, dim3(CW, RL), Y, ldy, mean, rstd, rmean, rvar, X,
                ldx, gamma, beta, rows, C, momentum, eps);
 }
 
-void amtl_cu_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gamma,
+void amtl_cu_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, const float *gamma,
                      const float *beta, const float *rmean, const float *rvar, int rows, int C,
                      float eps)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows <= 0 || C <= 0)
         return;
     unsigned gy = (unsigned)((rows + RL - 1) / RL);
@@ -123,10 +125,11 @@ void amtl_cu_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *ga
            rmean, rvar, rows, C, eps);
 }
 
-void amtl_cu_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
+void amtl_cu_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
                      const float *X, int ldx, const float *mean, const float *rstd,
                      const float *gamma, int rows, int C)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows > 0 && C > 0)
         LAUNCH(k_bn_back, (C + CW - 1) / CW, dim3(CW, RL), dX, lddx, dgamma, dbeta, dY, lddy, X,
                ldx, mean, rstd, gamma, rows, C);

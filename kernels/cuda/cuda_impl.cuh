@@ -26,38 +26,43 @@ extern "C" {
 #define RL 16            /* row lanes per block of the per-channel reductions */
 #define WARPS (TPB / 32)
 
-/* ---- state and errors (backend.cu) -------------------------------------------- */
+/* ---- an instance's state and errors (backend.cu) -------------------------------------------- */
 
-/* What the op files read of the backend's state, set up once by the first
- * amtl_backend_cuda call */
+/* An instance's context (amtl_backend.ctx): its stream, cuBLAS handle,
+ * reduction scratch and first error.  Every wrapper starts with
+ * `amtl_cu_ctx *cu = CU(be);`, which LAUNCH and blocks_for use. */
 typedef struct {
     cudaStream_t stream;
     cublasHandle_t blas;
     unsigned max_blocks;       /* grid cap of the grid-stride kernels */
-} amtl_cu_state;
+    double *scratch;           /* partial sums of the two-stage reductions */
+    size_t scratch_bytes;
+    int failed;                /* an error was recorded */
+    char err[512];             /* the first error */
+} amtl_cu_ctx;
 
-extern amtl_cu_state amtl_cu;
+#define CU(be) ((amtl_cu_ctx *)(be)->ctx)
 
 /* keeps the first error as "cuda: what: detail" (sticky) */
-void amtl_cu_record(const char *what, const char *detail);
+void amtl_cu_record(amtl_cu_ctx *cu, const char *what, const char *detail);
 /* 0, or -1 with the error recorded */
-int amtl_cu_blas_ok(cublasStatus_t s, const char *what);
+int amtl_cu_blas_ok(amtl_cu_ctx *cu, cublasStatus_t s, const char *what);
 /* records a failed launch of kernel (LAUNCH calls it) */
-void amtl_cu_launched(const char *kernel);
+void amtl_cu_launched(amtl_cu_ctx *cu, const char *kernel);
 /* scratch for at least n doubles, or NULL with the error recorded */
-double *amtl_cu_scratch(size_t n);
+double *amtl_cu_scratch(amtl_cu_ctx *cu, size_t n);
 
 #define LAUNCH(kernel, grid, block, ...)                                      \
     do {                                                                      \
-        kernel<<<(grid), (block), 0, amtl_cu.stream>>>(__VA_ARGS__);          \
-        amtl_cu_launched(#kernel);                                            \
+        kernel<<<(grid), (block), 0, cu->stream>>>(__VA_ARGS__);              \
+        amtl_cu_launched(cu, #kernel);                                        \
     } while (0)
 
 /* Blocks for a grid-stride loop over n elements. */
-static inline unsigned blocks_for(size_t n)
+static inline unsigned blocks_for(const amtl_cu_ctx *cu, size_t n)
 {
     size_t b = (n + TPB - 1) / TPB;
-    return (unsigned)(b < amtl_cu.max_blocks ? b : amtl_cu.max_blocks);
+    return (unsigned)(b < cu->max_blocks ? b : cu->max_blocks);
 }
 
 #define GRID_STRIDE(i, n)                                                     \
@@ -103,65 +108,65 @@ static __device__ __forceinline__ double lanes_sum(double v, double (*sh)[CW])
 /* ---- the primitives, by file ---------------------------------------------------- */
 
 /* matrix.cu */
-void amtl_cu_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+void amtl_cu_gemm(amtl_backend *be, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
-void amtl_cu_add(float *Y, int ldy, const float *X, int ldx, int rows, int C);
-void amtl_cu_axpy(float *y, const float *x, float a, size_t n);
-void amtl_cu_dot(float *out, const float *x, const float *y, size_t n);
+void amtl_cu_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows, int C);
+void amtl_cu_axpy(amtl_backend *be, float *y, const float *x, float a, size_t n);
+void amtl_cu_dot(amtl_backend *be, float *out, const float *x, const float *y, size_t n);
 /* out[i] = Σ_p part[i·nparts + p] for i < nout (nout > 0): the second stage
  * of the two-stage reductions, part from amtl_cu_scratch */
-void amtl_cu_sum_parts(float *out, const double *part, int nout, int nparts);
+void amtl_cu_sum_parts(amtl_backend *be, float *out, const double *part, int nout, int nparts);
 
 /* data.cu */
-void amtl_cu_take_i32(int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows, int B,
+void amtl_cu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows, int B,
                       int C);
-void amtl_cu_take_f32(float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+void amtl_cu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
                       int C);
-void amtl_cu_embed_gather(float *embs, const float *w, const int64_t *tab, const int32_t *ids,
+void amtl_cu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
                           int B, int N, int E);
-void amtl_cu_embed_scatter(float *gw, const int64_t *tab, const int32_t *ids,
+void amtl_cu_embed_scatter(amtl_backend *be, float *gw, const int64_t *tab, const int32_t *ids,
                            const float *dembs, int B, int N, int E);
 
 /* elementwise.cu */
-void amtl_cu_bias_act(float *Y, int ldy, const float *b, int rows, int C, int relu);
-void amtl_cu_colsum(float *s, float beta, const float *X, int ldx, int rows, int C);
-void amtl_cu_relu_back(float *dX, const float *dY, const float *Y, int ld, int rows, int C);
-void amtl_cu_dropout(float *Y, uint8_t *mask, const float *X, size_t n, float p, uint64_t seed,
+void amtl_cu_bias_act(amtl_backend *be, float *Y, int ldy, const float *b, int rows, int C, int relu);
+void amtl_cu_colsum(amtl_backend *be, float *s, float beta, const float *X, int ldx, int rows, int C);
+void amtl_cu_relu_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int ld, int rows, int C);
+void amtl_cu_dropout(amtl_backend *be, float *Y, uint8_t *mask, const float *X, size_t n, float p, uint64_t seed,
                      uint64_t ctr);
-void amtl_cu_dropout_back(float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
+void amtl_cu_dropout_back(amtl_backend *be, float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
                           int add);
 
 /* batchnorm.cu */
-void amtl_cu_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+void amtl_cu_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
                       const float *X, int ldx, const float *gamma, const float *beta, int rows,
                       int C, float momentum, float eps);
-void amtl_cu_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gamma,
+void amtl_cu_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, const float *gamma,
                      const float *beta, const float *rmean, const float *rvar, int rows, int C,
                      float eps);
-void amtl_cu_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
+void amtl_cu_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
                      const float *X, int ldx, const float *mean, const float *rstd,
                      const float *gamma, int rows, int C);
 
 /* supernet_ops.cu */
-void amtl_cu_softmax(float *Y, const float *X, int rows, int K);
-void amtl_cu_softmax_back(float *dX, const float *dY, const float *Y, int rows, int K);
-void amtl_cu_mixfeature(float *x, float *sums, const float *embs, const float *dense,
+void amtl_cu_softmax(amtl_backend *be, float *Y, const float *X, int rows, int K);
+void amtl_cu_softmax_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int rows, int K);
+void amtl_cu_mixfeature(amtl_backend *be, float *x, float *sums, const float *embs, const float *dense,
                         const float *gs, const float *gi, int B, int N, int E, int D);
-void amtl_cu_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *dx,
+void amtl_cu_mixfeature_back(amtl_backend *be, float *dembs, float *dgs, float *dgi, const float *dx,
                              const float *embs, const float *sums, const float *gs,
                              const float *gi, int B, int N, int E, int D);
-void amtl_cu_expert_mix(float *out, const float *G, const float *s, const float *Y, size_t ldk,
+void amtl_cu_expert_mix(amtl_backend *be, float *out, const float *G, const float *s, const float *Y, size_t ldk,
                         int B, int K, int H);
-void amtl_cu_expert_mix_back(float *dY, float *dG, float *ds, const float *dout, const float *G,
+void amtl_cu_expert_mix_back(amtl_backend *be, float *dY, float *dG, float *ds, const float *dout, const float *G,
                              const float *s, const float *Y, size_t ldk, uint64_t ran, int B,
                              int K, int H);
 
 /* loss.cu */
-void amtl_cu_bce(float *loss, float *dlogits, const float *logits, const float *labels,
+void amtl_cu_bce(amtl_backend *be, float *loss, float *dlogits, const float *logits, const float *labels,
                  const int32_t *cond_host, const float *w_host, int B, int T);
 
 /* adam.cu */
-void amtl_cu_adam(float *w, float *gw, float *m, float *v, const amtl_adam_seg *segs,
+void amtl_cu_adam(amtl_backend *be, float *w, float *gw, float *m, float *v, const amtl_adam_seg *segs,
                   int n_segs, int64_t total, float lr, float beta1, float beta2, float eps,
                   float wd, int64_t step);
 

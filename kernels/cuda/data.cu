@@ -52,31 +52,35 @@ __global__ static void k_embed_scatter(float *gw, const int64_t *tab, const int3
 
 /* ---- data ------------------------------------------------------------------------------- */
 
-void amtl_cu_take_i32(int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows, int B,
+void amtl_cu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows, int B,
                       int C)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (B > 0 && C > 0)
-        LAUNCH(k_take_i32, blocks_for((size_t)B * C), TPB, dst, src, ld, rows, B, C);
+        LAUNCH(k_take_i32, blocks_for(cu, (size_t)B * C), TPB, dst, src, ld, rows, B, C);
 }
 
-void amtl_cu_take_f32(float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+void amtl_cu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
                       int C)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (B > 0 && C > 0)
-        LAUNCH(k_take_f32, blocks_for((size_t)B * C), TPB, dst, src, ld, rows, B, C);
+        LAUNCH(k_take_f32, blocks_for(cu, (size_t)B * C), TPB, dst, src, ld, rows, B, C);
 }
 
-void amtl_cu_embed_gather(float *embs, const float *w, const int64_t *tab, const int32_t *ids,
+void amtl_cu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
                           int B, int N, int E)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (B > 0 && N > 0 && E > 0)
-        LAUNCH(k_embed_gather, blocks_for((size_t)B * N * E), TPB, embs, w, tab, ids, B, N, E);
+        LAUNCH(k_embed_gather, blocks_for(cu, (size_t)B * N * E), TPB, embs, w, tab, ids, B, N, E);
 }
 
-void amtl_cu_embed_scatter(float *gw, const int64_t *tab, const int32_t *ids,
+void amtl_cu_embed_scatter(amtl_backend *be, float *gw, const int64_t *tab, const int32_t *ids,
                            const float *dembs, int B, int N, int E)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (B > 0 && N > 0 && E > 0)
-        LAUNCH(k_embed_scatter, blocks_for((size_t)B * N * E), TPB, gw, tab, ids, dembs, B, N,
+        LAUNCH(k_embed_scatter, blocks_for(cu, (size_t)B * N * E), TPB, gw, tab, ids, dembs, B, N,
                E);
 }

@@ -69,35 +69,40 @@ __global__ static void k_dropout_back(float *dX, const float *dY, const uint8_t 
 
 /* ---- elementwise ---------------------------------------------------------------------------- */
 
-void amtl_cu_bias_act(float *Y, int ldy, const float *b, int rows, int C, int relu)
+void amtl_cu_bias_act(amtl_backend *be, float *Y, int ldy, const float *b, int rows, int C, int relu)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows > 0 && C > 0)
-        LAUNCH(k_bias_act, blocks_for((size_t)rows * C), TPB, Y, ldy, b, rows, C, relu);
+        LAUNCH(k_bias_act, blocks_for(cu, (size_t)rows * C), TPB, Y, ldy, b, rows, C, relu);
 }
 
-void amtl_cu_colsum(float *s, float beta, const float *X, int ldx, int rows, int C)
+void amtl_cu_colsum(amtl_backend *be, float *s, float beta, const float *X, int ldx, int rows, int C)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (C > 0)
         LAUNCH(k_colsum, (C + CW - 1) / CW, dim3(CW, RL), s, beta, X, ldx, rows > 0 ? rows : 0,
                C);
 }
 
-void amtl_cu_relu_back(float *dX, const float *dY, const float *Y, int ld, int rows, int C)
+void amtl_cu_relu_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int ld, int rows, int C)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows > 0 && C > 0)
-        LAUNCH(k_relu_back, blocks_for((size_t)rows * C), TPB, dX, dY, Y, ld, rows, C);
+        LAUNCH(k_relu_back, blocks_for(cu, (size_t)rows * C), TPB, dX, dY, Y, ld, rows, C);
 }
 
-void amtl_cu_dropout(float *Y, uint8_t *mask, const float *X, size_t n, float p, uint64_t seed,
+void amtl_cu_dropout(amtl_backend *be, float *Y, uint8_t *mask, const float *X, size_t n, float p, uint64_t seed,
                      uint64_t ctr)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (n)
-        LAUNCH(k_dropout, blocks_for(n), TPB, Y, mask, X, n, p, seed, ctr);
+        LAUNCH(k_dropout, blocks_for(cu, n), TPB, Y, mask, X, n, p, seed, ctr);
 }
 
-void amtl_cu_dropout_back(float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
+void amtl_cu_dropout_back(amtl_backend *be, float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
                           int add)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (n)
-        LAUNCH(k_dropout_back, blocks_for(n), TPB, dX, dY, mask, n, p, add);
+        LAUNCH(k_dropout_back, blocks_for(cu, n), TPB, dX, dY, mask, n, p, add);
 }

@@ -60,16 +60,17 @@ __global__ static void k_bce(float *loss, float *dlogits, const float *logits,
     }
 }
 
-void amtl_cu_bce(float *loss, float *dlogits, const float *logits, const float *labels,
+void amtl_cu_bce(amtl_backend *be, float *loss, float *dlogits, const float *logits, const float *labels,
                  const int32_t *cond_host, const float *w_host, int B, int T)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (T <= 0)
         return;
     if (T > AMTL_BACKEND_MAX_T) {
         char d[96];
         snprintf(d, sizeof d, "%d tasks, more than AMTL_BACKEND_MAX_T (%d)", T,
                  AMTL_BACKEND_MAX_T);
-        amtl_cu_record("bce", d);
+        amtl_cu_record(cu, "bce", d);
         return;
     }
     bce_args a;

@@ -66,47 +66,52 @@ __global__ static void k_dot(double *part, const float *x, const float *y, size_
  * + β·Cᵀ, and a row-major matrix with leading dimension ld is its transpose
  * in column-major with the same ld: so B and A swap places, M and N swap,
  * and the transpose flags stay as given. */
-void amtl_cu_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+void amtl_cu_gemm(amtl_backend *be, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0) {
-        LAUNCH(k_scale, blocks_for((size_t)M * N), TPB, C, ldc, beta, M, N);
+        LAUNCH(k_scale, blocks_for(cu, (size_t)M * N), TPB, C, ldc, beta, M, N);
         return;
     }
-    amtl_cu_blas_ok(cublasSgemm(amtl_cu.blas, tB ? CUBLAS_OP_T : CUBLAS_OP_N,
+    amtl_cu_blas_ok(cu, cublasSgemm(cu->blas, tB ? CUBLAS_OP_T : CUBLAS_OP_N,
                                 tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, A, lda,
                                 &beta, C, ldc),
                     "cublasSgemm");
 }
 
-void amtl_cu_add(float *Y, int ldy, const float *X, int ldx, int rows, int C)
+void amtl_cu_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows, int C)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows > 0 && C > 0)
-        LAUNCH(k_add, blocks_for((size_t)rows * C), TPB, Y, ldy, X, ldx, rows, C);
+        LAUNCH(k_add, blocks_for(cu, (size_t)rows * C), TPB, Y, ldy, X, ldx, rows, C);
 }
 
-void amtl_cu_axpy(float *y, const float *x, float a, size_t n)
+void amtl_cu_axpy(amtl_backend *be, float *y, const float *x, float a, size_t n)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (n)
-        LAUNCH(k_axpy, blocks_for(n), TPB, y, x, a, n);
+        LAUNCH(k_axpy, blocks_for(cu, n), TPB, y, x, a, n);
 }
 
-void amtl_cu_dot(float *out, const float *x, const float *y, size_t n)
+void amtl_cu_dot(amtl_backend *be, float *out, const float *x, const float *y, size_t n)
 {
+    amtl_cu_ctx *cu = CU(be);
     /* *out is written (n == 0 gives 0) */
-    unsigned nb = n ? blocks_for(n) : 1;
+    unsigned nb = n ? blocks_for(cu, n) : 1;
     if (nb > 1024)
         nb = 1024;
-    double *part = amtl_cu_scratch(nb);
+    double *part = amtl_cu_scratch(cu, nb);
     if (!part)
         return;
     LAUNCH(k_dot, nb, TPB, part, x, y, n);
     LAUNCH(k_sum_parts, 1, 32, out, part, 1, (int)nb);
 }
 
-void amtl_cu_sum_parts(float *out, const double *part, int nout, int nparts)
+void amtl_cu_sum_parts(amtl_backend *be, float *out, const double *part, int nout, int nparts)
 {
-    LAUNCH(k_sum_parts, blocks_for((size_t)nout), TPB, out, part, nout, nparts);
+    amtl_cu_ctx *cu = CU(be);
+    LAUNCH(k_sum_parts, blocks_for(cu, (size_t)nout), TPB, out, part, nout, nparts);
 }

@@ -188,30 +188,34 @@ __global__ static void k_expert_mix_back(float *dY, float *dG, double *part, con
 
 /* ---- the supernet's own layers -------------------------------------------------------------- */
 
-void amtl_cu_softmax(float *Y, const float *X, int rows, int K)
+void amtl_cu_softmax(amtl_backend *be, float *Y, const float *X, int rows, int K)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows > 0 && K > 0)
-        LAUNCH(k_softmax, blocks_for((size_t)rows), TPB, Y, X, rows, K);
+        LAUNCH(k_softmax, blocks_for(cu, (size_t)rows), TPB, Y, X, rows, K);
 }
 
-void amtl_cu_softmax_back(float *dX, const float *dY, const float *Y, int rows, int K)
+void amtl_cu_softmax_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int rows, int K)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (rows > 0 && K > 0)
-        LAUNCH(k_softmax_back, blocks_for((size_t)rows), TPB, dX, dY, Y, rows, K);
+        LAUNCH(k_softmax_back, blocks_for(cu, (size_t)rows), TPB, dX, dY, Y, rows, K);
 }
 
-void amtl_cu_mixfeature(float *x, float *sums, const float *embs, const float *dense,
+void amtl_cu_mixfeature(amtl_backend *be, float *x, float *sums, const float *embs, const float *dense,
                         const float *gs, const float *gi, int B, int N, int E, int D)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (B > 0 && E + D > 0)
-        LAUNCH(k_mixfeature, blocks_for((size_t)B * (E + D)), TPB, x, sums, embs, dense, gs, gi,
+        LAUNCH(k_mixfeature, blocks_for(cu, (size_t)B * (E + D)), TPB, x, sums, embs, dense, gs, gi,
                B, N, E, D);
 }
 
-void amtl_cu_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *dx,
+void amtl_cu_mixfeature_back(amtl_backend *be, float *dembs, float *dgs, float *dgi, const float *dx,
                              const float *embs, const float *sums, const float *gs,
                              const float *gi, int B, int N, int E, int D)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (N <= 0)
         return;
     /* chunks of at least 8 elements per thread, at most 64 per field */
@@ -222,26 +226,28 @@ void amtl_cu_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *
     if (nch > 64)
         nch = 64;
     size_t per = (total + nch - 1) / nch;
-    double *part = amtl_cu_scratch(2 * (size_t)N * nch);
+    double *part = amtl_cu_scratch(cu, 2 * (size_t)N * nch);
     if (!part)
         return;
     LAUNCH(k_mixfeature_back, dim3((unsigned)N, (unsigned)nch), TPB, dembs, part, dx, embs, sums,
            gs, gi, B > 0 ? B : 0, N, E > 0 ? E : 0, D, per);
-    amtl_cu_sum_parts(dgs, part, N, (int)nch);
-    amtl_cu_sum_parts(dgi, part + (size_t)N * nch, N, (int)nch);
+    amtl_cu_sum_parts(be, dgs, part, N, (int)nch);
+    amtl_cu_sum_parts(be, dgi, part + (size_t)N * nch, N, (int)nch);
 }
 
-void amtl_cu_expert_mix(float *out, const float *G, const float *s, const float *Y, size_t ldk,
+void amtl_cu_expert_mix(amtl_backend *be, float *out, const float *G, const float *s, const float *Y, size_t ldk,
                         int B, int K, int H)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (B > 0 && H > 0)
-        LAUNCH(k_expert_mix, blocks_for((size_t)B * H), TPB, out, G, s, Y, ldk, B, K, H);
+        LAUNCH(k_expert_mix, blocks_for(cu, (size_t)B * H), TPB, out, G, s, Y, ldk, B, K, H);
 }
 
-void amtl_cu_expert_mix_back(float *dY, float *dG, float *ds, const float *dout, const float *G,
+void amtl_cu_expert_mix_back(amtl_backend *be, float *dY, float *dG, float *ds, const float *dout, const float *G,
                              const float *s, const float *Y, size_t ldk, uint64_t ran, int B,
                              int K, int H)
 {
+    amtl_cu_ctx *cu = CU(be);
     if (K <= 0)
         return;
     /* chunks of 64 rows (8 per warp), at most 256 per expert */
@@ -252,10 +258,10 @@ void amtl_cu_expert_mix_back(float *dY, float *dG, float *ds, const float *dout,
     if (nch > 256)
         nch = 256;
     int per = (Bn + nch - 1) / nch;
-    double *part = amtl_cu_scratch((size_t)K * nch);
+    double *part = amtl_cu_scratch(cu, (size_t)K * nch);
     if (!part)
         return;
     LAUNCH(k_expert_mix_back, dim3((unsigned)K, (unsigned)nch), TPB, dY, dG, part, dout, G, s, Y,
            ldk, ran, Bn, K, H > 0 ? H : 0, per);
-    amtl_cu_sum_parts(ds, part, K, nch);
+    amtl_cu_sum_parts(be, ds, part, K, nch);
 }

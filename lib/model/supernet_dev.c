@@ -27,7 +27,7 @@
 
 int amtl_dev_be_error(const amtl_dev *d, amtl_status *st, const char *what)
 {
-    const char *e = d->be->last_error ? d->be->last_error() : NULL;
+    const char *e = d->be->last_error ? d->be->last_error(d->be) : NULL;
     return amtl_error(st, AMTL_EDEVICE, "backend %s: %s: %s", d->be->name, what,
                       e ? e : "unknown error");
 }
@@ -35,7 +35,7 @@ int amtl_dev_be_error(const amtl_dev *d, amtl_status *st, const char *what)
 /* The backend's sticky error after a sequence of primitives. */
 int amtl_dev_be_check(amtl_dev *d, amtl_status *st, const char *what)
 {
-    if (d->failed || (d->be->last_error && d->be->last_error())) {
+    if (d->failed || (d->be->last_error && d->be->last_error(d->be))) {
         d->failed = 0;
         return amtl_dev_be_error(d, st, what);
     }
@@ -44,7 +44,7 @@ int amtl_dev_be_check(amtl_dev *d, amtl_status *st, const char *what)
 
 void amtl_dev_zero(amtl_dev *d, void *p, size_t bytes)
 {
-    if (d->be->zero(p, bytes))
+    if (d->be->zero(d->be, p, bytes))
         d->failed = 1;
 }
 
@@ -206,7 +206,7 @@ static void wire(amtl_dev *d)
             }
 }
 
-int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *net, int Bmax,
+int amtl_dev_init(amtl_dev **out, amtl_backend *be, const amtl_supernet *net, int Bmax,
                   int training, amtl_status *st)
 {
     *out = NULL;
@@ -277,10 +277,10 @@ int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *n
     carver cv = {0};
     layout(&cv, d, net);
     d->act_bytes = cv.off;
-    d->w = be->alloc(nw);
-    d->g = d->w ? be->alloc(nw) : NULL;
-    d->state = d->g ? be->alloc(ns) : NULL;
-    d->act = d->state ? be->alloc(d->act_bytes) : NULL;
+    d->w = be->alloc(be, nw);
+    d->g = d->w ? be->alloc(be, nw) : NULL;
+    d->state = d->g ? be->alloc(be, ns) : NULL;
+    d->act = d->state ? be->alloc(be, d->act_bytes) : NULL;
     if (!d->act) {
         amtl_dev_be_error(d, st, "cannot allocate the device step's memory");
         amtl_error_context(st, "batch %d", Bmax);
@@ -293,11 +293,11 @@ int amtl_dev_init(amtl_dev **out, const amtl_backend *be, const amtl_supernet *n
     carver real = {.base = d->act};
     layout(&real, d, net);
     wire(d);
-    int rc = be->zero(d->act, d->act_bytes) || be->zero(d->g, nw) || be->zero(d->w, nw) ||
-             be->zero(d->state, ns) ||
-             be->put(d->tab, htab, (size_t)d->N * sizeof(int64_t)) ||
-             (net->wide && (be->put(d->wtab, htab + d->N, (size_t)d->N * sizeof(int64_t)) ||
-                            be->put(d->wsel, hsel,
+    int rc = be->zero(be, d->act, d->act_bytes) || be->zero(be, d->g, nw) || be->zero(be, d->w, nw) ||
+             be->zero(be, d->state, ns) ||
+             be->put(be, d->tab, htab, (size_t)d->N * sizeof(int64_t)) ||
+             (net->wide && (be->put(be, d->wtab, htab + d->N, (size_t)d->N * sizeof(int64_t)) ||
+                            be->put(be, d->wsel, hsel,
                                     (size_t)d->N * d->T * d->T * sizeof(float))));
     free(htab);
     free(hsel);
@@ -314,12 +314,12 @@ void amtl_dev_free(amtl_dev *d)
 {
     if (!d)
         return;
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     void *p[] = {d->w,    d->g,    d->state, d->act,        d->m,
                  d->v,    d->segs, d->sp_mem, d->scal, d->state_save};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         if (p[i])
-            be->free(p[i]);
+            be->free(be, p[i]);
     free(d->mop);
     free(d->tw);
     free(d->hsmall);
@@ -334,7 +334,7 @@ void amtl_dev_free(amtl_dev *d)
     free(d);
 }
 
-const amtl_backend *amtl_dev_backend(const amtl_dev *d)
+amtl_backend *amtl_dev_backend(const amtl_dev *d)
 {
     return d->be;
 }
@@ -350,8 +350,8 @@ int amtl_dev_put_params(amtl_dev *d, const amtl_supernet *net, amtl_status *st)
 {
     if (amtl_dev_same_net(d, net, st))
         return -1;
-    if (d->be->put(d->w, net->w, net->n_w * sizeof(float)) ||
-        d->be->put(d->state, net->state, net->n_state * sizeof(float)))
+    if (d->be->put(d->be, d->w, net->w, net->n_w * sizeof(float)) ||
+        d->be->put(d->be, d->state, net->state, net->n_state * sizeof(float)))
         return amtl_dev_be_error(d, st, "uploading the weights");
     return 0;
 }
@@ -360,8 +360,8 @@ int amtl_dev_get_params(amtl_dev *d, amtl_supernet *net, amtl_status *st)
 {
     if (amtl_dev_same_net(d, net, st))
         return -1;
-    if (d->be->get(net->w, d->w, net->n_w * sizeof(float)) ||
-        d->be->get(net->state, d->state, net->n_state * sizeof(float)))
+    if (d->be->get(d->be, net->w, d->w, net->n_w * sizeof(float)) ||
+        d->be->get(d->be, net->state, d->state, net->n_state * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the weights");
     return 0;
 }
@@ -370,14 +370,14 @@ int amtl_dev_get_grads(amtl_dev *d, amtl_supernet *net, amtl_status *st)
 {
     if (amtl_dev_same_net(d, net, st))
         return -1;
-    if (d->be->get(net->g, d->g, net->n_w * sizeof(float)))
+    if (d->be->get(d->be, net->g, d->g, net->n_w * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the gradients");
     return 0;
 }
 
 int amtl_dev_zero_grad(amtl_dev *d, amtl_status *st)
 {
-    if (d->be->zero(d->g, d->n_w * sizeof(float)))
+    if (d->be->zero(d->be, d->g, d->n_w * sizeof(float)))
         return amtl_dev_be_error(d, st, "zeroing the gradients");
     return 0;
 }
@@ -402,7 +402,7 @@ int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_stat
                           "device step: split '%s' has %lld rows (at most %d index a batch)",
                           amtl_split_name(split), (long long)sp->rows, INT32_MAX);
     if (d->sp_mem) {
-        d->be->free(d->sp_mem);
+        d->be->free(d->be, d->sp_mem);
         d->bytes -= d->sp_bytes;
         d->sp_mem = NULL;
         d->sp_bytes = 0;
@@ -413,7 +413,7 @@ int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_stat
     carve(&cv, (size_t)d->N * r, sizeof(int32_t));
     carve(&cv, (size_t)d->D * r, sizeof(float));
     carve(&cv, (size_t)d->T * r, sizeof(float));
-    d->sp_mem = d->be->alloc(cv.off);
+    d->sp_mem = d->be->alloc(d->be, cv.off);
     if (!d->sp_mem)
         return amtl_dev_be_error(d, st, "cannot allocate the split's columns");
     d->sp_bytes = cv.off;
@@ -422,9 +422,9 @@ int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_stat
     d->sp_ids = carve(&real, (size_t)d->N * r, sizeof(int32_t));
     d->sp_dense = CARVE_F(&real, (size_t)d->D * r);
     d->sp_labels = CARVE_F(&real, (size_t)d->T * r);
-    if (d->be->put(d->sp_ids, sp->sparse, (size_t)d->N * r * sizeof(int32_t)) ||
-        d->be->put(d->sp_dense, sp->dense, (size_t)d->D * r * sizeof(float)) ||
-        d->be->put(d->sp_labels, sp->labels, (size_t)d->T * r * sizeof(float)))
+    if (d->be->put(d->be, d->sp_ids, sp->sparse, (size_t)d->N * r * sizeof(int32_t)) ||
+        d->be->put(d->be, d->sp_dense, sp->dense, (size_t)d->D * r * sizeof(float)) ||
+        d->be->put(d->be, d->sp_labels, sp->labels, (size_t)d->T * r * sizeof(float)))
         return amtl_dev_be_error(d, st, "uploading the split");
     d->sp_rows = sp->rows;
     return 0;
@@ -453,13 +453,13 @@ int amtl_dev_batch_rows(amtl_dev *d, const int32_t *rows, int B, amtl_status *st
             return amtl_error(st, AMTL_EDATA,
                               "device step: batch row %d is %d, outside the split's %lld rows",
                               b, rows[b], (long long)d->sp_rows);
-    const amtl_backend *be = d->be;
-    if (be->put(d->rows, rows, (size_t)B * sizeof(int32_t)))
+    amtl_backend *be = d->be;
+    if (be->put(be, d->rows, rows, (size_t)B * sizeof(int32_t)))
         return amtl_dev_be_error(d, st, "uploading the batch rows");
-    be->take_i32(d->ids, d->sp_ids, d->sp_rows, d->rows, B, d->N);
+    be->take_i32(be, d->ids, d->sp_ids, d->sp_rows, d->rows, B, d->N);
     if (d->D > 0)
-        be->take_f32(d->dense, d->sp_dense, d->sp_rows, d->rows, B, d->D);
-    be->take_f32(d->labels, d->sp_labels, d->sp_rows, d->rows, B, d->T);
+        be->take_f32(be, d->dense, d->sp_dense, d->sp_rows, d->rows, B, d->D);
+    be->take_f32(be, d->labels, d->sp_labels, d->sp_rows, d->rows, B, d->T);
     if (amtl_dev_be_check(d, st, "gathering the batch"))
         return -1;
     d->B = B;
@@ -485,14 +485,14 @@ int amtl_dev_batch_host(amtl_dev *d, const amtl_batch *b, amtl_status *st)
                                   "vocabulary of %d",
                                   i, f, id, d->vocab[f]);
         }
-    const amtl_backend *be = d->be;
-    if (be->put(d->ids, b->ids, (size_t)B * d->N * sizeof(int32_t)) ||
-        (d->D > 0 && be->put(d->dense, b->dense, (size_t)B * d->D * sizeof(float))))
+    amtl_backend *be = d->be;
+    if (be->put(be, d->ids, b->ids, (size_t)B * d->N * sizeof(int32_t)) ||
+        (d->D > 0 && be->put(be, d->dense, b->dense, (size_t)B * d->D * sizeof(float))))
         return amtl_dev_be_error(d, st, "uploading the batch");
     if (b->labels) {
-        if (be->put(d->labels, b->labels, (size_t)B * d->T * sizeof(float)))
+        if (be->put(be, d->labels, b->labels, (size_t)B * d->T * sizeof(float)))
             return amtl_dev_be_error(d, st, "uploading the batch");
-    } else if (be->zero(d->labels, (size_t)B * d->T * sizeof(float))) {
+    } else if (be->zero(be, d->labels, (size_t)B * d->T * sizeof(float))) {
         return amtl_dev_be_error(d, st, "uploading the batch");
     }
     d->B = B;
@@ -525,7 +525,7 @@ static void optim_free(amtl_dev *d)
     void *p[] = {d->m, d->v, d->segs};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         if (p[i])
-            d->be->free(p[i]);
+            d->be->free(d->be, p[i]);
     free(d->hsegs);
     if (d->segs)
         d->bytes -= 2 * d->opt_total * sizeof(float) + (size_t)d->seg_cap * sizeof(amtl_adam_seg);
@@ -544,7 +544,7 @@ int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *n
         return -1;
     if (!opt->m || !opt->v)
         return amtl_error(st, AMTL_EUSAGE, "device step: the optimizer has no moments yet");
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     if (!d->m || d->opt_total != opt->total || d->opt_nsegs != opt->n_segs) {
         optim_free(d);
         size_t nseg = (size_t)opt->n_segs + (size_t)d->N * d->Bmax,
@@ -552,9 +552,9 @@ int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *n
         d->hsegs = calloc(nseg + (size_t)opt->n_segs + 1, sizeof *d->hsegs);
         if (!d->hsegs)
             return amtl_error(st, AMTL_ENOMEM, "out of memory");
-        d->m = be->alloc(bytes);
-        d->v = d->m ? be->alloc(bytes) : NULL;
-        d->segs = d->v ? be->alloc(nseg * sizeof(amtl_adam_seg)) : NULL;
+        d->m = be->alloc(be, bytes);
+        d->v = d->m ? be->alloc(be, bytes) : NULL;
+        d->segs = d->v ? be->alloc(be, nseg * sizeof(amtl_adam_seg)) : NULL;
         if (!d->segs) {
             amtl_dev_be_error(d, st, "cannot allocate the Adam moments");
             optim_free(d);
@@ -567,8 +567,8 @@ int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *n
     }
     if (adam_segs(opt, net, d->hsegs + d->seg_cap, st))
         return -1;
-    if (be->put(d->m, opt->m, opt->total * sizeof(float)) ||
-        be->put(d->v, opt->v, opt->total * sizeof(float)))
+    if (be->put(be, d->m, opt->m, opt->total * sizeof(float)) ||
+        be->put(be, d->v, opt->v, opt->total * sizeof(float)))
         return amtl_dev_be_error(d, st, "uploading the Adam moments");
     return 0;
 }
@@ -589,8 +589,8 @@ int amtl_dev_get_optim(amtl_dev *d, amtl_adam *opt, amtl_status *st)
 {
     if (check_optim(d, opt, st))
         return -1;
-    if (d->be->get(opt->m, d->m, opt->total * sizeof(float)) ||
-        d->be->get(opt->v, d->v, opt->total * sizeof(float)))
+    if (d->be->get(d->be, opt->m, d->m, opt->total * sizeof(float)) ||
+        d->be->get(d->be, opt->v, d->v, opt->total * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the Adam moments");
     return 0;
 }
@@ -622,11 +622,11 @@ int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
                                        .n = E, .decay = base[k].decay, .active = 1};
         }
     }
-    const amtl_backend *be = d->be;
-    if (be->put(d->segs, out, (size_t)n * sizeof(amtl_adam_seg)))
+    amtl_backend *be = d->be;
+    if (be->put(be, d->segs, out, (size_t)n * sizeof(amtl_adam_seg)))
         return amtl_dev_be_error(d, st, "uploading the Adam segments");
     opt->step++;
-    be->adam(d->w, d->g, d->m, d->v, d->segs, n, (int64_t)opt->total, opt->lr, opt->beta1,
+    be->adam(be, d->w, d->g, d->m, d->v, d->segs, n, (int64_t)opt->total, opt->lr, opt->beta1,
              opt->beta2, opt->eps, opt->weight_decay, opt->step);
     return amtl_dev_be_check(d, st, "Adam step");
 }
@@ -635,7 +635,7 @@ int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
 static int scratch(amtl_dev *d, float **p, size_t n, amtl_status *st)
 {
     if (!*p) {
-        *p = d->be->alloc(n * sizeof(float));
+        *p = d->be->alloc(d->be, n * sizeof(float));
         if (!*p)
             return amtl_dev_be_error(d, st, "cannot allocate scratch memory");
         d->bytes += n * sizeof(float);
@@ -645,16 +645,16 @@ static int scratch(amtl_dev *d, float **p, size_t n, amtl_status *st)
 
 int amtl_dev_clip_grad_norm(amtl_dev *d, float max_norm, amtl_status *st)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     float ss;
     if (scratch(d, &d->scal, 1, st))
         return -1;
-    be->dot(d->scal, d->g, d->g, d->n_w);
-    if (be->get(&ss, d->scal, sizeof ss))
+    be->dot(be, d->scal, d->g, d->g, d->n_w);
+    if (be->get(be, &ss, d->scal, sizeof ss))
         return amtl_dev_be_error(d, st, "reading the gradient norm");
     double norm = sqrt((double)ss);
     if (norm > max_norm)
-        be->axpy(d->g, d->g, (float)(max_norm / (norm + 1e-6)) - 1.0f, d->n_w);
+        be->axpy(be, d->g, d->g, (float)(max_norm / (norm + 1e-6)) - 1.0f, d->n_w);
     return amtl_dev_be_check(d, st, "gradient clipping");
 }
 
@@ -663,7 +663,7 @@ int amtl_dev_state_save(amtl_dev *d, amtl_status *st)
     if (scratch(d, &d->state_save, d->n_state + 1, st))
         return -1;
     amtl_dev_zero(d, d->state_save, d->n_state * sizeof(float));
-    d->be->axpy(d->state_save, d->state, 1.0f, d->n_state);
+    d->be->axpy(d->be, d->state_save, d->state, 1.0f, d->n_state);
     return amtl_dev_be_check(d, st, "saving the running statistics");
 }
 
@@ -672,7 +672,7 @@ int amtl_dev_state_restore(amtl_dev *d, amtl_status *st)
     if (!d->state_save)
         return amtl_error(st, AMTL_EUSAGE, "device step: no running statistics were saved");
     amtl_dev_zero(d, d->state, d->n_state * sizeof(float));
-    d->be->axpy(d->state, d->state_save, 1.0f, d->n_state);
+    d->be->axpy(d->be, d->state, d->state_save, 1.0f, d->n_state);
     return amtl_dev_be_check(d, st, "restoring the running statistics");
 }
 

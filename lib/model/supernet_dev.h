@@ -34,14 +34,14 @@ typedef struct amtl_dev amtl_dev;
 
 /* A device step for batches of up to Bmax rows on backend be.  training = 0
  * allocates the evaluation activations only. */
-int amtl_dev_init(amtl_dev **d, const amtl_backend *be, const amtl_supernet *net, int Bmax,
+int amtl_dev_init(amtl_dev **d, amtl_backend *be, const amtl_supernet *net, int Bmax,
                   int training, amtl_status *st);
 void amtl_dev_free(amtl_dev *d);
 /* The embedding regulariser (config embedding_l2, wide.h) of the steps that
  * follow: 2·λ/B·e added to every embedding row's gradient per use (the wide
  * tables' too); 0, the initial value, is off. */
 void amtl_dev_set_embedding_l2(amtl_dev *d, float lambda);
-const amtl_backend *amtl_dev_backend(const amtl_dev *d);
+amtl_backend *amtl_dev_backend(const amtl_dev *d);
 /* Bytes of backend memory held. */
 size_t amtl_dev_bytes(const amtl_dev *d);
 

@@ -37,7 +37,7 @@ typedef struct {
 } dev_tower;
 
 struct amtl_dev {
-    const amtl_backend *be;
+    amtl_backend *be;
     int Bmax, training;
     size_t bytes;
     /* the network's sizes at init, to refuse another network */

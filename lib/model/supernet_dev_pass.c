@@ -31,7 +31,7 @@ static float *yslot(const amtl_dev *d, const dev_mop *dm, const amtl_mixed_op *m
  * one dropout of x and one GEMM over their stacked first-layer channels. */
 static void mop_forward(amtl_dev *d, amtl_supernet *net, int i, int training)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     const amtl_mixed_op *m = &net->mops[i];
     dev_mop *dm = &d->mop[i];
     amtl_mop_weights(net, i, dm->wts, &dm->c0, &dm->Sc);
@@ -46,67 +46,67 @@ static void mop_forward(amtl_dev *d, amtl_supernet *net, int i, int training)
         if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_IDENTITY)
             continue;
         if (in == out) {
-            be->axpy(dm->out, dm->x, dm->wts[k], nbo);
+            be->axpy(be, dm->out, dm->x, dm->wts[k], nbo);
         } else {
             float *Y = yslot(d, dm, m, k);
-            be->gemm(0, 1, B, out, in, 1.0f, dm->x, in, w + m->proj[k], in, 0.0f, Y, out);
-            be->axpy(dm->out, Y, dm->wts[k], nbo);
+            be->gemm(be, 0, 1, B, out, in, 1.0f, dm->x, in, w + m->proj[k], in, 0.0f, Y, out);
+            be->axpy(be, dm->out, Y, dm->wts[k], nbo);
         }
     }
     if (Sc == 0)
         return;
     const float *src = dm->x;
     if (dm->dropped) {
-        be->dropout(dm->xd, dm->mask, dm->x, (size_t)B * in, net->dropout, d->seed,
+        be->dropout(be, dm->xd, dm->mask, dm->x, (size_t)B * in, net->dropout, d->seed,
                     amtl_dropout_site_mop(i));
         src = dm->xd;
     }
     /* Z [B,Sc] = src·W1[c0..c0+Sc)ᵀ + b1, H = ReLU(BN(Z)) */
-    be->gemm(0, 1, B, Sc, in, 1.0f, src, in, w + m->w1 + (size_t)c0 * in, in, 0.0f, dm->Z, Sc);
-    be->bias_act(dm->Z, Sc, w + m->b1 + c0, B, Sc, 0);
+    be->gemm(be, 0, 1, B, Sc, in, 1.0f, src, in, w + m->w1 + (size_t)c0 * in, in, 0.0f, dm->Z, Sc);
+    be->bias_act(be, dm->Z, Sc, w + m->b1 + c0, B, Sc, 0);
     if (training) {
-        be->bn_train(dm->Hh, Sc, dm->mean, dm->rstd, d->state + m->rm + c0,
+        be->bn_train(be, dm->Hh, Sc, dm->mean, dm->rstd, d->state + m->rm + c0,
                      d->state + m->rv + c0, dm->Z, Sc, w + m->gamma + c0, w + m->beta + c0, B,
                      Sc, BN_MOMENTUM, BN_EPS);
         for (int k = 0; k < m->P; k++)
             if (cand_live(m, k) && net->ops[k].kind == AMTL_OP_MLP)
                 net->nbt[m->nbt[k]]++;
     } else {
-        be->bn_eval(dm->Hh, Sc, dm->Z, Sc, w + m->gamma + c0, w + m->beta + c0,
+        be->bn_eval(be, dm->Hh, Sc, dm->Z, Sc, w + m->gamma + c0, w + m->beta + c0,
                     d->state + m->rm + c0, d->state + m->rv + c0, B, Sc, BN_EPS);
     }
-    be->bias_act(dm->Hh, Sc, d->zeros, B, Sc, 1);
+    be->bias_act(be, dm->Hh, Sc, d->zeros, B, Sc, 1);
     for (int k = 0; k < m->P; k++) {
         if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_MLP)
             continue;
         int h = m->h[k], hk = m->hoff[k] - c0;
         float *Y = yslot(d, dm, m, k);
-        be->gemm(0, 1, B, out, h, 1.0f, dm->Hh + hk, Sc, w + m->w2[k], h, 0.0f, Y, out);
-        be->bias_act(Y, out, w + m->b2[k], B, out, 1);
-        be->axpy(dm->out, Y, dm->wts[k], nbo);
+        be->gemm(be, 0, 1, B, out, h, 1.0f, dm->Hh + hk, Sc, w + m->w2[k], h, 0.0f, Y, out);
+        be->bias_act(be, Y, out, w + m->b2[k], B, out, 1);
+        be->axpy(be, dm->out, Y, dm->wts[k], nbo);
     }
 }
 
 static void consumer_forward(amtl_dev *d, const amtl_supernet *net, int c)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     int B = d->B, K = d->K, H = d->H, NE = d->N * d->E, ID = d->ID;
     int l = dev_consumer_layer(d, c);
     size_t Bm = (size_t)d->Bmax;
     float *G = d->G + (size_t)c * Bm * K;
     const float *Wg = d->w + net->me_gate[c];
-    be->gemm(0, 1, B, K, NE, 1.0f, d->embs, NE, Wg, ID, 0.0f, G, K);
+    be->gemm(be, 0, 1, B, K, NE, 1.0f, d->embs, NE, Wg, ID, 0.0f, G, K);
     /* gate_dense: gate_in = [embs, 0 (the FM slot), dense] */
     if (net->gate_dense && d->D > 0)
-        be->gemm(0, 1, B, K, d->D, 1.0f, d->dense, d->D, Wg + NE + d->E, ID, 1.0f, G, K);
-    be->softmax(G, G, B, K);
-    be->expert_mix(d->cout + (size_t)c * Bm * H, G, d->small + 2 * (size_t)K * d->N + c * K,
+        be->gemm(be, 0, 1, B, K, d->D, 1.0f, d->dense, d->D, Wg + NE + d->E, ID, 1.0f, G, K);
+    be->softmax(be, G, G, B, K);
+    be->expert_mix(be, d->cout + (size_t)c * Bm * H, G, d->small + 2 * (size_t)K * d->N + c * K,
                    d->yout + (size_t)l * K * Bm * H, Bm * H, B, K, H);
 }
 
 static void tower_forward(amtl_dev *d, amtl_supernet *net, int t, int training)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     int B = d->B;
     size_t Bm = (size_t)d->Bmax;
     const float *in = d->cout + (size_t)((d->L - 1) * d->K + t) * Bm * d->H;
@@ -116,25 +116,25 @@ static void tower_forward(amtl_dev *d, amtl_supernet *net, int t, int training)
         const float *W = d->w + tl->w, *bias = d->w + tl->b;
         if (i == d->n_tower) {
             float *lg = d->logits + (size_t)t * B;
-            be->gemm(0, 1, B, 1, tl->in, 1.0f, in, tl->in, W, tl->in, 0.0f, lg, 1);
-            be->bias_act(lg, 1, bias, B, 1, 0);
+            be->gemm(be, 0, 1, B, 1, tl->in, 1.0f, in, tl->in, W, tl->in, 0.0f, lg, 1);
+            be->bias_act(be, lg, 1, bias, B, 1, 0);
             break;
         }
         dev_tower *tw = &d->tw[t * d->n_tower + i];
         int o = tl->out;
-        be->gemm(0, 1, B, o, tl->in, 1.0f, in, tl->in, W, tl->in, 0.0f, tw->z, o);
-        be->bias_act(tw->z, o, bias, B, o, 0);
+        be->gemm(be, 0, 1, B, o, tl->in, 1.0f, in, tl->in, W, tl->in, 0.0f, tw->z, o);
+        be->bias_act(be, tw->z, o, bias, B, o, 0);
         if (training) {
-            be->bn_train(tw->r, o, tw->mean, tw->rstd, d->state + tl->rm, d->state + tl->rv,
+            be->bn_train(be, tw->r, o, tw->mean, tw->rstd, d->state + tl->rm, d->state + tl->rv,
                          tw->z, o, d->w + tl->gamma, d->w + tl->beta, B, o, BN_MOMENTUM, BN_EPS);
             net->nbt[tl->nbt]++;
         } else {
-            be->bn_eval(tw->r, o, tw->z, o, d->w + tl->gamma, d->w + tl->beta,
+            be->bn_eval(be, tw->r, o, tw->z, o, d->w + tl->gamma, d->w + tl->beta,
                         d->state + tl->rm, d->state + tl->rv, B, o, BN_EPS);
         }
-        be->bias_act(tw->r, o, d->zeros, B, o, 1);
+        be->bias_act(be, tw->r, o, d->zeros, B, o, 1);
         if (drop) {
-            be->dropout(tw->dr, tw->mask, tw->r, (size_t)B * o, net->dropout, d->seed,
+            be->dropout(be, tw->dr, tw->mask, tw->r, (size_t)B * o, net->dropout, d->seed,
                         amtl_dropout_site_tower(net, t, i));
             in = tw->dr;
         } else {
@@ -149,12 +149,12 @@ static void wide_forward(amtl_dev *d, const amtl_supernet *net)
 {
     if (!net->wide)
         return;
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     int B = d->B, N = d->N, T = d->T, D = d->D;
-    be->embed_gather(d->wemb, d->w, d->wtab, d->ids, B, N, T);
-    be->gemm(1, 1, T, B, N * T, 1.0f, d->wsel, T, d->wemb, N * T, 1.0f, d->logits, B);
+    be->embed_gather(be, d->wemb, d->w, d->wtab, d->ids, B, N, T);
+    be->gemm(be, 1, 1, T, B, N * T, 1.0f, d->wsel, T, d->wemb, N * T, 1.0f, d->logits, B);
     if (D > 0)
-        be->gemm(0, 1, T, B, D, 1.0f, d->w + net->wide_dense, D, d->dense, D, 1.0f,
+        be->gemm(be, 0, 1, T, B, D, 1.0f, d->w + net->wide_dense, D, d->dense, D, 1.0f,
                  d->logits, B);
 }
 
@@ -164,14 +164,14 @@ static void wide_backward(amtl_dev *d, const amtl_supernet *net)
 {
     if (!net->wide)
         return;
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     int B = d->B, N = d->N, T = d->T, D = d->D;
-    be->gemm(1, 1, B, N * T, T, 1.0f, d->dlogits, B, d->wsel, T, 0.0f, d->dwemb, N * T);
+    be->gemm(be, 1, 1, B, N * T, T, 1.0f, d->dlogits, B, d->wsel, T, 0.0f, d->dwemb, N * T);
     if (d->emb_l2 > 0)
-        be->axpy(d->dwemb, d->wemb, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * T);
-    be->embed_scatter(d->g, d->wtab, d->ids, d->dwemb, B, N, T);
+        be->axpy(be, d->dwemb, d->wemb, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * T);
+    be->embed_scatter(be, d->g, d->wtab, d->ids, d->dwemb, B, N, T);
     if (D > 0)
-        be->gemm(0, 0, T, D, B, 1.0f, d->dlogits, B, d->dense, D, 1.0f, d->g + net->wide_dense,
+        be->gemm(be, 0, 0, T, D, B, 1.0f, d->dlogits, B, d->dense, D, 1.0f, d->g + net->wide_dense,
                  D);
 }
 
@@ -180,7 +180,7 @@ void amtl_dev_set_embedding_l2(amtl_dev *d, float lambda) { d->emb_l2 = lambda; 
 int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rng,
                      float *logits_host, amtl_status *st)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     d->fwd = d->fwd_training = d->have_dlogits = 0;
     if (amtl_dev_same_net(d, net, st))
         return -1;
@@ -200,14 +200,14 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
     for (int i = 0; i < d->n_mops; i++)
         d->mop[i].ran = 0;
-    if (be->put(d->small, d->hsmall, d->n_small * sizeof(float)))
+    if (be->put(be, d->small, d->hsmall, d->n_small * sizeof(float)))
         return amtl_dev_be_error(d, st, "uploading the gates");
 
-    be->embed_gather(d->embs, d->w, d->tab, d->ids, B, N, E);
+    be->embed_gather(be, d->embs, d->w, d->tab, d->ids, B, N, E);
     size_t Bm = (size_t)d->Bmax;
     for (int j = 0; j < K; j++)
         if (d->expert_used[j])
-            be->mixfeature(d->x0 + (size_t)j * Bm * d->ID,
+            be->mixfeature(be, d->x0 + (size_t)j * Bm * d->ID,
                            d->sums + (d->training ? (size_t)j * Bm * E : 0), d->embs, d->dense,
                            d->small + (size_t)j * N, d->small + KN + (size_t)j * N, B, N, E,
                            d->D);
@@ -227,7 +227,7 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     for (int t = 0; t < d->T; t++)
         tower_forward(d, net, t, training);
     wide_forward(d, net);
-    if (logits_host && be->get(logits_host, d->logits, (size_t)d->T * B * sizeof(float)))
+    if (logits_host && be->get(be, logits_host, d->logits, (size_t)d->T * B * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the logits");
     if (amtl_dev_be_check(d, st, "forward"))
         return -1;
@@ -253,11 +253,11 @@ int amtl_dev_loss(amtl_dev *d, const int32_t *cond, const float *w, double *loss
                 return amtl_error(st, AMTL_EUSAGE,
                                   "device step: task %d is conditioned on task %d of %d", t,
                                   cond[t], T);
-    const amtl_backend *be = d->be;
-    be->bce(d->loss, d->dlogits, d->logits, d->labels, cond ? cond : d->hcond,
+    amtl_backend *be = d->be;
+    be->bce(be, d->loss, d->dlogits, d->logits, d->labels, cond ? cond : d->hcond,
             w ? w : d->hones, B, T);
     if (loss_host) {
-        if (be->get(d->hloss, d->loss, (size_t)T * sizeof(float)))
+        if (be->get(be, d->hloss, d->loss, (size_t)T * sizeof(float)))
             return amtl_dev_be_error(d, st, "downloading the loss");
         for (int t = 0; t < T; t++)
             loss_host[t] = d->hloss[t];
@@ -272,7 +272,7 @@ int amtl_dev_set_dlogits(amtl_dev *d, const float *dlogits_host, amtl_status *st
 {
     if (!d->fwd)
         return amtl_error(st, AMTL_EUSAGE, "device step: dlogits without a forward pass");
-    if (d->be->put(d->dlogits, dlogits_host, (size_t)d->T * d->B * sizeof(float)))
+    if (d->be->put(d->be, d->dlogits, dlogits_host, (size_t)d->T * d->B * sizeof(float)))
         return amtl_dev_be_error(d, st, "uploading dlogits");
     d->have_dlogits = 1;
     return 0;
@@ -282,7 +282,7 @@ int amtl_dev_set_dlogits(amtl_dev *d, const float *dlogits_host, amtl_status *st
 
 static void tower_backward(amtl_dev *d, const amtl_supernet *net, int t)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     int B = d->B;
     size_t Bm = (size_t)d->Bmax;
     size_t c = (size_t)(d->L - 1) * d->K + t;
@@ -294,18 +294,18 @@ static void tower_backward(amtl_dev *d, const amtl_supernet *net, int t)
         const float *in = i == 0 ? d->cout + c * Bm * d->H : drop ? prev->dr : prev->r;
         int o = tl->out, iw = tl->in;
         float *din = i == 0 ? d->dcout + c * Bm * d->H : d->dt1;
-        be->gemm(1, 0, o, iw, B, 1.0f, dcur, o, in, iw, 1.0f, d->g + tl->w, iw);
+        be->gemm(be, 1, 0, o, iw, B, 1.0f, dcur, o, in, iw, 1.0f, d->g + tl->w, iw);
         if (i == d->n_tower)  /* a hidden layer's bias feeds BatchNorm: gradient 0 */
-            be->colsum(d->g + tl->b, 1.0f, dcur, o, B, o);
-        be->gemm(0, 0, B, iw, o, 1.0f, dcur, o, d->w + tl->w, iw, 0.0f, din, iw);
+            be->colsum(be, d->g + tl->b, 1.0f, dcur, o, B, o);
+        be->gemm(be, 0, 0, B, iw, o, 1.0f, dcur, o, d->w + tl->w, iw, 0.0f, din, iw);
         if (i == 0)
             break;
         const amtl_tower_layer *hl = &net->tower[t * (d->n_tower + 1) + i - 1];
         int ho = hl->out;
         if (drop)
-            be->dropout_back(d->dt1, d->dt1, prev->mask, (size_t)B * ho, net->dropout, 0);
-        be->relu_back(d->dt1, d->dt1, prev->r, ho, B, ho);
-        be->bn_back(d->dt2, ho, d->g + hl->gamma, d->g + hl->beta, d->dt1, ho, prev->z, ho,
+            be->dropout_back(be, d->dt1, d->dt1, prev->mask, (size_t)B * ho, net->dropout, 0);
+        be->relu_back(be, d->dt1, d->dt1, prev->r, ho, B, ho);
+        be->bn_back(be, d->dt2, ho, d->g + hl->gamma, d->g + hl->beta, d->dt1, ho, prev->z, ho,
                     prev->mean, prev->rstd, d->w + hl->gamma, B, ho);
         dcur = d->dt2;
     }
@@ -313,7 +313,7 @@ static void tower_backward(amtl_dev *d, const amtl_supernet *net, int t)
 
 static void consumer_backward(amtl_dev *d, const amtl_supernet *net, int c)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     int B = d->B, K = d->K, H = d->H, NE = d->N * d->E, ID = d->ID;
     int l = dev_consumer_layer(d, c);
     size_t Bm = (size_t)d->Bmax, KN = (size_t)K * d->N;
@@ -326,20 +326,20 @@ static void consumer_backward(amtl_dev *d, const amtl_supernet *net, int c)
     for (int i = 0; i < K; i++)
         if (d->expert_used[l * K + i])
             ran |= (uint64_t)1 << i;
-    be->expert_mix_back(d->ydout + (size_t)l * K * Bm * H, d->dG, ds, dout, G, s,
+    be->expert_mix_back(be, d->ydout + (size_t)l * K * Bm * H, d->dG, ds, dout, G, s,
                         d->yout + (size_t)l * K * Bm * H, Bm * H, ran, B, K, H);
-    be->softmax_back(d->dG, d->dG, G, B, K);
+    be->softmax_back(be, d->dG, d->dG, G, B, K);
     float *dWg = d->g + net->me_gate[c];
     const float *Wg = d->w + net->me_gate[c];
-    be->gemm(1, 0, K, NE, B, 1.0f, d->dG, K, d->embs, NE, 1.0f, dWg, ID);
+    be->gemm(be, 1, 0, K, NE, B, 1.0f, d->dG, K, d->embs, NE, 1.0f, dWg, ID);
     if (net->gate_dense && d->D > 0)
-        be->gemm(1, 0, K, d->D, B, 1.0f, d->dG, K, d->dense, d->D, 1.0f, dWg + NE + d->E, ID);
-    be->gemm(0, 0, B, NE, K, 1.0f, d->dG, K, Wg, ID, 1.0f, d->dembs, NE);
+        be->gemm(be, 1, 0, K, d->D, B, 1.0f, d->dG, K, d->dense, d->D, 1.0f, dWg + NE + d->E, ID);
+    be->gemm(be, 0, 0, B, NE, K, 1.0f, d->dG, K, Wg, ID, 1.0f, d->dembs, NE);
 }
 
 static void mop_backward(amtl_dev *d, const amtl_supernet *net, int i)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     const amtl_mixed_op *m = &net->mops[i];
     const dev_mop *dm = &d->mop[i];
     int B = d->B, in = m->in, out = m->out, c0 = dm->c0, Sc = dm->Sc;
@@ -351,13 +351,13 @@ static void mop_backward(amtl_dev *d, const amtl_supernet *net, int i)
         if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_IDENTITY)
             continue;
         if (in == out) {
-            be->dot(dots + k, dm->dout, dm->x, nbo);
-            be->axpy(dm->dx, dm->dout, dm->wts[k], nbo);
+            be->dot(be, dots + k, dm->dout, dm->x, nbo);
+            be->axpy(be, dm->dx, dm->dout, dm->wts[k], nbo);
         } else {
-            be->dot(dots + k, dm->dout, yslot(d, dm, m, k), nbo);
-            be->gemm(1, 0, out, in, B, dm->wts[k], dm->dout, out, dm->x, in, 1.0f,
+            be->dot(be, dots + k, dm->dout, yslot(d, dm, m, k), nbo);
+            be->gemm(be, 1, 0, out, in, B, dm->wts[k], dm->dout, out, dm->x, in, 1.0f,
                      g + m->proj[k], in);
-            be->gemm(0, 0, B, in, out, dm->wts[k], dm->dout, out, w + m->proj[k], in, 1.0f,
+            be->gemm(be, 0, 0, B, in, out, dm->wts[k], dm->dout, out, w + m->proj[k], in, 1.0f,
                      dm->dx, in);
         }
     }
@@ -368,28 +368,28 @@ static void mop_backward(amtl_dev *d, const amtl_supernet *net, int i)
             continue;
         int h = m->h[k], hk = m->hoff[k] - c0;
         const float *Y = yslot(d, dm, m, k);
-        be->dot(dots + k, dm->dout, Y, nbo);
+        be->dot(be, dots + k, dm->dout, Y, nbo);
         /* dY = relu'(Y)·dout; the mixing weight goes into the products */
-        be->relu_back(d->dY, dm->dout, Y, out, B, out);
-        be->gemm(1, 0, out, h, B, dm->wts[k], d->dY, out, dm->Hh + hk, Sc, 1.0f, g + m->w2[k],
+        be->relu_back(be, d->dY, dm->dout, Y, out, B, out);
+        be->gemm(be, 1, 0, out, h, B, dm->wts[k], d->dY, out, dm->Hh + hk, Sc, 1.0f, g + m->w2[k],
                  h);
-        be->colsum(d->vec, 0.0f, d->dY, out, B, out);
-        be->axpy(g + m->b2[k], d->vec, dm->wts[k], (size_t)out);
-        be->gemm(0, 0, B, h, out, dm->wts[k], d->dY, out, w + m->w2[k], h, 0.0f, d->dH + hk, Sc);
+        be->colsum(be, d->vec, 0.0f, d->dY, out, B, out);
+        be->axpy(be, g + m->b2[k], d->vec, dm->wts[k], (size_t)out);
+        be->gemm(be, 0, 0, B, h, out, dm->wts[k], d->dY, out, w + m->w2[k], h, 0.0f, d->dH + hk, Sc);
     }
-    be->relu_back(d->dH, d->dH, dm->Hh, Sc, B, Sc);
-    be->bn_back(d->dZ, Sc, g + m->gamma + c0, g + m->beta + c0, d->dH, Sc, dm->Z, Sc, dm->mean,
+    be->relu_back(be, d->dH, d->dH, dm->Hh, Sc, B, Sc);
+    be->bn_back(be, d->dZ, Sc, g + m->gamma + c0, g + m->beta + c0, d->dH, Sc, dm->Z, Sc, dm->mean,
                 dm->rstd, w + m->gamma + c0, B, Sc);
     /* b1 gets no gradient, as in mixed_op.c: BatchNorm's input gradient sums
      * to zero over the batch, so Σ_b dZ is rounding noise */
     const float *src = dm->dropped ? dm->xd : dm->x;
     const float *W1 = w + m->w1 + (size_t)c0 * in;
-    be->gemm(1, 0, Sc, in, B, 1.0f, d->dZ, Sc, src, in, 1.0f, g + m->w1 + (size_t)c0 * in, in);
+    be->gemm(be, 1, 0, Sc, in, B, 1.0f, d->dZ, Sc, src, in, 1.0f, g + m->w1 + (size_t)c0 * in, in);
     if (dm->dropped) {
-        be->gemm(0, 0, B, in, Sc, 1.0f, d->dZ, Sc, W1, in, 0.0f, d->dxd, in);
-        be->dropout_back(dm->dx, d->dxd, dm->mask, (size_t)B * in, net->dropout, 1);
+        be->gemm(be, 0, 0, B, in, Sc, 1.0f, d->dZ, Sc, W1, in, 0.0f, d->dxd, in);
+        be->dropout_back(be, dm->dx, d->dxd, dm->mask, (size_t)B * in, net->dropout, 1);
     } else {
-        be->gemm(0, 0, B, in, Sc, 1.0f, d->dZ, Sc, W1, in, 1.0f, dm->dx, in);
+        be->gemm(be, 0, 0, B, in, Sc, 1.0f, d->dZ, Sc, W1, in, 1.0f, dm->dx, in);
     }
 }
 
@@ -431,7 +431,7 @@ static void arch_grads(amtl_dev *d, amtl_supernet *net)
 
 int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
 {
-    const amtl_backend *be = d->be;
+    amtl_backend *be = d->be;
     if (amtl_dev_same_net(d, net, st))
         return -1;
     if (!d->training)
@@ -466,15 +466,15 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
     float *dgs = d->raw + (size_t)d->n_mops * d->P;
     for (int j = 0; j < K; j++)
         if (d->expert_used[j])
-            be->mixfeature_back(d->dembs, dgs + (size_t)j * N, dgs + KN + (size_t)j * N,
+            be->mixfeature_back(be, d->dembs, dgs + (size_t)j * N, dgs + KN + (size_t)j * N,
                                 d->dx0 + (size_t)j * Bm * d->ID, d->embs,
                                 d->sums + (size_t)j * Bm * E, d->small + (size_t)j * N,
                                 d->small + KN + (size_t)j * N, B, N, E, d->D);
     /* the embedding regulariser: 2·λ/B·e for every use of a row */
     if (d->emb_l2 > 0)
-        be->axpy(d->dembs, d->embs, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * E);
-    be->embed_scatter(d->g, d->tab, d->ids, d->dembs, B, N, E);
-    if (be->get(d->hraw, d->raw, d->n_raw * sizeof(float)))
+        be->axpy(be, d->dembs, d->embs, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * E);
+    be->embed_scatter(be, d->g, d->tab, d->ids, d->dembs, B, N, E);
+    if (be->get(be, d->hraw, d->raw, d->n_raw * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the architecture sums");
     if (amtl_dev_be_check(d, st, "backward"))
         return -1;

@@ -14,17 +14,17 @@
 #include "base/tensor.h"
 #include "model/wide.h"
 
-int amtl_device_backend(const char *device, const amtl_backend **be, amtl_status *st)
+int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
 {
     *be = NULL;
     if (!strcmp(device, "cpu"))
         return 0;
     if (!strcmp(device, "cpu-backend")) {
-        *be = amtl_backend_cpu();
-        return 0;
+        *be = amtl_backend_cpu_new();
+        return *be ? 0 : amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
     const char *why = NULL;
-    const amtl_backend *c = amtl_backend_cuda(&why);
+    amtl_backend *c = amtl_backend_cuda_new(&why);
     if (c) {
         *be = c;
         return 0;
@@ -42,12 +42,11 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
                      amtl_status *st)
 {
     if (!tr->dev_resolved) {
-        const amtl_backend *be;
-        if (amtl_device_backend(tr->cfg.device, &be, st))
+        if (amtl_device_backend(tr->cfg.device, &tr->be, st))
             return -1;
         tr->dev_resolved = 1;
         tr->dev_split = -1;
-        if (be && amtl_dev_init(&tr->dev, be, &tr->net, tr->B, 1, st))
+        if (tr->be && amtl_dev_init(&tr->dev, tr->be, &tr->net, tr->B, 1, st))
             return -1;
         if (tr->dev)
             amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);

@@ -140,6 +140,7 @@ fail:
 void amtl_trainer_free(amtl_trainer *tr)
 {
     amtl_dev_free(tr->dev);
+    amtl_backend_free(tr->be);
     amtl_workspace_free(tr->ws_train);
     amtl_workspace_free(tr->ws_eval);
     amtl_supernet_free(&tr->net);

@@ -83,15 +83,17 @@ typedef struct {
      * made at the first epoch or evaluation; NULL on the CPU path.  The host
      * net and opt_w are in sync with it between epochs and evaluations. */
     struct amtl_dev *dev;
+    struct amtl_backend *be;   /* dev's backend instance, owned (amtl_backend_free) */
     int dev_resolved;      /* cfg.device was looked at (dev may stay NULL) */
     int dev_split;         /* the split whose data the device holds, or -1 */
 } amtl_trainer;
 
-/* The backend that config value `device` selects: NULL for the CPU path
- * (cpu, or auto without a usable GPU); AMTL_EDEVICE when cuda is asked for
- * and none can run. */
+/* A new instance of the backend that config value `device` selects (the
+ * caller frees it with amtl_backend_free): NULL for the CPU path (cpu, or
+ * auto without a usable GPU); AMTL_EDEVICE when cuda is asked for and none
+ * can run, AMTL_ENOMEM when the instance cannot be made. */
 struct amtl_backend;
-int amtl_device_backend(const char *device, const struct amtl_backend **be,
+int amtl_device_backend(const char *device, struct amtl_backend **be,
                         amtl_status *st);
 
 /* A fresh trainer: the net initialised from cfg->seed. */

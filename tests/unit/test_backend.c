@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "testbackend.h"
 #include "model/layers.h"
 #include "train/optim.h"
 #include "base/rng.h"
@@ -41,7 +42,7 @@
 #define TOL_FWD 1e-5
 #define SENTINEL 12345.0f
 
-static const amtl_backend *cpu_;
+static amtl_backend *cpu_;
 
 static void fill_value(float *x, size_t n, float v)
 {
@@ -118,7 +119,7 @@ static int pad_intact(const float *a, int ld, int rows, int C)
 
 static void test_memory(void)
 {
-    const amtl_backend *b = cpu_;
+    amtl_backend *b = cpu_;
     CHECK(b && strcmp(b->name, "cpu") == 0);
     CHECK(b->alloc && b->free && b->put && b->get && b->zero && b->sync && b->last_error);
     CHECK(b->gemm && b->add && b->axpy && b->dot && b->take_i32 && b->take_f32);
@@ -126,37 +127,37 @@ static void test_memory(void)
     CHECK(b->dropout && b->dropout_back && b->bn_train && b->bn_eval && b->bn_back);
     CHECK(b->softmax && b->softmax_back && b->mixfeature && b->mixfeature_back);
     CHECK(b->expert_mix && b->expert_mix_back && b->bce && b->adam);
-    CHECK(b->last_error() == NULL);
+    CHECK(b->last_error(b) == NULL);
 
-    void *z = b->alloc(0);
+    void *z = b->alloc(b, 0);
     CHECK(z != NULL);
-    b->free(z);
+    b->free(b, z);
     size_t n = 1001;
     float *host = fv(n), *back = fv(n);
     fillf(host, n, -1, 1);
-    float *d = b->alloc(n * sizeof(float));
+    float *d = b->alloc(b, n * sizeof(float));
     CHECK(d != NULL);
-    CHECK(b->put(d, host, n * sizeof(float)) == 0);
+    CHECK(b->put(b, d, host, n * sizeof(float)) == 0);
     test_poison(back, n);
-    CHECK(b->get(back, d, n * sizeof(float)) == 0);
+    CHECK(b->get(b, back, d, n * sizeof(float)) == 0);
     CHECK(memcmp(back, host, n * sizeof(float)) == 0);
-    CHECK(b->zero(d + 1, (n - 2) * sizeof(float)) == 0);
-    CHECK(b->get(back, d, n * sizeof(float)) == 0);
+    CHECK(b->zero(b, d + 1, (n - 2) * sizeof(float)) == 0);
+    CHECK(b->get(b, back, d, n * sizeof(float)) == 0);
     int ok = back[0] == host[0] && back[n - 1] == host[n - 1];
     for (size_t i = 1; i + 1 < n; i++)
         ok &= back[i] == 0.0f;
-    b->free(d);
+    b->free(b, d);
     CHECK(ok);
-    CHECK(b->put(host, host, 0) == 0 && b->get(host, host, 0) == 0 && b->zero(host, 0) == 0);
-    CHECK(b->sync() == 0);
-    CHECK(b->last_error() == NULL);
-    b->free(NULL);
+    CHECK(b->put(b, host, host, 0) == 0 && b->get(b, host, host, 0) == 0 && b->zero(b, host, 0) == 0);
+    CHECK(b->sync(b) == 0);
+    CHECK(b->last_error(b) == NULL);
+    b->free(b, NULL);
 
     /* an allocation that cannot succeed: NULL, and the error is kept */
-    CHECK(b->alloc(SIZE_MAX) == NULL);
-    const char *e = b->last_error();
+    CHECK(b->alloc(b, SIZE_MAX) == NULL);
+    const char *e = b->last_error(b);
     CHECKF(e && strstr(e, "cannot allocate"), "%s", e ? e : "(null)");
-    CHECK(b->sync() == 0);
+    CHECK(b->sync(b) == 0);
 }
 
 static void test_cuda_absent(void)
@@ -165,10 +166,10 @@ static void test_cuda_absent(void)
     SKIP("this build has the CUDA backend");
 #else
     const char *why = NULL;
-    CHECK(amtl_backend_cuda(&why) == NULL);
+    CHECK(test_cuda_backend(&why) == NULL);
     CHECKF(why && strstr(why, "no CUDA backend") && strstr(why, "nvcc"), "%s",
            why ? why : "(null)");
-    CHECK(amtl_backend_cuda(NULL) == NULL);
+    CHECK(test_cuda_backend(NULL) == NULL);
 #endif
 }
 
@@ -196,7 +197,7 @@ static void test_gemm(void)
                     fillf(C + (size_t)i * ldc, (size_t)N, -1, 1);
                 float *C0 = fcopy(C, nc);
                 float alpha = 0.75f, beta = -0.5f;
-                cpu_->gemm(tA, tB, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
+                cpu_->gemm(cpu_, tA, tB, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
                 CHECK(pad_intact(C, ldc, M, N));
                 for (int i = 0; i < M; i++) {
                     for (int j = 0; j < N; j++) {
@@ -231,7 +232,7 @@ static void test_add_axpy_dot(void)
     double *want = dv((size_t)rows * C);
     for (int i = 0; i < rows * C; i++)
         want[i] = (double)(float)yd[i] + (double)(float)xd[i];
-    cpu_->add(Y, ldy, X, ldx, rows, C);
+    cpu_->add(cpu_, Y, ldy, X, ldx, rows, C);
     /* one float addition per element: correctly rounded */
     CHECK(close_ld(Y, ldy, want, rows, C, 1.2e-7, "add"));
     CHECK(pad_intact(Y, ldy, rows, C));
@@ -243,7 +244,7 @@ static void test_add_axpy_dot(void)
     double *w = dv(n);
     for (size_t i = 0; i < n; i++)
         w[i] = (double)y[i] - 0.375 * (double)x[i];
-    cpu_->axpy(y, x, -0.375f, n);
+    cpu_->axpy(cpu_, y, x, -0.375f, n);
     CHECK(close_fd(y, w, n, 1.2e-7, "axpy"));
 
     /* the dot in double: its error is the float32 rounding of the result */
@@ -252,7 +253,7 @@ static void test_add_axpy_dot(void)
         for (size_t i = 0; i < m; i++)
             s += (double)x[i] * y[i];
         float out[2] = {NAN, SENTINEL};
-        cpu_->dot(out, x, y, m);
+        cpu_->dot(cpu_, out, x, y, m);
         CHECKF(fabs(out[0] - s) <= 1e-7 * fmax(1.0, fabs(s)), "n %zu: %.9g vs %.9g", m,
                (double)out[0], s);
         CHECK(out[1] == SENTINEL);
@@ -282,8 +283,8 @@ static void test_take(void)
     memset(di, 0x7f, (size_t)B * C * sizeof(int32_t) + 4);
     test_poison(df, (size_t)B * C);
     df[(size_t)B * C] = SENTINEL;
-    cpu_->take_i32(di, si, ld, rows, B, C);
-    cpu_->take_f32(df, sf, ld, rows, B, C);
+    cpu_->take_i32(cpu_, di, si, ld, rows, B, C);
+    cpu_->take_f32(cpu_, df, sf, ld, rows, B, C);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             CHECK(di[(size_t)b * C + c] == si[(size_t)c * ld + rows[b]]);
@@ -313,7 +314,7 @@ static void test_embed(void)
     size_t ne = (size_t)B * N * E;
     float *embs = fv(ne);
     test_poison(embs, ne);
-    cpu_->embed_gather(embs, w, tab, ids, B, N, E);
+    cpu_->embed_gather(cpu_, embs, w, tab, ids, B, N, E);
     for (int b = 0; b < B; b++)
         for (int f = 0; f < N; f++)
             for (int e = 0; e < E; e++)
@@ -330,7 +331,7 @@ static void test_embed(void)
                 want[tab[f] + (int64_t)ids[b * N + f] * E + e] +=
                     dembs[((size_t)b * N + f) * E + e];
     float *g0 = fcopy(g, nw);
-    cpu_->embed_scatter(g, tab, ids, dembs, B, N, E);
+    cpu_->embed_scatter(cpu_, g, tab, ids, dembs, B, N, E);
     /* repeated ids sum up to 37 float terms: ~1e-6 of rounding */
     CHECK(close_fd(g, want, nw, 1e-5, "embed_scatter"));
     /* rows no id selects (and the gaps) are untouched */
@@ -355,7 +356,7 @@ static double relu_loss(void *p, int lib)
     if (lib) {
         to_ld(c->Y, c->ld, c->x, c->B, c->C);
         tof(c->bf, c->b, (size_t)c->C);
-        cpu_->bias_act(c->Y, c->ld, c->bf, c->B, c->C, 1);
+        cpu_->bias_act(cpu_, c->Y, c->ld, c->bf, c->B, c->C, 1);
         return dotR_ld(c->Y, c->ld, c->R, c->B, c->C);
     }
     double s = 0.0;
@@ -390,7 +391,7 @@ static void test_bias_relu_colsum_grad(void)
     for (int r = 0; r < c.B; r++)
         for (int k = 0; k < c.C; k++)
             want[(size_t)r * c.C + k] = (double)c.Y[(size_t)r * c.ld + k] + c.bf[k];
-    cpu_->bias_act(c.Y, c.ld, c.bf, c.B, c.C, 0);
+    cpu_->bias_act(cpu_, c.Y, c.ld, c.bf, c.B, c.C, 0);
     CHECK(close_ld(c.Y, c.ld, want, c.B, c.C, 1.2e-7, "bias"));
     CHECK(pad_intact(c.Y, c.ld, c.B, c.C));
 
@@ -410,12 +411,12 @@ static void test_bias_relu_colsum_grad(void)
     to_ld(dY, c.ld, c.R, c.B, c.C);
     for (int r = 0; r < c.B; r++)
         test_poison(dX + (size_t)r * c.ld, (size_t)c.C);
-    cpu_->relu_back(dX, dY, c.Y, c.ld, c.B, c.C);
+    cpu_->relu_back(cpu_, dX, dY, c.Y, c.ld, c.B, c.C);
     CHECK(pad_intact(dX, c.ld, c.B, c.C));
     float db[14];
     test_poison(db, 13);
     db[13] = SENTINEL;
-    cpu_->colsum(db, 0.0f, dX, c.ld, c.B, c.C);
+    cpu_->colsum(cpu_, db, 0.0f, dX, c.ld, c.B, c.C);
     CHECK(db[13] == SENTINEL);
     fd_var vs[2] = {
         {"x", c.x, n, from_ld(dX, c.ld, c.B, c.C)},
@@ -426,7 +427,7 @@ static void test_bias_relu_colsum_grad(void)
 
     /* in place (dX == dY) gives the same */
     float *dZ = fcopy(dY, (size_t)c.B * c.ld);
-    cpu_->relu_back(dZ, dZ, c.Y, c.ld, c.B, c.C);
+    cpu_->relu_back(cpu_, dZ, dZ, c.Y, c.ld, c.B, c.C);
     for (int r = 0; r < c.B; r++)
         CHECK(memcmp(dZ + (size_t)r * c.ld, dX + (size_t)r * c.ld, c.C * sizeof(float)) == 0);
 
@@ -439,7 +440,7 @@ static void test_bias_relu_colsum_grad(void)
         for (int r = 0; r < c.B; r++)
             ws[k] += dX[(size_t)r * c.ld + k];
     }
-    cpu_->colsum(s, 0.5f, dX, c.ld, c.B, c.C);
+    cpu_->colsum(cpu_, s, 0.5f, dX, c.ld, c.B, c.C);
     CHECK(close_fd(s, ws, 13, 1.2e-7, "colsum beta"));
 }
 
@@ -467,7 +468,7 @@ static double drop_loss(void *p, int lib)
     if (lib) {
         tof(c->xf, c->x, c->n);
         test_poison(c->Y, c->n);
-        cpu_->dropout(c->Y, c->mask, c->xf, c->n, c->p, c->seed, c->ctr);
+        cpu_->dropout(cpu_, c->Y, c->mask, c->xf, c->n, c->p, c->seed, c->ctr);
         double s = 0.0;
         for (size_t i = 0; i < c->n; i++)
             s += (double)c->Y[i] * c->R[i];
@@ -493,7 +494,7 @@ static void test_dropout(void)
         uint64_t seed = 0x1234567 + (uint64_t)t, ctr = 41;
         test_poison(Y, n);
         memset(mask, 0xAA, n);
-        cpu_->dropout(Y, mask, x, n, p, seed, ctr);
+        cpu_->dropout(cpu_, Y, mask, x, n, p, seed, ctr);
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {
             int k = amtl_ctr_uniform(seed, ctr, i) >= p;
@@ -509,16 +510,16 @@ static void test_dropout(void)
         double mu = n * (1.0 - p), sd = sqrt(n * p * (1.0 - p));
         CHECKF(fabs((double)kept - mu) <= 4 * sd, "p %g kept %zu of %zu", (double)p, kept, n);
         /* another draw (ctr) or seed gives another mask */
-        cpu_->dropout(Y, mask2, x, n, p, seed, ctr + 1);
+        cpu_->dropout(cpu_, Y, mask2, x, n, p, seed, ctr + 1);
         CHECK(memcmp(mask, mask2, n) != 0);
-        cpu_->dropout(Y, mask2, x, n, p, seed + 1, ctr);
+        cpu_->dropout(cpu_, Y, mask2, x, n, p, seed + 1, ctr);
         CHECK(memcmp(mask, mask2, n) != 0);
-        cpu_->dropout(Y, mask2, x, n, p, seed, ctr);
+        cpu_->dropout(cpu_, Y, mask2, x, n, p, seed, ctr);
         CHECK(memcmp(mask, mask2, n) == 0);
     }
     /* p = 0 keeps everything unchanged */
     test_poison(Y, n);
-    cpu_->dropout(Y, mask, x, n, 0.0f, 7, 0);
+    cpu_->dropout(cpu_, Y, mask, x, n, 0.0f, 7, 0);
     for (size_t i = 0; i < n; i++)
         CHECK(mask[i] == 1 && Y[i] == x[i]);
 }
@@ -534,18 +535,18 @@ static void test_dropout_grad(void)
     float *dY = fv(c.n), *dX = fv(c.n);
     tof(dY, c.R, c.n);
     test_poison(dX, c.n);
-    cpu_->dropout_back(dX, dY, c.mask, c.n, c.p, 0);
+    cpu_->dropout_back(cpu_, dX, dY, c.mask, c.n, c.p, 0);
     fd_var vs[1] = {{"x", c.x, c.n, dcopyf(dX, c.n)}};
     CHECK(fd_check("dropout", drop_loss, &c, vs, 1) == 0);
     /* add: dX += ; in place (dX == dY) */
     float *acc = fv(c.n);
     fillf(acc, c.n, -1, 1);
     float *acc0 = fcopy(acc, c.n);
-    cpu_->dropout_back(acc, dY, c.mask, c.n, c.p, 1);
+    cpu_->dropout_back(cpu_, acc, dY, c.mask, c.n, c.p, 1);
     for (size_t i = 0; i < c.n; i++)
         CHECK(acc[i] == acc0[i] + dX[i]);
     float *dZ = fcopy(dY, c.n);
-    cpu_->dropout_back(dZ, dZ, c.mask, c.n, c.p, 0);
+    cpu_->dropout_back(cpu_, dZ, dZ, c.mask, c.n, c.p, 0);
     CHECK(memcmp(dZ, dX, c.n * sizeof(float)) == 0);
 }
 
@@ -598,7 +599,7 @@ static double bn_loss(void *p, int lib)
             test_poison(c->Y + (size_t)r * c->ldy, (size_t)c->C);
         test_poison(c->mean, (size_t)c->C);
         test_poison(c->rstd, (size_t)c->C);
-        cpu_->bn_train(c->Y, c->ldy, c->mean, c->rstd, c->rm, c->rv, c->xf, c->ldx, c->gf, c->bf,
+        cpu_->bn_train(cpu_, c->Y, c->ldy, c->mean, c->rstd, c->rm, c->rv, c->xf, c->ldx, c->gf, c->bf,
                        c->B, c->C, BN_MOM, BN_EPS);
         return dotR_ld(c->Y, c->ldy, c->R, c->B, c->C);
     }
@@ -668,7 +669,7 @@ static void test_bn_train_grad(void)
     fillf(dg, (size_t)C, -1, 1);
     fillf(db, (size_t)C, -1, 1);
     float *dg0 = fcopy(dg, (size_t)C), *db0 = fcopy(db, (size_t)C);
-    cpu_->bn_back(dX, lddx, dg, db, dY, lddy, c.xf, c.ldx, c.mean, c.rstd, c.gf, B, C);
+    cpu_->bn_back(cpu_, dX, lddx, dg, db, dY, lddy, c.xf, c.ldx, c.mean, c.rstd, c.gf, B, C);
     CHECK(pad_intact(dX, lddx, B, C));
     fd_var vs[3] = {
         {"x", c.x, n, from_ld(dX, lddx, B, C)},
@@ -688,7 +689,7 @@ static void test_bn_train_grad(void)
 
     /* in place: dX == dY at one leading dimension */
     float *dZ = fcopy(dY, (size_t)B * lddy);
-    cpu_->bn_back(dZ, lddy, dg, db, dZ, lddy, c.xf, c.ldx, c.mean, c.rstd, c.gf, B, C);
+    cpu_->bn_back(cpu_, dZ, lddy, dg, db, dZ, lddy, c.xf, c.ldx, c.mean, c.rstd, c.gf, B, C);
     for (int r = 0; r < B; r++)
         CHECK(memcmp(dZ + (size_t)r * lddy, dX + (size_t)r * lddx, C * sizeof(float)) == 0);
 }
@@ -710,7 +711,7 @@ static void test_bn_eval(void)
     tof(gf, g, 13), tof(bf, b, 13), tof(rmf, rm, 13), tof(rvf, rv, 13);
     for (int r = 0; r < B; r++)
         test_poison(Y + (size_t)r * ldy, (size_t)C);
-    cpu_->bn_eval(Y, ldy, X, ldx, gf, bf, rmf, rvf, B, C, BN_EPS);
+    cpu_->bn_eval(cpu_, Y, ldy, X, ldx, gf, bf, rmf, rvf, B, C, BN_EPS);
     CHECK(pad_intact(Y, ldy, B, C));
     double *want = dv(n);
     for (int r = 0; r < B; r++)
@@ -754,7 +755,7 @@ static double sm_loss(void *p, int lib)
     if (lib) {
         tof(c->xf, c->x, n);
         test_poison(c->Y, n);
-        cpu_->softmax(c->Y, c->xf, c->rows, c->K);
+        cpu_->softmax(cpu_, c->Y, c->xf, c->rows, c->K);
         return dotR_ld(c->Y, c->K, c->R, c->rows, c->K);
     }
     double s = 0.0, y[16];
@@ -782,18 +783,18 @@ static void test_softmax_grad(void)
     }
     /* in place (Y == X) */
     float *Z = fcopy(c.xf, n);
-    cpu_->softmax(Z, Z, c.rows, c.K);
+    cpu_->softmax(cpu_, Z, Z, c.rows, c.K);
     CHECK(memcmp(Z, c.Y, n * sizeof(float)) == 0);
 
     float *dY = fv(n), *dX = fv(n);
     tof(dY, c.R, n);
     test_poison(dX, n);
-    cpu_->softmax_back(dX, dY, c.Y, c.rows, c.K);
+    cpu_->softmax_back(cpu_, dX, dY, c.Y, c.rows, c.K);
     fd_var vs[1] = {{"x", c.x, n, dcopyf(dX, n)}};
     CHECK(fd_check("softmax", sm_loss, &c, vs, 1) == 0);
     sm_loss(&c, 1);   /* the forward of the unperturbed x again */
     float *dZ = fcopy(dY, n);
-    cpu_->softmax_back(dZ, dZ, c.Y, c.rows, c.K);
+    cpu_->softmax_back(cpu_, dZ, dZ, c.Y, c.rows, c.K);
     CHECK(memcmp(dZ, dX, n * sizeof(float)) == 0);
 }
 
@@ -843,7 +844,7 @@ static double mf_loss(void *p, int lib)
         tof(c->gif, c->gi, (size_t)c->N);
         test_poison(c->x, nx);
         test_poison(c->sums, (size_t)c->B * c->E);
-        cpu_->mixfeature(c->x, c->sums, c->ef, c->df, c->gsf, c->gif, c->B, c->N, c->E, c->D);
+        cpu_->mixfeature(cpu_, c->x, c->sums, c->ef, c->df, c->gsf, c->gif, c->B, c->N, c->E, c->D);
         return dotR_ld(c->x, (int)nx, c->R, 1, (int)nx);
     }
     ref_mixfeature(c);
@@ -878,7 +879,7 @@ static void test_mixfeature_grad(void)
     float *dembs0 = fcopy(dembs, ne);
     test_poison(dgs, (size_t)c.N);
     test_poison(dgi, (size_t)c.N);
-    cpu_->mixfeature_back(dembs, dgs, dgi, dx, c.ef, c.sums, c.gsf, c.gif, c.B, c.N, c.E, c.D);
+    cpu_->mixfeature_back(cpu_, dembs, dgs, dgi, dx, c.ef, c.sums, c.gsf, c.gif, c.B, c.N, c.E, c.D);
     fd_var vs[3] = {
         {"embs", c.embs, ne, ddiff(dembs, dembs0, ne)},
         {"gs", c.gs, (size_t)c.N, dcopyf(dgs, (size_t)c.N)},
@@ -914,7 +915,7 @@ static double em_loss(void *p, int lib)
             if ((EM_RAN >> i) & 1)
                 tof(c->Yf + i * c->ldk, c->Y[i], nh);
         test_poison(c->out, nh);
-        cpu_->expert_mix(c->out, c->Gf, c->sf, c->Yf, c->ldk, c->B, c->K, c->H);
+        cpu_->expert_mix(cpu_, c->out, c->Gf, c->sf, c->Yf, c->ldk, c->B, c->K, c->H);
         return dotR_ld(c->out, (int)nh, c->R, 1, (int)nh);
     }
     double tot = 0.0;
@@ -960,7 +961,7 @@ static void test_expert_mix_grad(void)
     float *dY0 = fcopy(dY, c.K * c.ldk);
     test_poison(dG, ng);
     test_poison(ds, (size_t)c.K);
-    cpu_->expert_mix_back(dY, dG, ds, dout, c.Gf, c.sf, c.Yf, c.ldk, EM_RAN, c.B, c.K, c.H);
+    cpu_->expert_mix_back(cpu_, dY, dG, ds, dout, c.Gf, c.sf, c.Yf, c.ldk, EM_RAN, c.B, c.K, c.H);
     CHECK(all_finite(dG, ng) && all_finite(ds, (size_t)c.K));
     /* s 0 but ran: ds = Σ G·p (the finite differences below), dG 0, dY
      * untouched */
@@ -1017,7 +1018,7 @@ static void test_bce(void)
     test_poison(loss, T);
     loss[T] = SENTINEL;
     test_poison(dl, (size_t)T * B);
-    cpu_->bce(loss, dl, logits, labels, cond, w, B, T);
+    cpu_->bce(cpu_, loss, dl, logits, labels, cond, w, B, T);
     CHECK(loss[T] == SENTINEL);
 
     /* exactly loss_and_grad of lib/train/train.c */
@@ -1073,7 +1074,7 @@ static void test_adam(void)
     for (int64_t step = 1; step <= 4; step++) {
         fillf(g, nw, -1, 1);
         float *g0 = fcopy(g, nw);
-        cpu_->adam(w, g, m, v, segs, 3, (int64_t)total, lr, b1, b2, eps, wd, step);
+        cpu_->adam(cpu_, w, g, m, v, segs, 3, (int64_t)total, lr, b1, b2, eps, wd, step);
         CHECK(memcmp(g, g0, nw * sizeof(float)) == 0);   /* gradients not modified */
         for (int k = 0; k < 2; k++)
             amtl_adam_update(mw + segs[k].woff, g + segs[k].woff, mm + segs[k].moff,
@@ -1097,7 +1098,7 @@ static void test_adam(void)
 
 int main(void)
 {
-    cpu_ = amtl_backend_cpu();
+    cpu_ = test_cpu_backend();
     TEST(test_memory);
     TEST(test_cuda_absent);
     TEST(test_gemm);

@@ -17,7 +17,7 @@
  * arithmetic, agrees to 1e-6.
  *
  * Without a usable GPU (or without CUDA in the build) every test is
- * skipped with amtl_backend_cuda's reason.
+ * skipped with amtl_backend_cuda_new's reason.
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,13 +26,14 @@
 #include <string.h>
 
 #include "backend.h"
+#include "testbackend.h"
 #include "base/rng.h"
 #include "test.h"
 
 #define TOL 1e-4
 #define TOL_ADAM 1e-6
 
-static const amtl_backend *cpu, *cuda;
+static amtl_backend *cpu, *cuda;
 static const char *why;
 static amtl_rng rng;
 
@@ -137,7 +138,7 @@ static long far_index(const float *a, const float *b, size_t n, double tol)
 
 /* The backend memory of one run, freed by brun_end */
 typedef struct {
-    const amtl_backend *be;
+    amtl_backend *be;
     void *p[BRUN_MAX];
     int n, fail;
 } brun;
@@ -153,20 +154,20 @@ static brun brun_start(int k)
 /* A backend array of `bytes`, a copy of host when host is not NULL */
 static void *up(brun *r, const void *host, size_t bytes)
 {
-    void *d = r->n < BRUN_MAX ? r->be->alloc(bytes) : NULL;
+    void *d = r->n < BRUN_MAX ? r->be->alloc(r->be, bytes) : NULL;
     if (!d) {
         r->fail = 1;
         return NULL;
     }
     r->p[r->n++] = d;
-    if (host && r->be->put(d, host, bytes))
+    if (host && r->be->put(r->be, d, host, bytes))
         r->fail = 1;
     return d;
 }
 
 static void down(brun *r, void *host, const void *d, size_t bytes)
 {
-    if (!d || r->be->get(host, d, bytes))
+    if (!d || r->be->get(r->be, host, d, bytes))
         r->fail = 1;
 }
 
@@ -174,10 +175,10 @@ static void down(brun *r, void *host, const void *d, size_t bytes)
  * memory either way */
 static int brun_end(brun *r)
 {
-    if (r->be->sync() || r->be->last_error())
+    if (r->be->sync(r->be) || r->be->last_error(r->be))
         r->fail = 1;
     for (int i = 0; i < r->n; i++)
-        r->be->free(r->p[i]);
+        r->be->free(r->be, r->p[i]);
     r->n = 0;
     return r->fail ? -1 : 0;
 }
@@ -185,7 +186,7 @@ static int brun_end(brun *r)
 #define CHECK_UP(r) CHECKF(!(r).fail, "%s backend: cannot allocate or copy", (r).be->name)
 #define CHECK_END(r)                                                          \
     CHECKF(brun_end(&(r)) == 0, "%s backend: %s", (r).be->name,               \
-           (r).be->last_error() ? (r).be->last_error() : "a copy failed")
+           (r).be->last_error((r).be) ? (r).be->last_error((r).be) : "a copy failed")
 
 #define FB(n) ((size_t)(n) * sizeof(float))
 
@@ -194,29 +195,29 @@ static int brun_end(brun *r)
 static void test_memory(void)
 {
     NEED_CUDA();
-    CHECKF(cuda->last_error() == NULL, "%s", cuda->last_error());
+    CHECKF(cuda->last_error(cuda) == NULL, "%s", cuda->last_error(cuda));
     CHECK(strcmp(cuda->name, "cuda") == 0);
-    void *z = cuda->alloc(0);
+    void *z = cuda->alloc(cuda, 0);
     CHECK(z != NULL);
-    cuda->free(z);
+    cuda->free(cuda, z);
     size_t n = 1001;
     float *a = frand(n, -1, 1), *b = fnan(n), *c = fnan(n);
-    float *d = cuda->alloc(FB(n));
+    float *d = cuda->alloc(cuda, FB(n));
     CHECK(d != NULL);
-    CHECK(cuda->put(d, a, FB(n)) == 0);
-    CHECK(cuda->get(b, d, FB(n)) == 0);
+    CHECK(cuda->put(cuda, d, a, FB(n)) == 0);
+    CHECK(cuda->get(cuda, b, d, FB(n)) == 0);
     CHECK(memcmp(a, b, FB(n)) == 0);
-    CHECK(cuda->zero(d, FB(n)) == 0);
-    CHECK(cuda->get(c, d, FB(n)) == 0);
+    CHECK(cuda->zero(cuda, d, FB(n)) == 0);
+    CHECK(cuda->get(cuda, c, d, FB(n)) == 0);
     for (size_t i = 0; i < n; i++)
         CHECK(c[i] == 0.0f);
-    CHECK(cuda->put(d, a, 0) == 0 && cuda->get(b, d, 0) == 0 && cuda->zero(d, 0) == 0);
-    cuda->free(d);
-    cuda->free(NULL);
-    CHECK(cuda->sync() == 0);
-    CHECKF(cuda->last_error() == NULL, "%s", cuda->last_error());
+    CHECK(cuda->put(cuda, d, a, 0) == 0 && cuda->get(cuda, b, d, 0) == 0 && cuda->zero(cuda, d, 0) == 0);
+    cuda->free(cuda, d);
+    cuda->free(cuda, NULL);
+    CHECK(cuda->sync(cuda) == 0);
+    CHECKF(cuda->last_error(cuda) == NULL, "%s", cuda->last_error(cuda));
     const char *w = "unset";
-    CHECK(amtl_backend_cuda(&w) == cuda && w == NULL);
+    CHECK(test_cuda_backend(&w) == cuda && w == NULL);
 }
 
 /* ---- matrices ----------------------------------------------------------------------------- */
@@ -236,7 +237,7 @@ static void gemm_case(int tA, int tB, int M, int N, int K, float alpha, float be
         float *dA = up(&r, A, FB((size_t)ra * lda)), *dB = up(&r, B, FB((size_t)rb * ldb));
         float *dC = up(&r, out[k], FB(nc));
         CHECK_UP(r);
-        r.be->gemm(tA, tB, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+        r.be->gemm(r.be, tA, tB, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
         down(&r, out[k], dC, FB(nc));
         CHECK_END(r);
     }
@@ -272,8 +273,8 @@ static void test_add_axpy(void)
         float *dX = up(&r, X, FB(nx)), *dY = up(&r, Y0, FB(ny));
         float *dx = up(&r, x, FB(n)), *dy = up(&r, y0, FB(n));
         CHECK_UP(r);
-        r.be->add(dY, ldy, dX, ldx, rows, C);
-        r.be->axpy(dy, dx, -0.37f, n);
+        r.be->add(r.be, dY, ldy, dX, ldx, rows, C);
+        r.be->axpy(r.be, dy, dx, -0.37f, n);
         down(&r, Y[k], dY, FB(ny));
         down(&r, y[k], dy, FB(n));
         CHECK_END(r);
@@ -295,7 +296,7 @@ static void test_dot(void)
             brun r = brun_start(k);
             float *dx = up(&r, x, FB(n)), *dy = up(&r, y, FB(n)), *dout = up(&r, out[k], FB(3));
             CHECK_UP(r);
-            r.be->dot(dout + 1, dx, dy, n);   /* one slot of a small array */
+            r.be->dot(r.be, dout + 1, dx, dy, n);   /* one slot of a small array */
             down(&r, out[k], dout, FB(3));
             CHECK_END(r);
             CHECK(isnan(out[k][0]) && isnan(out[k][2]));
@@ -332,8 +333,8 @@ static void test_take(void)
         int32_t *ddi = up(&r, NULL, nd * sizeof *ddi);
         float *ddf = up(&r, df[k], FB(nd));
         CHECK_UP(r);
-        r.be->take_i32(ddi, dsi, ld, drows, B, C);
-        r.be->take_f32(ddf, dsf, ld, drows, B, C);
+        r.be->take_i32(r.be, ddi, dsi, ld, drows, B, C);
+        r.be->take_f32(r.be, ddf, dsf, ld, drows, B, C);
         down(&r, di[k], ddi, nd * sizeof *ddi);
         down(&r, df[k], ddf, FB(nd));
         CHECK_END(r);
@@ -372,8 +373,8 @@ static void test_embed(void)
         int64_t *dtab = up(&r, tab, sizeof tab);
         int32_t *dids = up(&r, ids, (size_t)B * N * sizeof *ids);
         CHECK_UP(r);
-        r.be->embed_gather(de, dw, dtab, dids, B, N, E);
-        r.be->embed_scatter(dg, dtab, dids, dd, B, N, E);
+        r.be->embed_gather(r.be, de, dw, dtab, dids, B, N, E);
+        r.be->embed_scatter(r.be, dg, dtab, dids, dd, B, N, E);
         down(&r, embs[k], de, FB(ne));
         down(&r, g[k], dg, FB(nw));
         CHECK_END(r);
@@ -398,7 +399,7 @@ static void test_bias_act(void)
             brun r = brun_start(k);
             float *dY = up(&r, Y0, FB(n)), *db = up(&r, b, FB(C));
             CHECK_UP(r);
-            r.be->bias_act(dY, ldy, db, rows, C, relu);
+            r.be->bias_act(r.be, dY, ldy, db, rows, C, relu);
             down(&r, Y[k], dY, FB(n));
             CHECK_END(r);
         }
@@ -423,7 +424,7 @@ static void test_colsum(void)
                 brun r = brun_start(k);
                 float *dX = up(&r, X, FB(n)), *ds = up(&r, out[k], FB(C));
                 CHECK_UP(r);
-                r.be->colsum(ds, beta, dX, ldx, rows, C);
+                r.be->colsum(r.be, ds, beta, dX, ldx, rows, C);
                 down(&r, out[k], ds, FB(C));
                 CHECK_END(r);
             }
@@ -446,7 +447,7 @@ static void test_relu_back(void)
             float *dy = up(&r, dY, FB(n)), *y = up(&r, Y, FB(n));
             float *dx = inplace ? dy : up(&r, out[k], FB(n));
             CHECK_UP(r);
-            r.be->relu_back(dx, dy, y, ld, rows, C);
+            r.be->relu_back(r.be, dx, dy, y, ld, rows, C);
             down(&r, out[k], dx, FB(n));
             CHECK_END(r);
         }
@@ -478,10 +479,10 @@ static void test_dropout(void)
             float *ddY = up(&r, dY, FB(n)), *ddX = up(&r, dX[k], FB(n));
             float *ddXa = up(&r, dX0, FB(n)), *ddXi = up(&r, dY, FB(n));
             CHECK_UP(r);
-            r.be->dropout(dy, dm, dx, n, p, 0x1234567890abcdefULL, 17);
-            r.be->dropout_back(ddX, ddY, dm, n, p, 0);
-            r.be->dropout_back(ddXa, ddY, dm, n, p, 1);
-            r.be->dropout_back(ddXi, ddXi, dm, n, p, 0);   /* dX == dY */
+            r.be->dropout(r.be, dy, dm, dx, n, p, 0x1234567890abcdefULL, 17);
+            r.be->dropout_back(r.be, ddX, ddY, dm, n, p, 0);
+            r.be->dropout_back(r.be, ddXa, ddY, dm, n, p, 1);
+            r.be->dropout_back(r.be, ddXi, ddXi, dm, n, p, 0);   /* dX == dY */
             down(&r, Y[k], dy, FB(n));
             down(&r, mask[k], dm, n);
             down(&r, dX[k], ddX, FB(n));
@@ -525,7 +526,7 @@ static void bn_train_case(int rows, int C, int ldx, int ldy)
         float *drm = up(&r, rm0, FB(C)), *drv = up(&r, rv0, FB(C));
         float *dg = up(&r, gamma, FB(C)), *db = up(&r, beta, FB(C));
         CHECK_UP(r);
-        r.be->bn_train(dY, ldy, dmean, drstd, drm, drv, dX, ldx, dg, db, rows, C, 0.1f, 1e-5f);
+        r.be->bn_train(r.be, dY, ldy, dmean, drstd, drm, drv, dX, ldx, dg, db, rows, C, 0.1f, 1e-5f);
         down(&r, Y[k], dY, FB(ny));
         down(&r, mean[k], dmean, FB(C));
         down(&r, rstd[k], drstd, FB(C));
@@ -567,7 +568,7 @@ static void test_bn_eval(void)
             float *dg = up(&r, gamma, FB(C)), *db = up(&r, beta, FB(C));
             float *drm = up(&r, rm, FB(C)), *drv = up(&r, rv, FB(C));
             CHECK_UP(r);
-            r.be->bn_eval(dY, ldy, dX, ldx, dg, db, drm, drv, rows, C, 1e-5f);
+            r.be->bn_eval(r.be, dY, ldy, dX, ldx, dg, db, drm, drv, rows, C, 1e-5f);
             down(&r, Y[k], dY, FB(ny));
             CHECK_END(r);
         }
@@ -595,7 +596,7 @@ static void bn_back_case(int rows, int C, int lddx, int lddy, int ldx, int inpla
         float *dmean = up(&r, mean, FB(C)), *drstd = up(&r, rstd, FB(C));
         float *dgam = up(&r, gamma, FB(C)), *ddg = up(&r, dg0, FB(C)), *ddb = up(&r, db0, FB(C));
         CHECK_UP(r);
-        r.be->bn_back(ddX, lddx, ddg, ddb, ddY, lddy, dx, ldx, dmean, drstd, dgam, rows, C);
+        r.be->bn_back(r.be, ddX, lddx, ddg, ddb, ddY, lddy, dx, ldx, dmean, drstd, dgam, rows, C);
         down(&r, dX[k], ddX, FB(ndx));
         down(&r, dg[k], ddg, FB(C));
         down(&r, db[k], ddb, FB(C));
@@ -635,10 +636,10 @@ static void test_softmax(void)
             float *dx = up(&r, X, FB(n)), *dy = up(&r, Y[k], FB(n)), *dxi = up(&r, X, FB(n));
             float *ddy = up(&r, dY, FB(n)), *ddx = up(&r, dX[k], FB(n)), *ddxi = up(&r, dY, FB(n));
             CHECK_UP(r);
-            r.be->softmax(dy, dx, rows, K);
-            r.be->softmax(dxi, dxi, rows, K);   /* Y == X */
-            r.be->softmax_back(ddx, ddy, dy, rows, K);
-            r.be->softmax_back(ddxi, ddxi, dy, rows, K);   /* dX == dY */
+            r.be->softmax(r.be, dy, dx, rows, K);
+            r.be->softmax(r.be, dxi, dxi, rows, K);   /* Y == X */
+            r.be->softmax_back(r.be, ddx, ddy, dy, rows, K);
+            r.be->softmax_back(r.be, ddxi, ddxi, dy, rows, K);   /* dX == dY */
             down(&r, Y[k], dy, FB(n));
             down(&r, Yi[k], dxi, FB(n));
             down(&r, dX[k], ddx, FB(n));
@@ -675,9 +676,9 @@ static void mixfeature_case(int B, int N, int E, int D)
         float *ddx = up(&r, dx, FB(nx)), *ddE = up(&r, dembs0, FB(ne));
         float *ddgs = up(&r, dgs[k], FB(N)), *ddgi = up(&r, dgi[k], FB(N));
         CHECK_UP(r);
-        r.be->mixfeature(dX, dS, dE, dD, dgs_, dgi_, B, N, E, D);
+        r.be->mixfeature(r.be, dX, dS, dE, dD, dgs_, dgi_, B, N, E, D);
         /* the backward from the forward's sums, as the device step uses it */
-        r.be->mixfeature_back(ddE, ddgs, ddgi, ddx, dE, dS, dgs_, dgi_, B, N, E, D);
+        r.be->mixfeature_back(r.be, ddE, ddgs, ddgi, ddx, dE, dS, dgs_, dgi_, B, N, E, D);
         down(&r, x[k], dX, FB(nx));
         down(&r, sums[k], dS, FB(ns));
         down(&r, dembs[k], ddE, FB(ne));
@@ -731,8 +732,8 @@ static void expert_mix_case(int B, int K, int H, int zero, int skip)
         float *ddY = up(&r, dY0, FB(ny)), *ddG = up(&r, dG[k], FB(ng));
         float *dds = up(&r, ds[k], FB(K));
         CHECK_UP(r);
-        r.be->expert_mix(dout_, dG_, ds_, dY_, ldk, B, K, H);
-        r.be->expert_mix_back(ddY, ddG, dds, ddout, dG_, ds_, dY_, ldk, ran, B, K, H);
+        r.be->expert_mix(r.be, dout_, dG_, ds_, dY_, ldk, B, K, H);
+        r.be->expert_mix_back(r.be, ddY, ddG, dds, ddout, dG_, ds_, dY_, ldk, ran, B, K, H);
         down(&r, out[k], dout_, FB(no));
         down(&r, dY[k], ddY, FB(ny));
         down(&r, dG[k], ddG, FB(ng));
@@ -785,7 +786,7 @@ static void test_bce(void)
         float *dloss = up(&r, loss[k], FB(T)), *ddl = up(&r, dl[k], FB(nd));
         float *dlog = up(&r, logits, FB(nd)), *dlab = up(&r, labels, FB(nl));
         CHECK_UP(r);
-        r.be->bce(dloss, ddl, dlog, dlab, cond, w, B, T);
+        r.be->bce(r.be, dloss, ddl, dlog, dlab, cond, w, B, T);
         down(&r, loss[k], dloss, FB(T));
         down(&r, dl[k], ddl, FB(nd));
         CHECK_END(r);
@@ -821,8 +822,8 @@ static void adam_case(int n_segs, int64_t maxn, int64_t step)
         amtl_adam_seg *dsegs = up(&r, segs, (size_t)n_segs * sizeof *segs);
         CHECK_UP(r);
         /* two steps: the moments the first writes feed the second */
-        r.be->adam(dw, dg, dm, dv, dsegs, n_segs, moff, 1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f, step);
-        r.be->adam(dw, dg, dm, dv, dsegs, n_segs, moff, 1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f,
+        r.be->adam(r.be, dw, dg, dm, dv, dsegs, n_segs, moff, 1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f, step);
+        r.be->adam(r.be, dw, dg, dm, dv, dsegs, n_segs, moff, 1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f,
                    step + 1);
         down(&r, w[k], dw, FB(nw));
         down(&r, m[k], dm, FB(nm));
@@ -850,8 +851,8 @@ static void test_adam(void)
 int main(void)
 {
     amtl_rng_seed(&rng, 20240531);
-    cpu = amtl_backend_cpu();
-    cuda = amtl_backend_cuda(&why);
+    cpu = test_cpu_backend();
+    cuda = test_cuda_backend(&why);
     if (!cuda && !why)
         why = "no CUDA backend";
     RUN(test_memory);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "testbackend.h"
 #include "format/config.h"
 #include "data/dataset.h"
 #include "model/layers.h"
@@ -31,7 +32,7 @@
  * puts the block */
 #define REMOTE_OFF ((uintptr_t)1 << 63)
 
-static const amtl_backend *cpu_be;
+static amtl_backend *cpu_be;
 
 /* remote → CPU pointer (NULL stays NULL); callers' base + offset arithmetic
  * on remote pointers translates too, the offset being constant */
@@ -41,151 +42,154 @@ static void *lo(const void *p)
 }
 
 #define F(p) ((float *)lo(p))
+/* the CPU backend behind a remote one */
+#define IN(be) ((amtl_backend *)(be)->ctx)
 #define I32(p) ((int32_t *)lo(p))
 
-static void *r_alloc(size_t bytes)
+static void *r_alloc(amtl_backend *be, size_t bytes)
 {
-    void *p = cpu_be->alloc(bytes);
+    void *p = IN(be)->alloc(IN(be), bytes);
     return p ? (void *)((uintptr_t)p + REMOTE_OFF) : NULL;
 }
-static void r_free(void *p) { cpu_be->free(lo(p)); }
-static int r_put(void *dst, const void *src_host, size_t bytes)
+static void r_free(amtl_backend *be, void *p) { IN(be)->free(IN(be), lo(p)); }
+static int r_put(amtl_backend *be, void *dst, const void *src_host, size_t bytes)
 {
-    return cpu_be->put(lo(dst), src_host, bytes);
+    return IN(be)->put(IN(be), lo(dst), src_host, bytes);
 }
-static int r_get(void *dst_host, const void *src, size_t bytes)
+static int r_get(amtl_backend *be, void *dst_host, const void *src, size_t bytes)
 {
-    return cpu_be->get(dst_host, lo(src), bytes);
+    return IN(be)->get(IN(be), dst_host, lo(src), bytes);
 }
-static int r_zero(void *p, size_t bytes) { return cpu_be->zero(lo(p), bytes); }
-static int r_sync(void) { return cpu_be->sync(); }
-static const char *r_last_error(void) { return cpu_be->last_error(); }
+static int r_zero(amtl_backend *be, void *p, size_t bytes) { return IN(be)->zero(IN(be), lo(p), bytes); }
+static int r_sync(amtl_backend *be) { return IN(be)->sync(IN(be)); }
+static const char *r_last_error(amtl_backend *be) { return IN(be)->last_error(IN(be)); }
 
-static void r_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+static void r_gemm(amtl_backend *be, int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
-    cpu_be->gemm(tA, tB, M, N, K, alpha, F(A), lda, F(B), ldb, beta, F(C), ldc);
+    IN(be)->gemm(IN(be), tA, tB, M, N, K, alpha, F(A), lda, F(B), ldb, beta, F(C), ldc);
 }
-static void r_add(float *Y, int ldy, const float *X, int ldx, int rows, int C)
+static void r_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows, int C)
 {
-    cpu_be->add(F(Y), ldy, F(X), ldx, rows, C);
+    IN(be)->add(IN(be), F(Y), ldy, F(X), ldx, rows, C);
 }
-static void r_axpy(float *y, const float *x, float a, size_t n)
+static void r_axpy(amtl_backend *be, float *y, const float *x, float a, size_t n)
 {
-    cpu_be->axpy(F(y), F(x), a, n);
+    IN(be)->axpy(IN(be), F(y), F(x), a, n);
 }
-static void r_dot(float *out, const float *x, const float *y, size_t n)
+static void r_dot(amtl_backend *be, float *out, const float *x, const float *y, size_t n)
 {
-    cpu_be->dot(F(out), F(x), F(y), n);
+    IN(be)->dot(IN(be), F(out), F(x), F(y), n);
 }
-static void r_take_i32(int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
+static void r_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
                        int B, int C)
 {
-    cpu_be->take_i32(I32(dst), I32(src), ld, I32(rows), B, C);
+    IN(be)->take_i32(IN(be), I32(dst), I32(src), ld, I32(rows), B, C);
 }
-static void r_take_f32(float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+static void r_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
                        int C)
 {
-    cpu_be->take_f32(F(dst), F(src), ld, I32(rows), B, C);
+    IN(be)->take_f32(IN(be), F(dst), F(src), ld, I32(rows), B, C);
 }
-static void r_embed_gather(float *embs, const float *w, const int64_t *tab, const int32_t *ids,
+static void r_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
                            int B, int N, int E)
 {
-    cpu_be->embed_gather(F(embs), F(w), (const int64_t *)lo(tab), I32(ids), B, N, E);
+    IN(be)->embed_gather(IN(be), F(embs), F(w), (const int64_t *)lo(tab), I32(ids), B, N, E);
 }
-static void r_embed_scatter(float *g, const int64_t *tab, const int32_t *ids,
+static void r_embed_scatter(amtl_backend *be, float *g, const int64_t *tab, const int32_t *ids,
                             const float *dembs, int B, int N, int E)
 {
-    cpu_be->embed_scatter(F(g), (const int64_t *)lo(tab), I32(ids), F(dembs), B, N, E);
+    IN(be)->embed_scatter(IN(be), F(g), (const int64_t *)lo(tab), I32(ids), F(dembs), B, N, E);
 }
-static void r_bias_act(float *Y, int ldy, const float *b, int rows, int C, int relu)
+static void r_bias_act(amtl_backend *be, float *Y, int ldy, const float *b, int rows, int C, int relu)
 {
-    cpu_be->bias_act(F(Y), ldy, F(b), rows, C, relu);
+    IN(be)->bias_act(IN(be), F(Y), ldy, F(b), rows, C, relu);
 }
-static void r_colsum(float *s, float beta, const float *X, int ldx, int rows, int C)
+static void r_colsum(amtl_backend *be, float *s, float beta, const float *X, int ldx, int rows, int C)
 {
-    cpu_be->colsum(F(s), beta, F(X), ldx, rows, C);
+    IN(be)->colsum(IN(be), F(s), beta, F(X), ldx, rows, C);
 }
-static void r_relu_back(float *dX, const float *dY, const float *Y, int ld, int rows, int C)
+static void r_relu_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int ld, int rows, int C)
 {
-    cpu_be->relu_back(F(dX), F(dY), F(Y), ld, rows, C);
+    IN(be)->relu_back(IN(be), F(dX), F(dY), F(Y), ld, rows, C);
 }
-static void r_dropout(float *Y, uint8_t *mask, const float *X, size_t n, float p,
+static void r_dropout(amtl_backend *be, float *Y, uint8_t *mask, const float *X, size_t n, float p,
                       uint64_t seed, uint64_t ctr)
 {
-    cpu_be->dropout(F(Y), (uint8_t *)lo(mask), F(X), n, p, seed, ctr);
+    IN(be)->dropout(IN(be), F(Y), (uint8_t *)lo(mask), F(X), n, p, seed, ctr);
 }
-static void r_dropout_back(float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
+static void r_dropout_back(amtl_backend *be, float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
                            int add)
 {
-    cpu_be->dropout_back(F(dX), F(dY), (const uint8_t *)lo(mask), n, p, add);
+    IN(be)->dropout_back(IN(be), F(dX), F(dY), (const uint8_t *)lo(mask), n, p, add);
 }
-static void r_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+static void r_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
                        const float *X, int ldx, const float *gamma, const float *beta,
                        int rows, int C, float momentum, float eps)
 {
-    cpu_be->bn_train(F(Y), ldy, F(mean), F(rstd), F(rmean), F(rvar), F(X), ldx, F(gamma),
+    IN(be)->bn_train(IN(be), F(Y), ldy, F(mean), F(rstd), F(rmean), F(rvar), F(X), ldx, F(gamma),
                      F(beta), rows, C, momentum, eps);
 }
-static void r_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gamma,
+static void r_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, const float *gamma,
                       const float *beta, const float *rmean, const float *rvar, int rows, int C,
                       float eps)
 {
-    cpu_be->bn_eval(F(Y), ldy, F(X), ldx, F(gamma), F(beta), F(rmean), F(rvar), rows, C, eps);
+    IN(be)->bn_eval(IN(be), F(Y), ldy, F(X), ldx, F(gamma), F(beta), F(rmean), F(rvar), rows, C, eps);
 }
-static void r_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY,
+static void r_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, float *dbeta, const float *dY,
                       int lddy, const float *X, int ldx, const float *mean, const float *rstd,
                       const float *gamma, int rows, int C)
 {
-    cpu_be->bn_back(F(dX), lddx, F(dgamma), F(dbeta), F(dY), lddy, F(X), ldx, F(mean),
+    IN(be)->bn_back(IN(be), F(dX), lddx, F(dgamma), F(dbeta), F(dY), lddy, F(X), ldx, F(mean),
                     F(rstd), F(gamma), rows, C);
 }
-static void r_softmax(float *Y, const float *X, int rows, int K)
+static void r_softmax(amtl_backend *be, float *Y, const float *X, int rows, int K)
 {
-    cpu_be->softmax(F(Y), F(X), rows, K);
+    IN(be)->softmax(IN(be), F(Y), F(X), rows, K);
 }
-static void r_softmax_back(float *dX, const float *dY, const float *Y, int rows, int K)
+static void r_softmax_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int rows, int K)
 {
-    cpu_be->softmax_back(F(dX), F(dY), F(Y), rows, K);
+    IN(be)->softmax_back(IN(be), F(dX), F(dY), F(Y), rows, K);
 }
-static void r_mixfeature(float *x, float *sums, const float *embs, const float *dense,
+static void r_mixfeature(amtl_backend *be, float *x, float *sums, const float *embs, const float *dense,
                          const float *gs, const float *gi, int B, int N, int E, int D)
 {
-    cpu_be->mixfeature(F(x), F(sums), F(embs), F(dense), F(gs), F(gi), B, N, E, D);
+    IN(be)->mixfeature(IN(be), F(x), F(sums), F(embs), F(dense), F(gs), F(gi), B, N, E, D);
 }
-static void r_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *dx,
+static void r_mixfeature_back(amtl_backend *be, float *dembs, float *dgs, float *dgi, const float *dx,
                               const float *embs, const float *sums, const float *gs,
                               const float *gi, int B, int N, int E, int D)
 {
-    cpu_be->mixfeature_back(F(dembs), F(dgs), F(dgi), F(dx), F(embs), F(sums), F(gs), F(gi),
+    IN(be)->mixfeature_back(IN(be), F(dembs), F(dgs), F(dgi), F(dx), F(embs), F(sums), F(gs), F(gi),
                             B, N, E, D);
 }
-static void r_expert_mix(float *out, const float *G, const float *s, const float *Y,
+static void r_expert_mix(amtl_backend *be, float *out, const float *G, const float *s, const float *Y,
                          size_t ldk, int B, int K, int H)
 {
-    cpu_be->expert_mix(F(out), F(G), F(s), F(Y), ldk, B, K, H);
+    IN(be)->expert_mix(IN(be), F(out), F(G), F(s), F(Y), ldk, B, K, H);
 }
-static void r_expert_mix_back(float *dY, float *dG, float *ds, const float *dout,
+static void r_expert_mix_back(amtl_backend *be, float *dY, float *dG, float *ds, const float *dout,
                               const float *G, const float *s, const float *Y, size_t ldk,
                               uint64_t ran, int B, int K, int H)
 {
-    cpu_be->expert_mix_back(F(dY), F(dG), F(ds), F(dout), F(G), F(s), F(Y), ldk, ran, B, K,
+    IN(be)->expert_mix_back(IN(be), F(dY), F(dG), F(ds), F(dout), F(G), F(s), F(Y), ldk, ran, B, K,
                             H);
 }
-static void r_bce(float *loss, float *dlogits, const float *logits, const float *labels,
+static void r_bce(amtl_backend *be, float *loss, float *dlogits, const float *logits, const float *labels,
                   const int32_t *cond_host, const float *w_host, int B, int T)
 {
-    cpu_be->bce(F(loss), F(dlogits), F(logits), F(labels), cond_host, w_host, B, T);
+    IN(be)->bce(IN(be), F(loss), F(dlogits), F(logits), F(labels), cond_host, w_host, B, T);
 }
-static void r_adam(float *w, float *g, float *m, float *v, const amtl_adam_seg *segs,
+static void r_adam(amtl_backend *be, float *w, float *g, float *m, float *v, const amtl_adam_seg *segs,
                    int n_segs, int64_t total, float lr, float beta1, float beta2, float eps,
                    float wd, int64_t step)
 {
-    cpu_be->adam(F(w), F(g), F(m), F(v), (const amtl_adam_seg *)lo(segs), n_segs, total, lr,
+    IN(be)->adam(IN(be), F(w), F(g), F(m), F(v), (const amtl_adam_seg *)lo(segs), n_segs, total, lr,
                  beta1, beta2, eps, wd, step);
 }
 
-static const amtl_backend remote_be = {
+/* its context is the CPU instance it wraps (set in main) */
+static amtl_backend remote_be = {
     .name = "remote",
     .alloc = r_alloc, .free = r_free, .put = r_put, .get = r_get, .zero = r_zero,
     .sync = r_sync, .last_error = r_last_error,
@@ -216,13 +220,13 @@ static void on_segv(int sig)
 static void test_remote_backend(void)
 {
     float x[5] = {1, 2, 3, 4, 5}, y[5] = {0};
-    float *p = remote_be.alloc(sizeof x);
+    float *p = remote_be.alloc(&remote_be, sizeof x);
     CHECK(p);
     uintptr_t a = (uintptr_t)p;
     int canonical = a < ((uintptr_t)1 << 47) || a >= (uintptr_t)0 - ((uintptr_t)1 << 47);
-    int ok = remote_be.put(p, x, sizeof x) == 0 && remote_be.zero(p + 1, sizeof(float)) == 0 &&
-             remote_be.get(y, p, sizeof y) == 0;
-    remote_be.free(p);
+    int ok = remote_be.put(&remote_be, p, x, sizeof x) == 0 && remote_be.zero(&remote_be, p + 1, sizeof(float)) == 0 &&
+             remote_be.get(&remote_be, y, p, sizeof y) == 0;
+    remote_be.free(&remote_be, p);
     CHECKF(!canonical, "remote pointer %p is canonical", (void *)p);
     CHECK(ok);
     CHECK(y[0] == 1 && y[1] == 0 && y[2] == 3 && y[4] == 5);
@@ -268,7 +272,7 @@ static void side_free(side *s)
     memset(s, 0, sizeof *s);
 }
 
-static int side_init(side *s, const amtl_backend *be, const tiny_shape *sh, const char *mode,
+static int side_init(side *s, amtl_backend *be, const tiny_shape *sh, const char *mode,
                      int gate_dense, int flags, const amtl_dataset *ds)
 {
     amtl_status st;
@@ -403,7 +407,7 @@ static int remote_run(const tiny_shape *sh, const char *mode, int gate_dense, in
     fill_split(&sp, &ds, AMTL_SPLIT_TRAIN, 41);
     side sr, sc;
     int rc = side_init(&sr, &remote_be, sh, mode, gate_dense, flags, &ds);
-    rc = side_init(&sc, amtl_backend_cpu(), sh, mode, gate_dense, flags, &ds) || rc;
+    rc = side_init(&sc, test_cpu_backend(), sh, mode, gate_dense, flags, &ds) || rc;
     int search = !(flags & S_EXPORTED);
     amtl_rng rows_rng;
     amtl_rng_seed(&rows_rng, 43);
@@ -461,7 +465,8 @@ int main(void)
     sa.sa_handler = on_segv;
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
-    cpu_be = amtl_backend_cpu();
+    cpu_be = test_cpu_backend();
+    remote_be.ctx = cpu_be;
     RUN(test_remote_backend);
     RUN(test_remote_sample);
     RUN(test_remote_reference);

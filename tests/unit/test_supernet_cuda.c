@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "testbackend.h"
 #include "format/config.h"
 #include "data/dataset.h"
 #include "train/optim.h"
@@ -62,14 +63,14 @@
 #define SPARSITY_CUDA 0.01f   /* the arch prior, so that its host step is in */
 
 /* The backend tested against the CPU's, or NULL with *why set. */
-static const amtl_backend *cuda_backend(const char **why, int *as_cpu)
+static amtl_backend *cuda_backend(const char **why, int *as_cpu)
 {
     const char *env = getenv("AMTL_TEST_CUDA_AS_CPU");
     *as_cpu = env && !strcmp(env, "1");
     *why = NULL;
     if (*as_cpu)
-        return amtl_backend_cpu();
-    const amtl_backend *be = amtl_backend_cuda(why);
+        return test_cpu_backend();
+    amtl_backend *be = test_cuda_backend(why);
     if (!be && !*why)
         *why = "no CUDA backend in this build";
     return be;
@@ -98,7 +99,7 @@ static void side_free(side *s)
 }
 
 /* Returns 0, or -1 with the reason printed. */
-static int side_init(side *s, const amtl_backend *be, const tiny_shape *sh, const char *mode,
+static int side_init(side *s, amtl_backend *be, const tiny_shape *sh, const char *mode,
                      int gate_dense, int flags, const amtl_dataset *ds)
 {
     amtl_status st;
@@ -229,7 +230,7 @@ static int sides_compare(const side *a, const side *b, int step, int training, c
 /* A state of shape sh (NULL: TINY_SHAPE) on be against the CPU backend:
  * three training steps and an evaluation, from the same net, rows and rng
  * seeds.  Returns 0, or -1 with the difference printed. */
-static int cuda_run(const amtl_backend *be, int as_cpu, const char *state, const tiny_shape *sh,
+static int cuda_run(amtl_backend *be, int as_cpu, const char *state, const tiny_shape *sh,
                     const char *mode, int gate_dense, int flags)
 {
     amtl_dataset ds;
@@ -238,7 +239,7 @@ static int cuda_run(const amtl_backend *be, int as_cpu, const char *state, const
     fill_split(&sp, &ds, AMTL_SPLIT_TRAIN, 41);
     side sd, sc;
     int rc = side_init(&sd, be, sh, mode, gate_dense, flags, &ds);
-    rc = side_init(&sc, amtl_backend_cpu(), sh, mode, gate_dense, flags, &ds) || rc;
+    rc = side_init(&sc, test_cpu_backend(), sh, mode, gate_dense, flags, &ds) || rc;
     /* an exported net is retrained: its arch params stay as they are */
     int search = !(flags & S_EXPORTED);
     amtl_rng rows_rng;
@@ -292,7 +293,7 @@ static void cuda_check(const char *state, const char *mode, int gate_dense, int 
 {
     const char *why;
     int as_cpu;
-    const amtl_backend *be = cuda_backend(&why, &as_cpu);
+    amtl_backend *be = cuda_backend(&why, &as_cpu);
     if (!be)
         SKIP(why);
     CHECK(cuda_run(be, as_cpu, state, NULL, mode, gate_dense, flags) == 0);
@@ -311,7 +312,7 @@ static void test_cuda_sweep(void)
 {
     const char *why;
     int as_cpu;
-    const amtl_backend *be = cuda_backend(&why, &as_cpu);
+    amtl_backend *be = cuda_backend(&why, &as_cpu);
     if (!be)
         SKIP(why);
     int failed = 0;

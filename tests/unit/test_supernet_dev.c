@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "testbackend.h"
 #include "format/config.h"
 #include "data/dataset.h"
 #include "model/layers.h"
@@ -59,7 +60,7 @@ static int pair_init_shape(pair *p, const tiny_shape *sh, float dropout, const c
         make_net_shape(&p->d, &p->cd, sh, dropout, mode, gate_dense, flags, 7))
         return -1;
     if (amtl_workspace_init(&p->ws, &p->c, TB, 1, &st) ||
-        amtl_dev_init(&p->dev, amtl_backend_cpu(), &p->d, TBMAX, 1, &st) ||
+        amtl_dev_init(&p->dev, test_cpu_backend(), &p->d, TBMAX, 1, &st) ||
         amtl_dev_put_params(p->dev, &p->d, &st)) {
         printf("# %s\n", st.msg);
         return -1;
@@ -177,7 +178,7 @@ static int eval_only_compare(pair *p, cmp *c)
     amtl_rng_seed(&r, 300);
     memcpy(lg_t, amtl_supernet_forward(&p->c, p->ws, &p->tb.b, 0, &r), sizeof lg_t);
     int rc = amtl_workspace_init(&ws, &p->c, TB, 0, &st) ||
-             amtl_dev_init(&ev, amtl_backend_cpu(), &p->d, TB, 0, &st) ||
+             amtl_dev_init(&ev, test_cpu_backend(), &p->d, TB, 0, &st) ||
              amtl_dev_put_params(ev, &p->d, &st) || amtl_dev_batch_host(ev, &p->tb.b, &st) ||
              amtl_dev_forward(ev, &p->d, 0, NULL, lg_d, &st);
     if (!rc) {
@@ -335,7 +336,7 @@ static void test_eval_after_steps(void)
     amtl_rng_seed(&r2, 9);
     test_poison(lg_e, TT * TB);
     if (!rc && (amtl_dev_forward(p.dev, &p.d, 0, &r1, lg_t, &st) ||
-                amtl_dev_init(&ev, amtl_backend_cpu(), &p.d, TB, 0, &st) ||
+                amtl_dev_init(&ev, test_cpu_backend(), &p.d, TB, 0, &st) ||
                 amtl_dev_put_params(ev, &p.d, &st) || amtl_dev_batch_host(ev, &p.tb.b, &st) ||
                 amtl_dev_forward(ev, &p.d, 0, &r2, lg_e, &st))) {
         printf("# %s\n", st.msg);
@@ -591,8 +592,8 @@ static void test_batch_rows(void)
 }
 
 /* A backend whose allocations fail. */
-static const char *failing_error(void) { return "injected failure"; }
-static void *failing_alloc(size_t bytes)
+static const char *failing_error(amtl_backend *be) { return "injected failure"; }
+static void *failing_alloc(amtl_backend *be, size_t bytes)
 {
     (void)bytes;
     return NULL;
@@ -612,17 +613,17 @@ static void test_errors(void)
     amtl_status st;
     amtl_dev *d = NULL, *ev = NULL;
     CHECK(pair_init(&p, 0, "sample", 0, 0) == 0);
-    amtl_backend bad = *amtl_backend_cpu();
+    amtl_backend bad = *test_cpu_backend();
     bad.name = "failing";
     bad.alloc = failing_alloc;
     bad.last_error = failing_error;
-    EXPECT_FAIL(amtl_dev_init(&d, amtl_backend_cpu(), &p.d, 0, 1, &st));
+    EXPECT_FAIL(amtl_dev_init(&d, test_cpu_backend(), &p.d, 0, 1, &st));
     EXPECT_FAIL(amtl_dev_init(&d, &bad, &p.d, TB, 1, &st));
     CHECK(strstr(st.msg, "failing") && strstr(st.msg, "injected failure"));
     CHECK(d == NULL);
 
     /* a fresh step: nothing uploaded yet */
-    CHECK_OK(amtl_dev_init(&d, amtl_backend_cpu(), &p.d, TB, 1, &st), &st);
+    CHECK_OK(amtl_dev_init(&d, test_cpu_backend(), &p.d, TB, 1, &st), &st);
     amtl_rng r;
     amtl_rng_seed(&r, 1);
     EXPECT_FAIL(amtl_dev_forward(d, &p.d, 1, &r, NULL, &st));
@@ -698,7 +699,7 @@ static void test_errors(void)
     amtl_config_free(&other_cfg);
 
     /* a step made for evaluation refuses training */
-    CHECK_OK(amtl_dev_init(&ev, amtl_backend_cpu(), &p.d, TB, 0, &st), &st);
+    CHECK_OK(amtl_dev_init(&ev, test_cpu_backend(), &p.d, TB, 0, &st), &st);
     CHECK_OK(amtl_dev_batch_host(ev, &p.tb.b, &st), &st);
     EXPECT_FAIL(amtl_dev_forward(ev, &p.d, 1, &r, NULL, &st));
     CHECK_OK(amtl_dev_forward(ev, &p.d, 0, NULL, NULL, &st), &st);

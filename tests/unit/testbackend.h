@@ -1,0 +1,52 @@
+/* testbackend.h — the backend instances of a test program: one CPU and one
+ * CUDA instance (amtl_backend_*_new), made at first use and released at
+ * exit, so that every test shares them as the tools share theirs. */
+#ifndef AMTL_TESTBACKEND_H
+#define AMTL_TESTBACKEND_H
+
+#include <stdlib.h>
+
+#include "backend.h"
+
+static amtl_backend *test_cpu_be_, *test_cuda_be_;
+static const char *test_cuda_why_;
+static int test_cuda_tried_, test_backends_registered_;
+
+static void test_backends_free_(void)
+{
+    amtl_backend_free(test_cpu_be_);
+    amtl_backend_free(test_cuda_be_);
+    test_cpu_be_ = test_cuda_be_ = NULL;
+}
+
+static inline void test_backends_at_exit_(void)
+{
+    if (!test_backends_registered_) {
+        test_backends_registered_ = 1;
+        atexit(test_backends_free_);
+    }
+}
+
+static inline amtl_backend *test_cpu_backend(void)
+{
+    if (!test_cpu_be_) {
+        test_backends_at_exit_();
+        test_cpu_be_ = amtl_backend_cpu_new();
+    }
+    return test_cpu_be_;
+}
+
+/* The CUDA instance, or NULL with *why set (no GPU, or no CUDA build). */
+static inline amtl_backend *test_cuda_backend(const char **why)
+{
+    if (!test_cuda_tried_) {
+        test_backends_at_exit_();
+        test_cuda_tried_ = 1;
+        test_cuda_be_ = amtl_backend_cuda_new(&test_cuda_why_);
+    }
+    if (why)
+        *why = test_cuda_be_ ? NULL : test_cuda_why_;
+    return test_cuda_be_;
+}
+
+#endif
