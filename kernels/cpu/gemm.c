@@ -79,8 +79,12 @@ void amtl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A,
         }
         return;
     }
+    if (!blas_single && amtl_pool_explicit()) {
+        /* the count came from AMTL_THREADS at the pool's first use */
+        openblas_set_num_threads(1);
+        blas_single = 1;
+    }
     if (!amtl_pool_in_task() && (double)M * N * K >= SPLIT_MACS) {
-        (void)amtl_pool_size();  /* the first use configures it (and blas_single) */
         /* the longer side of C, in pieces of at least 32, also on one thread:
          * the same calls give the same C */
         int by_rows = M >= N;

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "model/layers.h"
 
 /* Loads of the generation counter before a worker sleeps (and of the pending
  * count before the caller sleeps): a few to a few tens of microseconds, the
@@ -29,6 +28,7 @@ static struct {
     pthread_t *tid;
     int nworkers;
     int configured;
+    int explicit_count;        /* the count was set (amtl_pool_set_threads or AMTL_THREADS) */
     int stop;
     uint64_t start_job;
     /* The run in progress: its generation (a count of runs) << 16 | its task
@@ -118,6 +118,7 @@ int amtl_pool_set_threads(int n)
         return P.nworkers + 1;
     pthread_mutex_lock(&P.run_mu);
     P.configured = 1;
+    P.explicit_count = 1;
     if (n != P.nworkers + 1) {
         stop_workers();
         if (n > 1 && (P.tid = calloc((size_t)n - 1, sizeof *P.tid))) {
@@ -143,11 +144,17 @@ int amtl_pool_size(void)
     if (!P.configured) {
         const char *env = getenv("AMTL_THREADS");
         if (env && *env)
-            amtl_blas_set_threads(atoi(env));
+            amtl_pool_set_threads(atoi(env));
         else
             P.configured = 1;
     }
     return P.nworkers + 1;
+}
+
+int amtl_pool_explicit(void)
+{
+    (void)amtl_pool_size();
+    return P.explicit_count;
 }
 
 int amtl_pool_in_task(void)

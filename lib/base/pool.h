@@ -38,6 +38,10 @@ int amtl_pool_size(void);
 void amtl_pool_run(int n, amtl_pool_task fn, void *arg);
 /* 1 on a thread that is running a task (worker or caller). */
 int amtl_pool_in_task(void);
+/* 1 when the thread count was set (amtl_pool_set_threads, or AMTL_THREADS
+ * read at the first amtl_pool_size): the BLAS then runs single-threaded
+ * under the pool (kernels/cpu/gemm.c). */
+int amtl_pool_explicit(void);
 /* Stops and joins the workers; the pool is then of size 1 until set again
  * (no effect from inside a task). */
 void amtl_pool_shutdown(void);

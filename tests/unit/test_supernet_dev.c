@@ -592,9 +592,14 @@ static void test_batch_rows(void)
 }
 
 /* A backend whose allocations fail. */
-static const char *failing_error(amtl_backend *be) { return "injected failure"; }
+static const char *failing_error(amtl_backend *be)
+{
+    (void)be;
+    return "injected failure";
+}
 static void *failing_alloc(amtl_backend *be, size_t bytes)
 {
+    (void)be;
     (void)bytes;
     return NULL;
 }
