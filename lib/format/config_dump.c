@@ -2,53 +2,15 @@
  * store and amtl_config_load_string reads back) and --help-config.
  */
 #include "format/config_table.h"
+#include "format/io.h"
 
 #include <ctype.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (need < 0) {
-        b->oom = 1;
-        return;
-    }
-    if (b->n + (size_t)need + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 1024;
-        while (ncap < b->n + (size_t)need + 1)
-            ncap *= 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)need;
-}
 
 /* Plain when every YAML reader takes it as this very string; otherwise
  * double-quoted, also for words other readers would turn into a boolean,
@@ -80,13 +42,13 @@ static int yaml_printable(uint32_t cp)
            (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
 }
 
-static void sb_scalar(sbuf *b, const char *s)
+static void sb_scalar(amtl_strbuf *b, const char *s)
 {
     if (!needs_quotes(s)) {
-        sb_printf(b, "%s", s);
+        amtl_strbuf_printf(b, "%s", s);
         return;
     }
-    sb_printf(b, "\"");
+    amtl_strbuf_printf(b, "\"");
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         uint32_t cp;
@@ -96,28 +58,28 @@ static void sb_scalar(sbuf *b, const char *s)
             n = 1;
         }
         if (cp == '"' || cp == '\\')
-            sb_printf(b, "\\%c", (char)cp);
+            amtl_strbuf_printf(b, "\\%c", (char)cp);
         else if (cp == '\n')
-            sb_printf(b, "\\n");
+            amtl_strbuf_printf(b, "\\n");
         else if (cp == '\t')
-            sb_printf(b, "\\t");
+            amtl_strbuf_printf(b, "\\t");
         else if (cp == '\r')
-            sb_printf(b, "\\r");
+            amtl_strbuf_printf(b, "\\r");
         else if (yaml_printable(cp))
-            sb_printf(b, "%.*s", n, (const char *)p);
+            amtl_strbuf_printf(b, "%.*s", n, (const char *)p);
         else if (cp < 0x100)
-            sb_printf(b, "\\x%02x", (unsigned)cp);
+            amtl_strbuf_printf(b, "\\x%02x", (unsigned)cp);
         else if (cp < 0x10000)
-            sb_printf(b, "\\u%04x", (unsigned)cp);
+            amtl_strbuf_printf(b, "\\u%04x", (unsigned)cp);
         else
-            sb_printf(b, "\\U%08x", (unsigned)cp);
+            amtl_strbuf_printf(b, "\\U%08x", (unsigned)cp);
         p += n;
     }
-    sb_printf(b, "\"");
+    amtl_strbuf_printf(b, "\"");
 }
 
 /* The shortest text that reads back to exactly v (9 digits always do). */
-static void sb_float(sbuf *b, float v)
+static void sb_float(amtl_strbuf *b, float v)
 {
     char buf[64];
     for (int prec = 1; prec <= 9; prec++) {
@@ -126,31 +88,31 @@ static void sb_float(sbuf *b, float v)
         if (amtl_cfg_parse_float(buf, &back) == PARSE_OK && back == v)
             break;
     }
-    sb_printf(b, "%s", buf);
+    amtl_strbuf_printf(b, "%s", buf);
 }
 
 int amtl_config_dump(const amtl_config *c, char **out, amtl_status *st)
 {
-    sbuf b = {0};
+    amtl_strbuf b = {0};
     const char *section = NULL;
     *out = NULL;
-    sb_printf(&b, "# amtl configuration\n");
+    amtl_strbuf_printf(&b, "# amtl configuration\n");
     for (int i = 0; i < amtl_cfg_n_keys; i++) {
         const key_def *k = &amtl_cfg_keys[i];
         if (!section || strcmp(section, k->section) != 0) {
             section = k->section;
-            sb_printf(&b, "\n# %s\n", section);
+            amtl_strbuf_printf(&b, "\n# %s\n", section);
         }
-        sb_printf(&b, "%s: ", k->name);
+        amtl_strbuf_printf(&b, "%s: ", k->name);
         switch (k->type) {
         case K_INT:
-            sb_printf(&b, "%d", *CFIELD(c, k, int));
+            amtl_strbuf_printf(&b, "%d", *CFIELD(c, k, int));
             break;
         case K_LONG:
-            sb_printf(&b, "%ld", *CFIELD(c, k, long));
+            amtl_strbuf_printf(&b, "%ld", *CFIELD(c, k, long));
             break;
         case K_BOOL:
-            sb_printf(&b, "%s", *CFIELD(c, k, int) ? "true" : "false");
+            amtl_strbuf_printf(&b, "%s", *CFIELD(c, k, int) ? "true" : "false");
             break;
         case K_FLOAT: {
             float v = *CFIELD(c, k, float);
@@ -166,47 +128,47 @@ int amtl_config_dump(const amtl_config *c, char **out, amtl_status *st)
         }
         case K_STRLIST: {
             const amtl_strlist *l = CFIELD(c, k, amtl_strlist);
-            sb_printf(&b, "[");
+            amtl_strbuf_printf(&b, "[");
             for (int j = 0; j < l->n; j++) {
-                sb_printf(&b, "%s", j ? ", " : "");
+                amtl_strbuf_printf(&b, "%s", j ? ", " : "");
                 sb_scalar(&b, l->items[j]);
             }
-            sb_printf(&b, "]");
+            amtl_strbuf_printf(&b, "]");
             break;
         }
         case K_FLOATLIST: {
             const amtl_floatlist *l = CFIELD(c, k, amtl_floatlist);
-            sb_printf(&b, "[");
+            amtl_strbuf_printf(&b, "[");
             for (int j = 0; j < l->n; j++) {
                 if (!isfinite(l->items[j]))
                     goto not_finite;
-                sb_printf(&b, "%s", j ? ", " : "");
+                amtl_strbuf_printf(&b, "%s", j ? ", " : "");
                 sb_float(&b, l->items[j]);
             }
-            sb_printf(&b, "]");
+            amtl_strbuf_printf(&b, "]");
             break;
         }
         case K_INTLIST: {
             const amtl_intlist *l = CFIELD(c, k, amtl_intlist);
-            sb_printf(&b, "[");
+            amtl_strbuf_printf(&b, "[");
             for (int j = 0; j < l->n; j++)
-                sb_printf(&b, "%s%d", j ? ", " : "", l->items[j]);
-            sb_printf(&b, "]");
+                amtl_strbuf_printf(&b, "%s%d", j ? ", " : "", l->items[j]);
+            amtl_strbuf_printf(&b, "]");
             break;
         }
         }
-        sb_printf(&b, "\n");
+        amtl_strbuf_printf(&b, "\n");
         continue;
     not_finite:
-        free(b.p);
+        free(b.data);
         return amtl_error(st, AMTL_EUSAGE, "key '%s' holds a value that is not finite",
                           k->name);
     }
-    if (b.oom) {
-        free(b.p);
+    if (b.failed) {
+        free(b.data);
         return amtl_error(st, AMTL_ENOMEM, "out of memory writing the configuration");
     }
-    *out = b.p;
+    *out = b.data;
     return 0;
 }
 
@@ -229,16 +191,16 @@ void amtl_config_describe(void *file)
             section = k->section;
             fprintf(f, "%s:\n", section);
         }
-        sbuf b = {0};
+        amtl_strbuf b = {0};
         if (k->type == K_STRING)
             sb_scalar(&b, k->def);
-        const char *def = b.p && !b.oom ? b.p : k->def;
+        const char *def = b.data && !b.failed ? b.data : k->def;
         if ((int)strlen(def) <= DEF_WIDTH)
             fprintf(f, "  %-*s  %-*s  %s\n", kw, k->name, DEF_WIDTH, def, k->help);
         else /* too long for the column: the description goes below it */
             fprintf(f, "  %-*s  %s\n  %-*s  %-*s  %s\n", kw, k->name, def, kw, "",
                     DEF_WIDTH, "", k->help);
-        free(b.p);
+        free(b.data);
     }
 }
 
