@@ -3,11 +3,13 @@
  * reader, the writers and validation share.  Not for other modules: they
  * use config.h.
  *
- *   config_keys.c   the table of keys, defaults, profiles, copying and freeing
+ *   config_keys.c   the table of keys, the stages, defaults, profiles, copying
+ *                   and freeing
  *   config_value.c  one value: parsing, storing, messages that name its origin
  *   config_yaml.c   YAML files and --set text
  *   config_check.c  validation
- *   config_dump.c   the writers: YAML, --help-config
+ *   config_dump.c   the writers: YAML, the keys of a section or a stage, the
+ *                   overrides, the schedule as make variables, --help-config
  */
 #ifndef AMTL_CONFIG_TABLE_H
 #define AMTL_CONFIG_TABLE_H
@@ -34,11 +36,12 @@ typedef struct {
     size_t offset;
     const char *def;     /* default, in the syntax of --set */
     const char *section; /* model | train | search | data */
+    unsigned stages;     /* the amtl_stage bits whose output the key changes */
     const char *help;
 } key_def;
 
 /* bounds of the table, for arrays indexed by key or section */
-enum { AMTL_CFG_MAX_KEYS = 128, AMTL_CFG_MAX_SECTIONS = 8 };
+enum { AMTL_CFG_MAX_KEYS = AMTL_CONFIG_MAX_KEYS, AMTL_CFG_MAX_SECTIONS = 8 };
 
 extern const key_def amtl_cfg_keys[];
 extern const int amtl_cfg_n_keys;
@@ -49,6 +52,16 @@ extern const int amtl_cfg_n_sections;
 #define CFIELD(c, k, T) ((const T *)(const void *)((const char *)(c) + (k)->offset))
 
 int amtl_cfg_is_list(const key_def *k);
+
+/* amtl_config.given: key i was set by a profile, a file or an override */
+static inline void amtl_cfg_mark_given(amtl_config *c, int i)
+{
+    c->given[i / 64] |= (uint64_t)1 << (i % 64);
+}
+static inline int amtl_cfg_is_given(const amtl_config *c, int i)
+{
+    return (int)(c->given[i / 64] >> (i % 64) & 1);
+}
 const key_def *amtl_cfg_find_key(const char *name);
 int amtl_cfg_find_section(const char *name);
 const char *amtl_cfg_type_want(key_type t);

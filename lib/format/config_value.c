@@ -233,6 +233,7 @@ int amtl_cfg_set_scalar(amtl_config *c, const key_def *k, const char *text, cons
             return amtl_cfg_oom(st);
         free(*FIELD(c, k, char *));
         *FIELD(c, k, char *) = dup;
+        amtl_cfg_mark_given(c, (int)(k - amtl_cfg_keys));
         return 0;
     }
     default:
@@ -244,6 +245,7 @@ int amtl_cfg_set_scalar(amtl_config *c, const key_def *k, const char *text, cons
     if (r != PARSE_OK)
         return amtl_cfg_fail(st, AMTL_EUSAGE, o, line, "key '%s' wants %s, got '%s'", k->name,
                              amtl_cfg_type_want(k->type), text);
+    amtl_cfg_mark_given(c, (int)(k - amtl_cfg_keys));
     return 0;
 }
 
@@ -312,5 +314,6 @@ int amtl_cfg_set_list(amtl_config *c, const key_def *k, char *const *items, cons
         l->items = v;
         l->n = n;
     }
+    amtl_cfg_mark_given(c, (int)(k - amtl_cfg_keys));
     return 0;
 }
