@@ -105,11 +105,16 @@ $(foreach d,$(DATASETS),\
       $(foreach f,$(INPUTS_$(d)),$(call need,$(f),$(d))))))
 
 # The data keys of the training config (and SET) that amtl-prep gets too:
-# from the prep stamp that stage-config writes of that config.
+# those of PREP_KEYS that the config or SET give, as the tool reads them
+# (amtl-prep --dump-overrides: KEY=VALUE lines; these values have no spaces).
+ifeq ($(wildcard $(BIN)/amtl-prep),)
+  $(error no $(BIN)/amtl-prep: build the tools first (make))
+endif
 $(foreach d,$(DATASETS),\
-  $(shell $(PIPE)stage-config $(foreach s,$(ALLSET),-s '$(s)') '$(CONFIG_$(d))' '$(OUT)/$(d)/config-keys' >&2)\
-  $(if $(filter 0,$(.SHELLSTATUS)),,$(error cannot read $(CONFIG_$(d)) (see the message above)))\
-  $(eval PREP_SET_$(d) := $(shell awk -F ': ' '$(foreach k,$(PREP_KEYS),$$1 == "$(k)" ||) 0 { printf " --set %s=%s", $$1, $$2 }' '$(OUT)/$(d)/config-keys/prep.yaml')))
+  $(eval PREP_SET_$(d) := $(addprefix --set ,$(shell \
+      o=$$($(BIN)/amtl-prep --config '$(CONFIG_$(d))' $(foreach s,$(ALLSET),--set '$(s)') --dump-overrides) || exit; \
+      printf '%s\n' "$$o" | grep -E '^($(subst $(eval) ,|,$(strip $(PREP_KEYS))))=' || :)))\
+  $(if $(filter 0,$(.SHELLSTATUS)),,$(error cannot read $(CONFIG_$(d)) (see the message above))))
 
 .DEFAULT_GOAL := all
 .PHONY: all runs

@@ -36,9 +36,11 @@
 #
 # Staleness.  Every stage depends on the files it reads, on the tool that
 # makes it (a rebuilt tool redoes its stages) and on a stamp file
-# OUT/stamps/<stage>.yaml holding only the config keys that stage reads (see
-# pipelines/stage-config).  The stamps are rewritten while make reads this
-# file, and only when their content changes: touching the config reruns
+# OUT/stamps/<stage>.yaml holding only the config keys that stage reads, with
+# the values the tools resolve (pipelines/stage-config asks BIN/amtl-prep:
+# --dump-stage, --dump-schedule; no YAML is read here).  The stamps are
+# rewritten while make reads this file, and only when their content changes:
+# touching the config (or writing a value otherwise: 1e-3 for 0.001) reruns
 # nothing, a training-only key (patience, epochs) reruns amtl-train and
 # amtl-eval, a model key reruns from the first warm-up epoch but not amtl-prep.
 # The tools still get the whole config and the overrides.
@@ -99,7 +101,7 @@ endif
 
 # ---- the stamps, rewritten now when their keys changed ----------------------
 PREP_INPUT := $(if $(DATASET),dataset $(DATASET),$(if $(DATA),files $(DATA),synthetic rows $(ROWS) tasks $(TASKS)))
-STAGE_ARGS := $(foreach s,$(SET),-s '$(s)') $(if $(DATA_SEED),-d '$(DATA_SEED)') \
+STAGE_ARGS := -b '$(BIN)' $(foreach s,$(SET),-s '$(s)') $(if $(DATA_SEED),-d '$(DATA_SEED)') \
               -x 'prep:input: $(PREP_INPUT)' -x 'baseline:op: $(BASELINE_OP)'
 $(shell $(PIPE)stage-config $(STAGE_ARGS) '$(CONFIG)' '$(STAMPS)' >&2)
 ifneq ($(.SHELLSTATUS),0)

@@ -36,6 +36,7 @@ int main(int argc, char **argv)
         switch (key) {
         case AMTL_CLI_EXIT_OK: return 0;
         case AMTL_CLI_USAGE: return 2;
+        case AMTL_CLI_FAIL: return 1;
         case 'k':
             if (amtl_cli_count(arg, 0, 1000000, &k))
                 return amtl_cli_usage_error(&cli, "-k wants a count, got '%s'", arg);

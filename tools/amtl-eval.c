@@ -38,6 +38,7 @@ int main(int argc, char **argv)
         switch (k) {
         case AMTL_CLI_EXIT_OK: return 0;
         case AMTL_CLI_USAGE: return 2;
+        case AMTL_CLI_FAIL: return 1;
         case 'm': p.model = arg; break;
         case 'd': data = arg; break;
         case OPT_SPLIT: split = arg; break;

@@ -59,6 +59,9 @@ int main(int argc, char **argv)
             goto out;
         case AMTL_CLI_USAGE:
             goto out;
+        case AMTL_CLI_FAIL:
+            rc = 1;
+            goto out;
         case 'c':
             cli.config_file = arg;
             break;

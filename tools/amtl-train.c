@@ -40,6 +40,7 @@ int main(int argc, char **argv)
         switch (k) {
         case AMTL_CLI_EXIT_OK: return 0;
         case AMTL_CLI_USAGE: return 2;
+        case AMTL_CLI_FAIL: return 1;
         case 'd': o.data = arg; break;
         case 'a': o.arch = arg; break;
         case OPT_INIT: o.init = arg; break;

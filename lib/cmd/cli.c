@@ -1,6 +1,7 @@
 /* cli.c — see cli.h. */
 #include "cmd/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,13 +12,22 @@
 #define AMTL_VERSION "0"
 #endif
 
-enum { KEY_HELP = 1000, KEY_VERSION, KEY_HELP_CONFIG, KEY_PROFILE };
+enum {
+    KEY_HELP = 1000,
+    KEY_VERSION,
+    KEY_HELP_CONFIG,
+    KEY_PROFILE,
+    KEY_DUMP_CONFIG, /* the queries, KEY_DUMP_CONFIG .. KEY_DUMP_OVERRIDES */
+    KEY_DUMP_STAGE,
+    KEY_DUMP_SCHEDULE,
+    KEY_DUMP_OVERRIDES
+};
 
 static int build_tables(const amtl_cli *c, struct option *lo, char *so, int max)
 {
     int n = 0, k = 0;
     so[k++] = ':'; /* report a missing argument as ':' */
-    for (const amtl_cli_opt *o = c->opts; o && o->name && n < max - 5; o++) {
+    for (const amtl_cli_opt *o = c->opts; o && o->name && n < max - 9; o++) {
         if (!strcmp(o->name, "help") || !strcmp(o->name, "version"))
             continue;
         lo[n].name = o->name;
@@ -35,6 +45,10 @@ static int build_tables(const amtl_cli *c, struct option *lo, char *so, int max)
     lo[n++] = (struct option){"version", no_argument, NULL, KEY_VERSION};
     lo[n++] = (struct option){"help-config", no_argument, NULL, KEY_HELP_CONFIG};
     lo[n++] = (struct option){"profile", required_argument, NULL, KEY_PROFILE};
+    lo[n++] = (struct option){"dump-config", no_argument, NULL, KEY_DUMP_CONFIG};
+    lo[n++] = (struct option){"dump-stage", required_argument, NULL, KEY_DUMP_STAGE};
+    lo[n++] = (struct option){"dump-schedule", no_argument, NULL, KEY_DUMP_SCHEDULE};
+    lo[n++] = (struct option){"dump-overrides", no_argument, NULL, KEY_DUMP_OVERRIDES};
     lo[n] = (struct option){0, 0, 0, 0};
     so[k] = '\0';
     return n;
@@ -61,7 +75,61 @@ void amtl_cli_usage(const amtl_cli *c, FILE *out)
     fprintf(out, "  %-30s %s\n", "    --profile NAME",
             "settings under the config: default, or reference (the released code's)");
     fprintf(out, "  %-30s %s\n", "    --help-config", "list every config key with its default and exit");
+    fprintf(out, "  %-30s %s\n", "    --dump-config",
+            "print the configuration the options give (YAML) and exit");
+    fprintf(out, "  %-30s %s\n", "    --dump-stage STAGE",
+            "print the keys a stage of a search reads (amtl-config(5)) and exit");
+    fprintf(out, "  %-30s %s\n", "    --dump-schedule",
+            "print the epochs of a search as make variables and exit");
+    fprintf(out, "  %-30s %s\n", "    --dump-overrides",
+            "print the keys the profile, config and --set give, as KEY=VALUE, and exit");
     fprintf(out, "\nSee %s(1).\n", c->tool);
+}
+
+/* Prints what a --dump-* option asks for, from the configuration the other
+ * options give; returns what amtl_cli_next returns. */
+static int run_query(amtl_cli *c)
+{
+    amtl_config cfg;
+    amtl_status st = {0};
+    char *text = NULL;
+    memset(&cfg, 0, sizeof cfg);
+    int rc = amtl_cli_config(c, &cfg, &st);
+    if (!rc) {
+        switch (c->query) {
+        case KEY_DUMP_CONFIG: rc = amtl_config_dump(&cfg, &text, &st); break;
+        case KEY_DUMP_STAGE: rc = amtl_config_dump_stage(&cfg, c->query_stage, &text, &st); break;
+        case KEY_DUMP_SCHEDULE: rc = amtl_config_dump_schedule(&cfg, &text, &st); break;
+        default: rc = amtl_config_dump_overrides(&cfg, &text, &st); break;
+        }
+    }
+    if (!rc && c->query == KEY_DUMP_SCHEDULE) {
+        amtl_schedule s;
+        amtl_config_schedule(&cfg, &s);
+        if (s.no_finetune)
+            fprintf(stderr, "%s: warning: epochs %d leave no fine-tuning after %d warm-up, "
+                    "%d search and 1 frozen epochs\n", c->tool, s.epochs, s.warmup, s.search);
+    }
+    if (!rc && (fputs(text, stdout) == EOF || fflush(stdout) == EOF))
+        rc = amtl_error(&st, AMTL_EIO, "cannot write to stdout: %s", strerror(errno));
+    free(text);
+    amtl_config_free(&cfg);
+    if (!rc)
+        return AMTL_CLI_EXIT_OK;
+    return amtl_cli_fail(c, &st) == 2 ? AMTL_CLI_USAGE : AMTL_CLI_FAIL;
+}
+
+/* Records a --dump-* option; one of them at most. */
+static int note_query(amtl_cli *c, int key, const char *arg)
+{
+    if (c->query && c->query != key)
+        return amtl_cli_usage_error(c, "--dump-config, --dump-stage, --dump-schedule and "
+                                       "--dump-overrides exclude each other");
+    c->query = key;
+    amtl_status st = {0};
+    if (key == KEY_DUMP_STAGE && amtl_config_stage_parse(arg, &c->query_stage, &st))
+        return amtl_cli_usage_error(c, "--dump-stage: %s", st.msg);
+    return 0;
 }
 
 int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out)
@@ -77,12 +145,21 @@ int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out)
     }
     opterr = 0;
     int key;
-    while ((key = getopt_long(argc, argv, so, lo, NULL)) == KEY_PROFILE)
-        c->profile = optarg;  /* handled here for every tool: amtl_cli_config */
+    /* handled here for every tool: --profile goes to amtl_cli_config, a
+     * query runs once the tool has taken every other option */
+    for (;;) {
+        key = getopt_long(argc, argv, so, lo, NULL);
+        if (key == KEY_PROFILE)
+            c->profile = optarg;
+        else if (key < KEY_DUMP_CONFIG || key > KEY_DUMP_OVERRIDES)
+            break;
+        else if (note_query(c, key, optarg))
+            return AMTL_CLI_USAGE;
+    }
     *optarg_out = optarg;
     switch (key) {
     case -1:
-        return AMTL_CLI_END;
+        return c->query ? run_query(c) : AMTL_CLI_END;
     case 'h':
     case KEY_HELP:
         amtl_cli_usage(c, stdout);

@@ -17,7 +17,7 @@ typedef struct {
     const char *help;
 } amtl_cli_opt;
 
-enum { AMTL_CLI_END = -1, AMTL_CLI_EXIT_OK = -2, AMTL_CLI_USAGE = -3 };
+enum { AMTL_CLI_END = -1, AMTL_CLI_EXIT_OK = -2, AMTL_CLI_USAGE = -3, AMTL_CLI_FAIL = -4 };
 
 typedef struct {
     const char *tool;      /* "amtl-prep" */
@@ -27,6 +27,8 @@ typedef struct {
     /* config assembly: defaults, base_yaml (e.g. a checkpoint's config),
      * --config FILE, then --set KEY=VALUE in order */
     const char *profile;   /* --profile NAME, applied over the defaults */
+    int query;             /* a --dump-* option, run after the others */
+    amtl_stage query_stage;
     const char *base_yaml;
     const char *config_file;
     const char *overrides[256];
@@ -38,7 +40,15 @@ typedef struct {
 /* Returns the next option's key, AMTL_CLI_END when done, AMTL_CLI_EXIT_OK
  * after printing --help, --version or --help-config to stdout, or AMTL_CLI_USAGE after
  * printing the problem and the usage to stderr.  --help, --version and
- * --help-config are always understood; add them to opts only to list them. */
+ * --help-config are always understood; add them to opts only to list them.
+ *
+ * --profile and the queries --dump-config, --dump-stage STAGE, --dump-schedule
+ * and --dump-overrides are understood too and never returned.  A query runs
+ * after the last option, over the configuration that --profile, the tool's
+ * config_file and overrides give (amtl_cli_config: no base_yaml yet); its
+ * text goes to stdout and amtl_cli_next returns AMTL_CLI_EXIT_OK, or after a
+ * message on stderr AMTL_CLI_USAGE (a bad value: exit 2) or AMTL_CLI_FAIL
+ * (exit 1). */
 int amtl_cli_next(amtl_cli *c, int argc, char **argv, const char **optarg_out);
 
 void amtl_cli_usage(const amtl_cli *c, FILE *out);

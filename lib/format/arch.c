@@ -515,22 +515,13 @@ int amtl_arch_config(const amtl_file *arch, amtl_config *cfg, const char *what,
         return -1;
     const amtl_config *c = &a.cfg;
     amtl_strbuf y = {0};
-    amtl_strbuf_printf(&y,
-                       "embedding_dim: %d\nn_experts: %d\nn_expert_layers: %d\n"
-                       "expert_n_layers: %d\nexpert_width: %d\ndropout: %.9g\n"
-                       "embedding_init_std: %.9g\ngate_dense: %s\nwide: %s\nwide_init: %s\n"
-                       "tower_layers: [",
-                       c->embedding_dim, c->n_experts, c->n_expert_layers,
-                       c->expert_n_layers, c->expert_width, (double)c->dropout,
-                       (double)c->embedding_init_std, c->gate_dense ? "true" : "false",
-                       c->wide ? "true" : "false", c->wide_init);
-    for (int i = 0; i < c->tower_layers.n; i++)
-        amtl_strbuf_printf(&y, "%s%d", i ? ", " : "", c->tower_layers.items[i]);
-    /* op names passed amtl_op_parse: plain YAML scalars */
-    amtl_strbuf_printf(&y, "]\nops: [");
-    for (int k = 0; k < a.P; k++)
-        amtl_strbuf_printf(&y, "%s%s", k ? ", " : "", a.op[k].name);
-    amtl_strbuf_printf(&y, "]\n");
+    char *model = NULL;
+    if (amtl_config_dump_section(c, "model", &model, st)) {
+        info_free(&a);
+        return -1;
+    }
+    amtl_strbuf_printf(&y, "%s", model);
+    free(model);
     if (c->task_weights.n > 0) {
         amtl_strbuf_printf(&y, "task_weights: [");
         for (int t = 0; t < c->task_weights.n; t++)

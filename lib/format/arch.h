@@ -52,10 +52,9 @@ int amtl_arch_check(const amtl_file *arch, const char *what, amtl_status *st);
 /* amtl_file_read of kind "architecture" followed by amtl_arch_check. */
 int amtl_arch_read(amtl_file *f, const char *path, amtl_status *st);
 
-/* Applies the model keys stored with the architecture (embedding_dim,
- * n_experts, n_expert_layers, expert_n_layers, expert_width, tower_layers,
- * dropout, ops, gate_dense, and task_weights when the file sets them) on top
- * of cfg, all or nothing, so that a supernet built from cfg has the
+/* Applies the model keys stored with the architecture (every key of the
+ * configuration's model section, and task_weights when the file sets them)
+ * on top of cfg, all or nothing, so that a supernet built from cfg has the
  * architecture's shape.  Apply command-line overrides after this. */
 int amtl_arch_config(const amtl_file *arch, amtl_config *cfg, const char *what,
                      amtl_status *st);

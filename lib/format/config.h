@@ -14,8 +14,12 @@
 #define AMTL_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
+
+/* the most keys the table may hold (it holds about 50) */
+enum { AMTL_CONFIG_MAX_KEYS = 128 };
 
 typedef struct {
     char **items;
@@ -91,6 +95,10 @@ typedef struct {
     int min_count;            /* frequency filter of the raw recipes, 10 */
     int min_id_count;         /* rarer ids (train rows) -> row 0, 0 = keep all */
     char *dense_transform;    /* "none" | "standardize" | "log-standardize" */
+
+    /* the keys that a profile, a file or an override set, bit i for key i
+     * of the table; the defaults set none (amtl_config_dump_overrides) */
+    uint64_t given[AMTL_CONFIG_MAX_KEYS / 64];
 } amtl_config;
 
 /* Fills every field with its default.  Returns -1 only when out of memory. */
@@ -115,6 +123,58 @@ int amtl_config_set_kv(amtl_config *c, const char *kv, amtl_status *st);
 /* Writes every key as YAML (the file format amtl_config_load_string reads),
  * into a malloc'd NUL-terminated string. */
 int amtl_config_dump(const amtl_config *c, char **out, amtl_status *st);
+
+/* The keys of one section ("model", "train", "search" or "data") as
+ * "key: value" lines, in the order and syntax of amtl_config_dump. */
+int amtl_config_dump_section(const amtl_config *c, const char *section, char **out,
+                             amtl_status *st);
+
+/* The keys that a profile, a file or an override set (not those left at
+ * their defaults) as KEY=VALUE lines, in the syntax of --set: applied with
+ * amtl_config_set_kv over the defaults they give the same configuration. */
+int amtl_config_dump_overrides(const amtl_config *c, char **out, amtl_status *st);
+
+/* ---- the stages and the schedule of a search (pipelines/search.mk) ---- */
+
+/* A stage is one run of a tool.  Every key of the table names the stages
+ * whose output it changes, so that a pipeline redoes a stage only when one
+ * of its keys changed.  threads and device change speed, not results: they
+ * are in no stage. */
+typedef enum {
+    AMTL_STAGE_PREP = 1 << 0,     /* amtl-prep */
+    AMTL_STAGE_BASELINE = 1 << 1, /* amtl-discretize --baseline */
+    AMTL_STAGE_WARMUP = 1 << 2,   /* amtl-supernet --phase warmup */
+    AMTL_STAGE_SEARCH = 1 << 3,   /* amtl-supernet --phase search */
+    AMTL_STAGE_FROZEN = 1 << 4,   /* amtl-supernet --phase finetune, then the export */
+    AMTL_STAGE_FINETUNE = 1 << 5, /* amtl-train --init: the searched model */
+    AMTL_STAGE_TRAIN = 1 << 6     /* amtl-train --from-scratch: the baselines */
+} amtl_stage;
+
+/* "prep", "baseline", "warmup", "search", "frozen", "finetune", "train". */
+int amtl_config_stage_parse(const char *name, amtl_stage *stage, amtl_status *st);
+const char *amtl_config_stage_name(amtl_stage stage);  /* NULL for no one stage */
+
+/* The keys one stage reads as "key: value" lines under a comment naming the
+ * stage, in the order and syntax of amtl_config_dump; finetune_epochs is the
+ * schedule's (amtl_config_schedule), so that it changes when epochs does. */
+int amtl_config_dump_stage(const amtl_config *c, amtl_stage stage, char **out,
+                           amtl_status *st);
+
+/* The epochs of a search (DESIGN.md section 4): warm-up, search, one frozen
+ * epoch, then fine-tuning, all counted in epochs unless finetune_epochs
+ * sets the fine-tuning apart; the baselines train for up to epochs. */
+typedef struct {
+    int warmup;      /* warmup_epochs */
+    int search;      /* full_arch_train_epochs */
+    int finetune;    /* finetune_epochs, or what epochs leaves (at least 0) */
+    int epochs;      /* epochs */
+    int no_finetune; /* epochs is short of the supernet's epochs: no fine-tuning */
+} amtl_schedule;
+void amtl_config_schedule(const amtl_config *c, amtl_schedule *s);
+
+/* The schedule and the number of labels as make variables:
+ * WARMUP_EPOCHS, SEARCH_EPOCHS, FINETUNE_EPOCHS, EPOCHS, N_LABELS. */
+int amtl_config_dump_schedule(const amtl_config *c, char **out, amtl_status *st);
 
 /* Checks values against each other and their ranges (batch_size > 0, known
  * gate_mode, known ops, ...); the message names the key. */

@@ -216,11 +216,18 @@ set_key() {
             <(sed 's/"model":"[^"]*",//' "$TMP/run/searched.eval.json")
 }
 
-@test "search.mk: a bad config stops make with the file and line, before any tool runs" {
-    printf 'model:\n  ops: &x [Identity]\n' > "$TMP/c.yaml"
+@test "search.mk: a bad config stops make with the file and line, before any stage runs" {
+    printf 'model:\n  opz: [Identity]\n' > "$TMP/c.yaml"
     run --separate-stderr pipeline
     [ "$status" -ne 0 ]
-    [[ "$stderr" == *"stage-config: error: $TMP/c.yaml:2: "* ]]
+    [[ "$stderr" == *"amtl-prep: error: $TMP/c.yaml:2: unknown key 'opz'; did you mean 'ops'?"* ]]
+    [[ "$stderr" == *"cannot split $TMP/c.yaml into stage stamps"* ]]
+    [ ! -e "$TMP/run/data.amtl" ]
+    # a bad value too: the tools validate the whole config
+    printf 'model:\n  dropout: 2\n' > "$TMP/c.yaml"
+    run --separate-stderr pipeline
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"amtl-prep: error: key 'dropout' must be in [0, 1), got 2"* ]]
     [ ! -e "$TMP/run/data.amtl" ]
     tiny_config
     run --separate-stderr pipeline OUT="$TMP/a=b"
@@ -276,6 +283,11 @@ set_key() {
     [[ "$stderr" == *"give DATA (amtl-prep's inputs) or DATASET (a dataset file), not both"* ]]
 }
 
+# Whether stamp $1 of $TMP/st has the line $2 / no line "$2: ..." (as
+# functions: a plain "! cmd" or "a && b" would not fail the test).
+has() { grep -qxF -- "$2" "$TMP/st/$1.yaml"; }
+lacks() { ! grep -q -- "^$2:" "$TMP/st/$1.yaml"; }
+
 @test "stage-config: the quality keys go to the stages that read them; finetune_epochs sets the fine-tuning" {
     printf '%s\n' 'data: {min_id_count: 2, dense_transform: log-standardize, trim: true}' \
         'model: {wide: true, wide_init: linear}' 'train: {embedding_l2: 1e-6, linear_l2: [0.1, 1]}' 'search:' \
@@ -284,27 +296,39 @@ set_key() {
     run --separate-stderr "$PIPE/stage-config" "$TMP/c.yaml" "$TMP/st"
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
-    has() { grep -qxF "$2" "$TMP/st/$1.yaml"; }
-    has prep 'min_id_count: 2' && has prep 'dense_transform: log-standardize' && has prep 'trim: true'
-    ! grep -q min_id_count "$TMP/st/train.yaml"
-    has baseline 'wide: true' && has warmup 'wide: true' && has frozen 'wide: true'
-    has baseline 'wide_init: linear' && has search 'wide_init: linear'
-    has warmup 'embedding_l2: 1e-6' && has finetune 'embedding_l2: 1e-6' && has train 'embedding_l2: 1e-6'
-    has search 'arch_sparsity: 0.1' && has frozen 'arch_sparsity: 0.1'
-    ! grep -q arch_sparsity "$TMP/st/warmup.yaml" "$TMP/st/train.yaml"
+    has prep 'min_id_count: 2'
+    has prep 'dense_transform: log-standardize'
+    has prep 'trim: true'
+    lacks train min_id_count
+    for s in baseline warmup search frozen; do
+        has $s 'wide: true'
+        has $s 'wide_init: linear'
+    done
+    lacks finetune wide
+    lacks train wide
+    for s in warmup search frozen finetune train; do
+        has $s 'embedding_l2: 1e-06'
+    done
+    has search 'arch_sparsity: 0.1'
+    has frozen 'arch_sparsity: 0.1'
+    lacks warmup arch_sparsity
+    lacks train arch_sparsity
     for s in finetune train; do
-        has $s 'early_stop: logloss' && has $s 'min_epochs: 3'
+        has $s 'early_stop: logloss'
+        has $s 'min_epochs: 3'
     done
     has train 'linear_l2: [0.1, 1]'
-    ! grep -q linear_l2 "$TMP/st/finetune.yaml" "$TMP/st/warmup.yaml"
+    lacks finetune linear_l2
+    lacks warmup linear_l2
     # fine-tuning: finetune_epochs when set, else epochs minus the supernet's
     grep -qx 'FINETUNE_EPOCHS := 7' "$TMP/st/vars.mk"
     has finetune 'finetune_epochs: 7'
     "$PIPE/stage-config" -s finetune_epochs=0 "$TMP/c.yaml" "$TMP/st"
     grep -qx 'FINETUNE_EPOCHS := 14' "$TMP/st/vars.mk"
+    has finetune 'finetune_epochs: 14'
 }
 
-@test "stage-config: each stamp holds its stage's keys; unknown keys go everywhere, with a warning" {
+@test "stage-config: each stamp holds its stage's keys from the tools; a bad config leaves the stamps" {
     cat > "$TMP/c.yaml" <<'EOF'
 # sections, a flow mapping, lists over lines and as items, quotes, comments
 data:
@@ -321,37 +345,56 @@ search:
 model:
   expert_width: 16
 EOF
-    run --separate-stderr "$PIPE/stage-config" -s patience=5 -s ops=Identity,MLP-8 -d 9 \
-        -x 'prep:input: x.csv' "$TMP/c.yaml" "$TMP/st"
+    run --separate-stderr "$PIPE/stage-config" -b "$AMTL_BIN" -s patience=5 -s ops=Identity,MLP-8 \
+        -d 9 -x 'prep:input: x.csv' -x 'baseline:op: MLP-8' "$TMP/c.yaml" "$TMP/st"
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
-    printf '%s\n' "# keys of the prep stage (pipelines/stage-config)" "format: csv" \
-        "sparse: [a b, c, d]" "labels: [y1, y2]" "seed: 9" "# input: x.csv" | diff -u - "$TMP/st/prep.yaml"
-    printf '%s\n' "# keys of the train stage (pipelines/stage-config)" "batch_size: 64" "lr: 1e-3" \
-        "patience: 5" "epochs: 10" | diff -u - "$TMP/st/train.yaml"
-    printf '%s\n' "# keys of the warmup stage (pipelines/stage-config)" "expert_width: 16" \
-        "ops: [Identity, MLP-8]" "batch_size: 64" "lr: 1e-3" | diff -u - "$TMP/st/warmup.yaml"
+    printf '%s\n' "# keys of the prep stage" "seed: 9" "format: csv" 'sparse: ["a b", c, d]' \
+        "dense: []" "labels: [y1, y2]" 'delimiter: ","' "trim: false" "split: [0.8, 0.1, 0.1]" \
+        "vocab: all" "limit: 0" "min_count: 10" "min_id_count: 5" "dense_transform: none" \
+        "# input: x.csv" | diff -u - "$TMP/st/prep.yaml"
+    # each stamp is what the tools say of the stage, with its extra lines
+    for s in baseline warmup search frozen finetune train; do
+        amtl-prep --config "$TMP/c.yaml" --set patience=5 --set ops=Identity,MLP-8 \
+            --dump-stage $s > "$TMP/want"
+        if [ $s = baseline ]; then
+            echo "# op: MLP-8" >> "$TMP/want"
+        fi
+        diff -u "$TMP/want" "$TMP/st/$s.yaml"
+    done
+    has train 'batch_size: 64'
+    has train 'lr: 0.001'
+    has train 'patience: 5'
+    has train 'epochs: 10'
+    has warmup 'expert_width: 16'
+    has warmup 'ops: [Identity, MLP-8]'
+    has warmup 'seed: 2022'
+    lacks warmup patience
     # 10 epochs: 2 warm-up, 3 search, 1 frozen (the defaults), 4 fine-tuning
-    grep -qx 'finetune_epochs: 4' "$TMP/st/finetune.yaml"
+    has finetune 'finetune_epochs: 4'
     grep -qx 'FINETUNE_EPOCHS := 4' "$TMP/st/vars.mk"
     grep -qx 'N_LABELS := 2' "$TMP/st/vars.mk"
-    ! grep -q threads "$TMP"/st/*.yaml
-    # unchanged keys: no stamp is rewritten
+    [ -z "$(grep -l '^threads:\|^device:' "$TMP"/st/*.yaml)" ]
+    # unchanged keys, however written: no stamp is rewritten
     snap() { find "$TMP/st" -type f -printf '%f %T@\n' | sort; }
     snap > "$TMP/s1"
     sleep 1
-    "$PIPE/stage-config" -s patience=5 -s 'ops=[Identity, MLP-8]' -d 9 -x 'prep:input: x.csv' \
-        "$TMP/c.yaml" "$TMP/st"
+    sed -i 's/lr: 1e-3/lr: 0.001/' "$TMP/c.yaml"
+    "$PIPE/stage-config" -b "$AMTL_BIN" -s patience=5 -s 'ops=[Identity, MLP-8]' -d 9 \
+        -x 'prep:input: x.csv' -x 'baseline:op: MLP-8' "$TMP/c.yaml" "$TMP/st"
     snap > "$TMP/s2"
     diff -u "$TMP/s1" "$TMP/s2"
-    # a key no list knows
+    # a key the tools do not know: the tool's message and status, no stamp touched
     echo "brand_new_key: 1" >> "$TMP/c.yaml"
-    run --separate-stderr "$PIPE/stage-config" "$TMP/c.yaml" "$TMP/st"
-    [ "$status" -eq 0 ]
-    [[ "$stderr" == *'key "brand_new_key" is in no stage list'* ]]
-    for s in prep baseline warmup search frozen finetune train; do
-        grep -qx 'brand_new_key: 1' "$TMP/st/$s.yaml"
-    done
+    run --separate-stderr "$PIPE/stage-config" -b "$AMTL_BIN" "$TMP/c.yaml" "$TMP/st"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "amtl-prep: error: $TMP/c.yaml:15: unknown key 'brand_new_key'" ]
+    snap > "$TMP/s3"
+    diff -u "$TMP/s1" "$TMP/s3"
+    # no tools there
+    run --separate-stderr "$PIPE/stage-config" -b "$TMP/nobin" "$TMP/c.yaml" "$TMP/st"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "stage-config: error: no $TMP/nobin/amtl-prep: build the tools first (make)" ]
 }
 
 @test "configs: every shipped config splits without a warning; demo.mk plans the demo" {

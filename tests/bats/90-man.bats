@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The manual pages: they lint clean, every tool has one that names every
-# long option of its --help, amtl-config(5) has every key of lib/format/config.c,
+# long option of its --help, amtl-config(5) has every key of lib/format/config_keys.c,
 # and the EXAMPLES of amtl-supernet(1), amtl-discretize(1) and amtl(7) run
 # as written (on tiny synthetic data and a tiny supernet).
 bats_require_minimum_version 1.5.0
@@ -134,10 +134,10 @@ EOF
     [ -z "$bad" ] || { echo "not in the man page:$bad"; return 1; }
 }
 
-@test "amtl-config(5): every key of lib/format/config.c has an entry" {
+@test "amtl-config(5): every key of lib/format/config_keys.c has an entry" {
     local bad="" k
     local keys
-    keys=$(grep -oE '^ *KEY\([a-z_]+,' "$REPO/lib/format/config.c" | grep -oE '[a-z_]+,$' | tr -d ,)
+    keys=$(grep -oE '^ *KEY\([a-z_]+,' "$REPO/lib/format/config_keys.c" | grep -oE '[a-z_]+,$' | tr -d ,)
     [ -n "$keys" ]
     for k in $keys; do
         grep -qx "\.B $k" "$MAN/amtl-config.5" || bad="$bad $k"

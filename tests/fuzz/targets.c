@@ -409,8 +409,41 @@ out:
 
 /* ---- YAML config ------------------------------------------------------------------ */
 
+/* The overrides of a, applied over the defaults, give a's dump y (what
+ * --dump-overrides promises); 1 when they do not. */
+static int overrides_give_back(const amtl_config *a, const char *y)
+{
+    amtl_config c;
+    amtl_status st;
+    char *lines = NULL, *y3 = NULL;
+    int bad = 0;
+    memset(&c, 0, sizeof c);
+    if (amtl_config_defaults(&c, &st) || amtl_config_dump_overrides(a, &lines, &st))
+        goto out; /* a string with a line break has no KEY=VALUE form */
+    for (char *line = lines, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        *nl = '\0';
+        if (amtl_config_set_kv(&c, line, &st)) {
+            fprintf(stderr, "override '%s' does not read back: %s\n", line, st.msg);
+            bad = 1;
+            goto out;
+        }
+    }
+    if (amtl_config_dump(&c, &y3, &st) || strcmp(y, y3)) {
+        fprintf(stderr, "the overrides do not give the same config:\n%s\n----\n%s\n", y,
+                y3 ? y3 : st.msg);
+        bad = 1;
+    }
+out:
+    free(lines);
+    free(y3);
+    amtl_config_free(&c);
+    return bad;
+}
+
 /* YAML text, or "set:key=value" for one --set override; either way the
- * dump of the result must read back to the same dump. */
+ * dump of the result must read back to the same dump, and so must its
+ * overrides applied over the defaults. */
 int amtl_fuzz_config(const uint8_t *data, size_t size)
 {
     amtl_config a, b;
@@ -442,6 +475,8 @@ int amtl_fuzz_config(const uint8_t *data, size_t size)
     } else if (strcmp(y1, y2)) {
         fprintf(stderr, "dump, load, dump changed:\n%s\n----\n%s\n", y1, y2);
         bad = 1;
+    } else {
+        bad = overrides_give_back(&a, y1);
     }
 out:
     free(y1);
