@@ -312,7 +312,7 @@ int amtl_prep_ijcai15(amtl_prep_table *t, const amtl_config *cfg,
     amtl_csv r;
     amtl_progress prog = {0};
     groups g;
-    i32vec age = {0}, gender = {0}, ubuy = {0}, ibuy = {0};
+    i32vec age = {0}, gender = {0}, seen = {0}, ubuy = {0}, ibuy = {0};
     int rc = -1, cols[6], width;
     memset(&r, 0, sizeof r);
     if (groups_init(&g, 5, st))
@@ -332,10 +332,12 @@ int amtl_prep_ijcai15(amtl_prep_table *t, const amtl_config *cfg,
         if (intern_col(t, 0, &r, cols[0], &u, st) || intern_col(t, 5, &r, cols[1], &a, st) ||
             intern_col(t, 6, &r, cols[2], &s, st))
             goto out;
-        if ((size_t)u < age.n && (age.v[u] || gender.v[u]))
+        if ((size_t)u < seen.n && seen.v[u])
             continue;
-        if (i32vec_reach(&age, (size_t)u, st) || i32vec_reach(&gender, (size_t)u, st))
+        if (i32vec_reach(&age, (size_t)u, st) || i32vec_reach(&gender, (size_t)u, st) ||
+            i32vec_reach(&seen, (size_t)u, st))
             goto out;
+        seen.v[u] = 1;
         age.v[u] = a;
         gender.v[u] = s;
     }
@@ -415,6 +417,7 @@ out:
     groups_free(&g);
     free(age.v);
     free(gender.v);
+    free(seen.v);
     free(ubuy.v);
     free(ibuy.v);
     if (rc)

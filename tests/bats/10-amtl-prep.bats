@@ -363,6 +363,17 @@ fails_with() {
     [[ "$output" == *"favourite  label"* ]]
 }
 
+@test "ijcai15: a user's first user_info line wins, even with empty values" {
+    printf 'user_id,age_range,gender\n1,,\n1,5,1\n2,3,0\n2,4,1\n' > "$TMP/info.csv"
+    { echo 'user_id,item_id,cat_id,seller_id,brand_id,time_stamp,action_type'
+      for u in 1 2; do for i in 7 8; do echo "$u,$i,1,1,1,0101,2"; done; done; } > "$TMP/log.csv"
+    amtl-prep -f ijcai15 --set min_count=1 --set min_id_count=0 -o "$TMP/out.amtl" \
+        "$TMP/log.csv" "$TMP/info.csv"
+    # user 1: id 0 for both; user 2: 3 and 0
+    [ "$(col_of "$TMP/out.amtl" vocab.age_range)" = "3" ]
+    [ "$(col_of "$TMP/out.amtl" vocab.gender)" = "0" ]
+}
+
 @test "kuairand: log_random joined with user and video features, 34 fields, 7 labels" {
     run --separate-stderr amtl-prep -f kuairand -o "$TMP/out.amtl" "$P/kuairand_log_random.csv" \
         "$P/kuairand_user_features.csv" "$P/kuairand_video_features_basic.csv"
