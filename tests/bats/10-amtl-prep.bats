@@ -399,6 +399,31 @@ fails_with() {
     [ "$(grep -c ' label ' <<<"$output")" -eq 4 ]
 }
 
+@test "raw recipes: each fixture gives the recorded dataset (tensors and vocabularies)" {
+    # content_hash covers every tensor, vocabularies included; recipes.txt
+    # was written by the recipes before they shared one reader
+    local out="$TMP/recipes.txt" more="--vocab train --set min_id_count=2 --seed 3"
+    rec() { # rec NAME FLAGS INPUTS...
+        local name=$1 flags=$2; shift 2
+        amtl-prep $flags -o "$TMP/r.amtl" "$@"
+        printf '%s %s %s/%s/%s\n' "$name" "$(col_of "$TMP/r.amtl" meta content_hash)" \
+            "$(col_of "$TMP/r.amtl" meta rows.train)" "$(col_of "$TMP/r.amtl" meta rows.val)" \
+            "$(col_of "$TMP/r.amtl" meta rows.test)" >> "$out"
+    }
+    local ij=("$P/ijcai15_user_log.csv" "$P/ijcai15_user_info.csv")
+    local kr=("$P/kuairand_log_random.csv" "$P/kuairand_user_features.csv"
+              "$P/kuairand_video_features_basic.csv")
+    rec userbehavior "-f userbehavior --set min_count=3" "$P/userbehavior.csv"
+    rec userbehavior-more "-f userbehavior --set min_count=1 --limit 200 $more" "$P/userbehavior.csv"
+    rec ijcai15 "-f ijcai15 --set min_count=3" "${ij[@]}"
+    rec ijcai15-more "-f ijcai15 --set min_count=1 --limit 150 $more" "${ij[@]}"
+    rec kuairand "-f kuairand" "${kr[@]}"
+    rec kuairand-more "-f kuairand --limit 100 $more" "${kr[@]}"
+    rec qb-video "-f qb-video --set min_count=5" "$P/qbvideo.csv"
+    rec qb-video-more "-f qb-video --set min_count=1 --limit 200 $more" "$P/qbvideo.csv"
+    diff -u "$P/recipes.txt" "$out"
+}
+
 # ---- synthetic data ------------------------------------------------------------
 
 @test "--synthetic: fields, tasks and positive rates near 60/10/5/5 %" {
