@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "format/config.h"
-#include "data/prep.h"
+#include "data/prep_csv.h"
+#include "data/prep_table.h"
+#include "data/recipes.h"
 #include "base/progress.h"
 #include "base/rng.h"
 

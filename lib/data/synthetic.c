@@ -20,12 +20,11 @@
  * Everything is drawn from forks of one seeded generator in a fixed order,
  * so a seed gives the same bytes.
  */
-#include "data/prep.h"
+#include "data/synthetic.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/rng.h"
 
@@ -656,31 +655,5 @@ out:
     free(sc);
     if (rc)
         amtl_prep_table_free(t);
-    return rc;
-}
-
-/* ---- amtl-prep --synthetic ------------------------------------------------ */
-
-int amtl_prep_synthetic_run(const amtl_prep_args *a, const amtl_config *cfg,
-                            amtl_status *st)
-{
-    if (a->synthetic_kind == AMTL_SYNTH_LATENT)
-        return amtl_prep_run(a, cfg, st);
-    if (!a->output)
-        return amtl_error(st, AMTL_EUSAGE, "no output file (-o OUT)");
-    if (!strcmp(a->output, "-") && isatty(STDOUT_FILENO))
-        return amtl_error(st, AMTL_EUSAGE, "refusing to write a binary dataset to a terminal");
-    if (a->n_inputs)
-        return amtl_error(st, AMTL_EUSAGE, "--synthetic takes no input files");
-    amtl_prep_table t;
-    if (amtl_prep_synthetic_zipf(&t, a->rows > 0 ? a->rows : 100000,
-                                 a->tasks > 0 ? a->tasks : 3, (uint64_t)cfg->seed, st))
-        return -1;
-    amtl_file f;
-    int rc = amtl_prep_table_to_file(&t, cfg, &f, st);
-    amtl_prep_table_free(&t);
-    if (rc == 0)
-        rc = amtl_file_write(&f, a->output, st);
-    amtl_file_free(&f);
     return rc;
 }

@@ -20,7 +20,9 @@
 #include "data/dataset.h"
 #include "format/io.h"
 #include "cmd/predict.h"
-#include "data/prep.h"
+#include "data/prep_csv.h"
+#include "data/prep_table.h"
+#include "data/recipes.h"
 #include "model/supernet.h"
 #include "train/train.h"
 

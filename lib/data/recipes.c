@@ -1,4 +1,4 @@
-/* prep_recipes.c — the raw data sets the reference uses (DESIGN.md section 9),
+/* recipes.c — the raw data sets the reference uses (DESIGN.md section 9),
  * each turned into an amtl_prep_table: grouping of interaction logs, label
  * derivation, joins with side tables and frequency filters.
  *
@@ -8,7 +8,7 @@
  * items stay in the maps but never reach the output vocabulary, which the
  * table builds from the rows that are kept.
  */
-#include "data/prep.h"
+#include "data/recipes.h"
 
 #include <stdlib.h>
 #include <string.h>
