@@ -97,7 +97,8 @@ int main(int argc, char **argv)
         write_userbehavior(p2, rows))
         goto out;
     if (run("processed", amtl_prep_read_csv, p1, rows, &cfg) ||
-        run("userbehavior", amtl_prep_userbehavior, p2, rows, &cfg))
+        amtl_config_set(&cfg, "format", "userbehavior", &st) ||
+        run("userbehavior", amtl_prep_read_recipe, p2, rows, &cfg))
         goto out;
     rc = 0;
 out:

@@ -41,18 +41,8 @@ int amtl_prep_run(const amtl_prep_args *a, const amtl_config *cfg,
         return amtl_error(st, AMTL_EUSAGE, "no input files");
     } else if (!strcmp(fmt, "processed") || !strcmp(fmt, "csv")) {
         rc = amtl_prep_read_csv(&t, cfg, a->inputs, a->n_inputs, st);
-    } else if (!strcmp(fmt, "userbehavior")) {
-        rc = amtl_prep_userbehavior(&t, cfg, a->inputs, a->n_inputs, st);
-    } else if (!strcmp(fmt, "ijcai15")) {
-        rc = amtl_prep_ijcai15(&t, cfg, a->inputs, a->n_inputs, st);
-    } else if (!strcmp(fmt, "kuairand")) {
-        rc = amtl_prep_kuairand(&t, cfg, a->inputs, a->n_inputs, st);
-    } else if (!strcmp(fmt, "qb-video")) {
-        rc = amtl_prep_qbvideo(&t, cfg, a->inputs, a->n_inputs, st);
     } else {
-        return amtl_error(st, AMTL_EUSAGE,
-                          "unknown format '%s' (processed, csv, userbehavior, ijcai15, "
-                          "kuairand or qb-video)", fmt);
+        rc = amtl_prep_read_recipe(&t, cfg, a->inputs, a->n_inputs, st);
     }
     if (rc)
         return -1;

@@ -1,6 +1,9 @@
 /* recipes.c — the raw data sets the reference uses (DESIGN.md section 9),
- * each turned into an amtl_prep_table: grouping of interaction logs, label
- * derivation, joins with side tables and frequency filters.
+ * each a description that one reader (read_recipe) follows: an interaction
+ * log whose lines give some fields and the labels, side tables joined to it
+ * by a key field, grouping, a frequency filter and dropping of incomplete
+ * rows.  A new data set is a new description in `recipes` (and its name in
+ * the config's list of formats, format/config.c).
  *
  * Raw ids are interned straight into the table's per-field maps; grouping
  * keys are the tuples of those provisional values, so a group costs its key
@@ -13,9 +16,139 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/csv.h"
-#include "data/dataset.h"
 #include "base/progress.h"
+#include "data/csv.h"
+
+/* ---- descriptions --------------------------------------------------------- */
+
+/* A side table: per key, an id of a field the log gives, the values of
+ * fields first .. first + n - 1, read from columns named as the fields (the
+ * key's too).  The first line of a key wins; a key without a line has 0
+ * (missing) for all of them. */
+#define MAX_SIDE 2
+
+typedef struct {
+    int input;  /* which input file */
+    int key;    /* the key's field, one the log gives */
+    int first, n;
+} side_table;
+
+typedef struct {
+    const char *format;       /* amtl-prep's name for it, meta "source" */
+    const char *files;        /* the inputs in order, for messages */
+    int n_inputs;
+    int N, T;                 /* fields: the log's, then the side tables' */
+    const char *const *sparse;  /* [N] */
+    const char *const *labels;  /* [T]; at most 8 (bits of a byte) */
+
+    /* the log, input 0; its lines give fields 0 .. log_fields - 1 */
+    const char *no_header;    /* a log without a header: its columns, "a,b,c" */
+    int log_fields;
+    const char *const *log_columns; /* [log_fields] NULL: named as the fields */
+    int required;             /* fields 0 .. required - 1 must not be empty */
+
+    /* labels: an event column whose value sets a label, or (event NULL) a
+     * 0/1 column per label, named as the label */
+    const char *event;
+    const char *const *events;  /* [n_events] its values; NULL: 0 .. n_events - 1 */
+    int n_events;
+    const signed char *sets;    /* [n_events] the label each sets, -1 none */
+    const char *bad_event[2];   /* the message around an unknown value */
+
+    int group;         /* rows are the groups of equal log fields, labels or'ed */
+    int drop_missing;  /* rows with an empty value are dropped (else an empty
+                          label is an error) */
+    side_table side[MAX_SIDE];
+    int n_side;
+    int count;              /* the label whose lines the frequency filter of
+                               fields 0 and 1 counts; -1 none */
+    const char *counted;    /* what it counts, plural */
+} recipe;
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
+/* the labels a row has seen are the bits of a byte */
+#define LABELS_FIT(a) _Static_assert(COUNT(a) <= 8, "more than 8 labels")
+
+static const char *const ub_sparse[] = {"user_id", "item_id", "category"};
+static const char *const ub_labels[] = {"click", "buy", "cart", "favourite"};
+static const char *const ub_columns[] = {"user", "item", "category"};
+static const char *const ub_events[] = {"pv", "buy", "cart", "fav"};
+static const signed char ub_sets[] = {0, 1, 2, 3};
+LABELS_FIT(ub_labels);
+
+/* UserBehavior (Taobao, 2017): labels are the behaviors a (user, item,
+ * category) group holds */
+static const recipe userbehavior = {
+    .format = "userbehavior", .files = "UserBehavior.csv", .n_inputs = 1,
+    .N = COUNT(ub_sparse), .sparse = ub_sparse,
+    .T = COUNT(ub_labels), .labels = ub_labels,
+    .no_header = "user,item,category,behavior,timestamp",
+    .log_fields = 3, .log_columns = ub_columns, .required = 3,
+    .event = "behavior", .events = ub_events, .n_events = COUNT(ub_events),
+    .sets = ub_sets, .bad_event = {"unknown behavior", "(pv, buy, cart or fav)"},
+    .group = 1, .count = 1, .counted = "buys",
+};
+
+static const char *const ij_sparse[] = {"user_id", "item_id", "cat_id", "seller_id",
+                                        "brand_id", "age_range", "gender"};
+static const char *const ij_labels[] = {"purchase", "favourite"};
+static const signed char ij_sets[] = {-1, -1, 0, 1}; /* click, cart, purchase, fav */
+LABELS_FIT(ij_labels);
+
+/* IJCAI-15 (Tmall repeat buyers): user_log grouped by (user, item, cat,
+ * seller, brand), joined with user_info */
+static const recipe ijcai15 = {
+    .format = "ijcai15", .files = "user_log, user_info", .n_inputs = 2,
+    .N = COUNT(ij_sparse), .sparse = ij_sparse,
+    .T = COUNT(ij_labels), .labels = ij_labels,
+    .log_fields = 5, .required = 2,
+    .event = "action_type", .n_events = COUNT(ij_sets), .sets = ij_sets,
+    .bad_event = {"action_type", "is not 0, 1, 2 or 3 (click, cart, purchase, favourite)"},
+    .group = 1, .side = {{.input = 1, .key = 0, .first = 5, .n = 2}}, .n_side = 1,
+    .count = 0, .counted = "purchases",
+};
+
+static const char *const kr_sparse[] = {
+    "user_id", "video_id", "is_rand", "tab",
+    "user_active_degree", "is_lowactive_period", "is_live_streamer",
+    "is_video_author", "follow_user_num_range", "fans_user_num_range",
+    "friend_user_num_range", "register_days_range",
+    "onehot_feat0", "onehot_feat1", "onehot_feat2", "onehot_feat3",
+    "onehot_feat4", "onehot_feat5", "onehot_feat6", "onehot_feat7",
+    "onehot_feat8", "onehot_feat9", "onehot_feat10", "onehot_feat11",
+    "onehot_feat12", "onehot_feat13", "onehot_feat14", "onehot_feat15",
+    "onehot_feat16", "onehot_feat17",
+    "author_id", "video_type", "music_id", "music_type"};
+static const char *const kr_labels[] = {"is_click", "is_like", "is_follow", "is_comment",
+                                        "is_forward", "is_hate", "long_view"};
+LABELS_FIT(kr_labels);
+
+/* KuaiRand-Pure: log_random joined with user_features (fields 4 .. 29: 8
+ * categorical and onehot_feat0..17) and video_features_basic (30 .. 33) */
+static const recipe kuairand = {
+    .format = "kuairand", .files = "log_random, user_features, video_features_basic",
+    .n_inputs = 3, .N = COUNT(kr_sparse), .sparse = kr_sparse,
+    .T = COUNT(kr_labels), .labels = kr_labels,
+    .log_fields = 4, .drop_missing = 1,
+    .side = {{.input = 1, .key = 0, .first = 4, .n = 26},
+             {.input = 2, .key = 1, .first = 30, .n = 4}},
+    .n_side = 2, .count = -1,
+};
+
+static const char *const qb_sparse[] = {"user_id", "item_id", "video_category",
+                                        "watching_times", "gender", "age"};
+static const char *const qb_labels[] = {"click", "follow", "like", "share"};
+LABELS_FIT(qb_labels);
+
+/* QB-Video (Tenrec): one row a line */
+static const recipe qbvideo = {
+    .format = "qb-video", .files = "QB-video.csv", .n_inputs = 1,
+    .N = COUNT(qb_sparse), .sparse = qb_sparse,
+    .T = COUNT(qb_labels), .labels = qb_labels,
+    .log_fields = 6, .count = 0, .counted = "clicks",
+};
+
+static const recipe *const recipes[] = {&userbehavior, &ijcai15, &kuairand, &qbvideo};
 
 /* ---- small growable arrays ---------------------------------------------- */
 
@@ -23,20 +156,6 @@ typedef struct {
     int32_t *v;
     size_t n, cap;
 } i32vec;
-
-static int i32vec_push(i32vec *a, int32_t x, amtl_status *st)
-{
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 1024;
-        int32_t *p = realloc(a->v, sizeof *p * cap);
-        if (!p)
-            return amtl_error(st, AMTL_ENOMEM, "out of memory");
-        a->v = p;
-        a->cap = cap;
-    }
-    a->v[a->n++] = x;
-    return 0;
-}
 
 /* Makes a[i] addressable (zero-filled) for i <= idx. */
 static int i32vec_reach(i32vec *a, size_t idx, amtl_status *st)
@@ -58,636 +177,372 @@ static int i32vec_reach(i32vec *a, size_t idx, amtl_status *st)
     return 0;
 }
 
-/* ---- reading helpers ------------------------------------------------------ */
-
-/* Opens a CSV with a header and finds the named columns. */
-static int open_with_header(amtl_csv *r, const char *path, char delim,
-                            const char *const *names, int n, int *cols,
-                            amtl_status *st)
+/* a[i], 0 where a does not reach */
+static int32_t i32vec_at(const i32vec *a, size_t i)
 {
-    if (amtl_csv_open(r, path, delim, st))
+    return i < a->n ? a->v[i] : 0;
+}
+
+/* ---- the rows a log gives -------------------------------------------------- */
+
+/* Per row the log fields' provisional ids and the labels seen; in a grouped
+ * recipe a row is a group of lines with equal ids. */
+typedef struct {
+    amtl_strmap keys;   /* tuple bytes -> row (grouped only) */
+    i32vec ids;         /* [rows * width] */
+    uint8_t *bits;      /* [rows] bit l: label l */
+    size_t n, cap;
+    int width, group;
+} log_rows;
+
+static void log_rows_free(log_rows *g)
+{
+    amtl_strmap_free(&g->keys);
+    free(g->ids.v);
+    free(g->bits);
+    memset(g, 0, sizeof *g);
+}
+
+/* Finds or adds the row of tuple and ors bits into its labels. */
+static int log_rows_add(log_rows *g, const int32_t *tuple, uint8_t bits, amtl_status *st)
+{
+    size_t k = g->n;
+    if (g->group) {
+        int32_t i = amtl_strmap_put(&g->keys, tuple, sizeof *tuple * (size_t)g->width, st);
+        if (i < 0)
+            return -1;
+        k = (size_t)i;
+    }
+    if (k == g->n) {
+        size_t w = (size_t)g->width;
+        if (i32vec_reach(&g->ids, (k + 1) * w - 1, st))
+            return -1;
+        memcpy(g->ids.v + k * w, tuple, sizeof *tuple * w);
+        if (k == g->cap) {
+            size_t cap = g->cap ? g->cap * 2 : 1024;
+            uint8_t *p = realloc(g->bits, cap);
+            if (!p)
+                return amtl_error(st, AMTL_ENOMEM, "out of memory");
+            g->bits = p;
+            g->cap = cap;
+        }
+        g->bits[k] = 0;
+        g->n++;
+    }
+    g->bits[k] |= bits;
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+typedef struct {
+    const recipe *d;
+    const amtl_config *cfg;
+    amtl_prep_table *t;
+    char delim;
+    amtl_csv r;
+    int *cols;          /* [N + T + 1] the columns of the file being read */
+    const char **names; /* [N + T + 1] their names */
+    int32_t *tuple;     /* [N] one row's provisional ids */
+    log_rows rows;
+    i32vec side[MAX_SIDE]; /* [key * (n + 1)]: seen, then the side table's n values */
+    i32vec count[2];    /* [id] counted lines of field 0's and field 1's ids */
+} job;
+
+/* Position of name in a comma-separated list, or -1; with name NULL the
+ * number of items. */
+static int list_find(const char *list, const char *name)
+{
+    int c = 0;
+    for (const char *p = list;; c++) {
+        size_t l = strcspn(p, ",");
+        if (name && l == strlen(name) && !memcmp(p, name, l))
+            return c;
+        if (!p[l])
+            return name ? -1 : c + 1;
+        p += l + 1;
+    }
+}
+
+/* The first column of the current record (a header) named name, or -1. */
+static int header_find(const amtl_csv *r, const char *name)
+{
+    for (int c = 0; c < r->n_fields; c++)
+        if (!strcmp(amtl_csv_field(r, c), name))
+            return c;
+    return -1;
+}
+
+/* Opens an input and finds the columns names[0 .. n - 1]: in its header, or
+ * in the recipe's list for a file without one. */
+static int open_input(job *j, const char *path, const char *no_header, int n,
+                      amtl_status *st)
+{
+    amtl_csv *r = &j->r;
+    if (amtl_csv_open(r, path, j->delim, st))
         return -1;
-    int k = amtl_csv_next(r, st);
-    if (k <= 0) {
-        if (k == 0)
-            amtl_csv_error(r, st, 1, "empty file");
-        amtl_csv_close(r);
-        return -1;
+    if (!no_header) {
+        int k = amtl_csv_next(r, st);
+        if (k <= 0)
+            return k == 0 ? amtl_csv_error(r, st, 1, "empty file") : -1;
     }
     for (int i = 0; i < n; i++) {
-        cols[i] = -1;
-        for (int c = 0; c < r->n_fields; c++)
-            if (!strcmp(amtl_csv_field(r, c), names[i])) {
-                cols[i] = c;
-                break;
-            }
-        if (cols[i] < 0) {
-            amtl_csv_error(r, st, 1, "no column '%s' in the header", names[i]);
-            amtl_csv_close(r);
-            return -1;
-        }
+        j->cols[i] = no_header ? list_find(no_header, j->names[i])
+                               : header_find(r, j->names[i]);
+        if (j->cols[i] < 0)
+            return amtl_csv_error(r, st, 1, "no column '%s' in the header", j->names[i]);
     }
     return 0;
 }
 
-/* Reads the next data record and checks its width; 1, 0 at the end, -1. */
-static int next_row(amtl_csv *r, int width, amtl_status *st)
+/* Reads the next record and checks its width; 1, 0 at the end, -1. */
+static int next_row(amtl_csv *r, int width, const char *what, amtl_status *st)
 {
     int k = amtl_csv_next(r, st);
     if (k <= 0)
         return k;
     if (r->n_fields != width) {
         int col = (r->n_fields < width ? r->n_fields : width) + 1;
-        return amtl_csv_error(r, st, col, "expected %d fields (as the header), found %d",
-                              width, r->n_fields);
+        return amtl_csv_error(r, st, col, "expected %d fields (%s), found %d", width, what,
+                              r->n_fields);
     }
     return 1;
 }
 
-/* A 0/1 label in column c: 0 or 1 into *out, 2 when empty (missing), -1
- * when anything else. */
-static int parse_label(amtl_csv *r, int c, const char *name, int *out,
-                       amtl_status *st)
+static int intern_col(job *j, int f, int c, int32_t *out, amtl_status *st)
 {
-    const char *v = amtl_csv_field(r, c);
-    double x;
-    if (!v[0]) {
-        *out = 2;
-        return 0;
-    }
-    if (amtl_csv_parse_double(v, &x) || (x != 0.0 && x != 1.0))
-        return amtl_csv_error(r, st, c + 1, "label '%s' is '%s', expected 0 or 1", name, v);
-    *out = (int)x;
-    return 0;
-}
-
-static int intern_col(amtl_prep_table *t, int f, amtl_csv *r, int c, int32_t *out,
-                      amtl_status *st)
-{
-    int32_t v = amtl_prep_table_intern(t, f, amtl_csv_field(r, c),
-                                       amtl_csv_field_len(r, c), st);
+    int32_t v = amtl_prep_table_intern(j->t, f, amtl_csv_field(&j->r, c),
+                                       amtl_csv_field_len(&j->r, c), st);
     if (v < 0)
         return -1;
     *out = v;
     return 0;
 }
 
-static int need_inputs(const char *format, int n, int want, const char *what,
+/* Side table s: per key the first line's values. */
+static int read_side(job *j, int s, const char *path, amtl_status *st)
+{
+    const side_table *sd = &j->d->side[s];
+    size_t stride = (size_t)sd->n + 1;
+    j->names[0] = j->d->sparse[sd->key];
+    for (int i = 0; i < sd->n; i++)
+        j->names[1 + i] = j->d->sparse[sd->first + i];
+    if (open_input(j, path, NULL, 1 + sd->n, st))
+        return -1;
+    int width = j->r.n_fields, k;
+    while ((k = next_row(&j->r, width, "as the header", st)) > 0) {
+        int32_t key;
+        if (intern_col(j, sd->key, j->cols[0], &key, st))
+            return -1;
+        size_t base = (size_t)key * stride;
+        if (!key || i32vec_at(&j->side[s], base))
+            continue;
+        if (i32vec_reach(&j->side[s], base + stride - 1, st))
+            return -1;
+        int32_t *v = j->side[s].v + base;
+        v[0] = 1;
+        for (int i = 0; i < sd->n; i++)
+            if (intern_col(j, sd->first + i, j->cols[1 + i], &v[1 + i], st))
+                return -1;
+    }
+    amtl_csv_close(&j->r);
+    return k;
+}
+
+/* The labels of the current line as bits (the label columns or the event
+ * column at cols); *missing when one is empty and the recipe drops such
+ * rows. */
+static int line_labels(job *j, const int *cols, uint8_t *bits, int *missing,
                        amtl_status *st)
 {
-    if (n != want)
-        return amtl_error(st, AMTL_EUSAGE, "format %s takes %d input file%s (%s), not %d",
-                          format, want, want == 1 ? "" : "s", what, n);
+    const recipe *d = j->d;
+    amtl_csv *r = &j->r;
+    *bits = 0;
+    *missing = 0;
+    if (d->event) {
+        const char *v = amtl_csv_field(r, cols[0]);
+        long long e = -1;
+        for (int i = 0; d->events && i < d->n_events; i++)
+            if (!strcmp(v, d->events[i]))
+                e = i;
+        if ((!d->events && amtl_csv_parse_long(v, &e)) || e < 0 || e >= d->n_events)
+            return amtl_csv_error(r, st, cols[0] + 1, "%s '%s' %s", d->bad_event[0], v,
+                                  d->bad_event[1]);
+        if (d->sets[e] >= 0)
+            *bits = (uint8_t)(1u << d->sets[e]);
+        return 0;
+    }
+    for (int l = 0; l < d->T; l++) {
+        const char *v = amtl_csv_field(r, cols[l]);
+        double x;
+        if (!v[0] && d->drop_missing) {
+            *missing = 1;
+            continue;
+        }
+        if (amtl_csv_parse_double(v, &x) || (x != 0.0 && x != 1.0))
+            return amtl_csv_error(r, st, cols[l] + 1, "label '%s' is '%s', expected 0 or 1",
+                                  d->labels[l], v);
+        *bits |= (uint8_t)((x == 1.0) << l);
+    }
     return 0;
 }
 
-/* Groups of an interaction log keyed by a tuple of provisional ids. */
-typedef struct {
-    amtl_strmap keys;   /* tuple bytes -> group index */
-    i32vec ids;         /* [groups * width] */
-    uint8_t *flags;     /* [groups] label bits seen */
-    size_t cap;
-    int width;
-} groups;
-
-static int groups_init(groups *g, int width, amtl_status *st)
+/* One line of the log into j->rows, and into the frequency filter's counts. */
+static int log_line(job *j, amtl_status *st)
 {
-    memset(g, 0, sizeof *g);
-    g->width = width;
-    return amtl_strmap_init(&g->keys, st);
-}
-
-static void groups_free(groups *g)
-{
-    amtl_strmap_free(&g->keys);
-    free(g->ids.v);
-    free(g->flags);
-    memset(g, 0, sizeof *g);
-}
-
-/* Finds or adds the group of tuple and ors bits into its flags. */
-static int groups_add(groups *g, const int32_t *tuple, uint8_t bits, amtl_status *st)
-{
-    int32_t k = amtl_strmap_put(&g->keys, tuple, sizeof *tuple * (size_t)g->width, st);
-    if (k < 0)
+    const recipe *d = j->d;
+    int W = d->log_fields, missing;
+    uint8_t bits;
+    for (int f = 0; f < W; f++)
+        if (intern_col(j, f, j->cols[f], &j->tuple[f], st))
+            return -1;
+    for (int f = 0; f < d->required; f++)
+        if (!j->tuple[f])
+            return amtl_csv_error(&j->r, st, j->cols[f] + 1, "empty %s", d->sparse[f]);
+    if (line_labels(j, j->cols + W, &bits, &missing, st))
         return -1;
-    if ((size_t)k == g->ids.n / (size_t)g->width) {
-        for (int i = 0; i < g->width; i++)
-            if (i32vec_push(&g->ids, tuple[i], st))
+    for (int f = 0; f < W && d->drop_missing; f++)
+        missing |= !j->tuple[f];
+    if (missing)
+        return 0;
+    if (d->count >= 0 && ((bits >> d->count) & 1))
+        for (int i = 0; i < 2; i++) {
+            if (i32vec_reach(&j->count[i], (size_t)j->tuple[i], st))
                 return -1;
-        if ((size_t)k >= g->cap) {
-            size_t cap = g->cap ? g->cap * 2 : 1024;
-            uint8_t *p = realloc(g->flags, cap);
-            if (!p)
-                return amtl_error(st, AMTL_ENOMEM, "out of memory");
-            g->flags = p;
-            g->cap = cap;
+            j->count[i].v[j->tuple[i]]++;
         }
-        g->flags[k] = 0;
+    return log_rows_add(&j->rows, j->tuple, bits, st);
+}
+
+/* The log: its columns, then every line (up to the config's limit). */
+static int read_log(job *j, const char *path, amtl_status *st)
+{
+    const recipe *d = j->d;
+    int W = d->log_fields, n_cols = W + (d->event ? 1 : d->T);
+    for (int f = 0; f < W; f++)
+        j->names[f] = d->log_columns ? d->log_columns[f] : d->sparse[f];
+    for (int i = W; i < n_cols; i++)
+        j->names[i] = d->event ? d->event : d->labels[i - W];
+    if (open_input(j, path, d->no_header, n_cols, st))
+        return -1;
+    int width = d->no_header ? list_find(d->no_header, NULL) : j->r.n_fields;
+    const char *what = d->no_header ? d->no_header : "as the header";
+    amtl_progress prog = {0};
+    amtl_progress_start(&prog, amtl_prep_basename(path), j->r.size);
+    int64_t lines = 0;
+    int k = 0;
+    while (!(j->cfg->limit > 0 && lines >= j->cfg->limit) &&
+           (k = next_row(&j->r, width, what, st)) > 0) {
+        if (log_line(j, st)) {
+            k = -1;
+            break;
+        }
+        if ((++lines & 0xffff) == 0)
+            amtl_progress_update(&prog, j->r.bytes, NULL);
     }
-    g->flags[k] |= bits;
+    amtl_progress_finish(&prog);
+    amtl_csv_close(&j->r);
+    return k < 0 ? -1 : 0;
+}
+
+/* The rows the frequency filter keeps, joined with the side tables. */
+static int emit_rows(job *j, amtl_status *st)
+{
+    const recipe *d = j->d;
+    amtl_prep_table *t = j->t;
+    int W = d->log_fields, min = j->cfg->min_count;
+    int32_t *v = j->tuple;
+    for (size_t k = 0; k < j->rows.n; k++) {
+        memcpy(v, j->rows.ids.v + k * (size_t)W, sizeof *v * (size_t)W);
+        if (d->count >= 0 && (i32vec_at(&j->count[0], (size_t)v[0]) < min ||
+                               i32vec_at(&j->count[1], (size_t)v[1]) < min))
+            continue;
+        int missing = 0;
+        for (int s = 0; s < d->n_side; s++) {
+            const side_table *sd = &d->side[s];
+            size_t base = (size_t)v[sd->key] * ((size_t)sd->n + 1);
+            for (int i = 0; i < sd->n; i++) {
+                v[sd->first + i] = i32vec_at(&j->side[s], base + 1 + (size_t)i);
+                missing |= !v[sd->first + i];
+            }
+        }
+        if (missing && d->drop_missing)
+            continue;
+        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
+        if (row < 0)
+            return -1;
+        for (int f = 0; f < d->N; f++)
+            t->raw[f][row] = v[f];
+        for (int l = 0; l < d->T; l++)
+            t->labels[l][row] = (j->rows.bits[k] >> l) & 1;
+    }
     return 0;
 }
 
-/* ---- UserBehavior (Taobao, 2017) ----------------------------------------- */
-
-int amtl_prep_userbehavior(amtl_prep_table *t, const amtl_config *cfg,
-                           const char *const *inputs, int n_inputs, amtl_status *st)
-{
-    static const char *const sparse[] = {"user_id", "item_id", "category"};
-    static const char *const labels[] = {"click", "buy", "cart", "favourite"};
-    static const char *const behaviors[] = {"pv", "buy", "cart", "fav"};
-    memset(t, 0, sizeof *t);
-    char delim;
-    if (need_inputs("userbehavior", n_inputs, 1, "UserBehavior.csv", st) ||
-        amtl_prep_delimiter(cfg, &delim, st))
-        return -1;
-    if (amtl_prep_table_init(t, 3, sparse, 0, NULL, 4, labels, st))
-        return -1;
-    amtl_csv r;
-    amtl_progress prog = {0};
-    groups g;
-    i32vec ubuy = {0}, ibuy = {0};
-    int rc = -1;
-    memset(&r, 0, sizeof r);
-    if (groups_init(&g, 3, st) || amtl_csv_open(&r, inputs[0], delim, st))
-        goto out;
-    amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
-    int64_t lines = 0;
-    for (;;) {
-        if (cfg->limit > 0 && lines >= cfg->limit)
-            break;
-        int k = amtl_csv_next(&r, st);
-        if (k < 0)
-            goto out;
-        if (k == 0)
-            break;
-        if (r.n_fields != 5) {
-            amtl_csv_error(&r, st, (r.n_fields < 5 ? r.n_fields : 5) + 1,
-                           "expected 5 fields (user,item,category,behavior,timestamp), "
-                           "found %d", r.n_fields);
-            goto out;
-        }
-        int32_t tuple[3];
-        for (int f = 0; f < 3; f++) {
-            if (!amtl_csv_field_len(&r, f)) {
-                amtl_csv_error(&r, st, f + 1, "empty %s", sparse[f]);
-                goto out;
-            }
-            if (intern_col(t, f, &r, f, &tuple[f], st))
-                goto out;
-        }
-        const char *b = amtl_csv_field(&r, 3);
-        int bit = -1;
-        for (int i = 0; i < 4; i++)
-            if (!strcmp(b, behaviors[i]))
-                bit = i;
-        if (bit < 0) {
-            amtl_csv_error(&r, st, 4, "unknown behavior '%s' (pv, buy, cart or fav)", b);
-            goto out;
-        }
-        if (groups_add(&g, tuple, (uint8_t)(1u << bit), st))
-            goto out;
-        if (bit == 1) {
-            if (i32vec_reach(&ubuy, (size_t)tuple[0], st) ||
-                i32vec_reach(&ibuy, (size_t)tuple[1], st))
-                goto out;
-            ubuy.v[tuple[0]]++;
-            ibuy.v[tuple[1]]++;
-        }
-        if ((++lines & 0xffff) == 0)
-            amtl_progress_update(&prog, r.bytes, NULL);
-    }
-    size_t n_groups = g.ids.n / 3;
-    for (size_t k = 0; k < n_groups; k++) {
-        const int32_t *tu = g.ids.v + 3 * k;
-        int32_t nu = (size_t)tu[0] < ubuy.n ? ubuy.v[tu[0]] : 0;
-        int32_t ni = (size_t)tu[1] < ibuy.n ? ibuy.v[tu[1]] : 0;
-        if (nu < cfg->min_count || ni < cfg->min_count)
-            continue;
-        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
-        if (row < 0)
-            goto out;
-        for (int f = 0; f < 3; f++)
-            t->raw[f][row] = tu[f];
-        for (int l = 0; l < 4; l++)
-            t->labels[l][row] = (g.flags[k] >> l) & 1;
-    }
-    if (t->rows == 0) {
-        amtl_error(st, AMTL_EDATA,
-                   "%s: no rows left after dropping users and items with fewer than %d "
-                   "buys (min_count)", inputs[0], cfg->min_count);
-        goto out;
-    }
-    rc = amtl_prep_set_source(t, "userbehavior", inputs, n_inputs, st);
-out:
-    amtl_progress_finish(&prog);
-    amtl_csv_close(&r);
-    groups_free(&g);
-    free(ubuy.v);
-    free(ibuy.v);
-    if (rc)
-        amtl_prep_table_free(t);
-    return rc;
-}
-
-/* ---- IJCAI-15 (Tmall repeat buyers) -------------------------------------- */
-
-int amtl_prep_ijcai15(amtl_prep_table *t, const amtl_config *cfg,
-                      const char *const *inputs, int n_inputs, amtl_status *st)
-{
-    static const char *const sparse[] = {"user_id", "item_id", "cat_id", "seller_id",
-                                         "brand_id", "age_range", "gender"};
-    static const char *const labels[] = {"purchase", "favourite"};
-    static const char *const info_cols[] = {"user_id", "age_range", "gender"};
-    static const char *const log_cols[] = {"user_id", "item_id", "cat_id", "seller_id",
-                                           "brand_id", "action_type"};
-    memset(t, 0, sizeof *t);
-    char delim;
-    if (need_inputs("ijcai15", n_inputs, 2, "user_log, user_info", st) ||
-        amtl_prep_delimiter(cfg, &delim, st))
-        return -1;
-    if (amtl_prep_table_init(t, 7, sparse, 0, NULL, 2, labels, st))
-        return -1;
-    amtl_csv r;
-    amtl_progress prog = {0};
-    groups g;
-    i32vec age = {0}, gender = {0}, seen = {0}, ubuy = {0}, ibuy = {0};
-    int rc = -1, cols[6], width;
-    memset(&r, 0, sizeof r);
-    if (groups_init(&g, 5, st))
-        goto out;
-
-    /* user_info: user -> (age_range, gender); the first line of a user wins */
-    if (open_with_header(&r, inputs[1], delim, info_cols, 3, cols, st))
-        goto out;
-    width = r.n_fields;
-    for (;;) {
-        int k = next_row(&r, width, st);
-        if (k < 0)
-            goto out;
-        if (k == 0)
-            break;
-        int32_t u, a, s;
-        if (intern_col(t, 0, &r, cols[0], &u, st) || intern_col(t, 5, &r, cols[1], &a, st) ||
-            intern_col(t, 6, &r, cols[2], &s, st))
-            goto out;
-        if ((size_t)u < seen.n && seen.v[u])
-            continue;
-        if (i32vec_reach(&age, (size_t)u, st) || i32vec_reach(&gender, (size_t)u, st) ||
-            i32vec_reach(&seen, (size_t)u, st))
-            goto out;
-        seen.v[u] = 1;
-        age.v[u] = a;
-        gender.v[u] = s;
-    }
-    amtl_csv_close(&r);
-
-    /* user_log: group by (user, item, cat, seller, brand) */
-    if (open_with_header(&r, inputs[0], delim, log_cols, 6, cols, st))
-        goto out;
-    width = r.n_fields;
-    amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
-    int64_t lines = 0;
-    for (;;) {
-        if (cfg->limit > 0 && lines >= cfg->limit)
-            break;
-        int k = next_row(&r, width, st);
-        if (k < 0)
-            goto out;
-        if (k == 0)
-            break;
-        int32_t tuple[5];
-        for (int f = 0; f < 5; f++)
-            if (intern_col(t, f, &r, cols[f], &tuple[f], st))
-                goto out;
-        for (int f = 0; f < 2; f++)
-            if (!tuple[f]) {
-                amtl_csv_error(&r, st, cols[f] + 1, "empty %s", sparse[f]);
-                goto out;
-            }
-        long long action;
-        if (amtl_csv_parse_long(amtl_csv_field(&r, cols[5]), &action) || action < 0 ||
-            action > 3) {
-            amtl_csv_error(&r, st, cols[5] + 1,
-                           "action_type '%s' is not 0, 1, 2 or 3 (click, cart, purchase, "
-                           "favourite)", amtl_csv_field(&r, cols[5]));
-            goto out;
-        }
-        uint8_t bits = action == 2 ? 1 : action == 3 ? 2 : 0;
-        if (groups_add(&g, tuple, bits, st))
-            goto out;
-        if (action == 2) {
-            if (i32vec_reach(&ubuy, (size_t)tuple[0], st) ||
-                i32vec_reach(&ibuy, (size_t)tuple[1], st))
-                goto out;
-            ubuy.v[tuple[0]]++;
-            ibuy.v[tuple[1]]++;
-        }
-        if ((++lines & 0xffff) == 0)
-            amtl_progress_update(&prog, r.bytes, NULL);
-    }
-    size_t n_groups = g.ids.n / 5;
-    for (size_t k = 0; k < n_groups; k++) {
-        const int32_t *tu = g.ids.v + 5 * k;
-        int32_t nu = (size_t)tu[0] < ubuy.n ? ubuy.v[tu[0]] : 0;
-        int32_t ni = (size_t)tu[1] < ibuy.n ? ibuy.v[tu[1]] : 0;
-        if (nu < cfg->min_count || ni < cfg->min_count)
-            continue;
-        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
-        if (row < 0)
-            goto out;
-        for (int f = 0; f < 5; f++)
-            t->raw[f][row] = tu[f];
-        t->raw[5][row] = (size_t)tu[0] < age.n ? age.v[tu[0]] : 0;
-        t->raw[6][row] = (size_t)tu[0] < gender.n ? gender.v[tu[0]] : 0;
-        t->labels[0][row] = g.flags[k] & 1;
-        t->labels[1][row] = (g.flags[k] >> 1) & 1;
-    }
-    if (t->rows == 0) {
-        amtl_error(st, AMTL_EDATA,
-                   "%s: no rows left after dropping users and items with fewer than %d "
-                   "purchases (min_count)", inputs[0], cfg->min_count);
-        goto out;
-    }
-    rc = amtl_prep_set_source(t, "ijcai15", inputs, n_inputs, st);
-out:
-    amtl_progress_finish(&prog);
-    amtl_csv_close(&r);
-    groups_free(&g);
-    free(age.v);
-    free(gender.v);
-    free(seen.v);
-    free(ubuy.v);
-    free(ibuy.v);
-    if (rc)
-        amtl_prep_table_free(t);
-    return rc;
-}
-
-/* ---- KuaiRand-Pure -------------------------------------------------------- */
-
-#define KR_USER_FIELDS 26  /* 8 categorical + onehot_feat0..17 */
-#define KR_VIDEO_FIELDS 4
-
-int amtl_prep_kuairand(amtl_prep_table *t, const amtl_config *cfg,
+static int read_recipe(const recipe *d, amtl_prep_table *t, const amtl_config *cfg,
                        const char *const *inputs, int n_inputs, amtl_status *st)
 {
-    static const char *const sparse[34] = {
-        "user_id", "video_id", "is_rand", "tab",
-        "user_active_degree", "is_lowactive_period", "is_live_streamer",
-        "is_video_author", "follow_user_num_range", "fans_user_num_range",
-        "friend_user_num_range", "register_days_range",
-        "onehot_feat0", "onehot_feat1", "onehot_feat2", "onehot_feat3",
-        "onehot_feat4", "onehot_feat5", "onehot_feat6", "onehot_feat7",
-        "onehot_feat8", "onehot_feat9", "onehot_feat10", "onehot_feat11",
-        "onehot_feat12", "onehot_feat13", "onehot_feat14", "onehot_feat15",
-        "onehot_feat16", "onehot_feat17",
-        "author_id", "video_type", "music_id", "music_type"};
-    static const char *const labels[7] = {"is_click", "is_like", "is_follow",
-                                          "is_comment", "is_forward", "is_hate",
-                                          "long_view"};
-    const int U0 = 4, V0 = 4 + KR_USER_FIELDS; /* first user / video feature field */
     memset(t, 0, sizeof *t);
-    char delim;
-    if (need_inputs("kuairand", n_inputs, 3,
-                    "log_random, user_features, video_features_basic", st) ||
-        amtl_prep_delimiter(cfg, &delim, st))
+    if (n_inputs != d->n_inputs)
+        return amtl_error(st, AMTL_EUSAGE, "format %s takes %d input file%s (%s), not %d",
+                          d->format, d->n_inputs, d->n_inputs == 1 ? "" : "s", d->files,
+                          n_inputs);
+    job j = {.d = d, .cfg = cfg, .t = t};
+    if (amtl_prep_delimiter(cfg, &j.delim, st) ||
+        amtl_prep_table_init(t, d->N, d->sparse, 0, NULL, d->T, d->labels, st))
         return -1;
-    if (amtl_prep_table_init(t, 34, sparse, 0, NULL, 7, labels, st))
-        return -1;
-    amtl_csv r;
-    amtl_progress prog = {0};
-    i32vec ufeat = {0}, vfeat = {0}; /* [provisional id * fields + j] */
-    int rc = -1, width, cols[1 + KR_USER_FIELDS + 2 + 7];
-    const char *names[1 + KR_USER_FIELDS + 2 + 7];
-    memset(&r, 0, sizeof r);
-
-    /* user_features */
-    names[0] = "user_id";
-    for (int j = 0; j < KR_USER_FIELDS; j++)
-        names[1 + j] = sparse[U0 + j];
-    if (open_with_header(&r, inputs[1], delim, names, 1 + KR_USER_FIELDS, cols, st))
-        goto out;
-    width = r.n_fields;
-    for (;;) {
-        int k = next_row(&r, width, st);
-        if (k < 0)
-            goto out;
-        if (k == 0)
-            break;
-        int32_t u;
-        if (intern_col(t, 0, &r, cols[0], &u, st))
-            goto out;
-        if (!u)
-            continue;
-        size_t base = (size_t)u * KR_USER_FIELDS;
-        if (base < ufeat.n)
-            continue; /* a repeated user: the first line wins */
-        if (i32vec_reach(&ufeat, base + KR_USER_FIELDS - 1, st))
-            goto out;
-        for (int j = 0; j < KR_USER_FIELDS; j++)
-            if (intern_col(t, U0 + j, &r, cols[1 + j], &ufeat.v[base + j], st))
-                goto out;
-    }
-    amtl_csv_close(&r);
-
-    /* video_features_basic */
-    names[0] = "video_id";
-    for (int j = 0; j < KR_VIDEO_FIELDS; j++)
-        names[1 + j] = sparse[V0 + j];
-    if (open_with_header(&r, inputs[2], delim, names, 1 + KR_VIDEO_FIELDS, cols, st))
-        goto out;
-    width = r.n_fields;
-    for (;;) {
-        int k = next_row(&r, width, st);
-        if (k < 0)
-            goto out;
-        if (k == 0)
-            break;
-        int32_t v;
-        if (intern_col(t, 1, &r, cols[0], &v, st))
-            goto out;
-        if (!v)
-            continue;
-        size_t base = (size_t)v * KR_VIDEO_FIELDS;
-        if (base < vfeat.n)
-            continue;
-        if (i32vec_reach(&vfeat, base + KR_VIDEO_FIELDS - 1, st))
-            goto out;
-        for (int j = 0; j < KR_VIDEO_FIELDS; j++)
-            if (intern_col(t, V0 + j, &r, cols[1 + j], &vfeat.v[base + j], st))
-                goto out;
-    }
-    amtl_csv_close(&r);
-
-    /* log_random, joined; rows with any missing value are dropped */
-    const char *log_names[4 + 7] = {"user_id", "video_id", "is_rand", "tab"};
-    for (int j = 0; j < 7; j++)
-        log_names[4 + j] = labels[j];
-    if (open_with_header(&r, inputs[0], delim, log_names, 11, cols, st))
-        goto out;
-    width = r.n_fields;
-    amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
-    int64_t lines = 0;
-    for (;;) {
-        if (cfg->limit > 0 && lines >= cfg->limit)
-            break;
-        int k = next_row(&r, width, st);
-        if (k < 0)
-            goto out;
-        if (k == 0)
-            break;
-        if ((++lines & 0xffff) == 0)
-            amtl_progress_update(&prog, r.bytes, NULL);
-        int lab[7], missing = 0;
-        for (int j = 0; j < 7; j++) {
-            if (parse_label(&r, cols[4 + j], labels[j], &lab[j], st))
-                goto out;
-            missing |= lab[j] == 2;
-        }
-        /* only ids with a features line are in the maps at this point */
-        int32_t ui = amtl_strmap_find(&t->maps[0], amtl_csv_field(&r, cols[0]),
-                                      amtl_csv_field_len(&r, cols[0]));
-        int32_t vi = amtl_strmap_find(&t->maps[1], amtl_csv_field(&r, cols[1]),
-                                      amtl_csv_field_len(&r, cols[1]));
-        int32_t u = ui >= 0 ? ui + 1 : 0, v = vi >= 0 ? vi + 1 : 0;
-        int32_t rand_tab[2];
-        if (intern_col(t, 2, &r, cols[2], &rand_tab[0], st) ||
-            intern_col(t, 3, &r, cols[3], &rand_tab[1], st))
-            goto out;
-        if (missing || !u || !v || !rand_tab[0] || !rand_tab[1])
-            continue;
-        const int32_t *uf = ufeat.v + (size_t)u * KR_USER_FIELDS;
-        const int32_t *vf = vfeat.v + (size_t)v * KR_VIDEO_FIELDS;
-        for (int j = 0; j < KR_USER_FIELDS; j++)
-            missing |= uf[j] == 0;
-        for (int j = 0; j < KR_VIDEO_FIELDS; j++)
-            missing |= vf[j] == 0;
-        if (missing)
-            continue;
-        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
-        if (row < 0)
-            goto out;
-        t->raw[0][row] = u;
-        t->raw[1][row] = v;
-        t->raw[2][row] = rand_tab[0];
-        t->raw[3][row] = rand_tab[1];
-        for (int j = 0; j < KR_USER_FIELDS; j++)
-            t->raw[U0 + j][row] = uf[j];
-        for (int j = 0; j < KR_VIDEO_FIELDS; j++)
-            t->raw[V0 + j][row] = vf[j];
-        for (int j = 0; j < 7; j++)
-            t->labels[j][row] = (uint8_t)lab[j];
-    }
-    if (t->rows == 0) {
-        amtl_error(st, AMTL_EDATA, "%s: no rows without missing values", inputs[0]);
-        goto out;
-    }
-    rc = amtl_prep_set_source(t, "kuairand", inputs, n_inputs, st);
-out:
-    amtl_progress_finish(&prog);
-    amtl_csv_close(&r);
-    free(ufeat.v);
-    free(vfeat.v);
-    if (rc)
-        amtl_prep_table_free(t);
-    return rc;
-}
-
-/* ---- QB-Video (Tenrec) ------------------------------------------------------ */
-
-int amtl_prep_qbvideo(amtl_prep_table *t, const amtl_config *cfg,
-                      const char *const *inputs, int n_inputs, amtl_status *st)
-{
-    static const char *const sparse[6] = {"user_id", "item_id", "video_category",
-                                          "watching_times", "gender", "age"};
-    static const char *const labels[4] = {"click", "follow", "like", "share"};
-    memset(t, 0, sizeof *t);
-    char delim;
-    if (need_inputs("qb-video", n_inputs, 1, "QB-video.csv", st) ||
-        amtl_prep_delimiter(cfg, &delim, st))
-        return -1;
-    if (amtl_prep_table_init(t, 6, sparse, 0, NULL, 4, labels, st))
-        return -1;
-    amtl_csv r;
-    amtl_progress prog = {0};
-    i32vec uclick = {0}, iclick = {0};
-    uint8_t *keep = NULL;
-    int rc = -1, cols[10], width;
-    const char *names[10];
-    memset(&r, 0, sizeof r);
-    for (int j = 0; j < 6; j++)
-        names[j] = sparse[j];
-    for (int j = 0; j < 4; j++)
-        names[6 + j] = labels[j];
-    if (open_with_header(&r, inputs[0], delim, names, 10, cols, st))
-        goto out;
-    width = r.n_fields;
-    amtl_progress_start(&prog, amtl_prep_basename(inputs[0]), r.size);
-    int64_t lines = 0;
-    for (;;) {
-        if (cfg->limit > 0 && lines >= cfg->limit)
-            break;
-        int k = next_row(&r, width, st);
-        if (k < 0)
-            goto out;
-        if (k == 0)
-            break;
-        int lab[4];
-        for (int j = 0; j < 4; j++) {
-            if (parse_label(&r, cols[6 + j], labels[j], &lab[j], st))
-                goto out;
-            if (lab[j] == 2) {
-                amtl_csv_error(&r, st, cols[6 + j] + 1, "label '%s' is '', expected 0 or 1",
-                               labels[j]);
-                goto out;
-            }
-        }
-        int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
-        if (row < 0)
-            goto out;
-        for (int f = 0; f < 6; f++)
-            if (intern_col(t, f, &r, cols[f], &t->raw[f][row], st))
-                goto out;
-        for (int j = 0; j < 4; j++)
-            t->labels[j][row] = (uint8_t)lab[j];
-        if (lab[0]) {
-            if (i32vec_reach(&uclick, (size_t)t->raw[0][row], st) ||
-                i32vec_reach(&iclick, (size_t)t->raw[1][row], st))
-                goto out;
-            uclick.v[t->raw[0][row]]++;
-            iclick.v[t->raw[1][row]]++;
-        }
-        if ((++lines & 0xffff) == 0)
-            amtl_progress_update(&prog, r.bytes, NULL);
-    }
-    keep = malloc((size_t)(t->rows > 0 ? t->rows : 1));
-    if (!keep) {
+    int rc = -1;
+    size_t n_cols = (size_t)(d->N + d->T + 1);
+    j.rows.width = d->log_fields;
+    j.rows.group = d->group;
+    j.cols = malloc(sizeof *j.cols * n_cols);
+    j.names = malloc(sizeof *j.names * n_cols);
+    j.tuple = malloc(sizeof *j.tuple * (size_t)d->N);
+    if (!j.cols || !j.names || !j.tuple) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
-    for (int64_t row = 0; row < t->rows; row++) {
-        int32_t u = t->raw[0][row], i = t->raw[1][row];
-        int32_t nu = (size_t)u < uclick.n ? uclick.v[u] : 0;
-        int32_t ni = (size_t)i < iclick.n ? iclick.v[i] : 0;
-        keep[row] = nu >= cfg->min_count && ni >= cfg->min_count;
-    }
-    amtl_prep_table_compact(t, keep);
+    if (amtl_strmap_init(&j.rows.keys, st))
+        goto out;
+    for (int s = 0; s < d->n_side; s++)
+        if (read_side(&j, s, inputs[d->side[s].input], st))
+            goto out;
+    if (read_log(&j, inputs[0], st) || emit_rows(&j, st))
+        goto out;
     if (t->rows == 0) {
-        amtl_error(st, AMTL_EDATA,
-                   "%s: no rows left after dropping users and items with fewer than %d "
-                   "clicks (min_count)", inputs[0], cfg->min_count);
+        if (d->count >= 0)
+            amtl_error(st, AMTL_EDATA,
+                       "%s: no rows left after dropping users and items with fewer than %d "
+                       "%s (min_count)", inputs[0], cfg->min_count, d->counted);
+        else
+            amtl_error(st, AMTL_EDATA, "%s: no rows without missing values", inputs[0]);
         goto out;
     }
-    rc = amtl_prep_set_source(t, "qb-video", inputs, n_inputs, st);
+    rc = amtl_prep_set_source(t, d->format, inputs, n_inputs, st);
 out:
-    amtl_progress_finish(&prog);
-    amtl_csv_close(&r);
-    free(uclick.v);
-    free(iclick.v);
-    free(keep);
+    amtl_csv_close(&j.r);
+    log_rows_free(&j.rows);
+    for (int i = 0; i < MAX_SIDE; i++)
+        free(j.side[i].v);
+    free(j.count[0].v);
+    free(j.count[1].v);
+    free(j.cols);
+    free(j.names);
+    free(j.tuple);
     if (rc)
         amtl_prep_table_free(t);
     return rc;
+}
+
+int amtl_prep_read_recipe(amtl_prep_table *t, const amtl_config *cfg,
+                          const char *const *inputs, int n_inputs, amtl_status *st)
+{
+    const char *fmt = cfg->format ? cfg->format : "";
+    for (int i = 0; i < COUNT(recipes); i++)
+        if (!strcmp(fmt, recipes[i]->format))
+            return read_recipe(recipes[i], t, cfg, inputs, n_inputs, st);
+    memset(t, 0, sizeof *t);
+    return amtl_error(st, AMTL_EUSAGE,
+                      "format '%s' has no recipe (userbehavior, ijcai15, kuairand or "
+                      "qb-video)", fmt);
 }
