@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "format/config.h"
-#include "data/prep.h"
+#include "data/prep_csv.h"
+#include "data/prep_table.h"
+#include "data/recipes.h"
 #include "base/progress.h"
 #include "base/rng.h"
 
@@ -95,7 +97,8 @@ int main(int argc, char **argv)
         write_userbehavior(p2, rows))
         goto out;
     if (run("processed", amtl_prep_read_csv, p1, rows, &cfg) ||
-        run("userbehavior", amtl_prep_userbehavior, p2, rows, &cfg))
+        amtl_config_set(&cfg, "format", "userbehavior", &st) ||
+        run("userbehavior", amtl_prep_read_recipe, p2, rows, &cfg))
         goto out;
     rc = 0;
 out:

@@ -7,6 +7,7 @@
 
 #include "cmd/cli.h"
 #include "data/prep.h"
+#include "data/synthetic.h"
 
 enum { OPT_SET = 256, OPT_SEED, OPT_LIMIT, OPT_SPLIT, OPT_VOCAB, OPT_SYNTHETIC,
        OPT_ROWS, OPT_TASKS, OPT_INFO, OPT_KIND };
@@ -159,7 +160,7 @@ int main(int argc, char **argv)
     amtl_config cfg;
     memset(&cfg, 0, sizeof cfg);
     if (amtl_cli_config(&cli, &cfg, &st) ||
-        (a.synthetic ? amtl_prep_synthetic_run(&a, &cfg, &st) : amtl_prep_run(&a, &cfg, &st)))
+        amtl_prep_run(&a, &cfg, &st))
         rc = amtl_cli_fail(&cli, &st);
     else
         rc = 0;

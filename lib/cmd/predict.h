@@ -23,7 +23,7 @@
 #include <stdio.h>
 
 #include "base/error.h"
-#include "data/prep.h"
+#include "data/strmap.h"
 
 /* token -> id of one sparse field, from its vocab blob. */
 typedef struct {

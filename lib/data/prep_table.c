@@ -1,10 +1,12 @@
 /* prep_table.c — the table every amtl-prep input is gathered into, and its
  * conversion to a dataset file: split assignment, label encoding, vocabulary
- * blobs, column tensors and meta (see prep.h and dataset.h).
+ * blobs, column tensors and meta (see prep_table.h and dataset.h); and the
+ * helpers every reader uses.
  */
-#include "data/prep.h"
+#include "data/prep_table.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -625,4 +627,46 @@ out:
     free(yaml);
     free(stats);
     return rc;
+}
+
+/* ---- helpers the readers share ------------------------------------------ */
+
+const char *amtl_prep_basename(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s && s[1] ? s + 1 : path;
+}
+
+int amtl_prep_delimiter(const amtl_config *cfg, char *out, amtl_status *st)
+{
+    const char *d = cfg->delimiter;
+    if (!d || !d[0] || !strcmp(d, ","))
+        *out = ',';
+    else if (!strcmp(d, "\\t") || !strcmp(d, "tab") || !strcmp(d, "\t"))
+        *out = '\t';
+    else if (strlen(d) == 1 && d[0] != '"' && d[0] != '\n' && d[0] != '\r')
+        *out = d[0];
+    else
+        return amtl_error(st, AMTL_EUSAGE,
+                          "delimiter must be one character (or \"tab\"), not '%s'", d);
+    return 0;
+}
+
+/* meta "source": the format and the inputs' base names, so the dataset does
+ * not depend on where the inputs happened to lie. */
+int amtl_prep_set_source(amtl_prep_table *t, const char *format,
+                         const char *const *inputs, int n, amtl_status *st)
+{
+    size_t len = strlen(format) + 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(amtl_prep_basename(inputs[i])) + 1;
+    free(t->source);
+    t->source = malloc(len);
+    if (!t->source)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    char *p = t->source;
+    p += sprintf(p, "%s", format);
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, " %s", amtl_prep_basename(inputs[i]));
+    return 0;
 }

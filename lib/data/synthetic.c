@@ -20,12 +20,11 @@
  * Everything is drawn from forks of one seeded generator in a fixed order,
  * so a seed gives the same bytes.
  */
-#include "data/prep.h"
+#include "data/synthetic.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/rng.h"
 
@@ -328,12 +327,23 @@ static int set_meta(amtl_prep_table *t, int tasks, const double *measured,
     return rates_meta(t, tasks, target_rate, measured, oracle, buf, st);
 }
 
-/* The table of a synthetic kind: rows and tasks checked, labels task0.. */
+/* Everything a kind draws comes from one of three forks of the seed. */
+typedef struct {
+    amtl_rng hidden, rows, labels;
+} synth_rngs;
+
+/* The table of a synthetic kind: rows and tasks checked, labels task0..;
+ * and its generators. */
 static int synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
                        const char *const *sparse, int D, const char *const *dense,
-                       amtl_status *st)
+                       uint64_t seed, synth_rngs *r, amtl_status *st)
 {
     memset(t, 0, sizeof *t);
+    amtl_rng root;
+    amtl_rng_seed(&root, seed);
+    amtl_rng_fork(&r->hidden, &root, 1);
+    amtl_rng_fork(&r->rows, &root, 2);
+    amtl_rng_fork(&r->labels, &root, 3);
     if (rows < 1 || rows > INT32_MAX)
         return amtl_error(st, AMTL_EUSAGE, "--rows must be between 1 and %d", INT32_MAX);
     if (tasks < 1 || tasks > AMTL_SYNTH_MAX_TASKS)
@@ -383,21 +393,17 @@ static int synth_row(amtl_prep_table *t, const int *v, int N, const float *dense
 int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
                         amtl_status *st)
 {
-    if (synth_table(t, rows, tasks, N_SPARSE, sparse_names, N_DENSE, dense_names, st))
+    synth_rngs r;
+    if (synth_table(t, rows, tasks, N_SPARSE, sparse_names, N_DENSE, dense_names, seed, &r,
+                    st))
         return -1;
-
-    amtl_rng root, r_hidden, r_rows, r_labels;
-    amtl_rng_seed(&root, seed);
-    amtl_rng_fork(&r_hidden, &root, 1);
-    amtl_rng_fork(&r_rows, &root, 2);
-    amtl_rng_fork(&r_labels, &root, 3);
 
     hidden h;
     double *cdf[N_SPARSE] = {0};
     double *z = NULL;
     scored *sc = NULL;
     int rc = -1;
-    if (hidden_init(&h, &r_hidden, tasks, st))
+    if (hidden_init(&h, &r.hidden, tasks, st))
         goto out_table;
     z = malloc(sizeof *z * (size_t)rows * (size_t)tasks);
     sc = malloc(sizeof *sc * (size_t)rows);
@@ -416,11 +422,11 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
     for (int64_t i = 0; i < rows; i++) {
         int v[N_SPARSE];
         for (int f = 0; f < N_SPARSE; f++)
-            v[f] = f == F_CATEGORY ? 0 : draw(&r_rows, cdf[f], card[f].n);
+            v[f] = f == F_CATEGORY ? 0 : draw(&r.rows, cdf[f], card[f].n);
         v[F_CATEGORY] = h.cat_of_item[v[F_ITEM]];
         float dense[N_DENSE];
         for (int d = 0; d < N_DENSE; d++)
-            dense[d] = (float)amtl_rng_normal(&r_rows, 0.0, 1.0);
+            dense[d] = (float)amtl_rng_normal(&r.rows, 0.0, 1.0);
         if (synth_row(t, v, N_SPARSE, dense, N_DENSE, st))
             goto out;
         double a = dot(h.U + (size_t)v[F_USER] * LATENT, h.I + (size_t)v[F_ITEM] * LATENT) +
@@ -436,7 +442,7 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
     }
 
     double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
-    draw_labels(t, z, rows, tasks, SCALE, target_rate, &r_labels, sc, measured, oracle);
+    draw_labels(t, z, rows, tasks, SCALE, target_rate, &r.labels, sc, measured, oracle);
     if (set_meta(t, tasks, measured, oracle, st))
         goto out;
     if (synth_source(t, "synthetic", rows, tasks, seed, st))
@@ -550,14 +556,10 @@ static int zipf_meta(amtl_prep_table *t, int tasks, const double *measured,
 int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
                              amtl_status *st)
 {
-    if (synth_table(t, rows, tasks, NZ_SPARSE, zsparse_names, NZ_DENSE, zdense_names, st))
+    synth_rngs r;
+    if (synth_table(t, rows, tasks, NZ_SPARSE, zsparse_names, NZ_DENSE, zdense_names, seed,
+                    &r, st))
         return -1;
-
-    amtl_rng root, r_hidden, r_rows, r_labels;
-    amtl_rng_seed(&root, seed);
-    amtl_rng_fork(&r_hidden, &root, 1);
-    amtl_rng_fork(&r_rows, &root, 2);
-    amtl_rng_fork(&r_labels, &root, 3);
 
     float *eff[NZ_SPARSE] = {0}, *inter = NULL;
     double *cdf[NZ_SPARSE] = {0}, *z = NULL, *zid = NULL;
@@ -565,13 +567,13 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
     scored *sc = NULL;
     int rc = -1;
     for (int f = 0; f < NZ_SPARSE; f++) {
-        if (zcard[f].sd > 0 && !(eff[f] = zipf_effects(&r_hidden, zcard[f].n, tasks, zcard[f].sd)))
+        if (zcard[f].sd > 0 && !(eff[f] = zipf_effects(&r.hidden, zcard[f].n, tasks, zcard[f].sd)))
             goto oom;
         if (!(cdf[f] = zipf_cdf(zcard[f].n, zcard[f].s)) ||
             !(count[f] = calloc((size_t)zcard[f].n, sizeof *count[f])))
             goto oom;
     }
-    if (!(inter = zipf_effects(&r_hidden, zcard[Z_AGE].n * zcard[Z_CATEGORY].n, tasks, ZINTER)))
+    if (!(inter = zipf_effects(&r.hidden, zcard[Z_AGE].n * zcard[Z_CATEGORY].n, tasks, ZINTER)))
         goto oom;
     z = malloc(sizeof *z * (size_t)rows * (size_t)tasks);
     zid = malloc(sizeof *zid * (size_t)rows * (size_t)tasks);
@@ -584,12 +586,12 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
     for (int64_t i = 0; i < rows; i++) {
         int v[NZ_SPARSE];
         for (int f = 0; f < NZ_SPARSE; f++) {
-            v[f] = draw(&r_rows, cdf[f], zcard[f].n);
+            v[f] = draw(&r.rows, cdf[f], zcard[f].n);
             count[f][v[f]]++;
         }
         float dense[NZ_DENSE];
         for (int d = 0; d < NZ_DENSE; d++)
-            dense[d] = (float)amtl_rng_normal(&r_rows, 0.0, 1.0);
+            dense[d] = (float)amtl_rng_normal(&r.rows, 0.0, 1.0);
         if (synth_row(t, v, NZ_SPARSE, dense, NZ_DENSE, st))
             goto out;
         size_t pair = (size_t)v[Z_AGE] * (size_t)zcard[Z_CATEGORY].n + (size_t)v[Z_CATEGORY];
@@ -635,7 +637,7 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
     }
 
     double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
-    draw_labels(t, z, rows, tasks, ZSCALE, ztarget_rate, &r_labels, sc, measured, oracle);
+    draw_labels(t, z, rows, tasks, ZSCALE, ztarget_rate, &r.labels, sc, measured, oracle);
     if (zipf_meta(t, tasks, measured, oracle, id_share, seen, once, st))
         goto out;
     if (synth_source(t, "synthetic kind=zipf", rows, tasks, seed, st))
@@ -656,31 +658,5 @@ out:
     free(sc);
     if (rc)
         amtl_prep_table_free(t);
-    return rc;
-}
-
-/* ---- amtl-prep --synthetic ------------------------------------------------ */
-
-int amtl_prep_synthetic_run(const amtl_prep_args *a, const amtl_config *cfg,
-                            amtl_status *st)
-{
-    if (a->synthetic_kind == AMTL_SYNTH_LATENT)
-        return amtl_prep_run(a, cfg, st);
-    if (!a->output)
-        return amtl_error(st, AMTL_EUSAGE, "no output file (-o OUT)");
-    if (!strcmp(a->output, "-") && isatty(STDOUT_FILENO))
-        return amtl_error(st, AMTL_EUSAGE, "refusing to write a binary dataset to a terminal");
-    if (a->n_inputs)
-        return amtl_error(st, AMTL_EUSAGE, "--synthetic takes no input files");
-    amtl_prep_table t;
-    if (amtl_prep_synthetic_zipf(&t, a->rows > 0 ? a->rows : 100000,
-                                 a->tasks > 0 ? a->tasks : 3, (uint64_t)cfg->seed, st))
-        return -1;
-    amtl_file f;
-    int rc = amtl_prep_table_to_file(&t, cfg, &f, st);
-    amtl_prep_table_free(&t);
-    if (rc == 0)
-        rc = amtl_file_write(&f, a->output, st);
-    amtl_file_free(&f);
     return rc;
 }

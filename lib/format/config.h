@@ -86,7 +86,7 @@ typedef struct {
     char *format;             /* processed | csv | userbehavior | ijcai15 | kuairand | qb-video */
     amtl_strlist sparse;      /* sparse columns of a plain CSV */
     amtl_strlist dense;       /* dense columns */
-    amtl_strlist labels;      /* label columns, or "task=column==v|v" (prep.h) */
+    amtl_strlist labels;      /* label columns, or "task=column==v|v" (label.h) */
     char *delimiter;          /* "," */
     int trim;                 /* strip spaces around CSV values (0 = keep) */
     amtl_floatlist split;     /* [0.8, 0.1, 0.1] */

@@ -363,6 +363,17 @@ fails_with() {
     [[ "$output" == *"favourite  label"* ]]
 }
 
+@test "ijcai15: a user's first user_info line wins, even with empty values" {
+    printf 'user_id,age_range,gender\n1,,\n1,5,1\n2,3,0\n2,4,1\n' > "$TMP/info.csv"
+    { echo 'user_id,item_id,cat_id,seller_id,brand_id,time_stamp,action_type'
+      for u in 1 2; do for i in 7 8; do echo "$u,$i,1,1,1,0101,2"; done; done; } > "$TMP/log.csv"
+    amtl-prep -f ijcai15 --set min_count=1 --set min_id_count=0 -o "$TMP/out.amtl" \
+        "$TMP/log.csv" "$TMP/info.csv"
+    # user 1: id 0 for both; user 2: 3 and 0
+    [ "$(col_of "$TMP/out.amtl" vocab.age_range)" = "3" ]
+    [ "$(col_of "$TMP/out.amtl" vocab.gender)" = "0" ]
+}
+
 @test "kuairand: log_random joined with user and video features, 34 fields, 7 labels" {
     run --separate-stderr amtl-prep -f kuairand -o "$TMP/out.amtl" "$P/kuairand_log_random.csv" \
         "$P/kuairand_user_features.csv" "$P/kuairand_video_features_basic.csv"
@@ -386,6 +397,31 @@ fails_with() {
     run amtl-prep --info "$TMP/out.amtl"
     [ "$(grep -c ' sparse ' <<<"$output")" -eq 6 ]
     [ "$(grep -c ' label ' <<<"$output")" -eq 4 ]
+}
+
+@test "raw recipes: each fixture gives the recorded dataset (tensors and vocabularies)" {
+    # content_hash covers every tensor, vocabularies included; recipes.txt
+    # was written by the recipes before they shared one reader
+    local out="$TMP/recipes.txt" more="--vocab train --set min_id_count=2 --seed 3"
+    rec() { # rec NAME FLAGS INPUTS...
+        local name=$1 flags=$2; shift 2
+        amtl-prep $flags -o "$TMP/r.amtl" "$@"
+        printf '%s %s %s/%s/%s\n' "$name" "$(col_of "$TMP/r.amtl" meta content_hash)" \
+            "$(col_of "$TMP/r.amtl" meta rows.train)" "$(col_of "$TMP/r.amtl" meta rows.val)" \
+            "$(col_of "$TMP/r.amtl" meta rows.test)" >> "$out"
+    }
+    local ij=("$P/ijcai15_user_log.csv" "$P/ijcai15_user_info.csv")
+    local kr=("$P/kuairand_log_random.csv" "$P/kuairand_user_features.csv"
+              "$P/kuairand_video_features_basic.csv")
+    rec userbehavior "-f userbehavior --set min_count=3" "$P/userbehavior.csv"
+    rec userbehavior-more "-f userbehavior --set min_count=1 --limit 200 $more" "$P/userbehavior.csv"
+    rec ijcai15 "-f ijcai15 --set min_count=3" "${ij[@]}"
+    rec ijcai15-more "-f ijcai15 --set min_count=1 --limit 150 $more" "${ij[@]}"
+    rec kuairand "-f kuairand" "${kr[@]}"
+    rec kuairand-more "-f kuairand --limit 100 $more" "${kr[@]}"
+    rec qb-video "-f qb-video --set min_count=5" "$P/qbvideo.csv"
+    rec qb-video-more "-f qb-video --set min_count=1 --limit 200 $more" "$P/qbvideo.csv"
+    diff -u "$P/recipes.txt" "$out"
 }
 
 # ---- synthetic data ------------------------------------------------------------

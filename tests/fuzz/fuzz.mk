@@ -4,7 +4,7 @@
 
 FCC     ?= clang
 OUT     ?= build-fuzz
-PKGS    := openblas msgpack yaml-0.1
+PKGS    := openblas msgpack yaml-0.1 liblbfgs zlib
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FCFLAGS := -std=c17 -D_GNU_SOURCE -DAMTL_VERSION='"fuzz"' -g -O1 -fno-omit-frame-pointer \
            -Ilib -Ikernels -Itests/fuzz $(shell pkg-config --cflags $(PKGS))

@@ -20,7 +20,9 @@
 #include "data/dataset.h"
 #include "format/io.h"
 #include "cmd/predict.h"
-#include "data/prep.h"
+#include "data/prep_csv.h"
+#include "data/prep_table.h"
+#include "data/recipes.h"
 #include "model/supernet.h"
 #include "train/train.h"
 
@@ -161,14 +163,8 @@ int amtl_fuzz_prep(const uint8_t *data, size_t size)
     int rc;
     if (!strcmp(fmt, "processed") || !strcmp(fmt, "csv"))
         rc = amtl_prep_read_csv(&t, &cfg, inputs, n, &st);
-    else if (!strcmp(fmt, "userbehavior"))
-        rc = amtl_prep_userbehavior(&t, &cfg, inputs, n, &st);
-    else if (!strcmp(fmt, "ijcai15"))
-        rc = amtl_prep_ijcai15(&t, &cfg, inputs, n, &st);
-    else if (!strcmp(fmt, "kuairand"))
-        rc = amtl_prep_kuairand(&t, &cfg, inputs, n, &st);
     else
-        rc = amtl_prep_qbvideo(&t, &cfg, inputs, n, &st);
+        rc = amtl_prep_read_recipe(&t, &cfg, inputs, n, &st);
     if (rc)
         goto out;
     amtl_file f;

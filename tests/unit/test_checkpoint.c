@@ -4,7 +4,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "data/prep.h"
+#include "data/prep_table.h"
+#include "data/synthetic.h"
 #include "test.h"
 #include "train/train.h"
 

@@ -7,7 +7,8 @@
 #include <zlib.h>
 
 #include "data/csv.h"
-#include "data/prep.h"
+#include "data/label.h"
+#include "data/strmap.h"
 #include "test.h"
 
 /* Opens text as a CSV stream named "mem". */

@@ -9,7 +9,7 @@
 #include "format/config.h"
 #include "data/dataset.h"
 #include "format/io.h"
-#include "data/prep.h"
+#include "data/prep_table.h"
 #include "test.h"
 
 /* train: (b,x,0.5,1) (a,y,1.5,0) (b,,2.5,1); val: (c,x,3.5,0); test: (a,z,4.5,1)

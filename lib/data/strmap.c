@@ -1,11 +1,11 @@
-/* prep_strmap.c — the string -> index hash map amtl-prep uses for
- * vocabularies and for grouping raw rows by their id tuple (see prep.h).
+/* strmap.c — the string -> index hash map amtl-prep uses for
+ * vocabularies and for grouping raw rows by their id tuple (see strmap.h).
  *
  * Keys live back to back in one pool and are numbered in insertion order, so
  * a field's vocabulary is the key list itself; the slot table only holds
  * key numbers, which keeps it small (4 bytes a slot) at a load of 1/2.
  */
-#include "data/prep.h"
+#include "data/strmap.h"
 
 #include <stdlib.h>
 #include <string.h>
