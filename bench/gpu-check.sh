@@ -2,9 +2,9 @@
 # bench/gpu-check.sh — the checks that need a GPU, as one script for a device
 # machine (no network; the Debian packages and the CUDA toolkit installed):
 #   build    make -j16: tools, unit tests and benchmarks, with the CUDA backend
-#   cuda     $BUILD/tests/test_cuda: every primitive of the CUDA backend
-#            against the CPU backend; a skipped test is a failure here (it
-#            means no usable GPU or no CUDA in the build)
+#   cuda     $BUILD/tests/test_cuda and test_cuda_supernet: every primitive
+#            of the CUDA backend against the CPU backend; a skipped test is a
+#            failure here (it means no usable GPU or no CUDA in the build)
 #   cudastep $BUILD/tests/test_supernet_cuda: whole training steps on CUDA
 #            against the CPU backend, over the sweep of shapes (same rules)
 #   device   $BUILD/bench/device --device cuda, the device benchmark (a
@@ -113,6 +113,7 @@ cuda_stage() {  # stage program
     fi
 }
 cuda_stage cuda test_cuda
+cuda_stage cudaops test_cuda_supernet
 cuda_stage cudastep test_supernet_cuda
 
 # ---- the device benchmark ---------------------------------------------------------
