@@ -11,6 +11,19 @@
 
 #include "base/tensor.h"
 
+int amtl_mop_y_slots(const amtl_supernet *net, const amtl_mixed_op *m, int *slot)
+{
+    int n = 0;
+    for (int k = 0; k < m->P; k++) {
+        int used = net->ops[k].kind == AMTL_OP_MLP ||
+                   (net->ops[k].kind == AMTL_OP_IDENTITY && m->in != m->out);
+        if (slot)
+            slot[k] = used ? n : -1;
+        n += used;
+    }
+    return n;
+}
+
 /* ---- registry ---------------------------------------------------------------- */
 
 typedef struct {
@@ -451,8 +464,7 @@ void amtl_supernet_used(const amtl_supernet *net, int *expert_used, int *consume
             if (!net->selections_fixed) {
                 used = 1;
             } else {
-                int c0 = l < L - 1 ? l * K : (L - 1) * K;
-                int nc = l < L - 1 ? K : net->T;
+                int nc, c0 = amtl_layer_consumers(net, l, &nc);
                 for (int c = c0; c < c0 + nc; c++)
                     if (consumer_used[c] && net->fix_expert[(size_t)c * K + j] != 0.0f)
                         used = 1;

@@ -133,6 +133,27 @@ static inline int amtl_mop_index(const amtl_supernet *net, int l, int j, int b)
     return (l * net->K + j) * net->NL + b;
 }
 
+/* The expert layer whose outputs consumer c reads (the consumers of layer
+ * l < L-1 are the K experts of layer l+1, c = l·K + j; those of the last
+ * layer are the T tasks, c = (L-1)·K + t). */
+static inline int amtl_consumer_layer(const amtl_supernet *net, int c)
+{
+    return c < (net->L - 1) * net->K ? c / net->K : net->L - 1;
+}
+
+/* The consumers of expert layer l: c0 .. c0 + *nc - 1. */
+static inline int amtl_layer_consumers(const amtl_supernet *net, int l, int *nc)
+{
+    *nc = l < net->L - 1 ? net->K : net->T;
+    return l < net->L - 1 ? l * net->K : (net->L - 1) * net->K;
+}
+
+/* The activation slots Y of MixedOp m: one per MLP candidate and per
+ * Identity candidate with a projection (in != out), in candidate order;
+ * slot[k] (when slot is not NULL) is candidate k's or -1.  Returns the
+ * count. */
+int amtl_mop_y_slots(const amtl_supernet *net, const amtl_mixed_op *m, int *slot);
+
 /* expert_used[l*K + j] and consumer_used[c] (0/1) of the current network:
  * everything while selections are open; after export, only what a task
  * reaches through selected experts. */

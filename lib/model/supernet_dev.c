@@ -74,19 +74,6 @@ static void *carve(carver *cv, size_t n, size_t size)
 }
 #define CARVE_F(cv, n) ((float *)carve(cv, (size_t)(n), sizeof(float)))
 
-/* Y slots of MixedOp m: its MLP candidates and Identity projections. */
-static int y_slots(const amtl_supernet *net, const amtl_mixed_op *m, int *slot)
-{
-    int n = 0;
-    for (int k = 0; k < m->P; k++) {
-        int used = net->ops[k].kind == AMTL_OP_MLP ||
-                   (net->ops[k].kind == AMTL_OP_IDENTITY && m->in != m->out);
-        slot[k] = used ? n : -1;
-        n += used;
-    }
-    return n;
-}
-
 static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
 {
     size_t B = (size_t)d->Bmax;
@@ -146,7 +133,7 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
     for (int i = 0; i < d->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
         dev_mop *dm = &d->mop[i];
-        int ny = y_slots(net, m, dm->yslot);
+        int ny = amtl_mop_y_slots(net, m, dm->yslot);
         int last = i % d->NL == d->NL - 1;
         if (tr) {
             dm->Z = CARVE_F(cv, B * m->S);
@@ -178,13 +165,13 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
 }
 
 /* Each MixedOp's input, output and gradients: the producer's. */
-static void wire(amtl_dev *d)
+static void wire(amtl_dev *d, const amtl_supernet *net)
 {
     size_t B = (size_t)d->Bmax, H = (size_t)d->H;
     for (int l = 0; l < d->L; l++)
         for (int j = 0; j < d->K; j++)
             for (int b = 0; b < d->NL; b++) {
-                dev_mop *dm = &d->mop[dev_mop_index(d, l, j, b)];
+                dev_mop *dm = &d->mop[amtl_mop_index(net, l, j, b)];
                 if (b == d->NL - 1) {
                     dm->out = d->yout + ((size_t)l * d->K + j) * B * H;
                     dm->dout = d->ydout ? d->ydout + ((size_t)l * d->K + j) * B * H : NULL;
@@ -192,7 +179,7 @@ static void wire(amtl_dev *d)
                     dm->out = d->ping + (size_t)(b % 2) * B * H;
                 }
                 if (b > 0) {
-                    const dev_mop *prev = &d->mop[dev_mop_index(d, l, j, b - 1)];
+                    const dev_mop *prev = &d->mop[amtl_mop_index(net, l, j, b - 1)];
                     dm->x = prev->out;
                     dm->dx = prev->dout;
                 } else if (l == 0) {
@@ -292,7 +279,7 @@ int amtl_dev_init(amtl_dev **out, amtl_backend *be, const amtl_supernet *net, in
     d->bytes = 2 * nw + ns + d->act_bytes;
     carver real = {.base = d->act};
     layout(&real, d, net);
-    wire(d);
+    wire(d, net);
     int rc = be->zero(be, d->act, d->act_bytes) || be->zero(be, d->g, nw) || be->zero(be, d->w, nw) ||
              be->zero(be, d->state, ns) ||
              be->put(be, d->tab, htab, (size_t)d->N * sizeof(int64_t)) ||

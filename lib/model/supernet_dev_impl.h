@@ -117,14 +117,4 @@ void amtl_dev_zero(amtl_dev *d, void *p, size_t bytes);
 /* 0 when net is the network d was made for; -1 with st otherwise. */
 int amtl_dev_same_net(const amtl_dev *d, const amtl_supernet *net, amtl_status *st);
 
-static inline int dev_mop_index(const amtl_dev *d, int l, int j, int b)
-{
-    return (l * d->K + j) * d->NL + b;
-}
-
-static inline int dev_consumer_layer(const amtl_dev *d, int c)
-{
-    return c < (d->L - 1) * d->K ? c / d->K : d->L - 1;
-}
-
 #endif

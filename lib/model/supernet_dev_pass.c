@@ -91,7 +91,7 @@ static void consumer_forward(amtl_dev *d, const amtl_supernet *net, int c)
 {
     amtl_backend *be = d->be;
     int B = d->B, K = d->K, H = d->H, NE = d->N * d->E, ID = d->ID;
-    int l = dev_consumer_layer(d, c);
+    int l = amtl_consumer_layer(net, c);
     size_t Bm = (size_t)d->Bmax;
     float *G = d->G + (size_t)c * Bm * K;
     const float *Wg = d->w + net->me_gate[c];
@@ -216,10 +216,9 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
             if (!d->expert_used[l * K + j])
                 continue;
             for (int b = 0; b < d->NL; b++)
-                mop_forward(d, net, dev_mop_index(d, l, j, b), training);
+                mop_forward(d, net, amtl_mop_index(net, l, j, b), training);
         }
-        int c0 = l < d->L - 1 ? l * K : (d->L - 1) * K;
-        int nc = l < d->L - 1 ? K : d->T;
+        int nc, c0 = amtl_layer_consumers(net, l, &nc);
         for (int c = c0; c < c0 + nc; c++)
             if (d->consumer_used[c])
                 consumer_forward(d, net, c);
@@ -315,7 +314,7 @@ static void consumer_backward(amtl_dev *d, const amtl_supernet *net, int c)
 {
     amtl_backend *be = d->be;
     int B = d->B, K = d->K, H = d->H, NE = d->N * d->E, ID = d->ID;
-    int l = dev_consumer_layer(d, c);
+    int l = amtl_consumer_layer(net, c);
     size_t Bm = (size_t)d->Bmax, KN = (size_t)K * d->N;
     const float *G = d->G + (size_t)c * Bm * K;
     const float *dout = d->dcout + (size_t)c * Bm * H;
@@ -450,8 +449,7 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
     wide_backward(d, net);
     for (int l = d->L - 1; l >= 0; l--) {
         amtl_dev_zero(d, d->ydout + (size_t)l * K * Bm * d->H, (size_t)K * Bm * d->H * sizeof(float));
-        int c0 = l < d->L - 1 ? l * K : (d->L - 1) * K;
-        int nc = l < d->L - 1 ? K : d->T;
+        int nc, c0 = amtl_layer_consumers(net, l, &nc);
         for (int c = c0; c < c0 + nc; c++)
             if (d->consumer_used[c])
                 consumer_backward(d, net, c);
@@ -459,7 +457,7 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
             if (!d->expert_used[l * K + j])
                 continue;
             for (int b = d->NL - 1; b >= 0; b--)
-                mop_backward(d, net, dev_mop_index(d, l, j, b));
+                mop_backward(d, net, amtl_mop_index(net, l, j, b));
         }
     }
     size_t KN = (size_t)K * N;

@@ -17,11 +17,6 @@ static int tower_layer_index(const amtl_supernet *net, int t, int i)
     return t * (net->n_tower + 1) + i;
 }
 
-static int consumer_layer(const amtl_supernet *net, int c)
-{
-    return c < (net->L - 1) * net->K ? c / net->K : net->L - 1;
-}
-
 /* Carves every array from the arena, or (a == NULL) only adds up the bytes. */
 typedef struct {
     amtl_arena *a;
@@ -43,20 +38,6 @@ static void *carve(carver *cv, size_t n, size_t size)
 }
 #define CARVE_F(cv, n) ((float *)carve(cv, (size_t)(n), sizeof(float)))
 
-/* Y slots of MixedOp m: its MLP candidates and Identity projections. */
-static int y_slots(const amtl_supernet *net, const amtl_mixed_op *m, int *slot)
-{
-    int n = 0;
-    for (int k = 0; k < m->P; k++) {
-        int used = net->ops[k].kind == AMTL_OP_MLP ||
-                   (net->ops[k].kind == AMTL_OP_IDENTITY && m->in != m->out);
-        if (slot)
-            slot[k] = used ? n : -1;
-        n += used;
-    }
-    return n;
-}
-
 static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
 {
     size_t B = (size_t)ws->Bmax;
@@ -77,7 +58,7 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
             outmax = m->out;
         /* a thread's partial gradients: W1 [S,in], W2 [out,S] (the
          * candidates' stacked), projections [out,in] each */
-        size_t np = (size_t)y_slots(net, m, NULL);
+        size_t np = (size_t)amtl_mop_y_slots(net, m, NULL);
         size_t p = (size_t)m->S * m->in + (size_t)m->S * m->out + np * m->out * m->in;
         if (p > part)
             part = p;
@@ -128,7 +109,7 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     for (int i = 0; i < net->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
         amtl_mop_ws *mw = cv->a ? &ws->mop[i] : &(amtl_mop_ws){0};
-        int ny = y_slots(net, m, mw->yslot);
+        int ny = amtl_mop_y_slots(net, m, mw->yslot);
         if (tr) {
             mw->xc = CARVE_F(cv, B * m->in);
             if (net->dropout > 0)
@@ -317,7 +298,7 @@ void amtl_supernet_gates(const amtl_supernet *net, int training, amtl_rng *rng, 
 static void consumer_forward(const amtl_supernet *net, amtl_workspace *ws, int c)
 {
     int B = ws->B, K = net->K, H = net->H, NE = net->N * net->E;
-    int l = consumer_layer(net, c);
+    int l = amtl_consumer_layer(net, c);
     float *G = ws->G + (size_t)c * ws->Bmax * K;
     const float *Wg = net->w + net->me_gate[c];
     if (net->gate_dense)
@@ -418,8 +399,7 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
                 amtl_mop_forward(net, ws, amtl_mop_index(net, l, j, b), training,
                                  net->state, net->nbt);
         }
-        int c0 = l < net->L - 1 ? l * K : (net->L - 1) * K;
-        int nc = l < net->L - 1 ? K : net->T;
+        int nc, c0 = amtl_layer_consumers(net, l, &nc);
         for (int c = c0; c < c0 + nc; c++)
             if (ws->consumer_used[c])
                 consumer_forward(net, ws, c);
@@ -485,7 +465,7 @@ static void tower_backward(amtl_supernet *net, amtl_workspace *ws, int t,
 static void consumer_backward(amtl_supernet *net, amtl_workspace *ws, int c)
 {
     int B = ws->B, K = net->K, H = net->H, NE = net->N * net->E;
-    int l = consumer_layer(net, c);
+    int l = amtl_consumer_layer(net, c);
     const float *G = ws->G + (size_t)c * ws->Bmax * K;
     const float *s = ws->s + c * K;
     const float *dout = ws->dcout + (size_t)c * ws->Bmax * H;
@@ -582,8 +562,7 @@ void amtl_supernet_backward(amtl_supernet *net, amtl_workspace *ws,
             if (ws->expert_used[l * K + j])
                 memset(ws->mop[amtl_mop_index(net, l, j, net->NL - 1)].dout, 0,
                        (size_t)B * H * sizeof(float));
-        int c0 = l < net->L - 1 ? l * K : (net->L - 1) * K;
-        int nc = l < net->L - 1 ? K : net->T;
+        int nc, c0 = amtl_layer_consumers(net, l, &nc);
         for (int c = c0; c < c0 + nc; c++)
             if (ws->consumer_used[c])
                 consumer_backward(net, ws, c);
