@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1239,6 +1240,96 @@ static void test_failed_write_keeps_old_file(void)
     CHECK(count_entries(dir, ".out.bin.tmp") == 0);
 }
 
+/* A pid that no process has now: a child's, after it is reaped. */
+static pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    waitpid(pid, NULL, 0);
+    return pid;
+}
+
+static int touch_in(const char *dir, const char *name)
+{
+    char path[900];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return write_bytes(path, "part", 4);
+}
+
+static int exists_in(const char *dir, const char *name)
+{
+    char path[900];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &sb) == 0;
+}
+
+/* What a killed writer left (a temp file named for the target and a pid that
+ * is gone) goes at the next write to that target; a live writer's, another
+ * target's, a locked one and anything not named like a temp file stay. */
+static void test_stale_temps_removed(void)
+{
+    amtl_status st = {0};
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/stale", test_tmpdir());
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/t.bin", dir);
+    long dead = (long)dead_pid();
+    char stale[100], live[100], self[100], other[100], short_[100], link[100], held[100];
+    snprintf(stale, sizeof stale, ".t.bin.tmp.%ld.Ab3xZ9", dead);
+    snprintf(live, sizeof live, ".t.bin.tmp.1.Ab3xZ9");
+    snprintf(self, sizeof self, ".t.bin.tmp.%ld.Ab3xZ9", (long)getpid());
+    snprintf(other, sizeof other, ".u.bin.tmp.%ld.Ab3xZ9", dead);
+    snprintf(short_, sizeof short_, ".t.bin.tmp.%ld.Ab3xZ", dead);
+    snprintf(link, sizeof link, ".t.bin.tmp.%ld.LinkXX", dead);
+    snprintf(held, sizeof held, ".t.bin.tmp.%ld.HeldXX", dead);
+    CHECK(touch_in(dir, stale) == 0 && touch_in(dir, live) == 0 &&
+          touch_in(dir, self) == 0 && touch_in(dir, other) == 0 &&
+          touch_in(dir, short_) == 0 && touch_in(dir, held) == 0);
+    char target[900], lpath[900];
+    snprintf(target, sizeof target, "%s/%s", dir, other);
+    snprintf(lpath, sizeof lpath, "%s/%s", dir, link);
+    CHECK(symlink(target, lpath) == 0);
+
+    /* a writer this process cannot see as a pid (another pid namespace or
+     * host) still holds the lock on its temp file */
+    int go[2], ready[2];
+    CHECK(pipe(go) == 0 && pipe(ready) == 0);
+    pid_t holder = fork();
+    if (holder == 0) {
+        /* with the parent's end of `go` closed here, a parent that stops early
+         * ends this child too */
+        close(go[1]);
+        char hp[900], c;
+        snprintf(hp, sizeof hp, "%s/%s", dir, held);
+        int fd = open(hp, O_RDWR);
+        int ok = fd >= 0 && flock(fd, LOCK_EX) == 0;
+        if (write(ready[1], ok ? "y" : "n", 1) != 1 || read(go[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    char c = 0;
+    CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
+    CHECK_OK(amtl_io_write_atomic(path, "new", 3, &st), &st);
+    CHECK(!exists_in(dir, stale));
+    CHECK(exists_in(dir, live) && exists_in(dir, self) && exists_in(dir, other) &&
+          exists_in(dir, short_) && exists_in(dir, link) && exists_in(dir, held));
+    CHECK(exists_in(dir, "t.bin"));
+    /* the lock goes with its process, and the file with the next write */
+    CHECK(write(go[1], "x", 1) == 1);
+    waitpid(holder, NULL, 0);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    CHECK_OK(amtl_io_write_atomic(path, "newer", 5, &st), &st);
+    CHECK(!exists_in(dir, held));
+    CHECK(exists_in(dir, live) && exists_in(dir, link));
+    /* the only temp-like names left are the ones that must stay */
+    CHECK(count_entries(dir, ".t.bin.tmp.") == 4);
+}
+
 static void test_write_encode_error_names_path(void)
 {
     amtl_status st = {0};
@@ -1352,6 +1443,7 @@ int main(void)
     RUN(test_write_over_a_directory_fails_cleanly);
     RUN(test_rewrite_replaces_content);
     RUN(test_failed_write_keeps_old_file);
+    RUN(test_stale_temps_removed);
     RUN(test_write_encode_error_names_path);
     RUN(test_strbuf);
     RUN(test_json_writers);
