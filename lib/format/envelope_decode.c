@@ -282,17 +282,37 @@ static int check_str_keys(const msgpack_object_map *m, const char *what,
     return 0;
 }
 
+/* The map of the top-level field `field`, its keys distinct strings, few
+ * enough to count in an int (`many` names them in the message); NULL with st
+ * set when it is not one. */
+static const msgpack_object_map *field_map(const msgpack_object *o, const char *field,
+                                           const char *role, const char *many,
+                                           const char *what, amtl_status *st)
+{
+    char where[32];
+    snprintf(where, sizeof where, "field \"%s\"", field);
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        amtl_error(st, AMTL_EDATA, "%s: %s must be a map, got %s", what, where,
+                   obj_type_name(o));
+        return NULL;
+    }
+    const msgpack_object_map *m = &o->via.map;
+    if (check_str_keys(m, what, where, role, st))
+        return NULL;
+    if (m->size > INT32_MAX / 2) {
+        amtl_error(st, AMTL_EDATA, "%s: too many %s", what, many);
+        return NULL;
+    }
+    return m;
+}
+
 static int decode_meta(amtl_file *f, const msgpack_object *o, const char *what,
                        amtl_status *st)
 {
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return amtl_error(st, AMTL_EDATA, "%s: field \"meta\" must be a map, got %s",
-                          what, obj_type_name(o));
-    const msgpack_object_map *m = &o->via.map;
-    if (check_str_keys(m, what, "field \"meta\"", "metadata key", st))
+    const msgpack_object_map *m =
+        field_map(o, "meta", "metadata key", "metadata entries", what, st);
+    if (!m)
         return -1;
-    if (m->size > INT32_MAX / 2)
-        return amtl_error(st, AMTL_EDATA, "%s: too many metadata entries", what);
     if (m->size) {
         f->meta = calloc(m->size, sizeof *f->meta);
         if (!f->meta)
@@ -418,14 +438,9 @@ static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
 static int decode_tensors(amtl_file *f, const msgpack_object *o, const char *what,
                           amtl_status *st)
 {
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return amtl_error(st, AMTL_EDATA, "%s: field \"tensors\" must be a map, got %s",
-                          what, obj_type_name(o));
-    const msgpack_object_map *m = &o->via.map;
-    if (check_str_keys(m, what, "field \"tensors\"", "tensor", st))
+    const msgpack_object_map *m = field_map(o, "tensors", "tensor", "tensors", what, st);
+    if (!m)
         return -1;
-    if (m->size > INT32_MAX / 2)
-        return amtl_error(st, AMTL_EDATA, "%s: too many tensors", what);
     for (uint32_t i = 0; i < m->size; i++)
         if (m->ptr[i].key.via.str.size == 0)
             return amtl_error(st, AMTL_EDATA, "%s: a tensor has an empty name", what);

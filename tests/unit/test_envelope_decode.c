@@ -33,10 +33,10 @@ static void mp_raw(mp *m, const void *p, size_t n)
     msgpack_sbuffer_write(&m->sb, p, n);
 }
 
-/* The envelope up to and including "meta": {"k": "v"}; the caller then adds
+/* The envelope up to the key "meta"; the caller adds its value, then
  * "tensors" (entries counts it). */
-static void mp_head(mp *m, uint32_t entries, const char *format, int64_t version,
-                    const char *kind)
+static void mp_start(mp *m, uint32_t entries, const char *format, int64_t version,
+                     const char *kind)
 {
     msgpack_pack_map(&m->pk, entries);
     mp_s(m, "format");
@@ -46,6 +46,13 @@ static void mp_head(mp *m, uint32_t entries, const char *format, int64_t version
     mp_s(m, "kind");
     mp_s(m, kind);
     mp_s(m, "meta");
+}
+
+/* The envelope up to and including "meta": {"k": "v"}. */
+static void mp_head(mp *m, uint32_t entries, const char *format, int64_t version,
+                    const char *kind)
+{
+    mp_start(m, entries, format, version, kind);
     msgpack_pack_map(&m->pk, 1);
     mp_s(m, "k");
     mp_s(m, "v");
@@ -71,14 +78,21 @@ static void mp_tensor(mp *m, const char *name, const char *dtype, int ndim,
     free(fill);
 }
 
-/* A valid file with the tensor given, so tests vary one thing at a time. */
-static void mp_one_tensor(mp *m, const char *name, const char *dtype, int ndim,
-                          const int64_t *dims, size_t nbytes)
+/* A valid envelope up to a "tensors" map of n entries, which the caller
+ * adds. */
+static void mp_tensors(mp *m, uint32_t n)
 {
     mp_begin(m);
     mp_head(m, 5, "amtl", 1, "model");
     mp_s(m, "tensors");
-    msgpack_pack_map(&m->pk, 1);
+    msgpack_pack_map(&m->pk, n);
+}
+
+/* A valid file with the tensor given, so tests vary one thing at a time. */
+static void mp_one_tensor(mp *m, const char *name, const char *dtype, int ndim,
+                          const int64_t *dims, size_t nbytes)
+{
+    mp_tensors(m, 1);
     mp_tensor(m, name, dtype, ndim, dims, nbytes);
 }
 
@@ -251,10 +265,7 @@ static void test_wrong_version(void)
 static void test_wrong_kind(void)
 {
     mp m;
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 1, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 0);
+    mp_tensors(&m, 0);
     CHECK_DECODE_FAILS(m.sb.data, m.sb.size, "dataset", AMTL_EDATA,
                        "expected a file of kind \"dataset\", got \"model\"");
     /* the same bytes are fine when any kind, or the right one, is expected */
@@ -304,10 +315,7 @@ static void test_huge_length_headers(void)
     static const char *names[] = {"str", "bin", "array", "map"};
     for (int i = 0; i < 4; i++) {
         mp m;
-        mp_begin(&m);
-        mp_head(&m, 5, "amtl", 1, "model");
-        mp_s(&m, "tensors");
-        msgpack_pack_map(&m.pk, 1);
+        mp_tensors(&m, 1);
         mp_s(&m, "x");
         mp_raw(&m, &kinds[i], 1);
         mp_raw(&m, claims, 4);
@@ -358,10 +366,7 @@ static void test_wrong_field_types(void)
                           "tensor 'w': unknown field \"strides\"",
                           "tensor 'w' must be a map, got an array"};
     for (int c = 0; c < 7; c++) {
-        mp_begin(&m);
-        mp_head(&m, 5, "amtl", 1, "model");
-        mp_s(&m, "tensors");
-        msgpack_pack_map(&m.pk, 1);
+        mp_tensors(&m, 1);
         mp_s(&m, "w");
         if (c == 6) {
             msgpack_pack_array(&m.pk, 0);
@@ -403,14 +408,7 @@ static void test_wrong_field_types(void)
 
     /* meta value not a string; meta and tensors not maps; unknown top-level key */
     mp_begin(&m);
-    msgpack_pack_map(&m.pk, 5);
-    mp_s(&m, "format");
-    mp_s(&m, "amtl");
-    mp_s(&m, "version");
-    msgpack_pack_int(&m.pk, 1);
-    mp_s(&m, "kind");
-    mp_s(&m, "model");
-    mp_s(&m, "meta");
+    mp_start(&m, 5, "amtl", 1, "model");
     msgpack_pack_map(&m.pk, 1);
     mp_s(&m, "seed");
     msgpack_pack_int(&m.pk, 7);
@@ -437,10 +435,7 @@ static void test_wrong_field_types(void)
     CHECK_MP_FAILS(&m, "unknown top-level field \"extra\"");
 
     /* a NUL inside a name would cut it short silently */
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 1, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 1);
+    mp_tensors(&m, 1);
     msgpack_pack_str_with_body(&m.pk, "a\0b", 3);
     msgpack_pack_map(&m.pk, 3);
     mp_s(&m, "dtype");
@@ -456,24 +451,14 @@ static void test_duplicate_names(void)
 {
     mp m;
     int64_t s[1] = {2};
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 1, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 3);
+    mp_tensors(&m, 3);
     mp_tensor(&m, "w", "u8", 1, s, 2);
     mp_tensor(&m, "b", "u8", 1, s, 2);
     mp_tensor(&m, "w", "u8", 1, s, 2);
     CHECK_MP_FAILS(&m, "duplicate tensor 'w'");
 
     mp_begin(&m);
-    msgpack_pack_map(&m.pk, 5);
-    mp_s(&m, "format");
-    mp_s(&m, "amtl");
-    mp_s(&m, "version");
-    msgpack_pack_int(&m.pk, 1);
-    mp_s(&m, "kind");
-    mp_s(&m, "model");
-    mp_s(&m, "meta");
+    mp_start(&m, 5, "amtl", 1, "model");
     msgpack_pack_map(&m.pk, 2);
     mp_s(&m, "seed");
     mp_s(&m, "1");
@@ -497,10 +482,7 @@ static void test_later_tensor_failure_frees_everything(void)
     /* The first tensors decode (and allocate) before the last one fails. */
     mp m;
     int64_t s[1] = {1000}, bad[1] = {10};
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 1, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 3);
+    mp_tensors(&m, 3);
     mp_tensor(&m, "a", "f32", 1, s, 4000);
     mp_tensor(&m, "b", "f64", 1, s, 8000);
     mp_tensor(&m, "c", "i32", 1, bad, 39);
@@ -544,10 +526,7 @@ static void test_invalid_and_ext_types(void)
 {
     mp m;
     static const unsigned char fixext1[] = {0xd4, 0x01, 0x00};
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 1, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 1);
+    mp_tensors(&m, 1);
     mp_s(&m, "x");
     mp_raw(&m, fixext1, sizeof fixext1);
     CHECK_MP_FAILS(&m, "unsupported msgpack ext type 0xd4");

@@ -30,6 +30,15 @@ static int count_entries(const char *dir, const char *prefix)
     return n;
 }
 
+/* Makes the directory test_tmpdir()/name, its path in dir[600], and the
+ * path of file in it in path[700]; 0 or -1. */
+static int subdir(char *dir, char *path, const char *name, const char *file)
+{
+    snprintf(dir, 600, "%s/%s", test_tmpdir(), name);
+    snprintf(path, 700, "%s/%s", dir, file);
+    return mkdir(dir, 0755);
+}
+
 /* ---- reading --------------------------------------------------------- */
 
 static void test_read_errors(void)
@@ -193,11 +202,8 @@ static void test_write_directory_is_a_file(void)
 static void test_write_over_a_directory_fails_cleanly(void)
 {
     amtl_status st = {0};
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/over", test_tmpdir());
-    CHECK(mkdir(dir, 0755) == 0);
-    char target[700];
-    snprintf(target, sizeof target, "%s/target", dir);
+    char dir[600], target[700];
+    CHECK(subdir(dir, target, "over", "target") == 0);
     CHECK(mkdir(target, 0755) == 0);
     CHECK(amtl_io_write_atomic(target, "abc", 3, &st) == -1);
     CHECKF(st.code == AMTL_EIO && strstr(st.msg, "cannot replace") &&
@@ -209,11 +215,8 @@ static void test_write_over_a_directory_fails_cleanly(void)
 static void test_rewrite_replaces_content(void)
 {
     amtl_status st = {0};
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/rewrite", test_tmpdir());
-    CHECK(mkdir(dir, 0755) == 0);
-    char path[700];
-    snprintf(path, sizeof path, "%s/out.bin", dir);
+    char dir[600], path[700];
+    CHECK(subdir(dir, path, "rewrite", "out.bin") == 0);
     CHECK_OK(amtl_io_write_atomic(path, "first version", 13, &st), &st);
     CHECK_OK(amtl_io_write_atomic(path, "second", 6, &st), &st);
     size_t len;
@@ -250,11 +253,8 @@ static void test_rewrite_replaces_content(void)
 static void test_failed_write_keeps_old_file(void)
 {
     amtl_status st = {0};
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/efbig", test_tmpdir());
-    CHECK(mkdir(dir, 0755) == 0);
-    char path[700];
-    snprintf(path, sizeof path, "%s/out.bin", dir);
+    char dir[600], path[700];
+    CHECK(subdir(dir, path, "efbig", "out.bin") == 0);
     amtl_rng r;
     amtl_rng_seed(&r, 77);
     unsigned char *old = random_data(&r, AMTL_U8, 1000);
@@ -317,9 +317,7 @@ static void test_stale_temps_removed(void)
 {
     amtl_status st = {0};
     char dir[600], path[700];
-    snprintf(dir, sizeof dir, "%s/stale", test_tmpdir());
-    CHECK(mkdir(dir, 0755) == 0);
-    snprintf(path, sizeof path, "%s/t.bin", dir);
+    CHECK(subdir(dir, path, "stale", "t.bin") == 0);
     long dead = (long)dead_pid();
     char stale[100], live[100], self[100], other[100], short_[100], link[100], held[100];
     snprintf(stale, sizeof stale, ".t.bin.tmp.%ld.Ab3xZ9", dead);
