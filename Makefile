@@ -125,8 +125,7 @@ $(BIN)/%: tools/%.c $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -MF $(BUILD)/tools/$*.d $< -o $@ $(LIBA) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h tests/unit/testutil.h tests/unit/tinynet.h \
-                 tests/unit/testbackend.h tests/unit/backendtest.h tests/unit/cudatest.h $(LIBA)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LIBA) $(LDLIBS)
 

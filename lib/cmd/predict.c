@@ -86,6 +86,12 @@ int32_t amtl_vocab_map_id(const amtl_vocab_map *v, const char *tok, size_t len)
 
 /* ---- the scorer ---------------------------------------------------------- */
 
+/* Rows scored at a time, at most: memory then depends neither on the input's
+ * rows nor on a large batch_size the model was trained with (the network's
+ * activations grow with the batch).  Evaluation uses BatchNorm's running
+ * statistics, so a row's probabilities do not depend on the batch it is in. */
+#define PREDICT_BATCH 4096
+
 typedef struct {
     amtl_trainer tr;
     int have_tr;
@@ -161,7 +167,7 @@ static int scorer_open(scorer *s, const char *model, amtl_status *st)
     if (amtl_trainer_load_file(&s->tr, &f, name, &s->shape, &s->cfg, st))
         goto out;
     s->have_tr = 1;
-    s->B = s->cfg.batch_size;
+    s->B = s->cfg.batch_size < PREDICT_BATCH ? s->cfg.batch_size : PREDICT_BATCH;
     s->tasks = malloc(sizeof *s->tasks * (size_t)T);
     s->col_sparse = malloc(sizeof *s->col_sparse * (size_t)N);
     s->col_dense = malloc(sizeof *s->col_dense * (size_t)(D ? D : 1));

@@ -11,10 +11,11 @@
  *
  * Output: per input row one line of probabilities (the sigmoid of each
  * logit) as %.6f separated by tabs, one per trained task in label order.
- * Rows are read and scored in batches of at most the model's batch_size,
- * and each batch is written and flushed before the next is read, so memory
- * does not grow with the input and the tool works inside a pipeline.  On a
- * bad row the batches before it have already been written.
+ * Rows are read and scored in batches of at most 4096 rows (the model's
+ * batch_size when smaller), and each batch is written and flushed before the
+ * next is read, so memory grows with neither the input nor the model's
+ * batch_size, and the tool works inside a pipeline.  On a bad row the
+ * batches before it have already been written.
  */
 #ifndef AMTL_PREDICT_H
 #define AMTL_PREDICT_H

@@ -1,121 +1,15 @@
-/* io.h — the one MessagePack file format shared by every tool, and safe writes.
- *
- * A file is a MessagePack map:
- *   { "format": "amtl", "version": 1, "kind": "<kind>",
- *     "meta": { "<key>": "<string value>", ... },
- *     "tensors": { "<name>": { "dtype": "f32", "shape": [..], "data": <bin> }, ... } }
- * Kinds: "dataset", "checkpoint", "architecture", "model".  Tensor data is the
- * raw little-endian bytes, row-major.  Order of meta keys and tensors is kept.
- *
- * Readers validate everything before they trust it: the envelope, every type,
- * shape × element size = byte length, and no container or byte string may
- * claim more than the bytes that remain, so a corrupt header never makes the
- * reader allocate what it merely claims.
- *
- * Writers are atomic: a temp file in the destination's directory, fsync,
- * rename, fsync of the directory.  A failed write leaves the old file intact.
+/* io.h — everything a tool needs to read and write its files: the amtl
+ * MessagePack envelope (envelope.h), atomic replacement of a file
+ * (safe_write.h), whole-file reads (read_all.h) and the text buffer of the
+ * JSON/DOT/TSV outputs (strbuf.h).  Code that needs one of them can include
+ * that header alone.
  */
 #ifndef AMTL_IO_H
 #define AMTL_IO_H
 
-#include <stddef.h>
-#include <stdio.h>
-#include <stdint.h>
-
-#include "base/error.h"
-#include "base/tensor.h"
-
-#define AMTL_FORMAT_NAME "amtl"
-#define AMTL_FORMAT_VERSION 1
-
-typedef struct {
-    char *key;
-    char *value;
-} amtl_meta_kv;
-
-typedef struct {
-    char *name;
-    amtl_tensor t;  /* always owned by the file */
-} amtl_named_tensor;
-
-typedef struct {
-    char kind[32];
-    int version;
-    amtl_meta_kv *meta;
-    int n_meta, cap_meta;
-    amtl_named_tensor *tensors;
-    int n_tensors, cap_tensors;
-} amtl_file;
-
-void amtl_file_init(amtl_file *f, const char *kind);
-void amtl_file_free(amtl_file *f);  /* safe on a zeroed struct */
-
-/* Sets (or replaces) a metadata string. */
-int amtl_file_set_meta(amtl_file *f, const char *key, const char *value,
-                       amtl_status *st);
-int amtl_file_set_metaf(amtl_file *f, amtl_status *st, const char *key,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* NULL when absent. */
-const char *amtl_file_meta(const amtl_file *f, const char *key);
-
-/* Adds a tensor with a copy of data (data may be NULL: zero-filled).
- * Returns the stored tensor, or NULL with st set (duplicate name, bad shape,
- * no memory). */
-amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt,
-                           int ndim, const int64_t *shape, const void *data,
-                           amtl_status *st);
-const amtl_tensor *amtl_file_find(const amtl_file *f, const char *name);
-
-/* Looks a tensor up and checks it: dtype, ndim and every shape[i] >= 0 must
- * match (-1 matches any size).  On failure the message names `what` (usually
- * the file path) and the tensor. */
-const amtl_tensor *amtl_file_get(const amtl_file *f, const char *what,
-                                 const char *name, amtl_dtype dt, int ndim,
-                                 const int64_t *shape, amtl_status *st);
-
-/* Serialises to a malloc'd buffer (free with free()). */
-int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *st);
-/* Parses buf; expected_kind may be NULL (any kind).  `what` names the source
- * in messages.  On failure f is left empty. */
-int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what,
-                     const char *expected_kind, amtl_status *st);
-
-/* path "-" means stdout / stdin; a stdout that is a terminal is refused
- * (AMTL_EUSAGE): MessagePack is binary. */
-int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st);
-int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
-                   amtl_status *st);
-
-/* Atomically replaces path with len bytes (temp + fsync + rename). "-" writes
- * to stdout. */
-int amtl_io_write_atomic(const char *path, const void *buf, size_t len,
-                         amtl_status *st);
-/* Reads a whole file ("-" = stdin) into a malloc'd buffer, refusing files
- * larger than max_bytes. */
-int amtl_io_read_all(const char *path, size_t max_bytes, void **buf, size_t *len,
-                     amtl_status *st);
-
-/* A growable text buffer for JSON/DOT/TSV outputs written atomically. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int failed;  /* set when an allocation failed; later appends are ignored */
-} amtl_strbuf;
-void amtl_strbuf_printf(amtl_strbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void amtl_strbuf_free(amtl_strbuf *b);
-
-/* Bytes of the UTF-8 sequence at p (1-4), or 0 when it is not valid UTF-8
- * (overlong forms and surrogates included). */
-int amtl_utf8_len(const unsigned char *p);
-/* JSON: a string with quotes, backslashes and control characters escaped
- * and bytes that are not UTF-8 replaced by U+FFFD (the output stays valid
- * JSON whatever a header or file name holds), and a number with `decimals`
- * decimals, or null when it is not finite. */
-void amtl_strbuf_json_str(amtl_strbuf *b, const char *s);
-void amtl_strbuf_json_num(amtl_strbuf *b, double v, int decimals);
-/* The same straight to a stream. */
-void amtl_json_str(FILE *f, const char *s);
-void amtl_json_num(FILE *f, double v, int decimals);
+#include "format/envelope.h"
+#include "format/read_all.h"
+#include "format/safe_write.h"
+#include "format/strbuf.h"
 
 #endif

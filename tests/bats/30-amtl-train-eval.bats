@@ -264,6 +264,60 @@ EOF
     [ -z "$stderr" ]
 }
 
+# Feeds amtl-eval --predict (model $1) a header and $2 rows, test.csv's 200
+# rows over and over, through a pipe; checks that the lines out are $3 (the
+# predictions of test.csv) over and over, and prints amtl-eval's peak
+# resident memory in KiB.  Under AddressSanitizer (make check-asan) its
+# quarantine would count the blocks freed meanwhile (OpenBLAS allocates and
+# frees a small buffer in every small GEMM), so it is turned off.
+predict_rss() {
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=0" \
+        python3 - "$EVAL/test.csv" "$1" "$2" "$3" "$TMP/rss.out" <<'EOF'
+import resource, subprocess, sys
+csv, model, n, one, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+lines = open(csv, "rb").read().splitlines(True)
+block = b"".join(lines[1:])
+with open(out, "wb") as fo:
+    p = subprocess.Popen(["amtl-eval", "--model", model, "--predict", "-"],
+                         stdin=subprocess.PIPE, stdout=fo)
+    p.stdin.write(lines[0])
+    for _ in range(n // (len(lines) - 1)):
+        p.stdin.write(block)
+    p.stdin.close()
+    if p.wait():
+        sys.exit("amtl-eval exited %d" % p.returncode)
+want = open(one, "rb").read()
+with open(out, "rb") as fi:
+    for _ in range(n // (len(lines) - 1)):
+        if fi.read(len(want)) != want:
+            sys.exit("the predictions are not those of test.csv")
+    if fi.read(1):
+        sys.exit("more lines than rows")
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+EOF
+}
+
+# a million rows: minutes under memcheck (tests/run-valgrind leaves it out)
+# bats test_tags=long
+@test "amtl-eval --predict: memory stays flat while the input grows tenfold, whatever the model's batch_size" {
+    fixture_model --epochs 1
+    amtl-eval --model "$TMP/m.model" --predict "$EVAL/test.csv" > "$TMP/one.tsv"
+    local small large wide
+    small=$(predict_rss "$TMP/m.model" 100000 "$TMP/one.tsv")
+    large=$(predict_rss "$TMP/m.model" 1000000 "$TMP/one.tsv")
+    # a million rows are 25 MB of CSV in and 16 MB of predictions out:
+    # holding either would show
+    echo "# peak RSS: $small KiB for 100000 rows, $large KiB for 1000000" >&3
+    [ $((large - small)) -lt 4096 ]
+    # trained with batches of 100000 rows, it still scores 4096 at a time
+    amtl-train --data "$TMP/f.amtl" --arch "$TMP/mmoe.arch" $SMALL --set batch_size=100000 \
+        --set lr=0.01 --epochs 1 -o "$TMP/wide.model" > /dev/null
+    amtl-eval --model "$TMP/wide.model" --predict "$EVAL/test.csv" > "$TMP/wide.tsv"
+    wide=$(predict_rss "$TMP/wide.model" 100000 "$TMP/wide.tsv")
+    echo "# peak RSS: $wide KiB with batch_size 100000" >&3
+    [ $((wide - small)) -lt 4096 ]
+}
+
 @test "amtl-eval --predict: plain column names, any order; unseen values score as empty ones" {
     fixture_model --epochs 1
     printf 'note,price,colour,item,user\nx,0.5,red,i3,u1\nx,0.5,red,i3,nobody\nx,0.5,red,i3,\nx,0.5,red,i3,u2\n' > "$TMP/rows.csv"

@@ -121,6 +121,90 @@ resume_equals_reference() {
     done
 }
 
+# The temp files of writes to the output $1 in its directory (none: empty).
+temps() {
+    ls -A "${1%/*}" | grep -F ".${1##*/}.tmp." || true
+}
+
+# A disk that hangs after the bytes are written: an LD_PRELOAD library whose
+# fsync never returns (tests/bats/stall_fsync.c), built once.
+stall_lib() {
+    [ -e "$F/stall_fsync.so" ] ||
+        ${CC:-cc} -shared -fPIC -o "$F/stall_fsync.so" "$BATS_TEST_DIRNAME/stall_fsync.c" ||
+        skip "cannot build tests/bats/stall_fsync.c (no C compiler)"
+}
+
+# Runs the command after $1 in the background on that disk and waits until
+# the temp file of its output $1 appears; the writer then stays between its
+# write and its rename until killed.  Its pid lands in $stalled.
+start_stalled() {
+    local out=$1 i=0
+    shift
+    LD_PRELOAD="$F/stall_fsync.so" ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+        "$@" > /dev/null 2>&1 3>&- &
+    stalled=$!
+    while [ -z "$(temps "$out")" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -n "$(temps "$out")" ]
+}
+
+# helpers.bash's teardown, and a stalled writer that a failed test left
+teardown() {
+    [ -z "${stalled:-}" ] || kill -KILL "$stalled" 2> /dev/null || true
+    rm -rf "$TMP"
+}
+
+kill_stalled() {
+    kill -KILL "$stalled"
+    local rc=0
+    wait "$stalled" || rc=$?
+    [ "$rc" -eq 137 ]
+}
+
+@test "SIGKILL in the middle of writing a checkpoint: the old one intact, the temp file gone with the next write" {
+    stall_lib
+    amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/c.ckpt" > /dev/null
+    cp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    start_stalled "$TMP/c.ckpt" amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup \
+        --epochs 2 --resume -o "$TMP/c.ckpt"
+    kill_stalled
+    # what the kill leaves: the old checkpoint, and the killed writer's temp
+    # file, named for the target and the writer's pid
+    cmp "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    [[ "$(temps "$TMP/c.ckpt")" =~ ^\.c\.ckpt\.tmp\.$stalled\.[A-Za-z0-9]{6}$ ]]
+    run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 2 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 0 ]
+    [ -z "$(temps "$TMP/c.ckpt")" ]
+    [ "$(ls -A "$TMP" | tr '\n' ' ')" = "c.ckpt keep.ckpt " ]
+    ! cmp -s "$TMP/c.ckpt" "$TMP/keep.ckpt"
+    amtl-discretize --export -o "$TMP/c.arch" "$TMP/c.ckpt"
+}
+
+@test "a running writer's temp file stays: other outputs in its directory, and its own target, written meanwhile" {
+    stall_lib
+    amtl-prep --synthetic --rows 300 --seed 1 -o "$TMP/a.amtl"
+    cp "$TMP/a.amtl" "$TMP/keep.amtl"
+    start_stalled "$TMP/a.amtl" amtl-prep --synthetic --rows 300 --seed 2 -o "$TMP/a.amtl"
+    local left
+    left=$(temps "$TMP/a.amtl")
+    # another output in the same directory, then the same target
+    amtl-prep --synthetic --rows 300 --seed 3 -o "$TMP/b.amtl"
+    [ "$(temps "$TMP/a.amtl")" = "$left" ]
+    amtl-prep --synthetic --rows 300 --seed 4 -o "$TMP/a.amtl"
+    [ "$(temps "$TMP/a.amtl")" = "$left" ]
+    ! cmp -s "$TMP/a.amtl" "$TMP/keep.amtl"
+    cp "$TMP/a.amtl" "$TMP/keep.amtl"
+    # once its writer is killed, the next write to the target removes it;
+    # a kill leaves the target as it was
+    kill_stalled
+    [ "$(temps "$TMP/a.amtl")" = "$left" ]
+    cmp "$TMP/a.amtl" "$TMP/keep.amtl"
+    amtl-prep --synthetic --rows 300 --seed 5 -o "$TMP/b.amtl"
+    [ "$(temps "$TMP/a.amtl")" = "$left" ]
+    amtl-prep --synthetic --rows 300 --seed 6 -o "$TMP/a.amtl"
+    [ -z "$(temps "$TMP/a.amtl")" ]
+    [ "$(ls -A "$TMP" | tr '\n' ' ')" = "a.amtl b.amtl keep.amtl " ]
+}
+
 @test "--resume: --epochs counts from the run's start; a finished run is not redone" {
     amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"
     amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/c.ckpt" > "$TMP/c"

@@ -1,0 +1,433 @@
+/* envelope.c — the amtl file in memory (metadata, named tensors), its
+ * MessagePack encoding, and reading and writing whole files (see envelope.h).
+ * Decoding untrusted bytes is envelope_decode.c.
+ */
+#include "format/envelope.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "format/envelope_internal.h"
+#include "format/read_all.h"
+#include "format/safe_write.h"
+
+/* Files can be large (datasets), but a reader must still refuse absurd ones. */
+#define READ_CAP_BYTES ((uint64_t)64 << 30)
+
+static int host_is_little_endian(void)
+{
+    const uint32_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+int amtl_envelope_check_host(amtl_status *st)
+{
+    /* Tensor bytes are stored and loaded with memcpy. */
+    if (!host_is_little_endian())
+        return amtl_error(st, AMTL_EIO,
+                          "amtl files are little-endian and this host is not; "
+                          "reading and writing them is not supported here");
+    return 0;
+}
+
+char *amtl_envelope_dup(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* "[64,64]"; with any_star, a negative entry (a wildcard) prints as "*". */
+void amtl_envelope_format_shape(char *out, size_t cap, int ndim, const int64_t *shape,
+                                int any_star)
+{
+    size_t n = 0;
+    n += (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < ndim && n < cap; i++) {
+        if (any_star && shape[i] < 0)
+            n += (size_t)snprintf(out + n, cap - n, "%s*", i ? "," : "");
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%s%lld", i ? "," : "",
+                                  (long long)shape[i]);
+    }
+    if (n < cap)
+        snprintf(out + n, cap - n, "]");
+}
+
+/* Byte size of a tensor of this shape, refusing negative dimensions and
+ * products that overflow.  Zero-sized dimensions do not hide an overflow of
+ * the others: a shape whose non-zero dimensions multiply past SIZE_MAX is
+ * refused even though it holds no elements, so strides computed from it are
+ * always safe. */
+int amtl_envelope_shape_bytes(amtl_dtype dt, int ndim, const int64_t *shape,
+                              size_t *bytes)
+{
+    size_t es = amtl_dtype_size(dt);
+    if (!es || ndim < 0 || ndim > AMTL_MAX_DIMS)
+        return -1;
+    size_t nonzero = 1;
+    int empty = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return -1;
+        if (shape[i] == 0) {
+            empty = 1;
+            continue;
+        }
+        if ((uint64_t)shape[i] > SIZE_MAX / es / nonzero)
+            return -1;
+        nonzero *= (size_t)shape[i];
+    }
+    if (nonzero > (size_t)INT64_MAX)
+        return -1;
+    *bytes = empty ? 0 : nonzero * es;
+    return 0;
+}
+
+/* ---- the file in memory ---------------------------------------------- */
+
+void amtl_file_init(amtl_file *f, const char *kind)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->kind, sizeof f->kind, "%s", kind ? kind : "");
+    f->version = AMTL_FORMAT_VERSION;
+}
+
+void amtl_file_free(amtl_file *f)
+{
+    for (int i = 0; i < f->n_meta; i++) {
+        free(f->meta[i].key);
+        free(f->meta[i].value);
+    }
+    free(f->meta);
+    for (int i = 0; i < f->n_tensors; i++) {
+        free(f->tensors[i].name);
+        amtl_tensor_free(&f->tensors[i].t);
+    }
+    free(f->tensors);
+    memset(f, 0, sizeof *f);
+}
+
+static int grow(void **arr, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    if (*cap > (1 << 29))
+        return -1;
+    int ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+int amtl_file_set_meta(amtl_file *f, const char *key, const char *value, amtl_status *st)
+{
+    if (!key || !value)
+        return amtl_error(st, AMTL_EDATA, "metadata key and value must not be NULL");
+    char *v = amtl_envelope_dup(value, strlen(value));
+    if (!v)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory setting metadata '%s'", key);
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[i].key, key) == 0) {
+            free(f->meta[i].value);
+            f->meta[i].value = v;
+            return 0;
+        }
+    char *k = amtl_envelope_dup(key, strlen(key));
+    if (!k || grow((void **)&f->meta, &f->cap_meta, f->n_meta + 1, sizeof *f->meta)) {
+        free(k);
+        free(v);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory setting metadata '%s'", key);
+    }
+    f->meta[f->n_meta].key = k;
+    f->meta[f->n_meta].value = v;
+    f->n_meta++;
+    return 0;
+}
+
+int amtl_file_set_metaf(amtl_file *f, amtl_status *st, const char *key, const char *fmt,
+                        ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return amtl_error(st, AMTL_EDATA, "cannot format metadata '%s'", key);
+    char *v = malloc((size_t)n + 1);
+    if (!v)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory setting metadata '%s'", key);
+    va_start(ap, fmt);
+    vsnprintf(v, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = amtl_file_set_meta(f, key, v, st);
+    free(v);
+    return rc;
+}
+
+const char *amtl_file_meta(const amtl_file *f, const char *key)
+{
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[i].key, key) == 0)
+            return f->meta[i].value;
+    return NULL;
+}
+
+const amtl_tensor *amtl_file_find(const amtl_file *f, const char *name)
+{
+    for (int i = 0; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[i].name, name) == 0)
+            return &f->tensors[i].t;
+    return NULL;
+}
+
+amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
+                           const int64_t *shape, const void *data, amtl_status *st)
+{
+    if (!name || !name[0]) {
+        amtl_error(st, AMTL_EDATA, "a tensor name must not be empty");
+        return NULL;
+    }
+    if (amtl_file_find(f, name)) {
+        amtl_error(st, AMTL_EDATA, "duplicate tensor '%s'", name);
+        return NULL;
+    }
+    size_t bytes;
+    if (!amtl_dtype_size(dt)) {
+        amtl_error(st, AMTL_EDATA, "tensor '%s': unknown dtype %d", name, (int)dt);
+        return NULL;
+    }
+    if (ndim < 0 || ndim > AMTL_MAX_DIMS) {
+        amtl_error(st, AMTL_EDATA, "tensor '%s': %d dimensions, at most %d are supported",
+                   name, ndim, AMTL_MAX_DIMS);
+        return NULL;
+    }
+    if (amtl_envelope_shape_bytes(dt, ndim, shape, &bytes)) {
+        char s[160];
+        amtl_envelope_format_shape(s, sizeof s, ndim, shape, 0);
+        amtl_error(st, AMTL_EDATA,
+                   "tensor '%s': invalid shape %s (negative or too large)", name, s);
+        return NULL;
+    }
+    char *nm = amtl_envelope_dup(name, strlen(name));
+    if (!nm || grow((void **)&f->tensors, &f->cap_tensors, f->n_tensors + 1,
+                    sizeof *f->tensors)) {
+        free(nm);
+        amtl_error(st, AMTL_ENOMEM, "out of memory adding tensor '%s'", name);
+        return NULL;
+    }
+    amtl_named_tensor *nt = &f->tensors[f->n_tensors];
+    if (amtl_tensor_alloc(&nt->t, dt, ndim, shape, st)) {
+        free(nm);
+        amtl_error_context(st, "tensor '%s'", name);
+        return NULL;
+    }
+    if (data && bytes)
+        memcpy(nt->t.data, data, bytes);
+    nt->name = nm;
+    f->n_tensors++;
+    return &nt->t;
+}
+
+const amtl_tensor *amtl_file_get(const amtl_file *f, const char *what, const char *name,
+                                 amtl_dtype dt, int ndim, const int64_t *shape,
+                                 amtl_status *st)
+{
+    if (!what)
+        what = "file";
+    const amtl_tensor *t = amtl_file_find(f, name);
+    if (!t) {
+        amtl_error(st, AMTL_EDATA, "%s: no tensor '%s'", what, name);
+        return NULL;
+    }
+    if (t->dtype != dt) {
+        const char *have = amtl_dtype_name(t->dtype), *want = amtl_dtype_name(dt);
+        amtl_error(st, AMTL_EDATA, "%s: tensor '%s' is %s, expected %s", what, name,
+                   have ? have : "?", want ? want : "?");
+        return NULL;
+    }
+    int bad = ndim >= 0 && t->ndim != ndim;
+    for (int i = 0; !bad && ndim >= 0 && shape && i < ndim; i++)
+        if (shape[i] >= 0 && t->shape[i] != shape[i])
+            bad = 1;
+    if (bad) {
+        char have[160], want[160];
+        amtl_envelope_format_shape(have, sizeof have, t->ndim, t->shape, 0);
+        if (shape)
+            amtl_envelope_format_shape(want, sizeof want, ndim, shape, 1);
+        else
+            snprintf(want, sizeof want, "%d dimensions", ndim);
+        amtl_error(st, AMTL_EDATA, "%s: tensor '%s' has shape %s, expected %s", what,
+                   name, have, want);
+        return NULL;
+    }
+    return t;
+}
+
+/* ---- encoding -------------------------------------------------------- */
+
+static int add_size(size_t *total, size_t n)
+{
+    if (n > SIZE_MAX - *total)
+        return -1;
+    *total += n;
+    return 0;
+}
+
+static int pack_cstr(msgpack_packer *pk, const char *s)
+{
+    return msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *st)
+{
+    *buf = NULL;
+    *len = 0;
+    if (amtl_envelope_check_host(st))
+        return -1;
+    if (!f->kind[0])
+        return amtl_error(st, AMTL_EDATA, "cannot encode a file without a kind");
+
+    /* Checks first, and an upper bound of the encoded size so the buffer is
+     * allocated once instead of doubling through gigabytes of tensor data.
+     * Bound: every header at most 5 bytes, every integer at most 9. */
+    size_t bound = 256;
+    int over = 0;
+    for (int i = 0; i < f->n_meta; i++) {
+        size_t k = strlen(f->meta[i].key), v = strlen(f->meta[i].value);
+        if (k > AMTL_MP_MAX_LEN || v > AMTL_MP_MAX_LEN)
+            return amtl_error(st, AMTL_EDATA, "metadata '%.100s' is longer than 4 GiB",
+                              f->meta[i].key);
+        over |= add_size(&bound, 10) | add_size(&bound, k) | add_size(&bound, v);
+    }
+    for (int i = 0; i < f->n_tensors; i++) {
+        const amtl_named_tensor *nt = &f->tensors[i];
+        size_t bytes;
+        if (amtl_envelope_shape_bytes(nt->t.dtype, nt->t.ndim, nt->t.shape,
+                                      &bytes))
+            return amtl_error(st, AMTL_EDATA, "tensor '%s' has an invalid dtype or shape",
+                              nt->name);
+        if (bytes > AMTL_MP_MAX_LEN)
+            return amtl_error(st, AMTL_EDATA,
+                              "tensor '%s' has %zu bytes, more than the 4 GiB - 1 a "
+                              "msgpack bin can hold",
+                              nt->name, bytes);
+        if (bytes && !nt->t.data)
+            return amtl_error(st, AMTL_EDATA, "tensor '%s' has no data", nt->name);
+        size_t name_len = strlen(nt->name);
+        if (name_len > AMTL_MP_MAX_LEN)
+            return amtl_error(st, AMTL_EDATA, "a tensor name is longer than 4 GiB");
+        over |=
+            add_size(&bound, 128) | add_size(&bound, name_len) | add_size(&bound, bytes);
+    }
+    if (over)
+        return amtl_error(st, AMTL_ENOMEM, "encoded file would not fit in memory");
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sb.data = malloc(bound);
+    if (!sb.data)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory encoding a %zu-byte file",
+                          bound);
+    sb.alloc = bound;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    /* Every pack call returns 0 or -1 (a failed buffer growth); the calls
+     * must run in order, so each is its own statement. */
+    int e = 0;
+#define PACK(call)                                                                       \
+    do {                                                                                 \
+        if (!e && (call))                                                                \
+            e = -1;                                                                      \
+    } while (0)
+    PACK(msgpack_pack_map(&pk, 5));
+    PACK(pack_cstr(&pk, "format"));
+    PACK(pack_cstr(&pk, AMTL_FORMAT_NAME));
+    PACK(pack_cstr(&pk, "version"));
+    PACK(msgpack_pack_int(&pk, AMTL_FORMAT_VERSION));
+    PACK(pack_cstr(&pk, "kind"));
+    PACK(pack_cstr(&pk, f->kind));
+    PACK(pack_cstr(&pk, "meta"));
+    PACK(msgpack_pack_map(&pk, (size_t)f->n_meta));
+    for (int i = 0; i < f->n_meta; i++) {
+        PACK(pack_cstr(&pk, f->meta[i].key));
+        PACK(pack_cstr(&pk, f->meta[i].value));
+    }
+    PACK(pack_cstr(&pk, "tensors"));
+    PACK(msgpack_pack_map(&pk, (size_t)f->n_tensors));
+    for (int i = 0; i < f->n_tensors; i++) {
+        const amtl_tensor *t = &f->tensors[i].t;
+        size_t bytes = amtl_tensor_nbytes(t);
+        PACK(pack_cstr(&pk, f->tensors[i].name));
+        PACK(msgpack_pack_map(&pk, 3));
+        PACK(pack_cstr(&pk, "dtype"));
+        PACK(pack_cstr(&pk, amtl_dtype_name(t->dtype)));
+        PACK(pack_cstr(&pk, "shape"));
+        PACK(msgpack_pack_array(&pk, (size_t)t->ndim));
+        for (int d = 0; d < t->ndim; d++)
+            PACK(msgpack_pack_int64(&pk, t->shape[d]));
+        PACK(pack_cstr(&pk, "data"));
+        PACK(msgpack_pack_bin(&pk, bytes));
+        if (bytes)
+            PACK(msgpack_pack_bin_body(&pk, t->data, bytes));
+    }
+#undef PACK
+    if (e) {
+        msgpack_sbuffer_destroy(&sb);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory encoding a %zu-byte file",
+                          bound);
+    }
+    *len = sb.size;
+    *buf = msgpack_sbuffer_release(&sb);
+    return 0;
+}
+/* ---- files ----------------------------------------------------------- */
+
+int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st)
+{
+    void *buf;
+    size_t len;
+    /* MessagePack is binary: on a terminal it would be noise, not output */
+    if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO))
+        return amtl_error(st, AMTL_EUSAGE,
+                          "standard output is a terminal: not writing a binary %s file there "
+                          "(redirect it, or give a file name)",
+                          f->kind[0] ? f->kind : "amtl");
+    if (amtl_file_encode(f, &buf, &len, st))
+        return amtl_error_context(st, "cannot write '%s'", path);
+    int rc = amtl_io_write_atomic(path, buf, len, st);
+    free(buf);
+    return rc;
+}
+
+int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
+                   amtl_status *st)
+{
+    memset(f, 0, sizeof *f);
+    size_t cap = READ_CAP_BYTES > SIZE_MAX ? SIZE_MAX : (size_t)READ_CAP_BYTES;
+    void *buf;
+    size_t len;
+    if (amtl_io_read_all(path, cap, &buf, &len, st))
+        return -1;
+    int rc = amtl_file_decode(f, buf, len, strcmp(path, "-") == 0 ? "<stdin>" : path,
+                              expected_kind, st);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,87 @@
+/* envelope.h — the one MessagePack file format shared by every tool.
+ *
+ * A file is a MessagePack map:
+ *   { "format": "amtl", "version": 1, "kind": "<kind>",
+ *     "meta": { "<key>": "<string value>", ... },
+ *     "tensors": { "<name>": { "dtype": "f32", "shape": [..], "data": <bin> }, ... } }
+ * Kinds: "dataset", "checkpoint", "architecture", "model".  Tensor data is the
+ * raw little-endian bytes, row-major.  Order of meta keys and tensors is kept.
+ *
+ * Readers validate everything before they trust it: the envelope, every type,
+ * shape × element size = byte length, and no container or byte string may
+ * claim more than the bytes that remain, so a corrupt header never makes the
+ * reader allocate what it merely claims.
+ *
+ * amtl_file_write replaces its file atomically (see safe_write.h).
+ */
+#ifndef AMTL_ENVELOPE_H
+#define AMTL_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/tensor.h"
+
+#define AMTL_FORMAT_NAME "amtl"
+#define AMTL_FORMAT_VERSION 1
+
+typedef struct {
+    char *key;
+    char *value;
+} amtl_meta_kv;
+
+typedef struct {
+    char *name;
+    amtl_tensor t;  /* always owned by the file */
+} amtl_named_tensor;
+
+typedef struct {
+    char kind[32];
+    int version;
+    amtl_meta_kv *meta;
+    int n_meta, cap_meta;
+    amtl_named_tensor *tensors;
+    int n_tensors, cap_tensors;
+} amtl_file;
+
+void amtl_file_init(amtl_file *f, const char *kind);
+void amtl_file_free(amtl_file *f);  /* safe on a zeroed struct */
+
+/* Sets (or replaces) a metadata string. */
+int amtl_file_set_meta(amtl_file *f, const char *key, const char *value,
+                       amtl_status *st);
+int amtl_file_set_metaf(amtl_file *f, amtl_status *st, const char *key,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* NULL when absent. */
+const char *amtl_file_meta(const amtl_file *f, const char *key);
+
+/* Adds a tensor with a copy of data (data may be NULL: zero-filled).
+ * Returns the stored tensor, or NULL with st set (duplicate name, bad shape,
+ * no memory). */
+amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt,
+                           int ndim, const int64_t *shape, const void *data,
+                           amtl_status *st);
+const amtl_tensor *amtl_file_find(const amtl_file *f, const char *name);
+
+/* Looks a tensor up and checks it: dtype, ndim and every shape[i] >= 0 must
+ * match (-1 matches any size).  On failure the message names `what` (usually
+ * the file path) and the tensor. */
+const amtl_tensor *amtl_file_get(const amtl_file *f, const char *what,
+                                 const char *name, amtl_dtype dt, int ndim,
+                                 const int64_t *shape, amtl_status *st);
+
+/* Serialises to a malloc'd buffer (free with free()). */
+int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *st);
+/* Parses buf; expected_kind may be NULL (any kind).  `what` names the source
+ * in messages.  On failure f is left empty. */
+int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what,
+                     const char *expected_kind, amtl_status *st);
+
+/* path "-" means stdout / stdin; a stdout that is a terminal is refused
+ * (AMTL_EUSAGE): MessagePack is binary. */
+int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st);
+int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
+                   amtl_status *st);
+
+#endif

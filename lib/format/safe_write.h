@@ -1,0 +1,24 @@
+/* safe_write.h — replacing a file so that a reader sees the old bytes or the
+ * new ones, never a mix.
+ *
+ * The bytes go to a temp file ".<name>.tmp.<pid>.XXXXXX" in the target's
+ * directory, which is synced and renamed over the target; then the directory
+ * is synced.  A failed write removes its temp file and leaves the old target
+ * intact.  A writer killed outright cannot: its temp file stays, and the next
+ * write to the same target removes it once the writer is gone (no process of
+ * that pid, and the lock the writer holds on the file while it writes is
+ * free).  Temp files of other targets and of running writers stay.
+ */
+#ifndef AMTL_SAFE_WRITE_H
+#define AMTL_SAFE_WRITE_H
+
+#include <stddef.h>
+
+#include "base/error.h"
+
+/* Atomically replaces path with len bytes (temp + fsync + rename). "-" writes
+ * to stdout. */
+int amtl_io_write_atomic(const char *path, const void *buf, size_t len,
+                         amtl_status *st);
+
+#endif
