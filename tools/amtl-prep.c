@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "cmd/cli.h"
-#include "data/prep.h"
+#include "cmd/prep_cmd.h"
 #include "data/synthetic.h"
 
 enum { OPT_SET = 256, OPT_SEED, OPT_LIMIT, OPT_SPLIT, OPT_VOCAB, OPT_SYNTHETIC,

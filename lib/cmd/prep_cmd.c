@@ -1,7 +1,7 @@
-/* prep.c — amtl-prep's top level: the choice of reader by format (or the
- * synthetic generator), writing the dataset, and --info (see prep.h).
+/* prep_cmd.c — amtl-prep's body: the choice of reader by format (or the
+ * synthetic generator), writing the dataset, and --info (see prep_cmd.h).
  */
-#include "data/prep.h"
+#include "cmd/prep_cmd.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,12 +1,12 @@
-/* prep.h — amtl-prep as a library: CSV files (processed, plain with column
+/* prep_cmd.h — what amtl-prep runs: CSV files (processed, plain with column
  * lists, or a raw data set's recipe) or the embedded synthetic generator into
  * a dataset file (dataset.h, amtl-dataset(5)), and --info.
  *
  * The readers (prep_csv.h, recipes.h, synthetic.h) each gather their input
  * into an amtl_prep_table (prep_table.h), which is then written as a file.
  */
-#ifndef AMTL_PREP_H
-#define AMTL_PREP_H
+#ifndef AMTL_PREP_CMD_H
+#define AMTL_PREP_CMD_H
 
 #include <stdint.h>
 #include <stdio.h>
