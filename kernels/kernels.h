@@ -17,6 +17,17 @@
 
 #define AMTL_K_BLOCK 32
 
+/* A kernel compiled for the baseline and again for AVX2 and AVX-512F, the
+ * clone chosen when the program loads by the CPU's features (GCC's
+ * target_clones, an ifunc resolved with __builtin_cpu_supports), so that
+ * one binary is portable and still vectorises for the machine it runs on.
+ * AMTL_NO_CLONES (or another compiler) leaves the baseline only. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AMTL_NO_CLONES)
+#define AMTL_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AMTL_KERNEL
+#endif
+
 /* s[c] += Σ_b X[b,c] (double); tmp [C] */
 void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C);
 /* Y[b,c] = X[b,c] - v[c] (Y == X allowed) */
@@ -67,6 +78,12 @@ void amtl_k_bn_moments(double *var, double *mean, const float *WC, const float *
                        const float *mu, int rows, int C);
 /* Σ a[i]*b[i] in double over float blocks */
 double amtl_k_dot(const float *a, const float *b, size_t n);
+/* Dropout with the counter generator (ctr_rng.h; layers.h
+ * amtl_dropout_forward, which calls it for p > 0): mask[i] = kept =
+ * amtl_ctr_uniform(seed, site, i) >= p, out[i] = kept ? inp[i]/(1-p) : 0
+ * (out may be inp) */
+void amtl_k_dropout(float *out, uint8_t *mask, const float *inp, size_t n, float p,
+                    uint64_t seed, uint64_t site);
 /* y[i] += w * x[i] */
 void amtl_k_axpy(float *y, const float *x, float w, size_t n);
 /* y[i] = w * x[i] */

@@ -9,6 +9,7 @@
  * double.
  */
 #include "backend.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -92,7 +93,7 @@ static void cpu_gemm(amtl_backend *be, int tA, int tB, int M, int N, int K, floa
     amtl_gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-static void cpu_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows, int C)
+AMTL_KERNEL static void cpu_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows, int C)
 {
     (void)be;
     /* Y[rows, ldy] (+=), X[rows, ldx] */
@@ -104,7 +105,7 @@ static void cpu_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx
     }
 }
 
-static void cpu_axpy(amtl_backend *be, float *y, const float *x, float a, size_t n)
+AMTL_KERNEL static void cpu_axpy(amtl_backend *be, float *y, const float *x, float a, size_t n)
 {
     (void)be;
     /* y[n] (+=), x[n] */
@@ -114,7 +115,7 @@ static void cpu_axpy(amtl_backend *be, float *y, const float *x, float a, size_t
         yy[i] += a * xx[i];
 }
 
-static void cpu_dot(amtl_backend *be, float *out, const float *x, const float *y, size_t n)
+AMTL_KERNEL static void cpu_dot(amtl_backend *be, float *out, const float *x, const float *y, size_t n)
 {
     (void)be;
     /* out[1], x[n], y[n]; eight independent double lanes vectorise without
@@ -134,7 +135,7 @@ static void cpu_dot(amtl_backend *be, float *out, const float *x, const float *y
 
 /* ---- data --------------------------------------------------------------------- */
 
-static void cpu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
+AMTL_KERNEL static void cpu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
                          int B, int C)
 {
     (void)be;
@@ -144,7 +145,7 @@ static void cpu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int
             dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
 }
 
-static void cpu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+AMTL_KERNEL static void cpu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
                          int C)
 {
     (void)be;
@@ -154,7 +155,7 @@ static void cpu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t
             dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
 }
 
-static void cpu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
+AMTL_KERNEL static void cpu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
                              int B, int N, int E)
 {
     (void)be;
@@ -167,7 +168,7 @@ static void cpu_embed_gather(amtl_backend *be, float *embs, const float *w, cons
         }
 }
 
-static void cpu_embed_scatter(amtl_backend *be, float *g, const int64_t *tab, const int32_t *ids,
+AMTL_KERNEL static void cpu_embed_scatter(amtl_backend *be, float *g, const int64_t *tab, const int32_t *ids,
                               const float *dembs, int B, int N, int E)
 {
     (void)be;
@@ -185,7 +186,7 @@ static void cpu_embed_scatter(amtl_backend *be, float *g, const int64_t *tab, co
 
 /* ---- elementwise --------------------------------------------------------------- */
 
-static void cpu_bias_act(amtl_backend *be, float *Y, int ldy, const float *b, int rows, int C, int relu)
+AMTL_KERNEL static void cpu_bias_act(amtl_backend *be, float *Y, int ldy, const float *b, int rows, int C, int relu)
 {
     (void)be;
     /* Y[rows, ldy], b[C] */
@@ -202,7 +203,7 @@ static void cpu_bias_act(amtl_backend *be, float *Y, int ldy, const float *b, in
     }
 }
 
-static void cpu_colsum(amtl_backend *be, float *s, float beta, const float *X, int ldx, int rows, int C)
+AMTL_KERNEL static void cpu_colsum(amtl_backend *be, float *s, float beta, const float *X, int ldx, int rows, int C)
 {
     (void)be;
     /* s[C], X[rows, ldx].  beta == 0 does not read s (as in gemm), so s may
@@ -223,7 +224,7 @@ static void cpu_colsum(amtl_backend *be, float *s, float beta, const float *X, i
     }
 }
 
-static void cpu_relu_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int ld, int rows, int C)
+AMTL_KERNEL static void cpu_relu_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int ld, int rows, int C)
 {
     (void)be;
     /* dX, dY, Y [rows, ld]; dX may be dY */
@@ -252,7 +253,7 @@ static void cpu_dropout_back(amtl_backend *be, float *dX, const float *dY, const
 
 /* ---- BatchNorm1d: the arithmetic of amtl_batchnorm_* with leading dimensions -- */
 
-static void cpu_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+AMTL_KERNEL static void cpu_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
                          const float *X, int ldx, const float *gamma, const float *beta, int rows,
                          int C, float momentum, float eps)
 {
@@ -297,7 +298,7 @@ static void cpu_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float
     }
 }
 
-static void cpu_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, const float *gamma,
+AMTL_KERNEL static void cpu_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, const float *gamma,
                         const float *beta, const float *rmean, const float *rvar, int rows, int C,
                         float eps)
 {
@@ -321,7 +322,7 @@ static void cpu_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int
     }
 }
 
-static void cpu_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
+AMTL_KERNEL static void cpu_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, float *dbeta, const float *dY, int lddy,
                         const float *X, int ldx, const float *mean, const float *rstd,
                         const float *gamma, int rows, int C)
 {
@@ -371,19 +372,19 @@ static void cpu_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, fl
 
 /* ---- the supernet's own layers ------------------------------------------------- */
 
-static void cpu_softmax(amtl_backend *be, float *Y, const float *X, int rows, int K)
+AMTL_KERNEL static void cpu_softmax(amtl_backend *be, float *Y, const float *X, int rows, int K)
 {
     (void)be;
     amtl_softmax_forward(Y, X, rows, K);
 }
 
-static void cpu_softmax_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int rows, int K)
+AMTL_KERNEL static void cpu_softmax_back(amtl_backend *be, float *dX, const float *dY, const float *Y, int rows, int K)
 {
     (void)be;
     amtl_softmax_backward(dX, dY, Y, rows, K);
 }
 
-static void cpu_mixfeature(amtl_backend *be, float *x, float *sums, const float *embs, const float *dense,
+AMTL_KERNEL static void cpu_mixfeature(amtl_backend *be, float *x, float *sums, const float *embs, const float *dense,
                            const float *gs, const float *gi, int B, int N, int E, int D)
 {
     (void)be;
@@ -416,7 +417,7 @@ static void cpu_mixfeature(amtl_backend *be, float *x, float *sums, const float 
     }
 }
 
-static void cpu_mixfeature_back(amtl_backend *be, float *dembs, float *dgs, float *dgi, const float *dx,
+AMTL_KERNEL static void cpu_mixfeature_back(amtl_backend *be, float *dembs, float *dgs, float *dgi, const float *dx,
                                 const float *embs, const float *sums, const float *gs,
                                 const float *gi, int B, int N, int E, int D)
 {
@@ -448,7 +449,7 @@ static void cpu_mixfeature_back(amtl_backend *be, float *dembs, float *dgs, floa
     }
 }
 
-static void cpu_expert_mix(amtl_backend *be, float *out, const float *G, const float *s, const float *Y,
+AMTL_KERNEL static void cpu_expert_mix(amtl_backend *be, float *out, const float *G, const float *s, const float *Y,
                            size_t ldk, int B, int K, int H)
 {
     (void)be;
@@ -469,7 +470,7 @@ static void cpu_expert_mix(amtl_backend *be, float *out, const float *G, const f
     }
 }
 
-static void cpu_expert_mix_back(amtl_backend *be, float *dY, float *dG, float *ds, const float *dout,
+AMTL_KERNEL static void cpu_expert_mix_back(amtl_backend *be, float *dY, float *dG, float *ds, const float *dout,
                                 const float *G, const float *s, const float *Y, size_t ldk,
                                 uint64_t ran, int B, int K, int H)
 {
@@ -506,7 +507,7 @@ static double bce_logit(double x, double y)
     return (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
 }
 
-static void cpu_bce(amtl_backend *be, float *loss, float *dlogits, const float *logits, const float *labels,
+AMTL_KERNEL static void cpu_bce(amtl_backend *be, float *loss, float *dlogits, const float *logits, const float *labels,
                     const int32_t *cond_host, const float *w_host, int B, int T)
 {
     (void)be;

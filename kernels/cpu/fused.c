@@ -2,11 +2,12 @@
  *
  * Portable binaries, vector code for the machine they run on: the build
  * targets the baseline of the architecture, and every kernel is compiled
- * once more for each of the x86-64 levels in AMTL_KERNEL; the loader picks
- * the clone for the CPU it runs on (GCC's target_clones, an ifunc).  Without
- * fast-math the clones compute the same numbers: no reduction is
- * reassociated and no multiply-add contracted (ISO C mode). */
+ * once more for the vector extensions in AMTL_KERNEL (kernels.h); the loader
+ * picks the clone for the CPU it runs on.  Without fast-math the clones
+ * compute the same numbers: no reduction is reassociated and no multiply-add
+ * contracted (ISO C mode). */
 #include "kernels.h"
+#include "ctr_rng.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -15,11 +16,6 @@
 #include <immintrin.h>
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AMTL_NO_CLONES)
-#define AMTL_KERNEL __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-#else
-#define AMTL_KERNEL
-#endif
 
 static int min_int(int a, int b)
 {
@@ -332,6 +328,17 @@ AMTL_KERNEL double amtl_k_dot(const float *a, const float *b, size_t n)
     for (; i < n; i++)
         s += (double)a[i] * b[i];
     return s;
+}
+
+AMTL_KERNEL void amtl_k_dropout(float *out, uint8_t *mask, const float *inp, size_t n, float p,
+                                uint64_t seed, uint64_t site)
+{
+    float keep = 1.0f - p;
+    for (size_t i = 0; i < n; i++) {
+        int kept = amtl_ctr_uniform(seed, site, i) >= p;
+        mask[i] = (uint8_t)kept;
+        out[i] = kept ? inp[i] / keep : 0.0f;
+    }
 }
 
 AMTL_KERNEL void amtl_k_axpy(float *y, const float *x, float w, size_t n)

@@ -7,7 +7,7 @@
  * grow with the batch size.
  */
 #include "model/layers.h"
-#include "ctr_rng.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -235,12 +235,7 @@ void amtl_dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n,
         memset(mask, 1, n);
         return;
     }
-    float keep = 1.0f - p;
-    for (size_t i = 0; i < n; i++) {
-        int kept = amtl_ctr_uniform(seed, site, i) >= p;
-        mask[i] = (uint8_t)kept;
-        out[i] = kept ? inp[i] / keep : 0.0f;
-    }
+    amtl_k_dropout(out, mask, inp, n, p, seed, site);
 }
 
 void amtl_dropout_backward(float *dinp, const float *dout, const uint8_t *mask,
