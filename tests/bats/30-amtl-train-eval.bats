@@ -119,7 +119,7 @@ EOF
     [[ "${lines[1]}" == "task2 "* ]]
     [[ "${lines[2]}" == "mean "* ]]
     [ "${lines[3]}" = "not trained: task0, task1, task3" ]
-    [[ "${lines[4]}" == "(test split, 150 rows, "*" live weights)" ]]
+    [[ "${lines[4]}" == "(test split, 150 rows, "*" live weights; model checksum verified)" ]]
 }
 
 @test "amtl-train: the linear floor is a fitted logistic regression that amtl-eval scores" {
