@@ -7,6 +7,7 @@
 #include <msgpack.h>
 #include <zlib.h>
 
+#include "base/pool.h"
 #include "format/envelope.h"
 #include "iotest.h"
 
@@ -183,6 +184,43 @@ static void test_damaged_file_read(void)
     amtl_file_free(&f);
 }
 
+/* A file past 8 MB is verified in pieces on the thread pool: the same
+ * CRC, and damage in any piece found. */
+static void test_large_file_on_the_pool(void)
+{
+    amtl_rng r;
+    amtl_rng_seed(&r, 28);
+    amtl_status st = {0};
+    amtl_file f, g;
+    CHECK_OK(make_file(&f, &r, (size_t)9 << 20, &st), &st);
+    unsigned char *buf;
+    size_t len;
+    CHECK(encode(&f, &buf, &len) == 0);
+    CHECK(amtl_pool_set_threads(3) == 3);
+    uint32_t want = (uint32_t)crc32_z(0, buf, len - 4);
+    CHECK(be32(buf + len - 4) == want);
+    CHECK(amtl_envelope_seal(buf, len) == 0 && be32(buf + len - 4) == want);
+    CHECK_OK(amtl_file_decode(&g, buf, len, "big", NULL, &st), &st);
+    CHECK(g.checksum == AMTL_CHECKSUM_VERIFIED);
+    amtl_file_free(&g);
+    size_t at = data_offset(buf, len, &f.tensors[2].t);
+    static const size_t where[] = {0, 1, 5 << 20, (9 << 20) - 1};
+    for (int k = 0; k < 4; k++) {
+        buf[at + where[k]] ^= 0x40;
+        CHECK(amtl_file_decode(&g, buf, len, "big", NULL, &st) == -1);
+        CHECKF(!strcmp(st.msg, "big: damaged file: tensor 'big' does not match its checksum"),
+               "%s", st.msg);
+        buf[at + where[k]] ^= 0x40;
+    }
+    buf[3] ^= 1;
+    CHECK(amtl_file_decode(&g, buf, len, "big", NULL, &st) == -1);
+    CHECKF(strstr(st.msg, "big: damaged file: the checksum does not match") == st.msg, "%s",
+           st.msg);
+    amtl_pool_shutdown();
+    free(buf);
+    amtl_file_free(&f);
+}
+
 /* ---- sealing ----------------------------------------------------------- */
 
 static void test_seal_after_an_edit(void)
@@ -338,6 +376,7 @@ int main(void)
     RUN(test_damage_at_every_offset);
     RUN(test_damage_in_two_tensors);
     RUN(test_damaged_file_read);
+    RUN(test_large_file_on_the_pool);
     RUN(test_seal_after_an_edit);
     RUN(test_version_1_reads_without_a_checksum);
     RUN(test_version_2_needs_every_checksum);
