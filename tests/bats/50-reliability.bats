@@ -12,10 +12,7 @@ LONG="$MODEL --set batch_size=4 --set discretize_ops=2 --quiet"
 
 setup_file() {
     export F="$BATS_FILE_TMPDIR"
-    amtl-prep --synthetic --rows 1500 --seed 3 -o "$F/small.amtl"
-    amtl-supernet --data "$F/small.amtl" $SMALL --phase search --epochs 1 -o "$F/s.ckpt" > /dev/null
-    amtl-discretize --export -o "$F/s.arch" "$F/s.ckpt"
-    amtl-train --data "$F/small.amtl" --arch "$F/s.arch" $SMALL --epochs 1 -o "$F/s.model" > /dev/null
+    small_files "$F" $SMALL
 }
 
 # Name, dtype, shape and a digest of every tensor of an amtl file, in file

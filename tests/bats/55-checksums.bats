@@ -12,10 +12,7 @@ SMALL="$MODEL --set batch_size=256 --quiet"
 
 setup_file() {
     export F="$BATS_FILE_TMPDIR"
-    amtl-prep --synthetic --rows 1500 --seed 5 -o "$F/d.amtl"
-    amtl-supernet --data "$F/d.amtl" $SMALL --phase search --epochs 1 -o "$F/s.ckpt" > /dev/null
-    amtl-discretize --export -o "$F/s.arch" "$F/s.ckpt"
-    amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --epochs 1 -o "$F/s.model" > /dev/null
+    small_files "$F" $SMALL
     # raw rows with the synthetic data's fields, for --predict
     {
         echo user_id,item_id,category,city,device,noise_1,noise_2,noise_3,dense_0,dense_1,dense_2
@@ -35,7 +32,7 @@ damaged() {
 }
 
 # refuses TOOL ARG...: runs the tool with @IN@ replaced by every damaged
-# copy; each run must exit 1 with nothing on stdout, no output file, and
+# copy (one mode per tool: every mode reads through the same amtl_file_read); each run must exit 1 with nothing on stdout, no output file, and
 # one line on stderr: the error naming the copy and the damaged part
 refuses() {
     local tool=$1 k words a n=0
@@ -43,10 +40,12 @@ refuses() {
     while read -r k words; do
         local args=()
         for a in "$@"; do args+=("${a//@IN@/$TMP/d/$k}"); done
-        run --separate-stderr "$tool" "${args[@]}"
-        if [ "$status" -ne 1 ] || [ -n "$output" ] || [ -e "$TMP/out" ] ||
+        # plain calls: over a thousand of them, Bats' run would double the time
+        local status=0 stderr
+        stderr=$("$tool" "${args[@]}" 2>&1 > "$TMP/stdout") || status=$?
+        if [ "$status" -ne 1 ] || [ -s "$TMP/stdout" ] || [ -e "$TMP/out" ] ||
             [[ "$stderr" != "$tool: error: $TMP/d/$k: $words"* ]] ||
-            [ "$(printf '%s\n' "$stderr" | wc -l)" -ne 1 ]; then
+            [[ "$stderr" == *$'\n'* ]]; then
             echo "copy $k (expected \"$words\"): status $status, stderr: $stderr"
             return 1
         fi
@@ -56,7 +55,7 @@ refuses() {
 }
 
 @test "a damaged dataset: every reader refuses every copy" {
-    damaged "$F/d.amtl"
+    damaged "$F/small.amtl"
     refuses amtl-prep --info @IN@
     refuses amtl-supernet --data @IN@ $SMALL --phase warmup --epochs 1 -o "$TMP/out"
     refuses amtl-train --data @IN@ --arch "$F/s.arch" $SMALL --epochs 1 -o "$TMP/out"
@@ -66,29 +65,26 @@ refuses() {
 
 @test "a damaged checkpoint: every reader refuses every copy" {
     damaged "$F/s.ckpt"
-    refuses amtl-supernet --data "$F/d.amtl" --init @IN@ $SMALL --phase warmup --epochs 1 -o "$TMP/out"
-    refuses amtl-discretize -k 1 -o "$TMP/out" @IN@
+    refuses amtl-supernet --data "$F/small.amtl" --init @IN@ $SMALL --phase warmup --epochs 1 -o "$TMP/out"
     refuses amtl-discretize --export -o "$TMP/out" @IN@
-    refuses amtl-train --data "$F/d.amtl" --arch "$F/s.arch" --init @IN@ $SMALL --epochs 1 -o "$TMP/out"
-    # --resume from a damaged checkpoint refuses and leaves it alone
-    cp "$TMP/d/7" "$TMP/c.ckpt"
-    run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --phase warmup --epochs 1 --resume -o "$TMP/c.ckpt"
-    [ "$status" -eq 1 ]
-    [[ "$stderr" == "amtl-supernet: error: $TMP/c.ckpt: damaged file: "* ]]
-    cmp "$TMP/c.ckpt" "$TMP/d/7"
+    refuses amtl-train --data "$F/small.amtl" --arch "$F/s.arch" --init @IN@ $SMALL --epochs 1 -o "$TMP/out"
 }
 
 @test "a damaged architecture: every reader refuses every copy" {
     damaged "$F/s.arch"
-    refuses amtl-train --data "$F/d.amtl" --arch @IN@ $SMALL --epochs 1 -o "$TMP/out"
+    refuses amtl-train --data "$F/small.amtl" --arch @IN@ $SMALL --epochs 1 -o "$TMP/out"
     refuses amtl-discretize --show @IN@
-    refuses amtl-discretize --show --format json @IN@
 }
 
 @test "a damaged model: every reader refuses every copy" {
     damaged "$F/s.model"
-    refuses amtl-eval --model @IN@ --data "$F/d.amtl"
-    refuses amtl-eval --model @IN@ --predict "$F/rows.csv"
+    refuses amtl-eval --model @IN@ --data "$F/small.amtl"
+    # --predict scores nothing with a damaged model either
+    k=$(grep -m1 "tensor 'towers" "$TMP/d.list" | cut -d' ' -f1)
+    run --separate-stderr amtl-eval --model "$TMP/d/$k" --predict "$F/rows.csv"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [[ "$stderr" == "amtl-eval: error: $TMP/d/$k: damaged file: tensor 'towers"*"' does not match its checksum" ]]
 }
 
 @test "the damage list names every tensor of the file" {
@@ -101,7 +97,7 @@ refuses() {
 }
 
 @test "whole files of every kind read and say they verified" {
-    run --separate-stderr amtl-prep --info "$F/d.amtl"
+    run --separate-stderr amtl-prep --info "$F/small.amtl"
     [ "$status" -eq 0 ]
     [ "${lines[4]}" = "checksum         verified" ]
     [ -z "$stderr" ]
@@ -111,32 +107,32 @@ refuses() {
     amtl-discretize --show --format json "$F/s.arch" |
         python3 -c 'import json, sys; assert json.load(sys.stdin)["checksum"] == "verified"'
     amtl-discretize --show --format dot "$F/s.arch" | grep -qx '  // checksum: verified'
-    run --separate-stderr amtl-eval --model "$F/s.model" --data "$F/d.amtl"
+    run --separate-stderr amtl-eval --model "$F/s.model" --data "$F/small.amtl"
     [ "$status" -eq 0 ]
     [[ "${lines[-1]}" == "(test split, "*" live weights; model checksum verified)" ]]
     [ -z "$stderr" ]
-    amtl-eval --model "$F/s.model" --data "$F/d.amtl" --json |
+    amtl-eval --model "$F/s.model" --data "$F/small.amtl" --json |
         python3 -c 'import json, sys; assert json.load(sys.stdin)["checksum"] == "verified"'
     run --separate-stderr amtl-eval --model "$F/s.model" --predict "$F/rows.csv"
     [ "$status" -eq 0 ]
     [ "${#lines[@]}" -eq 20 ]
     amtl-discretize -k 1 -o "$TMP/k.ckpt" "$F/s.ckpt"
-    amtl-supernet --data "$F/d.amtl" --init "$TMP/k.ckpt" $SMALL --phase search --epochs 1 -o "$TMP/s2.ckpt" > /dev/null
-    amtl-train --data "$F/d.amtl" --arch "$F/s.arch" --init "$F/s.ckpt" $SMALL --epochs 1 -o "$TMP/m.model" > /dev/null
-    amtl-discretize --baseline mmoe --data "$F/d.amtl" $MODEL -o "$TMP/mmoe.arch"
+    amtl-supernet --data "$F/small.amtl" --init "$TMP/k.ckpt" $SMALL --phase search --epochs 1 -o "$TMP/s2.ckpt" > /dev/null
+    amtl-train --data "$F/small.amtl" --arch "$F/s.arch" --init "$F/s.ckpt" $SMALL --epochs 1 -o "$TMP/m.model" > /dev/null
+    amtl-discretize --baseline mmoe --data "$F/small.amtl" $MODEL -o "$TMP/mmoe.arch"
 }
 
 @test "version 1 files of every kind still read, each with one notice" {
-    for f in d.amtl s.ckpt s.arch s.model; do amtlfile v1 "$F/$f" > "$TMP/$f"; done
+    for f in small.amtl s.ckpt s.arch s.model; do amtlfile v1 "$F/$f" > "$TMP/$f"; done
     notice() {
         echo "$1: notice: $TMP/$2 has no checksum (format version 1, written before files carried one); it is read without that check"
     }
-    run --separate-stderr amtl-prep --info "$TMP/d.amtl"
+    run --separate-stderr amtl-prep --info "$TMP/small.amtl"
     [ "$status" -eq 0 ]
     [ "${lines[4]}" = "checksum         none (format version 1)" ]
-    [ "$stderr" = "$(notice amtl-prep d.amtl)" ]
+    [ "$stderr" = "$(notice amtl-prep small.amtl)" ]
     # the same rows, fields and rates as the file it came from
-    diff -u <(amtl-prep --info "$F/d.amtl" | sed 5d) <(echo "$output" | sed 5d)
+    diff -u <(amtl-prep --info "$F/small.amtl" | sed 5d) <(echo "$output" | sed 5d)
     run --separate-stderr amtl-discretize --show "$TMP/s.arch"
     [ "$status" -eq 0 ]
     [ "${lines[-1]}" = "checksum: none (format version 1)" ]
@@ -146,13 +142,13 @@ refuses() {
     [ "$status" -eq 0 ]
     [ "$stderr" = "$(notice amtl-discretize s.ckpt)" ]
     cmp "$TMP/new.arch" "$F/s.arch"
-    run --separate-stderr amtl-eval --model "$TMP/s.model" --data "$TMP/d.amtl"
+    run --separate-stderr amtl-eval --model "$TMP/s.model" --data "$TMP/small.amtl"
     [ "$status" -eq 0 ]
     [[ "${lines[-1]}" == *"; model checksum none (format version 1))" ]]
     [ "$stderr" = "$(notice amtl-eval s.model)
-$(notice amtl-eval d.amtl)" ]
-    diff -u <(amtl-eval --model "$F/s.model" --data "$F/d.amtl" | sed '$d') <(echo "$output" | sed '$d')
-    run --separate-stderr amtl-train --data "$TMP/d.amtl" --arch "$TMP/s.arch" --init "$TMP/s.ckpt" $SMALL --epochs 1 -o "$TMP/m.model"
+$(notice amtl-eval small.amtl)" ]
+    diff -u <(amtl-eval --model "$F/s.model" --data "$F/small.amtl" | sed '$d') <(echo "$output" | sed '$d')
+    run --separate-stderr amtl-train --data "$TMP/small.amtl" --arch "$TMP/s.arch" --init "$TMP/s.ckpt" $SMALL --epochs 1 -o "$TMP/m.model"
     [ "$status" -eq 0 ]
     [ "$(echo "$stderr" | grep -c ': notice: ')" -eq 3 ]
     # what a tool writes from them has a checksum again: -k 0 copies a checkpoint
@@ -162,7 +158,7 @@ $(notice amtl-eval d.amtl)" ]
 }
 
 @test "a version 1 dataset's content hash still catches damage to its tensors" {
-    amtlfile v1 "$F/d.amtl" > "$TMP/old.amtl"
+    amtlfile v1 "$F/small.amtl" > "$TMP/old.amtl"
     mkdir "$TMP/d"
     amtlfile damage "$TMP/old.amtl" "$TMP/d" > "$TMP/d.list"
     k=$(grep -m1 "tensor 'train.label" "$TMP/d.list" | cut -d' ' -f1)

@@ -39,6 +39,28 @@ static int encode(const amtl_file *f, unsigned char **buf, size_t *len)
     return 0;
 }
 
+/* make_file from a seed. */
+static int sample(uint64_t seed, size_t big, amtl_file *f)
+{
+    amtl_rng r;
+    amtl_status st;
+    amtl_rng_seed(&r, seed);
+    return make_file(f, &r, big, &st);
+}
+
+/* The same, and its bytes. */
+static int sample_bytes(uint64_t seed, size_t big, amtl_file *f, unsigned char **buf,
+                        size_t *len)
+{
+    if (sample(seed, big, f))
+        return -1;
+    if (encode(f, buf, len)) {
+        amtl_file_free(f);
+        return -1;
+    }
+    return 0;
+}
+
 /* Where tensor i's data lies in the encoded bytes (its values are random,
  * so they occur once). */
 static size_t data_offset(const unsigned char *buf, size_t len, const amtl_tensor *t)
@@ -52,14 +74,11 @@ static size_t data_offset(const unsigned char *buf, size_t len, const amtl_tenso
 
 static void test_file_ends_with_its_checksum(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 21);
     amtl_status st = {0};
     amtl_file f, g;
-    CHECK_OK(make_file(&f, &r, (size_t)3 << 20, &st), &st);
     unsigned char *buf;
     size_t len;
-    CHECK(encode(&f, &buf, &len) == 0);
+    CHECK(sample_bytes(21, (size_t)3 << 20, &f, &buf, &len) == 0);
     CHECK(len > 12 && memcmp(buf + len - 12, "\xa5" "crc32" "\xc4\x04", 8) == 0);
     CHECK(be32(buf + len - 4) == (uint32_t)crc32_z(0, buf, len - 4));
     /* every tensor's data is followed by its own checksum */
@@ -89,14 +108,10 @@ static void test_file_ends_with_its_checksum(void)
  * in a tensor's data the message names that tensor. */
 static void test_damage_at_every_offset(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 22);
-    amtl_status st = {0};
     amtl_file f;
-    CHECK_OK(make_file(&f, &r, 40, &st), &st);
     unsigned char *buf;
     size_t len;
-    CHECK(encode(&f, &buf, &len) == 0);
+    CHECK(sample_bytes(22, 40, &f, &buf, &len) == 0);
     size_t at[8], end[8];
     for (int i = 0; i < f.n_tensors; i++) {
         at[i] = data_offset(buf, len, &f.tensors[i].t);
@@ -141,14 +156,11 @@ static void test_damage_at_every_offset(void)
 /* Two tensors hit: the first is named, the other counted. */
 static void test_damage_in_two_tensors(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 23);
     amtl_status st = {0};
     amtl_file f, g;
-    CHECK_OK(make_file(&f, &r, 40, &st), &st);
     unsigned char *buf;
     size_t len;
-    CHECK(encode(&f, &buf, &len) == 0);
+    CHECK(sample_bytes(23, 40, &f, &buf, &len) == 0);
     buf[data_offset(buf, len, &f.tensors[1].t)] ^= 1;
     buf[data_offset(buf, len, &f.tensors[2].t) + 39] ^= 1;
     CHECK(amtl_file_decode(&g, buf, len, "x", NULL, &st) == -1);
@@ -162,11 +174,9 @@ static void test_damage_in_two_tensors(void)
 /* A damaged file on disk: the message names the path. */
 static void test_damaged_file_read(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 24);
     amtl_status st = {0};
     amtl_file f, g;
-    CHECK_OK(make_file(&f, &r, 100, &st), &st);
+    CHECK(sample(24, 100, &f) == 0);
     const char *path = path_in_tmp("damaged.amtl");
     CHECK_OK(amtl_file_write(&f, path, &st), &st);
     size_t len;
@@ -188,14 +198,11 @@ static void test_damaged_file_read(void)
  * CRC, and damage in any piece found. */
 static void test_large_file_on_the_pool(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 28);
     amtl_status st = {0};
     amtl_file f, g;
-    CHECK_OK(make_file(&f, &r, (size_t)9 << 20, &st), &st);
     unsigned char *buf;
     size_t len;
-    CHECK(encode(&f, &buf, &len) == 0);
+    CHECK(sample_bytes(28, (size_t)9 << 20, &f, &buf, &len) == 0);
     CHECK(amtl_pool_set_threads(3) == 3);
     uint32_t want = (uint32_t)crc32_z(0, buf, len - 4);
     CHECK(be32(buf + len - 4) == want);
@@ -225,14 +232,11 @@ static void test_large_file_on_the_pool(void)
 
 static void test_seal_after_an_edit(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 25);
     amtl_status st = {0};
     amtl_file f, g;
-    CHECK_OK(make_file(&f, &r, 10, &st), &st);
     unsigned char *buf;
     size_t len;
-    CHECK(encode(&f, &buf, &len) == 0);
+    CHECK(sample_bytes(25, 10, &f, &buf, &len) == 0);
     unsigned char *seven = memmem(buf, len, "\xa4" "seed" "\xa1" "7", 7);
     CHECK(seven);
     seven[6] = '8';
@@ -304,11 +308,9 @@ static void pack_file(msgpack_sbuffer *sb, const amtl_file *f, int version, int 
 
 static void test_version_1_reads_without_a_checksum(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 26);
     amtl_status st = {0};
     amtl_file f, g, h;
-    CHECK_OK(make_file(&f, &r, 30, &st), &st);
+    CHECK(sample(26, 30, &f) == 0);
     msgpack_sbuffer sb;
     pack_file(&sb, &f, 1, 0, 0);
     CHECK_OK(amtl_file_decode(&g, sb.data, sb.size, "old", "model", &st), &st);
@@ -343,11 +345,9 @@ static void test_version_1_reads_without_a_checksum(void)
 
 static void test_version_2_needs_every_checksum(void)
 {
-    amtl_rng r;
-    amtl_rng_seed(&r, 27);
     amtl_status st = {0};
     amtl_file f, g;
-    CHECK_OK(make_file(&f, &r, 30, &st), &st);
+    CHECK(sample(27, 30, &f) == 0);
     msgpack_sbuffer sb;
     pack_file(&sb, &f, 2, 0, 1);
     CHECK(amtl_file_decode(&g, sb.data, sb.size, "x", NULL, &st) == -1);

@@ -260,28 +260,24 @@ static void test_wrong_format_name(void)
 
 static void test_wrong_version(void)
 {
+    static const struct {
+        int64_t version;
+        const char *msg;
+    } bad[] = {
+        {3, "unsupported format version 3 (this build reads versions 1 to 2)"},
+        {0, "unsupported format version 0 (this build reads versions 1 to 2)"},
+        {-1, "unsupported format version -1"},
+        /* version 2 without its checksum */
+        {2, "bad.amtl: damaged file: it does not end with its checksum"},
+    };
     mp m;
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 3, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 0);
-    CHECK_MP_FAILS(&m, "unsupported format version 3 (this build reads versions 1 to 2)");
-    /* version 2 without its checksum */
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 2, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 0);
-    CHECK_MP_FAILS(&m, "bad.amtl: damaged file: it does not end with its checksum");
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", 0, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 0);
-    CHECK_MP_FAILS(&m, "unsupported format version 0 (this build reads versions 1 to 2)");
-    mp_begin(&m);
-    mp_head(&m, 5, "amtl", -1, "model");
-    mp_s(&m, "tensors");
-    msgpack_pack_map(&m.pk, 0);
-    CHECK_MP_FAILS(&m, "unsupported format version -1");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mp_begin(&m);
+        mp_head(&m, 5, "amtl", bad[i].version, "model");
+        mp_s(&m, "tensors");
+        msgpack_pack_map(&m.pk, 0);
+        CHECK_MP_FAILS(&m, bad[i].msg);
+    }
     mp_begin(&m);
     msgpack_pack_map(&m.pk, 2);
     mp_s(&m, "format");
