@@ -396,7 +396,7 @@ EOF
     # the model may come from stdin when the rows do not
     run --separate-stderr amtl-eval --model - --data "$TMP/f.amtl" --json < "$TMP/m.model"
     [ "$status" -eq 0 ]
-    [[ "$output" == '{"model":"<stdin>","split":"test"'* ]]
+    [[ "$output" == '{"model":"<stdin>","checksum":"verified","split":"test"'* ]]
 }
 
 @test "man pages: amtl-train(1) and amtl-eval(1) lint clean" {
