@@ -68,11 +68,13 @@ int amtl_eval_check_match(const amtl_file *model, const char *model_path,
     return rc;
 }
 
+/* verified: the model file's checksum was verified as it was read. */
 static void print_json(const amtl_metrics *r, const amtl_supernet *net, const char *model,
-                       const char *split, FILE *f)
+                       int verified, const char *split, FILE *f)
 {
     fputs("{\"model\":", f);
     amtl_json_str(f, model);
+    fprintf(f, ",\"checksum\":\"%s\"", verified ? "verified" : "none");
     fprintf(f, ",\"split\":\"%s\",\"rows\":%lld,\"mean_auc\":", split, (long long)r->rows);
     amtl_json_num(f, r->mean_auc, 6);
     fputs(",\"tasks\":{", f);
@@ -116,8 +118,8 @@ static void table_num(FILE *f, double v, int width)
         fprintf(f, " %*.5f", width, v);
 }
 
-static void print_table(const amtl_metrics *r, const amtl_supernet *net, const char *split,
-                        FILE *f)
+static void print_table(const amtl_metrics *r, const amtl_supernet *net, int verified,
+                        const char *split, FILE *f)
 {
     int w = 4, any_cond = 0;
     for (int t = 0; t < r->T; t++) {
@@ -156,8 +158,9 @@ static void print_table(const amtl_metrics *r, const amtl_supernet *net, const c
     }
     if (!first)
         fputc('\n', f);
-    fprintf(f, "(%s split, %lld rows, %zu live weights)\n", split, (long long)r->rows,
-            amtl_supernet_live_weights(net));
+    fprintf(f, "(%s split, %lld rows, %zu live weights; model checksum %s)\n", split,
+            (long long)r->rows, amtl_supernet_live_weights(net),
+            verified ? "verified" : "none (format version 1)");
 }
 
 int amtl_eval_run(const char *model, const char *data, const char *split, int json,
@@ -188,15 +191,16 @@ int amtl_eval_run(const char *model, const char *data, const char *split, int js
         goto out;
     if (amtl_trainer_load_file(&tr, &f, name, &ds, &cfg, st))
         goto out;
+    int verified = f.checksum == AMTL_CHECKSUM_VERIFIED;
     amtl_file_free(&f);
     have_tr = 1;
     amtl_metrics r;
     if (amtl_trainer_evaluate(&tr, &ds, sp, &r, st))
         goto out;
     if (json)
-        print_json(&r, &tr.net, name, split, stdout);
+        print_json(&r, &tr.net, name, verified, split, stdout);
     else
-        print_table(&r, &tr.net, split, stdout);
+        print_table(&r, &tr.net, verified, split, stdout);
     if (fflush(stdout) || ferror(stdout)) {
         amtl_error(st, AMTL_EIO, "cannot write to stdout: %s", strerror(errno));
         goto out;

@@ -71,8 +71,9 @@ int amtl_prep_info(const char *path, FILE *out, amtl_status *st)
     const char *dt = amtl_file_meta(&ds.file, "dense_transform");
     amtl_strbuf_printf(&b,
                        "source           %s\nvocab            %s\nmin_id_count     %s\n"
-                       "dense_transform  %s\n\n",
-                       src ? src : "-", vm ? vm : "-", mic ? mic : "-", dt ? dt : "-");
+                       "dense_transform  %s\nchecksum         %s\n\n",
+                       src ? src : "-", vm ? vm : "-", mic ? mic : "-", dt ? dt : "-",
+                       amtl_file_checksum_text(&ds.file));
 
     int wrows = 4;
     for (int s = 0; s < AMTL_N_SPLITS; s++) {

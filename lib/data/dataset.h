@@ -71,8 +71,9 @@ void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
                          int B, amtl_batch *b);
 
 /* FNV-1a 64 over every tensor's name, a NUL byte and its data bytes, in
- * file order: the meta "content_hash" (16 lower-case hex digits), which
- * amtl_dataset_read checks when present. */
+ * file order: the meta "content_hash" (16 lower-case hex digits), the
+ * data's identity, which amtl_dataset_read checks when present in a file
+ * without a verified checksum (format version 1). */
 uint64_t amtl_dataset_content_hash(const amtl_file *f);
 
 /* Index of a field / label by name, or -1. */

@@ -251,6 +251,7 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
     if (fb && strcmp(fb, "0"))
         amtl_strbuf_printf(o, "fallbacks: %s (an expert or task with no selection kept "
                               "its strongest one)\n", fb);
+    amtl_strbuf_printf(o, "\nchecksum: %s\n", amtl_file_checksum_text(f));
 }
 
 /* Length of the valid UTF-8 sequence at p, or 0 (overlong forms, surrogates
@@ -276,7 +277,9 @@ static void json_names(amtl_strbuf *o, const namelist *l)
 static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, const int *used)
 {
     const amtl_config *c = &a->cfg;
-    amtl_strbuf_printf(o, "{\n  \"kind\": \"architecture\",\n  \"baseline\": ");
+    amtl_strbuf_printf(o, "{\n  \"kind\": \"architecture\",\n  \"checksum\": \"%s\",\n"
+                          "  \"baseline\": ",
+                       f->checksum == AMTL_CHECKSUM_VERIFIED ? "verified" : "none");
     if (a->baseline)
         amtl_strbuf_json_str(o, a->baseline);
     else
@@ -395,6 +398,7 @@ static void view_dot(amtl_strbuf *o, const amtl_file *f, const arch_info *a, con
     amtl_strbuf_printf(o, "digraph architecture {\n  rankdir=LR;\n"
                           "  node [shape=box, fontname=\"Helvetica\"];\n"
                           "  edge [color=gray30];\n");
+    amtl_strbuf_printf(o, "  // checksum: %s\n", amtl_file_checksum_text(f));
     amtl_strbuf_printf(o, "  subgraph cluster_inputs {\n    label=\"input features\";\n"
                           "    style=dashed;\n");
     for (int i = 0; i < a->N; i++) {

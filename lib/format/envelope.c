@@ -4,6 +4,7 @@
  */
 #include "format/envelope.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,7 +358,13 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
         if (!e && (call))                                                                \
             e = -1;                                                                      \
     } while (0)
-    PACK(msgpack_pack_map(&pk, 5));
+    /* The checksum runs along: the bytes packed since `mark`, then each
+     * tensor's data through the CRC computed for its own "crc32", combined
+     * rather than read twice. */
+    uint32_t crc = 0;
+    size_t mark = 0;
+    unsigned char sum[4];
+    PACK(msgpack_pack_map(&pk, 6));
     PACK(pack_cstr(&pk, "format"));
     PACK(pack_cstr(&pk, AMTL_FORMAT_NAME));
     PACK(pack_cstr(&pk, "version"));
@@ -376,7 +383,7 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
         const amtl_tensor *t = &f->tensors[i].t;
         size_t bytes = amtl_tensor_nbytes(t);
         PACK(pack_cstr(&pk, f->tensors[i].name));
-        PACK(msgpack_pack_map(&pk, 3));
+        PACK(msgpack_pack_map(&pk, 4));
         PACK(pack_cstr(&pk, "dtype"));
         PACK(pack_cstr(&pk, amtl_dtype_name(t->dtype)));
         PACK(pack_cstr(&pk, "shape"));
@@ -385,9 +392,23 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
             PACK(msgpack_pack_int64(&pk, t->shape[d]));
         PACK(pack_cstr(&pk, "data"));
         PACK(msgpack_pack_bin(&pk, bytes));
+        uint32_t data_crc = amtl_envelope_crc32(0, t->data, bytes);
+        crc = amtl_envelope_crc32(crc, sb.data + mark, sb.size - mark);
         if (bytes)
             PACK(msgpack_pack_bin_body(&pk, t->data, bytes));
+        crc = amtl_envelope_crc32_combine(crc, data_crc, bytes);
+        mark = sb.size;
+        amtl_envelope_put_be32(sum, data_crc);
+        PACK(pack_cstr(&pk, "crc32"));
+        PACK(msgpack_pack_bin(&pk, 4));
+        PACK(msgpack_pack_bin_body(&pk, sum, 4));
     }
+    /* last, so that it ends the file: AMTL_SUM_TRAILER and the CRC */
+    PACK(pack_cstr(&pk, "crc32"));
+    PACK(msgpack_pack_bin(&pk, 4));
+    crc = amtl_envelope_crc32(crc, sb.data + mark, sb.size - mark);
+    amtl_envelope_put_be32(sum, crc);
+    PACK(msgpack_pack_bin_body(&pk, sum, 4));
 #undef PACK
     if (e) {
         msgpack_sbuffer_destroy(&sb);
@@ -417,6 +438,20 @@ int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st)
     return rc;
 }
 
+/* One line on stderr for a file without a checksum, once per file: a tool
+ * may read the same file twice (the config first, then the weights). */
+static void old_file_notice(const char *what, int version)
+{
+    static char last[256];
+    if (!strncmp(last, what, sizeof last - 1))
+        return;
+    snprintf(last, sizeof last, "%s", what);
+    fprintf(stderr,
+            "%s: notice: %s has no checksum (format version %d, written before files "
+            "carried one); it is read without that check\n",
+            program_invocation_short_name, what, version);
+}
+
 int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
                    amtl_status *st)
 {
@@ -426,8 +461,10 @@ int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
     size_t len;
     if (amtl_io_read_all(path, cap, &buf, &len, st))
         return -1;
-    int rc = amtl_file_decode(f, buf, len, strcmp(path, "-") == 0 ? "<stdin>" : path,
-                              expected_kind, st);
+    const char *what = strcmp(path, "-") == 0 ? "<stdin>" : path;
+    int rc = amtl_file_decode(f, buf, len, what, expected_kind, st);
     free(buf);
+    if (rc == 0 && f->checksum == AMTL_CHECKSUM_NONE)
+        old_file_notice(what, f->version);
     return rc;
 }

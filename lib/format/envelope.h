@@ -1,11 +1,21 @@
 /* envelope.h — the one MessagePack file format shared by every tool.
  *
- * A file is a MessagePack map:
- *   { "format": "amtl", "version": 1, "kind": "<kind>",
+ * A file (format version 2) is a MessagePack map:
+ *   { "format": "amtl", "version": 2, "kind": "<kind>",
  *     "meta": { "<key>": "<string value>", ... },
- *     "tensors": { "<name>": { "dtype": "f32", "shape": [..], "data": <bin> }, ... } }
+ *     "tensors": { "<name>": { "dtype": "f32", "shape": [..], "data": <bin>,
+ *                              "crc32": <bin 4> }, ... },
+ *     "crc32": <bin 4> }
  * Kinds: "dataset", "checkpoint", "architecture", "model".  Tensor data is the
  * raw little-endian bytes, row-major.  Order of meta keys and tensors is kept.
+ *
+ * Checksums are zlib's CRC-32, stored as 4 big-endian bytes.  The top-level
+ * "crc32" is the last entry, so a file always ends with the 12 bytes
+ * a5 "crc32" c4 04 <crc>, <crc> covering every byte before it; a reader
+ * verifies it before anything else.  A tensor's "crc32" covers its data and
+ * only serves to name the damaged tensor once the file's checksum failed.
+ * Version 1 files (no checksums) are still read; their `checksum` is
+ * AMTL_CHECKSUM_NONE and amtl_file_read notes it on stderr.
  *
  * Readers validate everything before they trust it: the envelope, every type,
  * shape × element size = byte length, and no container or byte string may
@@ -24,7 +34,8 @@
 #include "base/tensor.h"
 
 #define AMTL_FORMAT_NAME "amtl"
-#define AMTL_FORMAT_VERSION 1
+#define AMTL_FORMAT_VERSION 2        /* what writers write */
+#define AMTL_FORMAT_VERSION_OLDEST 1 /* the oldest readers read */
 
 typedef struct {
     char *key;
@@ -36,9 +47,16 @@ typedef struct {
     amtl_tensor t;  /* always owned by the file */
 } amtl_named_tensor;
 
+/* Whether a file was verified against its checksum when it was read. */
+typedef enum {
+    AMTL_CHECKSUM_NONE = 0,  /* built in memory, or a version 1 file */
+    AMTL_CHECKSUM_VERIFIED
+} amtl_checksum;
+
 typedef struct {
     char kind[32];
-    int version;
+    int version;             /* of the file read; AMTL_FORMAT_VERSION when built */
+    amtl_checksum checksum;
     amtl_meta_kv *meta;
     int n_meta, cap_meta;
     amtl_named_tensor *tensors;
@@ -77,6 +95,14 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
  * in messages.  On failure f is left empty. */
 int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what,
                      const char *expected_kind, amtl_status *st);
+
+/* "verified", or "none (format version 1)" for a file read without one. */
+const char *amtl_file_checksum_text(const amtl_file *f);
+
+/* Recomputes the checksum at the end of an encoded file in place, for
+ * programs that edit encoded bytes (tests, fuzz targets).  Returns -1 when
+ * buf does not end with a checksum entry. */
+int amtl_envelope_seal(void *buf, size_t len);
 
 /* path "-" means stdout / stdin; a stdout that is a terminal is refused
  * (AMTL_EUSAGE): MessagePack is binary. */

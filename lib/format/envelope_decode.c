@@ -1,6 +1,6 @@
-/* envelope_decode.c — untrusted bytes to an amtl file: a validation walk
- * over the MessagePack structure, then the envelope's fields checked one by
- * one (see envelope.h).
+/* envelope_decode.c — untrusted bytes to an amtl file: the checksum at the
+ * end verified (checksum.c), a validation walk over the MessagePack
+ * structure, then the envelope's fields checked one by one (see envelope.h).
  */
 #include "format/envelope.h"
 
@@ -16,8 +16,7 @@
 /* The envelope nests four deep (map, tensors, tensor, shape); 16 leaves room. */
 #define MP_MAX_DEPTH 16
 
-/* A short printable rendering of untrusted bytes for messages. */
-static const char *show(char *out, size_t cap, const char *p, size_t n)
+const char *amtl_envelope_show(char *out, size_t cap, const char *p, size_t n)
 {
     size_t limit = cap - 4, j = 0;
     for (size_t i = 0; i < n && j < limit; i++) {
@@ -108,8 +107,8 @@ static int is_map_byte(unsigned b)
     return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
 }
 
-static int mp_validate(const unsigned char *p, size_t len, const char *what,
-                       amtl_status *st)
+int amtl_envelope_mp_validate(const unsigned char *p, size_t len, const char *what,
+                              amtl_status *st)
 {
     static const char *const names[] = {"scalar", "str", "bin", "array", "map"};
     uint64_t owed[MP_MAX_DEPTH + 1]; /* values still due in each open container */
@@ -220,7 +219,7 @@ static int take_str(char **out, const msgpack_object_str *s, const char *what,
     if (s->size && memchr(s->ptr, '\0', s->size)) {
         char b[64];
         return amtl_error(st, AMTL_EDATA, "%s: %s \"%s\" contains a NUL byte", what, role,
-                          show(b, sizeof b, s->ptr, s->size));
+                          amtl_envelope_show(b, sizeof b, s->ptr, s->size));
     }
     *out = amtl_envelope_dup(s->ptr, s->size);
     if (!*out)
@@ -277,7 +276,7 @@ static int check_str_keys(const msgpack_object_map *m, const char *what,
     if (dup) {
         char b[200];
         return amtl_error(st, AMTL_EDATA, "%s: duplicate %s '%s'", what, role,
-                          show(b, sizeof b, dup->ptr, dup->size));
+                          amtl_envelope_show(b, sizeof b, dup->ptr, dup->size));
     }
     return 0;
 }
@@ -324,7 +323,8 @@ static int decode_meta(amtl_file *f, const msgpack_object *o, const char *what,
         char b[200];
         if (v->type != MSGPACK_OBJECT_STR)
             return amtl_error(st, AMTL_EDATA, "%s: meta '%s' must be a string, got %s",
-                              what, show(b, sizeof b, k->via.str.ptr, k->via.str.size),
+                              what,
+                              amtl_envelope_show(b, sizeof b, k->via.str.ptr, k->via.str.size),
                               obj_type_name(v));
         amtl_meta_kv *kv = &f->meta[f->n_meta];
         if (take_str(&kv->key, &k->via.str, what, "metadata key", st))
@@ -336,22 +336,32 @@ static int decode_meta(amtl_file *f, const msgpack_object *o, const char *what,
     return 0;
 }
 
+/* A checksum: 4 bytes. */
+static int is_sum(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == 4;
+}
+
+/* A tensor; from version 2 on with its "crc32", whose value the file's
+ * checksum has vouched for (checksum.c reads it to name damage). */
 static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
-                         const msgpack_object *o, const char *what, amtl_status *st)
+                         const msgpack_object *o, int version, const char *what,
+                         amtl_status *st)
 {
     char tn[256], b[64];
-    show(tn, sizeof tn, name->ptr, name->size);
+    amtl_envelope_show(tn, sizeof tn, name->ptr, name->size);
     if (o->type != MSGPACK_OBJECT_MAP)
         return amtl_error(st, AMTL_EDATA, "%s: tensor '%s' must be a map, got %s", what,
                           tn, obj_type_name(o));
     const msgpack_object_map *m = &o->via.map;
-    const msgpack_object *dtype = NULL, *shape = NULL, *data = NULL;
+    const msgpack_object *dtype = NULL, *shape = NULL, *data = NULL, *sum = NULL;
     for (uint32_t i = 0; i < m->size; i++) {
         const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
         const msgpack_object **slot = str_is(k, "dtype")   ? &dtype
                                       : str_is(k, "shape") ? &shape
                                       : str_is(k, "data")  ? &data
-                                                           : NULL;
+                                      : version >= 2 && str_is(k, "crc32") ? &sum
+                                                                           : NULL;
         if (!slot) {
             if (k->type != MSGPACK_OBJECT_STR)
                 return amtl_error(st, AMTL_EDATA,
@@ -359,14 +369,19 @@ static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
                                   obj_type_name(k));
             return amtl_error(st, AMTL_EDATA, "%s: tensor '%s': unknown field \"%s\"",
                               what, tn,
-                              show(b, sizeof b, k->via.str.ptr, k->via.str.size));
+                              amtl_envelope_show(b, sizeof b, k->via.str.ptr,
+                                                 k->via.str.size));
         }
         if (*slot)
             return amtl_error(st, AMTL_EDATA, "%s: tensor '%s': duplicate field \"%.*s\"",
                               what, tn, (int)k->via.str.size, k->via.str.ptr);
         *slot = v;
     }
-    const char *missing = !dtype ? "dtype" : !shape ? "shape" : !data ? "data" : NULL;
+    const char *missing = !dtype                  ? "dtype"
+                          : !shape                ? "shape"
+                          : !data                 ? "data"
+                          : version >= 2 && !sum ? "crc32"
+                                                  : NULL;
     if (missing)
         return amtl_error(st, AMTL_EDATA, "%s: tensor '%s': missing field \"%s\"", what,
                           tn, missing);
@@ -381,7 +396,8 @@ static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
                           "%s: tensor '%s': unknown dtype \"%s\" (known: f32, i32, i64, "
                           "u8, f64)",
                           what, tn,
-                          show(b, sizeof b, dtype->via.str.ptr, dtype->via.str.size));
+                          amtl_envelope_show(b, sizeof b, dtype->via.str.ptr,
+                                             dtype->via.str.size));
 
     if (shape->type != MSGPACK_OBJECT_ARRAY)
         return amtl_error(st, AMTL_EDATA,
@@ -425,6 +441,11 @@ static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
         return amtl_error(st, AMTL_EDATA,
                           "%s: tensor '%s': shape %s needs %zu bytes, data has %u", what,
                           tn, sh, need, data->via.bin.size);
+    if (sum && !is_sum(sum))
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: tensor '%s': crc32 must be 4 bytes (bin), got %s", what, tn,
+                          sum->type == MSGPACK_OBJECT_BIN ? "another length"
+                                                          : obj_type_name(sum));
 
     if (take_str(&nt->name, name, what, "tensor name", st))
         return -1;
@@ -453,19 +474,20 @@ static int decode_tensors(amtl_file *f, const msgpack_object *o, const char *wha
     for (uint32_t i = 0; i < m->size; i++) {
         /* Counted before it can fail, so amtl_file_free releases a partial one. */
         f->n_tensors++;
-        if (decode_tensor(&f->tensors[i], &m->ptr[i].key.via.str, &m->ptr[i].val, what,
-                          st))
+        if (decode_tensor(&f->tensors[i], &m->ptr[i].key.via.str, &m->ptr[i].val,
+                          f->version, what, st))
             return -1;
     }
     return 0;
 }
 
+/* sealed: the file ended with a checksum that matched (checksum.c). */
 static int decode_root(amtl_file *f, const msgpack_object *root, const char *what,
-                       const char *expected_kind, amtl_status *st)
+                       const char *expected_kind, int sealed, amtl_status *st)
 {
-    enum { K_FORMAT, K_VERSION, K_KIND, K_META, K_TENSORS, N_KEYS };
+    enum { K_FORMAT, K_VERSION, K_KIND, K_META, K_TENSORS, K_CRC, N_KEYS };
     static const char *const keys[N_KEYS] = {"format", "version", "kind", "meta",
-                                             "tensors"};
+                                             "tensors", "crc32"};
     const msgpack_object *field[N_KEYS] = {0};
     const msgpack_object *unknown = NULL, *repeated = NULL;
     char b[64], b2[64];
@@ -500,7 +522,8 @@ static int decode_root(amtl_file *f, const msgpack_object *root, const char *wha
     if (!str_is(o, AMTL_FORMAT_NAME))
         return amtl_error(
             st, AMTL_EDATA, "%s: not an amtl file: expected format \"%s\", got \"%s\"",
-            what, AMTL_FORMAT_NAME, show(b, sizeof b, o->via.str.ptr, o->via.str.size));
+            what, AMTL_FORMAT_NAME,
+            amtl_envelope_show(b, sizeof b, o->via.str.ptr, o->via.str.size));
 
     o = field[K_VERSION];
     if (!o)
@@ -508,17 +531,19 @@ static int decode_root(amtl_file *f, const msgpack_object *root, const char *wha
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return amtl_error(
             st, AMTL_EDATA,
-            "%s: unsupported format version %lld (this build reads version %d)", what,
-            (long long)o->via.i64, AMTL_FORMAT_VERSION);
+            "%s: unsupported format version %lld (this build reads versions %d to %d)",
+            what, (long long)o->via.i64, AMTL_FORMAT_VERSION_OLDEST, AMTL_FORMAT_VERSION);
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return amtl_error(st, AMTL_EDATA,
                           "%s: field \"version\" must be an integer, got %s", what,
                           obj_type_name(o));
-    if (o->via.u64 != AMTL_FORMAT_VERSION)
+    if (o->via.u64 < AMTL_FORMAT_VERSION_OLDEST || o->via.u64 > AMTL_FORMAT_VERSION)
         return amtl_error(
             st, AMTL_EDATA,
-            "%s: unsupported format version %llu (this build reads version %d)", what,
-            (unsigned long long)o->via.u64, AMTL_FORMAT_VERSION);
+            "%s: unsupported format version %llu (this build reads versions %d to %d)",
+            what, (unsigned long long)o->via.u64, AMTL_FORMAT_VERSION_OLDEST,
+            AMTL_FORMAT_VERSION);
+    f->version = (int)o->via.u64;
 
     o = field[K_KIND];
     if (!o)
@@ -529,26 +554,39 @@ static int decode_root(amtl_file *f, const msgpack_object *root, const char *wha
     if (expected_kind && !str_is(o, expected_kind))
         return amtl_error(
             st, AMTL_EDATA, "%s: expected a file of kind \"%s\", got \"%s\"", what,
-            expected_kind, show(b, sizeof b, o->via.str.ptr, o->via.str.size));
+            expected_kind,
+            amtl_envelope_show(b, sizeof b, o->via.str.ptr, o->via.str.size));
     if (o->via.str.size == 0 || o->via.str.size >= sizeof f->kind ||
         memchr(o->via.str.ptr, '\0', o->via.str.size))
         return amtl_error(st, AMTL_EDATA, "%s: invalid kind \"%s\"", what,
-                          show(b, sizeof b, o->via.str.ptr, o->via.str.size));
+                          amtl_envelope_show(b, sizeof b, o->via.str.ptr, o->via.str.size));
     memcpy(f->kind, o->via.str.ptr, o->via.str.size);
     f->kind[o->via.str.size] = '\0';
-    f->version = AMTL_FORMAT_VERSION;
+
+    /* From version 2 on a file ends with the checksum verified before the
+     * decoder ran; a version 1 file has none. */
+    if (f->version >= 2 && (!sealed || !field[K_CRC] || !is_sum(field[K_CRC])))
+        return amtl_error(st, AMTL_EDATA, "%s: %s", what, amtl_envelope_unsealed);
+    if (f->version < 2 && field[K_CRC])
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: unknown top-level field \"crc32\" (a version %d file has "
+                          "no checksum)",
+                          what, f->version);
+    f->checksum = sealed ? AMTL_CHECKSUM_VERIFIED : AMTL_CHECKSUM_NONE;
 
     if (repeated)
         return amtl_error(
             st, AMTL_EDATA, "%s: duplicate field \"%s\"", what,
-            show(b, sizeof b, repeated->via.str.ptr, repeated->via.str.size));
+            amtl_envelope_show(b, sizeof b, repeated->via.str.ptr,
+                               repeated->via.str.size));
     if (unknown) {
         if (unknown->type != MSGPACK_OBJECT_STR)
             return amtl_error(st, AMTL_EDATA, "%s: a top-level key is %s, not a string",
                               what, obj_type_name(unknown));
         return amtl_error(
             st, AMTL_EDATA, "%s: unknown top-level field \"%s\"", what,
-            show(b2, sizeof b2, unknown->via.str.ptr, unknown->via.str.size));
+            amtl_envelope_show(b2, sizeof b2, unknown->via.str.ptr,
+                               unknown->via.str.size));
     }
     if (!field[K_META])
         return amtl_error(st, AMTL_EDATA, "%s: no \"meta\" field", what);
@@ -570,11 +608,14 @@ int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what
     const unsigned char *p = buf;
     if (len == 0)
         return amtl_error(st, AMTL_EDATA, "%s: empty file, not an amtl file", what);
+    int sealed;
+    if (amtl_envelope_verify(p, len, what, &sealed, st))
+        return -1;
     if (!is_map_byte(p[0]))
         return amtl_error(st, AMTL_EDATA,
                           "%s: not an amtl file (it does not start with a msgpack map)",
                           what);
-    if (mp_validate(p, len, what, st))
+    if (amtl_envelope_mp_validate(p, len, what, st))
         return -1;
 
     msgpack_unpacked u;
@@ -588,7 +629,7 @@ int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what
              u.data.type != MSGPACK_OBJECT_MAP)
         rc = amtl_error(st, AMTL_EDATA, "%s: corrupt file: msgpack parse error", what);
     else
-        rc = decode_root(f, &u.data, what, expected_kind, st);
+        rc = decode_root(f, &u.data, what, expected_kind, sealed, st);
     msgpack_unpacked_destroy(&u);
     if (rc)
         amtl_file_free(f);

@@ -25,4 +25,32 @@ void amtl_envelope_format_shape(char *out, size_t cap, int ndim, const int64_t *
 int amtl_envelope_shape_bytes(amtl_dtype dt, int ndim, const int64_t *shape,
                               size_t *bytes);
 
+/* A short printable rendering of untrusted bytes for messages. */
+const char *amtl_envelope_show(char *out, size_t cap, const char *p, size_t n);
+/* Checks that p holds one msgpack value whose every length and count fits
+ * the bytes that remain (see envelope_decode.c). */
+int amtl_envelope_mp_validate(const unsigned char *p, size_t len, const char *what,
+                              amtl_status *st);
+
+/* ---- checksums (checksum.c) ---- */
+
+/* The key "crc32" and the header of a 4-byte bin: a sealed file ends with
+ * these and the 4 bytes of its CRC. */
+#define AMTL_SUM_TRAILER "\xa5" "crc32" "\xc4\x04"
+#define AMTL_SUM_TRAILER_LEN 8
+
+/* "damaged file: it does not end with its checksum (...)" */
+extern const char *const amtl_envelope_unsealed;
+
+uint32_t amtl_envelope_crc32(uint32_t crc, const void *p, size_t n);
+/* The CRC of a followed by b, from theirs and b's length. */
+uint32_t amtl_envelope_crc32_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b);
+void amtl_envelope_put_be32(unsigned char *p, uint32_t v);
+/* Verifies the checksum at the end of p before anything reads the rest:
+ * *sealed is 1 when it matched, 0 when the file has none (a version 1 file,
+ * or not an amtl file at all); a mismatch, or a current-version start
+ * without a checksum at the end, is an error naming the damaged part. */
+int amtl_envelope_verify(const unsigned char *p, size_t len, const char *what,
+                         int *sealed, amtl_status *st);
+
 #endif

@@ -119,7 +119,7 @@ EOF
     [[ "${lines[1]}" == "task2 "* ]]
     [[ "${lines[2]}" == "mean "* ]]
     [ "${lines[3]}" = "not trained: task0, task1, task3" ]
-    [[ "${lines[4]}" == "(test split, 150 rows, "*" live weights)" ]]
+    [[ "${lines[4]}" == "(test split, 150 rows, "*" live weights; model checksum verified)" ]]
 }
 
 @test "amtl-train: the linear floor is a fitted logistic regression that amtl-eval scores" {
@@ -396,7 +396,7 @@ EOF
     # the model may come from stdin when the rows do not
     run --separate-stderr amtl-eval --model - --data "$TMP/f.amtl" --json < "$TMP/m.model"
     [ "$status" -eq 0 ]
-    [[ "$output" == '{"model":"<stdin>","split":"test"'* ]]
+    [[ "$output" == '{"model":"<stdin>","checksum":"verified","split":"test"'* ]]
 }
 
 @test "man pages: amtl-train(1) and amtl-eval(1) lint clean" {

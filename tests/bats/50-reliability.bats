@@ -12,10 +12,7 @@ LONG="$MODEL --set batch_size=4 --set discretize_ops=2 --quiet"
 
 setup_file() {
     export F="$BATS_FILE_TMPDIR"
-    amtl-prep --synthetic --rows 1500 --seed 3 -o "$F/small.amtl"
-    amtl-supernet --data "$F/small.amtl" $SMALL --phase search --epochs 1 -o "$F/s.ckpt" > /dev/null
-    amtl-discretize --export -o "$F/s.arch" "$F/s.ckpt"
-    amtl-train --data "$F/small.amtl" --arch "$F/s.arch" $SMALL --epochs 1 -o "$F/s.model" > /dev/null
+    small_files "$F" $SMALL
 }
 
 # Name, dtype, shape and a digest of every tensor of an amtl file, in file
@@ -270,7 +267,7 @@ check_corrupt() {
         case $f in
             empty) [ "$stderr" = "$tool: error: $TMP/empty: empty file, not an amtl file" ] ;;
             garbage) [ "$stderr" = "$tool: error: $TMP/garbage: not an amtl file (it does not start with a msgpack map)" ] ;;
-            truncated) [[ "$stderr" == "$tool: error: $TMP/truncated: truncated or corrupt file: "*" claims "*" remain" ]] ;;
+            truncated) [ "$stderr" = "$tool: error: $TMP/truncated: damaged file: it does not end with its checksum (truncated, damaged at the end, or written without one)" ] ;;
         esac
         [ ! -e "$TMP/out" ]
     done
@@ -303,7 +300,7 @@ check_corrupt() {
     cp "$TMP/truncated" "$TMP/c.ckpt"
     run --separate-stderr amtl-supernet --data "$F/small.amtl" $SMALL --phase warmup --epochs 1 --resume -o "$TMP/c.ckpt"
     [ "$status" -eq 1 ]
-    [[ "$stderr" == "amtl-supernet: error: $TMP/c.ckpt: truncated or corrupt file: "* ]]
+    [[ "$stderr" == "amtl-supernet: error: $TMP/c.ckpt: damaged file: it does not end with its checksum "* ]]
     cmp "$TMP/c.ckpt" "$TMP/truncated"
 }
 
@@ -340,7 +337,7 @@ check_corrupt() {
     [ "$stderr" = "amtl-prep: error: $TMP/truncated.csv:8:4: expected 5 fields (as the header), found 3" ]
     run --separate-stderr amtl-prep -o "$TMP/out" "$F/small.amtl"
     [ "$status" -eq 1 ]
-    [ "$stderr" = "amtl-prep: error: $F/small.amtl:1:1: control byte 0x01: not a text file" ]
+    [ "$stderr" = "amtl-prep: error: $F/small.amtl:1:1: control byte 0x02: not a text file" ]
     [ ! -e "$TMP/out" ]
 
     printf 'model:\n  embedding_dim: [4\n' > "$TMP/truncated.yaml"

@@ -1,13 +1,23 @@
 #!/usr/bin/env python3
 # amtlfile.py — amtl files for the Bats tests, read with the standard library
-# only (MessagePack, amtl-checkpoint(5)):
+# only (MessagePack, amtl-dataset(5)):
 #   amtlfile.py tensors FILE       name, dtype, shape and a digest of every
 #                                  tensor, in file order
 #   amtlfile.py zero-seconds FILE  the file with the wall-clock seconds column
-#                                  of "history" zeroed, on stdout (for cmp)
-# Both zero those seconds first: they are the only part of a checkpoint that
-# differs between two runs that compute the same thing.
-import hashlib, struct, sys
+#                                  of "history" zeroed and its checksums
+#                                  recomputed, on stdout (for cmp)
+#   amtlfile.py v1 FILE            the file as format version 1 wrote it (no
+#                                  checksums), on stdout
+#   amtlfile.py damage FILE DIR    copies of the file with one byte changed
+#                                  each, DIR/1, DIR/2, ...: in the header, the
+#                                  metadata, every tensor's data (first, middle
+#                                  or last byte in turn) and the end; prints
+#                                  one line per copy: its name, then the words
+#                                  the reader's message must hold
+# Both tensors and zero-seconds zero those seconds first: they are the only
+# part of a checkpoint that differs between two runs that compute the same
+# thing.
+import hashlib, os, struct, sys, zlib
 
 def unpack(b, i):
     c = b[i]; i += 1
@@ -40,22 +50,92 @@ def array(b, i, k):
         v, i = unpack(b, i); out.append(v)
     return out, i
 
+class Map(list):
+    """A map as the list of its (key, value) pairs, in file order."""
+
 def mapping(b, i, k):
-    out = []
+    out = Map()
     for _ in range(k):
         key, i = unpack(b, i); v, i = unpack(b, i); out.append((key, v))
     return out, i
 
-b = bytearray(open(sys.argv[2], 'rb').read())
+def pack(v, b):
+    """MessagePack of what unpack returns (bin data as a slice of b)."""
+    def head(n, small, codes):
+        if small is not None and n < small[0]: return bytes([small[1] | n])
+        for limit, code, fmt in codes:
+            if n < limit: return bytes([code]) + struct.pack('>' + fmt, n)
+        raise ValueError('too long')
+    if isinstance(v, int):
+        if v >= 0: return head(v, (128, 0), [(1 << 8, 0xcc, 'B'), (1 << 16, 0xcd, 'H'),
+                                            (1 << 32, 0xce, 'I'), (1 << 64, 0xcf, 'Q')])
+        return b'\xd3' + struct.pack('>q', v)
+    if isinstance(v, str):
+        s = v.encode()
+        return head(len(s), (32, 0xa0), [(1 << 8, 0xd9, 'B'), (1 << 16, 0xda, 'H'),
+                                         (1 << 32, 0xdb, 'I')]) + s
+    if isinstance(v, slice):
+        d = bytes(b[v])
+        return head(len(d), None, [(1 << 8, 0xc4, 'B'), (1 << 16, 0xc5, 'H'),
+                                   (1 << 32, 0xc6, 'I')]) + d
+    if isinstance(v, Map):
+        return head(len(v), (16, 0x80), [(1 << 16, 0xde, 'H'), (1 << 32, 0xdf, 'I')]) + \
+            b''.join(pack(k, b) + pack(x, b) for k, x in v)
+    if isinstance(v, list):
+        return head(len(v), (16, 0x90), [(1 << 16, 0xdc, 'H'), (1 << 32, 0xdd, 'I')]) + \
+            b''.join(pack(x, b) for x in v)
+    raise ValueError('cannot pack %r' % (v,))
+
+def crc(d):
+    return struct.pack('>I', zlib.crc32(d))
+
+cmd, path = sys.argv[1], sys.argv[2]
+b = bytearray(open(path, 'rb').read())
 root, _ = unpack(bytes(b), 0)
-for name, t in dict(root)['tensors']:
+tensors = dict(root)['tensors']
+for name, t in tensors:
     t = dict(t)
-    if name == 'history':
+    if name == 'history' and cmd in ('tensors', 'zero-seconds'):
         cols = t['shape'][1]
         for r in range(t['shape'][0]):
             o = t['data'].start + (r * cols + 4) * 8
             b[o:o + 8] = bytes(8)
-    if sys.argv[1] == 'tensors':
+        if 'crc32' in t:
+            b[t['crc32']] = crc(b[t['data']])
+    if cmd == 'tensors':
         print(name, t['dtype'], t['shape'], hashlib.sha256(b[t['data']]).hexdigest()[:16])
-if sys.argv[1] == 'zero-seconds':
+if cmd == 'zero-seconds':
+    if dict(root).get('crc32'):
+        b[-4:] = crc(b[:-4])
     sys.stdout.buffer.write(b)
+elif cmd == 'v1':
+    old = Map((k, 1 if k == 'version' else v) for k, v in root if k != 'crc32')
+    old = Map((k, Map((n, Map((f, x) for f, x in t if f != 'crc32')) for n, t in v)
+               if k == 'tensors' else v) for k, v in old)
+    sys.stdout.buffer.write(pack(old, b))
+elif cmd == 'damage':
+    out = sys.argv[3]
+    # (offset, the words of the message)
+    whole = 'damaged file: the checksum does not match'
+    sites = [(0, whole), (5, whole), (15, whole), (21, whole)]
+    for key, val in dict(root)['meta'][:1]:
+        if val:
+            at = b.find(pack(key, b) + pack(val, b)) + len(pack(key, b)) + 1
+            sites.append((at, whole))
+    for i, (name, t) in enumerate(tensors):
+        d = dict(t)['data']
+        if d.stop > d.start:
+            at = [d.start, (d.start + d.stop) // 2, d.stop - 1][i % 3]
+            sites.append((at, "damaged file: tensor '%s' does not match its checksum" % name))
+    first = tensors[0][1]
+    sites.append((dict(first)['data'].start - 2, whole))  # a tensor's layout
+    n = len(b)
+    sites += [(n - 12, 'damaged file: it does not end with its checksum'),
+              (n - 7, 'damaged file: it does not end with its checksum'),
+              (n - 4, whole), (n - 1, whole)]
+    for k, (at, words) in enumerate(sites, 1):
+        c = bytearray(b)
+        c[at] ^= 0x5a
+        with open(os.path.join(out, str(k)), 'wb') as f:
+            f.write(c)
+        print(k, words)
