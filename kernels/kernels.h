@@ -78,6 +78,21 @@ void amtl_k_bn_moments(double *var, double *mean, const float *WC, const float *
                        const float *mu, int rows, int C);
 /* Σ a[i]*b[i] in double over float blocks */
 double amtl_k_dot(const float *a, const float *b, size_t n);
+/* BatchNorm1d over the rows of [rows, C] (eps and momentum as torch), the
+ * one copy of its arithmetic (batchnorm.c; backend.h states the semantics):
+ * training with batch statistics (biased variance; running statistics
+ * updated with the unbiased one), evaluation with the running ones, and the
+ * backward (dX =, dgamma and dbeta +=; dX may be dY at the same leading
+ * dimension). */
+void amtl_k_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
+                     const float *X, int ldx, const float *gamma, const float *beta,
+                     int rows, int C, float momentum, float eps);
+void amtl_k_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gamma,
+                    const float *beta, const float *rmean, const float *rvar, int rows, int C,
+                    float eps);
+void amtl_k_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY,
+                    int lddy, const float *X, int ldx, const float *mean, const float *rstd,
+                    const float *gamma, int rows, int C);
 /* Dropout with the counter generator (ctr_rng.h; layers.h
  * amtl_dropout_forward, which calls it for p > 0): mask[i] = kept =
  * amtl_ctr_uniform(seed, site, i) >= p, out[i] = kept ? inp[i]/(1-p) : 0

@@ -101,43 +101,8 @@ void amtl_batchnorm_forward_train(float *out, float *mean, float *rstd,
 {
     /* out[B,C], mean[C], rstd[C], running_mean[C], running_var[C], inp[B,C],
      * gamma[C], beta[C] */
-    double unbias = B > 1 ? (double)B / (double)(B - 1) : 1.0;
-    for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
-        int n = C - c0 < CHAN_BLOCK ? C - c0 : CHAN_BLOCK;
-        double sum[CHAN_BLOCK], sq[CHAN_BLOCK], mu[CHAN_BLOCK];
-        for (int j = 0; j < n; j++)
-            sum[j] = sq[j] = 0.0;
-        for (int r = 0; r < B; r++) {
-            const float *restrict x = inp + (size_t)r * (size_t)C + c0;
-            for (int j = 0; j < n; j++)
-                sum[j] += x[j];
-        }
-        for (int j = 0; j < n; j++)
-            mu[j] = sum[j] / B;
-        /* Two passes (mean, then squared deviations): no cancellation. */
-        for (int r = 0; r < B; r++) {
-            const float *restrict x = inp + (size_t)r * (size_t)C + c0;
-            for (int j = 0; j < n; j++) {
-                double d = x[j] - mu[j];
-                sq[j] += d * d;
-            }
-        }
-        for (int j = 0; j < n; j++) {
-            int c = c0 + j;
-            double var = sq[j] / B;
-            mean[c] = (float)mu[j];
-            rstd[c] = (float)(1.0 / sqrt(var + eps));
-            running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu[j]);
-            running_var[c] =
-                (float)((1.0 - momentum) * running_var[c] + momentum * var * unbias);
-        }
-    }
-    for (int r = 0; r < B; r++) {
-        const float *restrict x = inp + (size_t)r * (size_t)C;
-        float *restrict y = out + (size_t)r * (size_t)C;
-        for (int c = 0; c < C; c++)
-            y[c] = (x[c] - mean[c]) * rstd[c] * gamma[c] + beta[c];
-    }
+    amtl_k_bn_train(out, C, mean, rstd, running_mean, running_var, inp, C, gamma, beta, B, C,
+                    momentum, eps);
 }
 
 void amtl_batchnorm_forward_eval(float *out, const float *inp, const float *gamma,
@@ -145,22 +110,7 @@ void amtl_batchnorm_forward_eval(float *out, const float *inp, const float *gamm
                                  const float *running_var, int B, int C, float eps)
 {
     /* out[B,C], inp[B,C], gamma[C], beta[C], running_mean[C], running_var[C] */
-    for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
-        int n = C - c0 < CHAN_BLOCK ? C - c0 : CHAN_BLOCK;
-        float scale[CHAN_BLOCK], shift[CHAN_BLOCK];
-        for (int j = 0; j < n; j++) {
-            int c = c0 + j;
-            double s = gamma[c] / sqrt((double)running_var[c] + eps);
-            scale[j] = (float)s;
-            shift[j] = (float)(beta[c] - running_mean[c] * s);
-        }
-        for (int r = 0; r < B; r++) {
-            const float *restrict x = inp + (size_t)r * (size_t)C + c0;
-            float *restrict y = out + (size_t)r * (size_t)C + c0;
-            for (int j = 0; j < n; j++)
-                y[j] = x[j] * scale[j] + shift[j];
-        }
-    }
+    amtl_k_bn_eval(out, C, inp, C, gamma, beta, running_mean, running_var, B, C, eps);
 }
 
 void amtl_batchnorm_backward(float *dinp, float *dgamma, float *dbeta,
@@ -170,43 +120,7 @@ void amtl_batchnorm_backward(float *dinp, float *dgamma, float *dbeta,
     /* dinp[B,C], dgamma[C], dbeta[C], dout[B,C], inp[B,C], mean[C], rstd[C],
      * gamma[C].  With xhat = (x - mean) rstd:
      *   dx = gamma rstd (dout - mean_b(dout) - xhat mean_b(dout xhat)). */
-    for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
-        int n = C - c0 < CHAN_BLOCK ? C - c0 : CHAN_BLOCK;
-        double sd[CHAN_BLOCK], sdx[CHAN_BLOCK];
-        float mu[CHAN_BLOCK], rs[CHAN_BLOCK], k0[CHAN_BLOCK], k1[CHAN_BLOCK],
-            g[CHAN_BLOCK];
-        for (int j = 0; j < n; j++) {
-            sd[j] = sdx[j] = 0.0;
-            mu[j] = mean[c0 + j];
-            rs[j] = rstd[c0 + j];
-        }
-        for (int r = 0; r < B; r++) {
-            const float *restrict x = inp + (size_t)r * (size_t)C + c0;
-            const float *restrict dy = dout + (size_t)r * (size_t)C + c0;
-            for (int j = 0; j < n; j++) {
-                float xh = (x[j] - mu[j]) * rs[j];
-                sd[j] += dy[j];
-                sdx[j] += dy[j] * xh;
-            }
-        }
-        for (int j = 0; j < n; j++) {
-            int c = c0 + j;
-            dbeta[c] += (float)sd[j];
-            dgamma[c] += (float)sdx[j];
-            k0[j] = (float)(sd[j] / B);
-            k1[j] = (float)(sdx[j] / B);
-            g[j] = gamma[c] * rs[j];
-        }
-        for (int r = 0; r < B; r++) {
-            const float *restrict x = inp + (size_t)r * (size_t)C + c0;
-            const float *restrict dy = dout + (size_t)r * (size_t)C + c0;
-            float *restrict dx = dinp + (size_t)r * (size_t)C + c0;
-            for (int j = 0; j < n; j++) {
-                float xh = (x[j] - mu[j]) * rs[j];
-                dx[j] = g[j] * (dy[j] - k0[j] - xh * k1[j]);
-            }
-        }
-    }
+    amtl_k_bn_back(dinp, C, dgamma, dbeta, dout, C, inp, C, mean, rstd, gamma, B, C);
 }
 
 /* ---- elementwise ---------------------------------------------------------- */
