@@ -93,6 +93,16 @@ void amtl_k_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gam
 void amtl_k_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY,
                     int lddy, const float *X, int ldx, const float *mean, const float *rstd,
                     const float *gamma, int rows, int C);
+/* MixFeature (mixfeature.c; backend.h states the semantics): x[b, f·E+e] =
+ * gs[f]·embs[b,f,e]; with u = gi[f]·embs[b,f,:] (a field with gi 0 left
+ * out), sums[b,:] = Σ_f u, x[b, N·E+e] = ½(sums² − Σ_f u²), x[b, N·E+E+d] =
+ * dense[b,d]; x's leading dimension N·E+E+D.  The backward adds into dembs
+ * and writes dgs, dgi (per-field sums in double over the rows in order). */
+void amtl_k_mixfeature(float *x, float *sums, const float *embs, const float *dense,
+                       const float *gs, const float *gi, int B, int N, int E, int D);
+void amtl_k_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *dx,
+                            const float *embs, const float *sums, const float *gs,
+                            const float *gi, int B, int N, int E, int D);
 /* Dropout with the counter generator (ctr_rng.h; layers.h
  * amtl_dropout_forward, which calls it for p > 0): mask[i] = kept =
  * amtl_ctr_uniform(seed, site, i) >= p, out[i] = kept ? inp[i]/(1-p) : 0

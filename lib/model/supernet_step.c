@@ -7,6 +7,7 @@
 
 #include "base/pool.h"
 #include "model/supernet_ws.h"
+#include "kernels.h"
 #include "model/wide.h"
 
 #define BN_EPS 1e-5f
@@ -75,6 +76,7 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     ws->x0 = CARVE_F(cv, K * B * ID);
     ws->dx0 = tr ? CARVE_F(cv, K * B * ID) : NULL;
     ws->fm_sum = CARVE_F(cv, K * B * E);
+    ws->fm_dg = tr ? CARVE_F(cv, 2 * net->N) : NULL;
     for (int t = 0; t < ws->nthreads; t++) {
         amtl_thread_ws *th = cv->a ? &ws->thr[t] : &(amtl_thread_ws){0};
         size_t rows = B < AMTL_MOP_ROWS ? B : AMTL_MOP_ROWS;
@@ -230,36 +232,9 @@ static amtl_gate_mode gate_mode(const amtl_supernet *net, int training)
 static void mix_feature_forward(const amtl_supernet *net, amtl_workspace *ws,
                                 const amtl_batch *bt, int j)
 {
-    int B = ws->B, N = net->N, E = net->E, D = net->D, ID = net->input_dim;
-    const float *gs = ws->gs + j * N, *gi = ws->gi + j * N;
-    float *x = ws->x0 + (size_t)j * ws->Bmax * ID;
-    float *S = ws->fm_sum + (size_t)j * ws->Bmax * E;
-    for (int b = 0; b < B; b++) {
-        const float *e = ws->embs + (size_t)b * N * E;
-        float *xb = x + (size_t)b * ID, *sb = S + (size_t)b * E;
-        float sq[256];
-        float *fm = xb + N * E;
-        for (int k = 0; k < E; k++)
-            sb[k] = 0;
-        for (int k = 0; k < E && k < 256; k++)
-            sq[k] = 0;
-        for (int f = 0; f < N; f++) {
-            const float *ef = e + f * E;
-            float a = gs[f], c = gi[f];
-            for (int k = 0; k < E; k++)
-                xb[f * E + k] = a * ef[k];
-            if (c != 0.0f)
-                for (int k = 0; k < E; k++) {
-                    float u = c * ef[k];
-                    sb[k] += u;
-                    sq[k] += u * u;
-                }
-        }
-        for (int k = 0; k < E; k++)
-            fm[k] = 0.5f * (sb[k] * sb[k] - sq[k]);
-        for (int d = 0; d < D; d++)
-            xb[N * E + E + d] = bt->dense[(size_t)b * D + d];
-    }
+    amtl_k_mixfeature(ws->x0 + (size_t)j * ws->Bmax * net->input_dim,
+                      ws->fm_sum + (size_t)j * ws->Bmax * net->E, ws->embs, bt->dense,
+                      ws->gs + j * net->N, ws->gi + j * net->N, ws->B, net->N, net->E, net->D);
 }
 
 static void gate_values(float *g, const float *beta, int n, const amtl_supernet *net,
@@ -510,41 +485,15 @@ static void consumer_backward(amtl_supernet *net, amtl_workspace *ws, int c)
 
 static void mix_feature_backward(amtl_supernet *net, amtl_workspace *ws, int j)
 {
-    int B = ws->B, N = net->N, E = net->E, ID = net->input_dim;
-    const float *gs = ws->gs + j * N, *gi = ws->gi + j * N;
-    const float *dx = ws->dx0 + (size_t)j * ws->Bmax * ID;
-    const float *S = ws->fm_sum + (size_t)j * ws->Bmax * E;
-    double dgs[256] = {0}, dgi[256] = {0};
-    for (int b = 0; b < B; b++) {
-        const float *e = ws->embs + (size_t)b * N * E;
-        float *de = ws->dembs + (size_t)b * N * E;
-        const float *dxb = dx + (size_t)b * ID, *dfm = dxb + N * E, *sb = S + (size_t)b * E;
-        for (int f = 0; f < N; f++) {
-            const float *ef = e + f * E, *dxf = dxb + f * E;
-            float *def = de + f * E;
-            float a = gs[f], c = gi[f];
-            double ps = 0, pi = 0;
-            for (int k = 0; k < E; k++) {
-                ps += (double)dxf[k] * ef[k];
-                float du = dfm[k] * (sb[k] - c * ef[k]);
-                pi += (double)du * ef[k];
-                def[k] += a * dxf[k] + c * du;
-            }
-            if (f < 256) {
-                dgs[f] += ps;
-                dgi[f] += pi;
-            }
-        }
-    }
-    if (!net->selections_fixed && N <= 256) {
-        float fs[256], fi[256];
-        for (int f = 0; f < N; f++) {
-            fs[f] = (float)dgs[f];
-            fi[f] = (float)dgi[f];
-        }
-        amtl_gate_backward(net->garch + net->single_beta[j], fs,
+    int N = net->N;
+    float *dgs = ws->fm_dg, *dgi = ws->fm_dg + N;
+    amtl_k_mixfeature_back(ws->dembs, dgs, dgi, ws->dx0 + (size_t)j * ws->Bmax * net->input_dim,
+                           ws->embs, ws->fm_sum + (size_t)j * ws->Bmax * net->E,
+                           ws->gs + j * N, ws->gi + j * N, ws->B, N, net->E, net->D);
+    if (!net->selections_fixed) {
+        amtl_gate_backward(net->garch + net->single_beta[j], dgs,
                            net->arch + net->single_beta[j], N);
-        amtl_gate_backward(net->garch + net->inter_beta[j], fi,
+        amtl_gate_backward(net->garch + net->inter_beta[j], dgi,
                            net->arch + net->inter_beta[j], N);
     }
 }

@@ -77,6 +77,7 @@ struct amtl_workspace {
     float *x0;          /* [K,B,input_dim] */
     float *dx0;         /* [K,B,input_dim] */
     float *fm_sum;      /* [K,B,E] Σ_f gi_f e_f */
+    float *fm_dg;       /* [2N] a MixFeature's gate gradients (training) */
     /* MixedOps */
     amtl_mop_ws *mop;   /* [n_mops] */
     int nthreads;       /* pool threads the scratch below is sized for */
