@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The temp file of a write to <base> is ".<base>.tmp.<pid>.XXXXXX" (XXXXXX
- * from mkstemp), so that a later write to the same target can tell what a
+/* The temp file of a write to <base> is ".<base>.tmp.<pid>.<6 random
+ * characters>" (mkstemp(3) replaces the template's XXXXXX), so that a later write to the same target can tell what a
  * killed writer left behind and whether that writer is gone. */
 #define TEMP_TAG ".tmp."
 #define TEMP_RANDOM 6

@@ -1,9 +1,9 @@
 /* safe_write.h — replacing a file so that a reader sees the old bytes or the
  * new ones, never a mix.
  *
- * The bytes go to a temp file ".<name>.tmp.<pid>.XXXXXX" in the target's
- * directory, which is synced and renamed over the target; then the directory
- * is synced.  A failed write removes its temp file and leaves the old target
+ * The bytes go to a temp file ".<name>.tmp.<pid>.<6 random characters>"
+ * (made by mkstemp(3)) in the target's directory, which is synced and
+ * renamed over the target; then the directory is synced.  A failed write removes its temp file and leaves the old target
  * intact.  A writer killed outright cannot: its temp file stays, and the next
  * write to the same target removes it once the writer is gone (no process of
  * that pid, and the lock the writer holds on the file while it writes is

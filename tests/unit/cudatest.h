@@ -176,4 +176,21 @@ static inline int brun_end(brun *r)
 
 #define FB(n) ((size_t)(n) * sizeof(float))
 
+/* The start and end of a CUDA test program's main: the seeded stream and
+ * the two instances (why says why CUDA is absent); then the host memory. */
+static inline void cudatest_begin(void)
+{
+    amtl_rng_seed(&rng, 20240531);
+    cpu = test_cpu_backend();
+    cuda = test_cuda_backend(&why);
+    if (!cuda && !why)
+        why = "no CUDA backend";
+}
+
+static inline void cudatest_end(void)
+{
+    hfree_all();
+    free(hmem);
+}
+
 #endif

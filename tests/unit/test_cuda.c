@@ -449,11 +449,7 @@ static void test_bn_back(void)
 
 int main(void)
 {
-    amtl_rng_seed(&rng, 20240531);
-    cpu = test_cpu_backend();
-    cuda = test_cuda_backend(&why);
-    if (!cuda && !why)
-        why = "no CUDA backend";
+    cudatest_begin();
     RUN(test_memory);
     RUN(test_gemm);
     RUN(test_add_axpy);
@@ -467,7 +463,6 @@ int main(void)
     RUN(test_bn_train);
     RUN(test_bn_eval);
     RUN(test_bn_back);
-    hfree_all();
-    free(hmem);
+    cudatest_end();
     TEST_MAIN_END();
 }

@@ -256,17 +256,12 @@ static void test_adam(void)
 
 int main(void)
 {
-    amtl_rng_seed(&rng, 20240531);
-    cpu = test_cpu_backend();
-    cuda = test_cuda_backend(&why);
-    if (!cuda && !why)
-        why = "no CUDA backend";
+    cudatest_begin();
     RUN(test_softmax);
     RUN(test_mixfeature);
     RUN(test_expert_mix);
     RUN(test_bce);
     RUN(test_adam);
-    hfree_all();
-    free(hmem);
+    cudatest_end();
     TEST_MAIN_END();
 }
