@@ -58,7 +58,10 @@
 # full_arch_train_epochs search epochs (each ending with discretize_ops
 # PD-DARTS steps, done by amtl-supernet), one frozen epoch (--phase finetune),
 # export, and fine-tuning for the rest of `epochs` (which counts every epoch,
-# as the reference does); the baselines train for `epochs` epochs.  Both stop
+# as the reference does); the baselines train for `epochs` epochs.  The
+# export and fine-tuning run once per threshold of export_candidates, and the
+# candidate with the best validation AUC is the searched model (see "export
+# candidates" below; candidates.tsv lists them).  Both stop
 # early after `patience` epochs without improvement.
 
 CONFIG      ?= configs/synthetic.yaml
@@ -160,11 +163,14 @@ all: table
 	@echo "searched model: $(OUT)/searched.model"
 	@echo "metrics:        $(OUT)/metrics.jsonl (supernet), $(OUT)/searched.jsonl (fine-tuning)"
 
-search: $(OUT)/searched.eval.json $(OUT)/metrics.jsonl $(OUT)/arch.txt
+search: $(OUT)/searched.eval.json $(OUT)/metrics.jsonl $(OUT)/arch.txt $(OUT)/candidates.tsv
 baselines: $(MODELS:%=$(OUT)/%.eval.json)
 
 table: $(OUT)/results.tsv $(OUT)/arch.txt
 	@cat $(OUT)/arch.txt
+	@echo
+	@echo "export candidates (the searched model is the one marked *):"
+	@column -t -s '	' $(OUT)/candidates.tsv
 	@echo
 	@column -t -s '	' $(OUT)/results.tsv
 	@python3 $(PIPE)table.py --stages $(OUT)
@@ -184,20 +190,42 @@ endif
 $(OUT)/metrics.jsonl: $(STAGES:%=$(OUT)/%.ckpt)
 	$(Q)cat $(STAGES:%=$(OUT)/%.jsonl) > $@.tmp && mv -f $@.tmp $@
 
-$(OUT)/arch.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
-	@$(say) export $@
-	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-discretize --export -o $@ $<
 
 $(OUT)/arch.txt: $(OUT)/arch.amtl
 	$(Q)$(BIN)/amtl-discretize --show $< > $@.tmp && mv -f $@.tmp $@
 
-$(OUT)/searched.model: $(OUT)/arch.amtl $(OUT)/frozen.ckpt $(D) $(STAMPS)/finetune.yaml $(BIN)/amtl-train
+# ---- export candidates -------------------------------------------------------
+# One architecture per threshold T of export_candidates (EXPORT_THRESHOLDS):
+# arch-T.amtl keeps a feature or expert when sigmoid(beta) > T; each is
+# fine-tuned (searched-T.model, searched-T.jsonl) and scored on the
+# validation split (searched-T.val.json).  pipelines/pick-candidate copies the
+# best by validation mean AUC to arch.amtl, searched.model and searched.jsonl
+# and lists them all in candidates.tsv; the test split is not read.
+CANDS := $(EXPORT_THRESHOLDS)
+ifeq ($(strip $(CANDS)),)
+  $(error no export thresholds in $(STAMPS)/vars.mk (a $(BIN)/amtl-prep older than export_candidates?))
+endif
+
+$(OUT)/arch-%.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
+	@$(say) export $@
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-discretize --export --threshold $* -o $@ $<
+
+$(OUT)/searched-%.model: $(OUT)/arch-%.amtl $(OUT)/frozen.ckpt $(D) $(STAMPS)/finetune.yaml $(BIN)/amtl-train
 	@$(say) train $@
-	@rm -f $@.part $(OUT)/searched.jsonl.part
+	@rm -f $@.part $(OUT)/searched-$*.jsonl.part
 	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-train --data $(D) --arch $< --init $(OUT)/frozen.ckpt $(TOOLCFG) $(QUIET) \
-	    --epochs $(FINETUNE_EPOCHS) --metrics $(OUT)/searched.jsonl.part -o $@.part
-	@mv -f $(OUT)/searched.jsonl.part $(OUT)/searched.jsonl
+	    --epochs $(FINETUNE_EPOCHS) --metrics $(OUT)/searched-$*.jsonl.part -o $@.part
+	@mv -f $(OUT)/searched-$*.jsonl.part $(OUT)/searched-$*.jsonl
 	@mv -f $@.part $@
+
+$(OUT)/searched-%.val.json: $(OUT)/searched-%.model $(D) $(BIN)/amtl-eval
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-eval --model $< --data $(D) --split val --json > $@.tmp
+	@mv -f $@.tmp $@
+
+$(OUT)/arch.amtl $(OUT)/searched.model $(OUT)/searched.jsonl $(OUT)/candidates.tsv &: \
+		$(CANDS:%=$(OUT)/searched-%.val.json) $(PIPE)pick-candidate
+	@$(say) choose $(OUT)/candidates.tsv
+	$(Q)$(PIPE)pick-candidate $(OUT) $(CANDS)
 
 $(OUT)/%.arch: $(D) $(STAMPS)/baseline.yaml $(BIN)/amtl-discretize
 	@$(say) baseline $@

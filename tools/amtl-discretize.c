@@ -6,11 +6,12 @@
 #include "cmd/cli.h"
 #include "cmd/discretize_cmd.h"
 
-enum { OPT_EXPORT = 256, OPT_SHOW, OPT_FORMAT, OPT_BASELINE, OPT_OP };
+enum { OPT_EXPORT = 256, OPT_THRESHOLD, OPT_SHOW, OPT_FORMAT, OPT_BASELINE, OPT_OP };
 
 static const amtl_cli_opt opts[] = {
     {"ops", 'k', "K", "fix the K lowest-entropy mixed ops (a PD-DARTS step)"},
     {"export", OPT_EXPORT, NULL, "fix everything and write the architecture file"},
+    {"threshold", OPT_THRESHOLD, "P", "export keeps sigmoid(beta) > P (default: the checkpoint's)"},
     {"show", OPT_SHOW, NULL, "print the architecture file given as argument"},
     {"format", OPT_FORMAT, "FMT", "view of --show: text (default), json or dot"},
     {"baseline", OPT_BASELINE, "KIND", "write a baseline: shared-bottom, mmoe, ple, single-task:T, linear"},
@@ -26,10 +27,11 @@ int main(int argc, char **argv)
 {
     amtl_cli_ignore_sigxfsz();
     amtl_cli cli = {.tool = "amtl-discretize",
-                    .synopsis = "-k K -o OUT CKPT | --export -o ARCH CKPT | --show [--format "
+                    .synopsis = "-k K -o OUT CKPT | --export [--threshold P] -o ARCH CKPT | --show [--format "
                                 "text|json|dot] ARCH | --baseline KIND [--op OP] --data DATA -o ARCH",
                     .summary = "Discretise a supernet checkpoint, export and show its architecture.",
                     .opts = opts};
+    double threshold = 0;
     const char *arg, *out = NULL, *format = "text", *baseline = NULL, *op = NULL, *data = NULL;
     int k = -1, export = 0, show = 0, key;
     while ((key = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
@@ -42,6 +44,14 @@ int main(int argc, char **argv)
                 return amtl_cli_usage_error(&cli, "-k wants a count, got '%s'", arg);
             break;
         case OPT_EXPORT: export = 1; break;
+        case OPT_THRESHOLD: {
+            char *end;
+            threshold = strtod(arg, &end);
+            if (end == arg || *end || !(threshold > 0 && threshold < 1))
+                return amtl_cli_usage_error(&cli, "--threshold wants a number in (0, 1), got '%s'",
+                                            arg);
+            break;
+        }
         case OPT_SHOW: show = 1; break;
         case OPT_FORMAT: format = arg; break;
         case OPT_BASELINE: baseline = arg; break;
@@ -61,6 +71,11 @@ int main(int argc, char **argv)
     int modes = (k >= 0) + export + show + (baseline != NULL);
     if (modes != 1)
         return amtl_cli_usage_error(&cli, "give exactly one of -k, --export, --show, --baseline");
+    if (threshold > 0 && !export)
+        return amtl_cli_usage_error(&cli, "--threshold goes with --export");
+    if ((cli.config_file || cli.n_overrides) && !baseline)
+        return amtl_cli_usage_error(&cli, "--config and --set go with --baseline (a checkpoint "
+                                          "carries its configuration)");
     amtl_status st = {0};
     int rc;
     if (baseline) {
@@ -76,7 +91,7 @@ int main(int argc, char **argv)
         else if (!out)
             return amtl_cli_usage_error(&cli, "-o is required");
         else if (export)
-            rc = amtl_discretize_export(in, out, &st);
+            rc = amtl_discretize_export(in, threshold, out, &st);
         else
             rc = amtl_discretize_step(in, k, out, &st);
     }

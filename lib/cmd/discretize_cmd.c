@@ -60,7 +60,8 @@ int amtl_discretize_step(const char *ckpt, int k, const char *out, amtl_status *
     return rc;
 }
 
-int amtl_discretize_export(const char *ckpt, const char *out, amtl_status *st)
+int amtl_discretize_export(const char *ckpt, double threshold, const char *out,
+                           amtl_status *st)
 {
     amtl_trainer tr;
     amtl_dataset shape;
@@ -69,6 +70,8 @@ int amtl_discretize_export(const char *ckpt, const char *out, amtl_status *st)
     memset(&arch, 0, sizeof arch);
     if (load(ckpt, &tr, &shape, &cfg, st))
         return -1;
+    if (threshold > 0)
+        tr.cfg.select_threshold = (float)threshold;
     int fallbacks = amtl_supernet_export(&tr.net, tr.cfg.select_threshold);
     int rc = amtl_arch_from_supernet(&arch, &tr.net, &tr.cfg, st) ||
              amtl_file_set_metaf(&arch, st, "fallbacks", "%d", fallbacks) ||

@@ -8,8 +8,11 @@
 
 /* Fixes the k lowest-entropy still-mixed MixedOps of CKPT; writes OUT. */
 int amtl_discretize_step(const char *ckpt, int k, const char *out, amtl_status *st);
-/* Exports CKPT's architecture (everything fixed) to OUT. */
-int amtl_discretize_export(const char *ckpt, const char *out, amtl_status *st);
+/* Exports CKPT's architecture (everything fixed) to OUT, keeping a feature
+ * or expert when sigmoid(beta) > threshold; threshold <= 0: the
+ * checkpoint's select_threshold. */
+int amtl_discretize_export(const char *ckpt, double threshold, const char *out,
+                           amtl_status *st);
 /* Prints an architecture file as text, json or dot on stdout. */
 int amtl_discretize_show(const char *arch, const char *format, amtl_status *st);
 /* Writes a baseline architecture for a dataset; cli gives the config. */

@@ -77,7 +77,7 @@ static void text_weight(amtl_strbuf *o, double w)
         amtl_strbuf_printf(o, " (%.3f)", w);
 }
 
-/* A selection kept although sigmoid(beta) <= 0.5: the export's fallback for
+/* A selection kept although sigmoid(beta) <= the export's threshold: its fallback for
  * an expert or task that would have had no input (amtl_supernet_export). */
 static void text_selection(amtl_strbuf *o, double w, double threshold)
 {
@@ -200,8 +200,12 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
             amtl_strbuf_printf(o, "%s\n", used[l * a->K + j] ? "" : "  [unused]");
         }
 
-    amtl_strbuf_printf(o, "\nfeatures of the layer-0 experts%s:\n",
-                       vals ? " (sigmoid(beta) of the choice)" : "");
+    /* the threshold is named when the export used another than the paper's */
+    char kept[64] = "";
+    if (vals && threshold != 0.5)
+        snprintf(kept, sizeof kept, ", kept above %g", threshold);
+    amtl_strbuf_printf(o, "\nfeatures of the layer-0 experts%s%s%s:\n",
+                       vals ? " (sigmoid(beta) of the choice" : "", kept, vals ? ")" : "");
     for (int j = 0; j < a->K; j++) {
         amtl_strbuf_printf(o, "  expert %d:", j);
         for (int inter = 0; inter < 2; inter++) {
@@ -220,8 +224,8 @@ static void view_text(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
         amtl_strbuf_printf(o, "\n");
     }
 
-    amtl_strbuf_printf(o, "\nexpert selection%s:\n",
-                       vals ? " (sigmoid(beta) of the choice)" : "");
+    amtl_strbuf_printf(o, "\nexpert selection%s%s%s:\n",
+                       vals ? " (sigmoid(beta) of the choice" : "", kept, vals ? ")" : "");
     for (int cidx = 0; cidx < a->C; cidx++) {
         int l = amtl_arch_consumer_layer(cidx, a->L, a->K);
         const float *beta = consumer_beta(f, a, cidx);
@@ -370,7 +374,8 @@ static void view_json(amtl_strbuf *o, const amtl_file *f, const arch_info *a, co
         amtl_strbuf_printf(o, ", \"within_0.05\": %d}", m[i].close);
     }
     const char *fb = amtl_file_meta(f, "fallbacks");
-    amtl_strbuf_printf(o, "},\n  \"fallbacks\": %d\n}\n", fb ? atoi(fb) : 0);
+    amtl_strbuf_printf(o, "},\n  \"fallbacks\": %d,\n  \"select_threshold\": %g\n}\n",
+                       fb ? atoi(fb) : 0, select_threshold(f));
 }
 
 /* A DOT quoted string's contents: Graphviz reads UTF-8, so other bytes

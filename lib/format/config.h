@@ -77,6 +77,7 @@ typedef struct {
     int full_arch_train_epochs; /* 3 */
     int discretize_ops;       /* 10 */
     float select_threshold;   /* export keeps sigmoid(beta) > this, 0.5 */
+    amtl_floatlist export_candidates; /* thresholds the pipelines try, [] = the one above */
     int patience;             /* 3 */
     char *early_stop;         /* "auc" (the reference) | "logloss" */
     int min_epochs;           /* epochs before early stopping may stop, 0 */
@@ -173,7 +174,8 @@ typedef struct {
 void amtl_config_schedule(const amtl_config *c, amtl_schedule *s);
 
 /* The schedule and the number of labels as make variables:
- * WARMUP_EPOCHS, SEARCH_EPOCHS, FINETUNE_EPOCHS, EPOCHS, N_LABELS. */
+ * WARMUP_EPOCHS, SEARCH_EPOCHS, FINETUNE_EPOCHS, EPOCHS, N_LABELS,
+ * EXPORT_THRESHOLDS (export_candidates, else select_threshold). */
 int amtl_config_dump_schedule(const amtl_config *c, char **out, amtl_status *st);
 
 /* Checks values against each other and their ranges (batch_size > 0, known

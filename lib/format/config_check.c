@@ -184,6 +184,15 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
     }
     if (!(c->select_threshold > 0 && c->select_threshold < 1))
         return bad(st, "select_threshold", "must be in (0, 1), got %g", (double)c->select_threshold);
+    for (int i = 0; i < c->export_candidates.n; i++) {
+        float t = c->export_candidates.items[i];
+        if (!(t > 0 && t < 1))
+            return bad(st, "export_candidates", "item %d must be in (0, 1), got %g", i + 1,
+                       (double)t);
+        for (int j = 0; j < i; j++)
+            if (c->export_candidates.items[j] == t)
+                return bad(st, "export_candidates", "item %d repeats %g", i + 1, (double)t);
+    }
     if (at_least(st, "threads", c->threads, 0) ||
         one_of(st, "device", c->device, devices) || validate_tasks(c, st) ||
         one_of(st, "early_stop", c->early_stop, early_stops))

@@ -278,6 +278,14 @@ int amtl_config_dump_schedule(const amtl_config *c, char **out, amtl_status *st)
                        "WARMUP_EPOCHS := %d\nSEARCH_EPOCHS := %d\nFINETUNE_EPOCHS := %d\n"
                        "EPOCHS := %d\nN_LABELS := %d\n",
                        s.warmup, s.search, s.finetune, s.epochs, c->labels.n);
+    /* the export thresholds of the pipelines (%g: 0.45, not 0.449999988, in
+     * file names and back on amtl-discretize's command line) */
+    amtl_strbuf_printf(&b, "EXPORT_THRESHOLDS :=");
+    if (c->export_candidates.n == 0)
+        amtl_strbuf_printf(&b, " %g", (double)c->select_threshold);
+    for (int i = 0; i < c->export_candidates.n; i++)
+        amtl_strbuf_printf(&b, " %g", (double)c->export_candidates.items[i]);
+    amtl_strbuf_printf(&b, "\n");
     *out = NULL;
     if (b.failed) {
         free(b.data);

@@ -91,6 +91,8 @@ const key_def amtl_cfg_keys[] = {
         "MixedOps fixed at the end of each search epoch"),
     KEY(select_threshold, K_FLOAT, "0.5", "search", AMTL_STAGE_FROZEN,
         "export keeps a feature or expert when sigmoid(beta) > this (0.5: the reference)"),
+    KEY(export_candidates, K_FLOATLIST, "[0.5, 0.45]", "search", AMTL_STAGE_FROZEN,
+        "thresholds the pipelines export and fine-tune; best on val wins; [] = select_threshold"),
     KEY(patience, K_INT, "5", "search", ST_STOP,
         "fine-tune epochs without improvement before stopping"),
     KEY(early_stop, K_STRING, "auc", "search", ST_STOP,
@@ -268,6 +270,7 @@ static const profile_def profiles[] = {
       {"epochs", "15"},
       {"patience", "3"},
       {"min_id_count", "0"},
+      {"export_candidates", "[]"},
       {NULL, NULL}}},
 };
 

@@ -81,6 +81,56 @@ SMALL="$MODEL --quiet"
     echo "$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["tasks"])==4; assert 0 < d["mean_auc"] < 1'
 }
 
+@test "amtl-discretize --export --threshold: a lower threshold keeps a superset, recorded in the file" {
+    small_data
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 1 -o "$TMP/w.ckpt" > /dev/null
+    amtl-supernet --data "$TMP/d.amtl" $SMALL --init "$TMP/w.ckpt" --phase search --epochs 2 -o "$TMP/s.ckpt" > /dev/null
+    for t in 0.5 0.45 0.2 0.8; do
+        amtl-discretize --export --threshold $t -o "$TMP/a$t.arch" "$TMP/s.ckpt"
+        amtl-discretize --show --format json "$TMP/a$t.arch" > "$TMP/a$t.json"
+    done
+    # without --threshold: the checkpoint's select_threshold (0.5), the same file
+    amtl-discretize --export -o "$TMP/adef.arch" "$TMP/s.ckpt"
+    cmp "$TMP/adef.arch" "$TMP/a0.5.arch"
+    # each selection kept at a threshold is kept at every lower one, and a
+    # kept selection is above its threshold unless it is a fallback
+    python3 - "$TMP" <<'PY'
+import json, sys
+d = sys.argv[1]
+def kept(t):
+    a = json.load(open("%s/a%s.json" % (d, t)))
+    assert a["select_threshold"] == float(t), a["select_threshold"]
+    sel = set()
+    for e in a["experts"]:
+        for kind in ("single", "interaction"):
+            for f in e.get(kind, []):
+                sel.add(("f", e["expert"], kind, f["field"]))
+                assert f["weight"] >= float(t) - 0.0005 or a["fallbacks"] > 0  # 3 decimals
+    for c in a["consumers"]:
+        for i in c["inputs"]:
+            sel.add(("e", c["kind"], c.get("task", c.get("expert")), i["layer"], i["expert"]))
+    return sel
+k8, k5, k45, k2 = kept("0.8"), kept("0.5"), kept("0.45"), kept("0.2")
+assert k8 <= k5 <= k45 <= k2, "not nested"
+assert len(k2) > len(k8), "the thresholds made no difference"
+PY
+    amtl-discretize --show "$TMP/a0.45.arch" | grep -q '^features of the layer-0 experts (sigmoid(beta) of the choice, kept above 0.45):$'
+    amtl-discretize --show "$TMP/a0.5.arch" | grep -q '^features of the layer-0 experts (sigmoid(beta) of the choice):$'
+    # bad values, a threshold without --export, a config the checkpoint does not take
+    for bad in 0 1 -0.1 x 0.5x ''; do
+        run --separate-stderr amtl-discretize --export --threshold "$bad" -o "$TMP/bad.arch" "$TMP/s.ckpt"
+        [ "$status" -eq 2 ]
+        [[ "$stderr" == "amtl-discretize: error: --threshold wants a number in (0, 1), got '$bad'"* ]]
+    done
+    run --separate-stderr amtl-discretize -k 1 --threshold 0.4 -o "$TMP/bad.ckpt" "$TMP/s.ckpt"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-discretize: error: --threshold goes with --export"* ]]
+    run --separate-stderr amtl-discretize --export --set select_threshold=0.4 -o "$TMP/bad.arch" "$TMP/s.ckpt"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-discretize: error: --config and --set go with --baseline"* ]]
+    [ ! -e "$TMP/bad.arch" ] && [ ! -e "$TMP/bad.ckpt" ]
+}
+
 @test "amtl-supernet: 1+1 epochs from a checkpoint equal 2 epochs in one run" {
     small_data
     amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"

@@ -70,6 +70,22 @@ set_key() {
              single-task-0.model single-task-3.model; do
         [ -s "$R/$f" ] || { echo "missing $f"; false; }
     done
+    # the export candidates: one per threshold of export_candidates, each
+    # fine-tuned and scored on validation; the best is the searched model
+    [ "$(cut -f 1 "$R/candidates.tsv" | tr '\n' ' ')" = "threshold 0.5 0.45 " ]
+    [ "$(awk -F '\t' '$4 == "*"' "$R/candidates.tsv" | wc -l)" -eq 1 ]
+    best=$(awk -F '\t' 'NR > 1 && (b == "" || $2 > a) { a = $2; b = $1 } END { print b }' "$R/candidates.tsv")
+    [ "$(awk -F '\t' '$4 == "*" { print $1 }' "$R/candidates.tsv")" = "$best" ]
+    for t in 0.5 0.45; do
+        grep -q '"split":"val"' "$R/searched-$t.val.json"
+        v=$(sed 's/.*"mean_auc":\([0-9.]*\).*/\1/' "$R/searched-$t.val.json")
+        grep -q "^$t"$'\t'"$v"$'\t' "$R/candidates.tsv"
+    done
+    cmp "$R/arch-$best.amtl" "$R/arch.amtl"
+    cmp "$R/searched-$best.model" "$R/searched.model"
+    cmp "$R/searched-$best.jsonl" "$R/searched.jsonl"
+    amtl-discretize --show "$R/arch-0.45.amtl" | grep -q 'of the choice, kept above 0.45)'
+    [[ "$output" == *"export candidates (the searched model is the one marked *):"* ]]
     # one metrics line per supernet epoch, the phases in order
     [ "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["phase"] for l in open(sys.argv[1])))' "$R/metrics.jsonl")" \
         = "warmup search search finetune" ]
@@ -128,8 +144,13 @@ set_key() {
     pipeline > /dev/null
     snapshot > "$TMP/after"
     changed "$TMP/before" "$TMP/after" | grep -v '^metrics\.jsonl$' > "$TMP/changed"
-    printf '%s\n' linear.eval.json linear.jsonl linear.model mmoe.eval.json mmoe.jsonl mmoe.model \
-        results.tsv searched.eval.json searched.jsonl searched.model | diff -u - "$TMP/changed"
+    # the export candidates are fine-tuned again, and chosen again (the
+    # choice may change with the training: arch.amtl is the chosen one's)
+    printf '%s\n' arch.amtl arch.txt candidates.tsv linear.eval.json linear.jsonl linear.model \
+        mmoe.eval.json mmoe.jsonl mmoe.model results.tsv \
+        searched-0.45.jsonl searched-0.45.model searched-0.45.val.json \
+        searched-0.5.jsonl searched-0.5.model searched-0.5.val.json \
+        searched.eval.json searched.jsonl searched.model | diff -u - "$TMP/changed"
     # the same through an override on the command line
     snapshot > "$TMP/before"
     RUN_ARGS=(BASELINES="mmoe linear" SET="patience=2")
@@ -137,7 +158,7 @@ set_key() {
     snapshot > "$TMP/after"
     changed "$TMP/before" "$TMP/after" > "$TMP/changed"
     grep -q '^searched\.model$' "$TMP/changed"
-    ! grep -q '\.ckpt$\|\.arch$\|^arch\.amtl$\|^data\.amtl$' "$TMP/changed"
+    ! grep -q '\.ckpt$\|\.arch$\|^arch-.*\.amtl$\|^data\.amtl$' "$TMP/changed"
 }
 
 @test "search.mk: a model key reruns from the first warm-up epoch, not amtl-prep" {
@@ -572,10 +593,17 @@ quality() {
     [ "$status" -eq 0 ] || { echo "$stderr"; false; }
     M="$TMP/q/quality.md"
     floor=$(awk -F '\t' '$2 == "linear" { print $7 }' "$TMP/q/quality.tsv")
-    mmoe=$(awk -F '\t' '$2 == "mmoe" { print $7 }' "$TMP/q/quality.tsv")
-    if awk -v a="$mmoe" -v b="$floor" 'BEGIN { exit !(a < b) }'; then
-        grep -q "^\*\*Finding:\*\* below the linear floor (mean test AUC $floor): .*MMoE $mmoe (below in 1 of 1 seeds)" "$M"
-    else
+    below=0
+    for m in searched:searched mmoe:MMoE; do
+        v=$(awk -F '\t' -v m="${m%%:*}" '$2 == m { print $7 }' "$TMP/q/quality.tsv")
+        if awk -v a="$v" -v b="$floor" 'BEGIN { exit !(a < b) }'; then
+            below=1
+            grep -q "^\*\*Finding:\*\* below the linear floor (mean test AUC $floor): .*${m#*:} $v (below in 1 of 1 seeds)" "$M"
+        else
+            ! grep -q "^\*\*Finding:\*\* .*${m#*:} $v" "$M"
+        fi
+    done
+    if [ $below = 0 ]; then
         grep -q '^Every deep model clears the linear floor' "$M"
     fi
     grep -q 'Overrides for every run: `epochs=1 warmup_epochs=0 full_arch_train_epochs=0 lr=1e-6`' "$M"

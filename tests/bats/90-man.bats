@@ -63,7 +63,13 @@ amtl-prep() {
     esac
 }
 amtl-supernet() { command amtl-supernet "$@" "${TINY[@]}" --quiet; }
-amtl-discretize() { command amtl-discretize "$@" "${TINY[@]}"; }
+# (only --baseline takes a config: the other modes read the checkpoint's)
+amtl-discretize() {
+    case " $* " in
+    *" --baseline "*) command amtl-discretize "$@" "${TINY[@]}" ;;
+    *) command amtl-discretize "$@" ;;
+    esac
+}
 amtl-train() { command amtl-train "$@" "${TINY[@]}" --epochs 2 --quiet; }
 set -x
 EOF

@@ -756,12 +756,14 @@ static void test_profiles(void)
     free(a);
     free(b);
     CHECK(c.n_expert_layers == 1 && c.expert_n_layers == 2 && c.select_threshold == 0.5f);
+    CHECK(c.export_candidates.n == 2 && c.export_candidates.items[0] == 0.5f &&
+          c.export_candidates.items[1] == 0.45f);
     CHECK(c.wide == 1 && !strcmp(c.wide_init, "linear") && c.min_id_count == 5 &&
           c.finetune_epochs == 0 && c.patience == 5);
     CHECK_OK(amtl_config_profile(&c, "reference", &st), &st);
     CHECK(c.wide == 0 && !strcmp(c.wide_init, "zero") && c.batch_size == 2048 &&
           c.lr == 0.001f && c.arch_lr == 0.001f && c.epochs == 15 && c.patience == 3 &&
-          c.finetune_epochs == 0 && c.min_id_count == 0);
+          c.finetune_epochs == 0 && c.min_id_count == 0 && c.export_candidates.n == 0);
     CHECK(c.n_expert_layers == 2 && c.expert_n_layers == 3);
     CHECK(c.dropout == 0.2f && c.embedding_init_std == 1.0f && c.ops.n == 8);
     CHECK_OK(amtl_config_set(&c, "lr", "0.05", &st), &st);  /* later settings win */
