@@ -198,13 +198,28 @@ $(OUT)/arch.txt: $(OUT)/arch.amtl
 # One architecture per threshold T of export_candidates (EXPORT_THRESHOLDS):
 # arch-T.amtl keeps a feature or expert when sigmoid(beta) > T; each is
 # fine-tuned (searched-T.model, searched-T.jsonl) and scored on the
-# validation split (searched-T.val.json).  pipelines/pick-candidate copies the
-# best by validation mean AUC to arch.amtl, searched.model and searched.jsonl
-# and lists them all in candidates.tsv; the test split is not read.
-CANDS := $(EXPORT_THRESHOLDS)
-ifeq ($(strip $(CANDS)),)
+# validation split (searched-T.val.json).  With linear_candidate
+# (LINEAR_CANDIDATE) the linear fit competes too (arch-linear.amtl,
+# searched-linear.*): the search may conclude that no deep part is worth it.
+# pipelines/pick-candidate copies the best by validation mean AUC to
+# arch.amtl, searched.model and searched.jsonl and lists them all in
+# candidates.tsv; the test split is not read.
+CANDS := $(EXPORT_THRESHOLDS) $(if $(filter 1,$(LINEAR_CANDIDATE)),linear)
+ifeq ($(strip $(EXPORT_THRESHOLDS)),)
   $(error no export thresholds in $(STAMPS)/vars.mk (a $(BIN)/amtl-prep older than export_candidates?))
 endif
+
+$(OUT)/arch-linear.amtl: $(D) $(STAMPS)/baseline.yaml $(BIN)/amtl-discretize
+	@$(say) baseline $@
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-discretize --baseline linear --data $(D) $(TOOLCFG) -o $@
+
+$(OUT)/searched-linear.model: $(OUT)/arch-linear.amtl $(D) $(STAMPS)/train.yaml $(BIN)/amtl-train
+	@$(say) train $@
+	@rm -f $@.part $(OUT)/searched-linear.jsonl.part
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
+	    --metrics $(OUT)/searched-linear.jsonl.part -o $@.part
+	@mv -f $(OUT)/searched-linear.jsonl.part $(OUT)/searched-linear.jsonl
+	@mv -f $@.part $@
 
 $(OUT)/arch-%.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
 	@$(say) export $@

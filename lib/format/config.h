@@ -78,6 +78,7 @@ typedef struct {
     int discretize_ops;       /* 10 */
     float select_threshold;   /* export keeps sigmoid(beta) > this, 0.5 */
     amtl_floatlist export_candidates; /* thresholds the pipelines try, [] = the one above */
+    int linear_candidate;     /* the linear fit competes with them on validation */
     int patience;             /* 3 */
     char *early_stop;         /* "auc" (the reference) | "logloss" */
     int min_epochs;           /* epochs before early stopping may stop, 0 */
@@ -175,7 +176,8 @@ void amtl_config_schedule(const amtl_config *c, amtl_schedule *s);
 
 /* The schedule and the number of labels as make variables:
  * WARMUP_EPOCHS, SEARCH_EPOCHS, FINETUNE_EPOCHS, EPOCHS, N_LABELS,
- * EXPORT_THRESHOLDS (export_candidates, else select_threshold). */
+ * EXPORT_THRESHOLDS (export_candidates, else select_threshold),
+ * LINEAR_CANDIDATE (1 or 0). */
 int amtl_config_dump_schedule(const amtl_config *c, char **out, amtl_status *st);
 
 /* Checks values against each other and their ranges (batch_size > 0, known

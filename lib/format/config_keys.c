@@ -91,8 +91,10 @@ const key_def amtl_cfg_keys[] = {
         "MixedOps fixed at the end of each search epoch"),
     KEY(select_threshold, K_FLOAT, "0.5", "search", AMTL_STAGE_FROZEN,
         "export keeps a feature or expert when sigmoid(beta) > this (0.5: the reference)"),
-    KEY(export_candidates, K_FLOATLIST, "[0.5, 0.45]", "search", AMTL_STAGE_FROZEN,
+    KEY(export_candidates, K_FLOATLIST, "[0.5, 0.45, 0.55]", "search", AMTL_STAGE_FROZEN,
         "thresholds the pipelines export and fine-tune; best on val wins; [] = select_threshold"),
+    KEY(linear_candidate, K_BOOL, "true", "search", AMTL_STAGE_FROZEN,
+        "the pipelines' searched model may be the linear fit when it wins on val"),
     KEY(patience, K_INT, "5", "search", ST_STOP,
         "fine-tune epochs without improvement before stopping"),
     KEY(early_stop, K_STRING, "auc", "search", ST_STOP,
@@ -271,6 +273,7 @@ static const profile_def profiles[] = {
       {"patience", "3"},
       {"min_id_count", "0"},
       {"export_candidates", "[]"},
+      {"linear_candidate", "false"},
       {NULL, NULL}}},
 };
 

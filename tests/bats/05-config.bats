@@ -99,7 +99,7 @@ EOF
     [ -z "$stderr" ]
     printf '%s\n' "# the schedule of a search and the labels the configuration names" \
         "WARMUP_EPOCHS := 2" "SEARCH_EPOCHS := 3" "FINETUNE_EPOCHS := 4" "EPOCHS := 10" \
-        "N_LABELS := 2" "EXPORT_THRESHOLDS := 0.5 0.45" | diff -u - <(printf '%s\n' "$output")
+        "N_LABELS := 2" "EXPORT_THRESHOLDS := 0.5 0.45 0.55" "LINEAR_CANDIDATE := 1" | diff -u - <(printf '%s\n' "$output")
     run --separate-stderr amtl-prep --config "$TMP/c.yaml" --set finetune_epochs=7 --dump-schedule
     has 'FINETUNE_EPOCHS := 7'
     # the export thresholds: export_candidates as written back (%g), else
@@ -110,6 +110,7 @@ EOF
     has 'EXPORT_THRESHOLDS := 0.3'
     run --separate-stderr amtl-prep --config "$TMP/c.yaml" --profile reference --dump-schedule
     has 'EXPORT_THRESHOLDS := 0.5'
+    has 'LINEAR_CANDIDATE := 0'
     for bad in 'export_candidates=[0.5, 1]' 'export_candidates=[0.5, 0.5]' 'export_candidates=0'; do
         run --separate-stderr amtl-prep --config "$TMP/c.yaml" --set "$bad" --dump-schedule
         [ "$status" -eq 2 ]

@@ -72,11 +72,11 @@ set_key() {
     done
     # the export candidates: one per threshold of export_candidates, each
     # fine-tuned and scored on validation; the best is the searched model
-    [ "$(cut -f 1 "$R/candidates.tsv" | tr '\n' ' ')" = "threshold 0.5 0.45 " ]
+    [ "$(cut -f 1 "$R/candidates.tsv" | tr '\n' ' ')" = "candidate 0.5 0.45 0.55 linear " ]
     [ "$(awk -F '\t' '$4 == "*"' "$R/candidates.tsv" | wc -l)" -eq 1 ]
     best=$(awk -F '\t' 'NR > 1 && (b == "" || $2 > a) { a = $2; b = $1 } END { print b }' "$R/candidates.tsv")
     [ "$(awk -F '\t' '$4 == "*" { print $1 }' "$R/candidates.tsv")" = "$best" ]
-    for t in 0.5 0.45; do
+    for t in 0.5 0.45 0.55 linear; do
         grep -q '"split":"val"' "$R/searched-$t.val.json"
         v=$(sed 's/.*"mean_auc":\([0-9.]*\).*/\1/' "$R/searched-$t.val.json")
         grep -q "^$t"$'\t'"$v"$'\t' "$R/candidates.tsv"
@@ -112,6 +112,64 @@ set_key() {
     # nothing half-written left behind, nothing made outside the run dir
     [ -z "$(find "$R" -name '*.part' -o -name '*.tmp')" ]
     [ "$(ls "$TMP")" = "$(printf 'c.yaml\nrows\nrun')" ]
+}
+
+# A run dir with candidate C's files: its validation AUC $2, its files' bytes
+# naming it (so a copy shows which one was taken), and its wall seconds.
+fake_candidate() {
+    local r="$TMP/run" c=$1
+    mkdir -p "$r/wall"
+    printf '{"model":"m","checksum":"verified","split":"val","rows":9,"mean_auc":%s,"tasks":{},"not_trained":[],"live_weights":%s}\n' \
+        "$2" "${3:-10}" > "$r/searched-$c.val.json"
+    echo "arch $c" > "$r/arch-$c.amtl"
+    echo "model $c" > "$r/searched-$c.model"
+    echo "jsonl $c" > "$r/searched-$c.jsonl"
+    echo 1.250 > "$r/wall/arch-$c.amtl.seconds"
+    echo 2.500 > "$r/wall/searched-$c.model.seconds"
+    echo 0.125 > "$r/wall/searched-$c.val.json.seconds"
+}
+
+@test "pick-candidate: the best validation AUC wins, the first of a tie; every candidate's seconds count" {
+    R="$TMP/run"
+    fake_candidate 0.5 0.7010 100
+    fake_candidate 0.45 0.7020 120
+    fake_candidate 0.55 0.7020 80
+    fake_candidate linear 0.7015 7
+    "$PIPE/pick-candidate" "$R" 0.5 0.45 0.55 linear
+    printf 'candidate\tval mean AUC\tlive weights\tchosen\n0.5\t0.7010\t100\t\n0.45\t0.7020\t120\t*\n0.55\t0.7020\t80\t\nlinear\t0.7015\t7\t\n' |
+        diff -u - "$R/candidates.tsv"
+    [ "$(cat "$R/arch.amtl" "$R/searched.model" "$R/searched.jsonl")" = "$(printf 'arch 0.45\nmodel 0.45\njsonl 0.45')" ]
+    [ "$(cat "$R/wall/arch.amtl.seconds")" = 5.000 ]
+    [ "$(cat "$R/wall/searched.model.seconds")" = 10.500 ]
+    # the linear fit wins when the deep candidates are worse on validation
+    fake_candidate linear 0.7100 7
+    "$PIPE/pick-candidate" "$R" 0.5 0.45 0.55 linear
+    [ "$(cat "$R/searched.model")" = "model linear" ]
+    [ "$(awk -F '\t' '$4 == "*" { print $1 }' "$R/candidates.tsv")" = linear ]
+    # no AUC (a validation split with one class): n/a, not chosen over one
+    # with an AUC; the first when none has one
+    fake_candidate 0.5 null
+    fake_candidate 0.45 null
+    "$PIPE/pick-candidate" "$R" 0.5 0.45
+    [ "$(cat "$R/searched.model")" = "model 0.5" ]
+    "$PIPE/pick-candidate" "$R" 0.5 0.45 linear
+    [ "$(cat "$R/searched.model")" = "model linear" ]
+    grep -q $'^0.45\tn/a\t10\t$' "$R/candidates.tsv"
+    # a missing file or AUC: an error naming it, nothing changed
+    snapshot > "$TMP/before"
+    rm "$R/searched-0.55.model"
+    run --separate-stderr "$PIPE/pick-candidate" "$R" 0.5 0.55
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "pick-candidate: error: $R/searched-0.55.model is missing (candidate 0.55)" ]
+    echo '{"split":"val","rows":9}' > "$R/searched-0.5.val.json"
+    run --separate-stderr "$PIPE/pick-candidate" "$R" 0.5
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "pick-candidate: error: $R/searched-0.5.val.json: no mean_auc"* ]]
+    snapshot | grep -v '^searched-0\.5\.val\.json \|^searched-0\.55\.model ' > "$TMP/after"
+    grep -v '^searched-0\.5\.val\.json \|^searched-0\.55\.model ' "$TMP/before" | diff -u - "$TMP/after"
+    [ -z "$(find "$R" -name '*.tmp')" ]
+    run "$PIPE/pick-candidate" "$R"
+    [ "$status" -eq 2 ]
 }
 
 @test "search.mk: touching the config without changing a key reruns nothing" {
@@ -150,6 +208,8 @@ set_key() {
         mmoe.eval.json mmoe.jsonl mmoe.model results.tsv \
         searched-0.45.jsonl searched-0.45.model searched-0.45.val.json \
         searched-0.5.jsonl searched-0.5.model searched-0.5.val.json \
+        searched-0.55.jsonl searched-0.55.model searched-0.55.val.json \
+        searched-linear.jsonl searched-linear.model searched-linear.val.json \
         searched.eval.json searched.jsonl searched.model | diff -u - "$TMP/changed"
     # the same through an override on the command line
     snapshot > "$TMP/before"

@@ -756,8 +756,8 @@ static void test_profiles(void)
     free(a);
     free(b);
     CHECK(c.n_expert_layers == 1 && c.expert_n_layers == 2 && c.select_threshold == 0.5f);
-    CHECK(c.export_candidates.n == 2 && c.export_candidates.items[0] == 0.5f &&
-          c.export_candidates.items[1] == 0.45f);
+    CHECK(c.export_candidates.n == 3 && c.export_candidates.items[0] == 0.5f &&
+          c.export_candidates.items[1] == 0.45f && c.export_candidates.items[2] == 0.55f);
     CHECK(c.wide == 1 && !strcmp(c.wide_init, "linear") && c.min_id_count == 5 &&
           c.finetune_epochs == 0 && c.patience == 5);
     CHECK_OK(amtl_config_profile(&c, "reference", &st), &st);
