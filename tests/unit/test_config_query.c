@@ -149,7 +149,20 @@ static void test_schedule(void)
     CHECK_OK(amtl_config_dump_schedule(&c, &text, &st), &st);
     CHECKF(!strcmp(text, "# the schedule of a search and the labels the configuration names\n"
                          "WARMUP_EPOCHS := 2\nSEARCH_EPOCHS := 3\nFINETUNE_EPOCHS := 24\n"
-                         "EPOCHS := 30\nN_LABELS := 0\n"), "%s", text);
+                         "EPOCHS := 30\nN_LABELS := 0\n"
+                         "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nLINEAR_CANDIDATE := 1\n"),
+           "%s", text);
+    free(text);
+    /* the export thresholds as %g (0.45, never 0.449999988); [] = select_threshold */
+    CHECK_OK(amtl_config_set(&c, "export_candidates", "[0.35, 0.6]", &st), &st);
+    CHECK_OK(amtl_config_set(&c, "linear_candidate", "false", &st), &st);
+    CHECK_OK(amtl_config_dump_schedule(&c, &text, &st), &st);
+    CHECK(has_line(text, "EXPORT_THRESHOLDS := 0.35 0.6") && has_line(text, "LINEAR_CANDIDATE := 0"));
+    free(text);
+    CHECK_OK(amtl_config_set(&c, "export_candidates", "", &st), &st);
+    CHECK_OK(amtl_config_set(&c, "select_threshold", "0.45", &st), &st);
+    CHECK_OK(amtl_config_dump_schedule(&c, &text, &st), &st);
+    CHECK(has_line(text, "EXPORT_THRESHOLDS := 0.45"));
     free(text);
     /* finetune_epochs sets the fine-tuning apart from epochs */
     CHECK_OK(amtl_config_set(&c, "finetune_epochs", "7", &st), &st);
