@@ -77,6 +77,8 @@ static void print_json(const amtl_metrics *r, const amtl_supernet *net, const ch
     fprintf(f, ",\"checksum\":\"%s\"", verified ? "verified" : "none");
     fprintf(f, ",\"split\":\"%s\",\"rows\":%lld,\"mean_auc\":", split, (long long)r->rows);
     amtl_json_num(f, r->mean_auc, 6);
+    fputs(",\"mean_auc_se\":", f);
+    amtl_json_num(f, r->mean_auc_se, 6);
     fputs(",\"tasks\":{", f);
     int first = 1;
     for (int t = 0; t < r->T; t++) {
@@ -89,7 +91,10 @@ static void print_json(const amtl_metrics *r, const amtl_supernet *net, const ch
         amtl_json_num(f, r->auc[t], 6);
         fputs(",\"logloss\":", f);
         amtl_json_num(f, r->logloss[t], 6);
-        fprintf(f, ",\"rows\":%lld", (long long)r->counted[t]);
+        fputs(",\"auc_se\":", f);
+        amtl_json_num(f, r->auc_se[t], 6);
+        fprintf(f, ",\"rows\":%lld,\"positives\":%lld", (long long)r->counted[t],
+                (long long)r->positives[t]);
         if (r->cond[t] >= 0) {
             fputs(",\"condition\":", f);
             amtl_json_str(f, net->label_names[r->cond[t]]);

@@ -586,7 +586,7 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
     if (amtl_trainer_predict(tr, ds, split, &logits, st))
         return -1;
     tr->rng = saved;
-    double s = 0;
+    double s = 0, var = 0;
     int k = 0;
     for (int t = 0; t < T; t++) {
         const float *lg = logits + (size_t)t * n, *y = sp->labels + (size_t)t * n;
@@ -594,12 +594,13 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
         const float *w = c >= 0 ? sp->labels + (size_t)c * n : NULL;
         m->cond[t] = c;
         m->trained[t] = tr->task_w[t] != 0.0f;
-        m->counted[t] = n;
-        if (w) {
-            m->counted[t] = 0;
-            for (int64_t i = 0; i < n; i++)
-                m->counted[t] += w[i] != 0.0f;
-        }
+        m->counted[t] = 0;
+        m->positives[t] = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!w || w[i] != 0.0f) {
+                m->counted[t]++;
+                m->positives[t] += y[i] != 0.0f;
+            }
         double auc = NAN, all = NAN;
         int ra = n > 0 ? amtl_auc(lg, y, w, n, &auc, st) : 1;
         int rb = c >= 0 && n > 0 ? amtl_auc(lg, y, NULL, n, &all, st) : 1;
@@ -610,12 +611,15 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
         m->auc[t] = ra == 0 ? auc : NAN;
         m->auc_all[t] = rb == 0 ? all : NAN;
         m->logloss[t] = amtl_logloss_logits(lg, y, w, n);
+        m->auc_se[t] = amtl_auc_se(m->auc[t], m->positives[t], m->counted[t] - m->positives[t]);
         if (m->trained[t] && ra == 0) {
             s += auc;
+            var += m->auc_se[t] * m->auc_se[t];
             k++;
         }
     }
     m->mean_auc = k ? s / k : NAN;
+    m->mean_auc_se = k ? sqrt(var) / k : NAN;
     amtl_free(logits);
     return 0;
 }
@@ -624,6 +628,14 @@ void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m)
 {
     for (int t = 0; t < tr->net.T; t++)
         if (tr->task_w[t] == 0.0f)
-            m->auc[t] = m->logloss[t] = NAN;
+            m->auc[t] = m->logloss[t] = m->auc_se[t] = NAN;
     m->mean_auc = amtl_finite_mean(m->auc, tr->net.T);
+    double var = 0;
+    int k = 0;
+    for (int t = 0; t < tr->net.T; t++)
+        if (!isnan(m->auc[t])) {
+            var += m->auc_se[t] * m->auc_se[t];
+            k++;
+        }
+    m->mean_auc_se = k ? sqrt(var) / k : NAN;
 }

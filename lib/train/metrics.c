@@ -96,3 +96,14 @@ double amtl_logloss_logits(const float *logits, const float *labels, const float
     }
     return count ? sum / (double)count : NAN;
 }
+
+double amtl_auc_se(double auc, int64_t npos, int64_t nneg)
+{
+    if (isnan(auc) || npos < 1 || nneg < 1)
+        return NAN;
+    double a = auc, n1 = (double)npos, n2 = (double)nneg;
+    double q1 = a / (2.0 - a), q2 = 2.0 * a * a / (1.0 + a);
+    double var = (a * (1.0 - a) + (n1 - 1.0) * (q1 - a * a) + (n2 - 1.0) * (q2 - a * a)) /
+                 (n1 * n2);
+    return var > 0 ? sqrt(var) : 0.0;
+}

@@ -18,4 +18,10 @@ int amtl_auc(const float *scores, const float *labels, const float *w, int64_t n
 double amtl_logloss_logits(const float *logits, const float *labels, const float *w,
                            int64_t n);
 
+/* The standard error of an AUC estimated from npos positive and nneg
+ * negative rows (Hanley & McNeil 1982, Radiology 143: the exponential
+ * approximation Q1 = A/(2-A), Q2 = 2A²/(1+A)); NaN when auc is NaN or a
+ * class is empty. */
+double amtl_auc_se(double auc, int64_t npos, int64_t nneg);
+
 #endif

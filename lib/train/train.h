@@ -40,6 +40,9 @@ typedef struct {
     double auc[64];      /* over the rows where the task counts; NaN: one class */
     double logloss[64];  /* same rows; NaN when none */
     int64_t counted[64]; /* those rows */
+    int64_t positives[64]; /* of those, the rows labelled 1 */
+    double auc_se[64];   /* standard error of auc[t] (amtl_auc_se); NaN with auc */
+    double mean_auc_se;  /* of mean_auc: √(Σ se²) / (tasks in the mean); NaN if none */
     double auc_all[64];  /* conditioned tasks: over every row (NaN otherwise) */
     int cond[64];        /* label index of the condition, or -1 */
     int trained[64];     /* loss weight != 0 */

@@ -106,9 +106,18 @@ for line in open(sys.argv[1]):
         assert d["mean_auc"] == d["tasks"][task]["auc"], (name, d)
     else:
         assert list(d["tasks"]) == labels and d["not_trained"] == [], (name, d)
+    ses = []
     for t, m in d["tasks"].items():
         assert 0 < m["auc"] < 1 and m["logloss"] > 0 and m["rows"] == 150, (name, t, m)
+        # Hanley and McNeil's standard error from the counts
+        a, n1 = m["auc"], m["positives"]
+        n2 = m["rows"] - n1
+        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+        se = ((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n2 - 1) * (q2 - a * a)) / (n1 * n2)) ** 0.5
+        assert 0 < n1 < 150 and abs(m["auc_se"] - se) < 2e-6, (name, t, m, se)
+        ses.append(m["auc_se"])
     assert 0 < d["mean_auc"] < 1, (name, d)
+    assert abs(d["mean_auc_se"] - sum(x * x for x in ses) ** 0.5 / len(ses)) < 2e-6, (name, d)
     seen.append(name)
 assert len(seen) == 9, seen
 EOF
@@ -233,7 +242,9 @@ want = {"click": d["tasks"]["click"]["auc"], "buy": d["tasks"]["buy"]["auc"],
 for k in got:
     assert abs(got[k] - want[k]) < 5e-4, (k, got[k], want[k])
 assert d["tasks"]["buy"]["rows"] == sum(click)
+assert d["tasks"]["buy"]["positives"] == sum(b for b, c in zip(buy, click) if c)
 assert d["tasks"]["click"]["rows"] == 200 and "auc_all" not in d["tasks"]["click"]
+assert d["tasks"]["click"]["positives"] == sum(click)
 EOF
     # the table shows the conditioned task's two AUCs
     run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl"

@@ -73,13 +73,14 @@ set_key() {
     # the export candidates: one per threshold of export_candidates, each
     # fine-tuned and scored on validation; the best is the searched model
     [ "$(cut -f 1 "$R/candidates.tsv" | tr '\n' ' ')" = "candidate 0.5 0.45 0.55 linear " ]
-    [ "$(awk -F '\t' '$4 == "*"' "$R/candidates.tsv" | wc -l)" -eq 1 ]
+    [ "$(awk -F '\t' '$5 == "*"' "$R/candidates.tsv" | wc -l)" -eq 1 ]
     best=$(awk -F '\t' 'NR > 1 && (b == "" || $2 > a) { a = $2; b = $1 } END { print b }' "$R/candidates.tsv")
-    [ "$(awk -F '\t' '$4 == "*" { print $1 }' "$R/candidates.tsv")" = "$best" ]
+    [ "$(awk -F '\t' '$5 == "*" { print $1 }' "$R/candidates.tsv")" = "$best" ]
     for t in 0.5 0.45 0.55 linear; do
         grep -q '"split":"val"' "$R/searched-$t.val.json"
         v=$(sed 's/.*"mean_auc":\([0-9.]*\).*/\1/' "$R/searched-$t.val.json")
-        grep -q "^$t"$'\t'"$v"$'\t' "$R/candidates.tsv"
+        se=$(sed 's/.*"mean_auc_se":\([0-9.]*\).*/\1/' "$R/searched-$t.val.json")
+        grep -q "^$t"$'\t'"$v"$'\t'"$se"$'\t' "$R/candidates.tsv"
     done
     cmp "$R/arch-$best.amtl" "$R/arch.amtl"
     cmp "$R/searched-$best.model" "$R/searched.model"
@@ -119,8 +120,8 @@ set_key() {
 fake_candidate() {
     local r="$TMP/run" c=$1
     mkdir -p "$r/wall"
-    printf '{"model":"m","checksum":"verified","split":"val","rows":9,"mean_auc":%s,"tasks":{},"not_trained":[],"live_weights":%s}\n' \
-        "$2" "${3:-10}" > "$r/searched-$c.val.json"
+    printf '{"model":"m","checksum":"verified","split":"val","rows":9,"mean_auc":%s,"mean_auc_se":%s,"tasks":{},"not_trained":[],"live_weights":%s}\n' \
+        "$2" "$([ "$2" = null ] && echo null || echo 0.004)" "${3:-10}" > "$r/searched-$c.val.json"
     echo "arch $c" > "$r/arch-$c.amtl"
     echo "model $c" > "$r/searched-$c.model"
     echo "jsonl $c" > "$r/searched-$c.jsonl"
@@ -136,7 +137,7 @@ fake_candidate() {
     fake_candidate 0.55 0.7020 80
     fake_candidate linear 0.7015 7
     "$PIPE/pick-candidate" "$R" 0.5 0.45 0.55 linear
-    printf 'candidate\tval mean AUC\tlive weights\tchosen\n0.5\t0.7010\t100\t\n0.45\t0.7020\t120\t*\n0.55\t0.7020\t80\t\nlinear\t0.7015\t7\t\n' |
+    printf 'candidate\tval mean AUC\tval SE\tlive weights\tchosen\n0.5\t0.7010\t0.004\t100\t\n0.45\t0.7020\t0.004\t120\t*\n0.55\t0.7020\t0.004\t80\t\nlinear\t0.7015\t0.004\t7\t\n' |
         diff -u - "$R/candidates.tsv"
     [ "$(cat "$R/arch.amtl" "$R/searched.model" "$R/searched.jsonl")" = "$(printf 'arch 0.45\nmodel 0.45\njsonl 0.45')" ]
     [ "$(cat "$R/wall/arch.amtl.seconds")" = 5.000 ]
@@ -145,7 +146,7 @@ fake_candidate() {
     fake_candidate linear 0.7100 7
     "$PIPE/pick-candidate" "$R" 0.5 0.45 0.55 linear
     [ "$(cat "$R/searched.model")" = "model linear" ]
-    [ "$(awk -F '\t' '$4 == "*" { print $1 }' "$R/candidates.tsv")" = linear ]
+    [ "$(awk -F '\t' '$5 == "*" { print $1 }' "$R/candidates.tsv")" = linear ]
     # no AUC (a validation split with one class): n/a, not chosen over one
     # with an AUC; the first when none has one
     fake_candidate 0.5 null
@@ -154,7 +155,7 @@ fake_candidate() {
     [ "$(cat "$R/searched.model")" = "model 0.5" ]
     "$PIPE/pick-candidate" "$R" 0.5 0.45 linear
     [ "$(cat "$R/searched.model")" = "model linear" ]
-    grep -q $'^0.45\tn/a\t10\t$' "$R/candidates.tsv"
+    grep -q $'^0.45\tn/a\tn/a\t10\t$' "$R/candidates.tsv"
     # a missing file or AUC: an error naming it, nothing changed
     snapshot > "$TMP/before"
     rm "$R/searched-0.55.model"

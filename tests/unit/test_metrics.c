@@ -196,6 +196,43 @@ static void test_logloss(void)
     CHECK(isnan(amtl_logloss_logits(s, y, NULL, 0)));
 }
 
+/* The AUC's standard error (Hanley & McNeil): the closed form at two points,
+ * its limits, and against the spread of AUCs over 2000 samples of
+ * exponential scores (the distribution the approximation is built on:
+ * positives Exp(1) scaled by a/(1-a) against negatives Exp(1), whose true AUC
+ * is a). */
+static void test_auc_se(void)
+{
+    CHECK_CLOSE(amtl_auc_se(0.9, 50, 50), 0.0321238632, 1e-9);
+    CHECK_CLOSE(amtl_auc_se(0.75, 30, 170), 0.0539705024, 1e-9);
+    CHECK(amtl_auc_se(0.9, 500, 500) < amtl_auc_se(0.9, 50, 50) / 3.0);
+    CHECK(isnan(amtl_auc_se(NAN, 50, 50)));
+    CHECK(isnan(amtl_auc_se(0.9, 0, 50)) && isnan(amtl_auc_se(0.9, 50, 0)));
+    CHECK(amtl_auc_se(1.0, 10, 10) == 0.0);
+    enum { NP = 60, NN = 140, REPS = 2000 };
+    const double a = 0.8;
+    float scores[NP + NN], labels[NP + NN];
+    amtl_rng r;
+    amtl_rng_seed(&r, 11);
+    double sum = 0, sum2 = 0;
+    amtl_status st = {0};
+    for (int rep = 0; rep < REPS; rep++) {
+        for (int i = 0; i < NP + NN; i++) {
+            double e = -log(1.0 - amtl_rng_uniform_double(&r));
+            labels[i] = i < NP;
+            scores[i] = (float)(i < NP ? e * a / (1.0 - a) : e);
+        }
+        double auc;
+        CHECK(amtl_auc(scores, labels, NULL, NP + NN, &auc, &st) == 0);
+        sum += auc;
+        sum2 += auc * auc;
+    }
+    double mean = sum / REPS, sd = sqrt((sum2 - sum * sum / REPS) / (REPS - 1));
+    double se = amtl_auc_se(mean, NP, NN);
+    CHECKF(fabs(mean - a) < 0.005, "mean AUC %.4f, true %.2f", mean, a);
+    CHECKF(fabs(se - sd) < 0.1 * sd, "standard error %.5f against a spread of %.5f", se, sd);
+}
+
 int main(void)
 {
     RUN(test_auc_perfect_reversed_tied);
@@ -205,5 +242,6 @@ int main(void)
     RUN(test_auc_random_vs_pairwise);
     RUN(test_auc_large_exact);
     RUN(test_logloss);
+    RUN(test_auc_se);
     TEST_MAIN_END();
 }
