@@ -1,11 +1,18 @@
 /* supernet.c (bench) — training throughput of the default supernet against
  * the machine's own GEMM ceiling, measured in the same run.
  *
- * Shape (DESIGN.md section 8): batch 2048, K=4, L=2, 3 MixedOps per expert,
- * the 8 default candidates, UserBehavior-like input: 3 sparse fields, E=16,
- * no dense field (input_dim 64).  FLOPs per sample are counted from the
- * MixedOp formula i·Σh + Σh·H multiply-adds forward, times 3 for forward and
- * backward, times 2 FLOPs per multiply-add.
+ * Shape: batch 2048 and the 8 default candidates, with the defaults' K=4
+ * experts of one layer of 2 MixedOps (--reference: the reference's L=2
+ * layers of 3, DESIGN.md section 8), UserBehavior-like input: 3 sparse
+ * fields, E=16, no dense field (input_dim 64).  FLOPs per sample are counted
+ * from the MixedOp formula i·Σh + Σh·H multiply-adds forward (MLP
+ * candidates; mop_macs), times 3 for forward and backward, times 2 FLOPs per
+ * multiply-add.
+ *
+ * Four measurements: the supernet's training step and its evaluation
+ * forward (scoring, as amtl-eval runs it, one third of the FLOPs), then the
+ * same for the discrete network the export gives (what amtl-train
+ * fine-tunes and amtl-eval --predict scores, CSV parsing left out).
  *
  * The ceiling is OpenBLAS's square sgemm 2048³ on its own threads (every
  * core), the best of several calls before and after the training steps.
@@ -13,13 +20,21 @@
  * The defaults' wide part (a per-task linear logit over the ids) is on; with
  * --reference the reference profile's network, without it.
  *
- * Usage: supernet [STEPS] [--openblas] [--fields N] [--reference]
+ * Steps run until both STEPS steps (default 20) and --seconds S of
+ * training (default 5) have passed, after one warm-up step; the samples/s
+ * reported is the median over the steps, with the quartiles and the range,
+ * so that two runs of the same build can be told apart from noise.
+ *
+ * Usage: supernet [STEPS] [--seconds S] [--openblas] [--fields N] [--reference]
+ *                 [--recompute]
  *   AMTL_THREADS=N   threads of the pool (default every core)
  *   --openblas       the other threading model, for comparison: the pool
  *                    left at one thread and OpenBLAS on its own threads
  *   --fields N       N sparse fields of vocabulary 1000 instead of the three
  *                    above (input_dim 16·(N+1): the first MixedOps get wide)
  *   --reference      the reference profile (no wide part)
+ *   --recompute      recompute_hidden: the backward recomputes the MixedOps'
+ *                    hidden layer instead of keeping it (less memory)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +52,20 @@
 #include "base/progress.h"
 #include "model/supernet.h"
 #include "base/tensor.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of sorted x[n], linear between order statistics. */
+static double quantile(const double *x, int n, double q)
+{
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    return i + 1 < n ? x[i] + (pos - i) * (x[i + 1] - x[i]) : x[n - 1];
+}
 
 static double cpu_now(void)
 {
@@ -72,14 +101,121 @@ static double square_gflops(int n, int reps)
     return best;
 }
 
+/* What a timed run needs and what it measured. */
+typedef struct {
+    amtl_supernet *net;
+    amtl_workspace *ws;
+    amtl_batch *b;
+    const float *dl;
+    amtl_adam *ow, *oa;
+    amtl_rng *rng;
+    int training;             /* 0: evaluation forward passes only */
+    /* results */
+    int steps;
+    double total, fwd, bwd, opt, cpu;
+    double med, q1, q3, lo, hi;  /* samples/s of the steps */
+} timed;
+
+/* Steps (training: forward, backward, Adam; else an evaluation forward)
+ * after one warm-up step, until both min_steps steps and min_seconds have
+ * passed; per-step samples/s sorted into the median, quartiles and range.
+ * Returns -1 when out of memory. */
+static int time_steps(timed *t, int min_steps, double min_seconds)
+{
+    int B = t->b->B, cap = 64, done = 0;
+    double *sps = malloc((size_t)cap * sizeof(double));
+    if (!sps)
+        return -1;
+    t->total = t->fwd = t->bwd = t->opt = t->cpu = 0;
+    for (int s = 0; done < min_steps || t->total < min_seconds; s++) {
+        double c0 = cpu_now(), t0 = amtl_now();
+        amtl_supernet_forward(t->net, t->ws, t->b, t->training, t->rng);
+        double t1 = amtl_now();
+        if (t->training) {
+            amtl_supernet_zero_grad(t->net);
+            amtl_supernet_backward(t->net, t->ws, t->b, t->dl);
+        }
+        double t2 = amtl_now();
+        if (t->training) {
+            amtl_adam_step(t->ow);
+            amtl_adam_step(t->oa);
+        }
+        double t3 = amtl_now();
+        if (!s) /* the first step warms caches and page tables */
+            continue;
+        t->total += t3 - t0;
+        t->fwd += t1 - t0;
+        t->bwd += t2 - t1;
+        t->opt += t3 - t2;
+        t->cpu += cpu_now() - c0;
+        if (done == cap) {
+            double *n = realloc(sps, (size_t)(cap *= 2) * sizeof(double));
+            if (!n) {
+                free(sps);
+                return -1;
+            }
+            sps = n;
+        }
+        sps[done++] = B / (t3 - t0);
+    }
+    qsort(sps, (size_t)done, sizeof(double), cmp_double);
+    t->steps = done;
+    t->med = quantile(sps, done, 0.5);
+    t->q1 = quantile(sps, done, 0.25);
+    t->q3 = quantile(sps, done, 0.75);
+    t->lo = sps[0];
+    t->hi = sps[done - 1];
+    free(sps);
+    return 0;
+}
+
+/* Multiply-adds per sample of the MixedOps the network runs, MLP candidates
+ * only (in·h + h·out each; Identity's projections, the gates, the towers and
+ * the mixing are left out, as in the figures reported before): every MLP
+ * candidate of a mixed op, the chosen one of a fixed op, used experts only. */
+static double mop_macs(const amtl_supernet *net)
+{
+    int used[4096], cused[4096];
+    if (net->L * net->K > 4096 || net->n_consumers > 4096)
+        return 0;
+    amtl_supernet_used(net, used, cused);
+    double macs = 0;
+    for (int l = 0; l < net->L; l++)
+        for (int j = 0; j < net->K; j++) {
+            if (!used[l * net->K + j])
+                continue;
+            for (int blk = 0; blk < net->NL; blk++) {
+                const amtl_mixed_op *m = &net->mops[amtl_mop_index(net, l, j, blk)];
+                int h = m->chosen >= 0 ? m->h[m->chosen] : m->S;
+                macs += (double)m->in * h + (double)h * m->out;
+            }
+        }
+    return macs;
+}
+
+/* One table line of samples/s: median, quartiles, range. */
+static void print_rate(const char *what, const timed *t)
+{
+    printf("  %-34s %10.1f\n", what, t->med);
+    printf("  %-34s %4.0f-%-5.0f (IQR %.1f%% of the median)\n", "  quartiles", t->q1, t->q3,
+           100.0 * (t->q3 - t->q1) / t->med);
+    printf("  %-34s %4.0f-%-5.0f (%d steps, %.1f s)\n", "  range", t->lo, t->hi, t->steps,
+           t->total);
+}
+
 int main(int argc, char **argv)
 {
-    int steps = 6, openblas = 0, nf = 0, reference = 0;
+    int steps = 20, openblas = 0, nf = 0, reference = 0, recompute = 0;
+    double min_seconds = 5;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--openblas"))
+        if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            min_seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--openblas"))
             openblas = 1;
         else if (!strcmp(argv[i], "--reference"))
             reference = 1;
+        else if (!strcmp(argv[i], "--recompute"))
+            recompute = 1;
         else if (!strcmp(argv[i], "--fields") && i + 1 < argc)
             nf = atoi(argv[++i]);
         else
@@ -102,7 +238,8 @@ int main(int argc, char **argv)
      * reference's batch of 2048 either way, so that figures compare */
     if (amtl_config_defaults(&cfg, &st) ||
         (reference && amtl_config_profile(&cfg, "reference", &st)) ||
-        amtl_config_set(&cfg, "batch_size", "2048", &st))
+        amtl_config_set(&cfg, "batch_size", "2048", &st) ||
+        (recompute && amtl_config_set(&cfg, "recompute_hidden", "true", &st)))
         return 1;
     char *names[64] = {"user_id", "item_id", "category"};
     char *labels[4] = {"click", "buy", "cart", "fav"};
@@ -168,61 +305,74 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < B * 4; i++)
         dl[i] = amtl_rng_uniform_range(&rng, -1e-3f, 1e-3f);
-    double t_total = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, t_best = 1e30, cpu = 0;
-    for (int s = 0; s < steps + 1; s++) {
-        double c0 = cpu_now();
-        double t0 = amtl_now();
-        amtl_supernet_forward(&net, ws, &b, 1, &rng);
-        double t1 = amtl_now();
-        amtl_supernet_zero_grad(&net);
-        amtl_supernet_backward(&net, ws, &b, dl);
-        double t2 = amtl_now();
-        amtl_adam_step(&ow);
-        amtl_adam_step(&oa);
-        double t3 = amtl_now();
-        if (s) { /* the first step warms caches and page tables */
-            t_total += t3 - t0;
-            t_fwd += t1 - t0;
-            t_bwd += t2 - t1;
-            t_opt += t3 - t2;
-            if (t3 - t0 < t_best)
-                t_best = t3 - t0;
-            cpu += cpu_now() - c0;
-        }
-    }
+    timed tr = {.net = &net, .ws = ws, .b = &b, .dl = dl, .ow = &ow, .oa = &oa, .rng = &rng,
+                .training = 1};
+    if (time_steps(&tr, steps, min_seconds))
+        return 1;
+    /* scoring: the supernet's evaluation forward, as amtl-eval runs it */
+    timed ev = tr;
+    ev.training = 0;
+    if (time_steps(&ev, steps, min_seconds / 2))
+        return 1;
     /* the peak before the second ceiling measurement's own 48 MiB */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double c2 = square_gflops(2048, 4);
+    double c1 = ceiling, c2 = square_gflops(2048, 4);
     if (c2 > ceiling)
         ceiling = c2;
-    double sps = steps * (double)B / t_total;
-    double macs = 0;
-    int sh = 0;
-    for (int k = 0; k < net.P; k++)
-        sh += net.ops[k].kind == AMTL_OP_MLP ? net.ops[k].h : 0;
-    for (int i = 0; i < net.n_mops; i++)
-        macs += (double)net.mops[i].in * sh + (double)sh * net.H;
-    double flops = 3.0 * 2.0 * macs;
-    printf("supernet training step (batch %d, K=%d, L=%d, %d blocks, %d ops, input_dim %d)\n",
-           B, net.K, net.L, net.NL, net.P, net.input_dim);
+    double sps = tr.med;
+    double flops = 3.0 * 2.0 * mop_macs(&net);
+    printf("supernet training step (batch %d, K=%d, L=%d, %d blocks, %d ops, input_dim %d%s)\n",
+           B, net.K, net.L, net.NL, net.P, net.input_dim, recompute ? ", recompute_hidden" : "");
     if (openblas)
         printf("  %-34s %10s\n", "threads", "OpenBLAS");
     else
         printf("  %-34s %10d\n", "threads (pool)", nthreads);
-    printf("  %-34s %10.1f\n", "samples/s", sps);
-    printf("  %-34s %10.1f\n", "samples/s, fastest step", B / t_best);
-    printf("  %-34s %10.1f\n", "ms forward", 1e3 * t_fwd / steps);
-    printf("  %-34s %10.1f\n", "ms backward", 1e3 * t_bwd / steps);
-    printf("  %-34s %10.1f\n", "ms Adam", 1e3 * t_opt / steps);
-    printf("  %-34s %10.1f\n", "CPU ms per step, all threads", 1e3 * cpu / steps);
+    print_rate("samples/s (median step)", &tr);
+    printf("  %-34s %10.1f\n", "samples/s (all steps' mean)", tr.steps * (double)B / tr.total);
+    printf("  %-34s %10.1f\n", "ms forward", 1e3 * tr.fwd / tr.steps);
+    printf("  %-34s %10.1f\n", "ms backward", 1e3 * tr.bwd / tr.steps);
+    printf("  %-34s %10.1f\n", "ms Adam", 1e3 * tr.opt / tr.steps);
+    printf("  %-34s %10.1f\n", "CPU ms per step, all threads", 1e3 * tr.cpu / tr.steps);
     printf("  %-34s %10.1f\n", "MFLOP per sample (fwd+bwd)", flops / 1e6);
     printf("  %-34s %10.1f\n", "achieved GFLOP/s", sps * flops / 1e9);
     printf("  %-34s %10.1f\n", "sgemm 2048^3 ceiling GFLOP/s", ceiling);
-    printf("  %-34s %9.0f%%\n", "fraction of ceiling", 100.0 * sps * flops / 1e9 / ceiling);
+    printf("  %-34s %4.0f, %-5.0f\n", "  (before, after the steps)", c1, c2);
+    printf("  %-34s %9.0f%%\n", "fraction of ceiling (median step)",
+           100.0 * sps * flops / 1e9 / ceiling);
     printf("  %-34s %10.1f\n", "samples/s at the ceiling", ceiling * 1e9 / flops);
     printf("  %-34s %10.0f\n", "peak resident memory MiB", ru.ru_maxrss / 1024.0);
     printf("  %-34s %10.0f\n", "activation arena MiB", amtl_workspace_bytes(ws) / 1048576.0);
     printf("  %-34s %10.0f\n", "evaluation arena MiB (not held)", eval_mib);
+    /* scoring (amtl-eval, --predict without its CSV parsing): forward only,
+     * a third of the training FLOPs */
+    printf("supernet scoring (evaluation forward)\n");
+    print_rate("rows/s (median batch)", &ev);
+    printf("  %-34s %9.0f%%\n", "fraction of ceiling", 100.0 * ev.med * flops / 3 / 1e9 / ceiling);
+
+    /* the discrete network amtl-train fine-tunes: the export at 0.5 (each
+     * MixedOp its argmax; on this untrained supernet every selection is
+     * kept), the weights of dropped candidates and unused experts frozen */
+    amtl_supernet_export(&net, 0.5f);
+    amtl_supernet_update_liveness(&net);
+    for (int i = 0, iw = 0, ia = 0; i < net.n_params; i++) {
+        const amtl_param *p = &net.params[i];
+        if (p->buf == AMTL_BUF_W)
+            ow.segs[iw++].active = p->live;
+        else if (p->buf == AMTL_BUF_ARCH)
+            oa.segs[ia++].active = p->live;
+    }
+    double dflops = 3.0 * 2.0 * mop_macs(&net);
+    timed dt = tr, de = ev;
+    if (time_steps(&dt, steps, min_seconds / 2) || time_steps(&de, steps, min_seconds / 4))
+        return 1;
+    printf("discrete network training step (the export; %zu live weights)\n",
+           amtl_supernet_live_weights(&net));
+    print_rate("samples/s (median step)", &dt);
+    printf("  %-34s %10.1f\n", "MFLOP per sample (fwd+bwd)", dflops / 1e6);
+    printf("  %-34s %9.0f%%\n", "fraction of ceiling", 100.0 * dt.med * dflops / 1e9 / ceiling);
+    printf("discrete network scoring (evaluation forward)\n");
+    print_rate("rows/s (median batch)", &de);
+    printf("  %-34s %9.0f%%\n", "fraction of ceiling", 100.0 * de.med * dflops / 3 / 1e9 / ceiling);
     return 0;
 }

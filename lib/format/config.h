@@ -79,6 +79,7 @@ typedef struct {
     float select_threshold;   /* export keeps sigmoid(beta) > this, 0.5 */
     amtl_floatlist export_candidates; /* thresholds the pipelines try, [] = the one above */
     int linear_candidate;     /* the linear fit competes with them on validation */
+    int recompute_hidden;     /* the CPU step recomputes the MixedOps' hidden layer */
     int patience;             /* 3 */
     char *early_stop;         /* "auc" (the reference) | "logloss" */
     int min_epochs;           /* epochs before early stopping may stop, 0 */

@@ -294,7 +294,7 @@ static void fwd_out(void *arg, int t, int n)
             if (!is_mlp(net, m, k))
                 continue;
             int h = m->h[k], hk = m->hoff[k] - j->c0;
-            if (j->training)
+            if (j->training && mw->A)
                 amtl_k_keep_affine_relu(mw->A + (size_t)b0 * Sc + hk, Hb + hk, j->sc + hk,
                                         j->sh + hk, nb, h, Sc);
             else
@@ -410,7 +410,16 @@ static void bwd_rows(void *arg, int t, int n)
 
         float *b2p = blk_b2(j, kb);
         memset(b2p, 0, (size_t)P * out * sizeof(float));
-        const float *A = mw->A + (size_t)b0 * Sc;
+        const float *A;
+        if (mw->A) {
+            A = mw->A + (size_t)b0 * Sc;
+        } else {
+            /* the forward's GEMM again, same operands and blocks: the same A
+             * bit for bit, from the cache instead of a [B, S] array */
+            amtl_gemm(0, 0, nb, Sc, in, 1.0f, mw->xc + (size_t)b0 * in, in, ws->w1t, Sc, 0.0f,
+                      th->Ab, Sc);
+            A = th->Ab;
+        }
         /* candidate by candidate: its slices of H, dZ and A stay in cache
          * from the recomputation of H to the BatchNorm sums */
         for (int k = 0; k < P; k++) {

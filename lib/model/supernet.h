@@ -80,6 +80,8 @@ typedef struct {
     int gate_sample;        /* gate mode: 1 sample, 0 reference */
     int gate_dense;
     int wide;               /* the wide part (wide.h) is present */
+    int recompute_hidden;   /* training workspaces keep no [B,S] MixedOp hidden
+                             * activations: the backward recomputes them */
     int32_t *vocab;         /* [N] */
     char **field_names;     /* [N] (borrowed from the dataset or owned) */
     char **label_names;     /* [T] */

@@ -86,6 +86,7 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
         if (tr) {
             th->dZb = CARVE_F(cv, rows * Smax);
             th->part = CARVE_F(cv, part);
+            th->Ab = net->recompute_hidden ? CARVE_F(cv, rows * Smax) : NULL;
         }
     }
     ws->nblk_max = amtl_mop_blocks(ws->Bmax);
@@ -118,7 +119,8 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
                 mw->mask = carve(cv, B * m->in, 1);
             mw->mu = CARVE_F(cv, m->in);
             mw->cov = CARVE_F(cv, (size_t)m->in * m->in);
-            mw->A = CARVE_F(cv, B * m->S);
+            /* (recomputed block by block in the backward instead) */
+            mw->A = net->recompute_hidden ? NULL : CARVE_F(cv, B * m->S);
             mw->rstd = CARVE_F(cv, m->S + 1);
         }
         mw->Y = tr ? CARVE_F(cv, (size_t)ny * B * m->out) : NULL;

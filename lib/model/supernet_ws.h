@@ -57,6 +57,8 @@ typedef struct {
 typedef struct {
     float *Hb, *dZb;    /* [AMTL_MOP_ROWS, Smax] a block's hidden activations
                            and their gradient */
+    float *Ab;          /* [AMTL_MOP_ROWS, Smax] a block's xc·W1ᵀ recomputed in
+                           the backward (net->recompute_hidden), else NULL */
     float *dRb;         /* [AMTL_MOP_ROWS, outmax] a block's candidate output
                            gradient, or (evaluation) its output */
     float *tmp;         /* [2*Smax + 2*outmax + inmax] kernels' block sums */

@@ -131,6 +131,19 @@ PY
     [ ! -e "$TMP/bad.arch" ] && [ ! -e "$TMP/bad.ckpt" ]
 }
 
+@test "amtl-supernet: recompute_hidden gives the same weights bit for bit" {
+    amtl-prep --synthetic --rows 3000 --seed 5 -o "$TMP/d.amtl"
+    # batches of 512 rows: four row blocks of the MixedOp each; dropout on
+    M="--set batch_size=512 --set ops=[Identity,MLP-8,MLP-16,MLP-32] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8] --quiet"
+    for r in false true; do
+        amtl-supernet --data "$TMP/d.amtl" $M --set recompute_hidden=$r --phase warmup --epochs 1 -o "$TMP/w$r.ckpt" > /dev/null
+        amtl-supernet --data "$TMP/d.amtl" $M --set recompute_hidden=$r --init "$TMP/w$r.ckpt" --phase search --epochs 1 -o "$TMP/s$r.ckpt" > /dev/null
+        python3 "$BATS_TEST_DIRNAME/amtlfile.py" tensors "$TMP/s$r.ckpt" > "$TMP/t$r"
+    done
+    diff -u "$TMP/tfalse" "$TMP/ttrue"
+    [ "$(wc -l < "$TMP/ttrue")" -gt 10 ]
+}
+
 @test "amtl-supernet: 1+1 epochs from a checkpoint equal 2 epochs in one run" {
     small_data
     amtl-supernet --data "$TMP/d.amtl" $SMALL --phase warmup --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"
