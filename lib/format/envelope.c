@@ -296,18 +296,14 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
-int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *st)
+/* The checks of an encoding, and an upper bound of its size (every header
+ * at most 5 bytes, every integer at most 9). */
+static int encode_check(const amtl_file *f, size_t *bound_out, amtl_status *st)
 {
-    *buf = NULL;
-    *len = 0;
     if (amtl_envelope_check_host(st))
         return -1;
     if (!f->kind[0])
         return amtl_error(st, AMTL_EDATA, "cannot encode a file without a kind");
-
-    /* Checks first, and an upper bound of the encoded size so the buffer is
-     * allocated once instead of doubling through gigabytes of tensor data.
-     * Bound: every header at most 5 bytes, every integer at most 9. */
     size_t bound = 256;
     int over = 0;
     for (int i = 0; i < f->n_meta; i++) {
@@ -339,31 +335,47 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
     }
     if (over)
         return amtl_error(st, AMTL_ENOMEM, "encoded file would not fit in memory");
+    *bound_out = bound;
+    return 0;
+}
 
+/* Where the encoding goes: put(ctx, p, n) returns 0, or -1 with st set. */
+typedef int (*sink_fn)(void *ctx, const void *p, size_t n, amtl_status *st);
+
+/* The encoding of a checked file, in order, to put: the MessagePack
+ * headers gather in a small buffer that goes out before each tensor's data,
+ * and the data goes out from the tensor itself, so nothing the size of the
+ * file is held. */
+static int encode_emit(const amtl_file *f, sink_fn put, void *ctx, amtl_status *st)
+{
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    sb.data = malloc(bound);
-    if (!sb.data)
-        return amtl_error(st, AMTL_ENOMEM, "out of memory encoding a %zu-byte file",
-                          bound);
-    sb.alloc = bound;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 
-    /* Every pack call returns 0 or -1 (a failed buffer growth); the calls
-     * must run in order, so each is its own statement. */
+    /* Every pack call returns 0 or -1 (a failed buffer growth), and every
+     * flush 0 or -1 with st set; the calls must run in order, so each is its
+     * own statement.  e: 1 out of memory, 2 the sink failed. */
     int e = 0;
 #define PACK(call)                                                                       \
     do {                                                                                 \
         if (!e && (call))                                                                \
-            e = -1;                                                                      \
+            e = 1;                                                                       \
     } while (0)
-    /* The checksum runs along: the bytes packed since `mark`, then each
+    /* The checksum runs along: the header bytes as they go out, then each
      * tensor's data through the CRC computed for its own "crc32", combined
      * rather than read twice. */
     uint32_t crc = 0;
-    size_t mark = 0;
     unsigned char sum[4];
+#define FLUSH()                                                                          \
+    do {                                                                                 \
+        if (!e) {                                                                        \
+            crc = amtl_envelope_crc32(crc, sb.data, sb.size);                            \
+            if (sb.size && put(ctx, sb.data, sb.size, st))                               \
+                e = 2;                                                                   \
+            msgpack_sbuffer_clear(&sb);                                                  \
+        }                                                                                \
+    } while (0)
     PACK(msgpack_pack_map(&pk, 6));
     PACK(pack_cstr(&pk, "format"));
     PACK(pack_cstr(&pk, AMTL_FORMAT_NAME));
@@ -392,12 +404,11 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
             PACK(msgpack_pack_int64(&pk, t->shape[d]));
         PACK(pack_cstr(&pk, "data"));
         PACK(msgpack_pack_bin(&pk, bytes));
+        FLUSH();
         uint32_t data_crc = amtl_envelope_crc32(0, t->data, bytes);
-        crc = amtl_envelope_crc32(crc, sb.data + mark, sb.size - mark);
-        if (bytes)
-            PACK(msgpack_pack_bin_body(&pk, t->data, bytes));
+        if (!e && bytes && put(ctx, t->data, bytes, st))
+            e = 2;
         crc = amtl_envelope_crc32_combine(crc, data_crc, bytes);
-        mark = sb.size;
         amtl_envelope_put_be32(sum, data_crc);
         PACK(pack_cstr(&pk, "crc32"));
         PACK(msgpack_pack_bin(&pk, 4));
@@ -406,36 +417,81 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
     /* last, so that it ends the file: AMTL_SUM_TRAILER and the CRC */
     PACK(pack_cstr(&pk, "crc32"));
     PACK(msgpack_pack_bin(&pk, 4));
-    crc = amtl_envelope_crc32(crc, sb.data + mark, sb.size - mark);
+    FLUSH();
     amtl_envelope_put_be32(sum, crc);
-    PACK(msgpack_pack_bin_body(&pk, sum, 4));
+    if (!e && put(ctx, sum, 4, st))
+        e = 2;
+#undef FLUSH
 #undef PACK
-    if (e) {
-        msgpack_sbuffer_destroy(&sb);
-        return amtl_error(st, AMTL_ENOMEM, "out of memory encoding a %zu-byte file",
-                          bound);
+    msgpack_sbuffer_destroy(&sb);
+    if (e == 1)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory encoding a file");
+    return e ? -1 : 0;
+}
+
+/* The sink of a buffer allocated to the bound. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} mem_sink;
+
+static int put_mem(void *ctx, const void *p, size_t n, amtl_status *st)
+{
+    mem_sink *m = ctx;
+    if (n > m->cap - m->len) /* the bound is an upper bound: never */
+        return amtl_error(st, AMTL_EDATA, "encoding overran its size bound");
+    memcpy(m->buf + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *st)
+{
+    *buf = NULL;
+    *len = 0;
+    size_t bound;
+    if (encode_check(f, &bound, st))
+        return -1;
+    /* allocated once instead of doubling through gigabytes of tensor data */
+    mem_sink m = {malloc(bound), 0, bound};
+    if (!m.buf)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory encoding a %zu-byte file", bound);
+    if (encode_emit(f, put_mem, &m, st)) {
+        free(m.buf);
+        return -1;
     }
-    *len = sb.size;
-    *buf = msgpack_sbuffer_release(&sb);
+    *buf = m.buf;
+    *len = m.len;
     return 0;
 }
 /* ---- files ----------------------------------------------------------- */
 
+/* The sink of an open file. */
+static int put_fd(void *ctx, const void *p, size_t n, amtl_status *st)
+{
+    if (amtl_io_write_all(*(const int *)ctx, p, n))
+        return amtl_error(st, AMTL_EIO, "%s", strerror(errno));
+    return 0;
+}
+
+static int fill_file(void *ctx, int fd, amtl_status *st)
+{
+    return encode_emit(ctx, put_fd, &fd, st);
+}
+
 int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st)
 {
-    void *buf;
-    size_t len;
     /* MessagePack is binary: on a terminal it would be noise, not output */
     if (strcmp(path, "-") == 0 && isatty(STDOUT_FILENO))
         return amtl_error(st, AMTL_EUSAGE,
                           "standard output is a terminal: not writing a binary %s file there "
                           "(redirect it, or give a file name)",
                           f->kind[0] ? f->kind : "amtl");
-    if (amtl_file_encode(f, &buf, &len, st))
+    size_t bound;
+    if (encode_check(f, &bound, st))
         return amtl_error_context(st, "cannot write '%s'", path);
-    int rc = amtl_io_write_atomic(path, buf, len, st);
-    free(buf);
-    return rc;
+    /* streamed: the tensors go from memory to the file without a copy */
+    return amtl_io_write_atomic_fill(path, fill_file, (void *)f, st);
 }
 
 /* One line on stderr for a file without a checksum, once per file: a tool

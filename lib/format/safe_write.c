@@ -85,9 +85,7 @@ static void remove_stale_temps(const char *dir, const char *base)
     closedir(d);
 }
 
-/* Writes all of buf, retrying short writes and EINTR.  Returns 0, or -1 with
- * errno set (ENOSPC, EFBIG under RLIMIT_FSIZE, EIO, ...). */
-static int write_all(int fd, const void *buf, size_t len)
+int amtl_io_write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len) {
@@ -123,12 +121,32 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
+/* The fill of a buffer in memory. */
+typedef struct {
+    const void *buf;
+    size_t len;
+} mem_fill;
+
+static int fill_mem(void *ctx, int fd, amtl_status *st)
+{
+    const mem_fill *m = ctx;
+    if (amtl_io_write_all(fd, m->buf, m->len))
+        return amtl_error(st, AMTL_EIO, "%s", strerror(errno));
+    return 0;
+}
+
 int amtl_io_write_atomic(const char *path, const void *buf, size_t len, amtl_status *st)
 {
+    mem_fill m = {buf, len};
+    return amtl_io_write_atomic_fill(path, fill_mem, &m, st);
+}
+
+int amtl_io_write_atomic_fill(const char *path, amtl_io_fill fill, void *ctx,
+                              amtl_status *st)
+{
     if (strcmp(path, "-") == 0) {
-        if (write_all(STDOUT_FILENO, buf, len))
-            return amtl_error(st, AMTL_EIO, "cannot write to standard output: %s",
-                              strerror(errno));
+        if (fill(ctx, STDOUT_FILENO, st))
+            return amtl_error_context(st, "cannot write to standard output");
         return 0;
     }
     const char *slash = strrchr(path, '/');
@@ -166,9 +184,11 @@ int amtl_io_write_atomic(const char *path, const void *buf, size_t len, amtl_sta
     mode_t mask = umask(0);
     umask(mask);
     const char *step = "cannot write";
-    int e = 0;
-    if (fchmod(fd, 0666 & ~mask) || write_all(fd, buf, len)) {
+    int e = 0, filled = -1;
+    if (fchmod(fd, 0666 & ~mask)) {
         e = errno;
+    } else if ((filled = fill(ctx, fd, st)) != 0) {
+        e = -1; /* st says why */
     } else if (fsync(fd)) {
         e = errno;
         step = "cannot sync";
@@ -183,7 +203,10 @@ int amtl_io_write_atomic(const char *path, const void *buf, size_t len, amtl_sta
     }
     if (e) {
         unlink(tmp);
-        amtl_error(st, AMTL_EIO, "%s '%s': %s", step, path, strerror(e));
+        if (e == -1 && filled)
+            amtl_error_context(st, "cannot write '%s'", path);
+        else
+            amtl_error(st, AMTL_EIO, "%s '%s': %s", step, path, strerror(e));
         free(dir);
         free(tmp);
         return -1;

@@ -21,4 +21,15 @@
 int amtl_io_write_atomic(const char *path, const void *buf, size_t len,
                          amtl_status *st);
 
+/* The same with the bytes written by fill(ctx, fd, st) to the open temp file
+ * (or stdout): it returns 0, or -1 with st set (the target is then left as it
+ * was).  What streams a large file without holding it in memory. */
+typedef int (*amtl_io_fill)(void *ctx, int fd, amtl_status *st);
+int amtl_io_write_atomic_fill(const char *path, amtl_io_fill fill, void *ctx,
+                              amtl_status *st);
+
+/* Writes all of buf to fd, retrying short writes and EINTR: 0, or -1 with
+ * errno set (ENOSPC, EFBIG under RLIMIT_FSIZE, EIO, ...). */
+int amtl_io_write_all(int fd, const void *buf, size_t len);
+
 #endif

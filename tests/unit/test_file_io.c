@@ -248,6 +248,44 @@ static void test_rewrite_replaces_content(void)
     CHECK(stat(path, &sb) == 0 && sb.st_size == 1);
 }
 
+/* amtl_file_write streams the file (headers, then each tensor's data from
+ * the tensor itself): the bytes are those amtl_file_encode gives in memory,
+ * with empty, odd-sized and large tensors, and the file reads back. */
+static void test_streamed_write_equals_encode(void)
+{
+    amtl_status st = {0};
+    char dir[600], path[700];
+    CHECK(subdir(dir, path, "stream", "f.amtl") == 0);
+    amtl_rng r;
+    amtl_rng_seed(&r, 5);
+    amtl_file f;
+    amtl_file_init(&f, "checkpoint");
+    CHECK_OK(amtl_file_set_meta(&f, "config", "a: 1\n", &st), &st);
+    int64_t sizes[4] = {0, 3, 70001, 1};
+    amtl_dtype types[4] = {AMTL_F32, AMTL_U8, AMTL_F32, AMTL_I64};
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        void *d = random_data(&r, types[i], (size_t)sizes[i]);
+        CHECKF(amtl_file_add(&f, name, types[i], 1, &sizes[i], d, &st), "%s", st.msg);
+        free(d);
+    }
+    void *buf;
+    size_t len, flen;
+    CHECK_OK(amtl_file_encode(&f, &buf, &len, &st), &st);
+    CHECK_OK(amtl_file_write(&f, path, &st), &st);
+    unsigned char *p = slurp(path, &flen);
+    CHECK(p && flen == len && memcmp(p, buf, len) == 0);
+    free(p);
+    free(buf);
+    amtl_file g;
+    CHECK_OK(amtl_file_read(&g, path, "checkpoint", &st), &st);
+    CHECK(g.n_tensors == 4 && !strcmp(amtl_file_checksum_text(&g), "verified"));
+    amtl_file_free(&g);
+    amtl_file_free(&f);
+    CHECK(count_entries(dir, ".f.amtl.tmp") == 0);
+}
+
 /* A write that hits RLIMIT_FSIZE (EFBIG, with SIGXFSZ ignored as the tools do)
  * leaves the previous file intact and no temp file behind. */
 static void test_failed_write_keeps_old_file(void)
@@ -401,6 +439,7 @@ int main(void)
     RUN(test_write_directory_is_a_file);
     RUN(test_write_over_a_directory_fails_cleanly);
     RUN(test_rewrite_replaces_content);
+    RUN(test_streamed_write_equals_encode);
     RUN(test_failed_write_keeps_old_file);
     RUN(test_stale_temps_removed);
     RUN(test_write_encode_error_names_path);
