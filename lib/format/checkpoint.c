@@ -36,6 +36,14 @@ static int add1(amtl_file *f, const char *name, amtl_dtype dt, int64_t n, const 
     return amtl_file_add(f, name, dt, 1, shape, data, st) ? 0 : -1;
 }
 
+/* A view of an array that outlives the file (the trainer's): no copy. */
+static int view1(amtl_file *f, const char *name, amtl_dtype dt, int64_t n, const void *data,
+                 amtl_status *st)
+{
+    int64_t shape[1] = {dims1(n)};
+    return amtl_file_add_view(f, name, dt, 1, shape, data, st) ? 0 : -1;
+}
+
 static int add2(amtl_file *f, const char *name, amtl_dtype dt, int64_t a, int64_t b,
                 const void *data, amtl_status *st)
 {
@@ -84,10 +92,10 @@ static int save_adam(amtl_file *f, const char *pre, const amtl_adam *o, amtl_sta
 {
     char nm[64];
     snprintf(nm, sizeof nm, "optim.%s.m", pre);
-    if (add1(f, nm, AMTL_F32, (int64_t)o->total, o->m, st))
+    if (view1(f, nm, AMTL_F32, (int64_t)o->total, o->m, st))
         return -1;
     snprintf(nm, sizeof nm, "optim.%s.v", pre);
-    if (add1(f, nm, AMTL_F32, (int64_t)o->total, o->v, st))
+    if (view1(f, nm, AMTL_F32, (int64_t)o->total, o->v, st))
         return -1;
     snprintf(nm, sizeof nm, "optim.%s.step", pre);
     return add1(f, nm, AMTL_I64, 1, &o->step, st);
@@ -170,8 +178,8 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
         if (model && (!p->live || p->buf == AMTL_BUF_ARCH))
             continue;
         int64_t shape[2] = {p->shape[0], p->shape[1]};
-        if (!amtl_file_add(&f, p->name, param_dtype(p), p->ndim, shape,
-                           amtl_param_ptr(net, p), st))
+        if (!amtl_file_add_view(&f, p->name, param_dtype(p), p->ndim, shape,
+                                amtl_param_ptr(net, p), st))
             goto out;
     }
     if (save_search_state(&f, net, st))
@@ -218,9 +226,9 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
                 goto out;
         }
         if (tr->stopper.have_best &&
-            (add1(&f, "best.weights", AMTL_F32, (int64_t)net->n_w, tr->best_w, st) ||
-             add1(&f, "best.state", AMTL_F32, (int64_t)net->n_state, tr->best_state, st) ||
-             add1(&f, "best.nbt", AMTL_I64, (int64_t)net->n_nbt, tr->best_nbt, st)))
+            (view1(&f, "best.weights", AMTL_F32, (int64_t)net->n_w, tr->best_w, st) ||
+             view1(&f, "best.state", AMTL_F32, (int64_t)net->n_state, tr->best_state, st) ||
+             view1(&f, "best.nbt", AMTL_I64, (int64_t)net->n_nbt, tr->best_nbt, st)))
             goto out;
     }
     rc = amtl_file_write(&f, path, st);

@@ -198,8 +198,10 @@ const amtl_tensor *amtl_file_find(const amtl_file *f, const char *name)
     return NULL;
 }
 
-amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
-                           const int64_t *shape, const void *data, amtl_status *st)
+/* amtl_file_add (copy) and amtl_file_add_view (!copy). */
+static amtl_tensor *add_tensor(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
+                               const int64_t *shape, const void *data, int copy,
+                               amtl_status *st)
 {
     if (!name || !name[0]) {
         amtl_error(st, AMTL_EDATA, "a tensor name must not be empty");
@@ -234,16 +236,42 @@ amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt, int nd
         return NULL;
     }
     amtl_named_tensor *nt = &f->tensors[f->n_tensors];
-    if (amtl_tensor_alloc(&nt->t, dt, ndim, shape, st)) {
-        free(nm);
-        amtl_error_context(st, "tensor '%s'", name);
-        return NULL;
+    if (!copy) {
+        if (bytes && !data) {
+            free(nm);
+            amtl_error(st, AMTL_EDATA, "tensor '%s': a view of no data", name);
+            return NULL;
+        }
+        memset(&nt->t, 0, sizeof nt->t);
+        nt->t.dtype = dt;
+        nt->t.ndim = ndim;
+        memcpy(nt->t.shape, shape, (size_t)ndim * sizeof *shape);
+        nt->t.data = (void *)data; /* not owned: never written through */
+        nt->t.owns = 0;
+    } else {
+        if (amtl_tensor_alloc(&nt->t, dt, ndim, shape, st)) {
+            free(nm);
+            amtl_error_context(st, "tensor '%s'", name);
+            return NULL;
+        }
+        if (data && bytes)
+            memcpy(nt->t.data, data, bytes);
     }
-    if (data && bytes)
-        memcpy(nt->t.data, data, bytes);
     nt->name = nm;
     f->n_tensors++;
     return &nt->t;
+}
+
+amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
+                           const int64_t *shape, const void *data, amtl_status *st)
+{
+    return add_tensor(f, name, dt, ndim, shape, data, 1, st);
+}
+
+amtl_tensor *amtl_file_add_view(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
+                                const int64_t *shape, const void *data, amtl_status *st)
+{
+    return add_tensor(f, name, dt, ndim, shape, data, 0, st);
 }
 
 const amtl_tensor *amtl_file_get(const amtl_file *f, const char *what, const char *name,

@@ -80,6 +80,12 @@ const char *amtl_file_meta(const amtl_file *f, const char *key);
 amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt,
                            int ndim, const int64_t *shape, const void *data,
                            amtl_status *st);
+/* The same without a copy: the tensor points at data, which must stay valid
+ * and unchanged until the file is written and freed (a writer's view of
+ * arrays it holds anyway: a checkpoint of the weights).  data may be NULL
+ * only for an empty tensor. */
+amtl_tensor *amtl_file_add_view(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
+                                const int64_t *shape, const void *data, amtl_status *st);
 const amtl_tensor *amtl_file_find(const amtl_file *f, const char *name);
 
 /* Looks a tensor up and checks it: dtype, ndim and every shape[i] >= 0 must
