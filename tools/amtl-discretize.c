@@ -73,9 +73,9 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "give exactly one of -k, --export, --show, --baseline");
     if (threshold > 0 && !export)
         return amtl_cli_usage_error(&cli, "--threshold goes with --export");
-    if ((cli.config_file || cli.n_overrides) && !baseline)
-        return amtl_cli_usage_error(&cli, "--config and --set go with --baseline (a checkpoint "
-                                          "carries its configuration)");
+    if ((cli.config_file || cli.n_overrides || cli.profile) && !baseline)
+        return amtl_cli_usage_error(&cli, "--config, --set and --profile go with --baseline (a "
+                                          "checkpoint carries its configuration)");
     amtl_status st = {0};
     int rc;
     if (baseline) {

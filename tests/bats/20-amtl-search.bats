@@ -127,7 +127,9 @@ PY
     [[ "$stderr" == "amtl-discretize: error: --threshold goes with --export"* ]]
     run --separate-stderr amtl-discretize --export --set select_threshold=0.4 -o "$TMP/bad.arch" "$TMP/s.ckpt"
     [ "$status" -eq 2 ]
-    [[ "$stderr" == "amtl-discretize: error: --config and --set go with --baseline"* ]]
+    [[ "$stderr" == "amtl-discretize: error: --config, --set and --profile go with --baseline"* ]]
+    run --separate-stderr amtl-discretize --show --profile reference "$TMP/a0.5.arch"
+    [ "$status" -eq 2 ]
     [ ! -e "$TMP/bad.arch" ] && [ ! -e "$TMP/bad.ckpt" ]
 }
 
