@@ -197,6 +197,10 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         one_of(st, "device", c->device, devices) || validate_tasks(c, st) ||
         one_of(st, "early_stop", c->early_stop, early_stops))
         return -1;
+    /* the device step keeps its own activations: the key would do nothing there */
+    if (c->recompute_hidden && (!strcmp(c->device, "cuda") || !strcmp(c->device, "cpu-backend")))
+        return bad(st, "recompute_hidden", "applies to the CPU device only, not device %s",
+                   c->device);
 
     if (at_least(st, "epochs", c->epochs, 0) ||
         at_least(st, "warmup_epochs", c->warmup_epochs, 0) ||

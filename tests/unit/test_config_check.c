@@ -61,6 +61,11 @@ static void test_validate(void)
         {{"vocab=some"}, "key 'vocab' must be one of all, train"},
         {{"limit=-1"}, "key 'limit'"},
         {{"min_count=-1"}, "key 'min_count'"},
+        {{"export_candidates=[0.5, 1]"}, "key 'export_candidates' item 2 must be in (0, 1)"},
+        {{"export_candidates=[0.45, 0.45]"}, "key 'export_candidates' item 2 repeats 0.45"},
+        {{"recompute_hidden=true", "device=cuda"},
+         "key 'recompute_hidden' applies to the CPU device only, not device cuda"},
+        {{"recompute_hidden=true", "device=cpu-backend"}, "key 'recompute_hidden'"},
     };
     amtl_status st = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -83,7 +88,8 @@ static void test_validate(void)
         "tower_layers=[]", "task_weights=[0, 2]", "task_conditions=[buy=click, ctr=view]",
         "delimiter=|", "delimiter=\t", "device=auto", "gate_mode=reference",
         "vocab=train", "format=qb-video", "min_count=0", "limit=0",
-        "labels=[click, buy]"};
+        "labels=[click, buy]", "export_candidates=[]", "export_candidates=[0.01, 0.99]",
+        "recompute_hidden=true", "linear_candidate=false"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         amtl_config c;
         CHECK_OK(amtl_config_defaults(&c, &st), &st);
