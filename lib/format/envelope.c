@@ -397,9 +397,9 @@ static int encode_emit(const amtl_file *f, sink_fn put, void *ctx, amtl_status *
     unsigned char sum[4];
 #define FLUSH()                                                                          \
     do {                                                                                 \
-        if (!e) {                                                                        \
+        if (!e && sb.size) { /* (zlib's crc32 of NULL is its start value, not crc) */    \
             crc = amtl_envelope_crc32(crc, sb.data, sb.size);                            \
-            if (sb.size && put(ctx, sb.data, sb.size, st))                               \
+            if (put(ctx, sb.data, sb.size, st))                                          \
                 e = 2;                                                                   \
             msgpack_sbuffer_clear(&sb);                                                  \
         }                                                                                \
