@@ -17,10 +17,14 @@
 #include <unistd.h>
 
 /* The temp file of a write to <base> is ".<base>.tmp.<pid>.<6 random
- * characters>" (mkstemp(3) replaces the template's XXXXXX), so that a later write to the same target can tell what a
- * killed writer left behind and whether that writer is gone. */
+ * characters>", so that a later write to the same target can tell what a
+ * killed writer left behind and whether that writer is gone.  The random
+ * part is mkstemp(3)'s: its template must end in TEMP_RANDOM 'X's
+ * (MKSTEMP_SUFFIX), which it replaces. */
 #define TEMP_TAG ".tmp."
 #define TEMP_RANDOM 6
+#define MKSTEMP_SUFFIX "XXXXXX"
+_Static_assert(sizeof MKSTEMP_SUFFIX - 1 == TEMP_RANDOM, "mkstemp's suffix is TEMP_RANDOM long");
 
 static int is_alnum(char c)
 {
@@ -162,7 +166,7 @@ int amtl_io_write_atomic_fill(const char *path, amtl_io_fill fill, void *ctx,
         free(tmp);
         return amtl_error(st, AMTL_ENOMEM, "cannot write '%s': out of memory", path);
     }
-    snprintf(tmp, tl, "%s%s.%s" TEMP_TAG "%ld.XXXXXX", dir, strcmp(dir, "/") ? "/" : "",
+    snprintf(tmp, tl, "%s%s.%s" TEMP_TAG "%ld." MKSTEMP_SUFFIX, dir, strcmp(dir, "/") ? "/" : "",
              base, (long)getpid());
     remove_stale_temps(dir, base);
 
