@@ -29,6 +29,17 @@ static int at_least(amtl_status *st, const char *key, long v, long min)
     return 0;
 }
 
+/* v strictly between 0 and 1 (a threshold on sigmoid(beta)); item > 0: the
+ * key's list item of that number. */
+static int open_unit(amtl_status *st, const char *key, int item, float v)
+{
+    if (v > 0 && v < 1)
+        return 0;
+    if (item > 0)
+        return bad(st, key, "item %d must be in (0, 1), got %g", item, (double)v);
+    return bad(st, key, "must be in (0, 1), got %g", (double)v);
+}
+
 static int one_of(amtl_status *st, const char *key, const char *v, const char *const *ok)
 {
     char list[256] = "";
@@ -182,13 +193,12 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         if (!reals[i].positive && !(v >= 0 && isfinite(v)))
             return bad(st, reals[i].key, "must be >= 0, got %g", (double)v);
     }
-    if (!(c->select_threshold > 0 && c->select_threshold < 1))
-        return bad(st, "select_threshold", "must be in (0, 1), got %g", (double)c->select_threshold);
+    if (open_unit(st, "select_threshold", 0, c->select_threshold))
+        return -1;
     for (int i = 0; i < c->export_candidates.n; i++) {
         float t = c->export_candidates.items[i];
-        if (!(t > 0 && t < 1))
-            return bad(st, "export_candidates", "item %d must be in (0, 1), got %g", i + 1,
-                       (double)t);
+        if (open_unit(st, "export_candidates", i + 1, t))
+            return -1;
         for (int j = 0; j < i; j++)
             if (c->export_candidates.items[j] == t)
                 return bad(st, "export_candidates", "item %d repeats %g", i + 1, (double)t);

@@ -497,9 +497,7 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
 /* The sink of an open file. */
 static int put_fd(void *ctx, const void *p, size_t n, amtl_status *st)
 {
-    if (amtl_io_write_all(*(const int *)ctx, p, n))
-        return amtl_error(st, AMTL_EIO, "%s", strerror(errno));
-    return 0;
+    return amtl_io_write_fd(*(const int *)ctx, p, n, st);
 }
 
 static int fill_file(void *ctx, int fd, amtl_status *st)

@@ -89,7 +89,9 @@ static void remove_stale_temps(const char *dir, const char *base)
     closedir(d);
 }
 
-int amtl_io_write_all(int fd, const void *buf, size_t len)
+/* Writes all of buf, retrying short writes and EINTR.  Returns 0, or -1 with
+ * errno set. */
+static int write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len) {
@@ -125,6 +127,13 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
+int amtl_io_write_fd(int fd, const void *buf, size_t len, amtl_status *st)
+{
+    if (write_all(fd, buf, len))
+        return amtl_error(st, AMTL_EIO, "%s", strerror(errno));
+    return 0;
+}
+
 /* The fill of a buffer in memory. */
 typedef struct {
     const void *buf;
@@ -134,9 +143,7 @@ typedef struct {
 static int fill_mem(void *ctx, int fd, amtl_status *st)
 {
     const mem_fill *m = ctx;
-    if (amtl_io_write_all(fd, m->buf, m->len))
-        return amtl_error(st, AMTL_EIO, "%s", strerror(errno));
-    return 0;
+    return amtl_io_write_fd(fd, m->buf, m->len, st);
 }
 
 int amtl_io_write_atomic(const char *path, const void *buf, size_t len, amtl_status *st)
@@ -188,11 +195,11 @@ int amtl_io_write_atomic_fill(const char *path, amtl_io_fill fill, void *ctx,
     mode_t mask = umask(0);
     umask(mask);
     const char *step = "cannot write";
-    int e = 0, filled = -1;
+    int e = 0; /* an errno, or -1: the fill failed and st says why */
     if (fchmod(fd, 0666 & ~mask)) {
         e = errno;
-    } else if ((filled = fill(ctx, fd, st)) != 0) {
-        e = -1; /* st says why */
+    } else if (fill(ctx, fd, st)) {
+        e = -1;
     } else if (fsync(fd)) {
         e = errno;
         step = "cannot sync";
@@ -207,7 +214,7 @@ int amtl_io_write_atomic_fill(const char *path, amtl_io_fill fill, void *ctx,
     }
     if (e) {
         unlink(tmp);
-        if (e == -1 && filled)
+        if (e == -1)
             amtl_error_context(st, "cannot write '%s'", path);
         else
             amtl_error(st, AMTL_EIO, "%s '%s': %s", step, path, strerror(e));

@@ -29,7 +29,8 @@ int amtl_io_write_atomic_fill(const char *path, amtl_io_fill fill, void *ctx,
                               amtl_status *st);
 
 /* Writes all of buf to fd, retrying short writes and EINTR: 0, or -1 with
- * errno set (ENOSPC, EFBIG under RLIMIT_FSIZE, EIO, ...). */
-int amtl_io_write_all(int fd, const void *buf, size_t len);
+ * st saying why (ENOSPC, EFBIG under RLIMIT_FSIZE, EIO, ...): what a fill
+ * calls for each piece it writes. */
+int amtl_io_write_fd(int fd, const void *buf, size_t len, amtl_status *st);
 
 #endif

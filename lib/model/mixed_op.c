@@ -253,6 +253,15 @@ static void fwd_stats(void *arg, int t, int n)
     }
 }
 
+/* Rows b0..b0+nb of the stacked first Linear's output, x·W1ᵀ [nb, Sc], into
+ * dst: the forward's, and the backward's recomputation of A
+ * (recompute_hidden), which is the same call and so the same bits. */
+static void first_linear(const mop_job *j, const float *x, int b0, int nb, float *dst)
+{
+    amtl_gemm(0, 0, nb, j->Sc, j->in, 1.0f, x + (size_t)b0 * j->in, j->in, j->ws->w1t, j->Sc,
+              0.0f, dst, j->Sc);
+}
+
 /* blocks: A = xc·W1ᵀ (kept for the backward in training), the hidden
  * H = relu(A*sc + sh) in the thread's scratch, the candidates' second
  * Linear, and the weighted sum into out */
@@ -286,8 +295,7 @@ static void fwd_out(void *arg, int t, int n)
         }
         if (Sc == 0)
             continue;
-        amtl_gemm(0, 0, nb, Sc, in, 1.0f, j->training ? mw->xc + (size_t)b0 * in : x, in,
-                  j->ws->w1t, Sc, 0.0f, Hb, Sc);
+        first_linear(j, j->training ? mw->xc : mw->x, b0, nb, Hb);
         /* candidate by candidate, so that its hidden slice is still in cache
          * for its second Linear */
         for (int k = 0; k < m->P; k++) {
@@ -414,10 +422,9 @@ static void bwd_rows(void *arg, int t, int n)
         if (mw->A) {
             A = mw->A + (size_t)b0 * Sc;
         } else {
-            /* the forward's GEMM again, same operands and blocks: the same A
-             * bit for bit, from the cache instead of a [B, S] array */
-            amtl_gemm(0, 0, nb, Sc, in, 1.0f, mw->xc + (size_t)b0 * in, in, ws->w1t, Sc, 0.0f,
-                      th->Ab, Sc);
+            /* the forward's product again: the same A bit for bit, from
+             * the cache instead of a [B, S] array */
+            first_linear(j, mw->xc, b0, nb, th->Ab);
             A = th->Ab;
         }
         /* candidate by candidate: its slices of H, dZ and A stay in cache

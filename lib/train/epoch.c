@@ -571,6 +571,20 @@ fail:
     return -1;
 }
 
+/* The standard error of mean_auc: over the tasks in that mean (trained,
+ * with an AUC), √(Σ se²) / their number; NaN when there is none. */
+static double mean_auc_se(const amtl_metrics *m)
+{
+    double var = 0;
+    int k = 0;
+    for (int t = 0; t < m->T; t++)
+        if (m->trained[t] && !isnan(m->auc[t])) {
+            var += m->auc_se[t] * m->auc_se[t];
+            k++;
+        }
+    return k ? sqrt(var) / k : NAN;
+}
+
 int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
                           amtl_metrics *m, amtl_status *st)
 {
@@ -586,7 +600,7 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
     if (amtl_trainer_predict(tr, ds, split, &logits, st))
         return -1;
     tr->rng = saved;
-    double s = 0, var = 0;
+    double s = 0;
     int k = 0;
     for (int t = 0; t < T; t++) {
         const float *lg = logits + (size_t)t * n, *y = sp->labels + (size_t)t * n;
@@ -614,12 +628,11 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
         m->auc_se[t] = amtl_auc_se(m->auc[t], m->positives[t], m->counted[t] - m->positives[t]);
         if (m->trained[t] && ra == 0) {
             s += auc;
-            var += m->auc_se[t] * m->auc_se[t];
             k++;
         }
     }
     m->mean_auc = k ? s / k : NAN;
-    m->mean_auc_se = k ? sqrt(var) / k : NAN;
+    m->mean_auc_se = mean_auc_se(m);
     amtl_free(logits);
     return 0;
 }
@@ -630,12 +643,5 @@ void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m)
         if (tr->task_w[t] == 0.0f)
             m->auc[t] = m->logloss[t] = m->auc_se[t] = NAN;
     m->mean_auc = amtl_finite_mean(m->auc, tr->net.T);
-    double var = 0;
-    int k = 0;
-    for (int t = 0; t < tr->net.T; t++)
-        if (!isnan(m->auc[t])) {
-            var += m->auc_se[t] * m->auc_se[t];
-            k++;
-        }
-    m->mean_auc_se = k ? sqrt(var) / k : NAN;
+    m->mean_auc_se = mean_auc_se(m);
 }
