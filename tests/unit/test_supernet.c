@@ -175,8 +175,9 @@ static int check_grads(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
 
 /* The gradient check of one case (tinynet.h's sweep, or another); 0 when
  * every tensor agrees.  Betas only where soft gates make them
- * differentiable and the selections are still open. */
-static int gradcheck(const tiny_case *c, int n_checked[2])
+ * differentiable and the selections are still open.  recompute: the
+ * workspace keeps no MixedOp hidden layer (recompute_hidden). */
+static int gradcheck(const tiny_case *c, int recompute, int n_checked[2])
 {
     amtl_config cfg = {0};
     amtl_supernet net;
@@ -202,6 +203,7 @@ static int gradcheck(const tiny_case *c, int n_checked[2])
             (k % 4 == 0 && k / 4 < net.n_tower && strstr(p->name, ".bias")))
             memset(amtl_param_ptr(&net, p), 0, p->n * sizeof(float));
     }
+    net.recompute_hidden = recompute;
     if (amtl_workspace_init(&ws, &net, TB, 1, &st)) {
         printf("# %s: %s\n", name, st.msg);
         amtl_supernet_free(&net);
@@ -218,8 +220,9 @@ static int gradcheck(const tiny_case *c, int n_checked[2])
     amtl_workspace_free(ws);
     amtl_supernet_free(&net);
     amtl_config_free(&cfg);
-    printf("# %s dropout %g: %d of %d tensors checked, %d elements%s\n", name,
-           (double)c->dropout, n[0], nt, n[1], bad ? ": WRONG" : "");
+    printf("# %s dropout %g%s: %d of %d tensors checked, %d elements%s\n", name,
+           (double)c->dropout, recompute ? " recompute_hidden" : "", n[0], nt, n[1],
+           bad ? ": WRONG" : "");
     n_checked[0] += n[0];
     n_checked[1] += n[1];
     /* Kinks everywhere in a tensor (all its few elements) leave it
@@ -238,7 +241,7 @@ static void gradcheck_default(float dropout, const char *mode, int flags)
 {
     tiny_case c = {TINY_SHAPE, 0, mode, flags, dropout};
     int n[2] = {0, 0};
-    CHECK(gradcheck(&c, n) == 0);
+    CHECK(gradcheck(&c, 0, n) == 0);
     CHECK(n[0] > 20);
 }
 
@@ -256,19 +259,24 @@ static void test_gradcheck_exported_pruned(void)
 
 /* Every case of the sweep (tinynet.h): tower depth 0 to 3, expert layers 1
  * to 3, dense fields or none, every op kind, both gate modes, soft, sampled
- * and warm-up gates, mixed, partly discrete and exported. */
-static void test_gradcheck_sweep(void)
+ * and warm-up gates, mixed, partly discrete and exported; with the hidden
+ * layers kept and recomputed (recompute_hidden). */
+static void sweep(int recompute)
 {
     int failed = 0, n[2] = {0, 0};
     for (int i = 0; i < TINY_SWEEP; i++)
-        if (gradcheck(&tiny_sweep[i], n)) {
+        if (gradcheck(&tiny_sweep[i], recompute, n)) {
             char name[200];
             printf("# case %d (%s) fails\n", i, tiny_case_name(&tiny_sweep[i], name, sizeof name));
             failed++;
         }
-    printf("# sweep: %d cases, %d tensors, %d elements\n", (int)TINY_SWEEP, n[0], n[1]);
+    printf("# sweep%s: %d cases, %d tensors, %d elements\n",
+           recompute ? " (recompute_hidden)" : "", (int)TINY_SWEEP, n[0], n[1]);
     CHECKF(failed == 0, "%d of %d cases fail", failed, (int)TINY_SWEEP);
 }
+
+static void test_gradcheck_sweep(void) { sweep(0); }
+static void test_gradcheck_sweep_recompute_hidden(void) { sweep(1); }
 
 /* The tiny supernet (no dropout, sample gates) from a seed; 0 on success. */
 static int tiny_net(amtl_supernet *net, amtl_config *cfg, uint64_t seed)
@@ -424,6 +432,7 @@ int main(void)
     RUN(test_gradcheck_partly_discrete);
     RUN(test_gradcheck_exported_pruned);
     RUN(test_gradcheck_sweep);
+    RUN(test_gradcheck_sweep_recompute_hidden);
     RUN(test_entropy_order);
     RUN(test_export_thresholds);
     RUN(test_export_fallback);
