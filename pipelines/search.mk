@@ -209,17 +209,20 @@ ifeq ($(strip $(EXPORT_THRESHOLDS)),)
   $(error no export thresholds in $(STAMPS)/vars.mk (a $(BIN)/amtl-prep older than export_candidates?))
 endif
 
-$(OUT)/arch-linear.amtl: $(D) $(STAMPS)/baseline.yaml $(BIN)/amtl-discretize
-	@$(say) baseline $@
-	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-discretize --baseline linear --data $(D) $(TOOLCFG) -o $@
+# The linear candidate is the linear baseline itself, trained once: its
+# files under the candidate's names, with its seconds (the search pays them).
+copy = cp -f $(1) $(2).tmp && mv -f $(2).tmp $(2)
+copy_wall = if [ -f $(WALL)/$(1).seconds ]; then $(call copy,$(WALL)/$(1).seconds,$(WALL)/$(2).seconds); \
+            else rm -f $(WALL)/$(2).seconds; fi
 
-$(OUT)/searched-linear.model: $(OUT)/arch-linear.amtl $(D) $(STAMPS)/train.yaml $(BIN)/amtl-train
-	@$(say) train $@
-	@rm -f $@.part $(OUT)/searched-linear.jsonl.part
-	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
-	    --metrics $(OUT)/searched-linear.jsonl.part -o $@.part
-	@mv -f $(OUT)/searched-linear.jsonl.part $(OUT)/searched-linear.jsonl
-	@mv -f $@.part $@
+$(OUT)/arch-linear.amtl: $(OUT)/linear.arch
+	$(Q)$(call copy,$<,$@)
+	$(Q)$(call copy_wall,linear.arch,$(@F))
+
+$(OUT)/searched-linear.model: $(OUT)/linear.model
+	$(Q)$(call copy,$(OUT)/linear.jsonl,$(OUT)/searched-linear.jsonl)
+	$(Q)$(call copy,$<,$@)
+	$(Q)$(call copy_wall,linear.model,$(@F))
 
 $(OUT)/arch-%.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
 	@$(say) export $@
@@ -238,7 +241,7 @@ $(OUT)/searched-%.val.json: $(OUT)/searched-%.model $(D) $(BIN)/amtl-eval
 	@mv -f $@.tmp $@
 
 $(OUT)/arch.amtl $(OUT)/searched.model $(OUT)/searched.jsonl $(OUT)/candidates.tsv &: \
-		$(CANDS:%=$(OUT)/searched-%.val.json) $(PIPE)pick-candidate
+		$(CANDS:%=$(OUT)/arch-%.amtl) $(CANDS:%=$(OUT)/searched-%.val.json) $(PIPE)pick-candidate
 	@$(say) choose $(OUT)/candidates.tsv
 	$(Q)$(PIPE)pick-candidate $(OUT) $(CANDS)
 
