@@ -203,7 +203,9 @@ $(OUT)/arch.txt: $(OUT)/arch.amtl
 # searched-linear.*): the search may conclude that no deep part is worth it.
 # pipelines/pick-candidate copies the best by validation mean AUC to
 # arch.amtl, searched.model and searched.jsonl and lists them all in
-# candidates.tsv; the test split is not read.
+# candidates.tsv; the test split is not read.  The linear fit is the
+# simplest of them: a deep candidate wins over it only by linear_margin
+# paired standard errors or more (LINEAR_MARGIN).
 CANDS := $(EXPORT_THRESHOLDS) $(if $(filter 1,$(LINEAR_CANDIDATE)),linear)
 ifeq ($(strip $(EXPORT_THRESHOLDS)),)
   $(error no export thresholds in $(STAMPS)/vars.mk (a $(BIN)/amtl-prep older than export_candidates?))
@@ -236,14 +238,26 @@ $(OUT)/searched-%.model: $(OUT)/arch-%.amtl $(OUT)/frozen.ckpt $(D) $(STAMPS)/fi
 	@mv -f $(OUT)/searched-$*.jsonl.part $(OUT)/searched-$*.jsonl
 	@mv -f $@.part $@
 
-$(OUT)/searched-%.val.json: $(OUT)/searched-%.model $(D) $(BIN)/amtl-eval
+# With the linear candidate, each deep candidate is also compared with the
+# linear fit on the same validation rows (amtl-eval --against: the paired
+# difference and its standard error, which pick-candidate weighs with
+# linear_margin).
+AGAINST := $(if $(filter 1,$(LINEAR_CANDIDATE)),$(OUT)/searched-linear.model)
+
+$(OUT)/searched-linear.val.json: $(OUT)/searched-linear.model $(D) $(BIN)/amtl-eval
 	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-eval --model $< --data $(D) --split val --json > $@.tmp
 	@mv -f $@.tmp $@
 
+$(OUT)/searched-%.val.json: $(OUT)/searched-%.model $(AGAINST) $(D) $(BIN)/amtl-eval
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-eval --model $< --data $(D) --split val --json \
+	    $(if $(AGAINST),--against $(AGAINST)) > $@.tmp
+	@mv -f $@.tmp $@
+
 $(OUT)/arch.amtl $(OUT)/searched.model $(OUT)/searched.jsonl $(OUT)/candidates.tsv &: \
-		$(CANDS:%=$(OUT)/arch-%.amtl) $(CANDS:%=$(OUT)/searched-%.val.json) $(PIPE)pick-candidate
+		$(CANDS:%=$(OUT)/arch-%.amtl) $(CANDS:%=$(OUT)/searched-%.val.json) $(PIPE)pick-candidate \
+		$(STAMPS)/choose.yaml
 	@$(say) choose $(OUT)/candidates.tsv
-	$(Q)$(PIPE)pick-candidate $(OUT) $(CANDS)
+	$(Q)$(PIPE)pick-candidate $(if $(AGAINST),--linear-margin $(LINEAR_MARGIN)) $(OUT) $(CANDS)
 
 $(OUT)/%.arch: $(D) $(STAMPS)/baseline.yaml $(BIN)/amtl-discretize
 	@$(say) baseline $@

@@ -68,7 +68,8 @@ int amtl_eval_check_match(const amtl_file *model, const char *model_path,
     return rc;
 }
 
-/* verified: the model file's checksum was verified as it was read. */
+/* verified: the model file's checksum was verified as it was read.  The
+ * object is left open (the comparison may follow). */
 static void print_json(const amtl_metrics *r, const amtl_supernet *net, const char *model,
                        int verified, const char *split, FILE *f)
 {
@@ -112,7 +113,7 @@ static void print_json(const amtl_metrics *r, const amtl_supernet *net, const ch
         first = 0;
         amtl_json_str(f, net->label_names[t]);
     }
-    fprintf(f, "],\"live_weights\":%zu}\n", amtl_supernet_live_weights(net));
+    fprintf(f, "],\"live_weights\":%zu", amtl_supernet_live_weights(net));
 }
 
 static void table_num(FILE *f, double v, int width)
@@ -168,44 +169,96 @@ static void print_table(const amtl_metrics *r, const amtl_supernet *net, int ver
             verified ? "verified" : "none (format version 1)");
 }
 
-int amtl_eval_run(const char *model, const char *data, const char *split, int json,
-                  const char *device, amtl_status *st)
+/* Reads a model and makes it a trainer on ds, scored on `device`. */
+static int load_model(const char *path, const char *device, const amtl_dataset *ds,
+                      const char *data, amtl_trainer *tr, int *verified, amtl_status *st)
 {
-    amtl_dataset ds;
     amtl_config cfg = {0};
     amtl_file f;
-    amtl_trainer tr;
     char *yaml = NULL;
-    int rc = -1, have_tr = 0;
-    memset(&ds, 0, sizeof ds);
     memset(&f, 0, sizeof f);
-    const char *name = strcmp(model, "-") ? model : "<stdin>";
-    int sp = amtl_split_parse(split);
-    if (sp < 0)
-        return amtl_error(st, AMTL_EUSAGE, "unknown split '%s' (train, val or test)", split);
-    if (amtl_file_read(&f, model, "model", st) || amtl_file_config_yaml(&f, &yaml, st) ||
+    const char *name = strcmp(path, "-") ? path : "<stdin>";
+    int rc = -1;
+    if (amtl_file_read(&f, path, "model", st) || amtl_file_config_yaml(&f, &yaml, st) ||
         amtl_config_defaults(&cfg, st))
         goto out;
     if (yaml && amtl_config_load_string(&cfg, yaml, strlen(yaml), name, st))
         goto out;
     /* where the model was trained does not decide where it is scored */
     if (amtl_config_set(&cfg, "device", device ? device : "cpu", st) ||
-        amtl_config_validate(&cfg, st))
+        amtl_config_validate(&cfg, st) || amtl_eval_check_match(&f, name, ds, data, st) ||
+        amtl_trainer_load_file(tr, &f, name, ds, &cfg, st))
         goto out;
-    if (amtl_dataset_read(&ds, data, st) || amtl_eval_check_match(&f, name, &ds, data, st))
-        goto out;
-    if (amtl_trainer_load_file(&tr, &f, name, &ds, &cfg, st))
-        goto out;
-    int verified = f.checksum == AMTL_CHECKSUM_VERIFIED;
+    *verified = f.checksum == AMTL_CHECKSUM_VERIFIED;
+    rc = 0;
+out:
     amtl_file_free(&f);
-    have_tr = 1;
-    amtl_metrics r;
-    if (amtl_trainer_evaluate(&tr, &ds, sp, &r, st))
+    amtl_config_free(&cfg);
+    free(yaml);
+    return rc;
+}
+
+static void print_pair_json(const amtl_auc_pair *p, const char *against, FILE *f)
+{
+    fputs(",\"against\":{\"model\":", f);
+    amtl_json_str(f, against);
+    fprintf(f, ",\"tasks\":%d,\"against_mean_auc\":", p->tasks);
+    amtl_json_num(f, p->auc_b, 6);
+    fputs(",\"mean_auc_diff\":", f);
+    amtl_json_num(f, p->diff, 6);
+    fputs(",\"diff_se\":", f);
+    amtl_json_num(f, p->se, 6);
+    fputc('}', f);
+}
+
+static void print_pair_table(const amtl_auc_pair *p, const char *against, FILE *f)
+{
+    if (isnan(p->diff)) {
+        fprintf(f, "against %s: no task with both classes to compare\n", against);
+        return;
+    }
+    fprintf(f, "against %s: mean AUC %.5f, difference %+.5f, paired standard error %.5f",
+            against, p->auc_b, p->diff, p->se);
+    if (p->se > 0)
+        fprintf(f, " (%+.1f standard errors)", p->diff / p->se);
+    fputc('\n', f);
+}
+
+int amtl_eval_run(const char *model, const char *data, const char *split, int json,
+                  const char *device, const char *against, amtl_status *st)
+{
+    amtl_dataset ds;
+    amtl_trainer tr, other;
+    int rc = -1, have_tr = 0, have_other = 0, verified = 0, other_verified = 0;
+    memset(&ds, 0, sizeof ds);
+    const char *name = strcmp(model, "-") ? model : "<stdin>";
+    int sp = amtl_split_parse(split);
+    if (sp < 0)
+        return amtl_error(st, AMTL_EUSAGE, "unknown split '%s' (train, val or test)", split);
+    if (amtl_dataset_read(&ds, data, st) ||
+        load_model(model, device, &ds, data, &tr, &verified, st))
         goto out;
-    if (json)
+    have_tr = 1;
+    if (against) {
+        if (load_model(against, device, &ds, data, &other, &other_verified, st))
+            goto out;
+        have_other = 1;
+    }
+    amtl_metrics r;
+    amtl_auc_pair pair;
+    if (amtl_trainer_evaluate(&tr, &ds, sp, &r, st) ||
+        (against && amtl_trainer_compare(&tr, &other, &ds, sp, &pair, st)))
+        goto out;
+    if (json) {
         print_json(&r, &tr.net, name, verified, split, stdout);
-    else
+        if (against)
+            print_pair_json(&pair, against, stdout);
+        fputs("}\n", stdout);
+    } else {
         print_table(&r, &tr.net, verified, split, stdout);
+        if (against)
+            print_pair_table(&pair, against, stdout);
+    }
     if (fflush(stdout) || ferror(stdout)) {
         amtl_error(st, AMTL_EIO, "cannot write to stdout: %s", strerror(errno));
         goto out;
@@ -214,9 +267,8 @@ int amtl_eval_run(const char *model, const char *data, const char *split, int js
 out:
     if (have_tr)
         amtl_trainer_free(&tr);
-    amtl_file_free(&f);
+    if (have_other)
+        amtl_trainer_free(&other);
     amtl_dataset_free(&ds);
-    amtl_config_free(&cfg);
-    free(yaml);
     return rc;
 }

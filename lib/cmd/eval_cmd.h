@@ -19,8 +19,11 @@ int amtl_eval_check_match(const amtl_file *model, const char *model_path,
 
 /* amtl-eval --data: prints per-task AUC and logloss of a model on a split to
  * stdout, as a table or one JSON object (json != 0), computed on `device`
- * (config key device's values; NULL = cpu, whatever the model's config says). */
+ * (config key device's values; NULL = cpu, whatever the model's config says).
+ * With `against` (a second model file; NULL = none), also the paired
+ * comparison on the same rows (amtl_trainer_compare): the other model's
+ * mean AUC, the difference and its standard error. */
 int amtl_eval_run(const char *model, const char *data, const char *split, int json,
-                  const char *device, amtl_status *st);
+                  const char *device, const char *against, amtl_status *st);
 
 #endif

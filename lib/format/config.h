@@ -79,6 +79,7 @@ typedef struct {
     float select_threshold;   /* export keeps sigmoid(beta) > this, 0.5 */
     amtl_floatlist export_candidates; /* thresholds the pipelines try, [] = the one above */
     int linear_candidate;     /* the linear fit competes with them on validation */
+    float linear_margin;      /* ...and is kept unless beaten by this many paired SEs */
     int recompute_hidden;     /* the CPU step recomputes the MixedOps' hidden layer */
     int patience;             /* 3 */
     char *early_stop;         /* "auc" (the reference) | "logloss" */
@@ -150,10 +151,12 @@ typedef enum {
     AMTL_STAGE_SEARCH = 1 << 3,   /* amtl-supernet --phase search */
     AMTL_STAGE_FROZEN = 1 << 4,   /* amtl-supernet --phase finetune, then the export */
     AMTL_STAGE_FINETUNE = 1 << 5, /* amtl-train --init: the searched model */
-    AMTL_STAGE_TRAIN = 1 << 6     /* amtl-train --from-scratch: the baselines */
+    AMTL_STAGE_TRAIN = 1 << 6,    /* amtl-train --from-scratch: the baselines */
+    AMTL_STAGE_CHOOSE = 1 << 7    /* pipelines/pick-candidate: the searched model */
 } amtl_stage;
 
-/* "prep", "baseline", "warmup", "search", "frozen", "finetune", "train". */
+/* "prep", "baseline", "warmup", "search", "frozen", "finetune", "train",
+ * "choose". */
 int amtl_config_stage_parse(const char *name, amtl_stage *stage, amtl_status *st);
 const char *amtl_config_stage_name(amtl_stage stage);  /* NULL for no one stage */
 

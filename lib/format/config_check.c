@@ -185,6 +185,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         {"arch_sparsity", c->arch_sparsity, 0},
         {"clip_grad_norm", c->clip_grad_norm, 0},
         {"embedding_l2", c->embedding_l2, 0},
+        {"linear_margin", c->linear_margin, 0},
     };
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         float v = reals[i].v;

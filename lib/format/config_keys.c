@@ -97,6 +97,8 @@ const key_def amtl_cfg_keys[] = {
         "thresholds the pipelines export and fine-tune; best on val wins; [] = select_threshold"),
     KEY(linear_candidate, K_BOOL, "true", "search", AMTL_STAGE_FROZEN,
         "the pipelines' searched model may be the linear fit when it wins on val"),
+    KEY(linear_margin, K_FLOAT, "2", "search", AMTL_STAGE_CHOOSE,
+        "a deep candidate beats the linear fit only by this many paired val standard errors"),
     KEY(patience, K_INT, "5", "search", ST_STOP,
         "fine-tune epochs without improvement before stopping"),
     KEY(early_stop, K_STRING, "auc", "search", ST_STOP,
@@ -143,7 +145,7 @@ _Static_assert(sizeof amtl_cfg_sections / sizeof amtl_cfg_sections[0] <= AMTL_CF
 
 /* the names of the amtl_stage bits, lowest first */
 static const char *const stage_names[] = {"prep",   "baseline", "warmup", "search",
-                                          "frozen", "finetune", "train"};
+                                          "frozen", "finetune", "train",  "choose"};
 #define N_STAGES ((int)(sizeof stage_names / sizeof stage_names[0]))
 
 int amtl_config_stage_parse(const char *name, amtl_stage *stage, amtl_status *st)
@@ -156,7 +158,7 @@ int amtl_config_stage_parse(const char *name, amtl_stage *stage, amtl_status *st
     }
     return amtl_error(st, AMTL_EUSAGE,
                       "unknown stage '%s' (expected prep, baseline, warmup, search, frozen, "
-                      "finetune or train)", name);
+                      "finetune, train or choose)", name);
 }
 
 const char *amtl_config_stage_name(amtl_stage stage)

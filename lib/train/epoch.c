@@ -637,6 +637,63 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
     return 0;
 }
 
+int amtl_trainer_compare(amtl_trainer *a, amtl_trainer *b, const amtl_dataset *ds,
+                         int split, amtl_auc_pair *out, amtl_status *st)
+{
+    const amtl_split *sp = &ds->split[split];
+    int64_t n = sp->rows;
+    int T = a->net.T;
+    out->tasks = 0;
+    out->auc_a = out->auc_b = out->diff = out->se = NAN;
+    if (b->net.T != T)
+        return amtl_error(st, AMTL_EDATA, "the models have %d and %d tasks", T, b->net.T);
+    for (int t = 0; t < T; t++) {
+        if ((a->task_w[t] != 0.0f) != (b->task_w[t] != 0.0f) ||
+            a->task_cond[t] != b->task_cond[t])
+            return amtl_error(st, AMTL_EDATA,
+                              "the models count task %d ('%s') differently (one trains it "
+                              "and the other not, or their task_conditions differ)",
+                              t, a->net.label_names[t]);
+    }
+    float *la = NULL, *lb = NULL;
+    amtl_rng ra = a->rng, rb = b->rng;
+    int rc = amtl_trainer_predict(a, ds, split, &la, st);
+    if (!rc)
+        rc = amtl_trainer_predict(b, ds, split, &lb, st);
+    a->rng = ra;
+    b->rng = rb;
+    if (rc)
+        goto out;
+    const float *pa[64], *pb[64], *y[64], *w[64];
+    int K = 0;
+    for (int t = 0; t < T; t++) {
+        if (a->task_w[t] == 0.0f)
+            continue;
+        const float *yt = sp->labels + (size_t)t * n;
+        int c = a->task_cond[t];
+        const float *wt = c >= 0 ? sp->labels + (size_t)c * n : NULL;
+        int64_t pos = 0, cnt = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!wt || wt[i] != 0.0f) {
+                cnt++;
+                pos += yt[i] > 0.5f;
+            }
+        if (pos == 0 || pos == cnt) /* no AUC: not in the mean (amtl_trainer_evaluate) */
+            continue;
+        pa[K] = la + (size_t)t * n;
+        pb[K] = lb + (size_t)t * n;
+        y[K] = yt;
+        w[K] = wt;
+        K++;
+    }
+    rc = amtl_auc_paired(pa, pb, y, w, K, n, out, st);
+    rc = rc < 0 ? -1 : 0;
+out:
+    amtl_free(la);
+    amtl_free(lb);
+    return rc;
+}
+
 void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m)
 {
     for (int t = 0; t < tr->net.T; t++)

@@ -6,17 +6,26 @@
  * given their average rank, i.e. scikit-learn's roc_auc_score; it is kept in
  * integers (twice the count), so the result is exact up to the final
  * division.
+ *
+ * Paired comparison: two scorings of the same rows differ in AUC by the
+ * mean difference of their placements; rows are the independent units, so
+ * the difference's variance is the sum of squares of each row's share
+ * (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44), summed over the
+ * tasks of a mean AUC before squaring: the tasks' correlation (the same
+ * rows) is counted, not assumed away.
  */
 #include "train/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/tensor.h"
 
 typedef struct {
     float score;
     uint8_t pos;
+    int64_t idx; /* the row's index in the caller's arrays */
 } scored_row;
 
 /* Ascending scores; NaN sorts below every number and ties with NaN, so the
@@ -36,10 +45,13 @@ static int same_score(float a, float b)
     return a == b || (isnan(a) && isnan(b));
 }
 
-int amtl_auc(const float *scores, const float *labels, const float *w, int64_t n,
-             double *auc, amtl_status *st)
+/* The counted rows sorted by score, with their class totals.  Returns 1
+ * (nothing allocated) when fewer than two rows count or one class is
+ * empty, -1 on allocation failure. */
+static int sort_rows(const float *scores, const float *labels, const float *w, int64_t n,
+                     scored_row **out, int64_t *m_out, uint64_t *P, uint64_t *N,
+                     amtl_status *st)
 {
-    *auc = NAN;
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++)
         m += !w || w[i] != 0.0f;
@@ -50,17 +62,34 @@ int amtl_auc(const float *scores, const float *labels, const float *w, int64_t n
         return amtl_error(st, AMTL_ENOMEM, "out of memory sorting %lld scores for the AUC",
                           (long long)m);
     int64_t k = 0;
+    *P = 0;
     for (int64_t i = 0; i < n; i++) {
         if (w && w[i] == 0.0f)
             continue;
-        rows[k].score = scores[i];
-        rows[k].pos = labels[i] > 0.5f;
+        rows[k] = (scored_row){scores[i], labels[i] > 0.5f, i};
+        *P += rows[k].pos;
         k++;
     }
+    *N = (uint64_t)m - *P;
+    if (*P == 0 || *N == 0) {
+        amtl_free(rows);
+        return 1;
+    }
     qsort(rows, (size_t)m, sizeof *rows, cmp_rows);
+    *out = rows;
+    *m_out = m;
+    return 0;
+}
 
-    /* twice_u = Σ over positives of (2·negatives below + negatives tied). */
-    uint64_t P = 0, N = 0, twice_u = 0;
+/* Walks the groups of equal scores and returns twice the Mann–Whitney U:
+ * Σ over positives of (2·negatives below + negatives tied).  With v, sets
+ * v[idx] of each row to its placement (DeLong 1988): a positive's share of
+ * the negatives below it, a negative's share of the positives above it,
+ * ties counting half; the mean placement of either class is the AUC. */
+static uint64_t walk_groups(const scored_row *rows, int64_t m, uint64_t P, uint64_t N,
+                            double *v)
+{
+    uint64_t below_p = 0, below_n = 0, twice_u = 0;
     for (int64_t i = 0; i < m;) {
         int64_t j = i;
         uint64_t gp = 0, gn = 0;
@@ -69,16 +98,111 @@ int amtl_auc(const float *scores, const float *labels, const float *w, int64_t n
             gn += !rows[j].pos;
             j++;
         }
-        twice_u += gp * (2 * N + gn);
-        P += gp;
-        N += gn;
+        twice_u += gp * (2 * below_n + gn);
+        if (v) {
+            double vp = ((double)below_n + 0.5 * (double)gn) / (double)N;
+            double vn = ((double)(P - below_p) - 0.5 * (double)gp) / (double)P;
+            for (int64_t r = i; r < j; r++)
+                v[rows[r].idx] = rows[r].pos ? vp : vn;
+        }
+        below_p += gp;
+        below_n += gn;
         i = j;
     }
+    return twice_u;
+}
+
+int amtl_auc(const float *scores, const float *labels, const float *w, int64_t n,
+             double *auc, amtl_status *st)
+{
+    *auc = NAN;
+    scored_row *rows;
+    int64_t m;
+    uint64_t P, N;
+    int r = sort_rows(scores, labels, w, n, &rows, &m, &P, &N, st);
+    if (r)
+        return r;
+    uint64_t twice_u = walk_groups(rows, m, P, N, NULL);
     amtl_free(rows);
-    if (P == 0 || N == 0)
-        return 1;
     *auc = (double)twice_u / (2.0 * (double)P * (double)N);
     return 0;
+}
+
+/* One scoring's placements of one task into v[n] (uncounted rows left as
+ * they are) and its AUC. */
+static int placements(const float *scores, const float *labels, const float *w, int64_t n,
+                      double *v, double *auc, uint64_t *P, uint64_t *N, amtl_status *st)
+{
+    scored_row *rows;
+    int64_t m;
+    int r = sort_rows(scores, labels, w, n, &rows, &m, P, N, st);
+    if (r)
+        return r;
+    uint64_t twice_u = walk_groups(rows, m, *P, *N, v);
+    amtl_free(rows);
+    *auc = (double)twice_u / (2.0 * (double)*P * (double)*N);
+    return 0;
+}
+
+int amtl_auc_paired(const float *const *a, const float *const *b,
+                    const float *const *labels, const float *const *w, int K, int64_t n,
+                    amtl_auc_pair *out, amtl_status *st)
+{
+    memset(out, 0, sizeof *out);
+    out->auc_a = out->auc_b = out->diff = out->se = NAN;
+    if (K < 1)
+        return 1;
+    double *va = amtl_alloc_array((size_t)n, sizeof *va);
+    double *vb = amtl_alloc_array((size_t)n, sizeof *vb);
+    double *psi = amtl_alloc_array((size_t)n, sizeof *psi);
+    int rc = 0;
+    if (n > 0 && (!va || !vb || !psi)) {
+        rc = amtl_error(st, AMTL_ENOMEM, "out of memory comparing two scorings of %lld rows",
+                        (long long)n);
+        goto out;
+    }
+    for (int64_t i = 0; i < n; i++)
+        psi[i] = 0.0;
+    double sa = 0, sb = 0;
+    for (int k = 0; k < K && !rc; k++) {
+        uint64_t P, N;
+        double ta, tb;
+        const float *wk = w ? w[k] : NULL;
+        rc = placements(a[k], labels[k], wk, n, va, &ta, &P, &N, st);
+        if (!rc)
+            rc = placements(b[k], labels[k], wk, n, vb, &tb, &P, &N, st);
+        if (rc)
+            break;
+        sa += ta;
+        sb += tb;
+        /* Each row's share of this task's AUC difference, centred within
+         * its class and scaled so that, for one task, Σ psi² is DeLong's
+         * variance of the difference: S_pos/P + S_neg/N with the sample
+         * variances of the placement differences. */
+        double cp = P > 1 ? 1.0 / sqrt((double)P * (double)(P - 1)) : 0.0;
+        double cn = N > 1 ? 1.0 / sqrt((double)N * (double)(N - 1)) : 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            if (wk && wk[i] == 0.0f)
+                continue;
+            int pos = labels[k][i] > 0.5f;
+            psi[i] += ((va[i] - vb[i]) - (ta - tb)) * (pos ? cp : cn) / K;
+        }
+    }
+    if (rc)
+        goto out;
+    double var = 0;
+    for (int64_t i = 0; i < n; i++)
+        var += psi[i] * psi[i];
+    out->tasks = K;
+    out->auc_a = sa / K;
+    out->auc_b = sb / K;
+    out->diff = (sa - sb) / K;
+    out->se = sqrt(var);
+out:
+    amtl_free(va);
+    amtl_free(vb);
+    amtl_free(psi);
+    return rc;
 }
 
 double amtl_logloss_logits(const float *logits, const float *labels, const float *w,

@@ -155,7 +155,7 @@ EOF
     run --separate-stderr amtl-prep --dump-stage export
     [ "$status" -eq 2 ]
     [ -z "$output" ]
-    [ "${stderr%%$'\n'*}" = "amtl-prep: error: --dump-stage: unknown stage 'export' (expected prep, baseline, warmup, search, frozen, finetune or train)" ]
+    [ "${stderr%%$'\n'*}" = "amtl-prep: error: --dump-stage: unknown stage 'export' (expected prep, baseline, warmup, search, frozen, finetune, train or choose)" ]
     run --separate-stderr amtl-discretize --dump-config --dump-schedule
     [ "$status" -eq 2 ]
     [[ "$stderr" == "amtl-discretize: error: --dump-config, --dump-stage, --dump-schedule and --dump-overrides exclude each other"* ]]

@@ -48,7 +48,7 @@ synthetic_data() {
     [[ "$stderr" == *"--data or --predict is required"* ]]
     run --separate-stderr amtl-eval --model m --data d --predict
     [ "$status" -eq 2 ]
-    [[ "$stderr" == *"--predict excludes --data, --split, --json and --device"* ]]
+    [[ "$stderr" == *"--predict excludes --data, --split, --json, --device and --against"* ]]
     run --separate-stderr amtl-eval --model m --data d --header
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"--header and --delimiter go with --predict"* ]]
@@ -251,6 +251,81 @@ EOF
     [ "$status" -eq 0 ]
     [[ "${lines[0]}" == *"AUC(all)"*"counted where" ]]
     [[ "${lines[2]}" == "buy "*"click = 1" ]]
+}
+
+@test "amtl-eval --against: the paired difference and its DeLong error, from the two models' own predictions" {
+    fixture_model --epochs 2 --set task_conditions=[buy=click]
+    amtl-discretize --baseline linear --data "$TMP/f.amtl" -o "$TMP/lin.arch"
+    amtl-train --data "$TMP/f.amtl" --arch "$TMP/lin.arch" --quiet --set task_conditions=[buy=click] \
+        -o "$TMP/lin.model"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --json \
+        --against "$TMP/lin.model"
+    [ "$status" -eq 0 ] && [ -z "$stderr" ]
+    echo "$output" > "$TMP/ab.json"
+    amtl-eval --model "$TMP/lin.model" --data "$TMP/f.amtl" --json > "$TMP/b.json"
+    amtl-eval --model "$TMP/lin.model" --data "$TMP/f.amtl" --json --against "$TMP/m.model" > "$TMP/ba.json"
+    amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --json --against "$TMP/m.model" > "$TMP/aa.json"
+    amtl-eval --model "$TMP/m.model" --predict "$EVAL/test.csv" > "$TMP/pa.tsv"
+    amtl-eval --model "$TMP/lin.model" --predict "$EVAL/test.csv" > "$TMP/pb.tsv"
+    # DeLong from the definition (pairwise placements) on the printed
+    # probabilities; their 6 decimals may tie two rows, hence the tolerances
+    python3 - "$EVAL/test.csv" "$TMP"/{pa.tsv,pb.tsv,ab.json,b.json,ba.json,aa.json} <<'EOF'
+import json, sys
+rows = [l.rstrip("\n").split(",") for l in open(sys.argv[1])][1:]
+pa = [[float(x) for x in l.split("\t")] for l in open(sys.argv[2])]
+pb = [[float(x) for x in l.split("\t")] for l in open(sys.argv[3])]
+ab, b, ba, aa = (json.load(open(f)) for f in sys.argv[4:8])
+click = [int(r[4]) for r in rows]
+buy = [int(r[5]) for r in rows]
+# task: (label, counted rows); buy counts where click = 1
+tasks = [(click, [1] * len(rows)), (buy, click)]
+psi = [0.0] * len(rows)
+diff = 0.0
+for t, (y, w) in enumerate(tasks):
+    idx = [i for i in range(len(rows)) if w[i]]
+    pos = [i for i in idx if y[i]]
+    neg = [i for i in idx if not y[i]]
+    def place(s, i, other, sign):
+        return sum(1.0 if sign * (s[i] - s[j]) > 0 else 0.5 if s[i] == s[j] else 0.0
+                   for j in other) / len(other)
+    sa, sb = [p[t] for p in pa], [p[t] for p in pb]
+    da = {i: place(sa, i, neg, 1) - place(sb, i, neg, 1) for i in pos}
+    da.update({i: place(sa, i, pos, -1) - place(sb, i, pos, -1) for i in neg})
+    d = sum(da[i] for i in pos) / len(pos)
+    diff += d / len(tasks)
+    for cls in (pos, neg):
+        c = 1 / (len(cls) * (len(cls) - 1)) ** 0.5
+        for i in cls:
+            psi[i] += (da[i] - d) * c / len(tasks)
+se = sum(x * x for x in psi) ** 0.5
+g = ab["against"]
+assert g["tasks"] == 2 and g["model"].endswith("lin.model"), g
+assert g["against_mean_auc"] == b["mean_auc"], (g, b)
+assert abs(g["mean_auc_diff"] - (ab["mean_auc"] - b["mean_auc"])) < 2e-6, (g, ab, b)
+assert abs(g["mean_auc_diff"] - diff) < 1e-3, (g, diff)
+assert 0 < g["diff_se"] and abs(g["diff_se"] - se) < 0.02 * se, (g, se)
+# swapped: the opposite difference, the same error; a model against itself: 0
+r = ba["against"]
+assert abs(r["mean_auc_diff"] + g["mean_auc_diff"]) < 2e-6 and abs(r["diff_se"] - g["diff_se"]) < 2e-6, (r, g)
+assert aa["against"]["mean_auc_diff"] == 0 and aa["against"]["diff_se"] == 0, aa
+EOF
+    # the table: the same numbers in a last line
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --against "$TMP/lin.model"
+    [ "$status" -eq 0 ]
+    d=$(python3 -c 'import json,sys; g = json.load(open(sys.argv[1]))["against"]; print("%.5f, difference %+.5f, paired standard error %.5f" % (g["against_mean_auc"], g["mean_auc_diff"], g["diff_se"]))' "$TMP/ab.json")
+    [[ "${lines[-1]}" == "against $TMP/lin.model: mean AUC $d ("[-+]*" standard errors)" ]]
+    # models that count a task differently are refused, naming the task
+    amtl-train --data "$TMP/f.amtl" --arch "$TMP/lin.arch" --quiet -o "$TMP/lin2.model"
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --against "$TMP/lin2.model"
+    [ "$status" -eq 1 ] && [ -z "$output" ]
+    [ "$stderr" = "amtl-eval: error: the models count task 1 ('buy') differently (one trains it and the other not, or their task_conditions differ)" ]
+    # usage: not with --predict; not both from stdin
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --predict --against "$TMP/lin.model"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--predict excludes --data, --split, --json, --device and --against"* ]]
+    run --separate-stderr amtl-eval --model - --data "$TMP/f.amtl" --against -
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"the model and --against cannot both come from stdin"* ]]
 }
 
 @test "amtl-eval --predict: streams through a pipe, from a file or stdin alike" {

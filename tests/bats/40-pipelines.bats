@@ -73,14 +73,25 @@ set_key() {
     # the export candidates: one per threshold of export_candidates, each
     # fine-tuned and scored on validation; the best is the searched model
     [ "$(cut -f 1 "$R/candidates.tsv" | tr '\n' ' ')" = "candidate 0.5 0.45 0.55 linear " ]
-    [ "$(awk -F '\t' '$5 == "*"' "$R/candidates.tsv" | wc -l)" -eq 1 ]
-    best=$(awk -F '\t' 'NR > 1 && (b == "" || $2 > a) { a = $2; b = $1 } END { print b }' "$R/candidates.tsv")
-    [ "$(awk -F '\t' '$5 == "*" { print $1 }' "$R/candidates.tsv")" = "$best" ]
+    [ "$(awk -F '\t' '$7 == "*"' "$R/candidates.tsv" | wc -l)" -eq 1 ]
+    # the best by validation AUC of the linear fit and the deep candidates
+    # that beat it by 2 paired standard errors (linear_margin)
+    best=$(awk -F '\t' 'NR > 1 && ($1 == "linear" || ($4 > 0 && $4 >= 2 * $5)) && (b == "" || $2 > a) { a = $2; b = $1 } END { print b }' "$R/candidates.tsv")
+    [ "$(awk -F '\t' '$7 == "*" { print $1 }' "$R/candidates.tsv")" = "$best" ]
     for t in 0.5 0.45 0.55 linear; do
         grep -q '"split":"val"' "$R/searched-$t.val.json"
-        v=$(sed 's/.*"mean_auc":\([0-9.]*\).*/\1/' "$R/searched-$t.val.json")
-        se=$(sed 's/.*"mean_auc_se":\([0-9.]*\).*/\1/' "$R/searched-$t.val.json")
-        grep -q "^$t"$'\t'"$v"$'\t'"$se"$'\t' "$R/candidates.tsv"
+        v=$(grep -o '"mean_auc":[0-9.]*' "$R/searched-$t.val.json" | cut -d : -f 2)
+        se=$(grep -o '"mean_auc_se":[0-9.]*' "$R/searched-$t.val.json" | cut -d : -f 2)
+        if [ $t = linear ]; then
+            d=- dse=-
+            ! grep -q '"against"' "$R/searched-$t.val.json"
+        else
+            # each deep candidate compared with the linear fit on the same rows
+            grep -q '"against":{"model":"'"$R"'/searched-linear.model","tasks":4,' "$R/searched-$t.val.json"
+            d=$(grep -o '"mean_auc_diff":[-0-9.]*' "$R/searched-$t.val.json" | cut -d : -f 2)
+            dse=$(grep -o '"diff_se":[0-9.]*' "$R/searched-$t.val.json" | cut -d : -f 2)
+        fi
+        grep -q "^$t"$'\t'"$v"$'\t'"$se"$'\t'"$d"$'\t'"$dse"$'\t' "$R/candidates.tsv"
     done
     cmp "$R/arch-$best.amtl" "$R/arch.amtl"
     cmp "$R/searched-$best.model" "$R/searched.model"
@@ -116,12 +127,14 @@ set_key() {
 }
 
 # A run dir with candidate C's files: its validation AUC $2, its files' bytes
-# naming it (so a copy shows which one was taken), and its wall seconds.
+# naming it (so a copy shows which one was taken), and its wall seconds; with
+# $4 and $5, its paired difference to the linear fit and that one's error.
 fake_candidate() {
-    local r="$TMP/run" c=$1
+    local r="$TMP/run" c=$1 against=
     mkdir -p "$r/wall"
-    printf '{"model":"m","checksum":"verified","split":"val","rows":9,"mean_auc":%s,"mean_auc_se":%s,"tasks":{},"not_trained":[],"live_weights":%s}\n' \
-        "$2" "$([ "$2" = null ] && echo null || echo 0.004)" "${3:-10}" > "$r/searched-$c.val.json"
+    [ $# -ge 5 ] && against=$(printf ',"against":{"model":"l","tasks":1,"against_mean_auc":0.7,"mean_auc_diff":%s,"diff_se":%s}' "$4" "$5")
+    printf '{"model":"m","checksum":"verified","split":"val","rows":9,"mean_auc":%s,"mean_auc_se":%s,"tasks":{},"not_trained":[],"live_weights":%s%s}\n' \
+        "$2" "$([ "$2" = null ] && echo null || echo 0.004)" "${3:-10}" "$against" > "$r/searched-$c.val.json"
     echo "arch $c" > "$r/arch-$c.amtl"
     echo "model $c" > "$r/searched-$c.model"
     echo "jsonl $c" > "$r/searched-$c.jsonl"
@@ -137,7 +150,7 @@ fake_candidate() {
     fake_candidate 0.55 0.7020 80
     fake_candidate linear 0.7015 7
     "$PIPE/pick-candidate" "$R" 0.5 0.45 0.55 linear
-    printf 'candidate\tval mean AUC\tval SE\tlive weights\tchosen\n0.5\t0.7010\t0.004\t100\t\n0.45\t0.7020\t0.004\t120\t*\n0.55\t0.7020\t0.004\t80\t\nlinear\t0.7015\t0.004\t7\t\n' |
+    printf 'candidate\tval mean AUC\tval SE\tvs linear\tpaired SE\tlive weights\tchosen\n0.5\t0.7010\t0.004\t-\t-\t100\t\n0.45\t0.7020\t0.004\t-\t-\t120\t*\n0.55\t0.7020\t0.004\t-\t-\t80\t\nlinear\t0.7015\t0.004\t-\t-\t7\t\n' |
         diff -u - "$R/candidates.tsv"
     [ "$(cat "$R/arch.amtl" "$R/searched.model" "$R/searched.jsonl")" = "$(printf 'arch 0.45\nmodel 0.45\njsonl 0.45')" ]
     [ "$(cat "$R/wall/arch.amtl.seconds")" = 5.000 ]
@@ -146,7 +159,7 @@ fake_candidate() {
     fake_candidate linear 0.7100 7
     "$PIPE/pick-candidate" "$R" 0.5 0.45 0.55 linear
     [ "$(cat "$R/searched.model")" = "model linear" ]
-    [ "$(awk -F '\t' '$5 == "*" { print $1 }' "$R/candidates.tsv")" = linear ]
+    [ "$(awk -F '\t' '$7 == "*" { print $1 }' "$R/candidates.tsv")" = linear ]
     # no AUC (a validation split with one class): n/a, not chosen over one
     # with an AUC; the first when none has one
     fake_candidate 0.5 null
@@ -155,7 +168,7 @@ fake_candidate() {
     [ "$(cat "$R/searched.model")" = "model 0.5" ]
     "$PIPE/pick-candidate" "$R" 0.5 0.45 linear
     [ "$(cat "$R/searched.model")" = "model linear" ]
-    grep -q $'^0.45\tn/a\tn/a\t10\t$' "$R/candidates.tsv"
+    grep -q $'^0.45\tn/a\tn/a\t-\t-\t10\t$' "$R/candidates.tsv"
     # a missing file or AUC: an error naming it, nothing changed
     snapshot > "$TMP/before"
     rm "$R/searched-0.55.model"
@@ -171,6 +184,68 @@ fake_candidate() {
     [ -z "$(find "$R" -name '*.tmp')" ]
     run "$PIPE/pick-candidate" "$R"
     [ "$status" -eq 2 ]
+    run "$PIPE/pick-candidate" --linear-margin x "$R" 0.5
+    [ "$status" -eq 2 ]
+}
+
+@test "pick-candidate --linear-margin: a deep candidate wins over the linear fit only by that many paired errors" {
+    R="$TMP/run"
+    fake_candidate 0.5 0.7030 100 0.0015 0.0010
+    fake_candidate 0.45 0.7040 120 0.0025 0.0020
+    fake_candidate 0.55 0.7025 80 0.0010 0.0004
+    fake_candidate linear 0.7015 7
+    # margin 2: 0.55 alone is 2.5 errors ahead: it wins though 0.5 and 0.45
+    # have better validation AUCs
+    "$PIPE/pick-candidate" --linear-margin 2 "$R" 0.5 0.45 0.55 linear
+    printf 'candidate\tval mean AUC\tval SE\tvs linear\tpaired SE\tlive weights\tchosen\n0.5\t0.7030\t0.004\t0.0015\t0.0010\t100\t\n0.45\t0.7040\t0.004\t0.0025\t0.0020\t120\t\n0.55\t0.7025\t0.004\t0.0010\t0.0004\t80\t*\nlinear\t0.7015\t0.004\t-\t-\t7\t\n' |
+        diff -u - "$R/candidates.tsv"
+    [ "$(cat "$R/searched.model")" = "model 0.55" ]
+    # margin 1.5: 0.5 competes too (1.5 errors, the bound counts) and wins
+    "$PIPE/pick-candidate" --linear-margin 1.5 "$R" 0.5 0.45 0.55 linear
+    [ "$(cat "$R/searched.model")" = "model 0.5" ]
+    # margin 0: the best validation AUC alone
+    "$PIPE/pick-candidate" --linear-margin 0 "$R" 0.5 0.45 0.55 linear
+    [ "$(cat "$R/searched.model")" = "model 0.45" ]
+    # margin 3: none is far enough ahead: the linear fit stays
+    "$PIPE/pick-candidate" --linear-margin 3 "$R" 0.5 0.45 0.55 linear
+    [ "$(cat "$R/searched.model")" = "model linear" ]
+    [ "$(awk -F '\t' '$7 == "*" { print $1 }' "$R/candidates.tsv")" = linear ]
+    # a deep candidate behind the linear fit, or without a comparison (null:
+    # no task to compare), never competes
+    fake_candidate 0.55 0.7025 80 -0.0010 0.0001
+    fake_candidate 0.45 0.7040 120 null null
+    "$PIPE/pick-candidate" --linear-margin 0 "$R" 0.5 0.45 0.55 linear
+    [ "$(cat "$R/searched.model")" = "model 0.5" ]
+    grep -q $'^0.45\t0.7040\t0.004\tn/a\tn/a\t120\t$' "$R/candidates.tsv"
+    # without the linear fit among the candidates the margin does nothing
+    "$PIPE/pick-candidate" --linear-margin 3 "$R" 0.5 0.45
+    [ "$(cat "$R/searched.model")" = "model 0.45" ]
+    # a deep candidate scored without --against: an error, nothing written
+    snapshot > "$TMP/before"
+    fake_candidate 0.5 0.7030 100
+    run --separate-stderr "$PIPE/pick-candidate" --linear-margin 2 "$R" 0.5 linear
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "pick-candidate: error: $R/searched-0.5.val.json: no comparison with the linear fit (amtl-eval --against)" ]
+    # (the fake rewrote candidate 0.5's own files; nothing else moved)
+    snapshot | grep -v -- '-0\.5\.' > "$TMP/after"
+    grep -v -- '-0\.5\.' "$TMP/before" | diff -u - "$TMP/after"
+}
+
+@test "search.mk: a choice key (linear_margin) redoes only the choice and what follows it" {
+    tiny_config
+    echo "  linear_margin: 2" >> "$TMP/c.yaml"
+    RUN_ARGS=(BASELINES="linear")
+    pipeline > /dev/null
+    snapshot > "$TMP/before"
+    set_key linear_margin 1000
+    pipeline > /dev/null
+    snapshot > "$TMP/after"
+    changed "$TMP/before" "$TMP/after" | grep -v '^metrics\.jsonl$' > "$TMP/changed"
+    printf '%s\n' arch.amtl arch.txt candidates.tsv results.tsv searched.eval.json searched.jsonl \
+        searched.model | diff -u - "$TMP/changed"
+    # no deep candidate is 1000 paired errors ahead
+    [ "$(awk -F '\t' '$7 == "*" { print $1 }' "$TMP/run/candidates.tsv")" = linear ]
+    cmp "$TMP/run/linear.model" "$TMP/run/searched.model"
 }
 
 @test "search.mk: touching the config without changing a key reruns nothing" {
@@ -436,7 +511,7 @@ EOF
         "vocab: all" "limit: 0" "min_count: 10" "min_id_count: 5" "dense_transform: none" \
         "# input: x.csv" | diff -u - "$TMP/st/prep.yaml"
     # each stamp is what the tools say of the stage, with its extra lines
-    for s in baseline warmup search frozen finetune train; do
+    for s in baseline warmup search frozen finetune train choose; do
         amtl-prep --config "$TMP/c.yaml" --set patience=5 --set ops=Identity,MLP-8 \
             --dump-stage $s > "$TMP/want"
         if [ $s = baseline ]; then
@@ -444,6 +519,8 @@ EOF
         fi
         diff -u "$TMP/want" "$TMP/st/$s.yaml"
     done
+    has choose 'linear_margin: 2'
+    lacks frozen linear_margin
     has train 'batch_size: 64'
     has train 'lr: 0.001'
     has train 'patience: 5'

@@ -51,7 +51,7 @@ static void test_stage_names(void)
     amtl_stage s;
     CHECK(amtl_config_stage_parse("Prep", &s, &st) < 0 && st.code == AMTL_EUSAGE);
     CHECKF(!strcmp(st.msg, "unknown stage 'Prep' (expected prep, baseline, warmup, search, "
-                           "frozen, finetune or train)"), "%s", st.msg);
+                           "frozen, finetune, train or choose)"), "%s", st.msg);
     CHECK(amtl_config_stage_name(0) == NULL);
     CHECK(amtl_config_stage_name(AMTL_STAGE_PREP | AMTL_STAGE_TRAIN) == NULL);
 }
