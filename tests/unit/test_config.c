@@ -733,7 +733,7 @@ static void test_describe(void)
         CHECKF(strstr(text, want) != NULL, "'%s' not described", want + 3);
         keys++;
     }
-    CHECK(keys == 54);
+    CHECK(keys == 55);
     free(dump);
     free(text);
     amtl_config_free(&c);

@@ -8,7 +8,7 @@
 #include "test.h"
 
 static const char *const all_stages[] = {"prep",   "baseline", "warmup", "search",
-                                         "frozen", "finetune", "train"};
+                                         "frozen", "finetune", "train", "choose"};
 #define N_STAGES ((int)(sizeof all_stages / sizeof all_stages[0]))
 
 /* Whether text holds line as one whole line. */
@@ -152,7 +152,8 @@ static void test_schedule(void)
     CHECKF(!strcmp(text, "# the schedule of a search and the labels the configuration names\n"
                          "WARMUP_EPOCHS := 2\nSEARCH_EPOCHS := 3\nFINETUNE_EPOCHS := 24\n"
                          "EPOCHS := 30\nN_LABELS := 0\n"
-                         "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nLINEAR_CANDIDATE := 1\n"),
+                         "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nLINEAR_CANDIDATE := 1\n"
+                   "LINEAR_MARGIN := 2\n"),
            "%s", text);
     free(text);
     /* the export thresholds as %g (0.45, never 0.449999988); [] = select_threshold */
