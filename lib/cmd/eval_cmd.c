@@ -169,33 +169,50 @@ static void print_table(const amtl_metrics *r, const amtl_supernet *net, int ver
             verified ? "verified" : "none (format version 1)");
 }
 
-/* Reads a model and makes it a trainer on ds, scored on `device`. */
-static int load_model(const char *path, const char *device, const amtl_dataset *ds,
-                      const char *data, amtl_trainer *tr, int *verified, amtl_status *st)
-{
-    amtl_config cfg = {0};
+/* A model file read, and its configuration (scored on `device`). */
+typedef struct {
+    const char *name;   /* for messages: the path, or <stdin> */
     amtl_file f;
+    amtl_config cfg;
+    int have_cfg, verified;
+} model_file;
+
+static void model_file_free(model_file *m)
+{
+    amtl_file_free(&m->f);
+    if (m->have_cfg)
+        amtl_config_free(&m->cfg);
+}
+
+static int model_file_read(model_file *m, const char *path, const char *device,
+                           amtl_status *st)
+{
     char *yaml = NULL;
-    memset(&f, 0, sizeof f);
-    const char *name = strcmp(path, "-") ? path : "<stdin>";
-    int rc = -1;
-    if (amtl_file_read(&f, path, "model", st) || amtl_file_config_yaml(&f, &yaml, st) ||
-        amtl_config_defaults(&cfg, st))
-        goto out;
-    if (yaml && amtl_config_load_string(&cfg, yaml, strlen(yaml), name, st))
-        goto out;
-    /* where the model was trained does not decide where it is scored */
-    if (amtl_config_set(&cfg, "device", device ? device : "cpu", st) ||
-        amtl_config_validate(&cfg, st) || amtl_eval_check_match(&f, name, ds, data, st) ||
-        amtl_trainer_load_file(tr, &f, name, ds, &cfg, st))
-        goto out;
-    *verified = f.checksum == AMTL_CHECKSUM_VERIFIED;
-    rc = 0;
-out:
-    amtl_file_free(&f);
-    amtl_config_free(&cfg);
+    memset(m, 0, sizeof *m);
+    m->name = strcmp(path, "-") ? path : "<stdin>";
+    if (amtl_file_read(&m->f, path, "model", st) || amtl_file_config_yaml(&m->f, &yaml, st) ||
+        amtl_config_defaults(&m->cfg, st)) {
+        free(yaml);
+        return -1;
+    }
+    m->have_cfg = 1;
+    m->verified = m->f.checksum == AMTL_CHECKSUM_VERIFIED;
+    int rc = (yaml && amtl_config_load_string(&m->cfg, yaml, strlen(yaml), m->name, st)) ||
+             /* where the model was trained does not decide where it is scored */
+             amtl_config_set(&m->cfg, "device", device ? device : "cpu", st) ||
+             amtl_config_validate(&m->cfg, st);
     free(yaml);
-    return rc;
+    return rc ? -1 : 0;
+}
+
+/* The model as a trainer on ds (its file is released). */
+static int model_load(model_file *m, const amtl_dataset *ds, const char *data,
+                      amtl_trainer *tr, amtl_status *st)
+{
+    int rc = amtl_eval_check_match(&m->f, m->name, ds, data, st) ||
+             amtl_trainer_load_file(tr, &m->f, m->name, ds, &m->cfg, st);
+    amtl_file_free(&m->f);
+    return rc ? -1 : 0;
 }
 
 static void print_pair_json(const amtl_auc_pair *p, const char *against, FILE *f)
@@ -229,18 +246,22 @@ int amtl_eval_run(const char *model, const char *data, const char *split, int js
 {
     amtl_dataset ds;
     amtl_trainer tr, other;
-    int rc = -1, have_tr = 0, have_other = 0, verified = 0, other_verified = 0;
+    model_file mf, mo;
+    int rc = -1, have_tr = 0, have_other = 0;
     memset(&ds, 0, sizeof ds);
-    const char *name = strcmp(model, "-") ? model : "<stdin>";
+    memset(&mf, 0, sizeof mf);
+    memset(&mo, 0, sizeof mo);
     int sp = amtl_split_parse(split);
     if (sp < 0)
         return amtl_error(st, AMTL_EUSAGE, "unknown split '%s' (train, val or test)", split);
-    if (amtl_dataset_read(&ds, data, st) ||
-        load_model(model, device, &ds, data, &tr, &verified, st))
+    /* the models first: a bad model file is named before the data is read */
+    if (model_file_read(&mf, model, device, st) ||
+        (against && model_file_read(&mo, against, device, st)) ||
+        amtl_dataset_read(&ds, data, st) || model_load(&mf, &ds, data, &tr, st))
         goto out;
     have_tr = 1;
     if (against) {
-        if (load_model(against, device, &ds, data, &other, &other_verified, st))
+        if (model_load(&mo, &ds, data, &other, st))
             goto out;
         have_other = 1;
     }
@@ -250,12 +271,12 @@ int amtl_eval_run(const char *model, const char *data, const char *split, int js
         (against && amtl_trainer_compare(&tr, &other, &ds, sp, &pair, st)))
         goto out;
     if (json) {
-        print_json(&r, &tr.net, name, verified, split, stdout);
+        print_json(&r, &tr.net, mf.name, mf.verified, split, stdout);
         if (against)
             print_pair_json(&pair, against, stdout);
         fputs("}\n", stdout);
     } else {
-        print_table(&r, &tr.net, verified, split, stdout);
+        print_table(&r, &tr.net, mf.verified, split, stdout);
         if (against)
             print_pair_table(&pair, against, stdout);
     }
@@ -269,6 +290,8 @@ out:
         amtl_trainer_free(&tr);
     if (have_other)
         amtl_trainer_free(&other);
+    model_file_free(&mf);
+    model_file_free(&mo);
     amtl_dataset_free(&ds);
     return rc;
 }
