@@ -413,7 +413,7 @@ int main(int argc, char **argv)
     amtl_backend *be;
     int threads = 0;
     if (!strcmp(o.device, "cpu-backend")) {
-        if (!(be = amtl_backend_cpu_new())) {
+        if (!(be = amtl_backend_cpu_new(0))) {
             fprintf(stderr, "device: error: out of memory\n");
             return 1;
         }

@@ -40,6 +40,17 @@ typedef struct {
 typedef struct amtl_backend {
     const char *name;   /* "cpu", "cuda" */
     void *ctx;          /* the backend's own state (errors, streams, handles, scratch) */
+    /* 1 when backend memory is host memory (the CPU backend): a host array
+     * may then be used as backend memory as it is, and the device step works
+     * in the host's own weights, gradients, running statistics, Adam moments
+     * and split columns instead of copies of them */
+    int host;
+    /* host backends: 1 when the device step runs each MixedOp as the one
+     * fused host kernel of lib/model/mixed_op.c (BatchNorm through the
+     * input's covariance, row blocks over the thread pool) instead of
+     * composing it from the primitives below; 0 for the plain composition,
+     * the oracle the fused kernel and the CUDA backend are tested against */
+    int fused;
     /* releases ctx and the table itself (amtl_backend_free) */
     void (*destroy)(struct amtl_backend *be);
 
@@ -179,8 +190,9 @@ typedef struct amtl_backend {
  * is global, so two instances (two threads, two devices) do not share
  * errors, streams or scratch.  Every primitive takes its instance first. */
 
-/* A CPU backend (always built); NULL when out of memory. */
-amtl_backend *amtl_backend_cpu_new(void);
+/* A CPU backend (always built), with the fused MixedOp (fused != 0) or
+ * the plain composition of primitives; NULL when out of memory. */
+amtl_backend *amtl_backend_cpu_new(int fused);
 /* A CUDA backend on device 0, or NULL when the build has none or no device
  * can be used; *why (when not NULL) then says why.  Each instance has its
  * own stream, cuBLAS handle and scratch. */

@@ -420,6 +420,7 @@ static void cpu_destroy(amtl_backend *be)
 
 static const amtl_backend cpu_table = {
     .name = "cpu",
+    .host = 1,
     .destroy = cpu_destroy,
     .alloc = cpu_alloc,
     .free = cpu_free,
@@ -454,7 +455,7 @@ static const amtl_backend cpu_table = {
     .adam = cpu_adam,
 };
 
-amtl_backend *amtl_backend_cpu_new(void)
+amtl_backend *amtl_backend_cpu_new(int fused)
 {
     amtl_backend *be = malloc(sizeof *be);
     cpu_ctx *c = calloc(1, sizeof *c);
@@ -465,6 +466,7 @@ amtl_backend *amtl_backend_cpu_new(void)
     }
     *be = cpu_table;
     be->ctx = c;
+    be->fused = fused != 0;
     return be;
 }
 

@@ -194,6 +194,8 @@ static void fill_table(amtl_backend *t)
 {
     memset(t, 0, sizeof *t);
     t->name = "cuda";
+    t->host = 0;
+    t->fused = 0;
     t->destroy = cu_destroy;
     t->alloc = cu_alloc;
     t->free = cu_free;

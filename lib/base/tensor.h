@@ -56,6 +56,22 @@ void *amtl_alloc(size_t bytes);          /* NULL on failure or overflow */
 void *amtl_alloc_array(size_t n, size_t size);
 void amtl_free(void *p);
 
+/* Lays many arrays out in one block: a first pass with base NULL adds up
+ * the bytes in off; after the block is allocated, a second pass with base
+ * set and off 0 hands out the same arrays in the same order, each starting
+ * on an `align`-byte boundary (a power of two). */
+typedef struct {
+    char *base;
+    size_t off, align;
+} amtl_carver;
+
+static inline void *amtl_carve(amtl_carver *cv, size_t n, size_t size)
+{
+    size_t off = cv->off;
+    cv->off += (n * size + cv->align - 1) / cv->align * cv->align;
+    return cv->base ? cv->base + off : NULL;
+}
+
 typedef struct {
     unsigned char *base;
     size_t cap;

@@ -5,7 +5,7 @@
  *
  * Threads.  Each phase below is one pool run (lib/base/pool.h); OpenBLAS runs
  * single-threaded inside the tasks.  The batch is cut into a fixed sequence
- * of row blocks (supernet_ws.h) and each task takes a run of whole blocks;
+ * of row blocks (mixed_op.h) and each task takes a run of whole blocks;
  * per-channel work is cut into fixed pieces the same way.  A block's
  * [rows, S] hidden activations stay in the core's cache from the GEMM that
  * writes them to the GEMM that reads them.
@@ -44,10 +44,122 @@
 
 #include "kernels.h"
 #include "base/pool.h"
-#include "model/supernet_ws.h"
+#include "model/mixed_op.h"
+
+#include <stdlib.h>
 
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
+
+/* ---- the MixedOp space ------------------------------------------------------ */
+
+#define CARVE_F(cv, n) ((float *)amtl_carve(cv, (size_t)(n), sizeof(float)))
+
+/* Carves the space's arrays (cv->base NULL: only adds up the bytes). */
+static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net, int own_io)
+{
+    size_t B = (size_t)sp->Bmax;
+    int tr = sp->training;
+    int Smax = 1, inmax = 1, outmax = 1;
+    size_t part = 1, sqpart = 1;
+    for (int i = 0; i < net->n_mops; i++) {
+        const amtl_mixed_op *m = &net->mops[i];
+        size_t sq = (size_t)amtl_mop_square_pieces(m->in) * ((size_t)m->in * m->in + m->in);
+        sqpart = sq > sqpart ? sq : sqpart;
+        Smax = m->S > Smax ? m->S : Smax;
+        inmax = m->in > inmax ? m->in : inmax;
+        outmax = m->out > outmax ? m->out : outmax;
+        /* a thread's partial gradients: W1 [S,in], W2 [out,S] (the
+         * candidates' stacked), projections [out,in] each */
+        size_t np = (size_t)amtl_mop_y_slots(net, m, NULL);
+        size_t p = (size_t)m->S * m->in + (size_t)m->S * m->out + np * m->out * m->in;
+        part = p > part ? p : part;
+    }
+    sp->part_len = part;
+    for (int t = 0; t < sp->nthreads; t++) {
+        amtl_thread_ws *th = cv->base ? &sp->thr[t] : &(amtl_thread_ws){0};
+        size_t rows = B < AMTL_MOP_ROWS ? B : AMTL_MOP_ROWS;
+        th->Hb = CARVE_F(cv, rows * Smax);
+        th->tmp = CARVE_F(cv, 2 * (size_t)Smax + 2 * (size_t)outmax + inmax);
+        th->dRb = CARVE_F(cv, rows * outmax);
+        if (tr) {
+            th->dZb = CARVE_F(cv, rows * Smax);
+            th->part = CARVE_F(cv, part);
+            th->Ab = net->recompute_hidden ? CARVE_F(cv, rows * Smax) : NULL;
+        }
+    }
+    sp->nblk_max = amtl_mop_blocks(sp->Bmax);
+    sp->blk_stride = 2 * (size_t)Smax + net->P + inmax;
+    sp->blk_acc = tr ? amtl_carve(cv, sp->nblk_max * sp->blk_stride, sizeof(double)) : NULL;
+    sp->blk_b2 = tr ? CARVE_F(cv, (size_t)sp->nblk_max * net->P * outmax) : NULL;
+    sp->dxd = tr ? CARVE_F(cv, B * inmax) : NULL;
+    sp->w1t = CARVE_F(cv, (size_t)inmax * Smax);
+    sp->w2t = CARVE_F(cv, (size_t)Smax * outmax);
+    sp->wscr = tr ? CARVE_F(cv, (size_t)Smax * inmax) : NULL;
+    sp->mk = tr ? CARVE_F(cv, (size_t)inmax * inmax) : NULL;
+    sp->crow = tr ? CARVE_F(cv, inmax) : NULL;
+    sp->sqpart = tr ? CARVE_F(cv, sqpart) : NULL;
+    sp->chan = CARVE_F(cv, 4 * (size_t)Smax);
+    for (int i = 0; i < net->n_mops; i++) {
+        const amtl_mixed_op *m = &net->mops[i];
+        amtl_mop_ws *mw = cv->base ? &sp->mop[i] : &(amtl_mop_ws){0};
+        int ny = amtl_mop_y_slots(net, m, mw->yslot);
+        if (tr) {
+            mw->xc = CARVE_F(cv, B * m->in);
+            if (net->dropout > 0)
+                mw->mask = amtl_carve(cv, B * m->in, 1);
+            mw->mu = CARVE_F(cv, m->in);
+            mw->cov = CARVE_F(cv, (size_t)m->in * m->in);
+            /* (recomputed block by block in the backward instead) */
+            mw->A = net->recompute_hidden ? NULL : CARVE_F(cv, B * m->S);
+            mw->rstd = CARVE_F(cv, m->S + 1);
+            mw->Y = CARVE_F(cv, (size_t)ny * B * m->out);
+        }
+        if (own_io) {
+            mw->out = CARVE_F(cv, B * m->out);
+            mw->dout = tr ? CARVE_F(cv, B * m->out) : NULL;
+        }
+    }
+}
+
+int amtl_mop_space_init(amtl_mop_space **out, const amtl_supernet *net, int Bmax,
+                        int training, int own_io, amtl_status *st)
+{
+    *out = NULL;
+    amtl_mop_space *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    sp->Bmax = sp->B = Bmax;
+    sp->training = training != 0;
+    sp->nthreads = amtl_pool_size();
+    sp->mop = calloc((size_t)net->n_mops + 1, sizeof *sp->mop);
+    sp->thr = calloc((size_t)sp->nthreads, sizeof *sp->thr);
+    amtl_carver cv = {.align = AMTL_ALIGN};
+    if (sp->mop && sp->thr) {
+        layout(&cv, sp, net, own_io);
+        sp->mem = amtl_alloc(cv.off);
+    }
+    if (!sp->mem) {
+        amtl_mop_space_free(sp);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory: %zu bytes of MixedOp activations "
+                          "for batch %d", cv.off, Bmax);
+    }
+    sp->bytes = cv.off;
+    amtl_carver real = {.base = sp->mem, .align = AMTL_ALIGN};
+    layout(&real, sp, net, own_io);
+    *out = sp;
+    return 0;
+}
+
+void amtl_mop_space_free(amtl_mop_space *sp)
+{
+    if (!sp)
+        return;
+    amtl_free(sp->mem);
+    free(sp->mop);
+    free(sp->thr);
+    free(sp);
+}
 
 /* Candidates the forward runs: the chosen one, or all with softmax weights. */
 static int live_candidates(const amtl_supernet *net, const amtl_mixed_op *m,
@@ -98,11 +210,11 @@ static int mid_pieces(const struct mop_job *j);
 /* What the tasks of one MixedOp call share. */
 typedef struct mop_job {
     amtl_supernet *net;
-    amtl_workspace *ws;
+    amtl_mop_space *ws;
     const amtl_mixed_op *m;
     amtl_mop_ws *mw;
     int B, in, out, c0, Sc, training;
-    int nblk;               /* row blocks of the batch (supernet_ws.h) */
+    int nblk;               /* row blocks of the batch (mixed_op.h) */
     const float *src;       /* [B,in] the MLP candidates' input before centring */
     const float *W1;        /* [Sc,in] the live rows of the stacked weight */
     float *sc;              /* [Sc] the forward's per-channel scale */
@@ -113,7 +225,7 @@ typedef struct mop_job {
 
 /* Threads of a MixedOp call: the pool's, at most the workspace's and one per
  * row block. */
-static int mop_threads(const amtl_workspace *ws, int nblk)
+static int mop_threads(const amtl_mop_space *ws, int nblk)
 {
     int n = amtl_pool_size();
     if (n > ws->nthreads)
@@ -315,7 +427,7 @@ static void fwd_out(void *arg, int t, int n)
     }
 }
 
-void amtl_mop_forward(const amtl_supernet *net, amtl_workspace *ws, int i,
+void amtl_mop_forward(const amtl_supernet *net, amtl_mop_space *ws, int i,
                       int training, float *state, int64_t *nbt)
 {
     const amtl_mixed_op *m = &net->mops[i];
@@ -381,7 +493,7 @@ static void bwd_rows(void *arg, int t, int n)
     const amtl_supernet *net = j->net;
     const amtl_mixed_op *m = j->m;
     const amtl_mop_ws *mw = j->mw;
-    const amtl_workspace *ws = j->ws;
+    const amtl_mop_space *ws = j->ws;
     amtl_thread_ws *th = &ws->thr[t];
     const float *w = net->w;
     int k0, k1, in = j->in, out = j->out, Sc = j->Sc, P = m->P;
@@ -459,7 +571,7 @@ static void bwd_mid(void *arg, int t, int n)
     amtl_supernet *net = j->net;
     const amtl_mixed_op *m = j->m;
     const amtl_mop_ws *mw = j->mw;
-    const amtl_workspace *ws = j->ws;
+    const amtl_mop_space *ws = j->ws;
     int B = j->B, in = j->in, Sc = j->Sc, c0 = j->c0, np = mid_pieces(j), p0, p1;
     float *dgam = net->g + m->gamma + c0, *dbet = net->g + m->beta + c0;
     float *k1 = ws->chan, *k2 = k1 + Sc, *k3 = k2 + Sc;
@@ -505,7 +617,7 @@ static void bwd_final(void *arg, int t, int n)
     amtl_supernet *net = j->net;
     const amtl_mixed_op *m = j->m;
     const amtl_mop_ws *mw = j->mw;
-    const amtl_workspace *ws = j->ws;
+    const amtl_mop_space *ws = j->ws;
     int in = j->in, out = j->out, Sc = j->Sc;
     const float *parts[AMTL_POOL_MAX];
     size_t e0, e1;
@@ -561,7 +673,7 @@ static void bwd_final(void *arg, int t, int n)
     }
 }
 
-void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
+void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dots)
 {
     const amtl_mixed_op *m = &net->mops[i];
     amtl_mop_ws *mw = &ws->mop[i];
@@ -580,18 +692,13 @@ void amtl_mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
         amtl_pool_run(amtl_pool_pieces(Sc, 64), prep_task, &j);
     amtl_pool_run(n, bwd_rows, &j);
 
-    /* dL/dw_k, then through the softmax to alpha */
-    if (m->chosen < 0) {
-        float dw[AMTL_MAX_OPS], da[AMTL_MAX_OPS];
-        for (int k = 0; k < P; k++) {
-            double s = 0;
+    /* dL/dw_k = <dout, op_k(x)>, summed in block order (0 where k did not run) */
+    for (int k = 0; k < P; k++) {
+        double s = 0;
+        if (is_mlp(net, m, k) || is_identity(net, m, k))
             for (int kb = 0; kb < j.nblk; kb++)
                 s += blk_acc(&j, kb)[2 * Sc + k];
-            dw[k] = (float)s;
-        }
-        amtl_softmax_backward(da, dw, mw->wts, 1, P);
-        for (int k = 0; k < P; k++)
-            net->garch[m->alpha + k] += da[k];
+        dots[k] = (float)s;
     }
 
     if (Sc > 0) {

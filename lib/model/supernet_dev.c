@@ -14,7 +14,11 @@
  * Memory: weights, gradients and running statistics in one allocation each;
  * every activation for Bmax rows carved from one allocation at init
  * (nothing is allocated per step); the split's columns and the Adam moments
- * when they are uploaded. */
+ * when they are uploaded.  On a host backend (be->host) the step owns only
+ * its activations: the weights, gradients and running statistics are the
+ * network's own arrays, the moments the optimiser's and the split's
+ * columns the dataset's (amtl_dev_alias), so nothing is copied and "put"
+ * and "get" have nothing to move. */
 #include "model/supernet_dev_impl.h"
 
 #include <math.h>
@@ -40,6 +44,15 @@ int amtl_dev_be_check(amtl_dev *d, amtl_status *st, const char *what)
         return amtl_dev_be_error(d, st, what);
     }
     return 0;
+}
+
+void amtl_dev_alias(amtl_dev *d, const amtl_supernet *net)
+{
+    if (!d->be->host)
+        return;
+    d->w = net->w;
+    d->g = net->g;
+    d->state = net->state;
 }
 
 void amtl_dev_zero(amtl_dev *d, void *p, size_t bytes)
@@ -79,6 +92,8 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
     size_t B = (size_t)d->Bmax;
     int N = d->N, D = d->D, T = d->T, E = d->E, K = d->K, H = d->H, ID = d->ID, nc = d->nc;
     int tr = d->training, drop = tr && net->dropout > 0;
+    /* the fused MixedOps keep their activations in their own space */
+    int plain = !d->ms;
     int Smax = 1, inmax = 1, outmax = 1, wmax = H, zmax = H;
     for (int i = 0; i < d->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
@@ -116,14 +131,14 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
     d->ydout = tr ? CARVE_F(cv, (size_t)d->L * K * B * H) : NULL;
     d->dG = tr ? CARVE_F(cv, B * K) : NULL;
     d->zeros = CARVE_F(cv, zmax);
-    d->dH = tr ? CARVE_F(cv, B * Smax) : NULL;
-    d->dZ = tr ? CARVE_F(cv, B * Smax) : NULL;
-    d->dY = tr ? CARVE_F(cv, B * outmax) : NULL;
-    d->dxd = tr ? CARVE_F(cv, B * inmax) : NULL;
-    d->vec = tr ? CARVE_F(cv, outmax) : NULL;
-    d->Zs = tr ? NULL : CARVE_F(cv, B * Smax);
-    d->Hs = tr ? NULL : CARVE_F(cv, B * Smax);
-    d->Ys = tr ? NULL : CARVE_F(cv, B * outmax);
+    d->dH = tr && plain ? CARVE_F(cv, B * Smax) : NULL;
+    d->dZ = tr && plain ? CARVE_F(cv, B * Smax) : NULL;
+    d->dY = tr && plain ? CARVE_F(cv, B * outmax) : NULL;
+    d->dxd = tr && plain ? CARVE_F(cv, B * inmax) : NULL;
+    d->vec = tr && plain ? CARVE_F(cv, outmax) : NULL;
+    d->Zs = tr || !plain ? NULL : CARVE_F(cv, B * Smax);
+    d->Hs = tr || !plain ? NULL : CARVE_F(cv, B * Smax);
+    d->Ys = tr || !plain ? NULL : CARVE_F(cv, B * outmax);
     d->ping = tr ? NULL : CARVE_F(cv, 2 * B * H);
     d->dt1 = tr ? CARVE_F(cv, B * wmax) : NULL;
     d->dt2 = tr ? CARVE_F(cv, B * wmax) : NULL;
@@ -136,15 +151,17 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
         int ny = amtl_mop_y_slots(net, m, dm->yslot);
         int last = i % d->NL == d->NL - 1;
         if (tr) {
-            dm->Z = CARVE_F(cv, B * m->S);
-            dm->Hh = CARVE_F(cv, B * m->S);
-            dm->mean = CARVE_F(cv, m->S);
-            dm->rstd = CARVE_F(cv, m->S);
-            dm->Y = CARVE_F(cv, (size_t)ny * B * m->out);
+            if (plain) {
+                dm->Z = CARVE_F(cv, B * m->S);
+                dm->Hh = CARVE_F(cv, B * m->S);
+                dm->mean = CARVE_F(cv, m->S);
+                dm->rstd = CARVE_F(cv, m->S);
+                dm->Y = CARVE_F(cv, (size_t)ny * B * m->out);
+                dm->xd = drop ? CARVE_F(cv, B * m->in) : NULL;
+                dm->mask = drop ? carve(cv, B * m->in, 1) : NULL;
+            }
             dm->out = last ? NULL : CARVE_F(cv, B * m->out);
             dm->dout = last ? NULL : CARVE_F(cv, B * m->out);
-            dm->xd = drop ? CARVE_F(cv, B * m->in) : NULL;
-            dm->mask = drop ? carve(cv, B * m->in, 1) : NULL;
         } else {
             dm->Z = d->Zs;
             dm->Hh = d->Hs;
@@ -191,6 +208,14 @@ static void wire(amtl_dev *d, const amtl_supernet *net)
                     dm->dx = d->dcout ? d->dcout + c * B * H : NULL;
                 }
             }
+    /* the fused MixedOps read and write the same arrays */
+    for (int i = 0; d->ms && i < d->n_mops; i++) {
+        amtl_mop_ws *mw = &d->ms->mop[i];
+        mw->x = d->mop[i].x;
+        mw->dx = d->mop[i].dx;
+        mw->out = d->mop[i].out;
+        mw->dout = d->mop[i].dout;
+    }
 }
 
 int amtl_dev_init(amtl_dev **out, amtl_backend *be, const amtl_supernet *net, int Bmax,
@@ -260,14 +285,26 @@ int amtl_dev_init(amtl_dev **out, amtl_backend *be, const amtl_supernet *net, in
         }
     }
 
+    if (be->host && be->fused && amtl_mop_space_init(&d->ms, net, Bmax, training, 0, st)) {
+        free(htab);
+        free(hsel);
+        amtl_dev_free(d);
+        return -1;
+    }
     size_t nw = net->n_w * sizeof(float), ns = net->n_state * sizeof(float);
     carver cv = {0};
     layout(&cv, d, net);
     d->act_bytes = cv.off;
-    d->w = be->alloc(be, nw);
-    d->g = d->w ? be->alloc(be, nw) : NULL;
-    d->state = d->g ? be->alloc(be, ns) : NULL;
-    d->act = d->state ? be->alloc(be, d->act_bytes) : NULL;
+    if (be->host) {
+        /* the network's own arrays (amtl_dev_alias) */
+        nw = ns = 0;
+        d->act = be->alloc(be, d->act_bytes);
+    } else {
+        d->w = be->alloc(be, nw);
+        d->g = d->w ? be->alloc(be, nw) : NULL;
+        d->state = d->g ? be->alloc(be, ns) : NULL;
+        d->act = d->state ? be->alloc(be, d->act_bytes) : NULL;
+    }
     if (!d->act) {
         amtl_dev_be_error(d, st, "cannot allocate the device step's memory");
         amtl_error_context(st, "batch %d", Bmax);
@@ -276,12 +313,14 @@ int amtl_dev_init(amtl_dev **out, amtl_backend *be, const amtl_supernet *net, in
         amtl_dev_free(d);
         return -1;
     }
-    d->bytes = 2 * nw + ns + d->act_bytes;
+    d->bytes = 2 * nw + ns + d->act_bytes + (d->ms ? d->ms->bytes : 0);
     carver real = {.base = d->act};
     layout(&real, d, net);
     wire(d, net);
-    int rc = be->zero(be, d->act, d->act_bytes) || be->zero(be, d->g, nw) || be->zero(be, d->w, nw) ||
-             be->zero(be, d->state, ns) ||
+    amtl_dev_alias(d, net);
+    int rc = be->zero(be, d->act, d->act_bytes) ||
+             (!be->host && (be->zero(be, d->g, nw) || be->zero(be, d->w, nw) ||
+                            be->zero(be, d->state, ns))) ||
              be->put(be, d->tab, htab, (size_t)d->N * sizeof(int64_t)) ||
              (net->wide && (be->put(be, d->wtab, htab + d->N, (size_t)d->N * sizeof(int64_t)) ||
                             be->put(be, d->wsel, hsel,
@@ -302,11 +341,15 @@ void amtl_dev_free(amtl_dev *d)
     if (!d)
         return;
     amtl_backend *be = d->be;
-    void *p[] = {d->w,    d->g,    d->state, d->act,        d->m,
-                 d->v,    d->segs, d->sp_mem, d->scal, d->state_save};
+    /* on a host backend the parameters, moments and split are borrowed */
+    int own = !be->host;
+    void *p[] = {own ? d->w : NULL,   own ? d->g : NULL, own ? d->state : NULL, d->act,
+                 own ? d->m : NULL,   own ? d->v : NULL, d->segs, d->sp_mem, d->scal,
+                 d->state_save};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         if (p[i])
             be->free(be, p[i]);
+    amtl_mop_space_free(d->ms);
     free(d->mop);
     free(d->tw);
     free(d->hsmall);
@@ -337,6 +380,10 @@ int amtl_dev_put_params(amtl_dev *d, const amtl_supernet *net, amtl_status *st)
 {
     if (amtl_dev_same_net(d, net, st))
         return -1;
+    if (d->be->host) {
+        amtl_dev_alias(d, net);
+        return 0;
+    }
     if (d->be->put(d->be, d->w, net->w, net->n_w * sizeof(float)) ||
         d->be->put(d->be, d->state, net->state, net->n_state * sizeof(float)))
         return amtl_dev_be_error(d, st, "uploading the weights");
@@ -347,6 +394,8 @@ int amtl_dev_get_params(amtl_dev *d, amtl_supernet *net, amtl_status *st)
 {
     if (amtl_dev_same_net(d, net, st))
         return -1;
+    if (d->be->host)
+        return 0;
     if (d->be->get(d->be, net->w, d->w, net->n_w * sizeof(float)) ||
         d->be->get(d->be, net->state, d->state, net->n_state * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the weights");
@@ -357,6 +406,8 @@ int amtl_dev_get_grads(amtl_dev *d, amtl_supernet *net, amtl_status *st)
 {
     if (amtl_dev_same_net(d, net, st))
         return -1;
+    if (d->be->host)
+        return 0;
     if (d->be->get(d->be, net->g, d->g, net->n_w * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the gradients");
     return 0;
@@ -393,7 +444,16 @@ int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_stat
         d->bytes -= d->sp_bytes;
         d->sp_mem = NULL;
         d->sp_bytes = 0;
-        d->sp_rows = 0;
+    }
+    d->sp_rows = 0;
+    d->sp_ids = NULL;
+    if (d->be->host) {
+        /* the dataset's columns themselves */
+        d->sp_ids = (int32_t *)sp->sparse;
+        d->sp_dense = (float *)sp->dense;
+        d->sp_labels = (float *)sp->labels;
+        d->sp_rows = sp->rows;
+        return 0;
     }
     size_t r = (size_t)sp->rows;
     carver cv = {0};
@@ -432,7 +492,7 @@ int amtl_dev_batch_rows(amtl_dev *d, const int32_t *rows, int B, amtl_status *st
     d->fwd = 0;
     if (check_B(d, B, st))
         return -1;
-    if (!d->sp_mem)
+    if (!d->sp_rows)
         return amtl_error(st, AMTL_EUSAGE, "device step: batch of rows before a split was "
                                            "uploaded");
     for (int b = 0; b < B; b++)
@@ -509,13 +569,15 @@ static int adam_segs(const amtl_adam *opt, const amtl_supernet *net, amtl_adam_s
 
 static void optim_free(amtl_dev *d)
 {
-    void *p[] = {d->m, d->v, d->segs};
+    int own = !d->be->host; /* a host backend's moments are the optimiser's */
+    void *p[] = {own ? d->m : NULL, own ? d->v : NULL, d->segs};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
         if (p[i])
             d->be->free(d->be, p[i]);
     free(d->hsegs);
     if (d->segs)
-        d->bytes -= 2 * d->opt_total * sizeof(float) + (size_t)d->seg_cap * sizeof(amtl_adam_seg);
+        d->bytes -= (own ? 2 * d->opt_total * sizeof(float) : 0) +
+                    (size_t)d->seg_cap * sizeof(amtl_adam_seg);
     d->m = d->v = NULL;
     d->segs = NULL;
     d->hsegs = NULL;
@@ -539,8 +601,14 @@ int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *n
         d->hsegs = calloc(nseg + (size_t)opt->n_segs + 1, sizeof *d->hsegs);
         if (!d->hsegs)
             return amtl_error(st, AMTL_ENOMEM, "out of memory");
-        d->m = be->alloc(be, bytes);
-        d->v = d->m ? be->alloc(be, bytes) : NULL;
+        if (be->host) {
+            d->m = opt->m;
+            d->v = opt->v;
+            bytes = 0;
+        } else {
+            d->m = be->alloc(be, bytes);
+            d->v = d->m ? be->alloc(be, bytes) : NULL;
+        }
         d->segs = d->v ? be->alloc(be, nseg * sizeof(amtl_adam_seg)) : NULL;
         if (!d->segs) {
             amtl_dev_be_error(d, st, "cannot allocate the Adam moments");
@@ -554,6 +622,11 @@ int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *n
     }
     if (adam_segs(opt, net, d->hsegs + d->seg_cap, st))
         return -1;
+    if (be->host) {
+        d->m = opt->m;
+        d->v = opt->v;
+        return 0;
+    }
     if (be->put(be, d->m, opt->m, opt->total * sizeof(float)) ||
         be->put(be, d->v, opt->v, opt->total * sizeof(float)))
         return amtl_dev_be_error(d, st, "uploading the Adam moments");
@@ -576,6 +649,8 @@ int amtl_dev_get_optim(amtl_dev *d, amtl_adam *opt, amtl_status *st)
 {
     if (check_optim(d, opt, st))
         return -1;
+    if (d->be->host)
+        return 0;
     if (d->be->get(d->be, opt->m, d->m, opt->total * sizeof(float)) ||
         d->be->get(d->be, opt->v, d->v, opt->total * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the Adam moments");
@@ -589,6 +664,11 @@ int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
     if (check_optim(d, opt, st) || amtl_dev_same_net(d, net, st) ||
         adam_segs(opt, net, base, st))
         return -1;
+    if (d->be->host) {
+        amtl_dev_alias(d, net);
+        d->m = opt->m;
+        d->v = opt->v;
+    }
     /* as amtl_adam_step_lazy: a segment with rows steps those rows only */
     int n = 0;
     for (int k = 0; k < opt->n_segs; k++) {

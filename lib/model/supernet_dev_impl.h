@@ -5,6 +5,7 @@
 #ifndef AMTL_SUPERNET_DEV_IMPL_H
 #define AMTL_SUPERNET_DEV_IMPL_H
 
+#include "model/mixed_op.h"
 #include "model/supernet_dev.h"
 
 #define BN_EPS 1e-5f
@@ -12,7 +13,9 @@
 #define DEV_ALIGN 256  /* bytes: every carved array starts on this boundary */
 
 /* One MixedOp's activations (backend pointers) and the state its forward
- * leaves for the backward (host). */
+ * leaves for the backward (host).  With the fused MixedOp only x, dx, out,
+ * dout and the host state are used: its own activations are in the
+ * MixedOp space. */
 typedef struct {
     const float *x;     /* [B,in] input (the producer's output) */
     float *dx;          /* [B,in] its gradient (written by the backward) */
@@ -91,6 +94,8 @@ struct amtl_dev {
     float *logits, *dlogits;    /* [T,B] */
     float *loss;                /* [T] */
     dev_mop *mop;               /* [n_mops] */
+    amtl_mop_space *ms;         /* the fused MixedOps' space (be->host && be->fused),
+                                   else NULL: the primitives' composition */
     dev_tower *tw;              /* [T*n_tower] */
 
     /* host */
@@ -112,6 +117,9 @@ struct amtl_dev {
 int amtl_dev_be_error(const amtl_dev *d, amtl_status *st, const char *what);
 /* The backend's sticky error after a sequence of primitives: 0, or -1 with st. */
 int amtl_dev_be_check(amtl_dev *d, amtl_status *st, const char *what);
+/* On a host backend, points the step's weights, gradients and running
+ * statistics at net's own (no effect on other backends). */
+void amtl_dev_alias(amtl_dev *d, const amtl_supernet *net);
 /* be->zero, its failure remembered for amtl_dev_be_check. */
 void amtl_dev_zero(amtl_dev *d, void *p, size_t bytes);
 /* 0 when net is the network d was made for; -1 with st otherwise. */

@@ -37,6 +37,13 @@ static void mop_forward(amtl_dev *d, amtl_supernet *net, int i, int training)
     amtl_mop_weights(net, i, dm->wts, &dm->c0, &dm->Sc);
     dm->mixed = m->chosen < 0;
     dm->ran = 1;
+    if (d->ms) {
+        /* the fused kernel, on the network's own weights (a host backend) */
+        d->ms->B = d->B;
+        d->ms->drop_seed = d->seed;
+        amtl_mop_forward(net, d->ms, i, training, d->state, net->nbt);
+        return;
+    }
     int B = d->B, in = m->in, out = m->out, c0 = dm->c0, Sc = dm->Sc;
     const float *w = d->w;
     size_t nbo = (size_t)B * out;
@@ -191,6 +198,7 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
                           "device step: a training forward on a step made for evaluation");
     if (training && !rng)
         return amtl_error(st, AMTL_EUSAGE, "device step: a training forward without rng");
+    amtl_dev_alias(d, net);
     int N = d->N, E = d->E, K = d->K, B = d->B;
     size_t KN = (size_t)K * N;
     float *hgs = d->hsmall, *hgi = hgs + KN, *hs = hgi + KN;
@@ -336,7 +344,7 @@ static void consumer_backward(amtl_dev *d, const amtl_supernet *net, int c)
     be->gemm(be, 0, 0, B, NE, K, 1.0f, d->dG, K, Wg, ID, 1.0f, d->dembs, NE);
 }
 
-static void mop_backward(amtl_dev *d, const amtl_supernet *net, int i)
+static void mop_backward(amtl_dev *d, amtl_supernet *net, int i)
 {
     amtl_backend *be = d->be;
     const amtl_mixed_op *m = &net->mops[i];
@@ -345,6 +353,10 @@ static void mop_backward(amtl_dev *d, const amtl_supernet *net, int i)
     const float *w = d->w;
     float *g = d->g, *dots = d->raw + (size_t)i * d->P;
     size_t nbo = (size_t)B * out;
+    if (d->ms) {
+        amtl_mop_backward(net, d->ms, i, dots);
+        return;
+    }
     amtl_dev_zero(d, dm->dx, (size_t)B * in * sizeof(float));
     for (int k = 0; k < m->P; k++) {
         if (!cand_live(m, k) || net->ops[k].kind != AMTL_OP_IDENTITY)
@@ -440,6 +452,7 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
         return amtl_error(st, AMTL_EUSAGE, "device step: backward without a training forward");
     if (!d->have_dlogits)
         return amtl_error(st, AMTL_EUSAGE, "device step: backward without a loss or dlogits");
+    amtl_dev_alias(d, net);
     int B = d->B, N = d->N, E = d->E, K = d->K;
     size_t Bm = (size_t)d->Bmax;
     amtl_dev_zero(d, d->raw, d->n_raw * sizeof(float));

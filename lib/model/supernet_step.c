@@ -1,5 +1,5 @@
 /* supernet_step.c — one forward and backward pass of the supernet (DESIGN.md
- * section 3), over activations carved once from the workspace arena.  The
+ * section 3), over activations carved once from one allocation.  The
  * MixedOps are in mixed_op.c. */
 #include <math.h>
 #include <stdlib.h>
@@ -18,53 +18,13 @@ static int tower_layer_index(const amtl_supernet *net, int t, int i)
     return t * (net->n_tower + 1) + i;
 }
 
-/* Carves every array from the arena, or (a == NULL) only adds up the bytes. */
-typedef struct {
-    amtl_arena *a;
-    size_t total;
-    int failed;
-} carver;
+#define CARVE_F(cv, n) ((float *)amtl_carve(cv, (size_t)(n), sizeof(float)))
 
-static void *carve(carver *cv, size_t n, size_t size)
-{
-    size_t bytes = n * size;
-    if (!cv->a) {
-        cv->total += (bytes + AMTL_ALIGN - 1) / AMTL_ALIGN * AMTL_ALIGN + AMTL_ALIGN;
-        return NULL;
-    }
-    void *p = amtl_arena_alloc(cv->a, bytes ? bytes : 1);
-    if (!p)
-        cv->failed = 1;
-    return p;
-}
-#define CARVE_F(cv, n) ((float *)carve(cv, (size_t)(n), sizeof(float)))
-
-static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
+static void layout(amtl_carver *cv, amtl_workspace *ws, const amtl_supernet *net)
 {
     size_t B = (size_t)ws->Bmax;
     int N = net->N, E = net->E, K = net->K, ID = net->input_dim, H = net->H;
     int tr = ws->training;
-    int Smax = 1, inmax = 1, outmax = 1;
-    size_t part = 1, sqpart = 1;
-    for (int i = 0; i < net->n_mops; i++) {
-        const amtl_mixed_op *m = &net->mops[i];
-        size_t sq = (size_t)amtl_mop_square_pieces(m->in) * ((size_t)m->in * m->in + m->in);
-        if (sq > sqpart)
-            sqpart = sq;
-        if (m->S > Smax)
-            Smax = m->S;
-        if (m->in > inmax)
-            inmax = m->in;
-        if (m->out > outmax)
-            outmax = m->out;
-        /* a thread's partial gradients: W1 [S,in], W2 [out,S] (the
-         * candidates' stacked), projections [out,in] each */
-        size_t np = (size_t)amtl_mop_y_slots(net, m, NULL);
-        size_t p = (size_t)m->S * m->in + (size_t)m->S * m->out + np * m->out * m->in;
-        if (p > part)
-            part = p;
-    }
-    ws->part_len = part;
     ws->embs = CARVE_F(cv, B * N * E);
     ws->dembs = tr ? CARVE_F(cv, B * N * E) : NULL;
     if (net->gate_dense) {
@@ -77,56 +37,14 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     ws->dx0 = tr ? CARVE_F(cv, K * B * ID) : NULL;
     ws->fm_sum = CARVE_F(cv, K * B * E);
     ws->fm_dg = tr ? CARVE_F(cv, 2 * net->N) : NULL;
-    for (int t = 0; t < ws->nthreads; t++) {
-        amtl_thread_ws *th = cv->a ? &ws->thr[t] : &(amtl_thread_ws){0};
-        size_t rows = B < AMTL_MOP_ROWS ? B : AMTL_MOP_ROWS;
-        th->Hb = CARVE_F(cv, rows * Smax);
-        th->tmp = CARVE_F(cv, 2 * (size_t)Smax + 2 * (size_t)outmax + inmax);
-        th->dRb = CARVE_F(cv, rows * outmax);
-        if (tr) {
-            th->dZb = CARVE_F(cv, rows * Smax);
-            th->part = CARVE_F(cv, part);
-            th->Ab = net->recompute_hidden ? CARVE_F(cv, rows * Smax) : NULL;
-        }
-    }
-    ws->nblk_max = amtl_mop_blocks(ws->Bmax);
-    ws->blk_stride = 2 * (size_t)Smax + net->P + inmax;
-    ws->blk_acc = tr ? carve(cv, ws->nblk_max * ws->blk_stride, sizeof(double)) : NULL;
-    ws->blk_b2 = tr ? CARVE_F(cv, (size_t)ws->nblk_max * net->P * outmax) : NULL;
-    ws->dxd = tr ? CARVE_F(cv, B * inmax) : NULL;
-    ws->w1t = CARVE_F(cv, (size_t)inmax * Smax);
-    ws->w2t = CARVE_F(cv, (size_t)Smax * outmax);
-    ws->wscr = tr ? CARVE_F(cv, (size_t)Smax * inmax) : NULL;
-    ws->mk = tr ? CARVE_F(cv, (size_t)inmax * inmax) : NULL;
-    ws->crow = tr ? CARVE_F(cv, inmax) : NULL;
-    ws->sqpart = tr ? CARVE_F(cv, sqpart) : NULL;
-    ws->chan = CARVE_F(cv, 4 * (size_t)Smax);
     int nc = net->n_consumers;
     ws->G = CARVE_F(cv, (size_t)nc * B * K);
     ws->s = CARVE_F(cv, (size_t)nc * K);
     ws->cout_ = CARVE_F(cv, (size_t)nc * B * H);
     ws->dcout = tr ? CARVE_F(cv, (size_t)nc * B * H) : NULL;
     ws->dG = tr ? CARVE_F(cv, B * K) : NULL;
-    ws->expert_used = carve(cv, (size_t)net->L * K, sizeof(int));
-    ws->consumer_used = carve(cv, (size_t)nc, sizeof(int));
-    for (int i = 0; i < net->n_mops; i++) {
-        const amtl_mixed_op *m = &net->mops[i];
-        amtl_mop_ws *mw = cv->a ? &ws->mop[i] : &(amtl_mop_ws){0};
-        int ny = amtl_mop_y_slots(net, m, mw->yslot);
-        if (tr) {
-            mw->xc = CARVE_F(cv, B * m->in);
-            if (net->dropout > 0)
-                mw->mask = carve(cv, B * m->in, 1);
-            mw->mu = CARVE_F(cv, m->in);
-            mw->cov = CARVE_F(cv, (size_t)m->in * m->in);
-            /* (recomputed block by block in the backward instead) */
-            mw->A = net->recompute_hidden ? NULL : CARVE_F(cv, B * m->S);
-            mw->rstd = CARVE_F(cv, m->S + 1);
-        }
-        mw->Y = tr ? CARVE_F(cv, (size_t)ny * B * m->out) : NULL;
-        mw->out = CARVE_F(cv, B * m->out);
-        mw->dout = tr ? CARVE_F(cv, B * m->out) : NULL;
-    }
+    ws->expert_used = amtl_carve(cv, (size_t)net->L * K, sizeof(int));
+    ws->consumer_used = amtl_carve(cv, (size_t)nc, sizeof(int));
     size_t per_task = 0, per_task_c = 0;
     int wmax = H;
     for (int i = 0; i < net->n_tower; i++) {
@@ -139,7 +57,7 @@ static void layout(carver *cv, amtl_workspace *ws, const amtl_supernet *net)
     ws->tz = CARVE_F(cv, net->T * per_task + 1);
     ws->tr = CARVE_F(cv, net->T * per_task + 1);
     ws->td = CARVE_F(cv, net->T * per_task + 1);
-    ws->tmask = carve(cv, net->T * per_task + 1, 1);
+    ws->tmask = amtl_carve(cv, net->T * per_task + 1, 1);
     ws->tmean = CARVE_F(cv, net->T * per_task_c + 1);
     ws->trstd = CARVE_F(cv, net->T * per_task_c + 1);
     ws->dtmp1 = tr ? CARVE_F(cv, B * wmax) : NULL;
@@ -154,9 +72,9 @@ static void wire(amtl_workspace *ws, const amtl_supernet *net)
     for (int l = 0; l < net->L; l++)
         for (int j = 0; j < net->K; j++)
             for (int b = 0; b < net->NL; b++) {
-                amtl_mop_ws *mw = &ws->mop[amtl_mop_index(net, l, j, b)];
+                amtl_mop_ws *mw = &ws->ms->mop[amtl_mop_index(net, l, j, b)];
                 if (b > 0) {
-                    amtl_mop_ws *prev = &ws->mop[amtl_mop_index(net, l, j, b - 1)];
+                    amtl_mop_ws *prev = &ws->ms->mop[amtl_mop_index(net, l, j, b - 1)];
                     mw->x = prev->out;
                     mw->dx = prev->dout;
                 } else if (l == 0) {
@@ -179,29 +97,21 @@ int amtl_workspace_init(amtl_workspace **out, const amtl_supernet *net, int B,
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     ws->Bmax = ws->B = B;
     ws->training = training;
-    ws->nthreads = amtl_pool_size();
-    ws->mop = calloc((size_t)net->n_mops, sizeof *ws->mop);
-    ws->thr = calloc((size_t)ws->nthreads, sizeof *ws->thr);
-    if (!ws->mop || !ws->thr) {
-        free(ws->mop);
-        free(ws->thr);
+    if (amtl_mop_space_init(&ws->ms, net, B, training, 1, st)) {
         free(ws);
-        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+        return -1;
     }
-    carver cv = {0};
+    amtl_carver cv = {.align = AMTL_ALIGN};
     layout(&cv, ws, net);
-    if (amtl_arena_init(&ws->arena, cv.total, st)) {
-        free(ws->mop);
-        free(ws->thr);
-        free(ws);
-        return amtl_error_context(st, "activations for batch %d", B);
-    }
-    carver real = {.a = &ws->arena};
-    layout(&real, ws, net);
-    if (real.failed) {
+    ws->mem = amtl_alloc(cv.off);
+    if (!ws->mem) {
         amtl_workspace_free(ws);
-        return amtl_error(st, AMTL_ENOMEM, "activation arena too small");
+        return amtl_error(st, AMTL_ENOMEM, "out of memory: %zu bytes of activations for "
+                          "batch %d", cv.off, B);
     }
+    ws->bytes = cv.off;
+    amtl_carver real = {.base = ws->mem, .align = AMTL_ALIGN};
+    layout(&real, ws, net);
     wire(ws, net);
     *out = ws;
     return 0;
@@ -211,15 +121,14 @@ void amtl_workspace_free(amtl_workspace *ws)
 {
     if (!ws)
         return;
-    amtl_arena_free(&ws->arena);
-    free(ws->mop);
-    free(ws->thr);
+    amtl_mop_space_free(ws->ms);
+    amtl_free(ws->mem);
     free(ws);
 }
 
 size_t amtl_workspace_bytes(const amtl_workspace *ws)
 {
-    return ws ? ws->arena.cap : 0;
+    return ws ? ws->bytes + ws->ms->bytes : 0;
 }
 
 /* ---- forward ---------------------------------------------------------------- */
@@ -290,7 +199,7 @@ static void consumer_forward(const amtl_supernet *net, amtl_workspace *ws, int c
     for (int i = 0; i < K; i++) {
         if (s[i] == 0.0f || !ws->expert_used[l * K + i])
             continue;
-        const float *y = ws->mop[amtl_mop_index(net, l, i, net->NL - 1)].out;
+        const float *y = ws->ms->mop[amtl_mop_index(net, l, i, net->NL - 1)].out;
         for (int b = 0; b < B; b++) {
             float a = G[b * K + i] * s[i];
             const float *yb = y + (size_t)b * H;
@@ -365,6 +274,8 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
     amtl_supernet_used(net, ws->expert_used, ws->consumer_used);
     amtl_supernet_gates(net, training, rng, ws->gs, ws->gi, ws->s);
     ws->drop_seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
+    ws->ms->B = B;
+    ws->ms->drop_seed = ws->drop_seed;
     for (int j = 0; j < K; j++)
         if (ws->expert_used[j])
             mix_feature_forward(net, ws, bt, j);
@@ -373,7 +284,7 @@ const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
             if (!ws->expert_used[l * K + j])
                 continue;
             for (int b = 0; b < net->NL; b++)
-                amtl_mop_forward(net, ws, amtl_mop_index(net, l, j, b), training,
+                amtl_mop_forward(net, ws->ms, amtl_mop_index(net, l, j, b), training,
                                  net->state, net->nbt);
         }
         int nc, c0 = amtl_layer_consumers(net, l, &nc);
@@ -450,7 +361,7 @@ static void consumer_backward(amtl_supernet *net, amtl_workspace *ws, int c)
     float ds[64] = {0};
     for (int i = 0; i < K; i++) {
         int used = ws->expert_used[l * K + i];
-        const amtl_mop_ws *last = &ws->mop[amtl_mop_index(net, l, i, net->NL - 1)];
+        const amtl_mop_ws *last = &ws->ms->mop[amtl_mop_index(net, l, i, net->NL - 1)];
         double dsi = 0;
         for (int b = 0; b < B; b++) {
             const float *d = dout + (size_t)b * H;
@@ -500,6 +411,19 @@ static void mix_feature_backward(amtl_supernet *net, amtl_workspace *ws, int j)
     }
 }
 
+/* MixedOp i's backward, and its alpha's gradient when it is still mixed */
+static void mop_backward(amtl_supernet *net, amtl_workspace *ws, int i)
+{
+    const amtl_mixed_op *m = &net->mops[i];
+    float dots[AMTL_MAX_OPS], da[AMTL_MAX_OPS];
+    amtl_mop_backward(net, ws->ms, i, dots);
+    if (m->chosen >= 0)
+        return;
+    amtl_softmax_backward(da, dots, ws->ms->mop[i].wts, 1, m->P);
+    for (int k = 0; k < m->P; k++)
+        net->garch[m->alpha + k] += da[k];
+}
+
 void amtl_supernet_backward(amtl_supernet *net, amtl_workspace *ws,
                             const amtl_batch *bt, const float *dlogits)
 {
@@ -511,7 +435,7 @@ void amtl_supernet_backward(amtl_supernet *net, amtl_workspace *ws,
     for (int l = net->L - 1; l >= 0; l--) {
         for (int j = 0; j < K; j++)
             if (ws->expert_used[l * K + j])
-                memset(ws->mop[amtl_mop_index(net, l, j, net->NL - 1)].dout, 0,
+                memset(ws->ms->mop[amtl_mop_index(net, l, j, net->NL - 1)].dout, 0,
                        (size_t)B * H * sizeof(float));
         int nc, c0 = amtl_layer_consumers(net, l, &nc);
         for (int c = c0; c < c0 + nc; c++)
@@ -521,7 +445,7 @@ void amtl_supernet_backward(amtl_supernet *net, amtl_workspace *ws,
             if (!ws->expert_used[l * K + j])
                 continue;
             for (int b = net->NL - 1; b >= 0; b--)
-                amtl_mop_backward(net, ws, amtl_mop_index(net, l, j, b));
+                mop_backward(net, ws, amtl_mop_index(net, l, j, b));
         }
     }
     for (int j = 0; j < K; j++)

@@ -20,7 +20,7 @@ int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
     if (!strcmp(device, "cpu"))
         return 0;
     if (!strcmp(device, "cpu-backend")) {
-        *be = amtl_backend_cpu_new();
+        *be = amtl_backend_cpu_new(0);
         return *be ? 0 : amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
     const char *why = NULL;

@@ -29,6 +29,14 @@
 #define TOL 1e-4
 #define TOL_REL 1e-3
 
+/* The backend the device step runs on: the plain CPU backend, or the one
+ * with the fused MixedOp (the sweeps run on both). */
+static amtl_backend *dev_be(int fused)
+{
+    return fused ? test_fused_backend() : test_cpu_backend();
+}
+static int use_fused;
+
 /* The CPU step's net and the device step's, identical at the start. */
 typedef struct {
     amtl_config cc, cd;
@@ -60,7 +68,7 @@ static int pair_init_shape(pair *p, const tiny_shape *sh, float dropout, const c
         make_net_shape(&p->d, &p->cd, sh, dropout, mode, gate_dense, flags, 7))
         return -1;
     if (amtl_workspace_init(&p->ws, &p->c, TB, 1, &st) ||
-        amtl_dev_init(&p->dev, test_cpu_backend(), &p->d, TBMAX, 1, &st) ||
+        amtl_dev_init(&p->dev, dev_be(use_fused), &p->d, TBMAX, 1, &st) ||
         amtl_dev_put_params(p->dev, &p->d, &st)) {
         printf("# %s\n", st.msg);
         return -1;
@@ -253,13 +261,23 @@ static void sweep(float dropout)
         worst = fmax(worst, c.worst);
         worst_rel = fmax(worst_rel, c.worst_rel);
     }
-    printf("# sweep, dropout %g: %d cases, worst %.3g, relative to the tensor %.3g\n",
-           (double)dropout, (int)TINY_SWEEP, worst, worst_rel);
+    printf("# sweep, %s MixedOp, dropout %g: %d cases, worst %.3g, relative to the tensor "
+           "%.3g\n", use_fused ? "fused" : "plain", (double)dropout, (int)TINY_SWEEP, worst,
+           worst_rel);
     CHECKF(failed == 0, "dropout %g: %d of %d cases differ", (double)dropout, failed,
            (int)TINY_SWEEP);
 }
 
 static void test_sweep(void) { sweep(0.0f); }
+/* The device step with the fused MixedOp on the same sweep: the CPU step's
+ * MixedOp arithmetic inside the device step's orchestration. */
+static void test_sweep_fused(void)
+{
+    use_fused = 1;
+    sweep(0.0f);
+    sweep(0.3f);
+    use_fused = 0;
+}
 static void test_sweep_dropout(void) { sweep(0.3f); }
 
 static void test_warmup(void) { state_check("warm-up", 0, "sample", 0, S_WARMUP); }
@@ -429,11 +447,14 @@ static void adam_check(int lazy)
         for (size_t i = 0; i < nw && !rc; i++)
             worst = fmax(worst, fabs(net->w[i] - rw[i]) / fmax(1.0, fabs(rw[i])));
     }
-    /* the moments come back */
+    /* the moments come back (on a host backend they are od's own arrays,
+     * stepped in place) */
     double worst_m = 0;
     if (!rc) {
-        memset(od.m, 0, od.total * sizeof(float));
-        memset(od.v, 0, od.total * sizeof(float));
+        if (!amtl_dev_backend(p.dev)->host) {
+            memset(od.m, 0, od.total * sizeof(float));
+            memset(od.v, 0, od.total * sizeof(float));
+        }
         rc = amtl_dev_get_optim(p.dev, &od, &st);
         for (size_t i = 0; i < od.total && !rc; i++)
             worst_m = fmax(worst_m, fmax(fabs(od.m[i] - orf.m[i]), fabs(od.v[i] - orf.v[i])));
@@ -521,7 +542,10 @@ static void test_dropout(void)
     for (int pass = 0; pass < 2 && !rc; pass++) {
         amtl_rng r;
         amtl_rng_seed(&r, 21);
-        rc = amtl_dev_put_params(p.dev, &p.c, &st) || amtl_dev_zero_grad(p.dev, &st) ||
+        /* the same start each pass: c's weights and running statistics */
+        memcpy(p.d.w, p.c.w, nw * sizeof(float));
+        memcpy(p.d.state, p.c.state, p.d.n_state * sizeof(float));
+        rc = amtl_dev_put_params(p.dev, &p.d, &st) || amtl_dev_zero_grad(p.dev, &st) ||
              amtl_dev_batch_host(p.dev, &p.tb.b, &st) ||
              amtl_dev_forward(p.dev, &p.d, 1, &r, lg[pass], &st) ||
              amtl_dev_loss(p.dev, cond, task_w, NULL, &st) ||
@@ -732,6 +756,7 @@ int main(void)
     RUN(test_adam_lazy);
     RUN(test_dropout);
     RUN(test_sweep_dropout);
+    RUN(test_sweep_fused);
     RUN(test_batch_rows);
     RUN(test_errors);
     TEST_MAIN_END();

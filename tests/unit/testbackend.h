@@ -1,6 +1,7 @@
-/* testbackend.h — the backend instances of a test program: one CPU and one
- * CUDA instance (amtl_backend_*_new), made at first use and released at
- * exit, so that every test shares them as the tools share theirs. */
+/* testbackend.h — the backend instances of a test program: the plain CPU,
+ * the fused CPU and the CUDA instance (amtl_backend_*_new), each made at
+ * first use and released at exit, so that every test shares them as the
+ * tools share theirs. */
 #ifndef AMTL_TESTBACKEND_H
 #define AMTL_TESTBACKEND_H
 
@@ -8,15 +9,16 @@
 
 #include "backend.h"
 
-static amtl_backend *test_cpu_be_, *test_cuda_be_;
+static amtl_backend *test_cpu_be_, *test_fused_be_, *test_cuda_be_;
 static const char *test_cuda_why_;
 static int test_cuda_tried_, test_backends_registered_;
 
 static void test_backends_free_(void)
 {
     amtl_backend_free(test_cpu_be_);
+    amtl_backend_free(test_fused_be_);
     amtl_backend_free(test_cuda_be_);
-    test_cpu_be_ = test_cuda_be_ = NULL;
+    test_cpu_be_ = test_fused_be_ = test_cuda_be_ = NULL;
 }
 
 static inline void test_backends_at_exit_(void)
@@ -31,9 +33,19 @@ static inline amtl_backend *test_cpu_backend(void)
 {
     if (!test_cpu_be_) {
         test_backends_at_exit_();
-        test_cpu_be_ = amtl_backend_cpu_new();
+        test_cpu_be_ = amtl_backend_cpu_new(0);
     }
     return test_cpu_be_;
+}
+
+/* The CPU instance with the fused MixedOp (backend.h fused). */
+static inline amtl_backend *test_fused_backend(void)
+{
+    if (!test_fused_be_) {
+        test_backends_at_exit_();
+        test_fused_be_ = amtl_backend_cpu_new(1);
+    }
+    return test_fused_be_;
 }
 
 /* The CUDA instance, or NULL with *why set (no GPU, or no CUDA build). */
