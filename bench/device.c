@@ -46,7 +46,7 @@
 enum { OPT_DEVICE = 256, OPT_BATCH, OPT_STEPS, OPT_WARMUP, OPT_CEILING };
 
 static const amtl_cli_opt opts[] = {
-    {"device", OPT_DEVICE, "DEV", "cuda (default) or cpu-backend"},
+    {"device", OPT_DEVICE, "DEV", "cuda (default), cpu (fused MixedOp) or cpu-backend"},
     {"batch", OPT_BATCH, "B", "rows per step (default 2048, the default config's)"},
     {"steps", OPT_STEPS, "N", "timed steps (default 50; also the one positional argument)"},
     {"warmup", OPT_WARMUP, "N", "untimed steps before them (default 5)"},
@@ -412,8 +412,9 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "STEPS takes 1 to 1000000, got '%s'", argv[optind]);
     amtl_backend *be;
     int threads = 0;
-    if (!strcmp(o.device, "cpu-backend")) {
-        if (!(be = amtl_backend_cpu_new(0))) {
+    if (!strcmp(o.device, "cpu-backend") || !strcmp(o.device, "cpu")) {
+        /* cpu: the fused MixedOp; cpu-backend: the primitives' composition */
+        if (!(be = amtl_backend_cpu_new(!strcmp(o.device, "cpu")))) {
             fprintf(stderr, "device: error: out of memory\n");
             return 1;
         }
@@ -432,7 +433,7 @@ int main(int argc, char **argv)
             return 1;
         }
     } else {
-        return amtl_cli_usage_error(&cli, "--device takes cuda or cpu-backend, got '%s'",
+        return amtl_cli_usage_error(&cli, "--device takes cuda, cpu or cpu-backend, got '%s'",
                                     o.device);
     }
     amtl_status st = {0};

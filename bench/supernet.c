@@ -14,6 +14,10 @@
  * same for the discrete network the export gives (what amtl-train
  * fine-tunes and amtl-eval --predict scores, CSV parsing left out).
  *
+ * The step is the device step (supernet_dev.h) on the fused CPU backend:
+ * what amtl-supernet, amtl-train and amtl-eval run with --device cpu (the
+ * batch from host memory, the weights' Adam as the backend's).
+ *
  * The ceiling is OpenBLAS's square sgemm 2048³ on its own threads (every
  * core), the best of several calls before and after the training steps.
  *
@@ -51,6 +55,7 @@
 #include "train/optim.h"
 #include "base/progress.h"
 #include "model/supernet.h"
+#include "model/supernet_dev.h"
 #include "base/tensor.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -104,7 +109,7 @@ static double square_gflops(int n, int reps)
 /* What a timed run needs and what it measured. */
 typedef struct {
     amtl_supernet *net;
-    amtl_workspace *ws;
+    amtl_dev *dev;
     amtl_batch *b;
     const float *dl;
     amtl_adam *ow, *oa;
@@ -119,7 +124,7 @@ typedef struct {
 /* Steps (training: forward, backward, Adam; else an evaluation forward)
  * after one warm-up step, until both min_steps steps and min_seconds have
  * passed; per-step samples/s sorted into the median, quartiles and range.
- * Returns -1 when out of memory. */
+ * Returns -1 (said) when out of memory or a step fails. */
 static int time_steps(timed *t, int min_steps, double min_seconds)
 {
     int B = t->b->B, cap = 64, done = 0;
@@ -127,17 +132,23 @@ static int time_steps(timed *t, int min_steps, double min_seconds)
     if (!sps)
         return -1;
     t->total = t->fwd = t->bwd = t->opt = t->cpu = 0;
+    amtl_status st;
     for (int s = 0; done < min_steps || t->total < min_seconds; s++) {
         double c0 = cpu_now(), t0 = amtl_now();
-        amtl_supernet_forward(t->net, t->ws, t->b, t->training, t->rng);
+        if (amtl_dev_batch_host(t->dev, t->b, &st) ||
+            amtl_dev_forward(t->dev, t->net, t->training, t->rng, NULL, &st))
+            goto fail;
         double t1 = amtl_now();
         if (t->training) {
             amtl_supernet_zero_grad(t->net);
-            amtl_supernet_backward(t->net, t->ws, t->b, t->dl);
+            if (amtl_dev_set_dlogits(t->dev, t->dl, &st) ||
+                amtl_dev_backward(t->dev, t->net, &st))
+                goto fail;
         }
         double t2 = amtl_now();
         if (t->training) {
-            amtl_adam_step(t->ow);
+            if (amtl_dev_adam_step(t->dev, t->ow, t->net, NULL, NULL, &st))
+                goto fail;
             amtl_adam_step(t->oa);
         }
         double t3 = amtl_now();
@@ -167,6 +178,10 @@ static int time_steps(timed *t, int min_steps, double min_seconds)
     t->hi = sps[done - 1];
     free(sps);
     return 0;
+fail:
+    fprintf(stderr, "bench: %s\n", st.msg);
+    free(sps);
+    return -1;
 }
 
 /* Multiply-adds per sample of the MixedOps the network runs, MLP candidates
@@ -266,17 +281,18 @@ int main(int argc, char **argv)
         return 1;
     }
     int B = cfg.batch_size;
-    /* the evaluation workspace a trainer holds next to the training one:
-     * its size only (freed before the training one is made) */
-    amtl_workspace *ws_eval;
-    if (amtl_workspace_init(&ws_eval, &net, B, 0, &st)) {
-        fprintf(stderr, "bench: %s\n", st.msg);
+    /* the fused CPU backend (--device cpu); an evaluation-only step's
+     * memory (amtl-eval --predict's): its size only, freed before the
+     * training step is made */
+    amtl_backend *be = amtl_backend_cpu_new(1);
+    amtl_dev *dev_eval = NULL, *dev = NULL;
+    if (!be || amtl_dev_init(&dev_eval, be, &net, B, 0, &st)) {
+        fprintf(stderr, "bench: %s\n", be ? st.msg : "out of memory");
         return 1;
     }
-    double eval_mib = amtl_workspace_bytes(ws_eval) / 1048576.0;
-    amtl_workspace_free(ws_eval);
-    amtl_workspace *ws;
-    if (amtl_workspace_init(&ws, &net, B, 1, &st)) {
+    double eval_mib = amtl_dev_bytes(dev_eval) / 1048576.0;
+    amtl_dev_free(dev_eval);
+    if (amtl_dev_init(&dev, be, &net, B, 1, &st) || amtl_dev_put_params(dev, &net, &st)) {
         fprintf(stderr, "bench: %s\n", st.msg);
         return 1;
     }
@@ -290,8 +306,11 @@ int main(int argc, char **argv)
         else if (p->buf == AMTL_BUF_ARCH)
             amtl_adam_add(&oa, net.arch + p->off, net.garch + p->off, p->n, 1, &st);
     }
-    amtl_adam_finalize(&ow, &st);
-    amtl_adam_finalize(&oa, &st);
+    if (amtl_adam_finalize(&ow, &st) || amtl_adam_finalize(&oa, &st) ||
+        amtl_dev_put_optim(dev, &ow, &net, &st)) {
+        fprintf(stderr, "bench: %s\n", st.msg);
+        return 1;
+    }
     amtl_batch b = {.B = B};
     b.ids = malloc((size_t)B * N * sizeof(int32_t));
     b.labels = malloc((size_t)B * 4 * sizeof(float));
@@ -305,7 +324,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < B * 4; i++)
         dl[i] = amtl_rng_uniform_range(&rng, -1e-3f, 1e-3f);
-    timed tr = {.net = &net, .ws = ws, .b = &b, .dl = dl, .ow = &ow, .oa = &oa, .rng = &rng,
+    timed tr = {.net = &net, .dev = dev, .b = &b, .dl = dl, .ow = &ow, .oa = &oa, .rng = &rng,
                 .training = 1};
     if (time_steps(&tr, steps, min_seconds))
         return 1;
@@ -342,7 +361,7 @@ int main(int argc, char **argv)
            100.0 * sps * flops / 1e9 / ceiling);
     printf("  %-34s %10.1f\n", "samples/s at the ceiling", ceiling * 1e9 / flops);
     printf("  %-34s %10.0f\n", "peak resident memory MiB", ru.ru_maxrss / 1024.0);
-    printf("  %-34s %10.0f\n", "activation arena MiB", amtl_workspace_bytes(ws) / 1048576.0);
+    printf("  %-34s %10.0f\n", "activation arena MiB", amtl_dev_bytes(dev) / 1048576.0);
     printf("  %-34s %10.0f\n", "evaluation arena MiB (not held)", eval_mib);
     /* scoring (amtl-eval, --predict without its CSV parsing): forward only,
      * a third of the training FLOPs */

@@ -7,9 +7,10 @@
  *   cuda (kernels/cuda/): CUDA kernels and cuBLAS, device memory; one
  *        file per family of primitives, the table in backend.cu; compiled
  *        whenever nvcc is found (AMTL_HAVE_CUDA).
- * The CPU training path of lib/model/supernet_step.c (fused MixedOp, thread pool)
- * does not go through this table: it is the fast CPU path; this table is
- * what a device runs.
+ * The device step (lib/model/supernet_dev.h) is the one supernet step: every
+ * device runs it over this table.  On a host backend with `fused` set (the
+ * CPU backend of --device cpu) each MixedOp is one fused host kernel
+ * (lib/model/mixed_op.c) instead of a composition of the primitives below.
  *
  * Conventions: every primitive takes its backend instance first (be: the
  * table and its context, amtl_backend_*_new); every array argument is

@@ -1,12 +1,13 @@
 /* backend.c — the CPU backend of kernels/backend.h: host memory and plain
  * loops over rows (the compiler vectorises across channels), OpenBLAS for
- * the products.  It is the reference the CUDA backend is tested against and
- * runs the device step on a machine without a GPU, so each primitive keeps
- * the arithmetic of the CPU layer it stands for (lib/model/layers.c, lib/train/optim.c,
- * the MixFeature and MixedExpert of lib/model/supernet_step.c, the loss of
- * lib/train/train.c): same operations in the same order, so the two paths agree
- * bit for bit where the layouts allow.  Reductions over the batch are in
- * double.
+ * the products.  It runs the device step on the CPU (--device cpu, with the
+ * fused MixedOp of lib/model/mixed_op.c: be->fused) and is the reference
+ * the fused MixedOp and the CUDA backend are tested against (--device
+ * cpu-backend, every MixedOp composed of these primitives).  Each
+ * primitive keeps the arithmetic of the layer it stands for
+ * (lib/model/layers.c, lib/train/optim.c); reductions over the batch are in
+ * double.  Its memory is the host's: the device step works in the
+ * network's own arrays (be->host).
  */
 #include "backend.h"
 #include "kernels.h"

@@ -1,6 +1,6 @@
 /* mixfeature.c — MixFeature, forward and backward (kernels.h): the one
- * copy of its arithmetic, called by the CPU step (lib/model/supernet_step.c)
- * and the CPU backend (kernels/cpu/backend.c). */
+ * copy of its arithmetic on the CPU, called by the CPU backend
+ * (kernels/cpu/backend.c). */
 #include "kernels.h"
 
 #include <stddef.h>

@@ -10,6 +10,7 @@
 
 #include "data/csv.h"
 #include "model/supernet.h"
+#include "model/supernet_dev.h"
 #include "base/tensor.h"
 #include "train/train.h"
 
@@ -98,7 +99,9 @@ typedef struct {
     amtl_dataset shape;    /* the model's fields, without rows */
     amtl_config cfg;
     amtl_vocab_map *maps;  /* [N] */
-    amtl_workspace *ws;
+    amtl_backend *be;      /* the CPU backend, fused MixedOp */
+    amtl_dev *dev;         /* the device step, evaluation only */
+    float *logits;         /* [T,B] */
     amtl_batch b;
     int B;
     int *tasks, n_tasks;   /* the trained tasks, written in this order */
@@ -112,7 +115,9 @@ static void scorer_free(scorer *s)
         for (int f = 0; f < s->shape.N; f++)
             amtl_vocab_map_free(&s->maps[f]);
     free(s->maps);
-    amtl_workspace_free(s->ws);
+    amtl_dev_free(s->dev);
+    amtl_backend_free(s->be);
+    amtl_free(s->logits);
     if (s->have_tr)
         amtl_trainer_free(&s->tr);
     amtl_free(s->b.ids);
@@ -174,8 +179,10 @@ static int scorer_open(scorer *s, const char *model, amtl_status *st)
     s->b.ids = amtl_alloc_array((size_t)s->B * N, sizeof(int32_t));
     s->b.dense = amtl_alloc_array((size_t)s->B * (D ? D : 1), sizeof(float));
     s->b.labels = amtl_alloc_array((size_t)s->B * T, sizeof(float));
+    s->logits = amtl_alloc_array((size_t)s->B * T, sizeof(float));
+    s->be = amtl_backend_cpu_new(1);
     if (!s->tasks || !s->col_sparse || !s->col_dense || !s->b.ids || !s->b.dense ||
-        !s->b.labels) {
+        !s->b.labels || !s->logits || !s->be) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
@@ -183,7 +190,8 @@ static int scorer_open(scorer *s, const char *model, amtl_status *st)
     for (int t = 0; t < T; t++)
         if (s->tr.task_w[t] != 0.0f)
             s->tasks[s->n_tasks++] = t;
-    if (amtl_workspace_init(&s->ws, &s->tr.net, s->B, 0, st))
+    if (amtl_dev_init(&s->dev, s->be, &s->tr.net, s->B, 0, st) ||
+        amtl_dev_put_params(s->dev, &s->tr.net, st))
         goto out;
     rc = 0;
 out:
@@ -246,7 +254,10 @@ static int flush_batch(scorer *s, int bs, FILE *out, amtl_status *st)
     if (bs == 0)
         return 0;
     s->b.B = bs;
-    const float *lg = amtl_supernet_forward(&s->tr.net, s->ws, &s->b, 0, &s->tr.rng);
+    if (amtl_dev_batch_host(s->dev, &s->b, st) ||
+        amtl_dev_forward(s->dev, &s->tr.net, 0, &s->tr.rng, s->logits, st))
+        return -1;
+    const float *lg = s->logits;
     for (int i = 0; i < bs; i++) {
         for (int j = 0; j < s->n_tasks; j++)
             fprintf(out, "%s%.6f", j ? "\t" : "", sigmoid(lg[(size_t)s->tasks[j] * bs + i]));

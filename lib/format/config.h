@@ -80,7 +80,7 @@ typedef struct {
     amtl_floatlist export_candidates; /* thresholds the pipelines try, [] = the one above */
     int linear_candidate;     /* the linear fit competes with them on validation */
     float linear_margin;      /* ...and is kept unless beaten by this many paired SEs */
-    int recompute_hidden;     /* the CPU step recomputes the MixedOps' hidden layer */
+    int recompute_hidden;     /* the fused MixedOps recompute their hidden layer */
     int patience;             /* 3 */
     char *early_stop;         /* "auc" (the reference) | "logloss" */
     int min_epochs;           /* epochs before early stopping may stop, 0 */

@@ -1,7 +1,6 @@
 /* mixed_op.h — the fused MixedOp step on the host (mixed_op.c): the CPU
  * backend's MixedOp (kernels/backend.h `fused`), run by the device step
- * (supernet_dev.h) in place of the primitives' composition, and by the CPU
- * step (supernet_step.c).
+ * (supernet_dev.h) in place of the primitives' composition.
  *
  * Its memory is a MixedOp space: every MixedOp's saved activations and the
  * thread pool's scratch for batches of up to Bmax rows, carved from one

@@ -1,6 +1,8 @@
 /* supernet.c — building the DESAN supernet: the parameter registry, the
- * buffers, initialisation, liveness and the PD-DARTS discretisation state.
- * The step itself (forward/backward) is in supernet_step.c and mixed_op.c. */
+ * buffers, initialisation, liveness, the PD-DARTS discretisation state and
+ * the gates of a step.  The step itself (forward/backward) is the device
+ * step, supernet_dev.c and supernet_dev_pass.c, over a backend; on the CPU
+ * its MixedOps are mixed_op.c. */
 #include "model/supernet.h"
 
 #include <math.h>
@@ -674,4 +676,46 @@ void amtl_supernet_sparsity_grad(amtl_supernet *net, float lambda)
             float p = amtl_sigmoid(net->arch[net->me_beta[c] + i]);
             net->garch[net->me_beta[c] + i] += lambda * p * (1.0f - p);
         }
+}
+
+/* ---- the gates of a step ------------------------------------------------------ */
+
+static amtl_gate_mode gate_mode(const amtl_supernet *net, int training)
+{
+    if (net->warmup || !net->gate_sample)
+        return AMTL_GATE_ONES;
+    return training ? AMTL_GATE_SAMPLE : AMTL_GATE_THRESHOLD;
+}
+
+static void gate_values(float *g, const float *beta, int n, const amtl_supernet *net,
+                        amtl_gate_mode mode, amtl_rng *rng)
+{
+    if (net->gate_soft) {
+        for (int i = 0; i < n; i++)
+            g[i] = amtl_sigmoid(beta[i]);
+        return;
+    }
+    amtl_gate_forward(g, beta, n, mode, rng);
+}
+
+void amtl_supernet_gates(const amtl_supernet *net, int training, amtl_rng *rng, float *gs,
+                         float *gi, float *s)
+{
+    int N = net->N, K = net->K;
+    amtl_gate_mode mode = gate_mode(net, training);
+    for (int j = 0; j < K; j++) {
+        if (net->selections_fixed) {
+            memcpy(gs + j * N, net->fix_single + j * N, N * sizeof(float));
+            memcpy(gi + j * N, net->fix_inter + j * N, N * sizeof(float));
+        } else {
+            gate_values(gs + j * N, net->arch + net->single_beta[j], N, net, mode, rng);
+            gate_values(gi + j * N, net->arch + net->inter_beta[j], N, net, mode, rng);
+        }
+    }
+    for (int c = 0; c < net->n_consumers; c++) {
+        if (net->selections_fixed)
+            memcpy(s + c * K, net->fix_expert + c * K, K * sizeof(float));
+        else
+            gate_values(s + c * K, net->arch + net->me_beta[c], K, net, mode, rng);
+    }
 }

@@ -165,29 +165,13 @@ void amtl_supernet_used(const amtl_supernet *net, int *expert_used, int *consume
  * dropped candidates, experts no consumer selects, gates fixed to 0. */
 void amtl_supernet_update_liveness(amtl_supernet *net);
 
-/* ---- one step ------------------------------------------------------------- */
+/* ---- what a step needs (the step itself: supernet_dev.h) ------------------- */
 
-typedef struct amtl_workspace amtl_workspace;
-
-/* Activations for batches of up to B rows. */
-int amtl_workspace_init(amtl_workspace **ws, const amtl_supernet *net, int B,
-                        int training, amtl_status *st);
-void amtl_workspace_free(amtl_workspace *ws);
-size_t amtl_workspace_bytes(const amtl_workspace *ws);
-
-/* Forward pass: logits [T, B] (pointer into ws).  training = 1 uses batch
- * statistics and dropout and updates the running statistics. */
-const float *amtl_supernet_forward(amtl_supernet *net, amtl_workspace *ws,
-                                   const amtl_batch *b, int training, amtl_rng *rng);
-/* Backward from dlogits [T, B]: accumulates into net->g and net->garch
- * (zero them first with amtl_supernet_zero_grad). */
-void amtl_supernet_backward(amtl_supernet *net, amtl_workspace *ws,
-                            const amtl_batch *b, const float *dlogits);
+/* Zeroes net->g and net->garch (a backward accumulates into them). */
 void amtl_supernet_zero_grad(amtl_supernet *net);
 
-/* The gate values of a step (what amtl_supernet_forward uses, drawing from
- * rng in the same order): gs, gi [K*N] of the MixFeatures, s [n_consumers*K]
- * of the MixedExperts. */
+/* The gate values of a step, drawing from rng in the step's order: gs, gi
+ * [K*N] of the MixFeatures, s [n_consumers*K] of the MixedExperts. */
 void amtl_supernet_gates(const amtl_supernet *net, int training, amtl_rng *rng, float *gs,
                          float *gi, float *s);
 /* The mixing weights of MixedOp i: softmax(alpha), or one-hot on the chosen

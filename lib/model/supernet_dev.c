@@ -4,7 +4,7 @@
  * Everything that touches backend memory goes through the amtl_backend table:
  * on CUDA the host cannot read those pointers, only compute addresses in
  * them.  The host keeps what steers the step: the gate values and MixedOp
- * weights (from net->arch, with the CPU step's own functions and rng draws),
+ * weights (from net->arch, amtl_supernet_gates and amtl_mop_weights),
  * which experts and consumers run, the BatchNorm batch counters, and the
  * architecture gradients, formed from raw sums the backward leaves on the
  * backend (one download per step).
@@ -762,6 +762,15 @@ int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, in
     for (size_t i = 0; i < net->n_arch; i++)
         if (!isfinite(net->garch[i]))
             return 1;
+    /* the weights' gradient: a NaN or infinity anywhere makes its norm so */
+    float ss;
+    if (scratch(d, &d->scal, 1, st))
+        return -1;
+    d->be->dot(d->be, d->scal, d->g, d->g, d->n_w);
+    if (d->be->get(d->be, &ss, d->scal, sizeof ss))
+        return amtl_dev_be_error(d, st, "reading the gradient norm");
+    if (!isfinite(ss))
+        return 1;
     if ((o->clip_grad_norm > 0 && amtl_dev_clip_grad_norm(d, o->clip_grad_norm, st)) ||
         amtl_dev_adam_step(d, o->opt_w, net, o->lazy_rows, o->lazy_n, st))
         return -1;

@@ -1,24 +1,26 @@
-/* supernet_dev.h — the supernet step on a compute backend (kernels/backend.h):
- * what `--device cuda` trains and evaluates with.
+/* supernet_dev.h — the supernet step (DESIGN.md section 3), written once over
+ * a compute backend (kernels/backend.h): what every tool trains and
+ * evaluates with, on every device (--device cpu: the CPU backend with the
+ * fused MixedOp; cpu-backend: the same with every MixedOp composed of
+ * primitives, the oracle; cuda).
  *
  * The model stays the host's amtl_supernet: its parameter registry, names,
  * discretisation state, architecture parameters and checkpoints.  A device
  * step mirrors the trainable weights, their gradients, the BatchNorm state,
- * the weights' Adam moments and the data of a split into backend memory and
- * runs forward, loss, backward and the weights' Adam step there; between
- * steps only small things cross: the gate values and mixing weights (host →
- * device, computed from the architecture parameters exactly as the CPU step
- * does, from the same rng draws), the batch's row indices, and the raw sums
- * from which the host forms the architecture gradients (device → host; the
- * architecture parameters and their Adam stay on the host).
+ * the weights' Adam moments and the data of a split into backend memory (on
+ * a host backend it works in the host's own arrays instead) and runs
+ * forward, loss, backward and the weights' Adam step there; between steps
+ * only small things cross: the gate values and mixing weights (host →
+ * device, computed from the architecture parameters by amtl_supernet_gates
+ * and amtl_mop_weights, from the step's rng), the batch's row indices, and
+ * the raw sums from which the host forms the architecture gradients (device
+ * → host; the architecture parameters and their Adam stay on the host).
  *
- * Semantics are those of amtl_supernet_forward / _backward (DESIGN.md
- * section 3), the same draws included: the gates from the step's rng, then
- * one 64-bit dropout seed (training, dropout > 0), and every dropout mask a
- * pure function of (seed, site, element) (amtl_dropout_site, kernels/ctr_rng.h).
- * The device step and the CPU step of the same seed therefore agree to float
- * rounding, dropout or not; this is tested with the CPU backend
- * (tests/unit/test_supernet_dev.c).
+ * The draws of a step: the gates from the step's rng, then one 64-bit
+ * dropout seed (training, dropout > 0), and every dropout mask a pure
+ * function of (seed, site, element) (amtl_dropout_site, kernels/ctr_rng.h),
+ * so every backend of the same seed agrees to float rounding, dropout or
+ * not (tests/unit/test_supernet_dev.c, test_supernet_cuda.c).
  *
  * Every function returns 0, or -1 with st set (a backend error is named).
  */
@@ -62,8 +64,8 @@ int amtl_dev_batch_rows(amtl_dev *d, const int32_t *rows, int B, amtl_status *st
 /* ... or a batch from host memory (ids, dense, labels) */
 int amtl_dev_batch_host(amtl_dev *d, const amtl_batch *b, amtl_status *st);
 
-/* Forward pass over the current batch, as amtl_supernet_forward (training
- * updates the running statistics on the backend and net->nbt's mirror);
+/* Forward pass over the current batch (training: batch statistics and
+ * dropout, and the running statistics updated on the backend and net->nbt);
  * logits [T,B] are copied to logits_host when it is not NULL. */
 int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rng,
                      float *logits_host, amtl_status *st);
@@ -75,7 +77,7 @@ int amtl_dev_loss(amtl_dev *d, const int32_t *cond, const float *w, double *loss
 /* ... or dlogits [T,B] given from the host */
 int amtl_dev_set_dlogits(amtl_dev *d, const float *dlogits_host, amtl_status *st);
 /* Backward: weight gradients accumulate on the backend; the architecture
- * gradients are added to net->garch (as amtl_supernet_backward does). */
+ * gradients are added to net->garch. */
 int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st);
 
 /* Adam for the weights: the moments of opt (whose segments are slices of
@@ -118,7 +120,8 @@ typedef struct {
  * runs it: the training forward, the loss, the backward, the clipping, the
  * weights' Adam step on the device and the architecture parameters' step on
  * the host (o->opt_a).  *loss = Σ_t w[t]·loss_t / T.  Returns 1, having
- * stepped nothing, when the loss or an architecture gradient is not finite. */
+ * stepped nothing, when the loss or a gradient (weights or architecture) is
+ * not finite. */
 int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
                         amtl_rng *rng, const amtl_dev_step_opts *o, double *loss,
                         amtl_status *st);

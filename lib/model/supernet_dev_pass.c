@@ -202,7 +202,7 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     int N = d->N, E = d->E, K = d->K, B = d->B;
     size_t KN = (size_t)K * N;
     float *hgs = d->hsmall, *hgi = hgs + KN, *hs = hgi + KN;
-    /* the host's draws in amtl_supernet_forward's order: gates first */
+    /* the step's draws: the gates first, then the dropout seed */
     amtl_supernet_used(net, d->expert_used, d->consumer_used);
     amtl_supernet_gates(net, training, rng, hgs, hgi, hs);
     d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
@@ -404,8 +404,9 @@ static void mop_backward(amtl_dev *d, amtl_supernet *net, int i)
     }
 }
 
-/* The architecture gradients from the raw sums, as amtl_supernet_backward
- * forms them. */
+/* The architecture gradients from the raw sums: each mixed MixedOp's alpha
+ * through its softmax, the gates' betas through their straight-through
+ * estimator (layers.h amtl_gate_backward). */
 static void arch_grads(amtl_dev *d, amtl_supernet *net)
 {
     int N = d->N, K = d->K;

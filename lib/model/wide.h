@@ -6,18 +6,15 @@
  * a per-task logistic regression on the one-hot ids and the dense values,
  * trained jointly with the rest (as Wide & Deep).  Its tables start at zero.
  * Every architecture takes it alike: it sits after the towers and knows
- * nothing of experts or selections.
+ * nothing of experts or selections.  Its forward and backward, and the
+ * embedding regulariser's gradient (2·λ/B·e per use of a row, the wide
+ * tables' too), are the device step's (supernet_dev_pass.c).
  */
 #ifndef AMTL_WIDE_H
 #define AMTL_WIDE_H
 
 #include "data/dataset.h"
 #include "model/supernet.h"
-
-/* logits[T, B] += the wide terms of batch b.  A no-op when net->wide is 0. */
-void amtl_wide_forward(const amtl_supernet *net, const amtl_batch *b, float *logits);
-/* Accumulates the wide tables' gradients from dlogits[T, B] into net->g. */
-void amtl_wide_backward(amtl_supernet *net, const amtl_batch *b, const float *dlogits);
 
 /* Column t of N per-field tables of width T at w + tab[f] ([vocab_f, T]) from
  * x, one value per id, field after field; returns the values read (Σ vocab). */
@@ -29,11 +26,5 @@ int64_t amtl_id_columns_write(float *w, const size_t *tab, const int32_t *vocab,
  * dense weights, then the intercept (amtl_lr_data's layout), which becomes
  * the bias of task t's last tower layer. */
 void amtl_wide_write(amtl_supernet *net, int t, const double *x);
-
-/* The embedding regulariser: adds the gradient of
- *     lambda · (1/B) Σ_b Σ_f ||emb_f[id_bf]||²
- * (every embedding table, the wide tables included) to net->g, and returns
- * that penalty's value.  lambda 0 returns 0 and touches nothing. */
-double amtl_embedding_l2(amtl_supernet *net, const amtl_batch *b, float lambda);
 
 #endif

@@ -1,5 +1,6 @@
 /* epoch.c — one epoch of training (amtl_trainer_epoch), prediction and
- * evaluation of a split, on the CPU step or a device step (train.h). */
+ * evaluation of a split, on the device step (supernet_dev.h) over the
+ * backend of config key device (train.h). */
 #include "train/train.h"
 
 #include <math.h>
@@ -17,27 +18,26 @@
 int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
 {
     *be = NULL;
-    if (!strcmp(device, "cpu"))
-        return 0;
-    if (!strcmp(device, "cpu-backend")) {
-        *be = amtl_backend_cpu_new(0);
-        return *be ? 0 : amtl_error(st, AMTL_ENOMEM, "out of memory");
+    int cpu = !strcmp(device, "cpu"), plain = !strcmp(device, "cpu-backend");
+    if (!cpu && !plain) {
+        const char *why = NULL;
+        *be = amtl_backend_cuda_new(&why);
+        if (*be)
+            return 0;
+        if (strcmp(device, "auto"))
+            return amtl_error(st, AMTL_EDEVICE, "device %s: %s", device,
+                              why ? why : "no CUDA backend");
     }
-    const char *why = NULL;
-    amtl_backend *c = amtl_backend_cuda_new(&why);
-    if (c) {
-        *be = c;
-        return 0;
-    }
-    if (!strcmp(device, "auto"))
-        return 0;
-    return amtl_error(st, AMTL_EDEVICE, "device %s: %s", device,
-                      why ? why : "no CUDA backend");
+    /* cpu and auto without a GPU: the fused MixedOp; cpu-backend: the
+     * primitives' composition */
+    *be = amtl_backend_cpu_new(!plain);
+    return *be ? 0 : amtl_error(st, AMTL_ENOMEM, "out of memory");
 }
 
 /* Makes the host's weights, running statistics (and with optim, the
  * weights' Adam moments) current on the device and its data the given
- * split's.  Nothing to do on the CPU path. */
+ * split's (on a host backend the device step works in the host's arrays:
+ * nothing moves). */
 static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int optim,
                      amtl_status *st)
 {
@@ -46,13 +46,10 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
             return -1;
         tr->dev_resolved = 1;
         tr->dev_split = -1;
-        if (tr->be && amtl_dev_init(&tr->dev, tr->be, &tr->net, tr->B, 1, st))
+        if (amtl_dev_init(&tr->dev, tr->be, &tr->net, tr->B, 1, st))
             return -1;
-        if (tr->dev)
-            amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);
+        amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);
     }
-    if (!tr->dev)
-        return 0;
     if (amtl_dev_put_params(tr->dev, &tr->net, st) ||
         (optim && amtl_dev_put_optim(tr->dev, &tr->opt_w, &tr->net, st)))
         return -1;
@@ -133,18 +130,6 @@ static void lazy_fill(const amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz
     }
 }
 
-/* The weights' Adam step after a batch on the CPU: dense, or lazy for the
- * embedding tables when lz is not NULL. */
-static void weights_step(amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz)
-{
-    if (!lz) {
-        amtl_adam_step(&tr->opt_w);
-        return;
-    }
-    lazy_fill(tr, b, lz);
-    amtl_adam_step_lazy(&tr->opt_w, lz->rows, lz->n_rows, tr->net.E);
-}
-
 /* Batch buffers for B rows. */
 typedef struct {
     amtl_batch b;
@@ -171,36 +156,6 @@ static void batchbuf_free(batchbuf *bb)
     amtl_free(bb->rows);
 }
 
-/* Loss (1/T) Σ_t w_t BCE_t over the counted rows, and dlogits [T,B]. */
-static double loss_and_grad(const amtl_trainer *tr, const amtl_batch *b, const float *logits,
-                            float *dlogits, float *ycol, float *mcol)
-{
-    int B = b->B, T = tr->net.T;
-    double total = 0;
-    for (int t = 0; t < T; t++) {
-        for (int r = 0; r < B; r++) {
-            ycol[r] = b->labels[(size_t)r * T + t];
-            mcol[r] = tr->task_cond[t] >= 0 ? b->labels[(size_t)r * T + tr->task_cond[t]] : 1.0f;
-        }
-        const float *w = tr->task_cond[t] >= 0 ? mcol : NULL;
-        double lt = amtl_bce_logits_forward(logits + (size_t)t * B, ycol, w, B);
-        total += tr->task_w[t] * lt;
-        amtl_bce_logits_backward(dlogits + (size_t)t * B, logits + (size_t)t * B, ycol, w, B,
-                                 tr->task_w[t] / (float)T);
-    }
-    return total / T;
-}
-
-static int grads_finite(const amtl_supernet *net)
-{
-    float s = 0;
-    for (size_t i = 0; i < net->n_w; i++)
-        s += net->g[i] * 0.0f;
-    for (size_t i = 0; i < net->n_arch; i++)
-        s += net->garch[i] * 0.0f;
-    return s == 0.0f;  /* NaN or Inf times zero is NaN */
-}
-
 /* The first parameter tensor holding a NaN or an infinity, or NULL.  A
  * step can overflow even from finite gradients (a huge learning rate). */
 static const char *non_finite_param(const amtl_supernet *net)
@@ -217,19 +172,6 @@ static const char *non_finite_param(const amtl_supernet *net)
             return p->name;
     }
     return NULL;
-}
-
-static void clip_grads(amtl_supernet *net, float max_norm)
-{
-    double ss = 0;
-    for (size_t i = 0; i < net->n_w; i++)
-        ss += (double)net->g[i] * net->g[i];
-    double norm = sqrt(ss);
-    if (norm > max_norm) {
-        float s = (float)(max_norm / (norm + 1e-6));
-        for (size_t i = 0; i < net->n_w; i++)
-            net->g[i] *= s;
-    }
 }
 
 /* Where the epoch starts: a fresh permutation drawn from the training
@@ -275,8 +217,7 @@ static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *p
  * BatchNorm running statistics as they were: validation rows must not shape
  * the statistics the model is evaluated with. */
 static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t *vperm,
-                         int64_t j, batchbuf *vb, float *dlogits, float *ycol, float *mcol,
-                         float *state_save, int64_t *nbt_save, amtl_status *st)
+                         int64_t j, batchbuf *vb, int64_t *nbt_save, amtl_status *st)
 {
     amtl_supernet *net = &tr->net;
     int64_t nv = ds->split[AMTL_SPLIT_VAL].rows;
@@ -289,37 +230,22 @@ static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t
     memcpy(vb->rows, vperm + r0, (size_t)bs * sizeof(int32_t));
     amtl_dataset_gather(ds, AMTL_SPLIT_VAL, vb->rows, bs, &vb->b);
     memcpy(nbt_save, net->nbt, net->n_nbt * sizeof(int64_t));
-    int finite;
-    if (tr->dev) {
-        /* the batch from the host (the device holds the train split) */
-        double lt[AMTL_BACKEND_MAX_T], l = 0;
-        if (amtl_dev_state_save(tr->dev, st) || amtl_dev_batch_host(tr->dev, &vb->b, st) ||
-            amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
-            amtl_dev_loss(tr->dev, tr->task_cond, tr->task_w, lt, st) ||
-            amtl_dev_state_restore(tr->dev, st))
-            return -1;
-        memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
-        for (int t = 0; t < net->T; t++)
-            l += tr->task_w[t] * lt[t];
-        finite = isfinite(l);
-        memset(net->garch, 0, net->n_arch * sizeof(float));
-        if (finite && (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st)))
-            return -1;
-        for (size_t i = 0; finite && i < net->n_arch; i++)
-            finite = isfinite(net->garch[i]);
-    } else {
-        memcpy(state_save, net->state, net->n_state * sizeof(float));
-        const float *logits = amtl_supernet_forward(net, tr->ws_train, &vb->b, 1, &tr->rng);
-        double l = loss_and_grad(tr, &vb->b, logits, dlogits, ycol, mcol);
-        memcpy(net->state, state_save, net->n_state * sizeof(float));
-        memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
-        finite = isfinite(l);
-        if (finite) {
-            amtl_supernet_zero_grad(net);
-            amtl_supernet_backward(net, tr->ws_train, &vb->b, dlogits);
-            finite = grads_finite(net);
-        }
-    }
+    /* the batch from the host (the device holds the train split) */
+    double lt[AMTL_BACKEND_MAX_T], l = 0;
+    if (amtl_dev_state_save(tr->dev, st) || amtl_dev_batch_host(tr->dev, &vb->b, st) ||
+        amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
+        amtl_dev_loss(tr->dev, tr->task_cond, tr->task_w, lt, st) ||
+        amtl_dev_state_restore(tr->dev, st))
+        return -1;
+    memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
+    for (int t = 0; t < net->T; t++)
+        l += tr->task_w[t] * lt[t];
+    int finite = isfinite(l);
+    memset(net->garch, 0, net->n_arch * sizeof(float));
+    if (finite && (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st)))
+        return -1;
+    for (size_t i = 0; finite && i < net->n_arch; i++)
+        finite = isfinite(net->garch[i]);
     if (!finite)
         return amtl_error(st, AMTL_ENUM,
                           "non-finite validation loss or gradient in the arch step of epoch %d, "
@@ -336,14 +262,11 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     amtl_supernet *net = &tr->net;
     const amtl_split *sp = &ds->split[AMTL_SPLIT_TRAIN];
     int64_t n = sp->rows;
-    int B = tr->B, T = net->T;
+    int B = tr->B;
     if (n < 2)
         return amtl_error(st, AMTL_EDATA, "the train split has %lld rows (at least 2 needed)",
                           (long long)n);
     int32_t *perm = amtl_alloc_array((size_t)n, sizeof(int32_t));
-    float *dlogits = amtl_alloc_array((size_t)T * B, sizeof(float));
-    float *ycol = amtl_alloc_array((size_t)B, sizeof(float));
-    float *mcol = amtl_alloc_array((size_t)B, sizeof(float));
     batchbuf bb, vb;
     int rc = -1;
     int bilevel = phase == AMTL_PHASE_SEARCH && !strcmp(tr->cfg.arch_data, "val") &&
@@ -352,18 +275,15 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
     int32_t *vperm = NULL;
     int dev_live = 0;      /* the device holds state the host does not have yet */
     lazy_rows lz = {0};
-    float *state_save = NULL;
     int64_t *nbt_save = NULL;
     memset(&vb, 0, sizeof vb);
     if (batchbuf_init(&bb, ds, B, st) || (bilevel && batchbuf_init(&vb, ds, B, st)))
         goto out;
     if (bilevel) {
         vperm = amtl_alloc_array((size_t)nv, sizeof(int32_t));
-        state_save = amtl_alloc_array(net->n_state + 1, sizeof(float));
         nbt_save = amtl_alloc_array(net->n_nbt + 1, sizeof(int64_t));
     }
-    if (!perm || !dlogits || !ycol || !mcol ||
-        (bilevel && (!vperm || !state_save || !nbt_save))) {
+    if (!perm || (bilevel && (!vperm || !nbt_save))) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
@@ -377,7 +297,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         goto out;
     if (dev_begin(tr, ds, AMTL_SPLIT_TRAIN, 1, st))
         goto out;
-    dev_live = tr->dev != NULL;
+    dev_live = 1;
     if (tr->cfg.sparse_embedding && lazy_init(&lz, tr, st))
         goto out;
     if (bilevel) {
@@ -413,66 +333,32 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         }
         memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
         double l;
-        if (tr->dev) {
-            amtl_dev_step_opts so = {
-                .cond = tr->task_cond,
-                .w = tr->task_w,
-                .opt_w = &tr->opt_w,
-                .opt_a = phase == AMTL_PHASE_SEARCH && !bilevel ? &tr->opt_a : NULL,
-                .arch_sparsity = tr->cfg.arch_sparsity,
-                .clip_grad_norm = tr->cfg.clip_grad_norm,
-            };
-            if (tr->cfg.sparse_embedding) {
-                /* the batch's ids on the host, for the rows the step updates */
-                amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
-                lazy_fill(tr, &bb.b, &lz);
-                so.lazy_rows = (const int32_t *const *)lz.rows;
-                so.lazy_n = lz.n_rows;
-            }
-            int r = amtl_dev_train_step(tr->dev, net, bb.rows, bs, &tr->rng, &so, &l, st);
-            if (r) {
-                amtl_progress_finish(&pg);
-                if (r > 0)
-                    amtl_error(st, AMTL_ENUM, "non-finite %s in epoch %d, batch %lld",
-                               isfinite(l) ? "gradient" : "loss", tr->epoch, (long long)bi);
-                goto out;
-            }
-            if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
-                                         state_save, nbt_save, st)) {
-                amtl_progress_finish(&pg);
-                goto out;
-            }
-        } else {
+        amtl_dev_step_opts so = {
+            .cond = tr->task_cond,
+            .w = tr->task_w,
+            .opt_w = &tr->opt_w,
+            .opt_a = phase == AMTL_PHASE_SEARCH && !bilevel ? &tr->opt_a : NULL,
+            .arch_sparsity = tr->cfg.arch_sparsity,
+            .clip_grad_norm = tr->cfg.clip_grad_norm,
+        };
+        if (tr->cfg.sparse_embedding) {
+            /* the batch's ids on the host, for the rows the step updates */
             amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
-            const float *logits = amtl_supernet_forward(net, tr->ws_train, &bb.b, 1, &tr->rng);
-            l = loss_and_grad(tr, &bb.b, logits, dlogits, ycol, mcol);
-            if (!isfinite(l)) {
-                amtl_progress_finish(&pg);
-                amtl_error(st, AMTL_ENUM, "non-finite loss in epoch %d, batch %lld", tr->epoch,
-                           (long long)bi);
-                goto out;
-            }
-            amtl_supernet_zero_grad(net);
-            amtl_supernet_backward(net, tr->ws_train, &bb.b, dlogits);
-            amtl_embedding_l2(net, &bb.b, tr->cfg.embedding_l2);
-            if (!grads_finite(net)) {
-                amtl_progress_finish(&pg);
-                amtl_error(st, AMTL_ENUM, "non-finite gradient in epoch %d, batch %lld",
-                           tr->epoch, (long long)bi);
-                goto out;
-            }
-            if (tr->cfg.clip_grad_norm > 0)
-                clip_grads(net, tr->cfg.clip_grad_norm);
-            weights_step(tr, &bb.b, tr->cfg.sparse_embedding ? &lz : NULL);
-            if (phase == AMTL_PHASE_SEARCH && !bilevel) {
-                amtl_supernet_sparsity_grad(net, tr->cfg.arch_sparsity);
-                amtl_adam_step(&tr->opt_a);
-            }
-            if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, dlogits, ycol, mcol,
-                                         state_save, nbt_save, st)) {
-                amtl_progress_finish(&pg);
-                goto out;
-            }
+            lazy_fill(tr, &bb.b, &lz);
+            so.lazy_rows = (const int32_t *const *)lz.rows;
+            so.lazy_n = lz.n_rows;
+        }
+        int r = amtl_dev_train_step(tr->dev, net, bb.rows, bs, &tr->rng, &so, &l, st);
+        if (r) {
+            amtl_progress_finish(&pg);
+            if (r > 0)
+                amtl_error(st, AMTL_ENUM, "non-finite %s in epoch %d, batch %lld",
+                           isfinite(l) ? "gradient" : "loss", tr->epoch, (long long)bi);
+            goto out;
+        }
+        if (bilevel && arch_step_val(tr, ds, vperm, bi, &vb, nbt_save, st)) {
+            amtl_progress_finish(&pg);
+            goto out;
         }
         sum += l * bs;
         counted += bs;
@@ -511,12 +397,8 @@ out:
     if (bilevel)
         batchbuf_free(&vb);
     amtl_free(vperm);
-    amtl_free(state_save);
     amtl_free(nbt_save);
     amtl_free(perm);
-    amtl_free(dlogits);
-    amtl_free(ycol);
-    amtl_free(mcol);
     return rc;
 }
 
@@ -536,8 +418,8 @@ int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
     }
     if (dev_begin(tr, ds, split, 0, st))
         goto fail;
-    float *dl = tr->dev ? amtl_alloc_array((size_t)T * B, sizeof(float)) : NULL;
-    if (tr->dev && !dl) {
+    float *dl = amtl_alloc_array((size_t)T * B, sizeof(float));
+    if (!dl) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto fail;
     }
@@ -545,21 +427,13 @@ int amtl_trainer_predict(amtl_trainer *tr, const amtl_dataset *ds, int split,
         int bs = (int)(n - r0 < B ? n - r0 : B);
         for (int i = 0; i < bs; i++)
             bb.rows[i] = (int32_t)(r0 + i);
-        if (dl) {
-            if (amtl_dev_batch_rows(tr->dev, bb.rows, bs, st) ||
-                amtl_dev_forward(tr->dev, &tr->net, 0, &tr->rng, dl, st)) {
-                amtl_free(dl);
-                goto fail;
-            }
-            for (int t = 0; t < T; t++)
-                memcpy(logits + (size_t)t * n + r0, dl + (size_t)t * bs,
-                       (size_t)bs * sizeof(float));
-            continue;
+        if (amtl_dev_batch_rows(tr->dev, bb.rows, bs, st) ||
+            amtl_dev_forward(tr->dev, &tr->net, 0, &tr->rng, dl, st)) {
+            amtl_free(dl);
+            goto fail;
         }
-        amtl_dataset_gather(ds, split, bb.rows, bs, &bb.b);
-        const float *lg = amtl_supernet_forward(&tr->net, tr->ws_eval, &bb.b, 0, &tr->rng);
         for (int t = 0; t < T; t++)
-            memcpy(logits + (size_t)t * n + r0, lg + (size_t)t * bs, (size_t)bs * sizeof(float));
+            memcpy(logits + (size_t)t * n + r0, dl + (size_t)t * bs, (size_t)bs * sizeof(float));
     }
     amtl_free(dl);
     batchbuf_free(&bb);

@@ -128,9 +128,6 @@ int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_datas
     tr->B = cfg->batch_size;
     if (ds->split[AMTL_SPLIT_TRAIN].rows < tr->B)
         tr->B = ds->split[AMTL_SPLIT_TRAIN].rows > 1 ? (int)ds->split[AMTL_SPLIT_TRAIN].rows : 2;
-    if (amtl_workspace_init(&tr->ws_train, &tr->net, tr->B, 1, st) ||
-        amtl_workspace_init(&tr->ws_eval, &tr->net, tr->B, 0, st))
-        goto fail;
     return 0;
 fail:
     amtl_trainer_free(tr);
@@ -141,8 +138,6 @@ void amtl_trainer_free(amtl_trainer *tr)
 {
     amtl_dev_free(tr->dev);
     amtl_backend_free(tr->be);
-    amtl_workspace_free(tr->ws_train);
-    amtl_workspace_free(tr->ws_eval);
     amtl_supernet_free(&tr->net);
     amtl_adam_free(&tr->opt_w);
     amtl_adam_free(&tr->opt_a);

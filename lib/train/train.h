@@ -59,7 +59,6 @@ typedef struct {
     int n_hist, cap_hist, hist_cols;
     float *task_w;         /* [T] loss weights */
     int *task_cond;        /* [T] label index of the condition, or -1 */
-    amtl_workspace *ws_train, *ws_eval;
     int B;
     /* early stopping (fine-tuning): the stopper's best and the weights,
      * running statistics and counters of its best epoch */
@@ -88,14 +87,16 @@ typedef struct {
      * net and opt_w are in sync with it between epochs and evaluations. */
     struct amtl_dev *dev;
     struct amtl_backend *be;   /* dev's backend instance, owned (amtl_backend_free) */
-    int dev_resolved;      /* cfg.device was looked at (dev may stay NULL) */
+    int dev_resolved;      /* be and dev were made (at the first epoch or prediction) */
     int dev_split;         /* the split whose data the device holds, or -1 */
 } amtl_trainer;
 
 /* A new instance of the backend that config value `device` selects (the
- * caller frees it with amtl_backend_free): NULL for the CPU path (cpu, or
- * auto without a usable GPU); AMTL_EDEVICE when cuda is asked for and none
- * can run, AMTL_ENOMEM when the instance cannot be made. */
+ * caller frees it with amtl_backend_free): the CPU backend with the fused
+ * MixedOp for cpu (and auto without a usable GPU), with the primitives'
+ * composition for cpu-backend, CUDA for cuda and auto; AMTL_EDEVICE when
+ * cuda is asked for and none can run, AMTL_ENOMEM when the instance cannot
+ * be made. */
 struct amtl_backend;
 int amtl_device_backend(const char *device, struct amtl_backend **be,
                         amtl_status *st);

@@ -30,6 +30,7 @@
 #include "data/prep_table.h"
 #include "data/recipes.h"
 #include "model/supernet.h"
+#include "model/supernet_dev.h"
 #include "train/train.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -90,22 +91,26 @@ static int decode_sealed(amtl_file *f, const uint8_t *data, size_t size, const c
     return rc;
 }
 
-/* Two rows with id 0 everywhere and zero dense values, scored in eval mode. */
+/* Two rows with id 0 everywhere and zero dense values, scored in eval mode
+ * (the device step on the fused CPU backend, as --device cpu). */
 static void forward_two_rows(amtl_supernet *net)
 {
-    amtl_workspace *ws = NULL;
     amtl_status st;
     int32_t ids[2 * 16] = {0};
-    float dense[2 * 16] = {0}, labels[2 * 8] = {0};
+    float dense[2 * 16] = {0}, labels[2 * 8] = {0}, logits[2 * 8];
     amtl_batch b = {.B = 2, .ids = ids, .dense = dense, .labels = labels};
     if (net->N > 16 || net->D > 16 || net->T > 8)
         return;
-    if (amtl_workspace_init(&ws, net, 2, 0, &st) == 0) {
+    amtl_backend *be = amtl_backend_cpu_new(1);
+    amtl_dev *dev = NULL;
+    if (be && amtl_dev_init(&dev, be, net, 2, 0, &st) == 0 &&
+        amtl_dev_put_params(dev, net, &st) == 0 && amtl_dev_batch_host(dev, &b, &st) == 0) {
         amtl_rng rng;
         amtl_rng_seed(&rng, 1);
-        amtl_supernet_forward(net, ws, &b, 0, &rng);
+        amtl_dev_forward(dev, net, 0, &rng, logits, &st);
     }
-    amtl_workspace_free(ws);
+    amtl_dev_free(dev);
+    amtl_backend_free(be);
 }
 
 /* ---- CSV ----------------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "model/layers.h"
 #include "base/pool.h"
+#include "hoststep.h"
 #include "model/supernet.h"
 #include "test.h"
 
@@ -236,7 +237,7 @@ static int two_steps(int threads, int discrete, step_result *res)
     amtl_config cfg = {0};
     amtl_status st;
     amtl_supernet net;
-    amtl_workspace *ws = NULL;
+    host_step hs;
     memset(&ds, 0, sizeof ds);
     memset(res, 0, sizeof *res);
     ds.N = SN, ds.D = SD, ds.T = ST;
@@ -269,8 +270,8 @@ static int two_steps(int threads, int discrete, step_result *res)
     if (discrete)
         amtl_supernet_discretize(&net, net.n_mops / 2, NULL);
     net.warmup = 0;
-    if (amtl_workspace_init(&ws, &net, SB, 1, &st)) {
-        printf("# %s\n", st.msg);
+    if (host_step_init(&hs, NULL, &net, SB, 1)) {
+        host_step_free(&hs);
         amtl_supernet_free(&net);
         amtl_config_free(&cfg);
         return -1;
@@ -290,13 +291,16 @@ static int two_steps(int threads, int discrete, step_result *res)
         dl[i] = amtl_rng_uniform_range(&r, -1, 1);
     amtl_batch b = {.B = SB, .ids = ids, .dense = dense, .labels = labels};
     for (int s = 0; s < 2; s++) {
-        const float *lg = amtl_supernet_forward(&net, ws, &b, 1, &r);
+        const float *lg = host_forward(&hs, &net, &b, 1, &r);
+        if (!lg)
+            break;
         if (s == 0)
             res->logits1 = dup(lg, SB * ST);
         else
             res->logits2 = dup(lg, SB * ST);
         amtl_supernet_zero_grad(&net);
-        amtl_supernet_backward(&net, ws, &b, dl);
+        if (host_backward(&hs, &net, dl))
+            break;
         if (s == 0) {
             res->g = dup(net.g, net.n_w);
             res->garch = dup(net.garch, net.n_arch);
@@ -311,7 +315,7 @@ static int two_steps(int threads, int discrete, step_result *res)
     res->state = dup(net.state, net.n_state);
     res->n_w = net.n_w, res->n_arch = net.n_arch, res->n_state = net.n_state;
     free(ids), free(dense), free(labels), free(dl);
-    amtl_workspace_free(ws);
+    host_step_free(&hs);
     amtl_supernet_free(&net);
     amtl_config_free(&cfg);
     return 0;
@@ -386,7 +390,7 @@ static void eval_matches_training(int threads, float *logits_out)
     amtl_config cfg = {0};
     amtl_status st;
     amtl_supernet net;
-    amtl_workspace *wt = NULL, *we = NULL;
+    host_step wt, we;
     memset(&ds, 0, sizeof ds);
     ds.N = SN, ds.D = SD, ds.T = ST;
     ds.sparse_names = fnames, ds.dense_names = dnames, ds.label_names = lnames;
@@ -418,8 +422,8 @@ static void eval_matches_training(int threads, float *logits_out)
     }
     amtl_supernet_discretize(&net, 2, NULL);
     net.warmup = 0;
-    CHECK_OK(amtl_workspace_init(&wt, &net, EB, 1, &st), &st);
-    CHECK_OK(amtl_workspace_init(&we, &net, EB, 0, &st), &st);
+    CHECK(host_step_init(&wt, NULL, &net, EB, 1) == 0);
+    CHECK(host_step_init(&we, NULL, &net, EB, 0) == 0);
     int32_t *ids = malloc(EB * SN * sizeof *ids);
     float *dense = malloc(EB * SD * sizeof *dense), *train = malloc(EB * ST * sizeof *train);
     for (int i = 0; i < EB; i++) {
@@ -429,14 +433,22 @@ static void eval_matches_training(int threads, float *logits_out)
             dense[i * SD + d] = amtl_rng_uniform_range(&r, -1, 1);
     }
     amtl_batch b = {.B = EB, .ids = ids, .dense = dense};
-    for (int s = 0; s < 250; s++)
-        memcpy(train, amtl_supernet_forward(&net, wt, &b, 1, &r), EB * ST * sizeof *train);
-    const float *ev = amtl_supernet_forward(&net, we, &b, 0, &r);
-    memcpy(logits_out, ev, EB * ST * sizeof *ev);
-    double d = rel_diff(train, ev, EB * ST);
+    const float *lt = NULL, *ev;
+    for (int s = 0; s < 250; s++) {
+        lt = host_forward(&wt, &net, &b, 1, &r);
+        CHECK(lt != NULL);
+        if (!lt)
+            break;
+        memcpy(train, lt, EB * ST * sizeof *train);
+    }
+    ev = lt ? host_forward(&we, &net, &b, 0, &r) : NULL;
+    CHECK(ev != NULL);
+    if (ev)
+        memcpy(logits_out, ev, EB * ST * sizeof *ev);
+    double d = ev ? rel_diff(train, ev, EB * ST) : 1.0;
     free(ids), free(dense), free(train);
-    amtl_workspace_free(wt);
-    amtl_workspace_free(we);
+    host_step_free(&wt);
+    host_step_free(&we);
     amtl_supernet_free(&net);
     amtl_config_free(&cfg);
     printf("# %d thread(s): evaluation and training logits differ by %.3g\n", threads, d);

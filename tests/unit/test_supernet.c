@@ -1,7 +1,9 @@
-/* test_supernet.c — the whole supernet's gradient against central finite
- * differences (weights and every kind of arch param), in the mixed, partly
- * discrete and exported states, on the default shape and on tinynet.h's
- * sweep of shapes; PD-DARTS entropy order; export thresholds. */
+/* test_supernet.c — the whole supernet's gradient, as the device step
+ * computes it on the fused CPU backend (--device cpu) and on the plain one
+ * (the oracle), against central finite differences (weights and every kind
+ * of arch param), in the mixed, partly discrete and exported states, on the
+ * default shape and on tinynet.h's sweep of shapes; PD-DARTS entropy order;
+ * export thresholds. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +11,9 @@
 #include "format/config.h"
 #include "data/dataset.h"
 #include "model/supernet.h"
+#include "model/supernet_dev.h"
 #include "test.h"
+#include "testbackend.h"
 #include "tinynet.h"
 
 /* A batch and the weights R of the loss L = Σ R ⊙ logits. */
@@ -27,11 +31,16 @@ static void fill_grad_batch(grad_batch *gb, amtl_rng *r, int D)
 
 /* L = Σ R ⊙ logits, with the step's randomness (dropout, gate samples) fixed
  * by re-seeding, so L is a deterministic function of the parameters. */
-static double loss(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb)
+static double loss(amtl_supernet *net, amtl_dev *ws, grad_batch *gb)
 {
     amtl_rng r;
     amtl_rng_seed(&r, 99);
-    const float *lg = amtl_supernet_forward(net, ws, &gb->tb.b, 1, &r);
+    float lg[TT * TB];
+    amtl_status st;
+    if (amtl_dev_batch_host(ws, &gb->tb.b, &st) || amtl_dev_forward(ws, net, 1, &r, lg, &st)) {
+        printf("# %s\n", st.msg);
+        return NAN;
+    }
     double s = 0;
     for (int i = 0; i < TT * TB; i++)
         s += (double)gb->R[i] * lg[i];
@@ -39,7 +48,7 @@ static double loss(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb)
 }
 
 /* L with element e of tensor p moved by d (the step as float32 takes it). */
-static double moved(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+static double moved(amtl_supernet *net, amtl_dev *ws, grad_batch *gb,
                     const amtl_param *p, size_t e, float d, double *step)
 {
     float *x = (float *)amtl_param_ptr(net, p) + e;
@@ -53,7 +62,7 @@ static double moved(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
 
 /* The one-sided slopes of L in element e of tensor p over h and h/2:
  * s[0] forward over h, s[1] backward over h, s[2] and s[3] over h/2. */
-static void slopes(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+static void slopes(amtl_supernet *net, amtl_dev *ws, grad_batch *gb,
                    const amtl_param *p, size_t e, float h, double s[4])
 {
     double l0 = loss(net, ws, gb), dp, dm, dp2, dm2;
@@ -78,7 +87,7 @@ enum { EL_AGREES, EL_KINK, EL_DISAGREES };
  * forward and the backward slope.  Float32 forward passes: with h = 1e-3 the
  * rounding error of L (~1e-6) gives ~2e-3 of noise on the slopes, hence the
  * tolerance 2e-2 relative + 3e-3 absolute. */
-static int element_at(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+static int element_at(amtl_supernet *net, amtl_dev *ws, grad_batch *gb,
                       const amtl_param *p, size_t e, float h, double an, double *num)
 {
     double sl[4];
@@ -95,7 +104,7 @@ static int element_at(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
  * gradient disagrees at every step, while the bends of kinks that the test
  * above let through (a few in a thousand elements of the deepest nets)
  * move with the step.  Disagreeing at one step only, it counts as a kink. */
-static int element_check(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+static int element_check(amtl_supernet *net, amtl_dev *ws, grad_batch *gb,
                          const amtl_param *p, size_t e, double an)
 {
     const float h = 1e-3f;
@@ -117,14 +126,19 @@ static int element_check(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
  * into *n_tensors; returns the tensors with an element that disagrees. */
 enum { TRIES = 24 };
 
-static int check_grads(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
+static int check_grads(amtl_supernet *net, amtl_dev *ws, grad_batch *gb,
                        int check_betas, int *n_tensors, int n_checked[2])
 {
     amtl_supernet_zero_grad(net);
     amtl_rng r;
     amtl_rng_seed(&r, 99);
-    amtl_supernet_forward(net, ws, &gb->tb.b, 1, &r);
-    amtl_supernet_backward(net, ws, &gb->tb.b, gb->R);
+    amtl_status st;
+    if (amtl_dev_zero_grad(ws, &st) || amtl_dev_batch_host(ws, &gb->tb.b, &st) ||
+        amtl_dev_forward(ws, net, 1, &r, NULL, &st) || amtl_dev_set_dlogits(ws, gb->R, &st) ||
+        amtl_dev_backward(ws, net, &st) || amtl_dev_get_grads(ws, net, &st)) {
+        printf("# %s\n", st.msg);
+        return 1;
+    }
     float *g = malloc(net->n_w * sizeof(float)), *ga = malloc(net->n_arch * sizeof(float));
     if (!g || !ga) {
         free(g);
@@ -173,15 +187,15 @@ static int check_grads(amtl_supernet *net, amtl_workspace *ws, grad_batch *gb,
     return bad;
 }
 
-/* The gradient check of one case (tinynet.h's sweep, or another); 0 when
- * every tensor agrees.  Betas only where soft gates make them
- * differentiable and the selections are still open.  recompute: the
- * workspace keeps no MixedOp hidden layer (recompute_hidden). */
-static int gradcheck(const tiny_case *c, int recompute, int n_checked[2])
+/* The gradient check of one case (tinynet.h's sweep, or another) on
+ * backend be; 0 when every tensor agrees.  Betas only where soft gates make
+ * them differentiable and the selections are still open.  recompute: the
+ * fused MixedOps keep no hidden layer (recompute_hidden). */
+static int gradcheck(const tiny_case *c, amtl_backend *be, int recompute, int n_checked[2])
 {
     amtl_config cfg = {0};
     amtl_supernet net;
-    amtl_workspace *ws = NULL;
+    amtl_dev *ws = NULL;
     amtl_status st;
     char name[200];
     tiny_case_name(c, name, sizeof name);
@@ -204,7 +218,8 @@ static int gradcheck(const tiny_case *c, int recompute, int n_checked[2])
             memset(amtl_param_ptr(&net, p), 0, p->n * sizeof(float));
     }
     net.recompute_hidden = recompute;
-    if (amtl_workspace_init(&ws, &net, TB, 1, &st)) {
+    if (amtl_dev_init(&ws, be, &net, TB, 1, &st) || amtl_dev_put_params(ws, &net, &st)) {
+        amtl_dev_free(ws);
         printf("# %s: %s\n", name, st.msg);
         amtl_supernet_free(&net);
         amtl_config_free(&cfg);
@@ -217,12 +232,12 @@ static int gradcheck(const tiny_case *c, int recompute, int n_checked[2])
     int nt = 0, n[2] = {0, 0};
     int check_betas = (c->flags & S_SOFT) && !(c->flags & S_EXPORTED);
     int bad = check_grads(&net, ws, &gb, check_betas, &nt, n);
-    amtl_workspace_free(ws);
+    amtl_dev_free(ws);
     amtl_supernet_free(&net);
     amtl_config_free(&cfg);
-    printf("# %s dropout %g%s: %d of %d tensors checked, %d elements%s\n", name,
-           (double)c->dropout, recompute ? " recompute_hidden" : "", n[0], nt, n[1],
-           bad ? ": WRONG" : "");
+    printf("# %s dropout %g, %s%s: %d of %d tensors checked, %d elements%s\n", name,
+           (double)c->dropout, be->fused ? "fused" : "plain",
+           recompute ? ", recompute_hidden" : "", n[0], nt, n[1], bad ? ": WRONG" : "");
     n_checked[0] += n[0];
     n_checked[1] += n[1];
     /* Kinks everywhere in a tensor (all its few elements) leave it
@@ -240,9 +255,11 @@ static int gradcheck(const tiny_case *c, int recompute, int n_checked[2])
 static void gradcheck_default(float dropout, const char *mode, int flags)
 {
     tiny_case c = {TINY_SHAPE, 0, mode, flags, dropout};
-    int n[2] = {0, 0};
-    CHECK(gradcheck(&c, 0, n) == 0);
-    CHECK(n[0] > 20);
+    for (int fused = 1; fused >= 0; fused--) {
+        int n[2] = {0, 0};
+        CHECK(gradcheck(&c, fused ? test_fused_backend() : test_cpu_backend(), 0, n) == 0);
+        CHECK(n[0] > 20);
+    }
 }
 
 static void test_gradcheck_mixed_soft_gates(void) { gradcheck_default(0.0f, "sample", S_SOFT); }
@@ -259,24 +276,27 @@ static void test_gradcheck_exported_pruned(void)
 
 /* Every case of the sweep (tinynet.h): tower depth 0 to 3, expert layers 1
  * to 3, dense fields or none, every op kind, both gate modes, soft, sampled
- * and warm-up gates, mixed, partly discrete and exported; with the hidden
- * layers kept and recomputed (recompute_hidden). */
-static void sweep(int recompute)
+ * and warm-up gates, mixed, partly discrete and exported; on backend be,
+ * the fused one with the hidden layers kept and recomputed
+ * (recompute_hidden). */
+static void sweep(amtl_backend *be, int recompute)
 {
     int failed = 0, n[2] = {0, 0};
     for (int i = 0; i < TINY_SWEEP; i++)
-        if (gradcheck(&tiny_sweep[i], recompute, n)) {
+        if (gradcheck(&tiny_sweep[i], be, recompute, n)) {
             char name[200];
             printf("# case %d (%s) fails\n", i, tiny_case_name(&tiny_sweep[i], name, sizeof name));
             failed++;
         }
-    printf("# sweep%s: %d cases, %d tensors, %d elements\n",
-           recompute ? " (recompute_hidden)" : "", (int)TINY_SWEEP, n[0], n[1]);
+    printf("# sweep, %s%s: %d cases, %d tensors, %d elements\n",
+           be->fused ? "fused" : "plain", recompute ? ", recompute_hidden" : "",
+           (int)TINY_SWEEP, n[0], n[1]);
     CHECKF(failed == 0, "%d of %d cases fail", failed, (int)TINY_SWEEP);
 }
 
-static void test_gradcheck_sweep(void) { sweep(0); }
-static void test_gradcheck_sweep_recompute_hidden(void) { sweep(1); }
+static void test_gradcheck_sweep(void) { sweep(test_fused_backend(), 0); }
+static void test_gradcheck_sweep_recompute_hidden(void) { sweep(test_fused_backend(), 1); }
+static void test_gradcheck_sweep_plain(void) { sweep(test_cpu_backend(), 0); }
 
 /* The tiny supernet (no dropout, sample gates) from a seed; 0 on success. */
 static int tiny_net(amtl_supernet *net, amtl_config *cfg, uint64_t seed)
@@ -433,6 +453,7 @@ int main(void)
     RUN(test_gradcheck_exported_pruned);
     RUN(test_gradcheck_sweep);
     RUN(test_gradcheck_sweep_recompute_hidden);
+    RUN(test_gradcheck_sweep_plain);
     RUN(test_entropy_order);
     RUN(test_export_thresholds);
     RUN(test_export_fallback);

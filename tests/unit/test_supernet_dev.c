@@ -1,10 +1,12 @@
-/* test_supernet_dev.c — the device step (lib/model/supernet_dev.h) on the CPU
- * backend against the CPU step (amtl_supernet_forward/_backward) on the same
- * tiny supernet, state by state: warm-up, search with reference, soft and
- * sampled gates, partly discrete, exported and pruned, evaluation after a few
- * steps; then on tinynet.h's sweep of shapes and states.  Then Adam, the
- * loss, dropout, batches from an uploaded split and the error paths.  The
- * CUDA backend against the CPU backend: test_supernet_cuda.c. */
+/* test_supernet_dev.c — the device step (lib/model/supernet_dev.h) on the
+ * plain CPU backend (every MixedOp composed of primitives: the oracle)
+ * against the same step on the fused CPU backend (what --device cpu runs)
+ * on the same tiny supernet, state by state: warm-up, search with
+ * reference, soft and sampled gates, partly discrete, exported and pruned,
+ * evaluation after a few steps; then on tinynet.h's sweep of shapes and
+ * states.  Then Adam, the loss, dropout, batches from an uploaded split and
+ * the error paths.  The CUDA backend against the plain CPU backend:
+ * test_supernet_cuda.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +22,8 @@
 #include "test.h"
 #include "tinynet.h"
 
-/* The two paths compute the same sums in other orders (the MixedOp's
- * BatchNorm through the input covariance on the CPU, directly here): float
+/* The two compute the same sums in other orders (the MixedOp's BatchNorm
+ * through the input covariance when fused, directly when plain): float
  * rounding, a few 1e-7 relative, amplified by BatchNorm over 8 rows.  TOL is
  * CHECK_CLOSE's measure; TOL_REL is relative to each tensor's largest
  * element, looser because small gradients (1e-4) go through several
@@ -29,19 +31,12 @@
 #define TOL 1e-4
 #define TOL_REL 1e-3
 
-/* The backend the device step runs on: the plain CPU backend, or the one
- * with the fused MixedOp (the sweeps run on both). */
-static amtl_backend *dev_be(int fused)
-{
-    return fused ? test_fused_backend() : test_cpu_backend();
-}
-static int use_fused;
-
-/* The CPU step's net and the device step's, identical at the start. */
+/* The fused step's net (c) and the plain step's (d), identical at the
+ * start. */
 typedef struct {
     amtl_config cc, cd;
     amtl_supernet c, d;
-    amtl_workspace *ws;
+    amtl_dev *cdev;
     amtl_dev *dev;
     tiny_batch tb;
     int ok;
@@ -50,7 +45,7 @@ typedef struct {
 static void pair_free(pair *p)
 {
     amtl_dev_free(p->dev);
-    amtl_workspace_free(p->ws);
+    amtl_dev_free(p->cdev);
     amtl_supernet_free(&p->c);
     amtl_supernet_free(&p->d);
     amtl_config_free(&p->cc);
@@ -67,8 +62,9 @@ static int pair_init_shape(pair *p, const tiny_shape *sh, float dropout, const c
     if (make_net_shape(&p->c, &p->cc, sh, dropout, mode, gate_dense, flags, 7) ||
         make_net_shape(&p->d, &p->cd, sh, dropout, mode, gate_dense, flags, 7))
         return -1;
-    if (amtl_workspace_init(&p->ws, &p->c, TB, 1, &st) ||
-        amtl_dev_init(&p->dev, dev_be(use_fused), &p->d, TBMAX, 1, &st) ||
+    if (amtl_dev_init(&p->cdev, test_fused_backend(), &p->c, TB, 1, &st) ||
+        amtl_dev_put_params(p->cdev, &p->c, &st) ||
+        amtl_dev_init(&p->dev, test_cpu_backend(), &p->d, TBMAX, 1, &st) ||
         amtl_dev_put_params(p->dev, &p->d, &st)) {
         printf("# %s\n", st.msg);
         return -1;
@@ -102,9 +98,10 @@ static void host_loss(const float *logits, const float *labels, int B, double *l
     }
 }
 
-/* One step of both paths from the same rng seed; the logits, every weight
- * and arch gradient (training), the running statistics and counters into c.
- * Returns 0, or -1 when a call failed. */
+/* One step of both from the same rng seed (the fused one from dlogits of
+ * train.c's loss on the host, the plain one from the backend's loss); the
+ * logits, every weight and arch gradient (training), the running statistics
+ * and counters into c.  Returns 0, or -1 when a call failed. */
 static int step_compare(pair *p, int training, uint64_t seed, cmp *c)
 {
     amtl_status st;
@@ -116,11 +113,17 @@ static int step_compare(pair *p, int training, uint64_t seed, cmp *c)
     test_poison(lg_d, TT * TB);
 
     amtl_supernet_zero_grad(&p->c);
-    const float *lg = amtl_supernet_forward(&p->c, p->ws, &p->tb.b, training, &rc);
-    memcpy(lg_c, lg, sizeof lg_c);
+    if (amtl_dev_batch_host(p->cdev, &p->tb.b, &st) ||
+        amtl_dev_forward(p->cdev, &p->c, training, &rc, lg_c, &st)) {
+        printf("# %s\n", st.msg);
+        return -1;
+    }
     if (training) {
         host_loss(lg_c, p->tb.labels, TB, loss_c, dl);
-        amtl_supernet_backward(&p->c, p->ws, &p->tb.b, dl);
+        if (amtl_dev_set_dlogits(p->cdev, dl, &st) || amtl_dev_backward(p->cdev, &p->c, &st)) {
+            printf("# %s\n", st.msg);
+            return -1;
+        }
     }
 
     memset(p->d.garch, 0, p->d.n_arch * sizeof(float));
@@ -152,7 +155,7 @@ static int step_compare(pair *p, int training, uint64_t seed, cmp *c)
         if (q->buf == AMTL_BUF_NBT) {
             const int64_t *a = amtl_param_ptr(&p->c, q), *b = amtl_param_ptr(&p->d, q);
             if (*a != *b) {
-                printf("# %s: %lld on the CPU, %lld on the device\n", q->name, (long long)*a,
+                printf("# %s: %lld fused, %lld plain\n", q->name, (long long)*a,
                        (long long)*b);
                 return -1;
             }
@@ -171,32 +174,34 @@ static int step_compare(pair *p, int training, uint64_t seed, cmp *c)
     return 0;
 }
 
-/* Steps made for evaluation only (their own, smaller layouts: the CPU's
+/* Steps made for evaluation only (their own, smaller layouts: the fused
  * MixedOps run by row blocks) on the same parameters: their logits against
- * the CPU training step's evaluation, into c.  Returns 0, or -1 when a call
- * failed. */
+ * the fused training step's evaluation, into c.  Returns 0, or -1 when a
+ * call failed. */
 static int eval_only_compare(pair *p, cmp *c)
 {
     amtl_status st;
-    amtl_workspace *ws = NULL;
-    amtl_dev *ev = NULL;
+    amtl_dev *evc = NULL, *ev = NULL;
     amtl_rng r;
     float lg_t[TT * TB], lg_c[TT * TB], lg_d[TT * TB];
+    test_poison(lg_c, TT * TB);
     test_poison(lg_d, TT * TB);
     amtl_rng_seed(&r, 300);
-    memcpy(lg_t, amtl_supernet_forward(&p->c, p->ws, &p->tb.b, 0, &r), sizeof lg_t);
-    int rc = amtl_workspace_init(&ws, &p->c, TB, 0, &st) ||
+    int rc = amtl_dev_batch_host(p->cdev, &p->tb.b, &st) ||
+             amtl_dev_forward(p->cdev, &p->c, 0, &r, lg_t, &st) ||
+             amtl_dev_init(&evc, test_fused_backend(), &p->c, TB, 0, &st) ||
+             amtl_dev_put_params(evc, &p->c, &st) || amtl_dev_batch_host(evc, &p->tb.b, &st) ||
+             amtl_dev_forward(evc, &p->c, 0, NULL, lg_c, &st) ||
              amtl_dev_init(&ev, test_cpu_backend(), &p->d, TB, 0, &st) ||
              amtl_dev_put_params(ev, &p->d, &st) || amtl_dev_batch_host(ev, &p->tb.b, &st) ||
              amtl_dev_forward(ev, &p->d, 0, NULL, lg_d, &st);
     if (!rc) {
-        memcpy(lg_c, amtl_supernet_forward(&p->c, ws, &p->tb.b, 0, &r), sizeof lg_c);
-        cmp_add(c, "evaluation-only logits (CPU step)", lg_t, lg_c, TT * TB);
-        cmp_add(c, "evaluation-only logits (device step)", lg_t, lg_d, TT * TB);
+        cmp_add(c, "evaluation-only logits (fused)", lg_t, lg_c, TT * TB);
+        cmp_add(c, "evaluation-only logits (plain)", lg_t, lg_d, TT * TB);
     } else {
         printf("# %s\n", st.msg);
     }
-    amtl_workspace_free(ws);
+    amtl_dev_free(evc);
     amtl_dev_free(ev);
     return rc ? -1 : 0;
 }
@@ -261,23 +266,14 @@ static void sweep(float dropout)
         worst = fmax(worst, c.worst);
         worst_rel = fmax(worst_rel, c.worst_rel);
     }
-    printf("# sweep, %s MixedOp, dropout %g: %d cases, worst %.3g, relative to the tensor "
-           "%.3g\n", use_fused ? "fused" : "plain", (double)dropout, (int)TINY_SWEEP, worst,
-           worst_rel);
+    printf("# sweep, dropout %g: %d cases, worst %.3g, relative to the tensor %.3g\n",
+           (double)dropout, (int)TINY_SWEEP, worst, worst_rel);
     CHECKF(failed == 0, "dropout %g: %d of %d cases differ", (double)dropout, failed,
            (int)TINY_SWEEP);
 }
 
 static void test_sweep(void) { sweep(0.0f); }
-/* The device step with the fused MixedOp on the same sweep: the CPU step's
- * MixedOp arithmetic inside the device step's orchestration. */
-static void test_sweep_fused(void)
-{
-    use_fused = 1;
-    sweep(0.0f);
-    sweep(0.3f);
-    use_fused = 0;
-}
+
 static void test_sweep_dropout(void) { sweep(0.3f); }
 
 static void test_warmup(void) { state_check("warm-up", 0, "sample", 0, S_WARMUP); }
@@ -756,7 +752,6 @@ int main(void)
     RUN(test_adam_lazy);
     RUN(test_dropout);
     RUN(test_sweep_dropout);
-    RUN(test_sweep_fused);
     RUN(test_batch_rows);
     RUN(test_errors);
     TEST_MAIN_END();

@@ -1,17 +1,18 @@
 /* test_wide.c — the wide part (config wide) and the embedding regulariser
- * (config embedding_l2): the wide logits against a sum written out, their
- * gradients and the whole net's (wide tables, dense weights, a tower and an
- * embedding tensor beside them) against central finite differences in every
- * tower depth, and the regulariser's value and gradient. */
+ * (config embedding_l2) in the step (hoststep.h): the wide logits against a
+ * sum written out, their gradients and the whole net's (wide tables, dense
+ * weights, a tower and an embedding tensor beside them) against central
+ * finite differences in every tower depth, and the regulariser's gradient
+ * against the derivative of its penalty written out. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format/config.h"
 #include "data/dataset.h"
+#include "hoststep.h"
 #include "model/supernet.h"
 #include "test.h"
-#include "model/wide.h"
 
 enum { WN = 3, WT = 2, WB = 6 };
 
@@ -24,7 +25,7 @@ typedef struct {
     amtl_dataset ds;
     amtl_config cfg;
     amtl_supernet net;
-    amtl_workspace *ws;
+    host_step hs;
     amtl_batch b;
     int32_t ids[WB * WN];
     float dense[WB * 2], labels[WB * WT], R[WT * WB];
@@ -52,11 +53,12 @@ static int wnet_init(wnet *w, int D, const char *towers, int wide)
             return -1;
         }
     amtl_rng_seed(&r, 3);
-    if (amtl_supernet_init(&w->net, &w->cfg, &w->ds, &r, &st) ||
-        amtl_workspace_init(&w->ws, &w->net, WB, 1, &st)) {
+    if (amtl_supernet_init(&w->net, &w->cfg, &w->ds, &r, &st)) {
         printf("# %s\n", st.msg);
         return -1;
     }
+    if (host_step_init(&w->hs, NULL, &w->net, WB, 1))
+        return -1;
     w->net.warmup = 1;  /* gates all ones: a smooth function of the weights */
     for (int i = 0; i < WB; i++) {
         for (int f = 0; f < WN; f++)
@@ -80,7 +82,7 @@ static int wnet_init(wnet *w, int D, const char *towers, int wide)
 
 static void wnet_free(wnet *w)
 {
-    amtl_workspace_free(w->ws);
+    host_step_free(&w->hs);
     amtl_supernet_free(&w->net);
     amtl_config_free(&w->cfg);
 }
@@ -91,7 +93,9 @@ static double wloss(wnet *w, int training)
 {
     amtl_rng r;
     amtl_rng_seed(&r, 9);
-    const float *lg = amtl_supernet_forward(&w->net, w->ws, &w->b, training, &r);
+    const float *lg = host_forward(&w->hs, &w->net, &w->b, training, &r);
+    if (!lg)
+        return NAN;
     double s = 0;
     for (int i = 0; i < WT * WB; i++)
         s += (double)w->R[i] * lg[i];
@@ -108,9 +112,12 @@ static void test_wide_forward(void)
     amtl_rng_seed(&r, 9);
     float deep[WT * WB];
     /* the deep part of both nets is the same: same seed, the wide tables last */
-    memcpy(deep, amtl_supernet_forward(&b.net, b.ws, &b.b, 0, &r), sizeof deep);
+    const float *lb = host_forward(&b.hs, &b.net, &b.b, 0, &r);
+    CHECK(lb != NULL);
+    memcpy(deep, lb, sizeof deep);
     amtl_rng_seed(&r, 9);
-    const float *lg = amtl_supernet_forward(&a.net, a.ws, &a.b, 0, &r);
+    const float *lg = host_forward(&a.hs, &a.net, &a.b, 0, &r);
+    CHECK(lg != NULL);
     for (int t = 0; t < WT; t++)
         for (int i = 0; i < WB; i++) {
             double want = deep[t * WB + i];
@@ -135,7 +142,8 @@ static int fd_tensor(wnet *w, const char *name, int training)
     }
     amtl_supernet_zero_grad(&w->net);
     wloss(w, training);
-    amtl_supernet_backward(&w->net, w->ws, &w->b, w->R);
+    if (host_backward(&w->hs, &w->net, w->R))
+        return 1;
     int bad = 0;
     const float h = 1e-3f;
     for (size_t e = 0; e < p->n; e++) {
@@ -176,56 +184,54 @@ static void test_wide_grad_no_tower(void) { gradcheck(2, "[]"); }
 static void test_wide_grad_one_layer(void) { gradcheck(2, "[3]"); }
 static void test_wide_grad_two_layers_no_dense(void) { gradcheck(0, "[4, 3]"); }
 
-/* The regulariser: value λ/B Σ_b Σ_f ||e||² over the batch's rows (wide rows
- * included), and its gradient by finite differences of that value. */
+/* The regulariser in the step: its gradient is that of the penalty
+ * λ/B Σ_b Σ_f ||e||² over the batch's rows (wide rows included), 2λ/B·e per
+ * use of a row, added to the rest: the gradient with λ minus the one
+ * without equals it, written out; λ = 0 adds nothing. */
 static void test_embedding_l2(void)
 {
     wnet w;
     CHECK(wnet_init(&w, 2, "[3]", 1) == 0);
     const float lambda = 0.3f;
-    double want = 0;
+    size_t nw = w.net.n_w;
+    float *g0 = malloc(nw * sizeof *g0), *want = calloc(nw, sizeof *want);
+    CHECK(g0 && want);
     for (int i = 0; i < WB; i++)
         for (int f = 0; f < WN; f++) {
             int32_t id = w.ids[i * WN + f];
-            for (int k = 0; k < w.net.E; k++) {
-                double e = w.net.w[w.net.emb[f] + (size_t)id * w.net.E + k];
-                want += e * e;
-            }
-            for (int t = 0; t < WT; t++) {
-                double e = w.net.w[w.net.wide_emb[f] + (size_t)id * WT + t];
-                want += e * e;
-            }
+            size_t e0 = w.net.emb[f] + (size_t)id * w.net.E, t0 = w.net.wide_emb[f] + (size_t)id * WT;
+            for (int k = 0; k < w.net.E; k++)
+                want[e0 + k] += 2.0f * lambda / WB * w.net.w[e0 + k];
+            for (int t = 0; t < WT; t++)
+                want[t0 + t] += 2.0f * lambda / WB * w.net.w[t0 + t];
         }
-    want *= lambda / WB;
-    amtl_supernet_zero_grad(&w.net);
-    double got = amtl_embedding_l2(&w.net, &w.b, lambda);
-    CHECK_CLOSE(got, want, 1e-5);
-    float *g = malloc(w.net.n_w * sizeof *g);
-    memcpy(g, w.net.g, w.net.n_w * sizeof *g);
-    int bad = 0, nonzero = 0;
-    const float h = 1e-2f;
-    for (size_t e = 0; e < w.net.n_w; e++) {
-        float x0 = w.net.w[e];
-        w.net.w[e] = x0 + h;
-        double lp = amtl_embedding_l2(&w.net, &w.b, lambda);
-        w.net.w[e] = x0 - h;
-        double lm = amtl_embedding_l2(&w.net, &w.b, lambda);
-        w.net.w[e] = x0;
-        double num = (lp - lm) / (2.0 * h);
-        nonzero += g[e] != 0.0f;
-        if (fabs(num - g[e]) > 1e-4 * fmax(1.0, fabs(num)))
-            bad++;
+    int bad = 0, regularised = 0, same0 = 1;
+    for (int pass = 0; pass < 3; pass++) {
+        float l = pass == 1 ? lambda : 0.0f;
+        amtl_dev_set_embedding_l2(w.hs.dev, l);
+        amtl_supernet_zero_grad(&w.net);
+        wloss(&w, 1);
+        CHECK(host_backward(&w.hs, &w.net, w.R) == 0);
+        if (pass == 0) {
+            memcpy(g0, w.net.g, nw * sizeof *g0);
+            continue;
+        }
+        for (size_t e = 0; e < nw; e++) {
+            if (pass == 2) {
+                same0 &= w.net.g[e] == g0[e];
+                continue;
+            }
+            double d = (double)w.net.g[e] - g0[e];
+            regularised += want[e] != 0.0f;
+            if (fabs(d - want[e]) > 1e-5 * fmax(1.0, fabs(want[e])))
+                bad++;
+        }
     }
-    amtl_supernet_zero_grad(&w.net);
-    CHECKF(bad == 0, "%d gradient elements disagree", bad);
-    CHECK(nonzero > 0);
-    /* off: nothing added */
-    CHECK(amtl_embedding_l2(&w.net, &w.b, 0.0f) == 0.0);
-    for (size_t e = 0; e < w.net.n_w; e++)
-        if (w.net.g[e] != 0.0f)
-            bad++;
-    CHECK(bad == 0);
-    free(g);
+    CHECKF(bad == 0, "%d gradient elements differ from the penalty's derivative", bad);
+    CHECK(regularised > WB);
+    CHECKF(same0, "lambda 0 changed the gradient");
+    free(g0);
+    free(want);
     wnet_free(&w);
 }
 

@@ -249,8 +249,9 @@ static inline void cmp_add(cmp *c, const char *name, const float *a, const float
 /* ---- the sweep ---------------------------------------------------------------
  *
  * The shapes and states every supernet step is checked on: the whole-network
- * gradient check (test_supernet.c), the device step against the CPU step
- * (test_supernet_dev.c), the device step behind remote pointers
+ * gradient check (test_supernet.c, fused and plain), the fused MixedOp
+ * against the plain composition (test_supernet_dev.c), the device step
+ * behind remote pointers
  * (test_dev_remote.c) and on CUDA (test_supernet_cuda.c).  Not the
  * cartesian product (20736 cases) but a covering set, generated greedily
  * and fixed here: every value of every dimension appears, and so does every
@@ -269,8 +270,8 @@ static inline void cmp_add(cmp *c, const char *name, const float *a, const float
  *              S_WARMUP (ones)
  *   state      mixed, S_DISCRETE (half the MixedOps fixed), S_DISCRETE |
  *              S_EXPORTED (every choice fixed, experts pruned)
- *   dropout    0 or 0.2 (the gradient check and CUDA; the device step draws
- *              other masks than the CPU step, so that comparison runs without)
+ *   dropout    0 or 0.2 (the gradient check and CUDA; test_supernet_dev
+ *              runs the sweep without dropout and with 0.3)
  * but for the pair L = 3, NL = 3: nine MixedOps deep, where the Zero
  * candidates shrink what the next BatchNorm blows up again, kinks lie so
  * close together at a batch of 8 that a float32 finite difference no longer
