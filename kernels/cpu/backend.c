@@ -4,9 +4,10 @@
  * fused MixedOp of lib/model/mixed_op.c: be->fused) and is the reference
  * the fused MixedOp and the CUDA backend are tested against (--device
  * cpu-backend, every MixedOp composed of these primitives).  Each
- * primitive keeps the arithmetic of the layer it stands for
- * (lib/model/layers.c, lib/train/optim.c); reductions over the batch are in
- * double.  Its memory is the host's: the device step works in the
+ * primitive is tested against a double-precision reference and finite
+ * differences (tests/unit/test_backend*.c); the loss and Adam keep the
+ * arithmetic of lib/model/layers.c and lib/train/optim.c; reductions over
+ * the batch are in double.  Its memory is the host's: the device step works in the
  * network's own arrays (be->host).
  */
 #include "backend.h"

@@ -1,7 +1,6 @@
 /* batchnorm.c — BatchNorm1d over the rows of [rows, C] arrays with leading
- * dimensions (kernels.h): the one copy of its arithmetic, which the CPU
- * layers (lib/model/layers.c, leading dimension C) and the CPU backend
- * (kernels/cpu/backend.c) both call.  Per-channel sums over the rows are in
+ * dimensions (kernels.h): the one copy of its arithmetic on the CPU, the
+ * CPU backend's (kernels/cpu/backend.c).  Per-channel sums over the rows are in
  * double, channel block by channel block (CHAN_BLOCK accumulators on the
  * stack). */
 #include "kernels.h"
