@@ -136,6 +136,8 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
     d->dY = tr && plain ? CARVE_F(cv, B * outmax) : NULL;
     d->dxd = tr && plain ? CARVE_F(cv, B * inmax) : NULL;
     d->vec = tr && plain ? CARVE_F(cv, outmax) : NULL;
+    d->cmu = tr && plain ? CARVE_F(cv, 2 * (size_t)inmax) : NULL;
+    d->cshift = tr && plain ? CARVE_F(cv, Smax) : NULL;
     d->Zs = tr || !plain ? NULL : CARVE_F(cv, B * Smax);
     d->Hs = tr || !plain ? NULL : CARVE_F(cv, B * Smax);
     d->Ys = tr || !plain ? NULL : CARVE_F(cv, B * outmax);
@@ -157,7 +159,7 @@ static void layout(carver *cv, amtl_dev *d, const amtl_supernet *net)
                 dm->mean = CARVE_F(cv, m->S);
                 dm->rstd = CARVE_F(cv, m->S);
                 dm->Y = CARVE_F(cv, (size_t)ny * B * m->out);
-                dm->xd = drop ? CARVE_F(cv, B * m->in) : NULL;
+                dm->xd = CARVE_F(cv, B * m->in);
                 dm->mask = drop ? carve(cv, B * m->in, 1) : NULL;
             }
             dm->out = last ? NULL : CARVE_F(cv, B * m->out);

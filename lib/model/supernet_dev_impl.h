@@ -20,7 +20,8 @@ typedef struct {
     const float *x;     /* [B,in] input (the producer's output) */
     float *dx;          /* [B,in] its gradient (written by the backward) */
     float *out, *dout;  /* [B,out] */
-    float *xd;          /* [B,in] dropout output (training, dropout > 0) */
+    float *xd;          /* [B,in] training: the dropout output (dropout > 0) minus
+                           its batch mean: the centred input of the first Linear */
     uint8_t *mask;      /* [B,in] */
     float *Z;           /* [B,Sc] first Linear output (ld Sc) */
     float *Hh;          /* [B,Sc] ReLU(BN(Z)) (ld Sc) */
@@ -89,6 +90,9 @@ struct amtl_dev {
     float *zeros;               /* [zmax] a zero bias */
     float *dH, *dZ;             /* [Bmax,Smax] */
     float *dY, *dxd, *vec;      /* [Bmax,outmax], [Bmax,inmax], [outmax] */
+    float *cmu, *cshift;        /* [2,inmax] minus a MixedOp input's batch mean,
+                                   then its batch sum; [Smax] the mean it takes
+                                   from the first Linear */
     float *Zs, *Hs, *Ys, *ping; /* evaluation scratch */
     float *dt1, *dt2;           /* [Bmax,wmax] tower gradients */
     float *logits, *dlogits;    /* [T,B] */

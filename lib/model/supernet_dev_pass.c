@@ -3,10 +3,18 @@
  * part, the loss and the architecture gradients, each a sequence of backend
  * primitives.
  *
- * The MixedOp runs as the plain formula rather than mixed_op.c's covariance
- * trick: Z = xd·W1ᵀ + b1 over the live stacked channels in one GEMM, then
- * BatchNorm, ReLU and each MLP candidate's second Linear on its column slice
- * of the hidden activations.  The two agree up to float rounding. */
+ * Composed of primitives (backends without the fused MixedOp of
+ * mixed_op.c), the MixedOp runs the plain formula rather than the covariance
+ * trick, but on the same centred input: training computes the first Linear
+ * as Z = xc·W1ᵀ over the live stacked channels in one GEMM, with xc the
+ * (dropout) input minus its batch mean, then BatchNorm, ReLU and each MLP
+ * candidate's second Linear on its column slice of the hidden activations.
+ * BatchNorm subtracts each channel's batch mean again, so Z and x·W1ᵀ + b1
+ * normalise to the same values; centring first keeps the input's mean (ReLU
+ * outputs: large against their spread) out of the float32 sums, whose
+ * rounding BatchNorm would otherwise blow up by the channel's 1/std.  The
+ * running mean takes back the mean left out, mu·W1ᵀ + b1.  The two
+ * MixedOps agree up to float rounding. */
 #include "model/supernet_dev_impl.h"
 
 #include <math.h>
@@ -62,23 +70,38 @@ static void mop_forward(amtl_dev *d, amtl_supernet *net, int i, int training)
     }
     if (Sc == 0)
         return;
-    const float *src = dm->x;
-    if (dm->dropped) {
-        be->dropout(be, dm->xd, dm->mask, dm->x, (size_t)B * in, net->dropout, d->seed,
-                    amtl_dropout_site_mop(i));
-        src = dm->xd;
-    }
-    /* Z [B,Sc] = src·W1[c0..c0+Sc)ᵀ + b1, H = ReLU(BN(Z)) */
-    be->gemm(be, 0, 1, B, Sc, in, 1.0f, src, in, w + m->w1 + (size_t)c0 * in, in, 0.0f, dm->Z, Sc);
-    be->bias_act(be, dm->Z, Sc, w + m->b1 + c0, B, Sc, 0);
+    const float *W1 = w + m->w1 + (size_t)c0 * in;
     if (training) {
+        /* xc = (dropout of) x minus its batch mean, into xd */
+        size_t n = (size_t)B * in;
+        if (dm->dropped) {
+            be->dropout(be, dm->xd, dm->mask, dm->x, n, net->dropout, d->seed,
+                        amtl_dropout_site_mop(i));
+        } else {
+            amtl_dev_zero(d, dm->xd, n * sizeof(float));
+            be->axpy(be, dm->xd, dm->x, 1.0f, n);
+        }
+        float *csum = d->cmu + in;
+        be->colsum(be, csum, 0.0f, dm->xd, in, B, in);
+        amtl_dev_zero(d, d->cmu, (size_t)in * sizeof(float));
+        be->axpy(be, d->cmu, csum, -1.0f / (float)B, (size_t)in);
+        be->bias_act(be, dm->xd, in, d->cmu, B, in, 0);
+        /* Z [B,Sc] = xc·W1[c0..c0+Sc)ᵀ, H = ReLU(BN(Z)) */
+        be->gemm(be, 0, 1, B, Sc, in, 1.0f, dm->xd, in, W1, in, 0.0f, dm->Z, Sc);
         be->bn_train(be, dm->Hh, Sc, dm->mean, dm->rstd, d->state + m->rm + c0,
                      d->state + m->rv + c0, dm->Z, Sc, w + m->gamma + c0, w + m->beta + c0, B,
                      Sc, BN_MOMENTUM, BN_EPS);
+        /* the running mean's share of the mean left out: mu·W1ᵀ + b1 */
+        be->gemm(be, 0, 1, 1, Sc, in, -1.0f, d->cmu, in, W1, in, 0.0f, d->cshift, Sc);
+        be->axpy(be, d->cshift, w + m->b1 + c0, 1.0f, (size_t)Sc);
+        be->axpy(be, d->state + m->rm + c0, d->cshift, BN_MOMENTUM, (size_t)Sc);
         for (int k = 0; k < m->P; k++)
             if (cand_live(m, k) && net->ops[k].kind == AMTL_OP_MLP)
                 net->nbt[m->nbt[k]]++;
     } else {
+        /* Z [B,Sc] = x·W1[c0..c0+Sc)ᵀ + b1, normalised by the running statistics */
+        be->gemm(be, 0, 1, B, Sc, in, 1.0f, dm->x, in, W1, in, 0.0f, dm->Z, Sc);
+        be->bias_act(be, dm->Z, Sc, w + m->b1 + c0, B, Sc, 0);
         be->bn_eval(be, dm->Hh, Sc, dm->Z, Sc, w + m->gamma + c0, w + m->beta + c0,
                     d->state + m->rm + c0, d->state + m->rv + c0, B, Sc, BN_EPS);
     }
@@ -392,10 +415,11 @@ static void mop_backward(amtl_dev *d, amtl_supernet *net, int i)
     be->bn_back(be, d->dZ, Sc, g + m->gamma + c0, g + m->beta + c0, d->dH, Sc, dm->Z, Sc, dm->mean,
                 dm->rstd, w + m->gamma + c0, B, Sc);
     /* b1 gets no gradient, as in mixed_op.c: BatchNorm's input gradient sums
-     * to zero over the batch, so Σ_b dZ is rounding noise */
-    const float *src = dm->dropped ? dm->xd : dm->x;
+     * to zero over the batch, so Σ_b dZ is rounding noise; for the same
+     * reason dW1 = dZᵀ·xc (the centred input) and the centring's own
+     * backward, minus the batch mean of dZ·W1, is 0 */
     const float *W1 = w + m->w1 + (size_t)c0 * in;
-    be->gemm(be, 1, 0, Sc, in, B, 1.0f, d->dZ, Sc, src, in, 1.0f, g + m->w1 + (size_t)c0 * in, in);
+    be->gemm(be, 1, 0, Sc, in, B, 1.0f, d->dZ, Sc, dm->xd, in, 1.0f, g + m->w1 + (size_t)c0 * in, in);
     if (dm->dropped) {
         be->gemm(be, 0, 0, B, in, Sc, 1.0f, d->dZ, Sc, W1, in, 0.0f, d->dxd, in);
         be->dropout_back(be, dm->dx, d->dxd, dm->mask, (size_t)B * in, net->dropout, 1);

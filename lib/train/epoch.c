@@ -50,6 +50,8 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
             return -1;
         amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);
     }
+    if (!tr->dev) /* its making failed before (said then) */
+        return amtl_error(st, AMTL_EDEVICE, "device %s: no device step", tr->cfg.device);
     if (amtl_dev_put_params(tr->dev, &tr->net, st) ||
         (optim && amtl_dev_put_optim(tr->dev, &tr->opt_w, &tr->net, st)))
         return -1;

@@ -64,13 +64,19 @@ EOF
 
 # Runs warm-up (1 epoch), search (2 epochs, 4 MixedOps fixed after each: 12,
 # 8, 4 left) and fine-tune (1 epoch) on device $1 with the extra flags $2,
-# each from the one before; metrics lines into $TMP/$1.m, the exported
-# architecture's --show into $TMP/$1.arch.txt.
+# each from the cpu run's checkpoint of the phase before (run cpu first);
+# metrics lines into $TMP/$1.m, the exported architecture's --show into
+# $TMP/$1.arch.txt.  Each phase starts from the same weights on both
+# devices: rounding-level differences grow over steps where a BatchNorm
+# channel barely varies over the batch (its 1/std amplifies them; seen:
+# BatchNorm betas 2% apart after one epoch, with the same losses), and
+# compounded over three phases they move this near-random tiny model's
+# validation AUCs by up to 0.3 — as two thread counts of the same device do.
 pipeline() {
     local dev=$1 extra=$2
     amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --phase warmup --epochs 1 -o "$TMP/w.$dev" > "$TMP/$dev.m"
-    amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --init "$TMP/w.$dev" --phase search --epochs 2 --set discretize_ops=4 -o "$TMP/s.$dev" >> "$TMP/$dev.m"
-    amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --init "$TMP/s.$dev" --phase finetune --epochs 1 -o "$TMP/f.$dev" >> "$TMP/$dev.m"
+    amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --init "$TMP/w.cpu" --phase search --epochs 2 --set discretize_ops=4 -o "$TMP/s.$dev" >> "$TMP/$dev.m"
+    amtl-supernet --data "$F/d.amtl" $SMALL $extra --device $dev --init "$TMP/s.cpu" --phase finetune --epochs 1 -o "$TMP/f.$dev" >> "$TMP/$dev.m"
     amtl-discretize --export -o "$TMP/a.$dev" "$TMP/f.$dev"
     amtl-discretize --show "$TMP/a.$dev" > "$TMP/$dev.arch.txt"
 }

@@ -739,41 +739,6 @@ static void test_describe(void)
     amtl_config_free(&c);
 }
 
-/* Profiles: default changes nothing; reference restores the released
- * code's settings where the defaults differ, under a file and --set; an
- * unknown name is a usage error naming it. */
-static void test_profiles(void)
-{
-    amtl_config c, d;
-    amtl_status st;
-    CHECK_OK(amtl_config_defaults(&c, &st), &st);
-    CHECK_OK(amtl_config_defaults(&d, &st), &st);
-    CHECK_OK(amtl_config_profile(&d, "default", &st), &st);
-    char *a = NULL, *b = NULL;
-    CHECK_OK(amtl_config_dump(&c, &a, &st), &st);
-    CHECK_OK(amtl_config_dump(&d, &b, &st), &st);
-    CHECK(!strcmp(a, b));
-    free(a);
-    free(b);
-    CHECK(c.n_expert_layers == 1 && c.expert_n_layers == 2 && c.select_threshold == 0.5f);
-    CHECK(c.export_candidates.n == 3 && c.export_candidates.items[0] == 0.5f &&
-          c.export_candidates.items[1] == 0.45f && c.export_candidates.items[2] == 0.55f);
-    CHECK(c.wide == 1 && !strcmp(c.wide_init, "linear") && c.min_id_count == 5 &&
-          c.finetune_epochs == 0 && c.patience == 5);
-    CHECK_OK(amtl_config_profile(&c, "reference", &st), &st);
-    CHECK(c.wide == 0 && !strcmp(c.wide_init, "zero") && c.batch_size == 2048 &&
-          c.lr == 0.001f && c.arch_lr == 0.001f && c.epochs == 15 && c.patience == 3 &&
-          c.finetune_epochs == 0 && c.min_id_count == 0 && c.export_candidates.n == 0);
-    CHECK(c.n_expert_layers == 2 && c.expert_n_layers == 3);
-    CHECK(c.dropout == 0.2f && c.embedding_init_std == 1.0f && c.ops.n == 8);
-    CHECK_OK(amtl_config_set(&c, "lr", "0.05", &st), &st);  /* later settings win */
-    CHECK(c.lr == 0.05f);
-    CHECK_FAIL(amtl_config_profile(&c, "fast", &st), &st, AMTL_EUSAGE,
-               "unknown profile 'fast' (expected default or reference)");
-    amtl_config_free(&c);
-    amtl_config_free(&d);
-}
-
 int main(void)
 {
     RUN(test_defaults);
@@ -797,6 +762,5 @@ int main(void)
     RUN(test_no_leaks);
     RUN(test_describe);
     rmdir(test_tmpdir());
-    RUN(test_profiles);
     TEST_MAIN_END();
 }
