@@ -56,7 +56,7 @@
 #define CARVE_F(cv, n) ((float *)amtl_carve(cv, (size_t)(n), sizeof(float)))
 
 /* Carves the space's arrays (cv->base NULL: only adds up the bytes). */
-static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net, int own_io)
+static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net)
 {
     size_t B = (size_t)sp->Bmax;
     int tr = sp->training;
@@ -115,15 +115,11 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
             mw->rstd = CARVE_F(cv, m->S + 1);
             mw->Y = CARVE_F(cv, (size_t)ny * B * m->out);
         }
-        if (own_io) {
-            mw->out = CARVE_F(cv, B * m->out);
-            mw->dout = tr ? CARVE_F(cv, B * m->out) : NULL;
-        }
     }
 }
 
 int amtl_mop_space_init(amtl_mop_space **out, const amtl_supernet *net, int Bmax,
-                        int training, int own_io, amtl_status *st)
+                        int training, amtl_status *st)
 {
     *out = NULL;
     amtl_mop_space *sp = calloc(1, sizeof *sp);
@@ -136,7 +132,7 @@ int amtl_mop_space_init(amtl_mop_space **out, const amtl_supernet *net, int Bmax
     sp->thr = calloc((size_t)sp->nthreads, sizeof *sp->thr);
     amtl_carver cv = {.align = AMTL_ALIGN};
     if (sp->mop && sp->thr) {
-        layout(&cv, sp, net, own_io);
+        layout(&cv, sp, net);
         sp->mem = amtl_alloc(cv.off);
     }
     if (!sp->mem) {
@@ -146,7 +142,7 @@ int amtl_mop_space_init(amtl_mop_space **out, const amtl_supernet *net, int Bmax
     }
     sp->bytes = cv.off;
     amtl_carver real = {.base = sp->mem, .align = AMTL_ALIGN};
-    layout(&real, sp, net, own_io);
+    layout(&real, sp, net);
     *out = sp;
     return 0;
 }

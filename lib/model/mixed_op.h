@@ -5,8 +5,7 @@
  * Its memory is a MixedOp space: every MixedOp's saved activations and the
  * thread pool's scratch for batches of up to Bmax rows, carved from one
  * allocation; a step never allocates.  Each MixedOp's input, output and
- * their gradients belong to the caller (x, dx, out, dout of amtl_mop_ws),
- * unless the space was made with own_io.
+ * their gradients belong to the caller (x, dx, out, dout of amtl_mop_ws).
  *
  * The batch of a MixedOp step is cut into a fixed sequence of row blocks,
  * independent of the thread count: at least min(B, AMTL_MOP_MIN_BLOCKS)
@@ -43,8 +42,8 @@ static inline int amtl_mop_square_pieces(int in)
 typedef struct {
     const float *x;     /* [B,in] the input (the caller's) */
     float *dx;          /* [B,in] where the input gradient goes (the caller's) */
-    float *out;         /* [B,out] (the caller's unless own_io) */
-    float *dout;        /* [B,out] (the caller's unless own_io) */
+    float *out;         /* [B,out] (the caller's) */
+    float *dout;        /* [B,out] (the caller's) */
     /* training only: */
     float *xc;          /* [B,in] dropout output minus its batch mean mu */
     uint8_t *mask;      /* [B,in] dropout mask (when dropout > 0) */
@@ -97,10 +96,9 @@ typedef struct {
 } amtl_mop_space;
 
 /* The MixedOps of net for batches of up to Bmax rows; training = 0 keeps
- * what evaluation needs only; own_io carves each MixedOp's out (and in
- * training dout) here as well.  Sized for the thread pool as it is now. */
+ * what evaluation needs only.  Sized for the thread pool as it is now. */
 int amtl_mop_space_init(amtl_mop_space **sp, const amtl_supernet *net, int Bmax,
-                        int training, int own_io, amtl_status *st);
+                        int training, amtl_status *st);
 void amtl_mop_space_free(amtl_mop_space *sp);
 
 /* MixedOp i over the sp->B rows of its input: out = Σ_k w_k op_k(x).
