@@ -112,29 +112,13 @@ static uint64_t walk_groups(const scored_row *rows, int64_t m, uint64_t P, uint6
     return twice_u;
 }
 
-int amtl_auc(const float *scores, const float *labels, const float *w, int64_t n,
-             double *auc, amtl_status *st)
-{
-    *auc = NAN;
-    scored_row *rows;
-    int64_t m;
-    uint64_t P, N;
-    int r = sort_rows(scores, labels, w, n, &rows, &m, &P, &N, st);
-    if (r)
-        return r;
-    uint64_t twice_u = walk_groups(rows, m, P, N, NULL);
-    amtl_free(rows);
-    *auc = (double)twice_u / (2.0 * (double)P * (double)N);
-    return 0;
-}
-
-/* One scoring's placements of one task into v[n] (uncounted rows left as
- * they are) and its AUC. */
+/* One scoring's AUC of one task and, with v, its rows' placements into
+ * v[n] (uncounted rows left as they are). */
 static int placements(const float *scores, const float *labels, const float *w, int64_t n,
                       double *v, double *auc, uint64_t *P, uint64_t *N, amtl_status *st)
 {
-    scored_row *rows;
-    int64_t m;
+    scored_row *rows = NULL;
+    int64_t m = 0;
     int r = sort_rows(scores, labels, w, n, &rows, &m, P, N, st);
     if (r)
         return r;
@@ -142,6 +126,14 @@ static int placements(const float *scores, const float *labels, const float *w, 
     amtl_free(rows);
     *auc = (double)twice_u / (2.0 * (double)*P * (double)*N);
     return 0;
+}
+
+int amtl_auc(const float *scores, const float *labels, const float *w, int64_t n,
+             double *auc, amtl_status *st)
+{
+    uint64_t P, N;
+    *auc = NAN;
+    return placements(scores, labels, w, n, NULL, auc, &P, &N, st);
 }
 
 int amtl_auc_paired(const float *const *a, const float *const *b,
