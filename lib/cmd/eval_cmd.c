@@ -267,8 +267,8 @@ int amtl_eval_run(const char *model, const char *data, const char *split, int js
     }
     amtl_metrics r;
     amtl_auc_pair pair;
-    if (amtl_trainer_evaluate(&tr, &ds, sp, &r, st) ||
-        (against && amtl_trainer_compare(&tr, &other, &ds, sp, &pair, st)))
+    if (against ? amtl_trainer_compare(&tr, &other, &ds, sp, &r, &pair, st)
+                : amtl_trainer_evaluate(&tr, &ds, sp, &r, st))
         goto out;
     if (json) {
         print_json(&r, &tr.net, mf.name, mf.verified, split, stdout);

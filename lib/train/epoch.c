@@ -461,21 +461,26 @@ static double mean_auc_se(const amtl_metrics *m)
     return k ? sqrt(var) / k : NAN;
 }
 
-int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
-                          amtl_metrics *m, amtl_status *st)
+/* The split's logits (amtl_trainer_predict) without moving the training
+ * stream: evaluation draws no random numbers, but keep it untouched. */
+static int predict_quiet(amtl_trainer *tr, const amtl_dataset *ds, int split, float **logits,
+                         amtl_status *st)
+{
+    amtl_rng saved = tr->rng;
+    int rc = amtl_trainer_predict(tr, ds, split, logits, st);
+    tr->rng = saved;
+    return rc;
+}
+
+/* The metrics of a split from its logits [T, rows]. */
+static int metrics_of(const amtl_trainer *tr, const amtl_split *sp, const float *logits,
+                      amtl_metrics *m, amtl_status *st)
 {
     memset(m, 0, sizeof *m);
-    const amtl_split *sp = &ds->split[split];
     int64_t n = sp->rows;
     int T = tr->net.T;
     m->T = T;
     m->rows = n;
-    float *logits;
-    /* evaluation draws no random numbers, but keep the training stream untouched */
-    amtl_rng saved = tr->rng;
-    if (amtl_trainer_predict(tr, ds, split, &logits, st))
-        return -1;
-    tr->rng = saved;
     double s = 0;
     int k = 0;
     for (int t = 0; t < T; t++) {
@@ -494,10 +499,8 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
         double auc = NAN, all = NAN;
         int ra = n > 0 ? amtl_auc(lg, y, w, n, &auc, st) : 1;
         int rb = c >= 0 && n > 0 ? amtl_auc(lg, y, NULL, n, &all, st) : 1;
-        if (ra < 0 || rb < 0) {
-            amtl_free(logits);
+        if (ra < 0 || rb < 0)
             return -1;
-        }
         m->auc[t] = ra == 0 ? auc : NAN;
         m->auc_all[t] = rb == 0 ? all : NAN;
         m->logloss[t] = amtl_logloss_logits(lg, y, w, n);
@@ -509,12 +512,22 @@ int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
     }
     m->mean_auc = k ? s / k : NAN;
     m->mean_auc_se = mean_auc_se(m);
-    amtl_free(logits);
     return 0;
 }
 
+int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
+                          amtl_metrics *m, amtl_status *st)
+{
+    float *logits;
+    if (predict_quiet(tr, ds, split, &logits, st))
+        return -1;
+    int rc = metrics_of(tr, &ds->split[split], logits, m, st);
+    amtl_free(logits);
+    return rc;
+}
+
 int amtl_trainer_compare(amtl_trainer *a, amtl_trainer *b, const amtl_dataset *ds,
-                         int split, amtl_auc_pair *out, amtl_status *st)
+                         int split, amtl_metrics *m, amtl_auc_pair *out, amtl_status *st)
 {
     const amtl_split *sp = &ds->split[split];
     int64_t n = sp->rows;
@@ -532,38 +545,24 @@ int amtl_trainer_compare(amtl_trainer *a, amtl_trainer *b, const amtl_dataset *d
                               t, a->net.label_names[t]);
     }
     float *la = NULL, *lb = NULL;
-    amtl_rng ra = a->rng, rb = b->rng;
-    int rc = amtl_trainer_predict(a, ds, split, &la, st);
-    if (!rc)
-        rc = amtl_trainer_predict(b, ds, split, &lb, st);
-    a->rng = ra;
-    b->rng = rb;
+    int rc = predict_quiet(a, ds, split, &la, st) || metrics_of(a, sp, la, m, st) ||
+             predict_quiet(b, ds, split, &lb, st) ? -1 : 0;
     if (rc)
         goto out;
+    /* the tasks of a's mean AUC: trained, with both classes */
     const float *pa[64], *pb[64], *y[64], *w[64];
     int K = 0;
     for (int t = 0; t < T; t++) {
-        if (a->task_w[t] == 0.0f)
+        if (!m->trained[t] || isnan(m->auc[t]))
             continue;
-        const float *yt = sp->labels + (size_t)t * n;
         int c = a->task_cond[t];
-        const float *wt = c >= 0 ? sp->labels + (size_t)c * n : NULL;
-        int64_t pos = 0, cnt = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (!wt || wt[i] != 0.0f) {
-                cnt++;
-                pos += yt[i] > 0.5f;
-            }
-        if (pos == 0 || pos == cnt) /* no AUC: not in the mean (amtl_trainer_evaluate) */
-            continue;
         pa[K] = la + (size_t)t * n;
         pb[K] = lb + (size_t)t * n;
-        y[K] = yt;
-        w[K] = wt;
+        y[K] = sp->labels + (size_t)t * n;
+        w[K] = c >= 0 ? sp->labels + (size_t)c * n : NULL;
         K++;
     }
-    rc = amtl_auc_paired(pa, pb, y, w, K, n, out, st);
-    rc = rc < 0 ? -1 : 0;
+    rc = amtl_auc_paired(pa, pb, y, w, K, n, out, st) < 0 ? -1 : 0;
 out:
     amtl_free(la);
     amtl_free(lb);

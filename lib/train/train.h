@@ -124,13 +124,14 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
  * one evaluation of the project (validation during training, amtl-eval). */
 int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
                           amtl_metrics *m, amtl_status *st);
-/* Two models scored on the same split, paired (amtl_auc_paired): the
- * difference of their mean AUCs (a − b) over the tasks in evaluate's mean
- * and its standard error.  The models must train the same tasks under the
- * same conditions (AMTL_EDATA otherwise); out->tasks 0 and NaN when no task
- * has both classes. */
+/* Two models scored on the same split: a's metrics into *m (as
+ * amtl_trainer_evaluate, from the same one prediction), and, paired
+ * (amtl_auc_paired), the difference of their mean AUCs (a − b) over the tasks
+ * in a's mean and its standard error.  The models must train the same tasks
+ * under the same conditions (AMTL_EDATA otherwise); out->tasks 0 and NaN
+ * when no task has both classes. */
 int amtl_trainer_compare(amtl_trainer *a, amtl_trainer *b, const amtl_dataset *ds,
-                         int split, amtl_auc_pair *out, amtl_status *st);
+                         int split, amtl_metrics *m, amtl_auc_pair *out, amtl_status *st);
 /* Sets the AUC and logloss of every task with loss weight 0 to NaN (they
  * are logged as null) and recomputes the mean over the rest. */
 void amtl_metrics_drop_untrained(const amtl_trainer *tr, amtl_metrics *m);
