@@ -244,13 +244,10 @@ $(OUT)/searched-%.model: $(OUT)/arch-%.amtl $(OUT)/frozen.ckpt $(D) $(STAMPS)/fi
 # linear_margin).
 AGAINST := $(if $(filter 1,$(LINEAR_CANDIDATE)),$(OUT)/searched-linear.model)
 
-$(OUT)/searched-linear.val.json: $(OUT)/searched-linear.model $(D) $(BIN)/amtl-eval
-	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-eval --model $< --data $(D) --split val --json > $@.tmp
-	@mv -f $@.tmp $@
-
+# (the linear candidate itself is not compared with itself)
 $(OUT)/searched-%.val.json: $(OUT)/searched-%.model $(AGAINST) $(D) $(BIN)/amtl-eval
 	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-eval --model $< --data $(D) --split val --json \
-	    $(if $(AGAINST),--against $(AGAINST)) > $@.tmp
+	    $(if $(filter-out linear,$*),$(if $(AGAINST),--against $(AGAINST))) > $@.tmp
 	@mv -f $@.tmp $@
 
 $(OUT)/arch.amtl $(OUT)/searched.model $(OUT)/searched.jsonl $(OUT)/candidates.tsv &: \
