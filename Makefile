@@ -14,9 +14,9 @@ CC      ?= cc
 NVCC    ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
 PKGS    := openblas msgpack yaml-0.1 liblbfgs zlib
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev liblbfgs-dev zlib1g-dev bats python3 \
-            gnuplot-nox graphviz mandoc groff-base
+            gnuplot-nox graphviz mandoc groff-base libopenmpi-dev openmpi-bin
 # what the tests and make plots run besides the build (make deps installs them)
-DEP_CMDS := bats python3 gnuplot dot mandoc groff
+DEP_CMDS := bats python3 gnuplot dot mandoc groff mpirun
 HAVE_DEPS = pkg-config --exists $(PKGS) 2>/dev/null && \
             (for c in $(DEP_CMDS); do command -v $$c >/dev/null || exit 1; done)
 VERSION := 0.1.0
@@ -31,11 +31,20 @@ CFLAGS  ?= -O2 -g
 KFLAGS  ?= -O3 -g $(if $(NATIVE),-march=native)
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -DAMTL_VERSION='"$(VERSION)"' $(WARN) \
              -Ilib -Ikernels $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS  = $(PKG_LIBS) -lm -lpthread
+LDLIBS  = $(PKG_LIBS) $(MPI_LIBS) -lm -lpthread
 
 BUILD   ?= build
 BIN     ?= bin
 LIB_SRC := $(wildcard lib/*/*.c)
+# MPI (lib/dist/comm.c) whenever Open MPI's pkg-config file is found (and
+# MPI=0 is not given); without it a job is always one process
+ifeq ($(MPI),)
+  MPI := $(if $(shell pkg-config --exists ompi-c 2>/dev/null && echo y),1,0)
+endif
+ifeq ($(MPI),1)
+  ALL_CFLAGS_MPI := -DAMTL_HAVE_MPI=1 $(shell pkg-config --cflags ompi-c 2>/dev/null)
+  MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null)
+endif
 KER_SRC := $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KER_SRC:%.c=$(BUILD)/%.o)
 LIBA    := $(BUILD)/libamtl.a
@@ -101,6 +110,8 @@ ifeq ($(PKG_LIBS),)
 # The flags were empty because the packages were missing: install, then rerun.
 $(TOOLS) $(UNIT) $(BENCH) $(LIB_OBJ): | $(DEPSTAMP)
 endif
+
+$(BUILD)/lib/dist/comm.o: ALL_CFLAGS += $(ALL_CFLAGS_MPI)
 
 # the plain-loop layers vectorise only at -O3 (and sqrtf without errno)
 $(BUILD)/lib/model/layers.o $(BUILD)/lib/train/optim.o: CFLAGS += -O3 -fno-math-errno

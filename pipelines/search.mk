@@ -26,6 +26,11 @@
 #                even make -n or -q runs amtl-prep then)
 #   BASELINE_OP  the expert op of the baselines (MLP-64)
 #   QUIET        --quiet (no progress lines); empty to see the tools' progress
+#   RANKS        N > 1: the training stages (amtl-supernet, amtl-train) run as
+#                N data-parallel ranks under MPIRUN (amtl-supernet(1),
+#                DISTRIBUTED TRAINING); empty or 1: one process each
+#   MPIRUN       the launcher and its options (mpirun; add --oversubscribe
+#                for more ranks than cores, -hostfile F for several machines)
 #   V=1          print the tools' command lines
 #
 # Targets: all (the default: everything, then the table), search (the searched
@@ -77,6 +82,8 @@ TASKS       ?= 4
 BASELINES   ?= shared-bottom mmoe ple single-task linear
 BASELINE_OP ?= MLP-64
 QUIET       ?= --quiet
+RANKS       ?=
+MPIRUN      ?= mpirun
 
 ifneq ($(words $(OUT))$(findstring =,$(OUT))$(findstring :,$(OUT)),1)
   $(error OUT '$(OUT)' holds a space, '=' or ':', which make cannot take in file names)
@@ -113,6 +120,8 @@ endif
 include $(STAMPS)/vars.mk
 
 TOOLCFG  := --config $(CONFIG) $(foreach s,$(SET),--set '$(s)')
+# the training tools, one process or RANKS ranks
+RUN_TRAIN := $(if $(filter-out 0 1,$(RANKS)),$(MPIRUN) -np $(RANKS) )
 D        := $(if $(DATASET),$(DATASET),$(OUT)/data.amtl)
 count     = $(if $(filter-out 0,$(1)),$(shell seq 1 $(1)))
 
@@ -127,7 +136,7 @@ define SUPERNET_STAGE
 $(OUT)/$(1).ckpt: $(D) $(STAMPS)/$(call stamp_of,$(1)).yaml $(if $(filter-out none,$(2)),$(OUT)/$(2).ckpt) $(BIN)/amtl-supernet
 	@$$(say) supernet $$@
 	@rm -f $$@.part $(OUT)/$(1).jsonl.part
-	$$(Q)$(TIMED) $(WALL)/$(1).ckpt.seconds $(BIN)/amtl-supernet --data $(D) $(TOOLCFG) $(QUIET) --phase $(call phase_of,$(1)) --epochs 1 \
+	$$(Q)$(TIMED) $(WALL)/$(1).ckpt.seconds $(RUN_TRAIN)$(BIN)/amtl-supernet --data $(D) $(TOOLCFG) $(QUIET) --phase $(call phase_of,$(1)) --epochs 1 \
 	    $(if $(filter-out none,$(2)),--init $(OUT)/$(2).ckpt) --metrics $(OUT)/$(1).jsonl.part -o $$@.part
 	@mv -f $(OUT)/$(1).jsonl.part $(OUT)/$(1).jsonl
 	@mv -f $$@.part $$@
@@ -233,7 +242,7 @@ $(OUT)/arch-%.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
 $(OUT)/searched-%.model: $(OUT)/arch-%.amtl $(OUT)/frozen.ckpt $(D) $(STAMPS)/finetune.yaml $(BIN)/amtl-train
 	@$(say) train $@
 	@rm -f $@.part $(OUT)/searched-$*.jsonl.part
-	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-train --data $(D) --arch $< --init $(OUT)/frozen.ckpt $(TOOLCFG) $(QUIET) \
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(RUN_TRAIN)$(BIN)/amtl-train --data $(D) --arch $< --init $(OUT)/frozen.ckpt $(TOOLCFG) $(QUIET) \
 	    --epochs $(FINETUNE_EPOCHS) --metrics $(OUT)/searched-$*.jsonl.part -o $@.part
 	@mv -f $(OUT)/searched-$*.jsonl.part $(OUT)/searched-$*.jsonl
 	@mv -f $@.part $@
@@ -264,7 +273,7 @@ $(OUT)/%.arch: $(D) $(STAMPS)/baseline.yaml $(BIN)/amtl-discretize
 $(OUT)/%.model: $(OUT)/%.arch $(D) $(STAMPS)/train.yaml $(BIN)/amtl-train
 	@$(say) train $@
 	@rm -f $@.part $(OUT)/$*.jsonl.part
-	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(RUN_TRAIN)$(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
 	    --metrics $(OUT)/$*.jsonl.part -o $@.part
 	@mv -f $(OUT)/$*.jsonl.part $(OUT)/$*.jsonl
 	@mv -f $@.part $@

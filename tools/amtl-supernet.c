@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmd/cli.h"
+#include "dist/comm.h"
 #include "cmd/supernet_cmd.h"
 
 enum { OPT_RESUME = 256, OPT_METRICS, OPT_INIT, OPT_QUIET, OPT_THREADS, OPT_DEVICE };
@@ -85,5 +86,9 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "unknown phase '%s' (warmup, search or finetune)", phase);
     o.stop = amtl_cli_stop_on_signals();
     amtl_status st = {0};
-    return amtl_cli_finish(&cli, amtl_search_run(&o, &cli, &st), &st);
+    amtl_comm job;
+    if (amtl_comm_init(&job, &st))
+        return amtl_cli_finish(&cli, -1, &st);
+    o.comm = &job;
+    return amtl_cli_finish_job(&cli, &job, amtl_search_run(&o, &cli, &st), &st);
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cmd/cli.h"
+#include "dist/comm.h"
 #include "cmd/train_cmd.h"
 
 enum { OPT_INIT = 256, OPT_SCRATCH, OPT_PATIENCE, OPT_METRICS, OPT_QUIET, OPT_THREADS, OPT_DEVICE };
@@ -81,5 +82,9 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--init and --from-scratch exclude each other");
     o.stop = amtl_cli_stop_on_signals();
     amtl_status st = {0};
-    return amtl_cli_finish(&cli, amtl_finetune_run(&o, &cli, &st), &st);
+    amtl_comm job;
+    if (amtl_comm_init(&job, &st))
+        return amtl_cli_finish(&cli, -1, &st);
+    o.comm = &job;
+    return amtl_cli_finish_job(&cli, &job, amtl_finetune_run(&o, &cli, &st), &st);
 }

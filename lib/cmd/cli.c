@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/comm.h"
+
 #ifndef AMTL_VERSION
 #define AMTL_VERSION "0"
 #endif
@@ -288,4 +290,13 @@ int amtl_cli_finish(const amtl_cli *c, int rc, const amtl_status *st)
 void amtl_cli_ignore_sigxfsz(void)
 {
     signal(SIGXFSZ, SIG_IGN);
+}
+
+int amtl_cli_finish_job(const amtl_cli *c, amtl_comm *job, int rc, const amtl_status *st)
+{
+    int code = amtl_cli_finish(c, rc, st);
+    if (code == 1 || code == 2)
+        amtl_comm_abort(job, code);
+    amtl_comm_finish(job);
+    return code;
 }

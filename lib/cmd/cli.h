@@ -75,6 +75,12 @@ volatile sig_atomic_t *amtl_cli_stop_on_signals(void);
  * stop by a signal prints "<tool>: SIGINT: <msg>" and gives 128 + the
  * signal's number (130, 143); anything else is amtl_cli_fail. */
 int amtl_cli_finish(const amtl_cli *c, int rc, const amtl_status *st);
+/* The same for a rank of a data-parallel job (lib/dist/comm.h): after the
+ * exit status is known, a failed rank ends the whole job (the others may
+ * wait for it in a collective), anything else leaves the job in order. */
+struct amtl_comm;
+int amtl_cli_finish_job(const amtl_cli *c, struct amtl_comm *job, int rc,
+                        const amtl_status *st);
 
 /* Ignores SIGXFSZ only, for tools without a training loop: a write over the
  * file-size limit fails with EFBIG and the temp file is removed. */

@@ -10,6 +10,7 @@
 #include "model/layers.h"
 #include "train/linear_fit.h"
 #include "base/progress.h"
+#include "dist/comm.h"
 
 /* The config stored in a checkpoint file and the content hash of the
  * dataset it was trained on (each NULL when absent). */
@@ -35,7 +36,7 @@ static void stopped(const amtl_trainer *tr, const amtl_dataset *ds, const char *
 {
     char where[sizeof st->msg];
     snprintf(where, sizeof where, "%s", st->msg);
-    if (amtl_trainer_save(tr, ds, out, "checkpoint", st)) {
+    if (amtl_comm_leads(tr->comm) && amtl_trainer_save(tr, ds, out, "checkpoint", st)) {
         amtl_error_context(st, "%s, but the checkpoint was not written", where);
         return;
     }
@@ -60,8 +61,10 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
     cli->base_yaml = yaml;
     if (amtl_cli_config(cli, &cfg, st))
         goto out;
-    amtl_blas_set_threads(cfg.threads);
-    if (amtl_dataset_read(&ds, o->data, st))
+    const amtl_comm *cm = o->comm;
+    amtl_blas_set_threads(amtl_comm_threads(cm, cfg.threads));
+    int lead = amtl_comm_leads(cm);
+    if (amtl_dataset_read_shard(&ds, o->data, cm ? cm->rank : 0, cm ? cm->size : 1, st))
         goto out;
     /* --resume finishes a run on the data it began with; --init may start a
      * new run from a checkpoint of other data with the same fields */
@@ -78,11 +81,14 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
         goto out;
     have_tr = 1;
     tr.stop = o->stop;
-    tr.quiet = o->quiet;
+    tr.quiet = o->quiet || !lead;
+    tr.comm = cm;
     /* a new run's wide part starts at the fitted regression (wide_init) */
     if (!from && amtl_wide_fit(&tr, &ds, st))
         goto out;
-    if (o->metrics) {
+    if (!lead) {
+        mf = NULL;
+    } else if (o->metrics) {
         mf = fopen(o->metrics, "a");
         if (!mf) {
             amtl_error(st, AMTL_EIO, "cannot open '%s': %s", o->metrics, strerror(errno));
@@ -115,15 +121,15 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
         double secs = amtl_now() - t0;
         if (amtl_trainer_record(&tr, o->phase, loss, &val, secs, st))
             goto out;
-        if (amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
+        if (lead && amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
             goto out;
         amtl_metrics_print(&tr, &val, tr.epoch - 1, amtl_phase_name(o->phase), loss, secs, 1, mf);
     }
-    if (o->epochs == 0 && !resuming && amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
+    if (o->epochs == 0 && !resuming && lead && amtl_trainer_save(&tr, &ds, o->out, "checkpoint", st))
         goto out;
     rc = 0;
 out:
-    if (mf != stdout)
+    if (mf && mf != stdout)
         fclose(mf);
     if (have_tr)
         amtl_trainer_free(&tr);

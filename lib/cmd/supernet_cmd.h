@@ -29,7 +29,11 @@ typedef struct {
     int epochs;            /* epochs from the run's start epoch (see above) */
     int resume;            /* continue from `out` when it exists */
     int quiet;
-    volatile sig_atomic_t *stop;    /* raised by SIGINT/SIGTERM */
+    volatile sig_atomic_t *stop;
+    /* the data-parallel job this process is a rank of (amtl_comm_init); NULL
+     * or one rank: a run of its own.  Every rank reads its share of the
+     * train rows; rank 0 alone prints the metrics and writes the output */
+    const struct amtl_comm *comm;    /* raised by SIGINT/SIGTERM */
 } amtl_search_opts;
 
 /* cli supplies --config and --set; the checkpoint's own config comes first. */

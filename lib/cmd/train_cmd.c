@@ -12,6 +12,7 @@
 #include "train/linear_fit.h"
 #include "train/metrics.h"
 #include "base/progress.h"
+#include "dist/comm.h"
 
 /* ---- amtl-train ----------------------------------------------------------- */
 
@@ -39,14 +40,17 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
     if (amtl_cli_config(cli, &cfg, st) || amtl_arch_config(&arch, &cfg, o->arch, st) ||
         amtl_config_validate(&cfg, st))
         goto out;
-    amtl_blas_set_threads(cfg.threads);
-    if (amtl_dataset_read(&ds, o->data, st))
+    const amtl_comm *cm = o->comm;
+    amtl_blas_set_threads(amtl_comm_threads(cm, cfg.threads));
+    int lead = amtl_comm_leads(cm);
+    if (amtl_dataset_read_shard(&ds, o->data, cm ? cm->rank : 0, cm ? cm->size : 1, st))
         goto out;
     if (amtl_trainer_init(&tr, &cfg, &ds, st))
         goto out;
     have_tr = 1;
     tr.stop = o->stop;
-    tr.quiet = o->quiet;
+    tr.quiet = o->quiet || !lead;
+    tr.comm = cm;
     if (amtl_arch_apply(&tr.net, &arch, o->arch, st))
         goto out;
     if (o->init) {
@@ -58,7 +62,9 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
     /* from scratch, the wide part starts at the fitted regression (wide_init) */
     if (!o->init && amtl_wide_fit(&tr, &ds, st))
         goto out;
-    if (o->metrics && !(mf = fopen(o->metrics, "a"))) {
+    if (!lead)
+        mf = NULL;
+    else if (o->metrics && !(mf = fopen(o->metrics, "a"))) {
         mf = stdout;
         amtl_error(st, AMTL_EIO, "cannot open '%s': %s", o->metrics, strerror(errno));
         goto out;
@@ -66,7 +72,7 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
     /* the linear floor is a convex fit of its own, not epochs of Adam */
     if (amtl_linear_is_baseline(&arch)) {
         if (!amtl_linear_train(&tr, &ds, mf, st) &&
-            !amtl_trainer_save(&tr, &ds, o->out, "model", st))
+            (!lead || !amtl_trainer_save(&tr, &ds, o->out, "model", st)))
             rc = 0;
         goto out;
     }
@@ -95,11 +101,11 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
             break;
     }
     amtl_trainer_restore_best(&tr);
-    if (amtl_trainer_save(&tr, &ds, o->out, "model", st))
+    if (lead && amtl_trainer_save(&tr, &ds, o->out, "model", st))
         goto out;
     rc = 0;
 out:
-    if (mf != stdout)
+    if (mf && mf != stdout)
         fclose(mf);
     if (have_tr)
         amtl_trainer_free(&tr);

@@ -25,6 +25,10 @@ typedef struct {
     int patience;          /* -1: config key patience */
     int quiet;
     volatile sig_atomic_t *stop;
+    /* the data-parallel job this process is a rank of (amtl_comm_init); NULL
+     * or one rank: a run of its own.  Every rank reads its share of the
+     * train rows; rank 0 alone prints the metrics and writes the output */
+    const struct amtl_comm *comm;
 } amtl_finetune_opts;
 
 int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *st);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/tensor.h"
+#include "data/strmap.h"
 
 static const char *const split_names[AMTL_N_SPLITS] = {"train", "val", "test"};
 
@@ -32,16 +33,10 @@ int amtl_split_parse(const char *name)
 
 uint64_t amtl_dataset_content_hash(const amtl_file *f)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = AMTL_HASH_SEED;
     for (int i = 0; i < f->n_tensors; i++) {
-        const unsigned char *p = (const unsigned char *)f->tensors[i].name;
-        size_t n = strlen(f->tensors[i].name) + 1;
-        for (size_t j = 0; j < n; j++)
-            h = (h ^ p[j]) * 0x100000001b3ULL;
-        p = f->tensors[i].t.data;
-        n = amtl_tensor_nbytes(&f->tensors[i].t);
-        for (size_t j = 0; j < n; j++)
-            h = (h ^ p[j]) * 0x100000001b3ULL;
+        h = amtl_hash_bytes(f->tensors[i].name, strlen(f->tensors[i].name) + 1, h);
+        h = amtl_hash_bytes(f->tensors[i].t.data, amtl_tensor_nbytes(&f->tensors[i].t), h);
     }
     return h;
 }
@@ -217,13 +212,31 @@ static int check_vocab(const amtl_file *f, const char *what, const amtl_dataset 
     return 0;
 }
 
+/* The kept rows of a column: every row, or the shard's (rows r0, r0 + step,
+ * ...) into dst [n]. */
+static void copy_rows(void *dst, const void *src, size_t n, int64_t r0, int step, size_t size)
+{
+    if (step == 1) {
+        memcpy(dst, src, n * size);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy((char *)dst + i * size, (const char *)src + ((size_t)r0 + i * (size_t)step) * size,
+               size);
+}
+
 static int check_and_copy(amtl_dataset *ds, const amtl_file *f, const char *what,
                           int s, amtl_status *st)
 {
     amtl_split *sp = &ds->split[s];
     int64_t rows = sp->rows;
     char tname[1100];
-    size_t n = (size_t)rows;
+    int sharded = s == AMTL_SPLIT_TRAIN && ds->shard_size > 1;
+    int step = sharded ? ds->shard_size : 1;
+    int64_t r0 = sharded ? ds->shard_rank : 0;
+    size_t n = (size_t)(rows > r0 ? (rows - r0 + step - 1) / step : 0);
+    if (s == AMTL_SPLIT_TRAIN)
+        ds->train_rows_all = rows;
     sp->sparse = amtl_alloc_array((size_t)ds->N * n, sizeof(int32_t));
     sp->dense = amtl_alloc_array((size_t)ds->D * n, sizeof(float));
     sp->labels = amtl_alloc_array((size_t)ds->T * n, sizeof(float));
@@ -241,7 +254,7 @@ static int check_and_copy(amtl_dataset *ds, const amtl_file *f, const char *what
                 return amtl_error(st, AMTL_EDATA,
                                   "%s: tensor '%s' row %lld: id %d is outside [0, %d)",
                                   what, tname, (long long)r, (int)v[r], (int)ds->vocab[k]);
-        memcpy(sp->sparse + (size_t)k * n, v, n * sizeof *v);
+        copy_rows(sp->sparse + (size_t)k * n, v, n, r0, step, sizeof *v);
     }
     for (int d = 0; d < ds->D; d++) {
         const amtl_tensor *t = column(f, what, s, "dense", ds->dense_names[d], AMTL_F32,
@@ -254,7 +267,7 @@ static int check_and_copy(amtl_dataset *ds, const amtl_file *f, const char *what
                 return amtl_error(st, AMTL_EDATA,
                                   "%s: tensor '%s' row %lld: value %g is not finite", what,
                                   tname, (long long)r, (double)v[r]);
-        memcpy(sp->dense + (size_t)d * n, v, n * sizeof *v);
+        copy_rows(sp->dense + (size_t)d * n, v, n, r0, step, sizeof *v);
     }
     for (int k = 0; k < ds->T; k++) {
         const amtl_tensor *t = column(f, what, s, "label", ds->label_names[k], AMTL_F32,
@@ -267,8 +280,9 @@ static int check_and_copy(amtl_dataset *ds, const amtl_file *f, const char *what
                 return amtl_error(st, AMTL_EDATA,
                                   "%s: tensor '%s' row %lld: label %g is not 0 or 1", what,
                                   tname, (long long)r, (double)v[r]);
-        memcpy(sp->labels + (size_t)k * n, v, n * sizeof *v);
+        copy_rows(sp->labels + (size_t)k * n, v, n, r0, step, sizeof *v);
     }
+    sp->rows = (int64_t)n;
     return 0;
 }
 
@@ -288,10 +302,22 @@ static void drop_columns(amtl_dataset *ds)
     f->n_tensors = w;
 }
 
+/* from_file for share rank of size */
+static int from_file_shard(amtl_dataset *ds, amtl_file *f, const char *what, int rank, int size,
+                           amtl_status *st);
+
 int amtl_dataset_from_file(amtl_dataset *ds, amtl_file *f, const char *what,
                            amtl_status *st)
 {
+    return from_file_shard(ds, f, what, 0, 1, st);
+}
+
+static int from_file_shard(amtl_dataset *ds, amtl_file *f, const char *what, int rank, int size,
+                           amtl_status *st)
+{
     memset(ds, 0, sizeof *ds);
+    ds->shard_rank = rank;
+    ds->shard_size = size;
     if (strcmp(f->kind, "dataset"))
         return amtl_error(st, AMTL_EDATA, "%s: kind '%s', expected 'dataset'", what,
                           f->kind);
@@ -365,16 +391,29 @@ fail:
 
 int amtl_dataset_read(amtl_dataset *ds, const char *path, amtl_status *st)
 {
+    return amtl_dataset_read_shard(ds, path, 0, 1, st);
+}
+
+int amtl_dataset_read_shard(amtl_dataset *ds, const char *path, int rank, int size,
+                            amtl_status *st)
+{
     amtl_file f;
     memset(&f, 0, sizeof f);
     memset(ds, 0, sizeof *ds);
+    if (size < 1 || rank < 0 || rank >= size)
+        return amtl_error(st, AMTL_EUSAGE, "%s: rank %d of %d", path, rank, size);
     if (amtl_file_read(&f, path, "dataset", st))
         return -1;
-    if (amtl_dataset_from_file(ds, &f, path, st)) {
+    if (from_file_shard(ds, &f, path, rank, size, st)) {
         amtl_file_free(&f);
         return -1;
     }
     return 0;
+}
+
+int64_t amtl_dataset_train_rows(const amtl_dataset *ds)
+{
+    return ds->shard_size > 1 ? ds->train_rows_all : ds->split[AMTL_SPLIT_TRAIN].rows;
 }
 
 void amtl_dataset_free(amtl_dataset *ds)

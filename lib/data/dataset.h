@@ -43,6 +43,12 @@ typedef struct {
     int32_t *vocab;       /* [N] vocab sizes */
     amtl_split split[AMTL_N_SPLITS];
     amtl_file file;       /* the file as read: meta, vocab tokens */
+    /* A share of the train split (data-parallel training, lib/dist/comm.h):
+     * with shard_size > 1, split[AMTL_SPLIT_TRAIN] holds the train rows i
+     * with i % shard_size == shard_rank, row i at local index i / shard_size;
+     * train_rows_all counts the whole split's rows.  Unsharded: 0 of 1. */
+    int shard_rank, shard_size;
+    int64_t train_rows_all;
 } amtl_dataset;
 
 /* A batch, row-major, as the model consumes it. */
@@ -60,11 +66,18 @@ int amtl_split_parse(const char *name);
 /* Reads and validates a dataset file: every tensor present with the right
  * dtype and length, ids within their vocab, labels 0/1, dense finite. */
 int amtl_dataset_read(amtl_dataset *ds, const char *path, amtl_status *st);
+/* The same, keeping of the train split only share `rank` of `size` (see
+ * shard_rank); val and test are read whole.  Every row is still checked, so
+ * every rank refuses a bad file alike. */
+int amtl_dataset_read_shard(amtl_dataset *ds, const char *path, int rank, int size,
+                            amtl_status *st);
 /* Builds the in-memory view from an already decoded file (takes ownership
  * of *f on success). */
 int amtl_dataset_from_file(amtl_dataset *ds, amtl_file *f, const char *what,
                            amtl_status *st);
 void amtl_dataset_free(amtl_dataset *ds);
+/* Rows of the whole train split: every rank's share when it is sharded. */
+int64_t amtl_dataset_train_rows(const amtl_dataset *ds);
 
 /* Gathers rows[0..B) of a split into b (whose arrays hold at least B rows). */
 void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,

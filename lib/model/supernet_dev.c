@@ -360,6 +360,7 @@ void amtl_dev_free(amtl_dev *d)
     free(d->hcond);
     free(d->hones);
     free(d->hsegs);
+    free(d->red);
     free(d->expert_used);
     free(d->consumer_used);
     free(d->vocab);
@@ -757,6 +758,42 @@ int amtl_dev_state_restore(amtl_dev *d, amtl_status *st)
     return amtl_dev_be_check(d, st, "restoring the running statistics");
 }
 
+void amtl_dev_set_rank(amtl_dev *d, int rank)
+{
+    d->seed_salt = rank ? 0x9e3779b97f4a7c15ull * (uint64_t)rank : 0;
+}
+
+/* The data-parallel part of a step (amtl_dev_step_opts.reduce): this rank's
+ * gradients, running statistics and loss scaled by its share, summed over
+ * the ranks, and put back; *loss becomes the global batch's. */
+static int reduce_step(amtl_dev *d, amtl_supernet *net, const amtl_dev_step_opts *o,
+                       double *loss, amtl_status *st)
+{
+    size_t nw = d->n_w, na = d->n_arch, ns = d->n_state, n = nw + na + ns + 2;
+    amtl_backend *be = d->be;
+    if (!d->red && !(d->red = malloc(n * sizeof *d->red)))
+        return amtl_error(st, AMTL_ENOMEM, "out of memory for the gradients' all-reduce");
+    float *r = d->red, a = o->share;
+    if (be->get(be, r, d->g, nw * sizeof(float)) ||
+        be->get(be, r + nw + na, d->state, ns * sizeof(float)))
+        return amtl_dev_be_error(d, st, "downloading the gradients");
+    memcpy(r + nw, net->garch, na * sizeof(float));
+    for (size_t i = 0; i < nw + na + ns; i++)
+        r[i] *= a;
+    r[n - 2] = (float)*loss * a;
+    r[n - 1] = o->flag_in;
+    if (o->reduce(o->reduce_ctx, r, n, st))
+        return -1;
+    if (be->put(be, d->g, r, nw * sizeof(float)) ||
+        be->put(be, d->state, r + nw + na, ns * sizeof(float)))
+        return amtl_dev_be_error(d, st, "uploading the summed gradients");
+    memcpy(net->garch, r + nw, na * sizeof(float));
+    *loss = r[n - 2];
+    if (o->flag_out)
+        *o->flag_out = r[n - 1];
+    return 0;
+}
+
 int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
                         amtl_rng *rng, const amtl_dev_step_opts *o, double *loss,
                         amtl_status *st)
@@ -772,6 +809,9 @@ int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, in
         return 1;
     memset(net->garch, 0, net->n_arch * sizeof(float));
     if (amtl_dev_zero_grad(d, st) || amtl_dev_backward(d, net, st))
+        return -1;
+    /* every rank decides on the same sums below */
+    if (o->reduce && reduce_step(d, net, o, loss, st))
         return -1;
     for (size_t i = 0; i < net->n_arch; i++)
         if (!isfinite(net->garch[i]))

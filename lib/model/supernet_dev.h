@@ -114,6 +114,19 @@ typedef struct {
     float clip_grad_norm;    /* > 0: the weights' gradient clipped to this norm */
     const int32_t *const *lazy_rows;  /* sparse_embedding: amtl_dev_adam_step's rows */
     const int *lazy_n;
+    /* Data-parallel training (lib/dist/comm.h): when reduce is set, the step
+     * is this rank's share of a global batch.  After the backward, one host
+     * buffer [weights' gradients | arch params' gradients | running
+     * statistics | loss | flag], each of the first four scaled by share
+     * (this rank's rows over the global batch's), goes through reduce (a sum
+     * over the ranks, in place) and the step goes on with the sums, the same
+     * on every rank: the global batch's mean gradient, the ranks' running
+     * statistics weighted by their rows, the global loss.  flag_in is summed
+     * into *flag_out (a stop request seen by any rank). */
+    int (*reduce)(void *ctx, float *buf, size_t n, amtl_status *st);
+    void *reduce_ctx;
+    float share;
+    float flag_in, *flag_out;
 } amtl_dev_step_opts;
 
 /* One training step on rows[0..B) of the uploaded split, as the trainer
@@ -125,5 +138,8 @@ typedef struct {
 int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
                         amtl_rng *rng, const amtl_dev_step_opts *o, double *loss,
                         amtl_status *st);
+/* Salts the dropout seed of the steps that follow with a rank (0 changes
+ * nothing), so that ranks whose batches share a seed draw other masks. */
+void amtl_dev_set_rank(amtl_dev *d, int rank);
 
 #endif

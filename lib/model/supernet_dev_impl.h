@@ -112,6 +112,9 @@ struct amtl_dev {
     int B;                      /* rows of the current batch, 0 = none */
     int fwd, fwd_training, have_dlogits;
     uint64_t seed;              /* the step's dropout seed (amtl_dropout_site) */
+    uint64_t seed_salt;         /* amtl_dev_set_rank: 0, or a mix of the rank */
+    float *red;                 /* host [n_w + n_arch + n_state + 2]: the
+                                   data-parallel step's reduced buffer */
     int failed;                 /* a backend call returned -1 */
 };
 

@@ -228,7 +228,7 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     /* the step's draws: the gates first, then the dropout seed */
     amtl_supernet_used(net, d->expert_used, d->consumer_used);
     amtl_supernet_gates(net, training, rng, hgs, hgi, hs);
-    d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
+    d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) ^ d->seed_salt : 0;
     for (int i = 0; i < d->n_mops; i++)
         d->mop[i].ran = 0;
     if (be->put(be, d->small, d->hsmall, d->n_small * sizeof(float)))

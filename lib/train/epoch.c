@@ -14,6 +14,8 @@
 #include "model/supernet_dev.h"
 #include "base/tensor.h"
 #include "model/wide.h"
+#include "dist/comm.h"
+#include "data/strmap.h"
 
 int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
 {
@@ -49,6 +51,7 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
         if (amtl_dev_init(&tr->dev, tr->be, &tr->net, tr->B, 1, st))
             return -1;
         amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);
+        amtl_dev_set_rank(tr->dev, tr->comm ? tr->comm->rank : 0);
     }
     if (!tr->dev) /* its making failed before (said then) */
         return amtl_error(st, AMTL_EDEVICE, "device %s: no device step", tr->cfg.device);
@@ -212,6 +215,45 @@ static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *p
     return 0;
 }
 
+/* ---- data-parallel training (lib/dist/comm.h) ------------------------------ */
+
+/* amtl_dev_step_opts.reduce over the trainer's job */
+static int step_reduce(void *ctx, float *buf, size_t n, amtl_status *st)
+{
+    return amtl_comm_sum_f32(ctx, buf, n, st);
+}
+
+/* This rank's rows of the global batch pos[0..bs) into rows (local indices:
+ * row i of the split is held by rank i % size at i / size when `sharded`,
+ * at i otherwise); returns how many.  A rank with none gets row 0 of its
+ * share to run with, weighted 0, so that every rank steps alike. */
+static int own_rows(const amtl_comm *cm, const int32_t *pos, int bs, int sharded, int32_t *rows,
+                    int *own)
+{
+    int nl = 0;
+    for (int k = 0; k < bs; k++)
+        if (pos[k] % cm->size == cm->rank)
+            rows[nl++] = sharded ? pos[k] / cm->size : pos[k];
+    *own = nl;
+    if (nl == 0)
+        rows[nl++] = sharded ? 0 : pos[0];
+    return nl;
+}
+
+/* Every rank must hold the same weights after every epoch: a hash of the
+ * weights, running statistics, batch counters and arch params compared. */
+static int check_ranks_agree(const amtl_trainer *tr, amtl_status *st)
+{
+    const amtl_supernet *net = &tr->net;
+    uint64_t h = amtl_hash_bytes(net->w, net->n_w * sizeof(float), AMTL_HASH_SEED);
+    h = amtl_hash_bytes(net->state, net->n_state * sizeof(float), h);
+    h = amtl_hash_bytes(net->nbt, net->n_nbt * sizeof(int64_t), h);
+    h = amtl_hash_bytes(net->arch, net->n_arch * sizeof(float), h);
+    if (amtl_comm_check_same(tr->comm, h, "the weights", st))
+        return amtl_error_context(st, "after epoch %d", tr->epoch);
+    return 0;
+}
+
 /* The bi-level arch step (arch_data: val): the gradient of the validation
  * loss with respect to the arch params only, on validation batch j of a
  * permutation fixed for the epoch.  The step runs in training mode (batch
@@ -229,8 +271,14 @@ static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t
     int bs = (int)(nv - r0 < B ? nv - r0 : B);
     if (bs < 2)
         return 0;
-    memcpy(vb->rows, vperm + r0, (size_t)bs * sizeof(int32_t));
-    amtl_dataset_gather(ds, AMTL_SPLIT_VAL, vb->rows, bs, &vb->b);
+    /* several ranks: each its share of the batch, every rank holding the
+     * whole validation split */
+    int par = amtl_comm_parallel(tr->comm), own = bs, nl = bs;
+    if (par)
+        nl = own_rows(tr->comm, vperm + r0, bs, 0, vb->rows, &own);
+    else
+        memcpy(vb->rows, vperm + r0, (size_t)bs * sizeof(int32_t));
+    amtl_dataset_gather(ds, AMTL_SPLIT_VAL, vb->rows, nl, &vb->b);
     memcpy(nbt_save, net->nbt, net->n_nbt * sizeof(int64_t));
     /* the batch from the host (the device holds the train split) */
     double lt[AMTL_BACKEND_MAX_T], l = 0;
@@ -246,6 +294,15 @@ static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t
     memset(net->garch, 0, net->n_arch * sizeof(float));
     if (finite && (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st)))
         return -1;
+    if (par) {
+        /* a rank with a non-finite loss sends NaN: every rank then stops */
+        float a = (float)own / (float)bs;
+        for (size_t i = 0; i < net->n_arch; i++)
+            net->garch[i] = finite ? net->garch[i] * a : NAN;
+        if (amtl_comm_sum_f32(tr->comm, net->garch, net->n_arch, st))
+            return -1;
+        finite = 1;
+    }
     for (size_t i = 0; finite && i < net->n_arch; i++)
         finite = isfinite(net->garch[i]);
     if (!finite)
@@ -262,8 +319,17 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
                        int discretize, double *loss, amtl_status *st)
 {
     amtl_supernet *net = &tr->net;
-    const amtl_split *sp = &ds->split[AMTL_SPLIT_TRAIN];
-    int64_t n = sp->rows;
+    int par = amtl_comm_parallel(tr->comm);
+    if (par && ds->shard_size != tr->comm->size)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "the train split is read as %d shares for a job of %d ranks",
+                          ds->shard_size, tr->comm->size);
+    if (par && tr->cfg.sparse_embedding)
+        return amtl_error(st, AMTL_EUSAGE,
+                          "sparse_embedding: true is not supported with several ranks (each "
+                          "rank's lazy Adam would step other rows); set it to false");
+    /* the permutation is of the whole split, the same on every rank */
+    int64_t n = amtl_dataset_train_rows(ds);
     int B = tr->B;
     if (n < 2)
         return amtl_error(st, AMTL_EDATA, "the train split has %lld rows (at least 2 needed)",
@@ -310,6 +376,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         amtl_rng_permutation(&vr, vperm, (size_t)nv);
     }
     int64_t nb = (n + B - 1) / B, last = b0 - 1;
+    float stop_votes = 0;  /* several ranks: stop requests summed by the last step */
     amtl_progress pg;
     amtl_progress_start(&pg, amtl_phase_name(phase), nb);
     if (tr->quiet)
@@ -319,7 +386,9 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         int bs = (int)(n - r0 < B ? n - r0 : B);
         if (bs < 2)
             break;  /* BatchNorm needs two rows: a last batch of one is skipped */
-        if (tr->stop && *tr->stop) {
+        /* several ranks stop together, at the batch after the one whose
+         * step carried a rank's request */
+        if (par ? stop_votes > 0 : tr->stop && *tr->stop) {
             amtl_progress_finish(&pg);
             tr->part.active = 1;
             tr->part.phase = phase;
@@ -333,7 +402,11 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
                        tr->epoch, (long long)bi, (long long)nb);
             goto out;
         }
-        memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
+        int nl = bs, own = bs;
+        if (par)
+            nl = own_rows(tr->comm, perm + r0, bs, 1, bb.rows, &own);
+        else
+            memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
         double l;
         amtl_dev_step_opts so = {
             .cond = tr->task_cond,
@@ -342,15 +415,20 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
             .opt_a = phase == AMTL_PHASE_SEARCH && !bilevel ? &tr->opt_a : NULL,
             .arch_sparsity = tr->cfg.arch_sparsity,
             .clip_grad_norm = tr->cfg.clip_grad_norm,
+            .reduce = par ? step_reduce : NULL,
+            .reduce_ctx = (void *)tr->comm,
+            .share = (float)own / (float)bs,
+            .flag_in = tr->stop && *tr->stop ? 1.0f : 0.0f,
+            .flag_out = &stop_votes,
         };
         if (tr->cfg.sparse_embedding) {
             /* the batch's ids on the host, for the rows the step updates */
-            amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, bs, &bb.b);
+            amtl_dataset_gather(ds, AMTL_SPLIT_TRAIN, bb.rows, nl, &bb.b);
             lazy_fill(tr, &bb.b, &lz);
             so.lazy_rows = (const int32_t *const *)lz.rows;
             so.lazy_n = lz.n_rows;
         }
-        int r = amtl_dev_train_step(tr->dev, net, bb.rows, bs, &tr->rng, &so, &l, st);
+        int r = amtl_dev_train_step(tr->dev, net, bb.rows, nl, &tr->rng, &so, &l, st);
         if (r) {
             amtl_progress_finish(&pg);
             if (r > 0)
@@ -379,6 +457,8 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
                    tr->epoch, (long long)last, bad);
         goto out;
     }
+    if (par && check_ranks_agree(tr, st))
+        goto out;
     if (phase == AMTL_PHASE_SEARCH && discretize > 0) {
         amtl_supernet_discretize(net, discretize, NULL);
         amtl_trainer_sync_liveness(tr);
@@ -518,11 +598,38 @@ static int metrics_of(const amtl_trainer *tr, const amtl_split *sp, const float 
 int amtl_trainer_evaluate(amtl_trainer *tr, const amtl_dataset *ds, int split,
                           amtl_metrics *m, amtl_status *st)
 {
-    float *logits;
-    if (predict_quiet(tr, ds, split, &logits, st))
-        return -1;
-    int rc = metrics_of(tr, &ds->split[split], logits, m, st);
-    amtl_free(logits);
+    if (split == AMTL_SPLIT_TRAIN && ds->shard_size > 1)
+        return amtl_error(st, AMTL_EUSAGE, "the train split is read as shares: no rank can "
+                                           "evaluate it whole");
+    /* several ranks: rank 0 evaluates, every rank gets its metrics (or its
+     * failure) and so decides alike */
+    int par = amtl_comm_parallel(tr->comm);
+    struct {
+        int rc;
+        amtl_status st;
+        amtl_metrics m;
+    } *r = calloc(1, sizeof *r);
+    if (!r)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    if (!par || tr->comm->rank == 0) {
+        float *logits;
+        r->rc = predict_quiet(tr, ds, split, &logits, &r->st);
+        if (r->rc == 0) {
+            r->rc = metrics_of(tr, &ds->split[split], logits, &r->m, &r->st);
+            amtl_free(logits);
+        }
+    }
+    int rc = amtl_comm_bcast(tr->comm, r, sizeof *r, st);
+    if (rc == 0 && r->rc) {
+        if (st)
+            *st = r->st;
+        if (par && tr->comm->rank > 0)
+            amtl_error_context(st, "rank 0's evaluation");
+        rc = -1;
+    }
+    if (rc == 0)
+        *m = r->m;
+    free(r);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include "cmd/train_cmd.h"
 #include "train/metrics.h"
 #include "base/pool.h"
+#include "dist/comm.h"
 #include "base/progress.h"
 #include "base/tensor.h"
 #include "model/wide.h"
@@ -202,7 +203,10 @@ double amtl_lr_objective(const amtl_lr_data *d, const double *x, double lambda, 
             return NAN;
         g = tmp;
     }
-    job_init(&j, d, x, lambda, g, scratch);
+    /* several ranks: the penalty's gradient is added by rank 0 alone, the
+     * rest summed */
+    int par = amtl_comm_parallel(d->comm);
+    job_init(&j, d, x, par && d->comm->rank > 0 ? 0.0 : lambda, g, scratch);
     int n = amtl_pool_size();
     amtl_pool_run(n, rows_task, &j);
     amtl_pool_run(n, grad_task, &j);
@@ -211,6 +215,9 @@ double amtl_lr_objective(const amtl_lr_data *d, const double *x, double lambda, 
         loss += j.loss[p];
     for (int k = 0; k < d->N + d->D; k++)
         pen += j.pen[k];
+    if (par && (amtl_comm_sum_f64(d->comm, g, (size_t)amtl_lr_nvars(d), NULL) ||
+                amtl_comm_sum_f64(d->comm, &loss, 1, NULL)))
+        loss = NAN;
     free(tmp);
     return loss * j.inv_n + 0.5 * lambda * pen;
 }
@@ -407,6 +414,8 @@ int amtl_lr_path(const amtl_lr_data *train, const amtl_lr_data *val, const doubl
     for (int64_t i = 0; i < train->rows; i++)
         if (!train->mask || train->mask[i] != 0.0f)
             pos += train->y[i];
+    if (amtl_comm_sum_f64(train->comm, &pos, 1, st))
+        return -1;
     double neg = (double)train->counted - pos;
     x[nv - 1] = log((pos + 0.5) / (neg + 0.5));
     if (pos == 0 || neg == 0)
@@ -547,6 +556,18 @@ int amtl_linear_fit_tasks(amtl_trainer *tr, const amtl_dataset *ds, const char *
         amtl_lr_data trn, val;
         amtl_lr_data_split(&trn, ds, AMTL_SPLIT_TRAIN, t, tr->task_cond[t], off);
         amtl_lr_data_split(&val, ds, AMTL_SPLIT_VAL, t, tr->task_cond[t], off);
+        if (ds->shard_size > 1) {
+            double c = (double)trn.counted;
+            trn.comm = tr->comm;
+            if (!amtl_comm_parallel(tr->comm)) {
+                amtl_error(st, AMTL_EUSAGE, "%s: the train split is a share, but no job "
+                           "shares it", who);
+                goto out;
+            }
+            if (amtl_comm_sum_f64(tr->comm, &c, 1, st))
+                goto out;
+            trn.counted = (int64_t)c;
+        }
         if (trn.counted == 0) {
             amtl_error(st, AMTL_EDATA, "%s, task '%s': no train row counts (its "
                        "condition '%s' is never 1)", who, net->label_names[t],

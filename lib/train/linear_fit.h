@@ -44,7 +44,11 @@ typedef struct {
     const float *dense;    /* [D, rows] */
     const float *y;        /* [rows] 0/1 labels of the task */
     const float *mask;     /* [rows] rows with mask 0 do not count; NULL = all count */
-    int64_t counted;       /* rows that count */
+    int64_t counted;       /* rows that count (with comm: on every rank together) */
+    /* with several ranks (lib/dist/comm.h): these rows are this rank's
+     * share, and the objective, its gradient and the class counts are
+     * summed over the ranks, so every rank fits the same weights */
+    const struct amtl_comm *comm;
 } amtl_lr_data;
 
 /* off[0..N] of a dataset's fields; off[N] = P. */

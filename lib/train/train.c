@@ -126,8 +126,9 @@ int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_datas
         goto fail;
     tr->hist_cols = AMTL_HIST_FIXED + 2 * ds->T;
     tr->B = cfg->batch_size;
-    if (ds->split[AMTL_SPLIT_TRAIN].rows < tr->B)
-        tr->B = ds->split[AMTL_SPLIT_TRAIN].rows > 1 ? (int)ds->split[AMTL_SPLIT_TRAIN].rows : 2;
+    int64_t rows = amtl_dataset_train_rows(ds);
+    if (rows < tr->B)
+        tr->B = rows > 1 ? (int)rows : 2;
     return 0;
 fail:
     amtl_trainer_free(tr);
@@ -215,6 +216,8 @@ void amtl_metrics_print(const amtl_trainer *tr, const amtl_metrics *m, int epoch
                         const char *phase, double loss, double secs, int json, void *file)
 {
     FILE *f = file;
+    if (!f)
+        return;
     const amtl_supernet *net = &tr->net;
     double ent = 0;
     int mixed = 0;

@@ -89,6 +89,10 @@ typedef struct {
     struct amtl_backend *be;   /* dev's backend instance, owned (amtl_backend_free) */
     int dev_resolved;      /* be and dev were made (at the first epoch or prediction) */
     int dev_split;         /* the split whose data the device holds, or -1 */
+    /* The data-parallel job this trainer is one rank of (lib/dist/comm.h),
+     * or NULL: one process.  With several ranks, ds's train split must be
+     * read as the rank's share (amtl_dataset_read_shard). */
+    const struct amtl_comm *comm;
 } amtl_trainer;
 
 /* A new instance of the backend that config value `device` selects (the

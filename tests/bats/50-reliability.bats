@@ -15,17 +15,6 @@ setup_file() {
     small_files "$F" $SMALL
 }
 
-# Name, dtype, shape and a digest of every tensor of an amtl file, in file
-# order; the wall-clock seconds column of "history" is zeroed first.
-tensors() {
-    python3 "$BATS_TEST_DIRNAME/amtlfile.py" tensors "$1"
-}
-
-# Metrics lines without the wall-clock seconds.
-no_seconds() {
-    sed 's/"seconds":[0-9.]*,//' "$@"
-}
-
 # The long data and the uninterrupted 3-epoch search run on it, made once.
 reference_run() {
     [ -e "$F/long.amtl" ] || amtl-prep --synthetic --rows 40000 --seed 3 -o "$F/long.amtl"

@@ -28,3 +28,50 @@ small_files() {
     amtl-discretize --export -o "$d/s.arch" "$d/s.ckpt"
     amtl-train --data "$d/small.amtl" --arch "$d/s.arch" "$@" --epochs 1 -o "$d/s.model" > /dev/null
 }
+
+# ---- comparing runs (50-reliability, 60-device, 65-distributed) ----------
+
+# Name, dtype, shape and a digest of every tensor of an amtl file, in file
+# order; the wall-clock seconds column of "history" is zeroed first.
+tensors() {
+    python3 "$BATS_TEST_DIRNAME/amtlfile.py" tensors "$1"
+}
+
+# cmp of two amtl files but for the wall-clock seconds in their history
+same_file() {
+    cmp <(python3 "$BATS_TEST_DIRNAME/amtlfile.py" zero-seconds "$1") <(python3 "$BATS_TEST_DIRNAME/amtlfile.py" zero-seconds "$2")
+}
+
+# Metrics lines without the wall-clock seconds.
+no_seconds() {
+    sed 's/"seconds":[0-9.]*,//' "$@"
+}
+
+# Two files of metrics lines, line by line: the same keys, epoch, phase and
+# mixed_ops; losses and arch_entropy within $3, AUCs within $4 ("-" leaves
+# the validation metrics out).
+close_metrics() {
+    python3 - "$@" <<'EOF'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+tol_loss = float(sys.argv[3])
+tol_auc = None if sys.argv[4] == '-' else float(sys.argv[4])
+assert len(a) == len(b) > 0, 'lines: %d and %d' % (len(a), len(b))
+for x, y in zip(a, b):
+    assert x.keys() == y.keys(), (sorted(x), sorted(y))
+    for k in x:
+        if k == 'seconds':
+            continue
+        if k in ('epoch', 'phase', 'mixed_ops'):
+            assert x[k] == y[k], (x['epoch'], k, x[k], y[k])
+            continue
+        if k.startswith('val_'):
+            if tol_auc is None:
+                continue
+            tol = tol_auc if 'auc' in k else tol_loss
+        else:
+            tol = tol_loss
+        assert abs(x[k] - y[k]) <= tol, 'epoch %d %s: %r and %r' % (x['epoch'], k, x[k], y[k])
+EOF
+}

@@ -161,6 +161,45 @@ static void test_round_trip_and_gather(void)
     amtl_dataset_free(&ds); /* safe twice */
 }
 
+/* A rank's share of the train split (data-parallel training): rows
+ * i % size == rank at i / size, val and test whole, and the shares of every
+ * rank together are the split. */
+static void test_shards(void)
+{
+    amtl_file f;
+    amtl_status st;
+    CHECK_OK(make_file(&f, "all", &st), &st);
+    char path[512];
+    snprintf(path, sizeof path, "%s/shard.amtl", test_tmpdir());
+    CHECK_OK(amtl_file_write(&f, path, &st), &st);
+    amtl_file_free(&f);
+    amtl_dataset whole, ds;
+    CHECK_OK(amtl_dataset_read(&whole, path, &st), &st);
+    CHECK(amtl_dataset_train_rows(&whole) == 3 && whole.shard_size == 1);
+    for (int size = 1; size <= 4; size++) {
+        int64_t seen = 0;
+        for (int rank = 0; rank < size; rank++) {
+            CHECK_OK(amtl_dataset_read_shard(&ds, path, rank, size, &st), &st);
+            const amtl_split *sp = &ds.split[AMTL_SPLIT_TRAIN], *w = &whole.split[AMTL_SPLIT_TRAIN];
+            CHECK(amtl_dataset_train_rows(&ds) == 3);
+            CHECK(sp->rows == (3 - rank + size - 1) / size);
+            for (int64_t l = 0; l < sp->rows; l++) {
+                int64_t i = l * size + rank;
+                for (int k = 0; k < ds.N; k++)
+                    CHECK(sp->sparse[k * sp->rows + l] == w->sparse[k * w->rows + i]);
+                CHECK(sp->dense[l] == w->dense[i] && sp->labels[l] == w->labels[i]);
+            }
+            seen += sp->rows;
+            CHECK(ds.split[AMTL_SPLIT_VAL].rows == 1 && ds.split[AMTL_SPLIT_TEST].rows == 1);
+            amtl_dataset_free(&ds);
+        }
+        CHECK(seen == 3);
+    }
+    CHECK(amtl_dataset_read_shard(&ds, path, 2, 2, &st) == -1);
+    CHECKF(strstr(st.msg, "rank 2 of 2") != NULL, "%s", st.msg);
+    amtl_dataset_free(&whole);
+}
+
 static void test_auto_split(void)
 {
     static const char *const sparse[] = {"k"};
@@ -508,6 +547,7 @@ int main(void)
     RUN(test_encoding_all);
     RUN(test_encoding_train_vocab);
     RUN(test_round_trip_and_gather);
+    RUN(test_shards);
     RUN(test_auto_split);
     RUN(test_min_id_count);
     RUN(test_dense_transform);

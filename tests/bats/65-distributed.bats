@@ -1,0 +1,166 @@
+#!/usr/bin/env bats
+# Data-parallel training under mpirun (amtl-supernet(1), DISTRIBUTED
+# TRAINING): one rank is one process bit for bit; 2 and 3 ranks (3
+# oversubscribed on 2 cores) train one model whose ranks agree after every
+# epoch; the convex linear floor equals one process's to float summation
+# order; a killed rank ends the job and a stopped one stops them all, and
+# --resume continues on another rank count.
+bats_require_minimum_version 1.5.0
+load helpers
+
+MODEL="--set batch_size=256 --set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8]"
+SMALL="$MODEL --quiet"
+# 1000 batches of 16 rows an epoch: long enough for a signal to land mid-epoch
+LONG="--set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8] --set batch_size=16 --set discretize_ops=2 --quiet"
+
+setup_file() {
+    export F="$BATS_FILE_TMPDIR"
+    # the tests run as root here; Open MPI refuses that unless told
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    # no network interfaces to probe on one machine
+    export OMPI_MCA_btl=self,vader
+    amtl-prep --synthetic --rows 1500 --seed 3 -o "$F/d.amtl"
+}
+
+need_mpi() {
+    command -v mpirun > /dev/null || skip "mpirun not installed (make deps installs openmpi-bin)"
+}
+
+ranks() {
+    local n=$1
+    shift
+    mpirun --oversubscribe -np "$n" "$@"
+}
+
+@test "the job's collectives on 1 and 3 ranks (oversubscribed)" {
+    need_mpi
+    local t="$BATS_TEST_DIRNAME/../../${BUILD:-build}/tests/test_comm"
+    [ -x "$t" ] || skip "build/tests/test_comm not built"
+    run ranks 3 "$t"
+    [ "$status" -eq 0 ]
+    [ "$(grep -c '^ok ' <<< "$output")" -eq 4 ]
+    ! grep -q '^not ok' <<< "$output"
+}
+
+@test "mpirun -np 1: the same checkpoint and metrics as one process, dropout on" {
+    need_mpi
+    amtl-supernet --data "$F/d.amtl" $SMALL --phase search --epochs 2 -o "$TMP/one.ckpt" > "$TMP/one.m"
+    ranks 1 amtl-supernet --data "$F/d.amtl" $SMALL --phase search --epochs 2 -o "$TMP/r1.ckpt" > "$TMP/r1.m"
+    same_file "$TMP/one.ckpt" "$TMP/r1.ckpt"
+    diff -u <(no_seconds "$TMP/one.m") <(no_seconds "$TMP/r1.m")
+}
+
+@test "2 and 3 ranks: one metrics line per epoch from rank 0, one checkpoint, close to one process" {
+    need_mpi
+    amtl-supernet --data "$F/d.amtl" $SMALL --phase search --epochs 3 -o "$TMP/one.ckpt" > "$TMP/one.m"
+    for n in 2 3; do
+        run --separate-stderr ranks $n amtl-supernet --data "$F/d.amtl" $SMALL --phase search --epochs 3 -o "$TMP/r$n.ckpt"
+        [ "$status" -eq 0 ]
+        [ -z "$stderr" ]
+        printf '%s\n' "$output" > "$TMP/r$n.m"
+        [ "$(wc -l < "$TMP/r$n.m")" -eq 3 ]
+        # BatchNorm statistics are each rank's own rows' (not the global
+        # batch's): losses within 0.01, validation AUCs within 0.02 here
+        close_metrics "$TMP/one.m" "$TMP/r$n.m" 0.01 0.02
+        amtl-discretize --export -o "$TMP/r$n.arch" "$TMP/r$n.ckpt"
+        ! ls "$TMP" | grep -q '\.tmp'
+    done
+}
+
+@test "the bi-level search (arch_data: val) and amtl-train of an export on 3 ranks" {
+    need_mpi
+    ranks 3 amtl-supernet --data "$F/d.amtl" $SMALL --set arch_data=val --phase search --epochs 2 --set discretize_ops=4 -o "$TMP/s.ckpt" > "$TMP/s.m"
+    [ "$(wc -l < "$TMP/s.m")" -eq 2 ]
+    amtl-discretize --export -o "$TMP/s.arch" "$TMP/s.ckpt"
+    ranks 3 amtl-train --data "$F/d.amtl" --arch "$TMP/s.arch" --init "$TMP/s.ckpt" $SMALL --epochs 2 -o "$TMP/s.model" > "$TMP/t.m"
+    [ "$(wc -l < "$TMP/t.m")" -eq 2 ]
+    run amtl-eval --data "$F/d.amtl" --model "$TMP/s.model" --split test --json
+    [ "$status" -eq 0 ]
+    python3 -c 'import json,sys; m = json.loads(sys.argv[1]); assert m["mean_auc"] > 0.6, m' "$output"
+}
+
+@test "the linear floor on 2 ranks: the same fit as one process, to summation order" {
+    need_mpi
+    amtl-discretize --baseline linear --data "$F/d.amtl" -o "$TMP/lin.arch"
+    amtl-train --data "$F/d.amtl" --arch "$TMP/lin.arch" --quiet -o "$TMP/one.model" > /dev/null
+    ranks 2 amtl-train --data "$F/d.amtl" --arch "$TMP/lin.arch" --quiet -o "$TMP/r2.model" > /dev/null
+    a=$(amtl-eval --data "$F/d.amtl" --model "$TMP/one.model" --split val --json)
+    b=$(amtl-eval --data "$F/d.amtl" --model "$TMP/r2.model" --split val --json)
+    python3 - "$a" "$b" <<'EOF'
+import json, sys
+a, b = (json.loads(x) for x in sys.argv[1:])
+for k in a["tasks"]:
+    x, y = a["tasks"][k]["auc"], b["tasks"][k]["auc"]
+    assert abs(x - y) <= 1e-4, (k, x, y)
+    x, y = a["tasks"][k]["logloss"], b["tasks"][k]["logloss"]
+    assert abs(x - y) <= 1e-5, (k, x, y)
+EOF
+}
+
+# bats test_tags=long
+@test "a killed rank ends the job, the last checkpoint intact; --resume continues on 3 ranks, then 1" {
+    need_mpi
+    amtl-prep --synthetic --rows 20000 --seed 3 -o "$TMP/long.amtl"
+    mpirun -np 2 amtl-supernet --data "$TMP/long.amtl" $LONG --phase search --epochs 3 -o "$TMP/c.ckpt" \
+        > "$TMP/c.m" 2> "$TMP/c.err" &
+    local job=$! i=0
+    while [ ! -e "$TMP/c.ckpt" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -e "$TMP/c.ckpt" ]
+    sleep 0.3
+    kill -KILL "$(pgrep -P $job | tail -n 1)"
+    local rc=0
+    wait $job || rc=$?
+    [ "$rc" -ne 0 ]
+    grep -q "exited on signal 9" "$TMP/c.err"
+    # no temp file, and the checkpoint is a whole epoch's
+    [ "$(ls "$TMP")" = "$(printf 'c.ckpt\nc.err\nc.m\nlong.amtl')" ]
+    [ -z "$(tensors "$TMP/c.ckpt" | grep '^train.partial ')" ]
+    local done_epochs
+    done_epochs=$(wc -l < "$TMP/c.m")
+    [ "$done_epochs" -ge 1 ] && [ "$done_epochs" -lt 3 ]
+    ranks 3 amtl-supernet --data "$TMP/long.amtl" $LONG --phase search --epochs 3 --resume -o "$TMP/c.ckpt" >> "$TMP/c.m"
+    [ "$(no_seconds "$TMP/c.m" | grep -o '"epoch":[0-9]*' | tr '\n' ' ')" = '"epoch":0 "epoch":1 "epoch":2 ' ]
+    # done: one process resumes to find nothing left to train
+    run amtl-supernet --data "$TMP/long.amtl" $LONG --phase search --epochs 3 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 0 ] && [ -z "$output" ]
+}
+
+# bats test_tags=long
+@test "SIGTERM to the ranks: every rank stops at the same batch, rank 0 writes the part-done epoch, one process resumes it" {
+    need_mpi
+    amtl-prep --synthetic --rows 20000 --seed 3 -o "$TMP/long.amtl"
+    mpirun -np 2 amtl-supernet --data "$TMP/long.amtl" $LONG --phase search --epochs 3 -o "$TMP/c.ckpt" \
+        > "$TMP/c.m" 2> "$TMP/c.err" &
+    local job=$! i=0
+    while [ ! -e "$TMP/c.ckpt" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -e "$TMP/c.ckpt" ]
+    sleep 0.3
+    pkill -TERM -P $job
+    local rc=0
+    wait $job || rc=$?
+    [ "$rc" -eq 143 ]
+    # both ranks say the same: the same epoch and batch
+    [ "$(grep -c '^amtl-supernet: SIGTERM: stopped in epoch ' "$TMP/c.err")" -eq 2 ]
+    [ "$(grep '^amtl-supernet: SIGTERM' "$TMP/c.err" | sort -u | wc -l)" -eq 1 ]
+    tensors "$TMP/c.ckpt" | grep -q '^train.partial i64 \[9\] '
+    amtl-supernet --data "$TMP/long.amtl" $LONG --phase search --epochs 3 --resume -o "$TMP/c.ckpt" >> "$TMP/c.m"
+    [ "$(no_seconds "$TMP/c.m" | grep -o '"epoch":[0-9]*' | tr '\n' ' ')" = '"epoch":0 "epoch":1 "epoch":2 ' ]
+}
+
+@test "several ranks refuse sparse_embedding with a clear error and end the job" {
+    need_mpi
+    run --separate-stderr ranks 2 amtl-supernet --data "$F/d.amtl" $SMALL --set sparse_embedding=true --phase warmup --epochs 1 -o "$TMP/x.ckpt"
+    [ "$status" -ne 0 ]
+    grep -q "^amtl-supernet: error: sparse_embedding: true is not supported with several ranks" <<< "$stderr"
+    [ ! -e "$TMP/x.ckpt" ]
+}
+
+@test "search.mk RANKS=2 runs the training stages under mpirun" {
+    need_mpi
+    cd "$BATS_TEST_DIRNAME/../.."
+    run make -n -f pipelines/search.mk BIN="$AMTL_BIN" CONFIG=configs/demo.yaml DATASET="$F/d.amtl" OUT="$TMP/run" RANKS=2 MPIRUN="mpirun --oversubscribe" BASELINES=mmoe
+    [ "$status" -eq 0 ]
+    grep -q "mpirun --oversubscribe -np 2 $AMTL_BIN/amtl-supernet " <<< "$output"
+    grep -q "mpirun --oversubscribe -np 2 $AMTL_BIN/amtl-train " <<< "$output"
+    ! grep -q "mpirun.*amtl-eval\|mpirun.*amtl-discretize" <<< "$output"
+}
