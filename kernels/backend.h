@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch_sum.h"
 #include "ctr_rng.h"
 
 #define AMTL_BACKEND_MAX_T 64
@@ -185,6 +186,18 @@ typedef struct amtl_backend {
                  const amtl_adam_seg *segs,
                  int n_segs, int64_t total, float lr, float beta1, float beta2, float eps,
                  float wd, int64_t step);
+
+    /* ---- data-parallel training (lib/dist): NULL where a backend has none --- */
+    /* While hook is set (NULL unsets it), bn_train and bn_back take their
+     * batch sums through it (batch_sum.h): synchronised BatchNorm over the
+     * ranks of the job.  The backend keeps the pointer. */
+    void (*set_batch_sum)(struct amtl_backend *be, amtl_batch_sum *hook);
+    /* dropout over [rows, C] with element (b, c) drawn at counter pos[b]·C + c
+     * (pos [rows], backend memory), so that a rank draws for each of its rows
+     * the mask one process draws at that row's position in the batch */
+    void (*dropout_rows)(struct amtl_backend *be, float *Y, uint8_t *mask, const float *X,
+                         int rows, int C, const int32_t *pos, float p, uint64_t seed,
+                         uint64_t ctr);
 } amtl_backend;
 
 /* A backend is an instance: its table and its context.  Nothing of a backend

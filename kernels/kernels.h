@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch_sum.h"
+
 #define AMTL_K_BLOCK 32
 
 /* A kernel compiled for the baseline and again for AVX2 and AVX-512F, the
@@ -83,16 +85,19 @@ double amtl_k_dot(const float *a, const float *b, size_t n);
  * training with batch statistics (biased variance; running statistics
  * updated with the unbiased one), evaluation with the running ones, and the
  * backward (dX =, dgamma and dbeta +=; dX may be dY at the same leading
- * dimension). */
+ * dimension).  With a hook (batch_sum.h; NULL: none) the statistics and the
+ * backward's sums are the global batch's (synchronised BatchNorm); dgamma
+ * and dbeta still get this rank's own sums, summed with the other
+ * gradients. */
 void amtl_k_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
                      const float *X, int ldx, const float *gamma, const float *beta,
-                     int rows, int C, float momentum, float eps);
+                     int rows, int C, float momentum, float eps, amtl_batch_sum *hook);
 void amtl_k_bn_eval(float *Y, int ldy, const float *X, int ldx, const float *gamma,
                     const float *beta, const float *rmean, const float *rvar, int rows, int C,
                     float eps);
 void amtl_k_bn_back(float *dX, int lddx, float *dgamma, float *dbeta, const float *dY,
                     int lddy, const float *X, int ldx, const float *mean, const float *rstd,
-                    const float *gamma, int rows, int C);
+                    const float *gamma, int rows, int C, amtl_batch_sum *hook);
 /* MixFeature (mixfeature.c; backend.h states the semantics): x[b, f·E+e] =
  * gs[f]·embs[b,f,e]; with u = gi[f]·embs[b,f,:] (a field with gi 0 left
  * out), sums[b,:] = Σ_f u, x[b, N·E+e] = ½(sums² − Σ_f u²), x[b, N·E+E+d] =
@@ -109,6 +114,12 @@ void amtl_k_mixfeature_back(float *dembs, float *dgs, float *dgi, const float *d
  * (out may be inp) */
 void amtl_k_dropout(float *out, uint8_t *mask, const float *inp, size_t n, float p,
                     uint64_t seed, uint64_t site);
+/* The same over [rows, C] with row b drawn where row pos[b] of the whole
+ * batch is: element (b, c) at counter pos[b]·C + c.  A rank of a
+ * data-parallel job holds some rows of the global batch; with their
+ * positions its masks are those one process draws for the same rows. */
+void amtl_k_dropout_rows(float *out, uint8_t *mask, const float *inp, int rows, int C,
+                         const int32_t *pos, float p, uint64_t seed, uint64_t site);
 /* y[i] += w * x[i] */
 void amtl_k_axpy(float *y, const float *x, float w, size_t n);
 /* y[i] = w * x[i] */

@@ -29,9 +29,11 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 
 /* ---- memory and errors ---------------------------------------------------- */
 
-/* The instance's context: its first error. */
+/* The instance's context: its first error, and the batch-sum hook of
+ * synchronised BatchNorm (set_batch_sum; NULL: none). */
 typedef struct {
     char err[128];
+    amtl_batch_sum *bsum;
 } cpu_ctx;
 
 static void *cpu_alloc(amtl_backend *be, size_t bytes)
@@ -246,6 +248,17 @@ static void cpu_dropout(amtl_backend *be, float *Y, uint8_t *mask, const float *
     amtl_dropout_forward(Y, mask, X, n, p, seed, ctr);
 }
 
+static void cpu_dropout_rows(amtl_backend *be, float *Y, uint8_t *mask, const float *X, int rows,
+                             int C, const int32_t *pos, float p, uint64_t seed, uint64_t ctr)
+{
+    (void)be;
+    if (p <= 0.0f) {
+        amtl_dropout_forward(Y, mask, X, (size_t)rows * C, p, seed, ctr);
+        return;
+    }
+    amtl_k_dropout_rows(Y, mask, X, rows, C, pos, p, seed, ctr);
+}
+
 static void cpu_dropout_back(amtl_backend *be, float *dX, const float *dY, const uint8_t *mask, size_t n, float p,
                              int add)
 {
@@ -259,8 +272,9 @@ static void cpu_bn_train(amtl_backend *be, float *Y, int ldy, float *mean, float
                          const float *X, int ldx, const float *gamma, const float *beta, int rows,
                          int C, float momentum, float eps)
 {
-    (void)be;
-    amtl_k_bn_train(Y, ldy, mean, rstd, rmean, rvar, X, ldx, gamma, beta, rows, C, momentum, eps);
+    cpu_ctx *c = be->ctx;
+    amtl_k_bn_train(Y, ldy, mean, rstd, rmean, rvar, X, ldx, gamma, beta, rows, C, momentum, eps,
+                    c->bsum);
 }
 
 static void cpu_bn_eval(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, const float *gamma,
@@ -275,8 +289,8 @@ static void cpu_bn_back(amtl_backend *be, float *dX, int lddx, float *dgamma, fl
                         const float *X, int ldx, const float *mean, const float *rstd,
                         const float *gamma, int rows, int C)
 {
-    (void)be;
-    amtl_k_bn_back(dX, lddx, dgamma, dbeta, dY, lddy, X, ldx, mean, rstd, gamma, rows, C);
+    cpu_ctx *c = be->ctx;
+    amtl_k_bn_back(dX, lddx, dgamma, dbeta, dY, lddy, X, ldx, mean, rstd, gamma, rows, C, c->bsum);
 }
 
 /* ---- the supernet's own layers ------------------------------------------------- */
@@ -414,6 +428,12 @@ static void cpu_adam(amtl_backend *be, float *w, float *g, float *m, float *v, c
     }
 }
 
+static void cpu_set_batch_sum(amtl_backend *be, amtl_batch_sum *hook)
+{
+    cpu_ctx *c = be->ctx;
+    c->bsum = hook;
+}
+
 static void cpu_destroy(amtl_backend *be)
 {
     free(be->ctx);
@@ -455,6 +475,8 @@ static const amtl_backend cpu_table = {
     .expert_mix_back = cpu_expert_mix_back,
     .bce = cpu_bce,
     .adam = cpu_adam,
+    .set_batch_sum = cpu_set_batch_sum,
+    .dropout_rows = cpu_dropout_rows,
 };
 
 amtl_backend *amtl_backend_cpu_new(int fused)

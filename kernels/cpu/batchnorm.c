@@ -16,14 +16,13 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 AMTL_KERNEL void amtl_k_bn_train(float *Y, int ldy, float *mean, float *rstd, float *rmean, float *rvar,
                                   const float *X, int ldx, const float *gamma,
                                   const float *beta, int rows, int C, float momentum,
-                                  float eps)
+                                  float eps, amtl_batch_sum *hook)
 {
     /* Y[rows, ldy], mean[C], rstd[C], rmean[C], rvar[C], X[rows, ldx],
      * gamma[C], beta[C] */
-    double unbias = rows > 1 ? (double)rows / (double)(rows - 1) : 1.0;
     for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
         int n = min_int(C - c0, CHAN_BLOCK);
-        double sum[CHAN_BLOCK], sq[CHAN_BLOCK], mu[CHAN_BLOCK];
+        double sum[CHAN_BLOCK + 1], sq[CHAN_BLOCK + 1], mu[CHAN_BLOCK];
         for (int j = 0; j < n; j++)
             sum[j] = sq[j] = 0.0;
         for (int r = 0; r < rows; r++) {
@@ -31,8 +30,10 @@ AMTL_KERNEL void amtl_k_bn_train(float *Y, int ldy, float *mean, float *rstd, fl
             for (int j = 0; j < n; j++)
                 sum[j] += x[j];
         }
+        double nr = amtl_batch_sum_rows(hook, sum, (size_t)n, rows);
+        double unbias = nr > 1 ? nr / (nr - 1) : 1.0;
         for (int j = 0; j < n; j++)
-            mu[j] = sum[j] / rows;
+            mu[j] = nr > 0 ? sum[j] / nr : 0.0;
         /* two passes (mean, then squared deviations): no cancellation */
         for (int r = 0; r < rows; r++) {
             const float *restrict x = X + (size_t)r * ldx + c0;
@@ -41,9 +42,10 @@ AMTL_KERNEL void amtl_k_bn_train(float *Y, int ldy, float *mean, float *rstd, fl
                 sq[j] += d * d;
             }
         }
+        amtl_batch_sum_rows(hook, sq, (size_t)n, rows);
         for (int j = 0; j < n; j++) {
             int c = c0 + j;
-            double var = sq[j] / rows;
+            double var = nr > 0 ? sq[j] / nr : 0.0;
             mean[c] = (float)mu[j];
             rstd[c] = (float)(1.0 / sqrt(var + eps));
             rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * mu[j]);
@@ -83,7 +85,7 @@ AMTL_KERNEL void amtl_k_bn_eval(float *Y, int ldy, const float *X, int ldx,
 AMTL_KERNEL void amtl_k_bn_back(float *dX, int lddx, float *dgamma, float *dbeta,
                                  const float *dY, int lddy, const float *X, int ldx,
                                  const float *mean, const float *rstd, const float *gamma,
-                                 int rows, int C)
+                                 int rows, int C, amtl_batch_sum *hook)
 {
     /* dX[rows, lddx] (=), dgamma[C] (+=), dbeta[C] (+=), dY[rows, lddy],
      * X[rows, ldx], mean, rstd, gamma [C].  With xh = (x - mean) rstd:
@@ -92,7 +94,7 @@ AMTL_KERNEL void amtl_k_bn_back(float *dX, int lddx, float *dgamma, float *dbeta
      * is written, and the sums are complete before the first write. */
     for (int c0 = 0; c0 < C; c0 += CHAN_BLOCK) {
         int n = min_int(C - c0, CHAN_BLOCK);
-        double sd[CHAN_BLOCK], sdx[CHAN_BLOCK];
+        double sd[2 * CHAN_BLOCK + 1], *sdx = sd + n;
         float mu[CHAN_BLOCK], rs[CHAN_BLOCK], k0[CHAN_BLOCK], k1[CHAN_BLOCK], g[CHAN_BLOCK];
         for (int j = 0; j < n; j++) {
             sd[j] = sdx[j] = 0.0;
@@ -108,12 +110,18 @@ AMTL_KERNEL void amtl_k_bn_back(float *dX, int lddx, float *dgamma, float *dbeta
                 sdx[j] += dy[j] * xh;
             }
         }
+        /* this rank's sums are its share of dgamma and dbeta; the input
+         * gradient wants the global batch's */
         for (int j = 0; j < n; j++) {
             int c = c0 + j;
             dbeta[c] += (float)sd[j];
             dgamma[c] += (float)sdx[j];
-            k0[j] = (float)(sd[j] / rows);
-            k1[j] = (float)(sdx[j] / rows);
+        }
+        double nr = amtl_batch_sum_rows(hook, sd, 2 * (size_t)n, rows);
+        for (int j = 0; j < n; j++) {
+            int c = c0 + j;
+            k0[j] = (float)(sd[j] / nr);
+            k1[j] = (float)(sdx[j] / nr);
             g[j] = gamma[c] * rs[j];
         }
         for (int r = 0; r < rows; r++) {

@@ -341,6 +341,21 @@ AMTL_KERNEL void amtl_k_dropout(float *out, uint8_t *mask, const float *inp, siz
     }
 }
 
+AMTL_KERNEL void amtl_k_dropout_rows(float *out, uint8_t *mask, const float *inp, int rows, int C,
+                                     const int32_t *pos, float p, uint64_t seed, uint64_t site)
+{
+    float keep = 1.0f - p;
+    for (int b = 0; b < rows; b++) {
+        size_t i0 = (size_t)b * C;
+        uint64_t k0 = (uint64_t)pos[b] * (uint64_t)C;
+        for (int c = 0; c < C; c++) {
+            int kept = amtl_ctr_uniform(seed, site, k0 + (uint64_t)c) >= p;
+            mask[i0 + c] = (uint8_t)kept;
+            out[i0 + c] = kept ? inp[i0 + c] / keep : 0.0f;
+        }
+    }
+}
+
 AMTL_KERNEL void amtl_k_axpy(float *y, const float *x, float w, size_t n)
 {
     float *restrict yy = y;

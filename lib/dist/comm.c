@@ -1,6 +1,7 @@
 /* comm.c — see comm.h.  The one file that speaks MPI. */
 #include "dist/comm.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,16 @@ int amtl_comm_parallel(const amtl_comm *c)
 
 int amtl_comm_threads(const amtl_comm *c, int n)
 {
-    if (n > 0 || !c || c->node_size <= 1)
+    if (n > 0 || !c || !c->mpi)
         return n;
+    /* a launcher that binds the rank (Open MPI does, to one core, for two
+     * ranks or fewer) leaves it the cores of its mask; otherwise the
+     * machine's cores are shared out among its ranks */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    long t = cores > 0 ? cores / c->node_size : 1;
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) < cores)
+        return CPU_COUNT(&mask) > 0 ? CPU_COUNT(&mask) : 1;
+    long t = cores > 0 ? cores / (c->node_size > 0 ? c->node_size : 1) : 1;
     return t >= 1 ? (int)t : 1;
 }
 
@@ -95,31 +102,31 @@ void amtl_comm_abort(amtl_comm *c, int code)
     }
 }
 
-int amtl_comm_sum_f32(const amtl_comm *c, float *buf, size_t n, amtl_status *st)
+/* buf[0..n) of type t (size bytes each) summed over the ranks, in slices:
+ * MPI counts in int */
+static int sum_slices(const amtl_comm *c, void *buf, size_t n, MPI_Datatype t, size_t size,
+                      amtl_status *st)
 {
     if (!amtl_comm_parallel(c))
         return 0;
-    /* MPI counts in int: large buffers go in slices */
     for (size_t o = 0; o < n; o += (size_t)1 << 30) {
         size_t k = n - o < (size_t)1 << 30 ? n - o : (size_t)1 << 30;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + o * size, (int)k, t, MPI_SUM,
+                               MPI_COMM_WORLD);
         if (rc != MPI_SUCCESS)
-            return mpi_error(st, rc, "all-reduce of the gradients");
+            return mpi_error(st, rc, "all-reduce over the ranks");
     }
     return 0;
 }
 
+int amtl_comm_sum_f32(const amtl_comm *c, float *buf, size_t n, amtl_status *st)
+{
+    return sum_slices(c, buf, n, MPI_FLOAT, sizeof *buf, st);
+}
+
 int amtl_comm_sum_f64(const amtl_comm *c, double *buf, size_t n, amtl_status *st)
 {
-    if (!amtl_comm_parallel(c))
-        return 0;
-    for (size_t o = 0; o < n; o += (size_t)1 << 30) {
-        size_t k = n - o < (size_t)1 << 30 ? n - o : (size_t)1 << 30;
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS)
-            return mpi_error(st, rc, "all-reduce");
-    }
-    return 0;
+    return sum_slices(c, buf, n, MPI_DOUBLE, sizeof *buf, st);
 }
 
 int amtl_comm_bcast(const amtl_comm *c, void *buf, size_t bytes, amtl_status *st)

@@ -41,8 +41,9 @@ void amtl_comm_finish(amtl_comm *c);
 void amtl_comm_abort(amtl_comm *c, int code);
 
 /* The compute threads of a rank for config key threads: n when n > 0;
- * for 0 ("all cores") the machine's cores shared out among the ranks on it
- * (at least 1), and 0 again without a job. */
+ * for 0 ("all cores") the cores the launcher bound the rank to, or when it
+ * did not bind it, the machine's cores shared out among the ranks on it (at
+ * least 1); 0 again for a process that is not a rank. */
 int amtl_comm_threads(const amtl_comm *c, int n);
 
 /* 1 when c is a job of more than one rank. */

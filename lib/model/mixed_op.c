@@ -100,6 +100,9 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
     sp->crow = tr ? CARVE_F(cv, inmax) : NULL;
     sp->sqpart = tr ? CARVE_F(cv, sqpart) : NULL;
     sp->chan = CARVE_F(cv, 4 * (size_t)Smax);
+    sp->gcov = tr ? CARVE_F(cv, (size_t)inmax * inmax) : NULL;
+    sp->dsum = tr ? amtl_carve(cv, (size_t)inmax * inmax + 4 * (size_t)Smax + 2, sizeof(double))
+                  : NULL;
     for (int i = 0; i < net->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
         amtl_mop_ws *mw = cv->base ? &sp->mop[i] : &(amtl_mop_ws){0};
@@ -205,6 +208,11 @@ static int mid_pieces(const struct mop_job *j);
 
 /* What the tasks of one MixedOp call share. */
 typedef struct mop_job {
+    double Bt;            /* rows of the batch the statistics are over: B, or
+                             the global batch's (ws->bsum) */
+    const float *cov;     /* the Gram matrix the statistics come from */
+    const double *bsum;   /* backward: the global BatchNorm sums [sd | sq] */
+    const double *bsum_own; /* and this rank's */
     amtl_supernet *net;
     amtl_mop_space *ws;
     const amtl_mixed_op *m;
@@ -333,7 +341,9 @@ static void fwd_stats(void *arg, int t, int n)
     const mop_job *j = arg;
     const amtl_mixed_op *m = j->m;
     amtl_mop_ws *mw = j->mw;
-    int B = j->B, in = j->in, Sc = j->Sc, c0 = j->c0;
+    /* the statistics are over the global batch's rows (one process: B) */
+    double B = j->Bt;
+    int in = j->in, Sc = j->Sc, c0 = j->c0;
     const float *w = j->net->w;
     const float *gam = w + m->gamma + c0, *b1 = w + m->b1 + c0;
     float *rm = j->state + m->rm + c0, *rv = j->state + m->rv + c0;
@@ -345,11 +355,11 @@ static void fwd_stats(void *arg, int t, int n)
         amtl_pool_range(Sc, p, np, &e0, &e1);
         float *W1C = j->ws->wscr + (size_t)e0 * in;
         double *var = j->ws->blk_acc + e0, *mean = var + Sc;
-        amtl_gemm(0, 0, e1 - e0, in, in, 1.0f, j->W1 + (size_t)e0 * in, in, mw->cov, in, 0.0f,
+        amtl_gemm(0, 0, e1 - e0, in, in, 1.0f, j->W1 + (size_t)e0 * in, in, j->cov, in, 0.0f,
                   W1C, in);
         amtl_k_bn_moments(var, mean, W1C, j->W1 + (size_t)e0 * in, mw->mu, e1 - e0, in);
         for (int c = e0; c < e1; c++) {
-            double v = var[c - e0] / B;
+            double v = B > 0 ? var[c - e0] / B : 0;
             if (v < 0)
                 v = 0;
             mw->rstd[c] = (float)(1.0 / sqrt(v + BN_EPS));
@@ -441,20 +451,41 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_mop_space *ws, int i,
          * every backend */
         j.src = mw->x;
         if (mw->dropped) {
-            amtl_dropout_forward(mw->xc, mw->mask, mw->x, (size_t)B * in, net->dropout,
-                                 ws->drop_seed, amtl_dropout_site_mop(i));
+            if (ws->pos)
+                amtl_k_dropout_rows(mw->xc, mw->mask, mw->x, B, in, ws->pos, net->dropout,
+                                    ws->drop_seed, amtl_dropout_site_mop(i));
+            else
+                amtl_dropout_forward(mw->xc, mw->mask, mw->x, (size_t)B * in, net->dropout,
+                                     ws->drop_seed, amtl_dropout_site_mop(i));
             j.src = mw->xc;
         }
+        /* the mean and the Gram matrix of the input over the batch (a
+         * rank's: over the global batch, centred by its mean) */
         double *s = ws->blk_acc;
         memset(s, 0, (size_t)in * sizeof(double));
         amtl_k_colsum_acc(s, ws->thr[0].tmp, j.src, B, in);
+        j.Bt = amtl_batch_sum_rows(ws->bsum, s, (size_t)in, B);
         for (int c = 0; c < in; c++)
-            mw->mu[c] = (float)(s[c] / B);
+            mw->mu[c] = j.Bt > 0 ? (float)(s[c] / j.Bt) : 0.0f;
         int np = amtl_mop_square_pieces(in) < B ? amtl_mop_square_pieces(in) : B;
         amtl_pool_run(np > n ? np : n, fwd_center, &j);
-        memcpy(mw->cov, ws->sqpart, (size_t)in * in * sizeof(float));
+        if (np > 0)
+            memcpy(mw->cov, ws->sqpart, (size_t)in * in * sizeof(float));
+        else
+            memset(mw->cov, 0, (size_t)in * in * sizeof(float));
         for (int p = 1; p < np; p++)
             amtl_k_axpy(mw->cov, ws->sqpart + (size_t)p * in * in, 1.0f, (size_t)in * in);
+        /* mw->cov stays this rank's: the backward's share of dW1 */
+        j.cov = mw->cov;
+        if (ws->bsum) {
+            size_t nn = (size_t)in * in;
+            for (size_t e = 0; e < nn; e++)
+                ws->dsum[e] = mw->cov[e];
+            amtl_batch_sum_rows(ws->bsum, ws->dsum, nn, B);
+            for (size_t e = 0; e < nn; e++)
+                ws->gcov[e] = (float)ws->dsum[e];
+            j.cov = ws->gcov;
+        }
         j.sc = ws->chan;
         j.sh = w + m->beta + c0;
         amtl_pool_run(amtl_pool_pieces(Sc, 64), fwd_stats, &j);
@@ -568,7 +599,8 @@ static void bwd_mid(void *arg, int t, int n)
     const amtl_mixed_op *m = j->m;
     const amtl_mop_ws *mw = j->mw;
     const amtl_mop_space *ws = j->ws;
-    int B = j->B, in = j->in, Sc = j->Sc, c0 = j->c0, np = mid_pieces(j), p0, p1;
+    double B = j->Bt;
+    int in = j->in, Sc = j->Sc, c0 = j->c0, np = mid_pieces(j), p0, p1;
     float *dgam = net->g + m->gamma + c0, *dbet = net->g + m->beta + c0;
     float *k1 = ws->chan, *k2 = k1 + Sc, *k3 = k2 + Sc;
     amtl_pool_range(np, t, n, &p0, &p1);
@@ -576,15 +608,12 @@ static void bwd_mid(void *arg, int t, int n)
         int e0, e1;
         amtl_pool_range(Sc, p, np, &e0, &e1);
         for (int c = e0; c < e1; c++) {
-            double sd = 0, sq = 0;
-            for (int kb = 0; kb < j->nblk; kb++) {
-                const double *a = blk_acc(j, kb);
-                sd += a[c];
-                sq += a[Sc + c];
-            }
+            /* this rank's sums are its share of the gamma and beta
+             * gradients; k2 and k3 want the global batch's */
+            double sd = j->bsum[c], sq = j->bsum[Sc + c];
             double rs = mw->rstd[c];
-            dgam[c] += (float)(rs * sq);
-            dbet[c] += (float)sd;
+            dgam[c] += (float)(rs * j->bsum_own[Sc + c]);
+            dbet[c] += (float)j->bsum_own[c];
             k2[c] = (float)(k1[c] * sd / B);
             k3[c] = (float)(k1[c] * rs * rs * sq / B);
         }
@@ -698,6 +727,23 @@ void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dot
     }
 
     if (Sc > 0) {
+        /* the blocks' BatchNorm sums added up in block order, this rank's
+         * kept, the global batch's through bsum */
+        double *own = ws->dsum, *all = own + 2 * (size_t)Sc;
+        for (int c = 0; c < Sc; c++) {
+            double sd = 0, sq = 0;
+            for (int kb = 0; kb < j.nblk; kb++) {
+                const double *a = blk_acc(&j, kb);
+                sd += a[c];
+                sq += a[Sc + c];
+            }
+            own[c] = sd;
+            own[Sc + c] = sq;
+        }
+        memcpy(all, own, 2 * (size_t)Sc * sizeof(double));
+        j.Bt = amtl_batch_sum_rows(ws->bsum, all, 2 * (size_t)Sc, ws->B);
+        j.bsum = all;
+        j.bsum_own = own;
         int np = mid_pieces(&j);
         amtl_pool_run(np, bwd_mid, &j);
         size_t sz = (size_t)in * in + in;
@@ -712,6 +758,8 @@ void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dot
     int proj = 0;
     for (int k = 0; k < P; k++)
         proj |= is_identity(net, m, k) && in != m->out;
-    if (Sc > 0 || proj)
+    /* a rank without rows has no partial to add (and W1's share of the
+     * variance path is 0 with its Gram matrix) */
+    if ((Sc > 0 || proj) && j.nblk > 0)
         amtl_pool_run(n, bwd_final, &j);
 }

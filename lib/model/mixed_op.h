@@ -17,6 +17,7 @@
 #define AMTL_MIXED_OP_H
 
 #include "base/tensor.h"
+#include "batch_sum.h"
 #include "model/supernet.h"
 
 #define AMTL_MOP_ROWS 128
@@ -75,6 +76,12 @@ typedef struct {
 typedef struct {
     int B, Bmax, training;
     uint64_t drop_seed; /* the step's dropout seed (amtl_dropout_site) */
+    /* A rank of a data-parallel job (lib/dist): bsum sums BatchNorm's batch
+     * statistics and backward sums over the ranks (kernels/batch_sum.h), and
+     * pos [B] gives each row's position in the global batch, where its
+     * dropout mask is drawn; NULL both for one process.  B may then be 0. */
+    amtl_batch_sum *bsum;
+    const int32_t *pos;
     void *mem;          /* the one allocation */
     size_t bytes;
     amtl_mop_ws *mop;   /* [n_mops] */
@@ -89,6 +96,8 @@ typedef struct {
     float *crow;        /* [in_max] */
     float *sqpart;      /* pieces' partials [in,in] + [in] (see above) */
     float *chan;        /* [4*Smax] per-channel constants */
+    float *gcov;        /* [in_max,in_max] the global batch's Gram matrix (bsum) */
+    double *dsum;       /* [in_max² + 4·Smax + 2] sums on their way through bsum */
     int nblk_max;       /* amtl_mop_blocks(Bmax) */
     size_t blk_stride;  /* doubles per block in blk_acc */
     double *blk_acc;    /* [nblk_max, blk_stride] per-block sums */

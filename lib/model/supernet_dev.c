@@ -1,5 +1,5 @@
 /* supernet_dev.c — the supernet step on a compute backend (supernet_dev.h):
- * its memory, parameters, data, optimiser and training step.
+ * its memory, parameters and data.
  *
  * Everything that touches backend memory goes through the amtl_backend table:
  * on CUDA the host cannot read those pointers, only compute addresses in
@@ -9,7 +9,8 @@
  * architecture gradients, formed from raw sums the backward leaves on the
  * backend (one download per step).
  *
- * The passes themselves are in supernet_dev_pass.c.
+ * The passes themselves are in supernet_dev_pass.c, the optimiser, the
+ * training step and the data-parallel job in supernet_dev_step.c.
  *
  * Memory: weights, gradients and running statistics in one allocation each;
  * every activation for Bmax rows carved from one allocation at init
@@ -343,6 +344,9 @@ void amtl_dev_free(amtl_dev *d)
     if (!d)
         return;
     amtl_backend *be = d->be;
+    /* the backend instance outlives the step: it must not keep our hook */
+    if (d->has_job)
+        be->set_batch_sum(be, NULL);
     /* on a host backend the parameters, moments and split are borrowed */
     int own = !be->host;
     void *p[] = {own ? d->w : NULL,   own ? d->g : NULL, own ? d->state : NULL, d->act,
@@ -361,6 +365,7 @@ void amtl_dev_free(amtl_dev *d)
     free(d->hones);
     free(d->hsegs);
     free(d->red);
+    free(d->hsum);
     free(d->expert_used);
     free(d->consumer_used);
     free(d->vocab);
@@ -482,9 +487,11 @@ int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_stat
 
 static int check_B(const amtl_dev *d, int B, amtl_status *st)
 {
-    if (B < 1 || B > d->Bmax)
+    /* a rank of a job may hold none of a global batch's rows */
+    int lo = d->has_job ? 0 : 1;
+    if (B < lo || B > d->Bmax)
         return amtl_error(st, AMTL_EUSAGE,
-                          "device step: batch of %d rows (the step holds 1 to %d)", B,
+                          "device step: batch of %d rows (the step holds %d to %d)", B, lo,
                           d->Bmax);
     return 0;
 }
@@ -492,6 +499,7 @@ static int check_B(const amtl_dev *d, int B, amtl_status *st)
 int amtl_dev_batch_rows(amtl_dev *d, const int32_t *rows, int B, amtl_status *st)
 {
     d->B = 0;
+    d->batched = 0;
     d->fwd = 0;
     if (check_B(d, B, st))
         return -1;
@@ -513,12 +521,15 @@ int amtl_dev_batch_rows(amtl_dev *d, const int32_t *rows, int B, amtl_status *st
     if (amtl_dev_be_check(d, st, "gathering the batch"))
         return -1;
     d->B = B;
+    d->Bt = B;
+    d->batched = 1;
     return 0;
 }
 
 int amtl_dev_batch_host(amtl_dev *d, const amtl_batch *b, amtl_status *st)
 {
     d->B = 0;
+    d->batched = 0;
     d->fwd = 0;
     if (check_B(d, b->B, st))
         return -1;
@@ -546,289 +557,7 @@ int amtl_dev_batch_host(amtl_dev *d, const amtl_batch *b, amtl_status *st)
         return amtl_dev_be_error(d, st, "uploading the batch");
     }
     d->B = B;
-    return 0;
-}
-
-/* ---- Adam ---------------------------------------------------------------------------------- */
-
-/* opt's segments as backend segments: slices of net->w with net->g beside. */
-static int adam_segs(const amtl_adam *opt, const amtl_supernet *net, amtl_adam_seg *out,
-                     amtl_status *st)
-{
-    for (int k = 0; k < opt->n_segs; k++) {
-        const amtl_adam_segment *s = &opt->segs[k];
-        if (s->param < net->w || s->param + s->n > net->w + net->n_w ||
-            s->grad != net->g + (s->param - net->w) || s->offset + s->n > opt->total)
-            return amtl_error(st, AMTL_EUSAGE,
-                              "device step: Adam segment %d is not a slice of the network's "
-                              "weights",
-                              k);
-        out[k] = (amtl_adam_seg){.woff = s->param - net->w, .moff = (int64_t)s->offset,
-                                 .n = (int64_t)s->n, .decay = s->decay != 0,
-                                 .active = s->active != 0};
-    }
-    return 0;
-}
-
-static void optim_free(amtl_dev *d)
-{
-    int own = !d->be->host; /* a host backend's moments are the optimiser's */
-    void *p[] = {own ? d->m : NULL, own ? d->v : NULL, d->segs};
-    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
-        if (p[i])
-            d->be->free(d->be, p[i]);
-    free(d->hsegs);
-    if (d->segs)
-        d->bytes -= (own ? 2 * d->opt_total * sizeof(float) : 0) +
-                    (size_t)d->seg_cap * sizeof(amtl_adam_seg);
-    d->m = d->v = NULL;
-    d->segs = NULL;
-    d->hsegs = NULL;
-    d->opt_total = 0;
-    d->opt_nsegs = 0;
-    d->seg_cap = 0;
-}
-
-int amtl_dev_put_optim(amtl_dev *d, const amtl_adam *opt, const amtl_supernet *net,
-                       amtl_status *st)
-{
-    if (amtl_dev_same_net(d, net, st))
-        return -1;
-    if (!opt->m || !opt->v)
-        return amtl_error(st, AMTL_EUSAGE, "device step: the optimizer has no moments yet");
-    amtl_backend *be = d->be;
-    if (!d->m || d->opt_total != opt->total || d->opt_nsegs != opt->n_segs) {
-        optim_free(d);
-        size_t nseg = (size_t)opt->n_segs + (size_t)d->N * d->Bmax,
-               bytes = opt->total * sizeof(float);
-        d->hsegs = calloc(nseg + (size_t)opt->n_segs + 1, sizeof *d->hsegs);
-        if (!d->hsegs)
-            return amtl_error(st, AMTL_ENOMEM, "out of memory");
-        if (be->host) {
-            d->m = opt->m;
-            d->v = opt->v;
-            bytes = 0;
-        } else {
-            d->m = be->alloc(be, bytes);
-            d->v = d->m ? be->alloc(be, bytes) : NULL;
-        }
-        d->segs = d->v ? be->alloc(be, nseg * sizeof(amtl_adam_seg)) : NULL;
-        if (!d->segs) {
-            amtl_dev_be_error(d, st, "cannot allocate the Adam moments");
-            optim_free(d);
-            return -1;
-        }
-        d->opt_total = opt->total;
-        d->opt_nsegs = opt->n_segs;
-        d->seg_cap = (int)nseg;
-        d->bytes += 2 * bytes + nseg * sizeof(amtl_adam_seg);
-    }
-    if (adam_segs(opt, net, d->hsegs + d->seg_cap, st))
-        return -1;
-    if (be->host) {
-        d->m = opt->m;
-        d->v = opt->v;
-        return 0;
-    }
-    if (be->put(be, d->m, opt->m, opt->total * sizeof(float)) ||
-        be->put(be, d->v, opt->v, opt->total * sizeof(float)))
-        return amtl_dev_be_error(d, st, "uploading the Adam moments");
-    return 0;
-}
-
-static int check_optim(const amtl_dev *d, const amtl_adam *opt, amtl_status *st)
-{
-    if (!d->m)
-        return amtl_error(st, AMTL_EUSAGE, "device step: no Adam moments were uploaded");
-    if (opt->total != d->opt_total || opt->n_segs != d->opt_nsegs)
-        return amtl_error(st, AMTL_EUSAGE,
-                          "device step: the optimizer (%zu values) is not the one uploaded "
-                          "(%zu)",
-                          opt->total, d->opt_total);
-    return 0;
-}
-
-int amtl_dev_get_optim(amtl_dev *d, amtl_adam *opt, amtl_status *st)
-{
-    if (check_optim(d, opt, st))
-        return -1;
-    if (d->be->host)
-        return 0;
-    if (d->be->get(d->be, opt->m, d->m, opt->total * sizeof(float)) ||
-        d->be->get(d->be, opt->v, d->v, opt->total * sizeof(float)))
-        return amtl_dev_be_error(d, st, "downloading the Adam moments");
-    return 0;
-}
-
-int amtl_dev_adam_step(amtl_dev *d, amtl_adam *opt, const amtl_supernet *net,
-                       const int32_t *const *rows, const int *n_rows, amtl_status *st)
-{
-    amtl_adam_seg *base = d->hsegs + d->seg_cap, *out = d->hsegs;
-    if (check_optim(d, opt, st) || amtl_dev_same_net(d, net, st) ||
-        adam_segs(opt, net, base, st))
-        return -1;
-    if (d->be->host) {
-        amtl_dev_alias(d, net);
-        d->m = opt->m;
-        d->v = opt->v;
-    }
-    /* as amtl_adam_step_lazy: a segment with rows steps those rows only */
-    int n = 0;
-    for (int k = 0; k < opt->n_segs; k++) {
-        if (!rows || !rows[k] || !base[k].active) {
-            out[n++] = base[k];
-            continue;
-        }
-        int64_t E = net->E;
-        for (int i = 0; i < n_rows[k]; i++) {
-            int64_t r = (int64_t)rows[k][i] * E;
-            if (r + E > base[k].n)
-                continue;
-            if (n >= d->seg_cap)
-                return amtl_error(st, AMTL_EUSAGE,
-                                  "device step: more lazy rows than the %d segments planned",
-                                  d->seg_cap);
-            out[n++] = (amtl_adam_seg){.woff = base[k].woff + r, .moff = base[k].moff + r,
-                                       .n = E, .decay = base[k].decay, .active = 1};
-        }
-    }
-    amtl_backend *be = d->be;
-    if (be->put(be, d->segs, out, (size_t)n * sizeof(amtl_adam_seg)))
-        return amtl_dev_be_error(d, st, "uploading the Adam segments");
-    opt->step++;
-    be->adam(be, d->w, d->g, d->m, d->v, d->segs, n, (int64_t)opt->total, opt->lr, opt->beta1,
-             opt->beta2, opt->eps, opt->weight_decay, opt->step);
-    return amtl_dev_be_check(d, st, "Adam step");
-}
-
-/* A backend buffer of n floats at *p, allocated at the first call. */
-static int scratch(amtl_dev *d, float **p, size_t n, amtl_status *st)
-{
-    if (!*p) {
-        *p = d->be->alloc(d->be, n * sizeof(float));
-        if (!*p)
-            return amtl_dev_be_error(d, st, "cannot allocate scratch memory");
-        d->bytes += n * sizeof(float);
-    }
-    return 0;
-}
-
-/* The weights' gradient's squared L2 norm into *ss (NaN or infinite when an
- * element is). */
-static int grad_sumsq(amtl_dev *d, float *ss, amtl_status *st)
-{
-    if (scratch(d, &d->scal, 1, st))
-        return -1;
-    d->be->dot(d->be, d->scal, d->g, d->g, d->n_w);
-    if (d->be->get(d->be, ss, d->scal, sizeof *ss))
-        return amtl_dev_be_error(d, st, "reading the gradient norm");
-    return 0;
-}
-
-/* Clipping given the gradient's squared norm ss. */
-static int clip_to(amtl_dev *d, float max_norm, float ss, amtl_status *st)
-{
-    double norm = sqrt((double)ss);
-    if (norm > max_norm)
-        d->be->axpy(d->be, d->g, d->g, (float)(max_norm / (norm + 1e-6)) - 1.0f, d->n_w);
-    return amtl_dev_be_check(d, st, "gradient clipping");
-}
-
-int amtl_dev_clip_grad_norm(amtl_dev *d, float max_norm, amtl_status *st)
-{
-    float ss;
-    return grad_sumsq(d, &ss, st) || clip_to(d, max_norm, ss, st) ? -1 : 0;
-}
-
-int amtl_dev_state_save(amtl_dev *d, amtl_status *st)
-{
-    if (scratch(d, &d->state_save, d->n_state + 1, st))
-        return -1;
-    amtl_dev_zero(d, d->state_save, d->n_state * sizeof(float));
-    d->be->axpy(d->be, d->state_save, d->state, 1.0f, d->n_state);
-    return amtl_dev_be_check(d, st, "saving the running statistics");
-}
-
-int amtl_dev_state_restore(amtl_dev *d, amtl_status *st)
-{
-    if (!d->state_save)
-        return amtl_error(st, AMTL_EUSAGE, "device step: no running statistics were saved");
-    amtl_dev_zero(d, d->state, d->n_state * sizeof(float));
-    d->be->axpy(d->be, d->state, d->state_save, 1.0f, d->n_state);
-    return amtl_dev_be_check(d, st, "restoring the running statistics");
-}
-
-void amtl_dev_set_rank(amtl_dev *d, int rank)
-{
-    d->seed_salt = rank ? 0x9e3779b97f4a7c15ull * (uint64_t)rank : 0;
-}
-
-/* The data-parallel part of a step (amtl_dev_step_opts.reduce): this rank's
- * gradients, running statistics and loss scaled by its share, summed over
- * the ranks, and put back; *loss becomes the global batch's. */
-static int reduce_step(amtl_dev *d, amtl_supernet *net, const amtl_dev_step_opts *o,
-                       double *loss, amtl_status *st)
-{
-    size_t nw = d->n_w, na = d->n_arch, ns = d->n_state, n = nw + na + ns + 2;
-    amtl_backend *be = d->be;
-    if (!d->red && !(d->red = malloc(n * sizeof *d->red)))
-        return amtl_error(st, AMTL_ENOMEM, "out of memory for the gradients' all-reduce");
-    float *r = d->red, a = o->share;
-    if (be->get(be, r, d->g, nw * sizeof(float)) ||
-        be->get(be, r + nw + na, d->state, ns * sizeof(float)))
-        return amtl_dev_be_error(d, st, "downloading the gradients");
-    memcpy(r + nw, net->garch, na * sizeof(float));
-    for (size_t i = 0; i < nw + na + ns; i++)
-        r[i] *= a;
-    r[n - 2] = (float)*loss * a;
-    r[n - 1] = o->flag_in;
-    if (o->reduce(o->reduce_ctx, r, n, st))
-        return -1;
-    if (be->put(be, d->g, r, nw * sizeof(float)) ||
-        be->put(be, d->state, r + nw + na, ns * sizeof(float)))
-        return amtl_dev_be_error(d, st, "uploading the summed gradients");
-    memcpy(net->garch, r + nw, na * sizeof(float));
-    *loss = r[n - 2];
-    if (o->flag_out)
-        *o->flag_out = r[n - 1];
-    return 0;
-}
-
-int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
-                        amtl_rng *rng, const amtl_dev_step_opts *o, double *loss,
-                        amtl_status *st)
-{
-    double lt[AMTL_BACKEND_MAX_T], total = 0;
-    if (amtl_dev_batch_rows(d, rows, B, st) || amtl_dev_forward(d, net, 1, rng, NULL, st) ||
-        amtl_dev_loss(d, o->cond, o->w, lt, st))
-        return -1;
-    for (int t = 0; t < net->T; t++)
-        total += (o->w ? o->w[t] : 1.0f) * lt[t];
-    *loss = total / net->T;
-    if (!isfinite(*loss))
-        return 1;
-    memset(net->garch, 0, net->n_arch * sizeof(float));
-    if (amtl_dev_zero_grad(d, st) || amtl_dev_backward(d, net, st))
-        return -1;
-    /* every rank decides on the same sums below */
-    if (o->reduce && reduce_step(d, net, o, loss, st))
-        return -1;
-    for (size_t i = 0; i < net->n_arch; i++)
-        if (!isfinite(net->garch[i]))
-            return 1;
-    /* the weights' gradient: a NaN or infinity anywhere makes its norm so;
-     * the same norm clips it */
-    float ss;
-    if (grad_sumsq(d, &ss, st))
-        return -1;
-    if (!isfinite(ss))
-        return 1;
-    if ((o->clip_grad_norm > 0 && clip_to(d, o->clip_grad_norm, ss, st)) ||
-        amtl_dev_adam_step(d, o->opt_w, net, o->lazy_rows, o->lazy_n, st))
-        return -1;
-    if (o->opt_a) {
-        amtl_supernet_sparsity_grad(net, o->arch_sparsity);
-        amtl_adam_step(o->opt_a);
-    }
+    d->Bt = B;
+    d->batched = 1;
     return 0;
 }

@@ -114,32 +114,45 @@ typedef struct {
     float clip_grad_norm;    /* > 0: the weights' gradient clipped to this norm */
     const int32_t *const *lazy_rows;  /* sparse_embedding: amtl_dev_adam_step's rows */
     const int *lazy_n;
-    /* Data-parallel training (lib/dist/comm.h): when reduce is set, the step
-     * is this rank's share of a global batch.  After the backward, one host
-     * buffer [weights' gradients | arch params' gradients | running
-     * statistics | loss | flag], each of the first four scaled by share
-     * (this rank's rows over the global batch's), goes through reduce (a sum
-     * over the ranks, in place) and the step goes on with the sums, the same
-     * on every rank: the global batch's mean gradient, the ranks' running
-     * statistics weighted by their rows, the global loss.  flag_in is summed
-     * into *flag_out (a stop request seen by any rank). */
-    int (*reduce)(void *ctx, float *buf, size_t n, amtl_status *st);
-    void *reduce_ctx;
-    float share;
-    float flag_in, *flag_out;
+    /* A rank of a data-parallel job (amtl_dev_set_job): pos [B] the rows'
+     * positions in the global batch (dropout draws there) and B_all the
+     * global batch's rows; w then weighs each task's loss by this rank's
+     * share of the rows the task counts on (n_t here over n_t of the global
+     * batch), so that the ranks' losses and gradients add up to the global
+     * batch's.  NULL and 0 for one process. */
+    const int32_t *pos;
+    int B_all;
 } amtl_dev_step_opts;
 
 /* One training step on rows[0..B) of the uploaded split, as the trainer
  * runs it: the training forward, the loss, the backward, the clipping, the
  * weights' Adam step on the device and the architecture parameters' step on
- * the host (o->opt_a).  *loss = Σ_t w[t]·loss_t / T.  Returns 1, having
- * stepped nothing, when the loss or a gradient (weights or architecture) is
- * not finite. */
+ * the host (o->opt_a).  *loss = Σ_t w[t]·loss_t / T (a job's: summed over
+ * the ranks).  Returns 1, having stepped nothing, when the loss or a
+ * gradient (weights or architecture) is not finite. */
 int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, int B,
                         amtl_rng *rng, const amtl_dev_step_opts *o, double *loss,
                         amtl_status *st);
-/* Salts the dropout seed of the steps that follow with a rank (0 changes
- * nothing), so that ranks whose batches share a seed draw other masks. */
-void amtl_dev_set_rank(amtl_dev *d, int rank);
+/* Data-parallel training (lib/dist/comm.h): sums over the ranks of a job,
+ * in place; 0, or -1 with st (when not NULL). */
+typedef struct {
+    int (*sum_f32)(void *ctx, float *buf, size_t n, amtl_status *st);
+    int (*sum_f64)(void *ctx, double *buf, size_t n, amtl_status *st);
+    void *ctx;
+} amtl_dev_sums;
+/* Makes d one rank of a job: from now on each step's batch is this rank's
+ * rows of a global batch (possibly none: B = 0), BatchNorm's statistics
+ * and backward sums are the global batch's (synchronised BatchNorm, through
+ * sums->sum_f64), dropout draws at the rows' global positions, and the
+ * train step sums its gradients and loss over the ranks (one sum_f32 of one
+ * buffer) before the same update on every rank.  AMTL_EDEVICE when the
+ * backend cannot (set_batch_sum or dropout_rows missing).  The backend
+ * instance then holds d's BatchNorm hook until amtl_dev_free(d). */
+int amtl_dev_set_job(amtl_dev *d, const amtl_dev_sums *sums, amtl_status *st);
+/* In a job, after amtl_dev_batch_host or _rows: the batch rows' positions
+ * in the global batch [B] and its rows (amtl_dev_step_opts.pos, B_all), for
+ * the forward and backward that follow (amtl_dev_train_step sets them
+ * itself).  No effect on one process. */
+void amtl_dev_batch_share(amtl_dev *d, const int32_t *pos, int B_all);
 
 #endif

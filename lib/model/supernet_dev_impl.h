@@ -1,7 +1,8 @@
-/* supernet_dev_impl.h — the device step's state, shared by its two files
- * (private to lib/model/supernet_dev.c, the memory, data and optimiser of
- * the step, and lib/model/supernet_dev_pass.c, its forward and backward
- * passes).  See supernet_dev.h. */
+/* supernet_dev_impl.h — the device step's state, shared by its three files
+ * (private to lib/model/supernet_dev.c, the memory, parameters and data of
+ * the step, lib/model/supernet_dev_pass.c, its forward and backward passes,
+ * and lib/model/supernet_dev_step.c, its optimiser, training step and
+ * data-parallel job).  See supernet_dev.h. */
 #ifndef AMTL_SUPERNET_DEV_IMPL_H
 #define AMTL_SUPERNET_DEV_IMPL_H
 
@@ -112,9 +113,16 @@ struct amtl_dev {
     int B;                      /* rows of the current batch, 0 = none */
     int fwd, fwd_training, have_dlogits;
     uint64_t seed;              /* the step's dropout seed (amtl_dropout_site) */
-    uint64_t seed_salt;         /* amtl_dev_set_rank: 0, or a mix of the rank */
-    float *red;                 /* host [n_w + n_arch + n_state + 2]: the
-                                   data-parallel step's reduced buffer */
+    /* a rank of a data-parallel job (amtl_dev_set_job) */
+    int has_job;
+    amtl_dev_sums job;
+    amtl_batch_sum bhook;       /* synchronised BatchNorm: job.sum_f64 */
+    const int32_t *pos;         /* the batch rows' global positions, or NULL */
+    double Bt;                  /* the global batch's rows (one process: B) */
+    int batched;                /* a batch is loaded (B may be 0 in a job) */
+    float *red;                 /* host [n_w + n_arch + 1]: the summed buffer */
+    double *hsum;               /* host [hsum_n] sums on their way to the job */
+    size_t hsum_n;
     int failed;                 /* a backend call returned -1 */
 };
 
@@ -127,6 +135,10 @@ int amtl_dev_be_check(amtl_dev *d, amtl_status *st, const char *what);
 /* On a host backend, points the step's weights, gradients and running
  * statistics at net's own (no effect on other backends). */
 void amtl_dev_alias(amtl_dev *d, const amtl_supernet *net);
+/* A job's sum over the ranks of n floats of backend memory buf, and of the
+ * rows they are over (*rows_all; one process: rows, buf as it is). */
+int amtl_dev_batch_sum(amtl_dev *d, float *buf, size_t n, double rows, double *rows_all,
+                       amtl_status *st);
 /* be->zero, its failure remembered for amtl_dev_be_check. */
 void amtl_dev_zero(amtl_dev *d, void *p, size_t bytes);
 /* 0 when net is the network d was made for; -1 with st otherwise. */

@@ -74,17 +74,24 @@ static void mop_forward(amtl_dev *d, amtl_supernet *net, int i, int training)
     if (training) {
         /* xc = (dropout of) x minus its batch mean, into xd */
         size_t n = (size_t)B * in;
-        if (dm->dropped) {
+        if (dm->dropped && d->pos) {
+            be->dropout_rows(be, dm->xd, dm->mask, dm->x, B, in, d->pos, net->dropout, d->seed,
+                             amtl_dropout_site_mop(i));
+        } else if (dm->dropped) {
             be->dropout(be, dm->xd, dm->mask, dm->x, n, net->dropout, d->seed,
                         amtl_dropout_site_mop(i));
         } else {
             amtl_dev_zero(d, dm->xd, n * sizeof(float));
             be->axpy(be, dm->xd, dm->x, 1.0f, n);
         }
+        /* centred by the (global) batch's mean */
         float *csum = d->cmu + in;
+        double rows;
         be->colsum(be, csum, 0.0f, dm->xd, in, B, in);
+        if (amtl_dev_batch_sum(d, csum, (size_t)in, B, &rows, NULL))
+            d->bhook.failed = 1;
         amtl_dev_zero(d, d->cmu, (size_t)in * sizeof(float));
-        be->axpy(be, d->cmu, csum, -1.0f / (float)B, (size_t)in);
+        be->axpy(be, d->cmu, csum, -1.0f / (float)rows, (size_t)in);
         be->bias_act(be, dm->xd, in, d->cmu, B, in, 0);
         /* Z [B,Sc] = xc·W1[c0..c0+Sc)ᵀ, H = ReLU(BN(Z)) */
         be->gemm(be, 0, 1, B, Sc, in, 1.0f, dm->xd, in, W1, in, 0.0f, dm->Z, Sc);
@@ -163,7 +170,11 @@ static void tower_forward(amtl_dev *d, amtl_supernet *net, int t, int training)
                         d->state + tl->rm, d->state + tl->rv, B, o, BN_EPS);
         }
         be->bias_act(be, tw->r, o, d->zeros, B, o, 1);
-        if (drop) {
+        if (drop && d->pos) {
+            be->dropout_rows(be, tw->dr, tw->mask, tw->r, B, o, d->pos, net->dropout, d->seed,
+                             amtl_dropout_site_tower(net, t, i));
+            in = tw->dr;
+        } else if (drop) {
             be->dropout(be, tw->dr, tw->mask, tw->r, (size_t)B * o, net->dropout, d->seed,
                         amtl_dropout_site_tower(net, t, i));
             in = tw->dr;
@@ -198,7 +209,7 @@ static void wide_backward(amtl_dev *d, const amtl_supernet *net)
     int B = d->B, N = d->N, T = d->T, D = d->D;
     be->gemm(be, 1, 1, B, N * T, T, 1.0f, d->dlogits, B, d->wsel, T, 0.0f, d->dwemb, N * T);
     if (d->emb_l2 > 0)
-        be->axpy(be, d->dwemb, d->wemb, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * T);
+        be->axpy(be, d->dwemb, d->wemb, 2.0f * d->emb_l2 / (float)d->Bt, (size_t)B * N * T);
     be->embed_scatter(be, d->g, d->wtab, d->ids, d->dwemb, B, N, T);
     if (D > 0)
         be->gemm(be, 0, 0, T, D, B, 1.0f, d->dlogits, B, d->dense, D, 1.0f, d->g + net->wide_dense,
@@ -214,7 +225,7 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     d->fwd = d->fwd_training = d->have_dlogits = 0;
     if (amtl_dev_same_net(d, net, st))
         return -1;
-    if (!d->B)
+    if (!d->batched)
         return amtl_error(st, AMTL_EUSAGE, "device step: forward without a batch");
     if (training && !d->training)
         return amtl_error(st, AMTL_EUSAGE,
@@ -228,7 +239,7 @@ int amtl_dev_forward(amtl_dev *d, amtl_supernet *net, int training, amtl_rng *rn
     /* the step's draws: the gates first, then the dropout seed */
     amtl_supernet_used(net, d->expert_used, d->consumer_used);
     amtl_supernet_gates(net, training, rng, hgs, hgi, hs);
-    d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) ^ d->seed_salt : 0;
+    d->seed = training && net->dropout > 0 ? amtl_rng_u64(rng) : 0;
     for (int i = 0; i < d->n_mops; i++)
         d->mop[i].ran = 0;
     if (be->put(be, d->small, d->hsmall, d->n_small * sizeof(float)))
@@ -508,7 +519,7 @@ int amtl_dev_backward(amtl_dev *d, amtl_supernet *net, amtl_status *st)
                                 d->small + KN + (size_t)j * N, B, N, E, d->D);
     /* the embedding regulariser: 2·λ/B·e for every use of a row */
     if (d->emb_l2 > 0)
-        be->axpy(be, d->dembs, d->embs, 2.0f * d->emb_l2 / (float)B, (size_t)B * N * E);
+        be->axpy(be, d->dembs, d->embs, 2.0f * d->emb_l2 / (float)d->Bt, (size_t)B * N * E);
     be->embed_scatter(be, d->g, d->tab, d->ids, d->dembs, B, N, E);
     if (be->get(be, d->hraw, d->raw, d->n_raw * sizeof(float)))
         return amtl_dev_be_error(d, st, "downloading the architecture sums");

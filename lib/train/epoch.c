@@ -36,6 +36,17 @@ int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
     return *be ? 0 : amtl_error(st, AMTL_ENOMEM, "out of memory");
 }
 
+/* The device step's sums over the trainer's job */
+static int job_sum_f32(void *ctx, float *buf, size_t n, amtl_status *st)
+{
+    return amtl_comm_sum_f32(ctx, buf, n, st);
+}
+
+static int job_sum_f64(void *ctx, double *buf, size_t n, amtl_status *st)
+{
+    return amtl_comm_sum_f64(ctx, buf, n, st);
+}
+
 /* Makes the host's weights, running statistics (and with optim, the
  * weights' Adam moments) current on the device and its data the given
  * split's (on a host backend the device step works in the host's arrays:
@@ -51,7 +62,9 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
         if (amtl_dev_init(&tr->dev, tr->be, &tr->net, tr->B, 1, st))
             return -1;
         amtl_dev_set_embedding_l2(tr->dev, tr->cfg.embedding_l2);
-        amtl_dev_set_rank(tr->dev, tr->comm ? tr->comm->rank : 0);
+        amtl_dev_sums sums = {job_sum_f32, job_sum_f64, (void *)tr->comm};
+        if (amtl_comm_parallel(tr->comm) && amtl_dev_set_job(tr->dev, &sums, st))
+            return -1;
     }
     if (!tr->dev) /* its making failed before (said then) */
         return amtl_error(st, AMTL_EDEVICE, "device %s: no device step", tr->cfg.device);
@@ -139,6 +152,8 @@ static void lazy_fill(const amtl_trainer *tr, const amtl_batch *b, lazy_rows *lz
 typedef struct {
     amtl_batch b;
     int32_t *rows;
+    int32_t *pos;                     /* a job's: the rows' positions in the batch */
+    float w[AMTL_BACKEND_MAX_T];      /* a job's: the step's task weights */
 } batchbuf;
 
 static int batchbuf_init(batchbuf *bb, const amtl_dataset *ds, int B, amtl_status *st)
@@ -148,7 +163,8 @@ static int batchbuf_init(batchbuf *bb, const amtl_dataset *ds, int B, amtl_statu
     bb->b.dense = amtl_alloc_array((size_t)B * (ds->D ? ds->D : 1), sizeof(float));
     bb->b.labels = amtl_alloc_array((size_t)B * ds->T, sizeof(float));
     bb->rows = amtl_alloc_array((size_t)B, sizeof(int32_t));
-    if (!bb->b.ids || !bb->b.dense || !bb->b.labels || !bb->rows)
+    bb->pos = amtl_alloc_array((size_t)B, sizeof(int32_t));
+    if (!bb->b.ids || !bb->b.dense || !bb->b.labels || !bb->rows || !bb->pos)
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     return 0;
 }
@@ -159,6 +175,7 @@ static void batchbuf_free(batchbuf *bb)
     amtl_free(bb->b.dense);
     amtl_free(bb->b.labels);
     amtl_free(bb->rows);
+    amtl_free(bb->pos);
 }
 
 /* The first parameter tensor holding a NaN or an infinity, or NULL.  A
@@ -217,27 +234,46 @@ static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *p
 
 /* ---- data-parallel training (lib/dist/comm.h) ------------------------------ */
 
-/* amtl_dev_step_opts.reduce over the trainer's job */
-static int step_reduce(void *ctx, float *buf, size_t n, amtl_status *st)
-{
-    return amtl_comm_sum_f32(ctx, buf, n, st);
-}
-
-/* This rank's rows of the global batch pos[0..bs) into rows (local indices:
- * row i of the split is held by rank i % size at i / size when `sharded`,
- * at i otherwise); returns how many.  A rank with none gets row 0 of its
- * share to run with, weighted 0, so that every rank steps alike. */
-static int own_rows(const amtl_comm *cm, const int32_t *pos, int bs, int sharded, int32_t *rows,
-                    int *own)
+/* This rank's part of a global batch whose rows are g[0..bs): into rows the
+ * local indices of the rows it holds (row i of the split is held by rank
+ * i % size, at i / size when `sharded`, at i otherwise), into pos their
+ * positions in the batch; returns how many (possibly none). */
+static int own_rows(const amtl_comm *cm, const int32_t *g, int bs, int sharded, int32_t *rows,
+                    int32_t *pos)
 {
     int nl = 0;
     for (int k = 0; k < bs; k++)
-        if (pos[k] % cm->size == cm->rank)
-            rows[nl++] = sharded ? pos[k] / cm->size : pos[k];
-    *own = nl;
-    if (nl == 0)
-        rows[nl++] = sharded ? 0 : pos[0];
+        if (g[k] % cm->size == cm->rank) {
+            rows[nl] = sharded ? g[k] / cm->size : g[k];
+            pos[nl++] = k;
+        }
     return nl;
+}
+
+/* A job's step weights: each task's loss weight times this rank's share of
+ * the rows the task counts on in the global batch (so that the ranks'
+ * losses add up to the global batch's mean), from the rows[0..nl) of split
+ * sp; *stop_all: whether any rank raised its stop flag (one sum of T + 1
+ * values a step). */
+static int job_weights(const amtl_trainer *tr, const amtl_split *sp, const int32_t *rows, int nl,
+                       float *w, int *stop_all, amtl_status *st)
+{
+    int T = tr->net.T;
+    double c[AMTL_BACKEND_MAX_T + 1], own[AMTL_BACKEND_MAX_T];
+    for (int t = 0; t < T; t++) {
+        int k = tr->task_cond[t];
+        double n = 0;
+        for (int b = 0; b < nl; b++)
+            n += k < 0 || sp->labels[(size_t)k * sp->rows + rows[b]] != 0.0f;
+        own[t] = c[t] = n;
+    }
+    c[T] = tr->stop && *tr->stop;
+    if (amtl_comm_sum_f64(tr->comm, c, (size_t)T + 1, st))
+        return -1;
+    for (int t = 0; t < T; t++)
+        w[t] = c[t] > 0 ? (float)(tr->task_w[t] * own[t] / c[t]) : 0.0f;
+    *stop_all = c[T] > 0;
+    return 0;
 }
 
 /* Every rank must hold the same weights after every epoch: a hash of the
@@ -271,34 +307,40 @@ static int arch_step_val(amtl_trainer *tr, const amtl_dataset *ds, const int32_t
     int bs = (int)(nv - r0 < B ? nv - r0 : B);
     if (bs < 2)
         return 0;
-    /* several ranks: each its share of the batch, every rank holding the
-     * whole validation split */
-    int par = amtl_comm_parallel(tr->comm), own = bs, nl = bs;
-    if (par)
-        nl = own_rows(tr->comm, vperm + r0, bs, 0, vb->rows, &own);
-    else
+    /* several ranks: each its rows of the batch (every rank holds the whole
+     * validation split), weighted by its share */
+    int par = amtl_comm_parallel(tr->comm), nl = bs, stop_all;
+    const float *w = tr->task_w;
+    if (par) {
+        nl = own_rows(tr->comm, vperm + r0, bs, 0, vb->rows, vb->pos);
+        if (job_weights(tr, &ds->split[AMTL_SPLIT_VAL], vb->rows, nl, vb->w, &stop_all, st))
+            return -1;
+        w = vb->w;
+    } else {
         memcpy(vb->rows, vperm + r0, (size_t)bs * sizeof(int32_t));
+    }
     amtl_dataset_gather(ds, AMTL_SPLIT_VAL, vb->rows, nl, &vb->b);
     memcpy(nbt_save, net->nbt, net->n_nbt * sizeof(int64_t));
     /* the batch from the host (the device holds the train split) */
     double lt[AMTL_BACKEND_MAX_T], l = 0;
-    if (amtl_dev_state_save(tr->dev, st) || amtl_dev_batch_host(tr->dev, &vb->b, st) ||
-        amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
-        amtl_dev_loss(tr->dev, tr->task_cond, tr->task_w, lt, st) ||
+    if (amtl_dev_state_save(tr->dev, st) || amtl_dev_batch_host(tr->dev, &vb->b, st))
+        return -1;
+    amtl_dev_batch_share(tr->dev, vb->pos, bs);
+    if (amtl_dev_forward(tr->dev, net, 1, &tr->rng, NULL, st) ||
+        amtl_dev_loss(tr->dev, tr->task_cond, w, lt, st) ||
         amtl_dev_state_restore(tr->dev, st))
         return -1;
     memcpy(net->nbt, nbt_save, net->n_nbt * sizeof(int64_t));
     for (int t = 0; t < net->T; t++)
-        l += tr->task_w[t] * lt[t];
+        l += w[t] * lt[t];
     int finite = isfinite(l);
     memset(net->garch, 0, net->n_arch * sizeof(float));
-    if (finite && (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st)))
+    /* a job's ranks all run the backward and its sums (a NaN then reaches
+     * every rank) */
+    if ((finite || par) &&
+        (amtl_dev_zero_grad(tr->dev, st) || amtl_dev_backward(tr->dev, net, st)))
         return -1;
     if (par) {
-        /* a rank with a non-finite loss sends NaN: every rank then stops */
-        float a = (float)own / (float)bs;
-        for (size_t i = 0; i < net->n_arch; i++)
-            net->garch[i] = finite ? net->garch[i] * a : NAN;
         if (amtl_comm_sum_f32(tr->comm, net->garch, net->n_arch, st))
             return -1;
         finite = 1;
@@ -376,7 +418,6 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         amtl_rng_permutation(&vr, vperm, (size_t)nv);
     }
     int64_t nb = (n + B - 1) / B, last = b0 - 1;
-    float stop_votes = 0;  /* several ranks: stop requests summed by the last step */
     amtl_progress pg;
     amtl_progress_start(&pg, amtl_phase_name(phase), nb);
     if (tr->quiet)
@@ -386,9 +427,19 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         int bs = (int)(n - r0 < B ? n - r0 : B);
         if (bs < 2)
             break;  /* BatchNorm needs two rows: a last batch of one is skipped */
-        /* several ranks stop together, at the batch after the one whose
-         * step carried a rank's request */
-        if (par ? stop_votes > 0 : tr->stop && *tr->stop) {
+        /* several ranks: this rank's rows and their weights, and a stop
+         * that any rank saw, so that every rank stops at the same batch */
+        int nl = bs, stop_now = tr->stop && *tr->stop;
+        if (par) {
+            nl = own_rows(tr->comm, perm + r0, bs, 1, bb.rows, bb.pos);
+            if (job_weights(tr, &ds->split[AMTL_SPLIT_TRAIN], bb.rows, nl, bb.w, &stop_now, st)) {
+                amtl_progress_finish(&pg);
+                goto out;
+            }
+        } else {
+            memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
+        }
+        if (stop_now) {
             amtl_progress_finish(&pg);
             tr->part.active = 1;
             tr->part.phase = phase;
@@ -402,24 +453,16 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
                        tr->epoch, (long long)bi, (long long)nb);
             goto out;
         }
-        int nl = bs, own = bs;
-        if (par)
-            nl = own_rows(tr->comm, perm + r0, bs, 1, bb.rows, &own);
-        else
-            memcpy(bb.rows, perm + r0, (size_t)bs * sizeof(int32_t));
         double l;
         amtl_dev_step_opts so = {
             .cond = tr->task_cond,
-            .w = tr->task_w,
+            .w = par ? bb.w : tr->task_w,
             .opt_w = &tr->opt_w,
             .opt_a = phase == AMTL_PHASE_SEARCH && !bilevel ? &tr->opt_a : NULL,
             .arch_sparsity = tr->cfg.arch_sparsity,
             .clip_grad_norm = tr->cfg.clip_grad_norm,
-            .reduce = par ? step_reduce : NULL,
-            .reduce_ctx = (void *)tr->comm,
-            .share = (float)own / (float)bs,
-            .flag_in = tr->stop && *tr->stop ? 1.0f : 0.0f,
-            .flag_out = &stop_votes,
+            .pos = par ? bb.pos : NULL,
+            .B_all = bs,
         };
         if (tr->cfg.sparse_embedding) {
             /* the batch's ids on the host, for the rows the step updates */

@@ -8,6 +8,13 @@
 #                                  recomputed, on stdout (for cmp)
 #   amtlfile.py v1 FILE            the file as format version 1 wrote it (no
 #                                  checksums), on stdout
+#   amtlfile.py close FILE OTHER TOL
+#                                  the same tensors, names, dtypes and shapes;
+#                                  float tensors within TOL (|a - b| <=
+#                                  TOL·max(1, |a|) elementwise), the others
+#                                  equal (history's seconds left out); prints
+#                                  each tensor's worst difference when they
+#                                  differ, and exits 1
 #   amtlfile.py damage FILE DIR    copies of the file with one byte changed
 #                                  each, DIR/1, DIR/2, ...: in the header, the
 #                                  metadata, every tensor's data (first, middle
@@ -89,7 +96,42 @@ def pack(v, b):
 def crc(d):
     return struct.pack('>I', zlib.crc32(d))
 
+def close(pa, pb, tol):
+    def load(p):
+        b = open(p, 'rb').read()
+        root, _ = unpack(b, 0)
+        out = []
+        for name, t in dict(root)['tensors']:
+            t = dict(t)
+            out.append((name, t['dtype'], list(t['shape']), b[t['data']]))
+        return out
+    a, c = load(pa), load(pb)
+    bad = []
+    if [x[:3] for x in a] != [x[:3] for x in c]:
+        print('the tensors differ: %s' % sorted(set(x[0] for x in a) ^ set(x[0] for x in c)))
+        return 1
+    for (name, dt, shape, da), (_, _, _, dc) in zip(a, c):
+        if dt in ('f32', 'f64'):
+            f = 'f' if dt == 'f32' else 'd'
+            k = len(da) // struct.calcsize(f)
+            xa = struct.unpack('<%d%s' % (k, f), da)
+            xc = struct.unpack('<%d%s' % (k, f), dc)
+            if name == 'history':
+                cols = shape[1]
+                xa = [v for i, v in enumerate(xa) if i % cols != 4]
+                xc = [v for i, v in enumerate(xc) if i % cols != 4]
+            worst = max((abs(x - y) / max(1.0, abs(x)) for x, y in zip(xa, xc)), default=0.0)
+            if not worst <= tol:
+                bad.append('%s: %.3g' % (name, worst))
+        elif da != dc:
+            bad.append('%s: not equal' % name)
+    for line in bad:
+        print(line)
+    return 1 if bad else 0
+
 cmd, path = sys.argv[1], sys.argv[2]
+if cmd == 'close':
+    sys.exit(close(path, sys.argv[3], float(sys.argv[4])))
 b = bytearray(open(path, 'rb').read())
 root, _ = unpack(bytes(b), 0)
 tensors = dict(root)['tensors']

@@ -614,6 +614,101 @@ static void test_bn_eval(void)
     CHECK(close_ld(Y, ldy, want, B, C, TOL_FWD, "bn_eval"));
 }
 
+/* ================================================================================
+ * data-parallel training: rows drawn at their global positions, and
+ * synchronised BatchNorm through its hook
+ * ================================================================================ */
+
+/* A rank's rows (every third row of a batch of 100, out of order) draw the
+ * masks the whole batch draws at those rows. */
+static void test_dropout_rows(void)
+{
+    amtl_rng_seed(&rng_, 310);
+    int G = 100, B = 33, C = 13;
+    float *xg = fv((size_t)G * C), *yg = fv((size_t)G * C), *x = fv((size_t)B * C);
+    float *y = fv((size_t)B * C);
+    uint8_t *mg = talloc((size_t)G * C), *m = talloc((size_t)B * C);
+    int32_t pos[33];
+    fillf(xg, (size_t)G * C, -1, 1);
+    for (int b = 0; b < B; b++) {
+        pos[b] = (int32_t)((b * 37) % G);
+        memcpy(x + (size_t)b * C, xg + (size_t)pos[b] * C, (size_t)C * sizeof(float));
+    }
+    cpu_->dropout(cpu_, yg, mg, xg, (size_t)G * C, 0.3f, 99, 5);
+    test_poison(y, (size_t)B * C);
+    cpu_->dropout_rows(cpu_, y, m, x, B, C, pos, 0.3f, 99, 5);
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < C; k++) {
+            size_t i = (size_t)b * C + k, j = (size_t)pos[b] * C + k;
+            CHECKF(m[i] == mg[j] && y[i] == yg[j], "row %d (batch row %d) column %d", b,
+                   pos[b], k);
+        }
+}
+
+/* A hook that stands for a job of two ranks holding the same rows: every
+ * sum and the row count doubled. */
+static int twice(void *ctx, double *buf, size_t n)
+{
+    (*(int *)ctx)++;
+    for (size_t i = 0; i < n; i++)
+        buf[i] *= 2;
+    return 0;
+}
+
+static int refuse(void *ctx, double *buf, size_t n)
+{
+    (void)ctx, (void)buf, (void)n;
+    return -1;
+}
+
+/* Over that job the batch statistics are the rows' own (the mean and the
+ * biased variance of a doubled batch are the same numbers), so the output,
+ * the input gradient and this rank's dgamma and dbeta equal one process's
+ * bit for bit, and only the running variance's unbiasing sees 2B rows. */
+static void test_bn_batch_sum(void)
+{
+    amtl_rng_seed(&rng_, 311);
+    int B = 37, C = 13;
+    size_t n = (size_t)B * C;
+    float *X = fv(n), *dY = fv(n), g[13], be[13];
+    fillf(X, n, -2, 2);
+    fillf(dY, n, -1, 1);
+    fillf(g, 13, 0.5f, 1.5f);
+    fillf(be, 13, -0.5f, 0.5f);
+    float *Y[2], *dX[2], mean[2][13], rstd[2][13], rm[2][13], rv[2][13], dg[2][13], db[2][13];
+    int calls = 0;
+    amtl_batch_sum hook = {.fn = twice, .ctx = &calls};
+    for (int k = 0; k < 2; k++) {
+        Y[k] = fv(n);
+        dX[k] = fv(n);
+        for (int c = 0; c < C; c++)
+            rm[k][c] = 0.1f, rv[k][c] = 0.9f, dg[k][c] = db[k][c] = 0.25f;
+        cpu_->set_batch_sum(cpu_, k ? &hook : NULL);
+        cpu_->bn_train(cpu_, Y[k], C, mean[k], rstd[k], rm[k], rv[k], X, C, g, be, B, C, BN_MOM,
+                       BN_EPS);
+        cpu_->bn_back(cpu_, dX[k], C, dg[k], db[k], dY, C, X, C, mean[k], rstd[k], g, B, C);
+    }
+    cpu_->set_batch_sum(cpu_, NULL);
+    CHECKF(calls == 3, "%d calls of the hook: the mean, the variance, the backward's sums", calls);
+    CHECK(memcmp(Y[0], Y[1], n * sizeof(float)) == 0);
+    CHECK(memcmp(dX[0], dX[1], n * sizeof(float)) == 0);
+    for (int c = 0; c < C; c++) {
+        CHECK(mean[0][c] == mean[1][c] && rstd[0][c] == rstd[1][c] && rm[0][c] == rm[1][c]);
+        CHECK(dg[0][c] == dg[1][c] && db[0][c] == db[1][c]);
+        /* (1 - m)·0.9 + m·var·2B/(2B-1) against B/(B-1) */
+        double var = 1.0 / ((double)rstd[0][c] * rstd[0][c]) - BN_EPS;
+        CHECK_CLOSE(rv[1][c], (1 - BN_MOM) * 0.9 + BN_MOM * var * 2 * B / (2 * B - 1), 1e-5);
+        CHECK(rv[0][c] != rv[1][c]);
+    }
+    /* a failing hook is remembered for the step to report */
+    amtl_batch_sum bad = {.fn = refuse};
+    cpu_->set_batch_sum(cpu_, &bad);
+    cpu_->bn_train(cpu_, Y[0], C, mean[0], rstd[0], rm[0], rv[0], X, C, g, be, B, C, BN_MOM,
+                   BN_EPS);
+    cpu_->set_batch_sum(cpu_, NULL);
+    CHECK(bad.failed == 1);
+}
+
 int main(void)
 {
     cpu_ = test_cpu_backend();
@@ -628,6 +723,8 @@ int main(void)
     TEST(test_dropout_grad);
     TEST(test_bn_train_grad);
     TEST(test_bn_eval);
+    TEST(test_dropout_rows);
+    TEST(test_bn_batch_sum);
     free(tmem_);
     printf("# %ld gradient elements checked by central differences\n", fd_elements_);
     TEST_MAIN_END();

@@ -120,15 +120,24 @@ static void test_encoding_train_vocab(void)
     amtl_file_free(&f);
 }
 
-static void test_round_trip_and_gather(void)
+/* make_file's dataset written to the test's temp dir as `name` (its path
+ * into path). */
+static int write_file(char *path, size_t cap, const char *name, amtl_status *st)
 {
     amtl_file f;
-    amtl_status st;
-    CHECK_OK(make_file(&f, "all", &st), &st);
-    char path[512];
-    snprintf(path, sizeof path, "%s/ds.amtl", test_tmpdir());
-    CHECK_OK(amtl_file_write(&f, path, &st), &st);
+    if (make_file(&f, "all", st))
+        return -1;
+    snprintf(path, cap, "%s/%s", test_tmpdir(), name);
+    int rc = amtl_file_write(&f, path, st);
     amtl_file_free(&f);
+    return rc;
+}
+
+static void test_round_trip_and_gather(void)
+{
+    amtl_status st;
+    char path[512];
+    CHECK_OK(write_file(path, sizeof path, "ds.amtl", &st), &st);
 
     amtl_dataset ds;
     CHECK_OK(amtl_dataset_read(&ds, path, &st), &st);
@@ -166,13 +175,9 @@ static void test_round_trip_and_gather(void)
  * rank together are the split. */
 static void test_shards(void)
 {
-    amtl_file f;
     amtl_status st;
-    CHECK_OK(make_file(&f, "all", &st), &st);
     char path[512];
-    snprintf(path, sizeof path, "%s/shard.amtl", test_tmpdir());
-    CHECK_OK(amtl_file_write(&f, path, &st), &st);
-    amtl_file_free(&f);
+    CHECK_OK(write_file(path, sizeof path, "shard.amtl", &st), &st);
     amtl_dataset whole, ds;
     CHECK_OK(amtl_dataset_read(&whole, path, &st), &st);
     CHECK(amtl_dataset_train_rows(&whole) == 3 && whole.shard_size == 1);
