@@ -3,6 +3,8 @@
  */
 #include "cmd/prep_cmd.h"
 
+#include "data/dataset_summary.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,8 +63,9 @@ static int max_int(int a, int b) { return a > b ? a : b; }
 
 int amtl_prep_info(const char *path, FILE *out, amtl_status *st)
 {
-    amtl_dataset ds;
-    if (amtl_dataset_read(&ds, path, st))
+    /* from the header alone when amtl-prep wrote the summary there */
+    amtl_dataset_summary ds;
+    if (amtl_dataset_summary_read(&ds, path, st))
         return -1;
     amtl_strbuf b = {0};
     const char *src = amtl_file_meta(&ds.file, "source");
@@ -78,52 +81,46 @@ int amtl_prep_info(const char *path, FILE *out, amtl_status *st)
     int wrows = 4;
     for (int s = 0; s < AMTL_N_SPLITS; s++) {
         char tmp[32];
-        wrows = max_int(wrows, snprintf(tmp, sizeof tmp, "%lld",
-                                        (long long)ds.split[s].rows));
+        wrows = max_int(wrows, snprintf(tmp, sizeof tmp, "%lld", (long long)ds.rows[s]));
     }
     amtl_strbuf_printf(&b, "%-5s  %*s\n", "split", wrows, "rows");
     for (int s = 0; s < AMTL_N_SPLITS; s++)
         amtl_strbuf_printf(&b, "%-5s  %*lld\n", amtl_split_name(s), wrows,
-                           (long long)ds.split[s].rows);
+                           (long long)ds.rows[s]);
 
     int wname = 5, wvocab = 5;
     for (int k = 0; k < ds.N; k++) {
         char tmp[32];
-        wname = max_int(wname, (int)strlen(ds.sparse_names[k]));
-        wvocab = max_int(wvocab, snprintf(tmp, sizeof tmp, "%d", (int)ds.vocab[k]));
+        wname = max_int(wname, (int)strlen(ds.sparse[k]));
+        wvocab = max_int(wvocab, snprintf(tmp, sizeof tmp, "%lld", (long long)ds.vocab[k]));
     }
     for (int d = 0; d < ds.D; d++)
-        wname = max_int(wname, (int)strlen(ds.dense_names[d]));
+        wname = max_int(wname, (int)strlen(ds.dense[d]));
     for (int k = 0; k < ds.T; k++)
-        wname = max_int(wname, (int)strlen(ds.label_names[k]));
+        wname = max_int(wname, (int)strlen(ds.labels[k]));
     amtl_strbuf_printf(&b, "\n%-*s  %-6s  %*s\n", wname, "field", "kind", wvocab, "vocab");
     for (int k = 0; k < ds.N; k++)
-        amtl_strbuf_printf(&b, "%-*s  %-6s  %*d\n", wname, ds.sparse_names[k], "sparse",
-                           wvocab, (int)ds.vocab[k]);
+        amtl_strbuf_printf(&b, "%-*s  %-6s  %*lld\n", wname, ds.sparse[k], "sparse", wvocab,
+                           (long long)ds.vocab[k]);
     for (int d = 0; d < ds.D; d++)
-        amtl_strbuf_printf(&b, "%-*s  %-6s  %*s\n", wname, ds.dense_names[d], "dense",
-                           wvocab, "-");
+        amtl_strbuf_printf(&b, "%-*s  %-6s  %*s\n", wname, ds.dense[d], "dense", wvocab, "-");
     for (int k = 0; k < ds.T; k++)
-        amtl_strbuf_printf(&b, "%-*s  %-6s  %*s\n", wname, ds.label_names[k], "label",
-                           wvocab, "-");
+        amtl_strbuf_printf(&b, "%-*s  %-6s  %*s\n", wname, ds.labels[k], "label", wvocab, "-");
 
     int wlabel = 5;
     for (int k = 0; k < ds.T; k++)
-        wlabel = max_int(wlabel, (int)strlen(ds.label_names[k]));
+        wlabel = max_int(wlabel, (int)strlen(ds.labels[k]));
     amtl_strbuf_printf(&b, "\n%-*s  %6s  %6s  %6s\n", wlabel, "label", "train", "val",
                        "test");
     for (int k = 0; k < ds.T; k++) {
-        amtl_strbuf_printf(&b, "%-*s", wlabel, ds.label_names[k]);
+        amtl_strbuf_printf(&b, "%-*s", wlabel, ds.labels[k]);
         for (int s = 0; s < AMTL_N_SPLITS; s++) {
-            const amtl_split *sp = &ds.split[s];
-            if (sp->rows == 0) {
+            if (ds.rows[s] == 0) {
                 amtl_strbuf_printf(&b, "  %6s", "-");
                 continue;
             }
-            double pos = 0;
-            for (int64_t r = 0; r < sp->rows; r++)
-                pos += sp->labels[(size_t)k * (size_t)sp->rows + (size_t)r];
-            amtl_strbuf_printf(&b, "  %6.4f", pos / (double)sp->rows);
+            amtl_strbuf_printf(&b, "  %6.4f",
+                               (double)ds.positives[k * 3 + s] / (double)ds.rows[s]);
         }
         amtl_strbuf_printf(&b, "\n");
     }
@@ -133,24 +130,18 @@ int amtl_prep_info(const char *path, FILE *out, amtl_status *st)
         int wc = 5;
         for (int s = 0; s < AMTL_N_SPLITS; s++) {
             char tmp[32];
-            wc = max_int(wc, snprintf(tmp, sizeof tmp, "%lld", (long long)ds.split[s].rows));
+            wc = max_int(wc, snprintf(tmp, sizeof tmp, "%lld", (long long)ds.rows[s]));
         }
         amtl_strbuf_printf(&b, "\n%-*s  %*s  %*s  %*s\n", wname, "id 0", wc, "train", wc,
                            "val", wc, "test");
         for (int k = 0; k < ds.N; k++) {
-            amtl_strbuf_printf(&b, "%-*s", wname, ds.sparse_names[k]);
-            for (int s = 0; s < AMTL_N_SPLITS; s++) {
-                const amtl_split *sp = &ds.split[s];
-                const int32_t *ids = sp->sparse + (size_t)k * (size_t)sp->rows;
-                long long zeros = 0;
-                for (int64_t r = 0; r < sp->rows; r++)
-                    zeros += ids[r] == 0;
-                amtl_strbuf_printf(&b, "  %*lld", wc, zeros);
-            }
+            amtl_strbuf_printf(&b, "%-*s", wname, ds.sparse[k]);
+            for (int s = 0; s < AMTL_N_SPLITS; s++)
+                amtl_strbuf_printf(&b, "  %*lld", wc, (long long)ds.id0[k * 3 + s]);
             amtl_strbuf_printf(&b, "\n");
         }
     }
-    amtl_dataset_free(&ds);
+    amtl_dataset_summary_free(&ds);
     if (b.failed) {
         amtl_strbuf_free(&b);
         return amtl_error(st, AMTL_ENOMEM, "out of memory");

@@ -41,7 +41,7 @@ uint64_t amtl_dataset_content_hash(const amtl_file *f)
     return h;
 }
 
-static void free_list(char **names, int n)
+void amtl_dataset_free_names(char **names, int n)
 {
     if (!names)
         return;
@@ -51,8 +51,8 @@ static void free_list(char **names, int n)
 }
 
 /* Splits a '\n'-joined meta list; an empty string is an empty list. */
-static int parse_names(const amtl_file *f, const char *what, const char *key,
-                       char ***out, int *n_out, amtl_status *st)
+int amtl_dataset_parse_names(const amtl_file *f, const char *what, const char *key,
+                             char ***out, int *n_out, amtl_status *st)
 {
     *out = NULL;
     *n_out = 0;
@@ -74,11 +74,11 @@ static int parse_names(const amtl_file *f, const char *what, const char *key,
         size_t len = e ? (size_t)(e - p) : strlen(p);
         names[i] = strndup(p, len);
         if (!names[i]) {
-            free_list(names, i);
+            amtl_dataset_free_names(names, i);
             return amtl_error(st, AMTL_ENOMEM, "out of memory");
         }
         if (len == 0) {
-            free_list(names, i + 1);
+            amtl_dataset_free_names(names, i + 1);
             return amtl_error(st, AMTL_EDATA, "%s: meta '%s': name %d is empty", what,
                               key, i + 1);
         }
@@ -86,7 +86,7 @@ static int parse_names(const amtl_file *f, const char *what, const char *key,
             if (!strcmp(names[j], names[i])) {
                 amtl_error(st, AMTL_EDATA, "%s: meta '%s': '%s' appears twice", what,
                            key, names[i]);
-                free_list(names, i + 1);
+                amtl_dataset_free_names(names, i + 1);
                 return -1;
             }
         p = e ? e + 1 : p + len;
@@ -321,9 +321,9 @@ static int from_file_shard(amtl_dataset *ds, amtl_file *f, const char *what, int
     if (strcmp(f->kind, "dataset"))
         return amtl_error(st, AMTL_EDATA, "%s: kind '%s', expected 'dataset'", what,
                           f->kind);
-    if (parse_names(f, what, "sparse_fields", &ds->sparse_names, &ds->N, st) ||
-        parse_names(f, what, "dense_fields", &ds->dense_names, &ds->D, st) ||
-        parse_names(f, what, "labels", &ds->label_names, &ds->T, st))
+    if (amtl_dataset_parse_names(f, what, "sparse_fields", &ds->sparse_names, &ds->N, st) ||
+        amtl_dataset_parse_names(f, what, "dense_fields", &ds->dense_names, &ds->D, st) ||
+        amtl_dataset_parse_names(f, what, "labels", &ds->label_names, &ds->T, st))
         goto fail;
     if (ds->T < 1) {
         amtl_error(st, AMTL_EDATA, "%s: meta 'labels' names no label", what);
@@ -418,9 +418,9 @@ int64_t amtl_dataset_train_rows(const amtl_dataset *ds)
 
 void amtl_dataset_free(amtl_dataset *ds)
 {
-    free_list(ds->sparse_names, ds->N);
-    free_list(ds->dense_names, ds->D);
-    free_list(ds->label_names, ds->T);
+    amtl_dataset_free_names(ds->sparse_names, ds->N);
+    amtl_dataset_free_names(ds->dense_names, ds->D);
+    amtl_dataset_free_names(ds->label_names, ds->T);
     free(ds->vocab);
     for (int s = 0; s < AMTL_N_SPLITS; s++) {
         amtl_free(ds->split[s].sparse);

@@ -89,6 +89,13 @@ void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
  * without a verified checksum (format version 1). */
 uint64_t amtl_dataset_content_hash(const amtl_file *f);
 
+/* The names a meta key lists ('\n'-joined: "sparse_fields", "dense_fields",
+ * "labels"), each non-empty and distinct, into a malloc'd array; free with
+ * amtl_dataset_free_names. */
+int amtl_dataset_parse_names(const amtl_file *f, const char *what, const char *key,
+                             char ***out, int *n_out, amtl_status *st);
+void amtl_dataset_free_names(char **names, int n);
+
 /* Index of a field / label by name, or -1. */
 int amtl_dataset_sparse_index(const amtl_dataset *ds, const char *name);
 int amtl_dataset_label_index(const amtl_dataset *ds, const char *name);

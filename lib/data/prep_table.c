@@ -5,6 +5,8 @@
  */
 #include "data/prep_table.h"
 
+#include "data/dataset_summary.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,6 +613,9 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
     for (int i = 0; i < t->n_extra; i++)
         if (amtl_file_set_meta(f, t->extra[i].key, t->extra[i].value, st))
             goto out;
+    /* what --info shows, readable from the header alone */
+    if (amtl_dataset_summary_write(f, st))
+        goto out;
     rc = 0;
 out:
     if (rc)

@@ -4,9 +4,12 @@
  * large file it runs on the process's thread pool (base/pool.h), in pieces
  * joined with crc32_combine.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 #include <zlib.h>
@@ -112,7 +115,9 @@ int amtl_envelope_seal(void *buf, size_t len)
 
 const char *amtl_file_checksum_text(const amtl_file *f)
 {
-    return f->checksum == AMTL_CHECKSUM_VERIFIED ? "verified" : "none (format version 1)";
+    return f->checksum == AMTL_CHECKSUM_VERIFIED ? "verified"
+           : f->checksum == AMTL_CHECKSUM_UNREAD ? "not read (header only)"
+                                                 : "none (format version 1)";
 }
 
 /* ---- naming the damaged part ----------------------------------------- */
@@ -199,4 +204,41 @@ int amtl_envelope_verify(const unsigned char *p, size_t len, const char *what, i
     if (len > PREAMBLE_LEN && memcmp(p + 1, preamble, PREAMBLE_LEN) == 0)
         return amtl_error(st, AMTL_EDATA, "%s: %s", what, amtl_envelope_unsealed);
     return 0; /* a version 1 file, or no amtl file: the decoder says which */
+}
+
+int amtl_envelope_verify_fd(int fd, size_t len, const char *what, int *sealed,
+                            amtl_status *st)
+{
+    unsigned char tail[AMTL_SUM_TRAILER_LEN + 4];
+    size_t nt = sizeof tail;
+    *sealed = 0;
+    if (len < nt + 1 || pread(fd, tail, nt, (off_t)(len - nt)) != (ssize_t)nt ||
+        memcmp(tail, AMTL_SUM_TRAILER, AMTL_SUM_TRAILER_LEN))
+        return 0;
+    /* every byte but the stored CRC, a piece at a time */
+    enum { PIECE = 1 << 20 };
+    unsigned char *buf = malloc(PIECE);
+    if (!buf)
+        return amtl_error(st, AMTL_ENOMEM, "%s: out of memory", what);
+    uint32_t crc = 0;
+    size_t done = 0, end = len - 4;
+    int rc = 0;
+    while (done < end) {
+        size_t k = end - done < PIECE ? end - done : PIECE;
+        ssize_t r = pread(fd, buf, k, (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = amtl_error(st, AMTL_EIO, "cannot read '%s': %s", what,
+                            r < 0 ? strerror(errno) : "it shrank while being read");
+            break;
+        }
+        crc = amtl_envelope_crc32(crc, buf, (size_t)r);
+        done += (size_t)r;
+    }
+    free(buf);
+    if (rc == 0 && crc != get_be32(tail + AMTL_SUM_TRAILER_LEN))
+        rc = amtl_error(st, AMTL_EDATA, "%s: damaged file: the checksum does not match", what);
+    *sealed = rc == 0;
+    return rc;
 }

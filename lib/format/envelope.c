@@ -5,6 +5,8 @@
 #include "format/envelope.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,5 +550,83 @@ int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
     free(buf);
     if (rc == 0 && f->checksum == AMTL_CHECKSUM_NONE)
         old_file_notice(what, f->version);
+    return rc;
+}
+
+int amtl_file_read_head(amtl_file *f, const char *path, const char *expected_kind,
+                        amtl_status *st)
+{
+    memset(f, 0, sizeof *f);
+    if (!strcmp(path, "-"))
+        return amtl_error(st, AMTL_EUSAGE, "the header alone cannot be read from stdin");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return amtl_error(st, AMTL_EIO, "cannot open '%s': %s", path, strerror(errno));
+    /* the checksum first, as amtl_file_read checks it before anything else,
+     * read through a piece at a time */
+    struct stat sb;
+    int sealed = 0;
+    amtl_status ignored;
+    if (fstat(fd, &sb) != 0 || amtl_envelope_verify_fd(fd, (size_t)sb.st_size, path, &sealed,
+                                                       &ignored) || !sealed) {
+        /* damaged, or without a checksum (version 1): the whole reader says
+         * which part is damaged, or reads the old file with its notice */
+        close(fd);
+        if (amtl_file_read(f, path, expected_kind, st))
+            return -1;
+        for (int i = 0; i < f->n_tensors; i++) {
+            amtl_tensor_free(&f->tensors[i].t);
+            free(f->tensors[i].name);
+        }
+        f->n_tensors = 0;
+        return 0;
+    }
+    size_t cap = 64 << 10, len = 0;
+    unsigned char *buf = NULL;
+    int rc = -1;
+    for (;;) {
+        unsigned char *nb = realloc(buf, cap);
+        if (!nb) {
+            amtl_error(st, AMTL_ENOMEM, "%s: out of memory", path);
+            break;
+        }
+        buf = nb;
+        /* the prefix grows to cap bytes, or to the end of the file */
+        while (len < cap) {
+            ssize_t r = pread(fd, buf + len, cap - len, (off_t)len);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                amtl_error(st, AMTL_EIO, "cannot read '%s': %s", path, strerror(errno));
+                goto out;
+            }
+            if (r == 0)
+                break;
+            len += (size_t)r;
+        }
+        size_t need;
+        rc = amtl_file_decode_head(f, buf, len, &need, path, expected_kind, st);
+        if (rc <= 0)
+            break;
+        rc = -1;
+        if (len < cap) {
+            amtl_error(st, AMTL_EDATA, "%s: corrupt file: it ends at byte %zu before its "
+                                       "tensors", path, len);
+            break;
+        }
+        if (cap >= AMTL_HEAD_MAX) {
+            amtl_error(st, AMTL_EDATA, "%s: the header (before the tensors) is larger than "
+                                       "%zu MiB", path, AMTL_HEAD_MAX >> 20);
+            break;
+        }
+        cap = need > 2 * cap ? need : 2 * cap;
+        if (cap > AMTL_HEAD_MAX)
+            cap = AMTL_HEAD_MAX;
+    }
+    if (rc == 0)
+        f->checksum = AMTL_CHECKSUM_VERIFIED;
+out:
+    free(buf);
+    close(fd);
     return rc;
 }

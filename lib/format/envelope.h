@@ -50,7 +50,8 @@ typedef struct {
 /* Whether a file was verified against its checksum when it was read. */
 typedef enum {
     AMTL_CHECKSUM_NONE = 0,  /* built in memory, or a version 1 file */
-    AMTL_CHECKSUM_VERIFIED
+    AMTL_CHECKSUM_VERIFIED,
+    AMTL_CHECKSUM_UNREAD     /* amtl_file_read_head: the checksum was not read */
 } amtl_checksum;
 
 typedef struct {
@@ -102,7 +103,25 @@ int amtl_file_encode(const amtl_file *f, void **buf, size_t *len, amtl_status *s
 int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what,
                      const char *expected_kind, amtl_status *st);
 
-/* "verified", or "none (format version 1)" for a file read without one. */
+/* The file's head only: format, version, kind and meta from the bytes before
+ * its tensors, buf[0..len) a prefix of the file, checksum unread.  0 with f
+ * holding them (no tensor; f->checksum AMTL_CHECKSUM_UNREAD), 1 when the prefix ends before
+ * the tensors begin (*need: a longer prefix to try), -1 with st when the
+ * head is not an amtl file's. */
+int amtl_file_decode_head(amtl_file *f, const void *buf, size_t len, size_t *need,
+                          const char *what, const char *expected_kind, amtl_status *st);
+/* A file's head alone (f with no tensor): its checksum verified by reading
+ * the file through a piece at a time, then amtl_file_decode_head of its
+ * first bytes (at most AMTL_HEAD_MAX: a larger head is an error, as is a
+ * path of "-"); memory does not grow with the file.  A damaged file, or one
+ * without a checksum (version 1), goes through amtl_file_read instead, for
+ * its message naming the damage or its notice. */
+#define AMTL_HEAD_MAX ((size_t)32 << 20)
+int amtl_file_read_head(amtl_file *f, const char *path, const char *expected_kind,
+                        amtl_status *st);
+
+/* "verified", "none (format version 1)" for a file read without one, or "not
+ * read (header only)" after amtl_file_read_head. */
 const char *amtl_file_checksum_text(const amtl_file *f);
 
 /* Recomputes the checksum at the end of an encoded file in place, for

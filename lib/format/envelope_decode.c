@@ -483,7 +483,7 @@ static int decode_tensors(amtl_file *f, const msgpack_object *o, const char *wha
 
 /* sealed: the file ended with a checksum that matched (checksum.c). */
 static int decode_root(amtl_file *f, const msgpack_object *root, const char *what,
-                       const char *expected_kind, int sealed, amtl_status *st)
+                       const char *expected_kind, int sealed, int head, amtl_status *st)
 {
     enum { K_FORMAT, K_VERSION, K_KIND, K_META, K_TENSORS, K_CRC, N_KEYS };
     static const char *const keys[N_KEYS] = {"format", "version", "kind", "meta",
@@ -564,15 +564,17 @@ static int decode_root(amtl_file *f, const msgpack_object *root, const char *wha
     f->kind[o->via.str.size] = '\0';
 
     /* From version 2 on a file ends with the checksum verified before the
-     * decoder ran; a version 1 file has none. */
-    if (f->version >= 2 && (!sealed || !field[K_CRC] || !is_sum(field[K_CRC])))
+     * decoder ran; a version 1 file has none; a head stops before it. */
+    if (head)
+        field[K_CRC] = NULL;
+    if (f->version >= 2 && !head && (!sealed || !field[K_CRC] || !is_sum(field[K_CRC])))
         return amtl_error(st, AMTL_EDATA, "%s: %s", what, amtl_envelope_unsealed);
     if (f->version < 2 && field[K_CRC])
         return amtl_error(st, AMTL_EDATA,
                           "%s: unknown top-level field \"crc32\" (a version %d file has "
                           "no checksum)",
                           what, f->version);
-    f->checksum = sealed ? AMTL_CHECKSUM_VERIFIED : AMTL_CHECKSUM_NONE;
+    f->checksum = head ? AMTL_CHECKSUM_UNREAD : sealed ? AMTL_CHECKSUM_VERIFIED : AMTL_CHECKSUM_NONE;
 
     if (repeated)
         return amtl_error(
@@ -629,8 +631,128 @@ int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what
              u.data.type != MSGPACK_OBJECT_MAP)
         rc = amtl_error(st, AMTL_EDATA, "%s: corrupt file: msgpack parse error", what);
     else
-        rc = decode_root(f, &u.data, what, expected_kind, sealed, st);
+        rc = decode_root(f, &u.data, what, expected_kind, sealed, 0, st);
     msgpack_unpacked_destroy(&u);
+    if (rc)
+        amtl_file_free(f);
+    return rc;
+}
+
+/* ---- the head alone --------------------------------------------------- */
+
+/* The end of the one value at p[pos..]: 0 with *end, 1 when the bytes end
+ * before the value does, -1 at a byte no amtl file holds. */
+static int value_end(const unsigned char *p, size_t len, size_t pos, size_t *end)
+{
+    uint64_t owed[MP_MAX_DEPTH + 1];
+    int depth = 0;
+    owed[0] = 1;
+    while (depth >= 0) {
+        if (owed[depth] == 0) {
+            depth--;
+            continue;
+        }
+        owed[depth]--;
+        if (pos >= len)
+            return 1;
+        unsigned w;
+        uint64_t n;
+        int cls = mp_classify(p[pos], &w, &n);
+        if (cls == MP_EXT || cls == MP_INVALID)
+            return -1;
+        if (len - pos - 1 < w)
+            return 1;
+        if (cls != MP_SCALAR)
+            for (unsigned i = 0; i < w; i++)
+                n = n << 8 | p[pos + 1 + i];
+        pos += 1 + w;
+        if (cls == MP_STR || cls == MP_BIN) {
+            if (n > len - pos)
+                return 1;
+            pos += (size_t)n;
+        } else if (cls == MP_ARRAY || cls == MP_MAP) {
+            if (depth == MP_MAX_DEPTH)
+                return -1;
+            owed[++depth] = cls == MP_MAP ? 2 * n : n;
+        }
+    }
+    *end = pos;
+    return 0;
+}
+
+int amtl_file_decode_head(amtl_file *f, const void *buf, size_t len, size_t *need,
+                          const char *what, const char *expected_kind, amtl_status *st)
+{
+    memset(f, 0, sizeof *f);
+    *need = len * 2 > 4096 ? len * 2 : 4096;
+    if (!what)
+        what = "input";
+    if (amtl_envelope_check_host(st))
+        return -1;
+    const unsigned char *p = buf;
+    if (len == 0)
+        return 1;
+    if (!is_map_byte(p[0]))
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: not an amtl file (it does not start with a msgpack map)",
+                          what);
+    unsigned w;
+    uint64_t n;
+    mp_classify(p[0], &w, &n);
+    if (len < 1 + (size_t)w)
+        return 1;
+    for (unsigned i = 0; i < w; i++)
+        n = n << 8 | p[1 + i];
+    /* the root's entries before "tensors", copied into a map of their own
+     * that ends with an empty "tensors" */
+    size_t pos = 1 + w, begin = pos;
+    uint64_t kept = 0;
+    for (; kept < n; kept++) {
+        size_t kend, vend;
+        int r = value_end(p, len, pos, &kend);
+        if (r)
+            return r > 0 ? 1
+                         : amtl_error(st, AMTL_EDATA, "%s: corrupt file at byte %zu", what, pos);
+        static const char tensors[] = "\xa7tensors";
+        if (kend - pos == sizeof tensors - 1 && !memcmp(p + pos, tensors, kend - pos))
+            break;
+        r = value_end(p, len, kend, &vend);
+        if (r)
+            return r > 0 ? 1
+                         : amtl_error(st, AMTL_EDATA, "%s: corrupt file at byte %zu", what, kend);
+        pos = vend;
+    }
+    if (kept == n)
+        return amtl_error(st, AMTL_EDATA, "%s: no \"tensors\" field", what);
+    size_t body = pos - begin, cap = 5 + body + 9;
+    unsigned char *h = malloc(cap);
+    if (!h)
+        return amtl_error(st, AMTL_ENOMEM, "%s: out of memory", what);
+    size_t o = 0;
+    h[o++] = 0xdf;
+    for (int i = 3; i >= 0; i--)
+        h[o++] = (unsigned char)((kept + 1) >> (8 * i));
+    memcpy(h + o, p + begin, body);
+    o += body;
+    memcpy(h + o, "\xa7tensors\x80", 9);
+    o += 9;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int rc;
+    if (amtl_envelope_mp_validate(h, o, what, st)) {
+        rc = -1;
+    } else {
+        msgpack_unpack_return r = msgpack_unpack_next(&u, (const char *)h, o, &off);
+        if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+            rc = amtl_error(st, AMTL_ENOMEM, "%s: out of memory parsing the file", what);
+        else if (r != MSGPACK_UNPACK_SUCCESS || off != o || u.data.type != MSGPACK_OBJECT_MAP)
+            rc = amtl_error(st, AMTL_EDATA, "%s: corrupt file: msgpack parse error", what);
+        else
+            rc = decode_root(f, &u.data, what, expected_kind, 0, 1, st);
+    }
+    msgpack_unpacked_destroy(&u);
+    free(h);
     if (rc)
         amtl_file_free(f);
     return rc;

@@ -50,6 +50,12 @@ void amtl_envelope_put_be32(unsigned char *p, uint32_t v);
  * *sealed is 1 when it matched, 0 when the file has none (a version 1 file,
  * or not an amtl file at all); a mismatch, or a current-version start
  * without a checksum at the end, is an error naming the damaged part. */
+/* The same for the file open at fd, len bytes long, read a piece at a time
+ * (memory does not grow with the file): *sealed 1 when it ends with a
+ * checksum that matches, 0 when it has none; -1 when it does not match (the
+ * damage is not located here). */
+int amtl_envelope_verify_fd(int fd, size_t len, const char *what, int *sealed,
+                            amtl_status *st);
 int amtl_envelope_verify(const unsigned char *p, size_t len, const char *what,
                          int *sealed, amtl_status *st);
 

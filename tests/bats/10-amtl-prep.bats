@@ -110,6 +110,20 @@ fails_with() {
     diff -u "$P/tiny-info.txt" <(printf '%s\n' "$output")
 }
 
+@test "--info reads the header and the checksum through the file: its memory does not grow with the rows" {
+    amtl-prep --synthetic --rows 400000 --seed 3 -o "$TMP/big.amtl"
+    local bytes kb
+    bytes=$(stat -c %s "$TMP/big.amtl")
+    [ "$bytes" -gt 20000000 ]
+    kb=$(python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' amtl-prep --info "$TMP/big.amtl")
+    [ "$kb" -lt 16384 ]
+    run --separate-stderr amtl-prep --info "$TMP/big.amtl"
+    [ "${lines[4]}" = "checksum         verified" ]
+    [[ "$output" == *"train  320000"* ]]
+}
+
 @test "--vocab train: ids unseen in train become 0 in val" {
     run --separate-stderr amtl-prep --vocab train --set min_id_count=0 -o "$TMP/out.amtl" "$P/tiny_train.csv" "$P/tiny_val.csv" "$P/tiny_test.csv"
     [ "$status" -eq 0 ]

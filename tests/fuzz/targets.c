@@ -230,8 +230,24 @@ int amtl_fuzz_file(const uint8_t *data, size_t size)
     amtl_status st;
     if (amtl_file_decode(&f, data, size, "fuzz", NULL, &st) == 0)
         amtl_file_free(&f);
+    /* the head alone (amtl-prep --info): any prefix of any bytes */
+    size_t need;
+    if (amtl_file_decode_head(&f, data, size, &need, "fuzz", NULL, &st) == 0)
+        amtl_file_free(&f);
     if (decode_sealed(&f, data, size, NULL, &st))
         return 0;
+    /* a file that decodes has a head, and the head is the file's meta */
+    amtl_file h;
+    if (amtl_file_decode_head(&h, data, size, &need, "fuzz", NULL, &st) == 0) {
+        int differ = h.n_meta != f.n_meta || strcmp(h.kind, f.kind) || h.n_tensors != 0;
+        for (int i = 0; !differ && i < f.n_meta; i++)
+            differ = strcmp(f.meta[i].key, h.meta[i].key) || strcmp(f.meta[i].value, h.meta[i].value);
+        amtl_file_free(&h);
+        if (differ) {
+            fprintf(stderr, "the head is not the file's\n");
+            abort();
+        }
+    }
     /* what decodes encodes, and decodes to the same */
     void *buf = NULL;
     size_t len = 0;

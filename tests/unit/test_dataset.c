@@ -8,6 +8,7 @@
 
 #include "format/config.h"
 #include "data/dataset.h"
+#include "data/dataset_summary.h"
 #include "format/io.h"
 #include "data/prep_table.h"
 #include "test.h"
@@ -203,6 +204,42 @@ static void test_shards(void)
     CHECK(amtl_dataset_read_shard(&ds, path, 2, 2, &st) == -1);
     CHECKF(strstr(st.msg, "rank 2 of 2") != NULL, "%s", st.msg);
     amtl_dataset_free(&whole);
+}
+
+/* What --info shows: from the header, the counts the columns give. */
+static void test_summary(void)
+{
+    amtl_status st;
+    char path[512];
+    CHECK_OK(write_file(path, sizeof path, "sum.amtl", &st), &st);
+    amtl_dataset_summary s;
+    amtl_dataset ds;
+    CHECK_OK(amtl_dataset_summary_read(&s, path, &st), &st);
+    CHECK_OK(amtl_dataset_read(&ds, path, &st), &st);
+    CHECK(s.from_header && s.file.n_tensors == 0 && s.file.checksum == AMTL_CHECKSUM_VERIFIED);
+    CHECK(s.N == ds.N && s.D == ds.D && s.T == ds.T);
+    for (int k = 0; k < ds.N; k++)
+        CHECK(s.vocab[k] == ds.vocab[k] && !strcmp(s.sparse[k], ds.sparse_names[k]));
+    for (int sp = 0; sp < 3; sp++) {
+        const amtl_split *x = &ds.split[sp];
+        CHECK(s.rows[sp] == x->rows);
+        for (int t = 0; t < ds.T; t++) {
+            int64_t pos = 0;
+            for (int64_t r = 0; r < x->rows; r++)
+                pos += x->labels[t * x->rows + r] != 0;
+            CHECK(s.positives[t * 3 + sp] == pos);
+        }
+        for (int k = 0; k < ds.N; k++) {
+            int64_t z = 0;
+            for (int64_t r = 0; r < x->rows; r++)
+                z += x->sparse[k * x->rows + r] == 0;
+            CHECK(s.id0[k * 3 + sp] == z);
+        }
+    }
+    /* the train split's one empty item is an id 0 there */
+    CHECK(s.id0[1 * 3 + 0] == 1);
+    amtl_dataset_summary_free(&s);
+    amtl_dataset_free(&ds);
 }
 
 static void test_auto_split(void)
@@ -553,6 +590,7 @@ int main(void)
     RUN(test_encoding_train_vocab);
     RUN(test_round_trip_and_gather);
     RUN(test_shards);
+    RUN(test_summary);
     RUN(test_auto_split);
     RUN(test_min_id_count);
     RUN(test_dense_transform);

@@ -226,6 +226,111 @@ static void test_random_corruption_never_crashes(void)
     CHECK(bad_msg == 0);
 }
 
+/* The head alone: every prefix either asks for more or gives the meta the
+ * whole decode gives (never a tensor), and random damage to a prefix gives
+ * a head or a message, never a crash. */
+static void test_head_of_every_prefix(void)
+{
+    amtl_rng r;
+    amtl_rng_seed(&r, 5);
+    amtl_status st = {0};
+    amtl_file f, whole;
+    CHECK_OK(make_sample(&f, &r, &st), &st);
+    void *buf;
+    size_t len;
+    int rc = amtl_file_encode(&f, &buf, &len, &st);
+    amtl_file_free(&f);
+    CHECK_OK(rc, &st);
+    CHECK_OK(amtl_file_decode(&whole, buf, len, "w", NULL, &st), &st);
+    CHECK(whole.n_meta > 0 && whole.n_tensors > 0);
+    size_t first = SIZE_MAX, bad = SIZE_MAX;
+    for (size_t n = 0; n <= len && bad == SIZE_MAX; n++) {
+        unsigned char *p = malloc(n ? n : 1);
+        memcpy(p, buf, n);
+        amtl_file h;
+        size_t need = 0;
+        rc = amtl_file_decode_head(&h, p, n, &need, "h", NULL, &st);
+        free(p);
+        if (rc == 1) {
+            if (first != SIZE_MAX || need <= n || !file_is_empty(&h))
+                bad = n;  /* a longer prefix must not ask again */
+            continue;
+        }
+        if (rc != 0 || h.n_tensors != 0 || h.n_meta != whole.n_meta ||
+            strcmp(h.kind, whole.kind) || h.version != whole.version ||
+            h.checksum != AMTL_CHECKSUM_UNREAD)
+            bad = n;
+        for (int i = 0; bad == SIZE_MAX && i < h.n_meta; i++)
+            if (strcmp(h.meta[i].key, whole.meta[i].key) ||
+                strcmp(h.meta[i].value, whole.meta[i].value))
+                bad = n;
+        if (first == SIZE_MAX)
+            first = n;
+        amtl_file_free(&h);
+    }
+    CHECKF(bad == SIZE_MAX, "prefix of %zu bytes", bad);
+    CHECK(first < len / 2);
+    /* damage: a head, "more", or a message naming the input */
+    unsigned char *p = malloc(first);
+    int odd = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(p, buf, first);
+        p[amtl_rng_below(&r, first)] = (unsigned char)amtl_rng_u64(&r);
+        amtl_file h;
+        size_t need;
+        amtl_status s2 = {0};
+        rc = amtl_file_decode_head(&h, p, first, &need, "fz", NULL, &s2);
+        if (rc == 0)
+            amtl_file_free(&h);
+        else if (rc < 0 && (strncmp(s2.msg, "fz: ", 4) || !file_is_empty(&h)))
+            odd++;
+    }
+    free(p);
+    free(buf);
+    amtl_file_free(&whole);
+    CHECK(odd == 0);
+}
+
+/* From a file: the checksum verified through the file, a head that
+ * outgrows the first read, and damage or a version 1 file read whole for
+ * their messages. */
+static void test_read_head(void)
+{
+    amtl_status st = {0};
+    amtl_file f, h;
+    amtl_file_init(&f, "dataset");
+    char *big = malloc(300001);
+    memset(big, 'x', 300000);
+    big[300000] = '\0';
+    int64_t shape[1] = {4};
+    float v[4] = {1, 2, 3, 4};
+    CHECK_OK(amtl_file_set_meta(&f, "a", "1", &st) || amtl_file_set_meta(&f, "big", big, &st),
+             &st);
+    CHECK(amtl_file_add(&f, "t", AMTL_F32, 1, shape, v, &st) != NULL);
+    free(big);
+    char path[600];
+    snprintf(path, sizeof path, "%s/head.amtl", test_tmpdir());
+    CHECK_OK(amtl_file_write(&f, path, &st), &st);
+    amtl_file_free(&f);
+    CHECK_OK(amtl_file_read_head(&h, path, "dataset", &st), &st);
+    CHECK(h.n_tensors == 0 && h.checksum == AMTL_CHECKSUM_VERIFIED);
+    CHECK(amtl_file_meta(&h, "big") && strlen(amtl_file_meta(&h, "big")) == 300000);
+    amtl_file_free(&h);
+    CHECK(amtl_file_read_head(&h, path, "checkpoint", &st) == -1);
+    CHECKF(strstr(st.msg, "expected a file of kind \"checkpoint\"") != NULL, "%s", st.msg);
+    /* one flipped byte in the tensor: the whole reader's message */
+    FILE *fp = fopen(path, "r+b");
+    CHECK(fp != NULL);
+    fseek(fp, -20, SEEK_END);
+    int c = fgetc(fp);
+    fseek(fp, -20, SEEK_END);
+    fputc(c ^ 0x5a, fp);
+    fclose(fp);
+    CHECK(amtl_file_read_head(&h, path, NULL, &st) == -1);
+    CHECKF(strstr(st.msg, "damaged file") != NULL, "%s", st.msg);
+    CHECK(amtl_file_read_head(&h, "-", NULL, &st) == -1 && st.code == AMTL_EUSAGE);
+}
+
 static void test_wrong_top_level_type(void)
 {
     static const unsigned char arr[] = {0x92, 0x01, 0x02};
@@ -627,6 +732,8 @@ int main(void)
         return 1;
     RUN(test_every_truncation_fails_cleanly);
     RUN(test_random_corruption_never_crashes);
+    RUN(test_head_of_every_prefix);
+    RUN(test_read_head);
     RUN(test_wrong_top_level_type);
     RUN(test_wrong_format_name);
     RUN(test_wrong_version);
