@@ -146,26 +146,20 @@ static void dataset_shape(amtl_dataset *ds)
 static int fill_split(amtl_dataset *ds, int64_t rows, amtl_rng *r, amtl_status *st)
 {
     amtl_split *sp = &ds->split[AMTL_SPLIT_TRAIN];
-    sp->rows = rows;
-    sp->sparse = amtl_alloc_array((size_t)(N_FIELDS * rows), sizeof(int32_t));
-    sp->labels = amtl_alloc_array((size_t)(N_TASKS * rows), sizeof(float));
-    sp->dense = amtl_alloc_array(1, sizeof(float));  /* D = 0: never read */
-    if (!sp->sparse || !sp->labels || !sp->dense)
-        return amtl_error(st, AMTL_ENOMEM, "out of memory for %lld rows", (long long)rows);
+    if (amtl_split_init(sp, N_FIELDS, 0, N_TASKS, rows, 1, st))  /* D = 0 */
+        return -1;
     for (int f = 0; f < N_FIELDS; f++)
         for (int64_t i = 0; i < rows; i++)
-            sp->sparse[f * rows + i] = (int32_t)amtl_rng_below(r, (uint64_t)vocab[f]);
-    for (int64_t i = 0; i < N_TASKS * rows; i++)
-        sp->labels[i] = (float)amtl_rng_bernoulli(r, 0.3);
+            sp->sparse[f][i] = (int32_t)amtl_rng_below(r, (uint64_t)vocab[f]);
+    for (int t = 0; t < N_TASKS; t++)
+        for (int64_t i = 0; i < rows; i++)
+            sp->labels[t][i] = (float)amtl_rng_bernoulli(r, 0.3);
     return 0;
 }
 
 static void free_dataset(amtl_dataset *ds)
 {
-    amtl_split *sp = &ds->split[AMTL_SPLIT_TRAIN];
-    amtl_free(sp->sparse);
-    amtl_free(sp->labels);
-    amtl_free(sp->dense);
+    amtl_split_free(&ds->split[AMTL_SPLIT_TRAIN]);
     memset(ds, 0, sizeof *ds);
 }
 

@@ -82,14 +82,13 @@ typedef struct amtl_backend {
     void (*dot)(struct amtl_backend *be, float *out, const float *x, const float *y, size_t n);
 
     /* ---- data ------------------------------------------------------------------ */
-    /* Batch from column-major split data: dst[b,c] = src[c·ld + rows[b]],
-     * b < B, c < C (ids int32; dense and labels float) */
-    void (*take_i32)(struct amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld,
-                     const int32_t *rows,
-                     int B, int C);
-    void (*take_f32)(struct amtl_backend *be, float *dst, const float *src, int64_t ld,
-                     const int32_t *rows, int B,
-                     int C);
+    /* A batch from a split's columns: dst[b,c] = cols[c][rows[b]], b < B,
+     * c < C (ids int32; dense and labels float); cols, the table of column
+     * pointers, and the columns are in the backend's memory */
+    void (*take_i32)(struct amtl_backend *be, int32_t *dst, int32_t *const *cols,
+                     const int32_t *rows, int B, int C);
+    void (*take_f32)(struct amtl_backend *be, float *dst, float *const *cols,
+                     const int32_t *rows, int B, int C);
     /* embs[b,f,:] = w[tab[f] + ids[b,f]·E .. +E) */
     void (*embed_gather)(struct amtl_backend *be, float *embs, const float *w, const int64_t *tab,
                          const int32_t *ids,

@@ -139,24 +139,23 @@ AMTL_KERNEL static void cpu_dot(amtl_backend *be, float *out, const float *x, co
 
 /* ---- data --------------------------------------------------------------------- */
 
-AMTL_KERNEL static void cpu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
-                         int B, int C)
+AMTL_KERNEL static void cpu_take_i32(amtl_backend *be, int32_t *dst, int32_t *const *cols,
+                                     const int32_t *rows, int B, int C)
 {
     (void)be;
-    /* dst[B,C], src column-major [C, ld], rows[B] */
+    /* dst[B,C] row-major; cols[C] columns, rows[B] */
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++)
-            dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
+            dst[(size_t)b * C + c] = cols[c][rows[b]];
 }
 
-AMTL_KERNEL static void cpu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
-                         int C)
+AMTL_KERNEL static void cpu_take_f32(amtl_backend *be, float *dst, float *const *cols,
+                                     const int32_t *rows, int B, int C)
 {
     (void)be;
-    /* dst[B,C], src column-major [C, ld], rows[B] */
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++)
-            dst[(size_t)b * C + c] = src[(int64_t)c * ld + rows[b]];
+            dst[(size_t)b * C + c] = cols[c][rows[b]];
 }
 
 AMTL_KERNEL static void cpu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,

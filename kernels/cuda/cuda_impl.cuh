@@ -118,10 +118,10 @@ void amtl_cu_dot(amtl_backend *be, float *out, const float *x, const float *y, s
 void amtl_cu_sum_parts(amtl_backend *be, float *out, const double *part, int nout, int nparts);
 
 /* data.cu */
-void amtl_cu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows, int B,
-                      int C);
-void amtl_cu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
-                      int C);
+void amtl_cu_take_i32(amtl_backend *be, int32_t *dst, int32_t *const *cols, const int32_t *rows,
+                      int B, int C);
+void amtl_cu_take_f32(amtl_backend *be, float *dst, float *const *cols, const int32_t *rows,
+                      int B, int C);
 void amtl_cu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
                           int B, int N, int E);
 void amtl_cu_embed_scatter(amtl_backend *be, float *gw, const int64_t *tab, const int32_t *ids,

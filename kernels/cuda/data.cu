@@ -1,5 +1,5 @@
 /* data.cu — the CUDA backend's data movement: a batch's rows taken from the
- * column-major split data, and the embedding rows gathered for the forward
+ * split's columns, and the embedding rows gathered for the forward
  * and their gradients scattered back. */
 #include <stddef.h>
 #include <stdint.h>
@@ -8,22 +8,22 @@
 
 /* ---- kernels ---------------------------------------------------------------------- */
 
-/* dst[b,c] = src[c·ld + rows[b]] */
-__global__ static void k_take_i32(int32_t *dst, const int32_t *src, int64_t ld,
-                                  const int32_t *rows, int B, int C)
-{
-    GRID_STRIDE(i, (size_t)B * C) {
-        size_t b = i / C, c = i % C;
-        dst[i] = src[(int64_t)c * ld + rows[b]];
-    }
-}
-
-__global__ static void k_take_f32(float *dst, const float *src, int64_t ld, const int32_t *rows,
+/* dst[b,c] = cols[c][rows[b]] */
+__global__ static void k_take_i32(int32_t *dst, int32_t *const *cols, const int32_t *rows,
                                   int B, int C)
 {
     GRID_STRIDE(i, (size_t)B * C) {
         size_t b = i / C, c = i % C;
-        dst[i] = src[(int64_t)c * ld + rows[b]];
+        dst[i] = cols[c][rows[b]];
+    }
+}
+
+__global__ static void k_take_f32(float *dst, float *const *cols, const int32_t *rows, int B,
+                                  int C)
+{
+    GRID_STRIDE(i, (size_t)B * C) {
+        size_t b = i / C, c = i % C;
+        dst[i] = cols[c][rows[b]];
     }
 }
 
@@ -52,20 +52,20 @@ __global__ static void k_embed_scatter(float *gw, const int64_t *tab, const int3
 
 /* ---- data ------------------------------------------------------------------------------- */
 
-void amtl_cu_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows, int B,
-                      int C)
+void amtl_cu_take_i32(amtl_backend *be, int32_t *dst, int32_t *const *cols, const int32_t *rows,
+                      int B, int C)
 {
     amtl_cu_ctx *cu = CU(be);
     if (B > 0 && C > 0)
-        LAUNCH(k_take_i32, blocks_for(cu, (size_t)B * C), TPB, dst, src, ld, rows, B, C);
+        LAUNCH(k_take_i32, blocks_for(cu, (size_t)B * C), TPB, dst, cols, rows, B, C);
 }
 
-void amtl_cu_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
-                      int C)
+void amtl_cu_take_f32(amtl_backend *be, float *dst, float *const *cols, const int32_t *rows,
+                      int B, int C)
 {
     amtl_cu_ctx *cu = CU(be);
     if (B > 0 && C > 0)
-        LAUNCH(k_take_f32, blocks_for(cu, (size_t)B * C), TPB, dst, src, ld, rows, B, C);
+        LAUNCH(k_take_f32, blocks_for(cu, (size_t)B * C), TPB, dst, cols, rows, B, C);
 }
 
 void amtl_cu_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,

@@ -212,87 +212,126 @@ static int check_vocab(const amtl_file *f, const char *what, const amtl_dataset 
     return 0;
 }
 
-/* The kept rows of a column: every row, or the shard's (rows r0, r0 + step,
- * ...) into dst [n]. */
-static void copy_rows(void *dst, const void *src, size_t n, int64_t r0, int step, size_t size)
+int amtl_split_init(amtl_split *sp, int N, int D, int T, int64_t rows, int own,
+                    amtl_status *st)
 {
-    if (step == 1) {
-        memcpy(dst, src, n * size);
-        return;
+    memset(sp, 0, sizeof *sp);
+    sp->rows = rows;
+    void **tab = calloc((size_t)(N + D + T) + 1, sizeof *tab);
+    if (!tab)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    sp->tables = tab;
+    sp->sparse = (int32_t **)tab;
+    sp->dense = (float **)(tab + N);
+    sp->labels = (float **)(tab + N + D);
+    if (!own)
+        return 0;
+    size_t n = (size_t)rows;
+    char *b = amtl_alloc_array((size_t)(N + D + T) * n + 1, 4);
+    if (!b) {
+        amtl_split_free(sp);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory for a split of %lld rows",
+                          (long long)rows);
     }
-    for (size_t i = 0; i < n; i++)
-        memcpy((char *)dst + i * size, (const char *)src + ((size_t)r0 + i * (size_t)step) * size,
-               size);
+    sp->store = b;
+    for (int k = 0; k < N; k++)
+        sp->sparse[k] = (int32_t *)(b + (size_t)k * n * 4);
+    for (int d = 0; d < D; d++)
+        sp->dense[d] = (float *)(b + (size_t)(N + d) * n * 4);
+    for (int t = 0; t < T; t++)
+        sp->labels[t] = (float *)(b + (size_t)(N + D + t) * n * 4);
+    return 0;
 }
 
-static int check_and_copy(amtl_dataset *ds, const amtl_file *f, const char *what,
-                          int s, amtl_status *st)
+void amtl_split_free(amtl_split *sp)
+{
+    free(sp->tables);
+    amtl_free(sp->store);
+    memset(sp, 0, sizeof *sp);
+}
+
+/* A split column, checked: found with the dtype and length; every value
+ * valid (kind 0 an id below vocab, 1 finite, 2 a label 0 or 1). */
+static const amtl_tensor *checked_column(const amtl_file *f, const char *what, int s, int kind,
+                                         const char *name, int32_t vocab, int64_t rows,
+                                         amtl_status *st)
+{
+    static const char *const kinds[3] = {"sparse", "dense", "label"};
+    char tname[1100];
+    const amtl_tensor *t = column(f, what, s, kinds[kind], name, kind ? AMTL_F32 : AMTL_I32,
+                                  rows, tname, sizeof tname, st);
+    if (!t)
+        return NULL;
+    if (kind == 0) {
+        const int32_t *v = t->data;
+        for (int64_t r = 0; r < rows; r++)
+            if (v[r] < 0 || v[r] >= vocab) {
+                amtl_error(st, AMTL_EDATA, "%s: tensor '%s' row %lld: id %d is outside [0, %d)",
+                           what, tname, (long long)r, (int)v[r], (int)vocab);
+                return NULL;
+            }
+        return t;
+    }
+    const float *v = t->data;
+    for (int64_t r = 0; r < rows; r++) {
+        if (kind == 1 && !isfinite(v[r])) {
+            amtl_error(st, AMTL_EDATA, "%s: tensor '%s' row %lld: value %g is not finite",
+                       what, tname, (long long)r, (double)v[r]);
+            return NULL;
+        }
+        if (kind == 2 && v[r] != 0.0f && v[r] != 1.0f) {
+            amtl_error(st, AMTL_EDATA, "%s: tensor '%s' row %lld: label %g is not 0 or 1",
+                       what, tname, (long long)r, (double)v[r]);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+/* A split's columns, checked: the file's own tensors, or for a shard of the
+ * train split its rows r0, r0 + step, ... copied into the split's store. */
+static int check_split(amtl_dataset *ds, const amtl_file *f, const char *what, int s,
+                       amtl_status *st)
 {
     amtl_split *sp = &ds->split[s];
     int64_t rows = sp->rows;
-    char tname[1100];
     int sharded = s == AMTL_SPLIT_TRAIN && ds->shard_size > 1;
     int step = sharded ? ds->shard_size : 1;
     int64_t r0 = sharded ? ds->shard_rank : 0;
     size_t n = (size_t)(rows > r0 ? (rows - r0 + step - 1) / step : 0);
     if (s == AMTL_SPLIT_TRAIN)
         ds->train_rows_all = rows;
-    sp->sparse = amtl_alloc_array((size_t)ds->N * n, sizeof(int32_t));
-    sp->dense = amtl_alloc_array((size_t)ds->D * n, sizeof(float));
-    sp->labels = amtl_alloc_array((size_t)ds->T * n, sizeof(float));
-    if (!sp->sparse || !sp->dense || !sp->labels)
-        return amtl_error(st, AMTL_ENOMEM, "%s: out of memory for the %s split (%lld rows)",
-                          what, split_names[s], (long long)rows);
-    for (int k = 0; k < ds->N; k++) {
-        const amtl_tensor *t = column(f, what, s, "sparse", ds->sparse_names[k],
-                                      AMTL_I32, rows, tname, sizeof tname, st);
+    if (amtl_split_init(sp, ds->N, ds->D, ds->T, (int64_t)n, sharded, st))
+        return amtl_error_context(st, "%s: the %s split", what, split_names[s]);
+    int C = ds->N + ds->D + ds->T;
+    for (int c = 0; c < C; c++) {
+        int kind = c < ds->N ? 0 : c < ds->N + ds->D ? 1 : 2;
+        const char *name = kind == 0   ? ds->sparse_names[c]
+                           : kind == 1 ? ds->dense_names[c - ds->N]
+                                       : ds->label_names[c - ds->N - ds->D];
+        const amtl_tensor *t = checked_column(f, what, s, kind, name,
+                                              kind == 0 ? ds->vocab[c] : 0, rows, st);
         if (!t)
             return -1;
-        const int32_t *v = t->data;
-        for (int64_t r = 0; r < rows; r++)
-            if (v[r] < 0 || v[r] >= ds->vocab[k])
-                return amtl_error(st, AMTL_EDATA,
-                                  "%s: tensor '%s' row %lld: id %d is outside [0, %d)",
-                                  what, tname, (long long)r, (int)v[r], (int)ds->vocab[k]);
-        copy_rows(sp->sparse + (size_t)k * n, v, n, r0, step, sizeof *v);
+        void **col = (void **)sp->tables + c;
+        if (!sharded) {
+            *col = t->data;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            memcpy((char *)*col + i * 4, (const char *)t->data + ((size_t)r0 + i * step) * 4, 4);
     }
-    for (int d = 0; d < ds->D; d++) {
-        const amtl_tensor *t = column(f, what, s, "dense", ds->dense_names[d], AMTL_F32,
-                                      rows, tname, sizeof tname, st);
-        if (!t)
-            return -1;
-        const float *v = t->data;
-        for (int64_t r = 0; r < rows; r++)
-            if (!isfinite(v[r]))
-                return amtl_error(st, AMTL_EDATA,
-                                  "%s: tensor '%s' row %lld: value %g is not finite", what,
-                                  tname, (long long)r, (double)v[r]);
-        copy_rows(sp->dense + (size_t)d * n, v, n, r0, step, sizeof *v);
-    }
-    for (int k = 0; k < ds->T; k++) {
-        const amtl_tensor *t = column(f, what, s, "label", ds->label_names[k], AMTL_F32,
-                                      rows, tname, sizeof tname, st);
-        if (!t)
-            return -1;
-        const float *v = t->data;
-        for (int64_t r = 0; r < rows; r++)
-            if (v[r] != 0.0f && v[r] != 1.0f)
-                return amtl_error(st, AMTL_EDATA,
-                                  "%s: tensor '%s' row %lld: label %g is not 0 or 1", what,
-                                  tname, (long long)r, (double)v[r]);
-        copy_rows(sp->labels + (size_t)k * n, v, n, r0, step, sizeof *v);
-    }
-    sp->rows = (int64_t)n;
     return 0;
 }
 
-/* The split columns now live in ds->split; drop the file's copies. */
+/* A shard's columns now live in its store; drop the file's copies. */
 static void drop_columns(amtl_dataset *ds)
 {
     amtl_file *f = &ds->file;
     int w = 0;
     for (int i = 0; i < f->n_tensors; i++) {
-        if (listed_column(ds, f->tensors[i].name) == 1) {
+        if (listed_column(ds, f->tensors[i].name) == 1 &&
+            !strncmp(f->tensors[i].name, "train.", 6)) {
             amtl_tensor_free(&f->tensors[i].t);
             free(f->tensors[i].name);
             continue;
@@ -371,7 +410,7 @@ static int from_file_shard(amtl_dataset *ds, amtl_file *f, const char *what, int
         goto fail;
     for (int s = 0; s < AMTL_N_SPLITS; s++)
         if (parse_rows(f, what, s, &ds->split[s].rows, st) ||
-            check_and_copy(ds, f, what, s, st))
+            check_split(ds, f, what, s, st))
             goto fail;
     for (int i = 0; i < f->n_tensors; i++)
         if (listed_column(ds, f->tensors[i].name) == 0) {
@@ -382,7 +421,8 @@ static int from_file_shard(amtl_dataset *ds, amtl_file *f, const char *what, int
         }
     ds->file = *f;
     memset(f, 0, sizeof *f);
-    drop_columns(ds);
+    if (ds->shard_size > 1)
+        drop_columns(ds);
     return 0;
 fail:
     amtl_dataset_free(ds);
@@ -402,7 +442,7 @@ int amtl_dataset_read_shard(amtl_dataset *ds, const char *path, int rank, int si
     memset(ds, 0, sizeof *ds);
     if (size < 1 || rank < 0 || rank >= size)
         return amtl_error(st, AMTL_EUSAGE, "%s: rank %d of %d", path, rank, size);
-    if (amtl_file_read(&f, path, "dataset", st))
+    if (amtl_file_map(&f, path, "dataset", st))
         return -1;
     if (from_file_shard(ds, &f, path, rank, size, st)) {
         amtl_file_free(&f);
@@ -422,11 +462,8 @@ void amtl_dataset_free(amtl_dataset *ds)
     amtl_dataset_free_names(ds->dense_names, ds->D);
     amtl_dataset_free_names(ds->label_names, ds->T);
     free(ds->vocab);
-    for (int s = 0; s < AMTL_N_SPLITS; s++) {
-        amtl_free(ds->split[s].sparse);
-        amtl_free(ds->split[s].dense);
-        amtl_free(ds->split[s].labels);
-    }
+    for (int s = 0; s < AMTL_N_SPLITS; s++)
+        amtl_split_free(&ds->split[s]);
     amtl_file_free(&ds->file);
     memset(ds, 0, sizeof *ds);
 }
@@ -435,17 +472,16 @@ void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
                          int B, amtl_batch *b)
 {
     const amtl_split *sp = &ds->split[split];
-    size_t n = (size_t)sp->rows;
     int N = ds->N, D = ds->D, T = ds->T;
     b->B = B;
     for (int i = 0; i < B; i++) {
         size_t r = (size_t)rows[i];
         for (int k = 0; k < N; k++)
-            b->ids[(size_t)i * N + k] = sp->sparse[(size_t)k * n + r];
+            b->ids[(size_t)i * N + k] = sp->sparse[k][r];
         for (int d = 0; d < D; d++)
-            b->dense[(size_t)i * D + d] = sp->dense[(size_t)d * n + r];
+            b->dense[(size_t)i * D + d] = sp->dense[d][r];
         for (int k = 0; k < T; k++)
-            b->labels[(size_t)i * T + k] = sp->labels[(size_t)k * n + r];
+            b->labels[(size_t)i * T + k] = sp->labels[k][r];
     }
 }
 

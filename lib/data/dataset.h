@@ -15,8 +15,11 @@
  * "min_id_count", "dense_transform" (and "dense_stats" unless "none"), and
  * for synthetic data "synthetic.*" keys describing the hidden structure.
  *
- * In memory the columns are field-major ([N, rows] etc.) so each field's ids
- * are contiguous; batches are gathered row-major for the model.
+ * In memory a split is a table of columns, each field's values contiguous:
+ * read from a file, the columns are the file's own tensors, views of its
+ * mapping (amtl_file_map) where they are aligned, so a dataset is never held
+ * twice and only the pages touched are resident.  Batches are gathered
+ * row-major for the model.
  */
 #ifndef AMTL_DATASET_H
 #define AMTL_DATASET_H
@@ -30,10 +33,18 @@ enum { AMTL_SPLIT_TRAIN = 0, AMTL_SPLIT_VAL = 1, AMTL_SPLIT_TEST = 2, AMTL_N_SPL
 
 typedef struct {
     int64_t rows;
-    int32_t *sparse;  /* [N, rows] */
-    float *dense;     /* [D, rows] */
-    float *labels;    /* [T, rows] */
+    int32_t **sparse;  /* [N] columns of [rows] ids */
+    float **dense;     /* [D] columns of [rows] values */
+    float **labels;    /* [T] columns of [rows] 0/1 labels */
+    void *tables;      /* the three tables, one allocation */
+    void *store;       /* the columns' storage when the split owns it, or NULL */
 } amtl_split;
+
+/* The column tables of a split of rows rows; with own, the columns too, one
+ * zeroed block (field after field).  Without, the caller points them. */
+int amtl_split_init(amtl_split *sp, int N, int D, int T, int64_t rows, int own,
+                    amtl_status *st);
+void amtl_split_free(amtl_split *sp);  /* safe on a zeroed struct */
 
 typedef struct {
     int N, D, T;

@@ -65,13 +65,13 @@ static void count_columns(amtl_dataset_summary *s, const amtl_dataset *ds)
         for (int t = 0; t < ds->T; t++) {
             int64_t pos = 0;
             for (int64_t r = 0; r < x->rows; r++)
-                pos += x->labels[(size_t)t * (size_t)x->rows + (size_t)r] != 0.0f;
+                pos += x->labels[t][r] != 0.0f;
             s->positives[t * 3 + sp] = pos;
         }
         for (int k = 0; k < ds->N; k++) {
             int64_t z = 0;
             for (int64_t r = 0; r < x->rows; r++)
-                z += x->sparse[(size_t)k * (size_t)x->rows + (size_t)r] == 0;
+                z += x->sparse[k][r] == 0;
             s->id0[k * 3 + sp] = z;
         }
     }

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,6 +120,8 @@ void amtl_file_free(amtl_file *f)
         amtl_tensor_free(&f->tensors[i].t);
     }
     free(f->tensors);
+    if (f->map)
+        munmap(f->map, f->map_len);
     memset(f, 0, sizeof *f);
 }
 
@@ -326,6 +329,50 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
+/* A tensor's name and the head of its map up to its data, the shortest
+ * encoding lengthened by pad (0 to AMTL_DATA_ALIGN - 1) bytes: 1 by the key
+ * "data" as a str 8, 2 by the shape as an array 16, 4 by the dtype as a
+ * str 32.  Any MessagePack reader reads the same values either way. */
+static int pack_tensor_head(msgpack_packer *pk, const char *name, const amtl_tensor *t,
+                            size_t bytes, unsigned pad)
+{
+    const char *dt = amtl_dtype_name(t->dtype);
+    unsigned char h[8];
+    size_t n = strlen(dt);
+    if (pack_cstr(pk, name) || msgpack_pack_map(pk, 4) || pack_cstr(pk, "dtype"))
+        return -1;
+    if (pad & 4) {
+        h[0] = 0xdb;
+        amtl_envelope_put_be32(h + 1, (uint32_t)n);
+        if (msgpack_sbuffer_write(pk->data, (const char *)h, 5) ||
+            msgpack_pack_str_body(pk, dt, n))
+            return -1;
+    } else if (pack_cstr(pk, dt)) {
+        return -1;
+    }
+    if (pack_cstr(pk, "shape"))
+        return -1;
+    if (pad & 2) {
+        h[0] = 0xdc;
+        h[1] = 0;
+        h[2] = (unsigned char)t->ndim;
+        if (msgpack_sbuffer_write(pk->data, (const char *)h, 3))
+            return -1;
+    } else if (msgpack_pack_array(pk, (size_t)t->ndim)) {
+        return -1;
+    }
+    for (int d = 0; d < t->ndim; d++)
+        if (msgpack_pack_int64(pk, t->shape[d]))
+            return -1;
+    if (pad & 1) {
+        if (msgpack_sbuffer_write(pk->data, "\xd9\x04" "data", 6))
+            return -1;
+    } else if (pack_cstr(pk, "data")) {
+        return -1;
+    }
+    return msgpack_pack_bin(pk, bytes);
+}
+
 /* The checks of an encoding, and an upper bound of its size (every header
  * at most 5 bytes, every integer at most 9). */
 static int encode_check(const amtl_file *f, size_t *bound_out, amtl_status *st)
@@ -397,12 +444,14 @@ static int encode_emit(const amtl_file *f, sink_fn put, void *ctx, amtl_status *
      * rather than read twice. */
     uint32_t crc = 0;
     unsigned char sum[4];
+    size_t out = 0; /* bytes put so far: where the next byte of the file is */
 #define FLUSH()                                                                          \
     do {                                                                                 \
         if (!e && sb.size) { /* (zlib's crc32 of NULL is its start value, not crc) */    \
             crc = amtl_envelope_crc32(crc, sb.data, sb.size);                            \
             if (put(ctx, sb.data, sb.size, st))                                          \
                 e = 2;                                                                   \
+            out += sb.size;                                                              \
             msgpack_sbuffer_clear(&sb);                                                  \
         }                                                                                \
     } while (0)
@@ -424,20 +473,20 @@ static int encode_emit(const amtl_file *f, sink_fn put, void *ctx, amtl_status *
     for (int i = 0; i < f->n_tensors; i++) {
         const amtl_tensor *t = &f->tensors[i].t;
         size_t bytes = amtl_tensor_nbytes(t);
-        PACK(pack_cstr(&pk, f->tensors[i].name));
-        PACK(msgpack_pack_map(&pk, 4));
-        PACK(pack_cstr(&pk, "dtype"));
-        PACK(pack_cstr(&pk, amtl_dtype_name(t->dtype)));
-        PACK(pack_cstr(&pk, "shape"));
-        PACK(msgpack_pack_array(&pk, (size_t)t->ndim));
-        for (int d = 0; d < t->ndim; d++)
-            PACK(msgpack_pack_int64(&pk, t->shape[d]));
-        PACK(pack_cstr(&pk, "data"));
-        PACK(msgpack_pack_bin(&pk, bytes));
+        /* the header in its shortest encoding; where that leaves the data
+         * off an AMTL_DATA_ALIGN boundary, again with longer ones */
+        size_t mark = sb.size;
+        PACK(pack_tensor_head(&pk, f->tensors[i].name, t, bytes, 0));
+        unsigned pad = (unsigned)(-(out + sb.size) & (AMTL_DATA_ALIGN - 1));
+        if (pad) {
+            sb.size = mark;
+            PACK(pack_tensor_head(&pk, f->tensors[i].name, t, bytes, pad));
+        }
         FLUSH();
         uint32_t data_crc = amtl_envelope_crc32(0, t->data, bytes);
         if (!e && bytes && put(ctx, t->data, bytes, st))
             e = 2;
+        out += bytes;
         crc = amtl_envelope_crc32_combine(crc, data_crc, bytes);
         amtl_envelope_put_be32(sum, data_crc);
         PACK(pack_cstr(&pk, "crc32"));
@@ -553,25 +602,72 @@ int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
     return rc;
 }
 
+/* Opens path and verifies its checksum a piece at a time, as amtl_file_read
+ * checks it before anything else: 1 with *fd open and *len its size when
+ * the regular file ends with a checksum that matches; 0 when it does not (a
+ * damaged or version 1 file, or not a regular file: amtl_file_read says
+ * which, with its message naming the damage or its notice); -1 with st
+ * when it cannot be opened. */
+static int open_verified(const char *path, int *fd, size_t *len, amtl_status *st)
+{
+    /* O_NONBLOCK: a FIFO is not waited for here, only refused */
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0)
+        return amtl_error(st, AMTL_EIO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    int sealed = 0;
+    amtl_status ignored;
+    if (fstat(*fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+        (uint64_t)sb.st_size <= SIZE_MAX &&
+        !amtl_envelope_verify_fd(*fd, (size_t)sb.st_size, path, &sealed, &ignored) && sealed) {
+        *len = (size_t)sb.st_size;
+        return 1;
+    }
+    close(*fd);
+    *fd = -1;
+    return 0;
+}
+
+int amtl_file_map(amtl_file *f, const char *path, const char *expected_kind,
+                  amtl_status *st)
+{
+    memset(f, 0, sizeof *f);
+    if (!strcmp(path, "-"))
+        return amtl_file_read(f, path, expected_kind, st);
+    int fd;
+    size_t len;
+    int ok = open_verified(path, &fd, &len, st);
+    if (ok < 0)
+        return -1;
+    if (!ok)
+        return amtl_file_read(f, path, expected_kind, st);
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return amtl_file_read(f, path, expected_kind, st);
+    if (amtl_envelope_decode_borrowed(f, map, len, path, expected_kind, st)) {
+        munmap(map, len);
+        return -1;
+    }
+    f->map = map;
+    f->map_len = len;
+    return 0;
+}
+
 int amtl_file_read_head(amtl_file *f, const char *path, const char *expected_kind,
                         amtl_status *st)
 {
     memset(f, 0, sizeof *f);
     if (!strcmp(path, "-"))
         return amtl_error(st, AMTL_EUSAGE, "the header alone cannot be read from stdin");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return amtl_error(st, AMTL_EIO, "cannot open '%s': %s", path, strerror(errno));
-    /* the checksum first, as amtl_file_read checks it before anything else,
-     * read through a piece at a time */
-    struct stat sb;
-    int sealed = 0;
-    amtl_status ignored;
-    if (fstat(fd, &sb) != 0 || amtl_envelope_verify_fd(fd, (size_t)sb.st_size, path, &sealed,
-                                                       &ignored) || !sealed) {
+    int fd;
+    size_t flen;
+    int ok = open_verified(path, &fd, &flen, st);
+    if (ok < 0)
+        return -1;
+    if (!ok) {
         /* damaged, or without a checksum (version 1): the whole reader says
          * which part is damaged, or reads the old file with its notice */
-        close(fd);
         if (amtl_file_read(f, path, expected_kind, st))
             return -1;
         for (int i = 0; i < f->n_tensors; i++) {

@@ -36,6 +36,9 @@
 #define AMTL_FORMAT_NAME "amtl"
 #define AMTL_FORMAT_VERSION 2        /* what writers write */
 #define AMTL_FORMAT_VERSION_OLDEST 1 /* the oldest readers read */
+/* Writers start every tensor's data at a multiple of this many bytes from
+ * the start of the file, so that a mapped file's data can be used in place. */
+#define AMTL_DATA_ALIGN 8
 
 typedef struct {
     char *key;
@@ -44,7 +47,7 @@ typedef struct {
 
 typedef struct {
     char *name;
-    amtl_tensor t;  /* always owned by the file */
+    amtl_tensor t;  /* owned by the file: allocated, or a view of its mapping */
 } amtl_named_tensor;
 
 /* Whether a file was verified against its checksum when it was read. */
@@ -62,6 +65,8 @@ typedef struct {
     int n_meta, cap_meta;
     amtl_named_tensor *tensors;
     int n_tensors, cap_tensors;
+    void *map;               /* amtl_file_map: the file's mapping, or NULL */
+    size_t map_len;
 } amtl_file;
 
 void amtl_file_init(amtl_file *f, const char *kind);
@@ -134,5 +139,16 @@ int amtl_envelope_seal(void *buf, size_t len);
 int amtl_file_write(const amtl_file *f, const char *path, amtl_status *st);
 int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
                    amtl_status *st);
+/* amtl_file_read without a copy of the data: the file is verified by reading
+ * it through a piece at a time, then mapped (private, copy on write), and
+ * every tensor whose data is aligned to its element size (all, in a file
+ * this build wrote) is a view of the mapping (t.owns 0), valid until
+ * amtl_file_free; the rest are copied.  Resident memory is the pages the
+ * caller touches.  "-", a file that is not a regular file, a damaged or
+ * version 1 file, or a failed mmap go through amtl_file_read.  The file must
+ * not be truncated while it is mapped (the tools replace files by rename,
+ * which leaves a mapped one as it was). */
+int amtl_file_map(amtl_file *f, const char *path, const char *expected_kind,
+                  amtl_status *st);
 
 #endif

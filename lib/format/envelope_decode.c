@@ -345,7 +345,7 @@ static int is_sum(const msgpack_object *o)
 /* A tensor; from version 2 on with its "crc32", whose value the file's
  * checksum has vouched for (checksum.c reads it to name damage). */
 static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
-                         const msgpack_object *o, int version, const char *what,
+                         const msgpack_object *o, int version, int borrow, const char *what,
                          amtl_status *st)
 {
     char tn[256], b[64];
@@ -449,6 +449,10 @@ static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
 
     if (take_str(&nt->name, name, what, "tensor name", st))
         return -1;
+    if (borrow && need && (uintptr_t)data->via.bin.ptr % amtl_dtype_size(dt) == 0) {
+        nt->t = amtl_tensor_view(dt, ndim, dims, (void *)data->via.bin.ptr);
+        return 0;
+    }
     if (amtl_tensor_alloc(&nt->t, dt, ndim, dims, st))
         return amtl_error_context(st, "%s: tensor '%s'", what, tn);
     if (need)
@@ -456,8 +460,8 @@ static int decode_tensor(amtl_named_tensor *nt, const msgpack_object_str *name,
     return 0;
 }
 
-static int decode_tensors(amtl_file *f, const msgpack_object *o, const char *what,
-                          amtl_status *st)
+static int decode_tensors(amtl_file *f, const msgpack_object *o, int borrow,
+                          const char *what, amtl_status *st)
 {
     const msgpack_object_map *m = field_map(o, "tensors", "tensor", "tensors", what, st);
     if (!m)
@@ -475,15 +479,20 @@ static int decode_tensors(amtl_file *f, const msgpack_object *o, const char *wha
         /* Counted before it can fail, so amtl_file_free releases a partial one. */
         f->n_tensors++;
         if (decode_tensor(&f->tensors[i], &m->ptr[i].key.via.str, &m->ptr[i].val,
-                          f->version, what, st))
+                          f->version, borrow, what, st))
             return -1;
     }
     return 0;
 }
 
+/* How much of a file decode_root takes: all of it, copying the tensors'
+ * data; all of it, the aligned data as views of the caller's bytes; or the
+ * head alone (no tensor, no checksum). */
+enum { DECODE_COPY, DECODE_BORROW, DECODE_HEAD };
+
 /* sealed: the file ended with a checksum that matched (checksum.c). */
 static int decode_root(amtl_file *f, const msgpack_object *root, const char *what,
-                       const char *expected_kind, int sealed, int head, amtl_status *st)
+                       const char *expected_kind, int sealed, int mode, amtl_status *st)
 {
     enum { K_FORMAT, K_VERSION, K_KIND, K_META, K_TENSORS, K_CRC, N_KEYS };
     static const char *const keys[N_KEYS] = {"format", "version", "kind", "meta",
@@ -565,6 +574,7 @@ static int decode_root(amtl_file *f, const msgpack_object *root, const char *wha
 
     /* From version 2 on a file ends with the checksum verified before the
      * decoder ran; a version 1 file has none; a head stops before it. */
+    int head = mode == DECODE_HEAD;
     if (head)
         field[K_CRC] = NULL;
     if (f->version >= 2 && !head && (!sealed || !field[K_CRC] || !is_sum(field[K_CRC])))
@@ -596,11 +606,13 @@ static int decode_root(amtl_file *f, const msgpack_object *root, const char *wha
         return amtl_error(st, AMTL_EDATA, "%s: no \"tensors\" field", what);
     if (decode_meta(f, field[K_META], what, st))
         return -1;
-    return decode_tensors(f, field[K_TENSORS], what, st);
+    return decode_tensors(f, field[K_TENSORS], mode == DECODE_BORROW, what, st);
 }
 
-int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what,
-                     const char *expected_kind, amtl_status *st)
+/* amtl_file_decode; with mode DECODE_BORROW, of bytes whose checksum
+ * matched already. */
+static int decode_file(amtl_file *f, const void *buf, size_t len, const char *what,
+                       const char *expected_kind, int mode, amtl_status *st)
 {
     memset(f, 0, sizeof *f);
     if (!what)
@@ -610,8 +622,8 @@ int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what
     const unsigned char *p = buf;
     if (len == 0)
         return amtl_error(st, AMTL_EDATA, "%s: empty file, not an amtl file", what);
-    int sealed;
-    if (amtl_envelope_verify(p, len, what, &sealed, st))
+    int sealed = 1;
+    if (mode != DECODE_BORROW && amtl_envelope_verify(p, len, what, &sealed, st))
         return -1;
     if (!is_map_byte(p[0]))
         return amtl_error(st, AMTL_EDATA,
@@ -631,11 +643,24 @@ int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what
              u.data.type != MSGPACK_OBJECT_MAP)
         rc = amtl_error(st, AMTL_EDATA, "%s: corrupt file: msgpack parse error", what);
     else
-        rc = decode_root(f, &u.data, what, expected_kind, sealed, 0, st);
+        rc = decode_root(f, &u.data, what, expected_kind, sealed, mode, st);
     msgpack_unpacked_destroy(&u);
     if (rc)
         amtl_file_free(f);
     return rc;
+}
+
+int amtl_file_decode(amtl_file *f, const void *buf, size_t len, const char *what,
+                     const char *expected_kind, amtl_status *st)
+{
+    return decode_file(f, buf, len, what, expected_kind, DECODE_COPY, st);
+}
+
+int amtl_envelope_decode_borrowed(amtl_file *f, const void *buf, size_t len,
+                                  const char *what, const char *expected_kind,
+                                  amtl_status *st)
+{
+    return decode_file(f, buf, len, what, expected_kind, DECODE_BORROW, st);
 }
 
 /* ---- the head alone --------------------------------------------------- */
@@ -749,7 +774,7 @@ int amtl_file_decode_head(amtl_file *f, const void *buf, size_t len, size_t *nee
         else if (r != MSGPACK_UNPACK_SUCCESS || off != o || u.data.type != MSGPACK_OBJECT_MAP)
             rc = amtl_error(st, AMTL_EDATA, "%s: corrupt file: msgpack parse error", what);
         else
-            rc = decode_root(f, &u.data, what, expected_kind, 0, 1, st);
+            rc = decode_root(f, &u.data, what, expected_kind, 0, DECODE_HEAD, st);
     }
     msgpack_unpacked_destroy(&u);
     free(h);

@@ -59,4 +59,10 @@ int amtl_envelope_verify_fd(int fd, size_t len, const char *what, int *sealed,
 int amtl_envelope_verify(const unsigned char *p, size_t len, const char *what,
                          int *sealed, amtl_status *st);
 
+/* amtl_file_decode of a file whose checksum was verified already (sealed),
+ * buf valid for as long as f: aligned tensor data becomes views of buf. */
+int amtl_envelope_decode_borrowed(amtl_file *f, const void *buf, size_t len,
+                                  const char *what, const char *expected_kind,
+                                  amtl_status *st);
+
 #endif

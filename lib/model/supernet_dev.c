@@ -457,30 +457,45 @@ int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_stat
     d->sp_ids = NULL;
     if (d->be->host) {
         /* the dataset's columns themselves */
-        d->sp_ids = (int32_t *)sp->sparse;
-        d->sp_dense = (float *)sp->dense;
-        d->sp_labels = (float *)sp->labels;
+        d->sp_ids = sp->sparse;
+        d->sp_dense = sp->dense;
+        d->sp_labels = sp->labels;
         d->sp_rows = sp->rows;
         return 0;
     }
-    size_t r = (size_t)sp->rows;
+    /* every column, then the table of their device addresses */
+    size_t r = (size_t)sp->rows, C = (size_t)(d->N + d->D + d->T);
     carver cv = {0};
-    carve(&cv, (size_t)d->N * r, sizeof(int32_t));
-    carve(&cv, (size_t)d->D * r, sizeof(float));
-    carve(&cv, (size_t)d->T * r, sizeof(float));
+    carve(&cv, C * r, sizeof(int32_t));
+    carve(&cv, C, sizeof(void *));
     d->sp_mem = d->be->alloc(d->be, cv.off);
-    if (!d->sp_mem)
+    void **tab = calloc(C + 1, sizeof *tab);
+    if (!d->sp_mem || !tab) {
+        free(tab);
         return amtl_dev_be_error(d, st, "cannot allocate the split's columns");
+    }
     d->sp_bytes = cv.off;
     d->bytes += cv.off;
     carver real = {.base = d->sp_mem};
-    d->sp_ids = carve(&real, (size_t)d->N * r, sizeof(int32_t));
-    d->sp_dense = CARVE_F(&real, (size_t)d->D * r);
-    d->sp_labels = CARVE_F(&real, (size_t)d->T * r);
-    if (d->be->put(d->be, d->sp_ids, sp->sparse, (size_t)d->N * r * sizeof(int32_t)) ||
-        d->be->put(d->be, d->sp_dense, sp->dense, (size_t)d->D * r * sizeof(float)) ||
-        d->be->put(d->be, d->sp_labels, sp->labels, (size_t)d->T * r * sizeof(float)))
+    char *cols = carve(&real, C * r, sizeof(int32_t));
+    void **dtab = carve(&real, C, sizeof(void *));
+    int bad = 0;
+    for (size_t c = 0; c < C && !bad; c++) {
+        int k = (int)c;
+        const void *host = k < d->N          ? (const void *)sp->sparse[k]
+                           : k < d->N + d->D ? (const void *)sp->dense[k - d->N]
+                                             : (const void *)sp->labels[k - d->N - d->D];
+        tab[c] = cols + c * r * sizeof(int32_t);
+        bad = d->be->put(d->be, tab[c], host, r * sizeof(int32_t));
+    }
+    if (bad || d->be->put(d->be, dtab, tab, C * sizeof(void *))) {
+        free(tab);
         return amtl_dev_be_error(d, st, "uploading the split");
+    }
+    free(tab);
+    d->sp_ids = (int32_t **)dtab;
+    d->sp_dense = (float **)(dtab + d->N);
+    d->sp_labels = (float **)(dtab + d->N + d->D);
     d->sp_rows = sp->rows;
     return 0;
 }
@@ -514,10 +529,10 @@ int amtl_dev_batch_rows(amtl_dev *d, const int32_t *rows, int B, amtl_status *st
     amtl_backend *be = d->be;
     if (be->put(be, d->rows, rows, (size_t)B * sizeof(int32_t)))
         return amtl_dev_be_error(d, st, "uploading the batch rows");
-    be->take_i32(be, d->ids, d->sp_ids, d->sp_rows, d->rows, B, d->N);
+    be->take_i32(be, d->ids, d->sp_ids, d->rows, B, d->N);
     if (d->D > 0)
-        be->take_f32(be, d->dense, d->sp_dense, d->sp_rows, d->rows, B, d->D);
-    be->take_f32(be, d->labels, d->sp_labels, d->sp_rows, d->rows, B, d->T);
+        be->take_f32(be, d->dense, d->sp_dense, d->rows, B, d->D);
+    be->take_f32(be, d->labels, d->sp_labels, d->rows, B, d->T);
     if (amtl_dev_be_check(d, st, "gathering the batch"))
         return -1;
     d->B = B;

@@ -64,8 +64,10 @@ struct amtl_dev {
      * (amtl_dev_state_save), allocated at first use */
     float *scal, *state_save;
     /* backend: the uploaded split, column-major */
-    int32_t *sp_ids;            /* [N, rows] */
-    float *sp_dense, *sp_labels;/* [D, rows], [T, rows] */
+    /* the split's column tables in backend memory: [N], [D], [T] pointers
+     * to columns of sp_rows values */
+    int32_t **sp_ids;
+    float **sp_dense, **sp_labels;
     int64_t sp_rows;
     void *sp_mem;
     size_t sp_bytes;

@@ -264,7 +264,7 @@ static int job_weights(const amtl_trainer *tr, const amtl_split *sp, const int32
         int k = tr->task_cond[t];
         double n = 0;
         for (int b = 0; b < nl; b++)
-            n += k < 0 || sp->labels[(size_t)k * sp->rows + rows[b]] != 0.0f;
+            n += k < 0 || sp->labels[k][rows[b]] != 0.0f;
         own[t] = c[t] = n;
     }
     c[T] = tr->stop && *tr->stop;
@@ -607,9 +607,9 @@ static int metrics_of(const amtl_trainer *tr, const amtl_split *sp, const float 
     double s = 0;
     int k = 0;
     for (int t = 0; t < T; t++) {
-        const float *lg = logits + (size_t)t * n, *y = sp->labels + (size_t)t * n;
+        const float *lg = logits + (size_t)t * n, *y = sp->labels[t];
         int c = tr->task_cond[t];
-        const float *w = c >= 0 ? sp->labels + (size_t)c * n : NULL;
+        const float *w = c >= 0 ? sp->labels[c] : NULL;
         m->cond[t] = c;
         m->trained[t] = tr->task_w[t] != 0.0f;
         m->counted[t] = 0;
@@ -708,8 +708,8 @@ int amtl_trainer_compare(amtl_trainer *a, amtl_trainer *b, const amtl_dataset *d
         int c = a->task_cond[t];
         pa[K] = la + (size_t)t * n;
         pb[K] = lb + (size_t)t * n;
-        y[K] = sp->labels + (size_t)t * n;
-        w[K] = c >= 0 ? sp->labels + (size_t)c * n : NULL;
+        y[K] = sp->labels[t];
+        w[K] = c >= 0 ? sp->labels[c] : NULL;
         K++;
     }
     rc = amtl_auc_paired(pa, pb, y, w, K, n, out, st) < 0 ? -1 : 0;

@@ -35,8 +35,8 @@ void amtl_lr_data_split(amtl_lr_data *d, const amtl_dataset *ds, int split, int 
     d->ids = sp->sparse;
     d->off = off;
     d->dense = sp->dense;
-    d->y = sp->labels + (size_t)t * sp->rows;
-    d->mask = cond >= 0 ? sp->labels + (size_t)cond * sp->rows : NULL;
+    d->y = sp->labels[t];
+    d->mask = cond >= 0 ? sp->labels[cond] : NULL;
     d->counted = sp->rows;
     if (d->mask) {
         d->counted = 0;
@@ -104,13 +104,13 @@ static void rows_task(void *arg, int t, int n)
         for (int64_t i = r0; i < r1; i++)
             z[i] = b;
         for (int f = 0; f < d->N; f++) {
-            const int32_t *id = d->ids + (size_t)f * d->rows;
+            const int32_t *id = d->ids[f];
             const double *w = x + d->off[f];
             for (int64_t i = r0; i < r1; i++)
                 z[i] += w[id[i]];
         }
         for (int k = 0; k < d->D; k++) {
-            const float *col = d->dense + (size_t)k * d->rows;
+            const float *col = d->dense[k];
             for (int64_t i = r0; i < r1; i++)
                 z[i] += v[k] * (double)col[i];
         }
@@ -142,7 +142,7 @@ static void grad_task(void *arg, int t, int n)
     int64_t P = d->off[d->N];
     for (int k = t; k < d->N + d->D + 1; k += n) {
         if (k < d->N) {
-            const int32_t *id = d->ids + (size_t)k * d->rows;
+            const int32_t *id = d->ids[k];
             const double *w = x + d->off[k];
             double *gk = g + d->off[k], sq = 0;
             for (int64_t a = 0; a < d->off[k + 1] - d->off[k]; a++) {
@@ -154,7 +154,7 @@ static void grad_task(void *arg, int t, int n)
             j->pen[k] = sq;
         } else if (k < d->N + d->D) {
             int c = k - d->N;
-            const float *col = d->dense + (size_t)c * d->rows;
+            const float *col = d->dense[c];
             double acc = 0, vc = x[P + c];
             for (int64_t i = 0; i < d->rows; i++)
                 acc += r[i] * (double)col[i];

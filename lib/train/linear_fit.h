@@ -39,9 +39,9 @@
 typedef struct {
     int64_t rows;          /* rows of the split */
     int N, D;
-    const int32_t *ids;    /* [N, rows] ids (amtl_split.sparse) */
+    int32_t *const *ids;   /* [N] columns of [rows] ids (amtl_split.sparse) */
     const int64_t *off;    /* [N + 1] first variable of each field's ids; off[N] = P */
-    const float *dense;    /* [D, rows] */
+    float *const *dense;   /* [D] columns of [rows] values */
     const float *y;        /* [rows] 0/1 labels of the task */
     const float *mask;     /* [rows] rows with mask 0 do not count; NULL = all count */
     int64_t counted;       /* rows that count (with comm: on every rank together) */

@@ -198,12 +198,19 @@ static void test_take(void)
     memset(di, 0x7f, (size_t)B * C * sizeof(int32_t) + 4);
     test_poison(df, (size_t)B * C);
     df[(size_t)B * C] = SENTINEL;
-    cpu_->take_i32(cpu_, di, si, ld, rows, B, C);
-    cpu_->take_f32(cpu_, df, sf, ld, rows, B, C);
+    /* the columns in no order: column c at c·ld in reverse */
+    int32_t *ci[13];
+    float *cf[13];
+    for (int c = 0; c < C; c++) {
+        ci[c] = si + (size_t)(C - 1 - c) * ld;
+        cf[c] = sf + (size_t)(C - 1 - c) * ld;
+    }
+    cpu_->take_i32(cpu_, di, ci, rows, B, C);
+    cpu_->take_f32(cpu_, df, cf, rows, B, C);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            CHECK(di[(size_t)b * C + c] == si[(size_t)c * ld + rows[b]]);
-            CHECK(df[(size_t)b * C + c] == sf[(size_t)c * ld + rows[b]]);
+            CHECK(di[(size_t)b * C + c] == si[(size_t)(C - 1 - c) * ld + rows[b]]);
+            CHECK(df[(size_t)b * C + c] == sf[(size_t)(C - 1 - c) * ld + rows[b]]);
         }
     CHECK(di[(size_t)B * C] == 0x7f7f7f7f && df[(size_t)B * C] == SENTINEL);
 }

@@ -163,9 +163,18 @@ static void test_take(void)
         float *dsf = up(&r, sf, FB(ns));
         int32_t *ddi = up(&r, NULL, nd * sizeof *ddi);
         float *ddf = up(&r, df[k], FB(nd));
+        /* the column tables, in the backend's memory, columns in reverse */
+        int32_t *ti[13];
+        float *tf[13];
+        for (int c = 0; c < C; c++) {
+            ti[c] = dsi + (size_t)(C - 1 - c) * ld;
+            tf[c] = dsf + (size_t)(C - 1 - c) * ld;
+        }
+        int32_t **dti = up(&r, ti, sizeof ti);
+        float **dtf = up(&r, tf, sizeof tf);
         CHECK_UP(r);
-        r.be->take_i32(r.be, ddi, dsi, ld, drows, B, C);
-        r.be->take_f32(r.be, ddf, dsf, ld, drows, B, C);
+        r.be->take_i32(r.be, ddi, dti, drows, B, C);
+        r.be->take_f32(r.be, ddf, dtf, drows, B, C);
         down(&r, di[k], ddi, nd * sizeof *ddi);
         down(&r, df[k], ddf, FB(nd));
         CHECK_END(r);
@@ -173,7 +182,7 @@ static void test_take(void)
     CHECK(memcmp(di[0], di[1], nd * sizeof **di) == 0);
     CHECK(memcmp(df[0], df[1], FB(nd)) == 0);
     for (int b = 0; b < B; b++)
-        CHECK(df[0][(size_t)b * C + 5] == sf[5 * ld + rows[b]]);
+        CHECK(df[0][(size_t)b * C + 5] == sf[(C - 1 - 5) * ld + rows[b]]);
 }
 
 static void test_embed(void)

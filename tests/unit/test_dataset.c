@@ -151,9 +151,16 @@ static void test_round_trip_and_gather(void)
     CHECK(amtl_dataset_label_index(&ds, "click") == 0);
     CHECK(amtl_split_parse("val") == 1 && amtl_split_parse("x") == -1);
     CHECK(!strcmp(amtl_split_name(AMTL_SPLIT_TEST), "test"));
-    /* the vocabulary stays readable from the file; the columns moved out */
+    /* the vocabulary stays readable from the file; the columns are the
+     * file's own tensors, views of its mapping: nothing was copied */
     CHECK(amtl_file_find(&ds.file, "vocab.item") != NULL);
-    CHECK(amtl_file_find(&ds.file, "train.sparse.user") == NULL);
+    CHECK(ds.file.map != NULL && ds.file.map_len > 0);
+    const amtl_tensor *col = amtl_file_find(&ds.file, "train.sparse.item");
+    CHECK(col && !col->owns && col->data == ds.split[0].sparse[1]);
+    CHECK((char *)col->data > (char *)ds.file.map &&
+          (char *)col->data < (char *)ds.file.map + ds.file.map_len);
+    col = amtl_file_find(&ds.file, "test.label.click");
+    CHECK(col && !col->owns && col->data == ds.split[2].labels[0]);
 
     int32_t ids[2 * 2] = {-1, -1, -1, -1};
     float dense[2], labels[2];
@@ -192,8 +199,8 @@ static void test_shards(void)
             for (int64_t l = 0; l < sp->rows; l++) {
                 int64_t i = l * size + rank;
                 for (int k = 0; k < ds.N; k++)
-                    CHECK(sp->sparse[k * sp->rows + l] == w->sparse[k * w->rows + i]);
-                CHECK(sp->dense[l] == w->dense[i] && sp->labels[l] == w->labels[i]);
+                    CHECK(sp->sparse[k][l] == w->sparse[k][i]);
+                CHECK(sp->dense[0][l] == w->dense[0][i] && sp->labels[0][l] == w->labels[0][i]);
             }
             seen += sp->rows;
             CHECK(ds.split[AMTL_SPLIT_VAL].rows == 1 && ds.split[AMTL_SPLIT_TEST].rows == 1);
@@ -226,13 +233,13 @@ static void test_summary(void)
         for (int t = 0; t < ds.T; t++) {
             int64_t pos = 0;
             for (int64_t r = 0; r < x->rows; r++)
-                pos += x->labels[t * x->rows + r] != 0;
+                pos += x->labels[t][r] != 0;
             CHECK(s.positives[t * 3 + sp] == pos);
         }
         for (int k = 0; k < ds.N; k++) {
             int64_t z = 0;
             for (int64_t r = 0; r < x->rows; r++)
-                z += x->sparse[k * x->rows + r] == 0;
+                z += x->sparse[k][r] == 0;
             CHECK(s.id0[k * 3 + sp] == z);
         }
     }

@@ -81,15 +81,23 @@ static void r_dot(amtl_backend *be, float *out, const float *x, const float *y, 
 {
     IN(be)->dot(IN(be), F(out), F(x), F(y), n);
 }
-static void r_take_i32(amtl_backend *be, int32_t *dst, const int32_t *src, int64_t ld, const int32_t *rows,
+/* a column table in remote memory, of remote columns: a local copy */
+enum { R_MAX_COLS = 64 };
+static void r_take_i32(amtl_backend *be, int32_t *dst, int32_t *const *cols, const int32_t *rows,
                        int B, int C)
 {
-    IN(be)->take_i32(IN(be), I32(dst), I32(src), ld, I32(rows), B, C);
+    int32_t *local[R_MAX_COLS], *const *remote = lo(cols);
+    for (int c = 0; c < C && c < R_MAX_COLS; c++)
+        local[c] = I32(remote[c]);
+    IN(be)->take_i32(IN(be), I32(dst), local, I32(rows), B, C < R_MAX_COLS ? C : R_MAX_COLS);
 }
-static void r_take_f32(amtl_backend *be, float *dst, const float *src, int64_t ld, const int32_t *rows, int B,
+static void r_take_f32(amtl_backend *be, float *dst, float *const *cols, const int32_t *rows, int B,
                        int C)
 {
-    IN(be)->take_f32(IN(be), F(dst), F(src), ld, I32(rows), B, C);
+    float *local[R_MAX_COLS], *const *remote = lo(cols);
+    for (int c = 0; c < C && c < R_MAX_COLS; c++)
+        local[c] = F(remote[c]);
+    IN(be)->take_f32(IN(be), F(dst), local, I32(rows), B, C < R_MAX_COLS ? C : R_MAX_COLS);
 }
 static void r_embed_gather(amtl_backend *be, float *embs, const float *w, const int64_t *tab, const int32_t *ids,
                            int B, int N, int E)

@@ -51,27 +51,24 @@ static int make_dataset(amtl_dataset *ds, const int64_t *rows, uint64_t seed)
     for (int s = 0; s < AMTL_N_SPLITS; s++) {
         amtl_split *sp = &ds->split[s];
         int64_t n = rows[s];
-        sp->rows = n;
-        sp->sparse = malloc(sizeof(int32_t) * LN * n);
-        sp->dense = malloc(sizeof(float) * LD * n);
-        sp->labels = malloc(sizeof(float) * LT * n);
-        if (!sp->sparse || !sp->dense || !sp->labels)
+        amtl_status st;
+        if (amtl_split_init(sp, LN, LD, LT, n, 1, &st))
             return -1;
         for (int64_t i = 0; i < n; i++) {
             double z[LT] = {0};
             int o = 0;
             for (int f = 0; f < LN; f++) {
                 int32_t id = (int32_t)amtl_rng_below(&r, (uint64_t)vocab[f]);
-                sp->sparse[f * n + i] = id;
+                sp->sparse[f][i] = id;
                 for (int t = 0; t < LT; t++)
                     z[t] += hw[t][o + id];
                 o += vocab[f];
             }
             for (int d = 0; d < LD; d++)
-                sp->dense[d * n + i] = amtl_rng_uniform_range(&r, -1, 1);
+                sp->dense[d][i] = amtl_rng_uniform_range(&r, -1, 1);
             int lab[LT];
             for (int t = 0; t < LT; t++) {
-                z[t] += 1.5 * sp->dense[i] - 0.5 * sp->dense[n + i];
+                z[t] += 1.5 * sp->dense[0][i] - 0.5 * sp->dense[1][i];
                 lab[t] = amtl_rng_uniform_double(&r) < 1 / (1 + exp(-z[t]));
             }
             lab[1] = lab[0] && lab[1];
@@ -81,7 +78,7 @@ static int make_dataset(amtl_dataset *ds, const int64_t *rows, uint64_t seed)
                 lab[2] = i == 2 || i == 3;
             }
             for (int t = 0; t < LT; t++)
-                sp->labels[t * n + i] = (float)lab[t];
+                sp->labels[t][i] = (float)lab[t];
         }
     }
     amtl_file_init(&ds->file, "dataset");
@@ -90,11 +87,8 @@ static int make_dataset(amtl_dataset *ds, const int64_t *rows, uint64_t seed)
 
 static void free_dataset(amtl_dataset *ds)
 {
-    for (int s = 0; s < AMTL_N_SPLITS; s++) {
-        free(ds->split[s].sparse);
-        free(ds->split[s].dense);
-        free(ds->split[s].labels);
-    }
+    for (int s = 0; s < AMTL_N_SPLITS; s++)
+        amtl_split_free(&ds->split[s]);
     amtl_file_free(&ds->file);
 }
 
@@ -108,9 +102,9 @@ static double ref_objective(const amtl_lr_data *d, const double *x, double lambd
             continue;
         double z = x[P + d->D];
         for (int f = 0; f < d->N; f++)
-            z += x[d->off[f] + d->ids[f * d->rows + i]];
+            z += x[d->off[f] + d->ids[f][i]];
         for (int k = 0; k < d->D; k++)
-            z += x[P + k] * d->dense[k * d->rows + i];
+            z += x[P + k] * d->dense[k][i];
         loss += log(1 + exp(z)) - d->y[i] * z;
     }
     for (int64_t k = 0; k < P + d->D; k++)
@@ -401,9 +395,9 @@ static void test_model_logits(void)
             /* a float sum of N + D + 1 terms against the double one */
             double scale = fabs(x[t][nv - 1]);
             for (int f = 0; f < LN; f++)
-                scale += fabs(x[t][off[f] + d.ids[f * n + i]]);
+                scale += fabs(x[t][off[f] + d.ids[f][i]]);
             for (int k = 0; k < LD; k++)
-                scale += fabs(x[t][off[LN] + k] * d.dense[k * n + i]);
+                scale += fabs(x[t][off[LN] + k] * d.dense[k][i]);
             double tol = (LN + LD + 2) * FLT_EPSILON * scale;
             if (!(fabs(lg[t * n + i] - z[i]) <= tol) && bad++ < 5)
                 printf("# task %d row %lld: model %.9g, regression %.9g\n", t, (long long)i,

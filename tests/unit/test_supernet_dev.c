@@ -724,9 +724,15 @@ static void test_errors(void)
     tiny_dataset(&ds);
     EXPECT_FAIL(amtl_dev_put_split(d, &ds, 7, &st));
     EXPECT_FAIL(amtl_dev_put_split(d, &ds, AMTL_SPLIT_TRAIN, &st));  /* no rows */
-    int32_t sparse[TN * 2] = {0};
-    float dense[TD * 2] = {0}, labels[TT * 2] = {0};
-    ds.split[0] = (amtl_split){.rows = 2, .sparse = sparse, .dense = dense, .labels = labels};
+    int32_t sparse[TN][2] = {{0}}, *sc[TN];
+    float dense[TD][2] = {{0}}, labels[TT][2] = {{0}}, *dc[TD], *lc[TT];
+    for (int k = 0; k < TN; k++)
+        sc[k] = sparse[k];
+    for (int k = 0; k < TD; k++)
+        dc[k] = dense[k];
+    for (int k = 0; k < TT; k++)
+        lc[k] = labels[k];
+    ds.split[0] = (amtl_split){.rows = 2, .sparse = sc, .dense = dc, .labels = lc};
     CHECK_OK(amtl_dev_put_split(d, &ds, AMTL_SPLIT_TRAIN, &st), &st);
     EXPECT_FAIL(amtl_dev_batch_rows(d, (int32_t[]){0, 2}, 2, &st));
     EXPECT_FAIL(amtl_dev_batch_rows(d, (int32_t[]){-1}, 1, &st));

@@ -46,26 +46,22 @@ static int make_dataset(amtl_dataset *ds, uint64_t seed)
     for (int s = 0; s < AMTL_N_SPLITS; s++) {
         amtl_split *sp = &ds->split[s];
         int64_t n = split_rows[s];
-        sp->rows = n;
-        sp->sparse = malloc(sizeof(int32_t) * TN * n);
-        sp->dense = malloc(sizeof(float) * TD * n);
-        sp->labels = malloc(sizeof(float) * TT * n);
-        if (!sp->sparse || !sp->dense || !sp->labels)
+        if (amtl_split_init(sp, TN, TD, TT, n, 1, &st))
             return -1;
         for (int64_t i = 0; i < n; i++) {
             for (int f = 0; f < TN; f++)
-                sp->sparse[f * n + i] = (int32_t)amtl_rng_below(&r, (uint64_t)vocab[f]);
+                sp->sparse[f][i] = (int32_t)amtl_rng_below(&r, (uint64_t)vocab[f]);
             for (int d = 0; d < TD; d++)
-                sp->dense[d * n + i] = amtl_rng_uniform_range(&r, -1, 1);
-            double z = (sp->sparse[i] - 3) * 0.6 + sp->dense[i];
+                sp->dense[d][i] = amtl_rng_uniform_range(&r, -1, 1);
+            double z = (sp->sparse[0][i] - 3) * 0.6 + sp->dense[0][i];
             int click = amtl_rng_uniform_range(&r, 0, 1) < 1 / (1 + exp(-z));
             int buy = click && amtl_rng_bernoulli(&r, 0.5);
             if (i < 3) {  /* both classes, whatever the draws */
                 click = i != 1;
                 buy = i == 0;
             }
-            sp->labels[i] = (float)click;
-            sp->labels[n + i] = (float)buy;
+            sp->labels[0][i] = (float)click;
+            sp->labels[1][i] = (float)buy;
         }
     }
     amtl_file_init(&ds->file, "dataset");
@@ -85,11 +81,8 @@ static int make_dataset(amtl_dataset *ds, uint64_t seed)
 
 static void free_dataset(amtl_dataset *ds)
 {
-    for (int s = 0; s < AMTL_N_SPLITS; s++) {
-        free(ds->split[s].sparse);
-        free(ds->split[s].dense);
-        free(ds->split[s].labels);
-    }
+    for (int s = 0; s < AMTL_N_SPLITS; s++)
+        amtl_split_free(&ds->split[s]);
     amtl_file_free(&ds->file);
 }
 
@@ -431,8 +424,8 @@ static void test_sparse_embedding(void)
     CHECK(make_dataset(&ds, 8) == 0);
     amtl_split *tsp = &ds.split[AMTL_SPLIT_TRAIN];
     for (int64_t i = 0; i < tsp->rows; i++)  /* user 6 never trains */
-        if (tsp->sparse[i] == 6)
-            tsp->sparse[i] = 5;
+        if (tsp->sparse[0][i] == 6)
+            tsp->sparse[0][i] = 5;
     for (int lazy = 0; lazy < 2; lazy++) {
         amtl_config cfg = {0};
         amtl_trainer tr;
@@ -485,7 +478,7 @@ static void test_eval_metrics(void)
     const amtl_split *sp = &ds.split[AMTL_SPLIT_TEST];
     int64_t n = sp->rows, clicks = 0;
     for (int64_t i = 0; i < n; i++)
-        clicks += sp->labels[i] != 0;
+        clicks += sp->labels[0][i] != 0;
     CHECK(r.rows == n && r.T == TT);
     for (int t = 0; t < TT; t++) {
         CHECKF(r.auc[t] == m.auc[t], "task %d: %.9g vs %.9g", t, r.auc[t], m.auc[t]);
@@ -499,7 +492,7 @@ static void test_eval_metrics(void)
     float *lg;
     double all;
     CHECK_OK(amtl_trainer_predict(&tr, &ds, AMTL_SPLIT_TEST, &lg, &st), &st);
-    CHECK(amtl_auc(lg + n, sp->labels + n, NULL, n, &all, &st) == 0);
+    CHECK(amtl_auc(lg + n, sp->labels[1], NULL, n, &all, &st) == 0);
     CHECK(r.auc_all[1] == all);
     CHECK(isnan(r.auc_all[0]));
     amtl_free(lg);
@@ -557,8 +550,8 @@ static void test_predict_csv(void)
     CHECK_OK(exported_supernet(&a, &ds, &st), &st);
     amtl_split *sp = &ds.split[AMTL_SPLIT_TEST];
     int64_t n = sp->rows;
-    sp->sparse[0 * n + 5] = 0;  /* row 5: a user never seen */
-    sp->sparse[2 * n + 6] = 0;  /* row 6: an empty cat */
+    sp->sparse[0][5] = 0;  /* row 5: a user never seen */
+    sp->sparse[2][6] = 0;  /* row 6: an empty cat */
     char model[512], csv[512];
     snprintf(model, sizeof model, "%s/p.model", test_tmpdir());
     snprintf(csv, sizeof csv, "%s/rows.csv", test_tmpdir());
@@ -567,16 +560,16 @@ static void test_predict_csv(void)
     CHECK(f);
     fprintf(f, "cat:token,note,d1,user,item,d0:float,click\n");
     for (int64_t i = 0; i < n; i++) {
-        int32_t u = sp->sparse[i], it = sp->sparse[n + i], c = sp->sparse[2 * n + i];
+        int32_t u = sp->sparse[0][i], it = sp->sparse[1][i], c = sp->sparse[2][i];
         char cs[16] = "";
         if (c)
             snprintf(cs, sizeof cs, "cat%d", c);
-        fprintf(f, "%s,\"x, y\",%.9g,", cs, (double)sp->dense[n + i]);
+        fprintf(f, "%s,\"x, y\",%.9g,", cs, (double)sp->dense[1][i]);
         if (u)
             fprintf(f, "user%d,", u);
         else
             fprintf(f, "nobody,");
-        fprintf(f, "item%d,%.9g,%g\n", it, (double)sp->dense[i], (double)sp->labels[i]);
+        fprintf(f, "item%d,%.9g,%g\n", it, (double)sp->dense[0][i], (double)sp->labels[0][i]);
     }
     fclose(f);
 

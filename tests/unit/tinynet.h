@@ -129,6 +129,8 @@ static inline void fill_batch(tiny_batch *tb, amtl_rng *r) { fill_batch_d(tb, r,
 typedef struct {
     int32_t sparse[TN * TROWS];
     float dense[TD * TROWS], labels[TT * TROWS];
+    int32_t *scol[TN];
+    float *dcol[TD], *lcol[TT];
 } tiny_split;
 
 static inline void fill_split(tiny_split *sp, amtl_dataset *ds, int split, uint64_t seed)
@@ -143,8 +145,14 @@ static inline void fill_split(tiny_split *sp, amtl_dataset *ds, int split, uint6
         for (int t = 0; t < TT; t++)
             sp->labels[t * TROWS + i] = (float)amtl_rng_bernoulli(&r, 0.5);
     }
-    ds->split[split] = (amtl_split){.rows = TROWS, .sparse = sp->sparse, .dense = sp->dense,
-                                    .labels = sp->labels};
+    for (int f = 0; f < TN; f++)
+        sp->scol[f] = sp->sparse + f * TROWS;
+    for (int d = 0; d < TD; d++)
+        sp->dcol[d] = sp->dense + d * TROWS;
+    for (int t = 0; t < TT; t++)
+        sp->lcol[t] = sp->labels + t * TROWS;
+    ds->split[split] = (amtl_split){.rows = TROWS, .sparse = sp->scol, .dense = sp->dcol,
+                                    .labels = sp->lcol};
 }
 
 /* The states of the network under test. */
