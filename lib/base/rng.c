@@ -2,6 +2,7 @@
 #include "base/rng.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static uint64_t splitmix64(uint64_t *x)
@@ -81,16 +82,54 @@ int amtl_rng_bernoulli(amtl_rng *r, double p)
     return amtl_rng_uniform_double(r) < p;
 }
 
-void amtl_rng_permutation(amtl_rng *r, int32_t *out, size_t n)
+/* Fisher–Yates over out[0..n) */
+static void shuffle(amtl_rng *r, int32_t *out, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = (int32_t)i;
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)amtl_rng_below(r, i);
         int32_t t = out[i - 1];
         out[i - 1] = out[j];
         out[j] = t;
     }
+}
+
+void amtl_rng_permutation(amtl_rng *r, int32_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (int32_t)i;
+    shuffle(r, out, n);
+}
+
+
+
+int amtl_rng_window_permutation(amtl_rng *r, int32_t *out, size_t n, size_t block,
+                                size_t window)
+{
+    if (window == 0 || window >= n || block == 0) {
+        amtl_rng_permutation(r, out, n);
+        return 0;
+    }
+    if (block > window)
+        block = window;
+    size_t nblk = (n + block - 1) / block, per = window / block;
+    int32_t *order = malloc(nblk * sizeof *order);
+    if (!order)
+        return -1;
+    for (size_t b = 0; b < nblk; b++)
+        order[b] = (int32_t)b;
+    shuffle(r, order, nblk);
+    size_t pos = 0;
+    for (size_t b0 = 0; b0 < nblk; b0 += per) {
+        size_t b1 = b0 + per < nblk ? b0 + per : nblk, first = pos;
+        for (size_t b = b0; b < b1; b++) {
+            size_t v0 = (size_t)order[b] * block, v1 = v0 + block < n ? v0 + block : n;
+            for (size_t v = v0; v < v1; v++)
+                out[pos++] = (int32_t)v;
+        }
+        shuffle(r, out + first, pos - first);
+    }
+    free(order);
+    return 0;
 }
 
 void amtl_rng_get_state(const amtl_rng *r, int64_t out[4])

@@ -30,6 +30,14 @@ double amtl_rng_normal(amtl_rng *r, double mean, double std);
 int amtl_rng_bernoulli(amtl_rng *r, double p);
 /* out[0..n) = a uniformly random permutation of 0..n-1 (Fisher–Yates). */
 void amtl_rng_permutation(amtl_rng *r, int32_t *out, size_t n);
+/* A permutation with locality, for data read from a file larger than memory:
+ * 0..n-1 cut into blocks of `block` consecutive values, the blocks in a
+ * random order, and each run of window / block of them (window values: a
+ * window's blocks lie anywhere in 0..n-1) shuffled together, so that out
+ * visits window values at a time.  window 0, or window >= n: exactly
+ * amtl_rng_permutation (the same draws). */
+int amtl_rng_window_permutation(amtl_rng *r, int32_t *out, size_t n, size_t block,
+                                size_t window);  /* -1: out of memory */
 
 void amtl_rng_get_state(const amtl_rng *r, int64_t out[4]);
 void amtl_rng_set_state(amtl_rng *r, const int64_t in[4]);

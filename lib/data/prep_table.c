@@ -463,19 +463,80 @@ static int transform_dense(amtl_prep_table *t, int mode, char **stats, amtl_stat
     return 0;
 }
 
-static int add_column(amtl_file *f, const char *split, const char *kind,
-                      const char *name, amtl_dtype dt, int64_t rows,
-                      const void *data, amtl_status *st)
+/* Adds a zeroed column <split>.<kind>.<name> of rows values; the tensor,
+ * or NULL with st set. */
+static amtl_tensor *add_column(amtl_file *f, const char *split, const char *kind,
+                               const char *name, amtl_dtype dt, int64_t rows, amtl_status *st)
 {
     size_t n = strlen(split) + strlen(kind) + strlen(name) + 3;
     char *tname = malloc(n);
-    if (!tname)
-        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    if (!tname) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        return NULL;
+    }
     snprintf(tname, n, "%s.%s.%s", split, kind, name);
     int64_t shape[1] = {rows};
-    amtl_tensor *tt = amtl_file_add(f, tname, dt, 1, shape, data, st);
+    amtl_tensor *tt = amtl_file_add(f, tname, dt, 1, shape, NULL, st);
     free(tname);
-    return tt ? 0 : -1;
+    return tt;
+}
+
+/* Column c of the table (sparse fields, dense fields, labels) into its three
+ * split columns of f, rows in `order`; then the table's column is freed, so
+ * that the table and the file together hold one copy of the data. */
+static int lay_out_column(amtl_prep_table *t, int c, const int32_t *order,
+                          const int64_t *count, amtl_file *f, amtl_status *st)
+{
+    static const char *const kinds[3] = {"sparse", "dense", "label"};
+    int kind = c < t->N ? 0 : c < t->N + t->D ? 1 : 2;
+    int i = kind == 0 ? c : kind == 1 ? c - t->N : c - t->N - t->D;
+    const char *name = kind == 0   ? t->sparse_names[i]
+                       : kind == 1 ? t->dense_names[i]
+                                   : t->label_names[i];
+    const int32_t *rows = order;
+    for (int s = 0; s < AMTL_N_SPLITS; s++) {
+        amtl_tensor *tt = add_column(f, amtl_split_name(s), kinds[kind], name,
+                                     kind == 0 ? AMTL_I32 : AMTL_F32, count[s], st);
+        if (!tt)
+            return -1;
+        void *dst = tt->data;
+        if (kind == 0)
+            for (int64_t r = 0; r < count[s]; r++)
+                ((int32_t *)dst)[r] = t->raw[i][rows[r]];
+        else if (kind == 1)
+            for (int64_t r = 0; r < count[s]; r++)
+                ((float *)dst)[r] = t->dense[i][rows[r]];
+        else
+            for (int64_t r = 0; r < count[s]; r++)
+                ((float *)dst)[r] = (float)t->labels[i][rows[r]];
+        rows += count[s];
+    }
+    if (kind == 0) {
+        free(t->raw[i]);
+        t->raw[i] = NULL;
+    } else if (kind == 1) {
+        free(t->dense[i]);
+        t->dense[i] = NULL;
+    } else {
+        free(t->labels[i]);
+        t->labels[i] = NULL;
+    }
+    return 0;
+}
+
+/* The columns, added column by column (three splits each), in the order of
+ * amtl-dataset(5): split by split, sparse, dense, labels. */
+static int order_columns(amtl_file *f, int first, int C, amtl_status *st)
+{
+    amtl_named_tensor *tmp = malloc(sizeof *tmp * (size_t)(3 * C + 1));
+    if (!tmp)
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    for (int c = 0; c < C; c++)
+        for (int s = 0; s < AMTL_N_SPLITS; s++)
+            tmp[s * C + c] = f->tensors[first + c * 3 + s];
+    memcpy(f->tensors + first, tmp, sizeof *tmp * (size_t)(3 * C));
+    free(tmp);
+    return 0;
 }
 
 int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
@@ -521,16 +582,13 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
     start[0] = 0;
     start[1] = count[0];
     start[2] = count[0] + count[1];
-    int32_t *order = malloc(sizeof *order * (size_t)t->rows);
-    int64_t maxc = count[0] > count[1] ? count[0] : count[1];
-    maxc = maxc > count[2] ? maxc : count[2];
-    void *buf = malloc(4 * (size_t)(maxc > 0 ? maxc : 1));
+    int32_t *order = malloc(sizeof *order * (size_t)(t->rows > 0 ? t->rows : 1));
     int32_t *vocab = calloc((size_t)(t->N > 0 ? t->N : 1), sizeof *vocab);
     uint8_t **blobs = calloc((size_t)(t->N > 0 ? t->N : 1), sizeof *blobs);
     size_t *blob_len = calloc((size_t)(t->N > 0 ? t->N : 1), sizeof *blob_len);
     char *names[3] = {NULL, NULL, NULL}, *yaml = NULL, *stats = NULL;
     int rc = -1;
-    if (!order || !buf || !vocab || !blobs || !blob_len) {
+    if (!order || !vocab || !blobs || !blob_len) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
@@ -541,35 +599,19 @@ int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
         for (int64_t r = 0; r < t->rows; r++)
             order[fill[t->split[r]]++] = (int32_t)r;
     }
-    for (int k = 0; k < t->N; k++)
+    for (int k = 0; k < t->N; k++) {
         if (encode_field(t, k, order, count, train_only, cfg->min_id_count, &vocab[k],
                          &blobs[k], &blob_len[k], st))
             goto out;
-
-    for (int s = 0; s < AMTL_N_SPLITS; s++) {
-        const char *sn = amtl_split_name(s);
-        const int32_t *rows = order + start[s];
-        for (int k = 0; k < t->N; k++) {
-            int32_t *b = buf;
-            for (int64_t i = 0; i < count[s]; i++)
-                b[i] = t->raw[k][rows[i]];
-            if (add_column(f, sn, "sparse", t->sparse_names[k], AMTL_I32, count[s], b, st))
+        amtl_strmap_free(&t->maps[k]); /* the tokens are in blobs[k] now */
+    }
+    {
+        int first = f->n_tensors, C = t->N + t->D + t->T;
+        for (int c = 0; c < C; c++)
+            if (lay_out_column(t, c, order, count, f, st))
                 goto out;
-        }
-        for (int d = 0; d < t->D; d++) {
-            float *b = buf;
-            for (int64_t i = 0; i < count[s]; i++)
-                b[i] = t->dense[d][rows[i]];
-            if (add_column(f, sn, "dense", t->dense_names[d], AMTL_F32, count[s], b, st))
-                goto out;
-        }
-        for (int k = 0; k < t->T; k++) {
-            float *b = buf;
-            for (int64_t i = 0; i < count[s]; i++)
-                b[i] = (float)t->labels[k][rows[i]];
-            if (add_column(f, sn, "label", t->label_names[k], AMTL_F32, count[s], b, st))
-                goto out;
-        }
+        if (order_columns(f, first, C, st))
+            goto out;
     }
     {
         int64_t shape[1] = {t->N};
@@ -626,7 +668,6 @@ out:
     free(blob_len);
     free(vocab);
     free(order);
-    free(buf);
     for (int i = 0; i < 3; i++)
         free(names[i]);
     free(yaml);

@@ -63,7 +63,10 @@ void amtl_prep_table_compact(amtl_prep_table *t, const uint8_t *keep);
 
 /* Splits, encodes and lays the table out as a dataset file (kind "dataset"),
  * with the meta dataset.h lists.  cfg gives seed, split, vocab and the
- * config dump.  f is initialised here; on failure it is left empty. */
+ * config dump.  f is initialised here; on failure it is left empty.  The
+ * table is consumed: each of its columns (and token maps) is freed as soon
+ * as it is laid out, so that the table and the file together hold the data
+ * once; afterwards the table is only good for amtl_prep_table_free. */
 int amtl_prep_table_to_file(amtl_prep_table *t, const amtl_config *cfg,
                             amtl_file *f, amtl_status *st);
 

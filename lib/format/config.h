@@ -54,6 +54,8 @@ typedef struct {
 
     /* training */
     int batch_size;           /* 2048 */
+    int epoch_batches;        /* at most this many batches an epoch, 0 = every row */
+    int shuffle_window;       /* rows the batch order visits at a time, 0 = all */
     float lr;                 /* 1e-3 */
     float weight_decay;       /* 1e-5 */
     float arch_lr;            /* 1e-3 */

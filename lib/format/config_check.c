@@ -173,6 +173,10 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
     if (c->batch_size < 2)
         return bad(st, "batch_size", "must be at least 2 (BatchNorm needs 2 rows), got %d",
                    c->batch_size);
+    if (c->epoch_batches < 0)
+        return bad(st, "epoch_batches", "must be >= 0, got %d", c->epoch_batches);
+    if (c->shuffle_window < 0)
+        return bad(st, "shuffle_window", "must be >= 0, got %d", c->shuffle_window);
     const struct {
         const char *key;
         float v;

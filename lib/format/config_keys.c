@@ -54,6 +54,10 @@ const key_def amtl_cfg_keys[] = {
 
     KEY(batch_size, K_INT, "1024", "train", ST_TRAINING,
         "rows per batch (at least 2, for BatchNorm)"),
+    KEY(epoch_batches, K_INT, "0", "train", ST_TRAINING,
+        "at most this many batches an epoch (each its own random rows), 0 = every row"),
+    KEY(shuffle_window, K_INT, "0", "train", ST_TRAINING,
+        "rows the shuffled order visits at a time (data larger than memory), 0 = all"),
     KEY(lr, K_FLOAT, "0.003", "train", ST_TRAINING, "Adam learning rate of the weights"),
     KEY(weight_decay, K_FLOAT, "1e-5", "train", ST_TRAINING, "L2 weight decay of the weights"),
     KEY(arch_lr, K_FLOAT, "0.01", "train", ST_TRAINING,

@@ -196,6 +196,20 @@ static const char *non_finite_param(const amtl_supernet *net)
     return NULL;
 }
 
+/* The epoch's order of the n train rows: a permutation of them all, or
+ * with shuffle_window one that visits that many rows at a time, blocks of
+ * AMTL_SHUFFLE_BLOCK consecutive rows from anywhere in the split shuffled
+ * together (amtl_rng_window_permutation). */
+#define AMTL_SHUFFLE_BLOCK 4096
+static int batch_order(const amtl_trainer *tr, amtl_rng *r, int32_t *perm, int64_t n,
+                       amtl_status *st)
+{
+    if (amtl_rng_window_permutation(r, perm, (size_t)n, AMTL_SHUFFLE_BLOCK,
+                                    (size_t)tr->cfg.shuffle_window))
+        return amtl_error(st, AMTL_ENOMEM, "out of memory for the batch order");
+    return 0;
+}
+
 /* Where the epoch starts: a fresh permutation drawn from the training
  * stream, or the stored part-done epoch's permutation redrawn from the state
  * it came from (the training stream has moved on since). */
@@ -208,8 +222,7 @@ static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *p
     *counted = 0;
     if (!tr->part.active) {
         *at_perm = tr->rng;
-        amtl_rng_permutation(&tr->rng, perm, (size_t)n);
-        return 0;
+        return batch_order(tr, &tr->rng, perm, n, st);
     }
     if (tr->part.phase != phase)
         return amtl_error(st, AMTL_EUSAGE,
@@ -224,7 +237,8 @@ static int epoch_begin(amtl_trainer *tr, amtl_phase phase, int64_t n, int32_t *p
                           (long long)n);
     amtl_rng_set_state(at_perm, tr->part.perm_rng);
     amtl_rng r = *at_perm;
-    amtl_rng_permutation(&r, perm, (size_t)n);
+    if (batch_order(tr, &r, perm, n, st))
+        return -1;
     *b0 = tr->part.next_batch;
     *sum = tr->part.loss_sum;
     *counted = tr->part.counted;
@@ -418,6 +432,8 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
         amtl_rng_permutation(&vr, vperm, (size_t)nv);
     }
     int64_t nb = (n + B - 1) / B, last = b0 - 1;
+    if (tr->cfg.epoch_batches > 0 && nb > tr->cfg.epoch_batches)
+        nb = tr->cfg.epoch_batches;
     amtl_progress pg;
     amtl_progress_start(&pg, amtl_phase_name(phase), nb);
     if (tr->quiet)

@@ -87,6 +87,32 @@ resume_equals_reference() {
 }
 
 # bats test_tags=long
+@test "shuffle_window and epoch_batches: SIGTERM mid-epoch, then --resume equals an uninterrupted run" {
+    reference_run
+    local W="$LONG --set shuffle_window=3000 --set epoch_batches=5000"
+    amtl-supernet --data "$F/long.amtl" $W --phase warmup --epochs 2 -o "$TMP/w.ckpt" > "$TMP/w.m"
+    # an epoch is 5000 batches of the 8000, and another order than the full shuffle's
+    amtl-supernet --data "$F/long.amtl" $LONG --set epoch_batches=5000 --phase warmup --epochs 2 \
+        -o "$TMP/full.ckpt" > "$TMP/full.m"
+    ! diff -q <(tensors "$TMP/w.ckpt") <(tensors "$TMP/full.ckpt")
+    amtl-supernet --data "$F/long.amtl" $W --phase warmup --epochs 2 -o "$TMP/c.ckpt" \
+        > "$TMP/c.m" 2> "$TMP/c.err" &
+    local pid=$! i=0
+    while [ ! -e "$TMP/c.ckpt" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+    sleep 0.4
+    kill -TERM "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 143 ]
+    grep -Eq "stopped in epoch [0-9]+ after [0-9]+ of 5000 batches" "$TMP/c.err"
+    run --separate-stderr amtl-supernet --data "$F/long.amtl" $W --phase warmup --epochs 2 --resume -o "$TMP/c.ckpt"
+    [ "$status" -eq 0 ]
+    printf '%s\n' "$output" >> "$TMP/c.m"
+    diff -u <(no_seconds "$TMP/w.m" | tail -n 1) <(no_seconds "$TMP/c.m" | tail -n 1)
+    diff -u <(tensors "$TMP/w.ckpt") <(tensors "$TMP/c.ckpt")
+}
+
+# bats test_tags=long
 @test "amtl-train: SIGTERM and SIGINT stop at a batch boundary, exit 143 and 130, no model and no temp file" {
     [ -e "$F/long.amtl" ] || amtl-prep --synthetic --rows 40000 --seed 3 -o "$F/long.amtl"
     for sig in TERM INT; do

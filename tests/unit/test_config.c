@@ -91,6 +91,8 @@ static const char *config_diff(const amtl_config *a, const amtl_config *b)
     SAME(gate_mode, str_eq(a->gate_mode, b->gate_mode))
     SAME(gate_dense, a->gate_dense == b->gate_dense)
     SAME(batch_size, a->batch_size == b->batch_size)
+    SAME(epoch_batches, a->epoch_batches == b->epoch_batches)
+    SAME(shuffle_window, a->shuffle_window == b->shuffle_window)
     SAME(lr, float_eq(a->lr, b->lr))
     SAME(weight_decay, float_eq(a->weight_decay, b->weight_decay))
     SAME(arch_lr, float_eq(a->arch_lr, b->arch_lr))
@@ -733,7 +735,7 @@ static void test_describe(void)
         CHECKF(strstr(text, want) != NULL, "'%s' not described", want + 3);
         keys++;
     }
-    CHECK(keys == 55);
+    CHECK(keys == 57);
     free(dump);
     free(text);
     amtl_config_free(&c);

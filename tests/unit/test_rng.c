@@ -163,6 +163,69 @@ static void test_permutation(void)
                counts[i]);
 }
 
+/* The windowed order: a permutation; window 0 or >= n the plain one, draw
+ * for draw; otherwise every run of a window's values lies in window/block
+ * blocks, and the blocks of a window come from all over 0..n-1. */
+static void test_window_permutation(void)
+{
+    enum { N = 10007, BLOCK = 64, WINDOW = 1000 };
+    static int32_t p[N], q[N];
+    amtl_rng a, b;
+    for (size_t w = 0; w <= N; w += N) {
+        amtl_rng_seed(&a, 5);
+        amtl_rng_seed(&b, 5);
+        CHECK(amtl_rng_window_permutation(&a, p, N, BLOCK, w) == 0);
+        amtl_rng_permutation(&b, q, N);
+        CHECK(memcmp(p, q, sizeof p) == 0);
+        CHECK(amtl_rng_u64(&a) == amtl_rng_u64(&b));
+    }
+    amtl_rng_seed(&a, 6);
+    amtl_rng_seed(&b, 6);
+    CHECK(amtl_rng_window_permutation(&a, p, N, BLOCK, WINDOW) == 0);
+    CHECK(amtl_rng_window_permutation(&b, q, N, BLOCK, WINDOW) == 0);
+    CHECK(memcmp(p, q, sizeof p) == 0); /* the same state, the same order */
+    static char seen[N];
+    memset(seen, 0, sizeof seen);
+    int per = WINDOW / BLOCK, far = 0;
+    /* windows hold per blocks of BLOCK values, bar the short last block */
+    for (int i = 0; i < N; i++) {
+        CHECK(p[i] >= 0 && p[i] < N && !seen[p[i]]);
+        seen[p[i]] = 1;
+    }
+    int i = 0;
+    while (i < N) {
+        int blocks[64], nb = 0, len = 0;
+        while (i + len < N && nb <= per) {
+            int blk = p[i + len] / BLOCK, known = 0;
+            for (int k = 0; k < nb; k++)
+                known |= blocks[k] == blk;
+            if (!known) {
+                if (nb == per)
+                    break;
+                blocks[nb++] = blk;
+            }
+            len++;
+        }
+        CHECK(nb <= per);
+        /* the window holds its blocks whole: per·BLOCK values, or fewer at
+         * the end */
+        CHECK(len == per * BLOCK || i + len == N || len == (per - 1) * BLOCK + N % BLOCK);
+        int lo = blocks[0], hi = blocks[0];
+        for (int k = 1; k < nb; k++) {
+            lo = blocks[k] < lo ? blocks[k] : lo;
+            hi = blocks[k] > hi ? blocks[k] : hi;
+        }
+        far += hi - lo > per;  /* not one run of adjacent blocks */
+        /* shuffled inside: the window's values are not in block order */
+        int sorted = 1;
+        for (int k = 1; k < len; k++)
+            sorted &= p[i + k] / BLOCK == p[i + k - 1] / BLOCK;
+        CHECK(!sorted || nb == 1);
+        i += len;
+    }
+    CHECK(far > 0);
+}
+
 static void test_below_in_range(void)
 {
     amtl_rng r;
@@ -216,6 +279,7 @@ int main(void)
     RUN(test_normal_moments);
     RUN(test_bernoulli_rate);
     RUN(test_permutation);
+    RUN(test_window_permutation);
     RUN(test_below_in_range);
     RUN(test_fork_streams);
     TEST_MAIN_END();
