@@ -6,6 +6,7 @@
 #   make deps       installs the Debian packages the build needs
 #   make check-asan unit tests under AddressSanitizer + UBSan
 #   make bench      benchmarks (never run by CI)
+#   make bench-scale  the tools at 1, 5 and 20 million rows (SCALE_ROWS="..." for others)
 #   make install PREFIX=/usr/local
 
 PREFIX  ?= /usr/local
@@ -77,7 +78,7 @@ UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test
 BENCH   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 DEPSTAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit-tests demo bench check-asan check-valgrind fuzz plots sweep quality install clean
+.PHONY: all deps test unit-tests demo bench bench-scale check-asan check-valgrind fuzz plots sweep quality install clean
 
 ifeq ($(PKG_LIBS),)
 # a fresh machine: get the packages, then build in a make that reads their flags
@@ -160,6 +161,10 @@ demo: $(DEPSTAMP)
 
 bench: all $(BENCH)
 	@bench/run
+
+# the tools at 1, 5 and 20 million Ali-CCP-shaped rows (minutes; README table)
+bench-scale: all
+	@bench/scale.sh $(SCALE_ROWS)
 
 # Sanitizers: a separate build tree so the normal one stays fast.
 check-asan: $(DEPSTAMP)

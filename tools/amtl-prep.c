@@ -23,8 +23,8 @@ static const amtl_cli_opt opts[] = {
     {"output", 'o', "FILE", "the dataset file to write (\"-\" = stdout)"},
     {"synthetic", OPT_SYNTHETIC, NULL, "generate the embedded synthetic data"},
     {"rows", OPT_ROWS, "N", "rows of --synthetic (100000)"},
-    {"tasks", OPT_TASKS, "T", "tasks of --synthetic (4; 3 for kind zipf)"},
-    {"synthetic-kind", OPT_KIND, "KIND", "latent (default) or zipf (long-tailed per-id effects)"},
+    {"tasks", OPT_TASKS, "T", "tasks of --synthetic (4; 3 for kind zipf, 2 for aliccp)"},
+    {"synthetic-kind", OPT_KIND, "KIND", "latent (default), zipf (long-tailed per-id effects) or aliccp (Ali-CCP's shape)"},
     {"info", OPT_INFO, "FILE", "print a dataset's splits, fields and label rates"},
     {0}};
 
@@ -114,8 +114,10 @@ int main(int argc, char **argv)
                 a.synthetic_kind = AMTL_SYNTH_LATENT;
             else if (!strcmp(arg, "zipf"))
                 a.synthetic_kind = AMTL_SYNTH_ZIPF;
+            else if (!strcmp(arg, "aliccp"))
+                a.synthetic_kind = AMTL_SYNTH_ALICCP;
             else {
-                rc = amtl_cli_usage_error(&cli, "--synthetic-kind is latent or zipf, not '%s'", arg);
+                rc = amtl_cli_usage_error(&cli, "--synthetic-kind is latent, zipf or aliccp, not '%s'", arg);
                 goto out;
             }
             kind_given = 1;

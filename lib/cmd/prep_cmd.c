@@ -33,7 +33,10 @@ int amtl_prep_run(const amtl_prep_args *a, const amtl_config *cfg,
         if (a->n_inputs)
             return amtl_error(st, AMTL_EUSAGE, "--synthetic takes no input files");
         int64_t rows = a->rows > 0 ? a->rows : 100000;
-        if (a->synthetic_kind == AMTL_SYNTH_ZIPF)
+        if (a->synthetic_kind == AMTL_SYNTH_ALICCP)
+            rc = amtl_prep_synthetic_aliccp(&t, rows, a->tasks > 0 ? a->tasks : 2,
+                                            (uint64_t)cfg->seed, st);
+        else if (a->synthetic_kind == AMTL_SYNTH_ZIPF)
             rc = amtl_prep_synthetic_zipf(&t, rows, a->tasks > 0 ? a->tasks : 3,
                                           (uint64_t)cfg->seed, st);
         else

@@ -21,6 +21,7 @@
  * so a seed gives the same bytes.
  */
 #include "data/synthetic.h"
+#include "data/synthetic_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -61,7 +62,7 @@ static const double target_rate[AMTL_SYNTH_MAX_TASKS] = {0.60, 0.10, 0.05, 0.05,
 static int is_group_a(int task) { return task % 4 < 2; }
 
 /* cumulative Zipf-like weights 1/(rank+1)^s, normalised */
-static double *zipf_cdf(int n, double s)
+double *amtl_synth_zipf_cdf(int n, double s)
 {
     double *c = malloc(sizeof *c * (size_t)n);
     if (!c)
@@ -76,7 +77,7 @@ static double *zipf_cdf(int n, double s)
     return c;
 }
 
-static int draw(amtl_rng *r, const double *cdf, int n)
+int amtl_synth_draw(amtl_rng *r, const double *cdf, int n)
 {
     double u = amtl_rng_uniform_double(r);
     int lo = 0, hi = n - 1;
@@ -116,20 +117,16 @@ static double calibrate(const double *z, int64_t n, double rate)
     return 0.5 * (lo + hi);
 }
 
-typedef struct {
-    double score;
-    uint8_t y;
-} scored;
 
 static int cmp_scored(const void *a, const void *b)
 {
-    double x = ((const scored *)a)->score, y = ((const scored *)b)->score;
+    double x = ((const amtl_synth_scored *)a)->score, y = ((const amtl_synth_scored *)b)->score;
     return (x > y) - (x < y);
 }
 
 /* ROC AUC of scores against labels, ties at their average rank; -1 with a
  * single class. */
-static double auc(scored *v, int64_t n)
+double amtl_synth_auc(amtl_synth_scored *v, int64_t n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_scored);
     double pos = 0, rank_sum = 0;
@@ -154,8 +151,8 @@ static double auc(scored *v, int64_t n)
 /* Standardises each task's signal z[k][rows] and scales it by `scale`,
  * finds the intercept that gives rate[k], draws the labels into t; measured
  * and oracle get each task's positive rate and the true logits' AUC. */
-static void draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tasks, double scale,
-                        const double *rate, amtl_rng *r, scored *sc, double *measured,
+void amtl_synth_draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tasks, double scale,
+                        const double *rate, amtl_rng *r, amtl_synth_scored *sc, double *measured,
                         double *oracle)
 {
     for (int k = 0; k < tasks; k++) {
@@ -178,12 +175,12 @@ static void draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tasks, 
             sc[i].y = (uint8_t)y;
         }
         measured[k] = pos / (double)rows;
-        oracle[k] = auc(sc, rows);
+        oracle[k] = amtl_synth_auc(sc, rows);
     }
 }
 
 /* The meta synthetic.positive_rates and synthetic.oracle_auc (buf: 4096). */
-static int rates_meta(amtl_prep_table *t, int tasks, const double *target,
+int amtl_synth_rates_meta(amtl_prep_table *t, int tasks, const double *target,
                       const double *measured, const double *oracle, char *buf,
                       amtl_status *st)
 {
@@ -248,7 +245,7 @@ static int hidden_init(hidden *h, amtl_rng *r, int tasks, amtl_status *st)
     h->citybias = normals(r, (size_t)card[F_CITY].n);
     h->devbias = normals(r, (size_t)card[F_DEVICE].n);
     h->cat_of_item = malloc(sizeof *h->cat_of_item * (size_t)card[F_ITEM].n);
-    double *cdf = zipf_cdf(card[F_CATEGORY].n, card[F_CATEGORY].s);
+    double *cdf = amtl_synth_zipf_cdf(card[F_CATEGORY].n, card[F_CATEGORY].s);
     if (!h->U || !h->I || !h->C || !h->V || !h->ubias || !h->ibias || !h->cbias ||
         !h->citybias || !h->devbias || !h->cat_of_item || !cdf) {
         free(cdf);
@@ -256,7 +253,7 @@ static int hidden_init(hidden *h, amtl_rng *r, int tasks, amtl_status *st)
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     }
     for (int i = 0; i < card[F_ITEM].n; i++)
-        h->cat_of_item[i] = draw(r, cdf, card[F_CATEGORY].n);
+        h->cat_of_item[i] = amtl_synth_draw(r, cdf, card[F_CATEGORY].n);
     free(cdf);
     /* Items of a category, and users of a hidden segment, have similar
      * vectors: the user x item interaction has a low-rank structure that
@@ -324,19 +321,15 @@ static int set_meta(amtl_prep_table *t, int tasks, const double *measured,
     buf[p - 1] = '\0';
     if (amtl_prep_table_set_meta(t, "synthetic.related_tasks", buf, st))
         return -1;
-    return rates_meta(t, tasks, target_rate, measured, oracle, buf, st);
+    return amtl_synth_rates_meta(t, tasks, target_rate, measured, oracle, buf, st);
 }
 
-/* Everything a kind draws comes from one of three forks of the seed. */
-typedef struct {
-    amtl_rng hidden, rows, labels;
-} synth_rngs;
 
 /* The table of a synthetic kind: rows and tasks checked, labels task0..;
  * and its generators. */
-static int synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
+int amtl_synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
                        const char *const *sparse, int D, const char *const *dense,
-                       uint64_t seed, synth_rngs *r, amtl_status *st)
+                       uint64_t seed, amtl_synth_rngs *r, amtl_status *st)
 {
     memset(t, 0, sizeof *t);
     amtl_rng root;
@@ -359,7 +352,7 @@ static int synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
 }
 
 /* The table's source line: what made it, and how. */
-static int synth_source(amtl_prep_table *t, const char *what, int64_t rows, int tasks,
+int amtl_synth_source(amtl_prep_table *t, const char *what, int64_t rows, int tasks,
                         uint64_t seed, amtl_status *st)
 {
     char src[96];
@@ -371,7 +364,7 @@ static int synth_source(amtl_prep_table *t, const char *what, int64_t rows, int 
 }
 
 /* One row of a synthetic kind: the ids v[N] as decimal tokens, dense[D]. */
-static int synth_row(amtl_prep_table *t, const int *v, int N, const float *dense, int D,
+int amtl_synth_row(amtl_prep_table *t, const int *v, int N, const float *dense, int D,
                      amtl_status *st)
 {
     int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
@@ -393,15 +386,15 @@ static int synth_row(amtl_prep_table *t, const int *v, int N, const float *dense
 int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
                         amtl_status *st)
 {
-    synth_rngs r;
-    if (synth_table(t, rows, tasks, N_SPARSE, sparse_names, N_DENSE, dense_names, seed, &r,
+    amtl_synth_rngs r;
+    if (amtl_synth_table(t, rows, tasks, N_SPARSE, sparse_names, N_DENSE, dense_names, seed, &r,
                     st))
         return -1;
 
     hidden h;
     double *cdf[N_SPARSE] = {0};
     double *z = NULL;
-    scored *sc = NULL;
+    amtl_synth_scored *sc = NULL;
     int rc = -1;
     if (hidden_init(&h, &r.hidden, tasks, st))
         goto out_table;
@@ -413,7 +406,7 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
         goto out;
     }
     for (int f = 0; f < N_SPARSE; f++)
-        if (f != F_CATEGORY && !(cdf[f] = zipf_cdf(card[f].n, card[f].s))) {
+        if (f != F_CATEGORY && !(cdf[f] = amtl_synth_zipf_cdf(card[f].n, card[f].s))) {
             amtl_error(st, AMTL_ENOMEM, "out of memory");
             goto out;
         }
@@ -422,12 +415,12 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
     for (int64_t i = 0; i < rows; i++) {
         int v[N_SPARSE];
         for (int f = 0; f < N_SPARSE; f++)
-            v[f] = f == F_CATEGORY ? 0 : draw(&r.rows, cdf[f], card[f].n);
+            v[f] = f == F_CATEGORY ? 0 : amtl_synth_draw(&r.rows, cdf[f], card[f].n);
         v[F_CATEGORY] = h.cat_of_item[v[F_ITEM]];
         float dense[N_DENSE];
         for (int d = 0; d < N_DENSE; d++)
             dense[d] = (float)amtl_rng_normal(&r.rows, 0.0, 1.0);
-        if (synth_row(t, v, N_SPARSE, dense, N_DENSE, st))
+        if (amtl_synth_row(t, v, N_SPARSE, dense, N_DENSE, st))
             goto out;
         double a = dot(h.U + (size_t)v[F_USER] * LATENT, h.I + (size_t)v[F_ITEM] * LATENT) +
                    0.6 * h.cbias[v[F_CATEGORY]] + 0.5 * dense[0];
@@ -442,10 +435,10 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
     }
 
     double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
-    draw_labels(t, z, rows, tasks, SCALE, target_rate, &r.labels, sc, measured, oracle);
+    amtl_synth_draw_labels(t, z, rows, tasks, SCALE, target_rate, &r.labels, sc, measured, oracle);
     if (set_meta(t, tasks, measured, oracle, st))
         goto out;
-    if (synth_source(t, "synthetic", rows, tasks, seed, st))
+    if (amtl_synth_source(t, "synthetic", rows, tasks, seed, st))
         goto out;
     rc = 0;
 out:
@@ -550,26 +543,26 @@ static int zipf_meta(amtl_prep_table *t, int tasks, const double *measured,
     buf[p - 1] = '\0';
     if (amtl_prep_table_set_meta(t, "synthetic.id_counts", buf, st))
         return -1;
-    return rates_meta(t, tasks, ztarget_rate, measured, oracle, buf, st);
+    return amtl_synth_rates_meta(t, tasks, ztarget_rate, measured, oracle, buf, st);
 }
 
 int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64_t seed,
                              amtl_status *st)
 {
-    synth_rngs r;
-    if (synth_table(t, rows, tasks, NZ_SPARSE, zsparse_names, NZ_DENSE, zdense_names, seed,
+    amtl_synth_rngs r;
+    if (amtl_synth_table(t, rows, tasks, NZ_SPARSE, zsparse_names, NZ_DENSE, zdense_names, seed,
                     &r, st))
         return -1;
 
     float *eff[NZ_SPARSE] = {0}, *inter = NULL;
     double *cdf[NZ_SPARSE] = {0}, *z = NULL, *zid = NULL;
     int32_t *count[NZ_SPARSE] = {0};
-    scored *sc = NULL;
+    amtl_synth_scored *sc = NULL;
     int rc = -1;
     for (int f = 0; f < NZ_SPARSE; f++) {
         if (zcard[f].sd > 0 && !(eff[f] = zipf_effects(&r.hidden, zcard[f].n, tasks, zcard[f].sd)))
             goto oom;
-        if (!(cdf[f] = zipf_cdf(zcard[f].n, zcard[f].s)) ||
+        if (!(cdf[f] = amtl_synth_zipf_cdf(zcard[f].n, zcard[f].s)) ||
             !(count[f] = calloc((size_t)zcard[f].n, sizeof *count[f])))
             goto oom;
     }
@@ -586,13 +579,13 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
     for (int64_t i = 0; i < rows; i++) {
         int v[NZ_SPARSE];
         for (int f = 0; f < NZ_SPARSE; f++) {
-            v[f] = draw(&r.rows, cdf[f], zcard[f].n);
+            v[f] = amtl_synth_draw(&r.rows, cdf[f], zcard[f].n);
             count[f][v[f]]++;
         }
         float dense[NZ_DENSE];
         for (int d = 0; d < NZ_DENSE; d++)
             dense[d] = (float)amtl_rng_normal(&r.rows, 0.0, 1.0);
-        if (synth_row(t, v, NZ_SPARSE, dense, NZ_DENSE, st))
+        if (amtl_synth_row(t, v, NZ_SPARSE, dense, NZ_DENSE, st))
             goto out;
         size_t pair = (size_t)v[Z_AGE] * (size_t)zcard[Z_CATEGORY].n + (size_t)v[Z_CATEGORY];
         for (int k = 0; k < tasks; k++) {
@@ -637,10 +630,10 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
     }
 
     double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
-    draw_labels(t, z, rows, tasks, ZSCALE, ztarget_rate, &r.labels, sc, measured, oracle);
+    amtl_synth_draw_labels(t, z, rows, tasks, ZSCALE, ztarget_rate, &r.labels, sc, measured, oracle);
     if (zipf_meta(t, tasks, measured, oracle, id_share, seen, once, st))
         goto out;
-    if (synth_source(t, "synthetic kind=zipf", rows, tasks, seed, st))
+    if (amtl_synth_source(t, "synthetic kind=zipf", rows, tasks, seed, st))
         goto out;
     rc = 0;
     goto out;

@@ -11,7 +11,7 @@
 #include "data/prep_table.h"
 
 /* Kinds of the generator (amtl-prep --synthetic-kind). */
-enum { AMTL_SYNTH_LATENT = 0, AMTL_SYNTH_ZIPF = 1 };
+enum { AMTL_SYNTH_LATENT = 0, AMTL_SYNTH_ZIPF = 1, AMTL_SYNTH_ALICCP = 2 };
 
 /* rows > 0, 1 <= tasks <= AMTL_SYNTH_MAX_TASKS; each initialises t. */
 #define AMTL_SYNTH_MAX_TASKS 8
@@ -23,5 +23,10 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks,
  * signal, so that a logistic regression is strong (amtl-prep(1)). */
 int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks,
                              uint64_t seed, amtl_status *st);
+/* Kind "aliccp": the shape of Ali-CCP (23 sparse fields of its feature ids
+ * and about its cardinalities, 8 dense, tasks click and purchase; tasks must
+ * be 2), for measuring the tools at scale (synthetic_aliccp.c). */
+int amtl_prep_synthetic_aliccp(amtl_prep_table *t, int64_t rows, int tasks,
+                               uint64_t seed, amtl_status *st);
 
 #endif

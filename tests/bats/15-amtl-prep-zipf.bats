@@ -101,7 +101,7 @@ ids_of() {
 @test "zipf: usage errors exit 2 and write nothing" {
     run --separate-stderr amtl-prep --synthetic --synthetic-kind gamma -o "$TMP/z.amtl"
     [ "$status" -eq 2 ]
-    [[ "$stderr" == "amtl-prep: error: --synthetic-kind is latent or zipf, not 'gamma'"* ]]
+    [[ "$stderr" == "amtl-prep: error: --synthetic-kind is latent, zipf or aliccp, not 'gamma'"* ]]
     run --separate-stderr amtl-prep --synthetic-kind zipf -o "$TMP/z.amtl"
     [ "$status" -eq 2 ]
     [[ "$stderr" == "amtl-prep: error: --synthetic-kind goes with --synthetic"* ]]
@@ -111,4 +111,32 @@ ids_of() {
     [ "$status" -eq 2 ]
     [[ "$stderr" == "amtl-prep: error: --synthetic takes no input files"* ]]
     [ ! -e "$TMP/z.amtl" ]
+}
+
+@test "aliccp: Ali-CCP's shape (23 sparse fields, 8 dense, click and purchase), a purchase only on a click, seeded" {
+    amtl-prep --synthetic --synthetic-kind aliccp --rows 20000 --seed 4 -o "$TMP/a.amtl"
+    amtl-prep --synthetic --synthetic-kind aliccp --rows 20000 --seed 4 -o "$TMP/b.amtl"
+    cmp "$TMP/a.amtl" "$TMP/b.amtl"
+    run amtl-prep --info "$TMP/a.amtl"
+    [ "$status" -eq 0 ]
+    [ "$(grep -c ' sparse ' <<< "$output")" -eq 23 ]
+    [ "$(grep -c ' dense ' <<< "$output")" -eq 8 ]
+    grep -Eq '^101 +sparse ' <<< "$output"
+    grep -Eq '^D853 +dense ' <<< "$output"
+    # rates: click about 4%, purchase below it
+    read -r _ c _ <<< "$(grep -E '^click +0\.' <<< "$output")"
+    read -r _ p _ <<< "$(grep -E '^purchase +0\.' <<< "$output")"
+    python3 -c "import sys; c, p = float('$c'), float('$p'); sys.exit(not (0.03 < c < 0.05 and 0 < p < c))"
+    # every purchase is on a clicked row
+    local col=tests/fixtures/prep/dataset-column.py
+    for s in train val test; do
+        paste <(python3 $col "$TMP/a.amtl" $s.label.click) <(python3 $col "$TMP/a.amtl" $s.label.purchase) \
+            > "$TMP/cp"
+        [ "$(awk '$2 > $1' "$TMP/cp" | wc -l)" -eq 0 ]
+        [ "$(awk '$2 == 1' "$TMP/cp" | wc -l)" -gt 0 ]
+    done
+    run --separate-stderr amtl-prep --synthetic --synthetic-kind aliccp --tasks 3 -o "$TMP/x.amtl"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-prep: error: --synthetic-kind aliccp has 2 tasks (click, purchase), not 3"* ]]
+    [ ! -e "$TMP/x.amtl" ]
 }
