@@ -32,7 +32,7 @@ CFLAGS  ?= -O2 -g
 KFLAGS  ?= -O3 -g $(if $(NATIVE),-march=native)
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE -DAMTL_VERSION='"$(VERSION)"' $(WARN) \
              -Ilib -Ikernels $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS  = $(PKG_LIBS) $(MPI_LIBS) -lm -lpthread
+LDLIBS  = $(PKG_LIBS) $(MPI_LIBS) -lm -lpthread -ldl
 
 BUILD   ?= build
 BIN     ?= bin
@@ -50,18 +50,20 @@ KER_SRC := $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KER_SRC:%.c=$(BUILD)/%.o)
 LIBA    := $(BUILD)/libamtl.a
 
-# The CUDA backend is compiled whenever nvcc exists (and CUDA=0 is not given).
+# The CUDA backend is compiled whenever nvcc exists (and CUDA=0 is not given),
+# into a module of its own that the tools load when a GPU is asked for
+# (kernels/cuda_loader.c): a run on the CPU never maps the CUDA libraries.
 ifeq ($(CUDA),)
   CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
 endif
 CU_SRC := $(wildcard kernels/cuda/*.cu)
+CU_MOD  := $(BUILD)/lib/amtl/amtl-cuda.so
 ifeq ($(CUDA),1)
   ifneq ($(CU_SRC),)
     CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
     CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
-    LIB_OBJ += $(CU_OBJ)
     ALL_CFLAGS += -DAMTL_HAVE_CUDA=1
-    LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+    MODULES := $(CU_MOD)
   endif
 endif
 # Machine code for sm_80 (A100) and sm_90 (H100, H200), PTX of sm_90 for newer
@@ -83,9 +85,9 @@ DEPSTAMP := $(BUILD)/.deps-ok
 ifeq ($(PKG_LIBS),)
 # a fresh machine: get the packages, then build in a make that reads their flags
 all: $(DEPSTAMP)
-	@$(MAKE) --no-print-directory $(TOOLS)
+	@$(MAKE) --no-print-directory $(TOOLS) $(MODULES)
 else
-all: $(TOOLS)
+all: $(TOOLS) $(MODULES)
 endif
 
 # Dependencies: installed by apt-get when root, otherwise the exact line.
@@ -127,7 +129,16 @@ $(BUILD)/kernels/%.o: kernels/%.c | $(DEPSTAMP)
 
 $(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+	$(NVCC) $(NVFLAGS) -Xcompiler -fPIC -MMD -MP -c $< -o $@
+
+# where the build tree's tools find the module (installed: ../lib/amtl/)
+$(BUILD)/kernels/cuda_loader.o: ALL_CFLAGS += \
+    $(if $(MODULES),-DAMTL_CUDA_MODULE_BUILT='"$(abspath $(CU_MOD))"')
+
+$(CU_MOD): $(CU_OBJ)
+	@mkdir -p $(@D)
+	$(NVCC) -shared -o $@ $^ -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 \
+	    -lcublas -lcudart
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
@@ -149,7 +160,7 @@ $(BUILD)/tools:
 	@mkdir -p $@
 $(TOOLS): | $(BUILD)/tools
 
-unit-tests: $(UNIT)
+unit-tests: $(UNIT) $(MODULES)
 
 test: $(DEPSTAMP)
 	@$(MAKE) --no-print-directory all unit-tests
@@ -159,7 +170,7 @@ demo: $(DEPSTAMP)
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/demo.mk
 
-bench: all $(BENCH)
+bench: all $(BENCH) $(MODULES)
 	@bench/run
 
 # the tools at 1, 5 and 20 million Ali-CCP-shaped rows (minutes; README table)
@@ -206,6 +217,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	$(if $(MODULES),install -d $(DESTDIR)$(PREFIX)/lib/amtl && \
+	    install -m 755 $(MODULES) $(DESTDIR)$(PREFIX)/lib/amtl)
 	for m in man/*.[157]; do [ -f "$$m" ] || continue; \
 	    s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s; done
 

@@ -208,7 +208,9 @@ typedef struct amtl_backend {
 amtl_backend *amtl_backend_cpu_new(int fused);
 /* A CUDA backend on device 0, or NULL when the build has none or no device
  * can be used; *why (when not NULL) then says why.  Each instance has its
- * own stream, cuBLAS handle and scratch. */
+ * own stream, cuBLAS handle and scratch.  The backend is a module of its
+ * own, loaded on the first call (kernels/cuda_loader.c), so that a process
+ * that never asks for it never maps the CUDA libraries. */
 amtl_backend *amtl_backend_cuda_new(const char **why);
 /* Releases an instance (be->destroy); safe on NULL. */
 void amtl_backend_free(amtl_backend *be);

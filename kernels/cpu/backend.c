@@ -498,12 +498,3 @@ void amtl_backend_free(amtl_backend *be)
     if (be)
         be->destroy(be);
 }
-
-#ifndef AMTL_HAVE_CUDA
-amtl_backend *amtl_backend_cuda_new(const char **why)
-{
-    if (why)
-        *why = "this build has no CUDA backend (nvcc was not found when it was built)";
-    return NULL;
-}
-#endif

@@ -35,7 +35,8 @@
  *
  * Errors: the first failure of a CUDA or cuBLAS call or of a kernel launch
  * is kept as text (sticky) in the instance's context; sync, get, put and
- * zero then return -1.  Each instance (amtl_backend_cuda_new) has its own
+ * zero then return -1.  Each instance (amtl_backend_cuda_new, through the
+ * module entry amtl_cuda_module_backend_new) has its own
  * stream, cuBLAS handle, scratch and error: nothing is global.
  */
 #include <stddef.h>
@@ -287,7 +288,7 @@ static int init(amtl_cu_ctx *cu)
     return 0;
 }
 
-extern "C" amtl_backend *amtl_backend_cuda_new(const char **why)
+extern "C" amtl_backend *amtl_cuda_module_backend_new(const char **why)
 {
     amtl_backend *be = (amtl_backend *)malloc(sizeof *be);
     amtl_cu_ctx *cu = (amtl_cu_ctx *)calloc(1, sizeof *cu);

@@ -88,6 +88,34 @@ static void test_cuda_absent(void)
 #endif
 }
 
+/* The CUDA module is loaded on demand: a module that is not there, or a
+ * library that is not one, is a reason, not a crash; and the build's own
+ * module is found (on a machine without a GPU it then says so itself). */
+static void test_cuda_module(void)
+{
+    const char *why = NULL;
+    setenv("AMTL_CUDA_MODULE", "/nonexistent/amtl-cuda.so", 1);
+    CHECK(amtl_backend_cuda_new(&why) == NULL);
+    CHECKF(why && strstr(why, "the CUDA module cannot be loaded") &&
+               strstr(why, "/nonexistent/amtl-cuda.so"), "%s", why ? why : "(null)");
+    setenv("AMTL_CUDA_MODULE", "libm.so.6", 1);
+    why = NULL;
+    CHECK(amtl_backend_cuda_new(&why) == NULL);
+    CHECKF(why && strstr(why, "has no amtl_cuda_module_backend_new"), "%s",
+           why ? why : "(null)");
+    CHECK(amtl_backend_cuda_new(NULL) == NULL);
+    unsetenv("AMTL_CUDA_MODULE");
+    why = NULL;
+    amtl_backend *be = amtl_backend_cuda_new(&why);
+#ifdef AMTL_HAVE_CUDA
+    CHECKF(be || (why && !strstr(why, "cannot be loaded") && !strstr(why, "no CUDA backend")),
+           "%s", why ? why : "(null)");
+#else
+    CHECK(!be && why && strstr(why, "no CUDA backend"));
+#endif
+    amtl_backend_free(be);
+}
+
 /* ================================================================================
  * matrices
  * ================================================================================ */
@@ -721,6 +749,7 @@ int main(void)
     cpu_ = test_cpu_backend();
     TEST(test_memory);
     TEST(test_cuda_absent);
+    TEST(test_cuda_module);
     TEST(test_gemm);
     TEST(test_add_axpy_dot);
     TEST(test_take);
