@@ -1,7 +1,8 @@
 /* test_checksum.c — the checksums of the envelope: where the writer puts
  * them (checked against zlib directly), damage at every byte refused with
  * the part it hit named, sealing edited bytes, and version 1 files without
- * checksums still read. */
+ * checksums still read; the writer's alignment, which lets a mapped file be
+ * used in place. */
 #include <stdint.h>
 
 #include <msgpack.h>
@@ -281,7 +282,7 @@ static void pack_file(msgpack_sbuffer *sb, const amtl_file *f, int version, int 
     for (int i = 0; i < f->n_tensors; i++) {
         const amtl_tensor *t = &f->tensors[i].t;
         S(f->tensors[i].name);
-        msgpack_pack_map(&pk, 3 + (sums == 2));
+        msgpack_pack_map(&pk, 3 + (sums >= 2));
         S("dtype");
         S(amtl_dtype_name(t->dtype));
         S("shape");
@@ -295,6 +296,13 @@ static void pack_file(msgpack_sbuffer *sb, const amtl_file *f, int version, int 
             S("crc32");
             msgpack_pack_bin(&pk, 2);
             msgpack_pack_bin_body(&pk, "ab", 2);
+        }
+        if (sums == 3) { /* right: another writer's valid file */
+            uint32_t c = (uint32_t)crc32(0, t->data, (uInt)amtl_tensor_nbytes(t));
+            unsigned char b[4] = {c >> 24, c >> 16 & 255, c >> 8 & 255, c & 255};
+            S("crc32");
+            msgpack_pack_bin(&pk, 4);
+            msgpack_pack_bin_body(&pk, b, 4);
         }
     }
     if (top_crc) {
@@ -361,6 +369,73 @@ static void test_version_1_reads_without_a_checksum(void)
     amtl_file_free(&f);
 }
 
+/* Every writer of this build starts each tensor's data at a multiple of
+ * AMTL_DATA_ALIGN (whatever the lengths before it); amtl_file_map then
+ * uses every tensor in place, a view of the mapping.  Another writer's file,
+ * whose data falls anywhere, is read all the same: the tensors aligned to
+ * their element size in place, the rest copied. */
+static void test_mapped_in_place(void)
+{
+    amtl_rng r;
+    amtl_rng_seed(&r, 44);
+    amtl_status st = {0};
+    amtl_file f;
+    amtl_file_init(&f, "dataset");
+    static const amtl_dtype dts[] = {AMTL_U8, AMTL_I32, AMTL_F32, AMTL_F64, AMTL_I64};
+    for (int i = 0; i < 60; i++) {
+        char name[48];
+        /* names and u8 lengths of every residue, so every padding occurs */
+        snprintf(name, sizeof name, "t%.*s%d", i % 9, "xxxxxxxxx", i);
+        amtl_dtype dt = dts[i % 5];
+        int64_t n = 1 + (int64_t)amtl_rng_below(&r, 40);
+        void *data = random_data(&r, dt, (size_t)n);
+        CHECK(amtl_file_add(&f, name, dt, 1, &n, data, &st) != NULL);
+        free(data);
+    }
+    const char *path = path_in_tmp("mapped.amtl");
+    CHECK_OK(amtl_file_write(&f, path, &st), &st);
+    amtl_file g;
+    CHECK_OK(amtl_file_map(&g, path, "dataset", &st), &st);
+    CHECK(g.map && g.checksum == AMTL_CHECKSUM_VERIFIED);
+    char why[1200];
+    CHECKF(files_equal_as(&f, &g, why, sizeof why, 1), "%s", why);
+    int views = 0;
+    for (int i = 0; i < g.n_tensors; i++) {
+        const char *d = g.tensors[i].t.data, *m = g.map;
+        views += !g.tensors[i].t.owns && d > m && d < m + g.map_len &&
+                 (size_t)(d - m) % AMTL_DATA_ALIGN == 0;
+    }
+    CHECKF(views == g.n_tensors, "%d of %d tensors in place", views, g.n_tensors);
+    amtl_file_free(&g);
+    amtl_file_free(&g); /* safe twice */
+
+    /* the same tensors in the shortest encodings, as another writer would */
+    msgpack_sbuffer sb;
+    pack_file(&sb, &f, 2, 3, 1);
+    FILE *out = fopen(path, "wb");
+    CHECK(out && fwrite(sb.data, 1, sb.size, out) == sb.size && fclose(out) == 0);
+    msgpack_sbuffer_destroy(&sb);
+    CHECK_OK(amtl_file_map(&g, path, "dataset", &st), &st);
+    CHECKF(files_equal_as(&f, &g, why, sizeof why, 1), "%s", why);
+    int copied = 0;
+    views = 0;
+    for (int i = 0; i < g.n_tensors; i++) {
+        const amtl_tensor *t = &g.tensors[i].t;
+        uintptr_t a = (uintptr_t)t->data;
+        if (t->owns)
+            copied++;
+        else
+            views += a % amtl_dtype_size(t->dtype) == 0;
+    }
+    CHECKF(copied > 0 && views + copied == g.n_tensors, "%d copied, %d in place of %d", copied,
+           views, g.n_tensors);
+    amtl_file_free(&g);
+    /* a path that is not a regular file, and "-", read whole */
+    CHECK(amtl_file_map(&g, "/nonexistent/x.amtl", NULL, &st) == -1);
+    CHECK(strstr(st.msg, "/nonexistent/x.amtl") != NULL);
+    amtl_file_free(&f);
+}
+
 static void test_version_2_needs_every_checksum(void)
 {
     static const struct {
@@ -394,6 +469,7 @@ int main(void)
     RUN(test_seal_after_an_edit);
     RUN(test_version_1_reads_without_a_checksum);
     RUN(test_version_2_needs_every_checksum);
+    RUN(test_mapped_in_place);
     iotest_end();
     TEST_MAIN_END();
 }
