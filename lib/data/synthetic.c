@@ -171,11 +171,13 @@ void amtl_synth_draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tas
             int y = amtl_rng_bernoulli(r, sigmoid(b0 + zk[i]));
             t->labels[k][i] = (uint8_t)y;
             pos += y;
-            sc[i].score = zk[i];
-            sc[i].y = (uint8_t)y;
+            if (sc) {
+                sc[i].score = zk[i];
+                sc[i].y = (uint8_t)y;
+            }
         }
         measured[k] = pos / (double)rows;
-        oracle[k] = amtl_synth_auc(sc, rows);
+        oracle[k] = sc ? amtl_synth_auc(sc, rows) : -1;
     }
 }
 

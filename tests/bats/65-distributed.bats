@@ -11,8 +11,11 @@ load helpers
 
 MODEL="--set batch_size=256 --set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8]"
 SMALL="$MODEL --quiet"
-# 1000 batches of 16 rows an epoch: long enough for a signal to land mid-epoch
-LONG="--set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8] --set batch_size=16 --set discretize_ops=2 --quiet"
+# batches of 4 rows (16000 an epoch of start_long_job's data: 2 s or more of 2
+# ranks here), so that a signal sent 0.3 s into the second epoch lands
+# mid-epoch on a faster machine too (with 1000 batches of 16 rows, half a
+# second an epoch, a fast one had finished all three epochs by then)
+LONG="--set ops=[Identity,MLP-8,MLP-16] --set embedding_dim=4 --set n_experts=2 --set expert_width=8 --set tower_layers=[8] --set batch_size=4 --set discretize_ops=2 --quiet"
 
 setup_file() {
     export F="$BATS_FILE_TMPDIR"
@@ -41,7 +44,7 @@ ranks() {
 # A 3-epoch search on 2 ranks in the background (its mpirun's pid in JOB),
 # once its first checkpoint is written and a little more.
 start_long_job() {
-    amtl-prep --synthetic --rows 20000 --seed 3 -o "$TMP/long.amtl"
+    amtl-prep --synthetic --rows 80000 --seed 3 -o "$TMP/long.amtl"
     # the metrics into a file rank 0 writes itself (mpirun's forwarded stdout
     # may lose its last lines when the job is killed)
     mpirun -np 2 amtl-supernet --data "$TMP/long.amtl" $LONG --phase search --epochs 3 \
@@ -167,7 +170,7 @@ EOF
     pkill -TERM -P "$JOB"
     local rc=0
     wait "$JOB" || rc=$?
-    [ "$rc" -eq 143 ]
+    [ "$rc" -eq 143 ] || { echo "mpirun: exit $rc"; cat "$TMP/c.err"; cat "$TMP/c.m"; false; }
     # both ranks say the same: the same epoch and batch
     [ "$(grep -c '^amtl-supernet: SIGTERM: stopped in epoch ' "$TMP/c.err")" -eq 2 ]
     [ "$(grep '^amtl-supernet: SIGTERM' "$TMP/c.err" | sort -u | wc -l)" -eq 1 ]
