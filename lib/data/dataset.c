@@ -316,10 +316,14 @@ static int check_split(amtl_dataset *ds, const amtl_file *f, const char *what, i
         void **col = (void **)sp->tables + c;
         if (!sharded) {
             *col = t->data;
-            continue;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                memcpy((char *)*col + i * 4, (const char *)t->data + ((size_t)r0 + i * step) * 4,
+                       4);
         }
-        for (size_t i = 0; i < n; i++)
-            memcpy((char *)*col + i * 4, (const char *)t->data + ((size_t)r0 + i * step) * 4, 4);
+        /* read once: its pages leave resident memory until training or
+         * scoring reads them again (a mapped file's) */
+        amtl_file_release(f, t->data, (size_t)rows * 4);
     }
     return 0;
 }

@@ -654,6 +654,17 @@ int amtl_file_map(amtl_file *f, const char *path, const char *expected_kind,
     return 0;
 }
 
+void amtl_file_release(const amtl_file *f, const void *p, size_t n)
+{
+    const char *m = f->map, *a = p;
+    if (!m || !a || a < m || n > f->map_len || (size_t)(a - m) > f->map_len - n)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)a + page - 1) / page * page, hi = ((uintptr_t)a + n) / page * page;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int amtl_file_read_head(amtl_file *f, const char *path, const char *expected_kind,
                         amtl_status *st)
 {

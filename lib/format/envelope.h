@@ -150,5 +150,12 @@ int amtl_file_read(amtl_file *f, const char *path, const char *expected_kind,
  * which leaves a mapped one as it was). */
 int amtl_file_map(amtl_file *f, const char *path, const char *expected_kind,
                   amtl_status *st);
+/* Gives the whole pages of p[0..n) back to the kernel when they lie in f's
+ * mapping (madvise MADV_DONTNEED): they leave the process's resident memory,
+ * and a later read finds them again in the page cache or the file.  For data
+ * read once (a validation pass) that the caller may never read again.  A
+ * no-op for memory that is not f's mapping; the pages must not have been
+ * written. */
+void amtl_file_release(const amtl_file *f, const void *p, size_t n);
 
 #endif
