@@ -197,15 +197,17 @@ static const char *non_finite_param(const amtl_supernet *net)
 }
 
 /* The epoch's order of the n train rows: a permutation of them all, or
- * with shuffle_window one that visits that many rows at a time, blocks of
- * AMTL_SHUFFLE_BLOCK consecutive rows from anywhere in the split shuffled
- * together (amtl_rng_window_permutation). */
-#define AMTL_SHUFFLE_BLOCK 4096
+ * with shuffle_window one that visits that many rows at a time: blocks of a
+ * quarter of the window (a multiple of 4096 rows) from anywhere in the
+ * split, four at a time shuffled together (amtl_rng_window_permutation).
+ * Blocks that large, because the kernel maps a file's page cache in folios
+ * of up to megabytes: a batch touching small blocks all over the file made
+ * the whole split resident after one step. */
 static int batch_order(const amtl_trainer *tr, amtl_rng *r, int32_t *perm, int64_t n,
                        amtl_status *st)
 {
-    if (amtl_rng_window_permutation(r, perm, (size_t)n, AMTL_SHUFFLE_BLOCK,
-                                    (size_t)tr->cfg.shuffle_window))
+    size_t w = (size_t)tr->cfg.shuffle_window, block = (w / 4 + 4095) / 4096 * 4096;
+    if (amtl_rng_window_permutation(r, perm, (size_t)n, block ? block : 4096, w))
         return amtl_error(st, AMTL_ENOMEM, "out of memory for the batch order");
     return 0;
 }
