@@ -492,13 +492,12 @@ static const double ztarget_rate[AMTL_SYNTH_MAX_TASKS] = {0.15, 0.08, 0.05, 0.12
 #define ZINTER 0.3        /* scale of the age x category interaction */
 #define ZSCALE 1.5        /* logit = intercept + ZSCALE * standardised signal */
 
-/* Effects of every value of a field on every task: [n][tasks]. */
-static float *zipf_effects(amtl_rng *r, int n, int tasks, double sd)
+float *amtl_synth_effects(amtl_rng *r, int n, int tasks, double sd, double rho)
 {
     float *e = malloc(sizeof *e * (size_t)n * (size_t)tasks);
     if (!e)
         return NULL;
-    const double common = sqrt(ZRHO), own = sqrt(1.0 - ZRHO);
+    const double common = sqrt(rho), own = sqrt(1.0 - rho);
     for (int i = 0; i < n; i++) {
         double c = amtl_rng_normal(r, 0.0, 1.0);
         for (int k = 0; k < tasks; k++)
@@ -506,6 +505,11 @@ static float *zipf_effects(amtl_rng *r, int n, int tasks, double sd)
                 (float)(sd * (common * c + own * amtl_rng_normal(r, 0.0, 1.0)));
     }
     return e;
+}
+
+static float *zipf_effects(amtl_rng *r, int n, int tasks, double sd)
+{
+    return amtl_synth_effects(r, n, tasks, sd, ZRHO);
 }
 
 static int zipf_meta(amtl_prep_table *t, int tasks, const double *measured,

@@ -14,7 +14,6 @@
  */
 #include "data/synthetic.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,22 +51,6 @@ static const double arate[NA_TASKS] = {0.04, 0.25};
 #define ADENSE 0.2 /* effect of D109_14 */
 #define ASCALE 1.5 /* logit = intercept + ASCALE * standardised signal */
 
-/* Effects of every value of a field on both tasks: [n][NA_TASKS]. */
-static float *effects(amtl_rng *r, int n, double sd)
-{
-    float *e = malloc(sizeof *e * (size_t)n * NA_TASKS);
-    if (!e)
-        return NULL;
-    const double common = sqrt(ARHO), own = sqrt(1.0 - ARHO);
-    for (int i = 0; i < n; i++) {
-        double c = amtl_rng_normal(r, 0.0, 1.0);
-        for (int k = 0; k < NA_TASKS; k++)
-            e[(size_t)i * NA_TASKS + (size_t)k] =
-                (float)(sd * (common * c + own * amtl_rng_normal(r, 0.0, 1.0)));
-    }
-    return e;
-}
-
 /* The labels task0, task1 of amtl_synth_table renamed click and purchase. */
 static int name_labels(amtl_prep_table *t, amtl_status *st)
 {
@@ -101,7 +84,8 @@ int amtl_prep_synthetic_aliccp(amtl_prep_table *t, int64_t rows, int tasks, uint
     if (name_labels(t, st))
         goto out;
     for (int f = 0; f < NA_SPARSE; f++)
-        if ((acard[f].sd > 0 && !(eff[f] = effects(&r.hidden, acard[f].n, acard[f].sd))) ||
+        if ((acard[f].sd > 0 &&
+             !(eff[f] = amtl_synth_effects(&r.hidden, acard[f].n, NA_TASKS, acard[f].sd, ARHO))) ||
             !(cdf[f] = amtl_synth_zipf_cdf(acard[f].n, acard[f].s))) {
             amtl_error(st, AMTL_ENOMEM, "out of memory");
             goto out;

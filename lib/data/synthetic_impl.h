@@ -33,6 +33,10 @@ int amtl_synth_draw(amtl_rng *r, const double *cdf, int n);
 void amtl_synth_draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tasks,
                             double scale, const double *rate, amtl_rng *r,
                             amtl_synth_scored *sc, double *measured, double *oracle);
+/* Effects of every value of a field on every task, [n][tasks]: sd times a
+ * normal part common to the tasks (variance share rho) plus each task's own;
+ * NULL when out of memory. */
+float *amtl_synth_effects(amtl_rng *r, int n, int tasks, double sd, double rho);
 /* ROC AUC of scores against labels (sorts v); -1 with a single class. */
 double amtl_synth_auc(amtl_synth_scored *v, int64_t n);
 /* The meta synthetic.positive_rates and synthetic.oracle_auc (buf: 4096). */
