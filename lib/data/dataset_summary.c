@@ -54,35 +54,54 @@ static int alloc_counts(amtl_dataset_summary *s, amtl_status *st)
     return 0;
 }
 
+/* Split sp's counts into s: the positives of each of the T label columns
+ * and the ids 0 of each of the N sparse columns, rows values each. */
+static void count_split(amtl_dataset_summary *s, int sp, int64_t rows, float *const *labels,
+                        int32_t *const *ids)
+{
+    s->rows[sp] = rows;
+    for (int t = 0; t < s->T; t++) {
+        int64_t pos = 0;
+        for (int64_t r = 0; r < rows; r++)
+            pos += labels[t][r] != 0.0f;
+        s->positives[t * 3 + sp] = pos;
+    }
+    for (int k = 0; k < s->N; k++) {
+        int64_t z = 0;
+        for (int64_t r = 0; r < rows; r++)
+            z += ids[k][r] == 0;
+        s->id0[k * 3 + sp] = z;
+    }
+}
+
 /* The counts of a dataset's columns into s */
 static void count_columns(amtl_dataset_summary *s, const amtl_dataset *ds)
 {
     for (int k = 0; k < ds->N; k++)
         s->vocab[k] = ds->vocab[k];
-    for (int sp = 0; sp < 3; sp++) {
-        const amtl_split *x = &ds->split[sp];
-        s->rows[sp] = x->rows;
-        for (int t = 0; t < ds->T; t++) {
-            int64_t pos = 0;
-            for (int64_t r = 0; r < x->rows; r++)
-                pos += x->labels[t][r] != 0.0f;
-            s->positives[t * 3 + sp] = pos;
-        }
-        for (int k = 0; k < ds->N; k++) {
-            int64_t z = 0;
-            for (int64_t r = 0; r < x->rows; r++)
-                z += x->sparse[k][r] == 0;
-            s->id0[k * 3 + sp] = z;
-        }
-    }
+    for (int sp = 0; sp < 3; sp++)
+        count_split(s, sp, ds->split[sp].rows, ds->split[sp].labels, ds->split[sp].sparse);
+}
+
+/* Column <split>.<kind>.<name> of f into *col, its length rows; -1 with st
+ * when it is missing or another dtype or length. */
+static int file_column(const amtl_file *f, int sp, const char *kind, const char *name,
+                       amtl_dtype dt, int64_t rows, void **col, amtl_status *st)
+{
+    char tname[1100];
+    snprintf(tname, sizeof tname, "%s.%s.%s", split_keys[sp], kind, name);
+    const amtl_tensor *c = amtl_file_find(f, tname);
+    if (!c || c->dtype != dt || c->ndim != 1 || c->shape[0] != rows)
+        return amtl_error(st, AMTL_EDATA, "dataset: tensor '%s' is missing", tname);
+    *col = c->data;
+    return 0;
 }
 
 int amtl_dataset_summary_write(amtl_file *f, amtl_status *st)
 {
     /* the file's own view of itself, as a reader gets it */
     amtl_dataset_summary s = {0};
-    amtl_dataset ds;
-    memset(&ds, 0, sizeof ds);
+    void **cols = NULL;
     int rc = -1;
     const amtl_tensor *v = amtl_file_find(f, "vocab_sizes");
     if (amtl_dataset_parse_names(f, "dataset", "sparse_fields", &s.sparse, &s.N, st) ||
@@ -95,32 +114,24 @@ int amtl_dataset_summary_write(amtl_file *f, amtl_status *st)
     }
     for (int k = 0; k < s.N; k++)
         s.vocab[k] = ((const int32_t *)v->data)[k];
+    /* each split's columns: its T label columns, then its N sparse ones */
+    if (!(cols = calloc((size_t)(s.T + s.N) + 1, sizeof *cols))) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto out;
+    }
     for (int sp = 0; sp < 3; sp++) {
-        char name[1100];
-        for (int t = 0; t < s.T; t++) {
-            snprintf(name, sizeof name, "%s.label.%s", split_keys[sp], s.labels[t]);
-            const amtl_tensor *c = amtl_file_find(f, name);
-            if (!c || c->dtype != AMTL_F32 || c->ndim != 1) {
-                amtl_error(st, AMTL_EDATA, "dataset: tensor '%s' is missing", name);
+        int64_t rows;
+        char key[64];
+        snprintf(key, sizeof key, "rows.%s", split_keys[sp]);
+        if (get_counts(f, "dataset", key, &rows, 1, 1, st))
+            goto out;
+        for (int t = 0; t < s.T; t++)
+            if (file_column(f, sp, "label", s.labels[t], AMTL_F32, rows, &cols[t], st))
                 goto out;
-            }
-            int64_t pos = 0;
-            for (int64_t r = 0; r < c->shape[0]; r++)
-                pos += ((const float *)c->data)[r] != 0.0f;
-            s.positives[t * 3 + sp] = pos;
-        }
-        for (int k = 0; k < s.N; k++) {
-            snprintf(name, sizeof name, "%s.sparse.%s", split_keys[sp], s.sparse[k]);
-            const amtl_tensor *c = amtl_file_find(f, name);
-            if (!c || c->dtype != AMTL_I32 || c->ndim != 1) {
-                amtl_error(st, AMTL_EDATA, "dataset: tensor '%s' is missing", name);
+        for (int k = 0; k < s.N; k++)
+            if (file_column(f, sp, "sparse", s.sparse[k], AMTL_I32, rows, &cols[s.T + k], st))
                 goto out;
-            }
-            int64_t z = 0;
-            for (int64_t r = 0; r < c->shape[0]; r++)
-                z += ((const int32_t *)c->data)[r] == 0;
-            s.id0[k * 3 + sp] = z;
-        }
+        count_split(&s, sp, rows, (float *const *)cols, (int32_t *const *)(cols + s.T));
     }
     if (set_counts(f, "summary.vocab", s.vocab, s.N, 1, st))
         goto out;
@@ -135,6 +146,7 @@ int amtl_dataset_summary_write(amtl_file *f, amtl_status *st)
     }
     rc = 0;
 out:
+    free(cols);
     amtl_dataset_summary_free(&s);
     return rc;
 }
