@@ -100,8 +100,6 @@ void amtl_rng_permutation(amtl_rng *r, int32_t *out, size_t n)
     shuffle(r, out, n);
 }
 
-
-
 int amtl_rng_window_permutation(amtl_rng *r, int32_t *out, size_t n, size_t block,
                                 size_t window)
 {
