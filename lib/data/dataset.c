@@ -313,7 +313,7 @@ static int check_split(amtl_dataset *ds, const amtl_file *f, const char *what, i
                                               kind == 0 ? ds->vocab[c] : 0, rows, st);
         if (!t)
             return -1;
-        void **col = (void **)sp->tables + c;
+        void **col = amtl_split_column(sp, ds->N, ds->D, c);
         if (!sharded) {
             *col = t->data;
         } else {

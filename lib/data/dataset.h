@@ -45,6 +45,14 @@ typedef struct {
 int amtl_split_init(amtl_split *sp, int N, int D, int T, int64_t rows, int own,
                     amtl_status *st);
 void amtl_split_free(amtl_split *sp);  /* safe on a zeroed struct */
+/* Column c of a split's N + D + T columns, sparse fields, dense fields, then
+ * labels: its entry in the split's tables. */
+static inline void **amtl_split_column(const amtl_split *sp, int N, int D, int c)
+{
+    return c < N       ? (void **)&sp->sparse[c]
+           : c < N + D ? (void **)&sp->dense[c - N]
+                       : (void **)&sp->labels[c - N - D];
+}
 
 typedef struct {
     int N, D, T;

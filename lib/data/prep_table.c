@@ -511,16 +511,11 @@ static int lay_out_column(amtl_prep_table *t, int c, const int32_t *order,
                 ((float *)dst)[r] = (float)t->labels[i][rows[r]];
         rows += count[s];
     }
-    if (kind == 0) {
-        free(t->raw[i]);
-        t->raw[i] = NULL;
-    } else if (kind == 1) {
-        free(t->dense[i]);
-        t->dense[i] = NULL;
-    } else {
-        free(t->labels[i]);
-        t->labels[i] = NULL;
-    }
+    void **col = kind == 0   ? (void **)&t->raw[i]
+                 : kind == 1 ? (void **)&t->dense[i]
+                             : (void **)&t->labels[i];
+    free(*col);
+    *col = NULL;
     return 0;
 }
 

@@ -481,12 +481,9 @@ int amtl_dev_put_split(amtl_dev *d, const amtl_dataset *ds, int split, amtl_stat
     void **dtab = carve(&real, C, sizeof(void *));
     int bad = 0;
     for (size_t c = 0; c < C && !bad; c++) {
-        int k = (int)c;
-        const void *host = k < d->N          ? (const void *)sp->sparse[k]
-                           : k < d->N + d->D ? (const void *)sp->dense[k - d->N]
-                                             : (const void *)sp->labels[k - d->N - d->D];
         tab[c] = cols + c * r * sizeof(int32_t);
-        bad = d->be->put(d->be, tab[c], host, r * sizeof(int32_t));
+        bad = d->be->put(d->be, tab[c], *amtl_split_column(sp, d->N, d->D, (int)c),
+                         r * sizeof(int32_t));
     }
     if (bad || d->be->put(d->be, dtab, tab, C * sizeof(void *))) {
         free(tab);
