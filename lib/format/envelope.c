@@ -344,7 +344,7 @@ static int pack_tensor_head(msgpack_packer *pk, const char *name, const amtl_ten
     if (pad & 4) {
         h[0] = 0xdb;
         amtl_envelope_put_be32(h + 1, (uint32_t)n);
-        if (msgpack_sbuffer_write(pk->data, (const char *)h, 5) ||
+        if (pk->callback(pk->data, (const char *)h, 5) ||
             msgpack_pack_str_body(pk, dt, n))
             return -1;
     } else if (pack_cstr(pk, dt)) {
@@ -356,7 +356,7 @@ static int pack_tensor_head(msgpack_packer *pk, const char *name, const amtl_ten
         h[0] = 0xdc;
         h[1] = 0;
         h[2] = (unsigned char)t->ndim;
-        if (msgpack_sbuffer_write(pk->data, (const char *)h, 3))
+        if (pk->callback(pk->data, (const char *)h, 3))
             return -1;
     } else if (msgpack_pack_array(pk, (size_t)t->ndim)) {
         return -1;
@@ -365,7 +365,7 @@ static int pack_tensor_head(msgpack_packer *pk, const char *name, const amtl_ten
         if (msgpack_pack_int64(pk, t->shape[d]))
             return -1;
     if (pad & 1) {
-        if (msgpack_sbuffer_write(pk->data, "\xd9\x04" "data", 6))
+        if (pk->callback(pk->data, "\xd9\x04" "data", 6))
             return -1;
     } else if (pack_cstr(pk, "data")) {
         return -1;
