@@ -119,7 +119,7 @@ set_key() {
     # (scoring the tiny test split takes milliseconds: 0.0 in the table)
     awk -F '\t' 'NR > 1 && $1 == "searched" { exit !($8 > 0 && $9 > 0 && $10 >= 0 && $11 >= $8 + $9 + $10 - 0.2) }' "$R/results.tsv" ||
         { head -n 1 "$R/results.tsv"; grep '^searched' "$R/results.tsv"; grep -H . "$R"/wall/*.seconds; false; }
-    [ "$(awk -F '\t' 'NR > 1 && $1 != "searched" && $8 == "-" && $9 > 0 && $10 >= 0 && $11 > 0' "$R/results.tsv" | wc -l)" -eq 5 ]
+    [ "$(awk -F '\t' 'NR > 1 && $1 != "searched" && $8 == "-" && $9 >= 0 && $10 >= 0 && $11 >= $9' "$R/results.tsv" | wc -l)" -eq 5 ]
     [[ "$output" == *"wall s per stage: prep "*"; supernet warmup-1 "*", search-1 "*", search-2 "*", frozen "*"; export "* ]]
     # only amtl-eval reads the test split, once per model
     [ "$(grep -c '"split":"test"' "$R"/*.eval.json | awk -F : '{ n += $2 } END { print n }')" -eq 9 ]
@@ -406,8 +406,10 @@ fake_candidate() {
     [ -s "$R/single-task-0.model" ] && [ -s "$R/single-task-1.model" ] && [ ! -e "$R/single-task-2.model" ]
     cut -f 1 "$R/results.tsv" | diff -u <(printf '%s\n' model searched single-task linear) -
     head -n 1 "$R/results.tsv" | grep -q $'^model\tclick AUC\tbuy AUC\tmean AUC\tparams\tsearch s\ttrain s\teval s\twall s\t'
-    # single-task: both models' AUC, their seconds summed
-    awk -F '\t' '$1 == "single-task" { exit !($2 > 0 && $3 > 0 && $7 > 0 && $9 > 0) }' "$R/results.tsv"
+    # single-task: both models' AUC, their seconds summed (two tiny fits can
+    # take under 0.05 s together on a fast machine: 0.0 in the table)
+    awk -F '\t' '$1 == "single-task" { exit !($2 > 0 && $3 > 0 && $7 ~ /^[0-9]+\.[0-9]$/ && $9 ~ /^[0-9]+\.[0-9]$/ && $9 >= $7) }' "$R/results.tsv" ||
+        { head -n 1 "$R/results.tsv"; grep '^single-task' "$R/results.tsv"; false; }
     st_train=$(cat "$R/wall/single-task-0.model.seconds" "$R/wall/single-task-1.model.seconds" | awk '{ s += $1 } END { printf "%.1f", s }')
     [ "$(awk -F '\t' '$1 == "single-task" { print $7 }' "$R/results.tsv")" = "$st_train" ]
     [[ "$output" == *"wall s per stage: prep "* ]]
