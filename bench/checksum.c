@@ -99,7 +99,9 @@ int main(int argc, char **argv)
         free(buf);
         if (rc)
             break;
-        sink ^= (unsigned long)amtl_dataset_content_hash(&f);
+        uint64_t h = 0;
+        rc = amtl_dataset_content_hash(&f, &h, &st);
+        sink ^= (unsigned long)h;
         double t4 = amtl_now();
         amtl_file_free(&f);
         amtl_dataset ds;

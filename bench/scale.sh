@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/scale.sh — the tools at growing data sizes: Ali-CCP-shaped synthetic
 # rows (amtl-prep --synthetic-kind aliccp: 23 sparse fields, 8 dense, two
-# tasks), at 1, 5 and 20 million rows by default.  Per size: amtl-prep,
-# amtl-prep --info, a supernet warm-up (a full epoch at the first size, the
+# tasks), at 1, 5 and 20 million rows by default.  Per size: amtl-prep of
+# an Ali-CCP-shaped CSV of as many rows (bench/aliccp-csv.awk; its making
+# not timed), amtl-prep --synthetic, amtl-prep --info, a supernet warm-up (a full epoch at the first size, the
 # first STEPS batches above it), an MMoE trained for STEPS batches, and
 # amtl-eval of it on the test split; wall seconds and peak resident memory
 # (GNU time's maximum RSS) of each, and the dataset file's bytes per row.
@@ -32,12 +33,16 @@ timed() {
 }
 mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
-echo "| rows | file | bytes/row | prep s | prep MB | --info s | --info MB | supernet | s | MB | MMoE $STEPS steps s | MB | eval test rows/s | MB |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+echo "| rows | CSV | prep of the CSV s | MB | file | bytes/row | --synthetic s | MB | --info s | --info MB | supernet | s | MB | MMoE $STEPS steps s | MB | eval test rows/s | MB |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
 first=1
 for n in "${SIZES[@]}"; do
     d="$tmp/a$n.amtl"
     : > "$tmp/t"
+    awk -v rows="$n" -v seed=1 -f bench/aliccp-csv.awk > "$tmp/a.csv"
+    csv_bytes=$(stat -c %s "$tmp/a.csv")
+    TMPDIR="$tmp" timed "$BIN"/amtl-prep -o "$tmp/csv.amtl" "$tmp/a.csv"
+    rm -f "$tmp/a.csv" "$tmp/csv.amtl"
     timed "$BIN"/amtl-prep --synthetic --synthetic-kind aliccp --rows "$n" --seed 1 -o "$d"
     timed "$BIN"/amtl-prep --info "$d" > /dev/null
     bytes=$(stat -c %s "$d")
@@ -56,10 +61,12 @@ for n in "${SIZES[@]}"; do
     timed "$BIN"/amtl-eval --model "$tmp/m.model" --data "$d" --split test > /dev/null
     test_rows=$("$BIN"/amtl-prep --info "$d" | awk '$1 == "test" && NF == 2 {print $2; exit}')
     mapfile -t r < "$tmp/t"
-    read -r ps pk <<< "${r[0]}"; read -r is ik <<< "${r[1]}"; read -r ss sk <<< "${r[2]}"
-    read -r ts tk <<< "${r[3]}"; read -r es ek <<< "${r[4]}"
-    printf "| %s | %s MB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" \
-        "$n" "$(mb $((bytes / 1024)))" "$((bytes / n))" "$ps" "$(mb "$pk")" "$is" "$(mb "$ik")" \
+    read -r cs ck <<< "${r[0]}"
+    read -r ps pk <<< "${r[1]}"; read -r is ik <<< "${r[2]}"; read -r ss sk <<< "${r[3]}"
+    read -r ts tk <<< "${r[4]}"; read -r es ek <<< "${r[5]}"
+    printf "| %s | %s MB | %s | %s | %s MB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" \
+        "$n" "$(mb $((csv_bytes / 1024)))" "$cs" "$(mb "$ck")" \
+        "$(mb $((bytes / 1024)))" "$((bytes / n))" "$ps" "$(mb "$pk")" "$is" "$(mb "$ik")" \
         "$what" "$ss" "$(mb "$sk")" "$ts" "$(mb "$tk")" \
         "$(awk -v r="$test_rows" -v s="$es" 'BEGIN { printf "%.0f", r / s }')" "$(mb "$ek")"
     rm -f "$d" "$tmp/s.ckpt" "$tmp/m.model"

@@ -51,12 +51,8 @@ int amtl_prep_run(const amtl_prep_args *a, const amtl_config *cfg,
     }
     if (rc)
         return -1;
-    amtl_file f;
-    rc = amtl_prep_table_to_file(&t, cfg, &f, st);
+    rc = amtl_prep_table_write(&t, cfg, a->output, st);
     amtl_prep_table_free(&t);
-    if (rc == 0)
-        rc = amtl_file_write(&f, a->output, st);
-    amtl_file_free(&f);
     return rc;
 }
 

@@ -31,14 +31,24 @@ int amtl_split_parse(const char *name)
     return -1;
 }
 
-uint64_t amtl_dataset_content_hash(const amtl_file *f)
+static int put_hash(void *ctx, const void *p, size_t n, amtl_status *st)
+{
+    (void)st;
+    uint64_t *h = ctx;
+    *h = amtl_hash_bytes(p, n, *h);
+    return 0;
+}
+
+int amtl_dataset_content_hash(const amtl_file *f, uint64_t *hash, amtl_status *st)
 {
     uint64_t h = AMTL_HASH_SEED;
     for (int i = 0; i < f->n_tensors; i++) {
         h = amtl_hash_bytes(f->tensors[i].name, strlen(f->tensors[i].name) + 1, h);
-        h = amtl_hash_bytes(f->tensors[i].t.data, amtl_tensor_nbytes(&f->tensors[i].t), h);
+        if (amtl_file_tensor_bytes(f, i, put_hash, &h, st))
+            return -1;
     }
-    return h;
+    *hash = h;
+    return 0;
 }
 
 void amtl_dataset_free_names(char **names, int n)
@@ -396,8 +406,10 @@ static int from_file_shard(amtl_dataset *ds, amtl_file *f, const char *what, int
     const char *hash = amtl_file_meta(f, "content_hash");
     if (hash && f->checksum != AMTL_CHECKSUM_VERIFIED) {
         char want[32];
-        snprintf(want, sizeof want, "%016llx",
-                 (unsigned long long)amtl_dataset_content_hash(f));
+        uint64_t h;
+        if (amtl_dataset_content_hash(f, &h, st))
+            goto fail;
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)h);
         if (strcmp(hash, want)) {
             amtl_error(st, AMTL_EDATA,
                        "%s: content hash %s does not match the tensors (%s): the file "

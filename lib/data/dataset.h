@@ -105,8 +105,9 @@ void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
 /* FNV-1a 64 over every tensor's name, a NUL byte and its data bytes, in
  * file order: the meta "content_hash" (16 lower-case hex digits), the
  * data's identity, which amtl_dataset_read checks when present in a file
- * without a verified checksum (format version 1). */
-uint64_t amtl_dataset_content_hash(const amtl_file *f);
+ * without a verified checksum (format version 1).  A streamed tensor's
+ * bytes are made for it (envelope.h); -1 with st when that fails. */
+int amtl_dataset_content_hash(const amtl_file *f, uint64_t *hash, amtl_status *st);
 
 /* The names a meta key lists ('\n'-joined: "sparse_fields", "dense_fields",
  * "labels"), each non-empty and distinct, into a malloc'd array; free with

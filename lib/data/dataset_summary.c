@@ -83,72 +83,20 @@ static void count_columns(amtl_dataset_summary *s, const amtl_dataset *ds)
         count_split(s, sp, ds->split[sp].rows, ds->split[sp].labels, ds->split[sp].sparse);
 }
 
-/* Column <split>.<kind>.<name> of f into *col, its length rows; -1 with st
- * when it is missing or another dtype or length. */
-static int file_column(const amtl_file *f, int sp, const char *kind, const char *name,
-                       amtl_dtype dt, int64_t rows, void **col, amtl_status *st)
+int amtl_dataset_summary_set(amtl_file *f, const amtl_dataset_summary *s, amtl_status *st)
 {
-    char tname[1100];
-    snprintf(tname, sizeof tname, "%s.%s.%s", split_keys[sp], kind, name);
-    const amtl_tensor *c = amtl_file_find(f, tname);
-    if (!c || c->dtype != dt || c->ndim != 1 || c->shape[0] != rows)
-        return amtl_error(st, AMTL_EDATA, "dataset: tensor '%s' is missing", tname);
-    *col = c->data;
-    return 0;
-}
-
-int amtl_dataset_summary_write(amtl_file *f, amtl_status *st)
-{
-    /* the file's own view of itself, as a reader gets it */
-    amtl_dataset_summary s = {0};
-    void **cols = NULL;
-    int rc = -1;
-    const amtl_tensor *v = amtl_file_find(f, "vocab_sizes");
-    if (amtl_dataset_parse_names(f, "dataset", "sparse_fields", &s.sparse, &s.N, st) ||
-        amtl_dataset_parse_names(f, "dataset", "labels", &s.labels, &s.T, st) ||
-        alloc_counts(&s, st))
-        goto out;
-    if (!v || v->dtype != AMTL_I32 || v->ndim != 1 || v->shape[0] != s.N) {
-        amtl_error(st, AMTL_EDATA, "dataset: tensor 'vocab_sizes' must be i32 [%d]", s.N);
-        goto out;
-    }
-    for (int k = 0; k < s.N; k++)
-        s.vocab[k] = ((const int32_t *)v->data)[k];
-    /* each split's columns: its T label columns, then its N sparse ones */
-    if (!(cols = calloc((size_t)(s.T + s.N) + 1, sizeof *cols))) {
-        amtl_error(st, AMTL_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int sp = 0; sp < 3; sp++) {
-        int64_t rows;
-        char key[64];
-        snprintf(key, sizeof key, "rows.%s", split_keys[sp]);
-        if (get_counts(f, "dataset", key, &rows, 1, 1, st))
-            goto out;
-        for (int t = 0; t < s.T; t++)
-            if (file_column(f, sp, "label", s.labels[t], AMTL_F32, rows, &cols[t], st))
-                goto out;
-        for (int k = 0; k < s.N; k++)
-            if (file_column(f, sp, "sparse", s.sparse[k], AMTL_I32, rows, &cols[s.T + k], st))
-                goto out;
-        count_split(&s, sp, rows, (float *const *)cols, (int32_t *const *)(cols + s.T));
-    }
-    if (set_counts(f, "summary.vocab", s.vocab, s.N, 1, st))
-        goto out;
+    if (set_counts(f, "summary.vocab", s->vocab, s->N, 1, st))
+        return -1;
     for (int sp = 0; sp < 3; sp++) {
         char key[64];
         snprintf(key, sizeof key, "summary.positives.%s", split_keys[sp]);
-        if (set_counts(f, key, s.positives + sp, s.T, 3, st))
-            goto out;
+        if (set_counts(f, key, s->positives + sp, s->T, 3, st))
+            return -1;
         snprintf(key, sizeof key, "summary.id0.%s", split_keys[sp]);
-        if (set_counts(f, key, s.id0 + sp, s.N, 3, st))
-            goto out;
+        if (set_counts(f, key, s->id0 + sp, s->N, 3, st))
+            return -1;
     }
-    rc = 0;
-out:
-    free(cols);
-    amtl_dataset_summary_free(&s);
-    return rc;
+    return 0;
 }
 
 /* The summary from the header's meta */

@@ -27,9 +27,9 @@ typedef struct {
     int64_t *id0;             /* [N][3] */
 } amtl_dataset_summary;
 
-/* Adds the summary meta to a dataset file built in memory (its columns,
- * vocab_sizes and name lists present). */
-int amtl_dataset_summary_write(amtl_file *f, amtl_status *st);
+/* Adds s's counts (N, T, vocab, positives, id0) to f's meta: what amtl-prep
+ * counted as it wrote the columns. */
+int amtl_dataset_summary_set(amtl_file *f, const amtl_dataset_summary *s, amtl_status *st);
 /* The summary of the dataset file at path: from its header when it has one,
  * else from the whole file (read and verified). */
 int amtl_dataset_summary_read(amtl_dataset_summary *s, const char *path, amtl_status *st);

@@ -9,7 +9,7 @@
 #include "data/prep_table.h"
 #include "format/config.h"
 
-/* One file (split by the seeded permutation), two (train, split into train
+/* One file (split by the seeded draw), two (train, split into train
  * and val; test) or three (train, val, test).  Initialises t. */
 int amtl_prep_read_csv(amtl_prep_table *t, const amtl_config *cfg,
                        const char *const *inputs, int n_inputs, amtl_status *st);

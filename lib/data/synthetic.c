@@ -151,7 +151,7 @@ double amtl_synth_auc(amtl_synth_scored *v, int64_t n)
 /* Standardises each task's signal z[k][rows] and scales it by `scale`,
  * finds the intercept that gives rate[k], draws the labels into t; measured
  * and oracle get each task's positive rate and the true logits' AUC. */
-void amtl_synth_draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tasks, double scale,
+void amtl_synth_draw_labels(uint8_t *y, double *z, int64_t rows, int tasks, double scale,
                         const double *rate, amtl_rng *r, amtl_synth_scored *sc, double *measured,
                         double *oracle)
 {
@@ -168,17 +168,25 @@ void amtl_synth_draw_labels(amtl_prep_table *t, double *z, int64_t rows, int tas
         double b0 = calibrate(zk, rows, rate[k]);
         double pos = 0;
         for (int64_t i = 0; i < rows; i++) {
-            int y = amtl_rng_bernoulli(r, sigmoid(b0 + zk[i]));
-            t->labels[k][i] = (uint8_t)y;
-            pos += y;
+            int yi = amtl_rng_bernoulli(r, sigmoid(b0 + zk[i]));
+            y[(size_t)k * (size_t)rows + (size_t)i] = (uint8_t)yi;
+            pos += yi;
             if (sc) {
                 sc[i].score = zk[i];
-                sc[i].y = (uint8_t)y;
+                sc[i].y = (uint8_t)yi;
             }
         }
         measured[k] = pos / (double)rows;
         oracle[k] = sc ? amtl_synth_auc(sc, rows) : -1;
     }
+}
+
+int amtl_synth_put_labels(amtl_prep_table *t, const uint8_t *y, int tasks, amtl_status *st)
+{
+    for (int k = 0; k < tasks; k++)
+        if (amtl_prep_table_put_labels(t, k, y + (size_t)k * (size_t)t->rows, st))
+            return -1;
+    return 0;
 }
 
 /* The meta synthetic.positive_rates and synthetic.oracle_auc (buf: 4096). */
@@ -396,13 +404,15 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
     hidden h;
     double *cdf[N_SPARSE] = {0};
     double *z = NULL;
+    uint8_t *y = NULL;
     amtl_synth_scored *sc = NULL;
     int rc = -1;
     if (hidden_init(&h, &r.hidden, tasks, st))
         goto out_table;
     z = malloc(sizeof *z * (size_t)rows * (size_t)tasks);
+    y = malloc((size_t)rows * (size_t)tasks);
     sc = malloc(sizeof *sc * (size_t)rows);
-    if (!z || !sc) {
+    if (!z || !y || !sc) {
         amtl_error(st, AMTL_ENOMEM, "out of memory for %lld synthetic rows",
                    (long long)rows);
         goto out;
@@ -437,8 +447,8 @@ int amtl_prep_synthetic(amtl_prep_table *t, int64_t rows, int tasks, uint64_t se
     }
 
     double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
-    amtl_synth_draw_labels(t, z, rows, tasks, SCALE, target_rate, &r.labels, sc, measured, oracle);
-    if (set_meta(t, tasks, measured, oracle, st))
+    amtl_synth_draw_labels(y, z, rows, tasks, SCALE, target_rate, &r.labels, sc, measured, oracle);
+    if (amtl_synth_put_labels(t, y, tasks, st) || set_meta(t, tasks, measured, oracle, st))
         goto out;
     if (amtl_synth_source(t, "synthetic", rows, tasks, seed, st))
         goto out;
@@ -449,6 +459,7 @@ out_table:
     for (int f = 0; f < N_SPARSE; f++)
         free(cdf[f]);
     free(z);
+    free(y);
     free(sc);
     if (rc)
         amtl_prep_table_free(t);
@@ -562,6 +573,7 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
 
     float *eff[NZ_SPARSE] = {0}, *inter = NULL;
     double *cdf[NZ_SPARSE] = {0}, *z = NULL, *zid = NULL;
+    uint8_t *y = NULL;
     int32_t *count[NZ_SPARSE] = {0};
     amtl_synth_scored *sc = NULL;
     int rc = -1;
@@ -576,8 +588,9 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
         goto oom;
     z = malloc(sizeof *z * (size_t)rows * (size_t)tasks);
     zid = malloc(sizeof *zid * (size_t)rows * (size_t)tasks);
+    y = malloc((size_t)rows * (size_t)tasks);
     sc = malloc(sizeof *sc * (size_t)rows);
-    if (!z || !zid || !sc) {
+    if (!z || !zid || !y || !sc) {
         amtl_error(st, AMTL_ENOMEM, "out of memory for %lld synthetic rows", (long long)rows);
         goto out;
     }
@@ -636,8 +649,9 @@ int amtl_prep_synthetic_zipf(amtl_prep_table *t, int64_t rows, int tasks, uint64
     }
 
     double measured[AMTL_SYNTH_MAX_TASKS], oracle[AMTL_SYNTH_MAX_TASKS];
-    amtl_synth_draw_labels(t, z, rows, tasks, ZSCALE, ztarget_rate, &r.labels, sc, measured, oracle);
-    if (zipf_meta(t, tasks, measured, oracle, id_share, seen, once, st))
+    amtl_synth_draw_labels(y, z, rows, tasks, ZSCALE, ztarget_rate, &r.labels, sc, measured, oracle);
+    if (amtl_synth_put_labels(t, y, tasks, st) ||
+        zipf_meta(t, tasks, measured, oracle, id_share, seen, once, st))
         goto out;
     if (amtl_synth_source(t, "synthetic kind=zipf", rows, tasks, seed, st))
         goto out;
@@ -654,6 +668,7 @@ out:
     free(inter);
     free(z);
     free(zid);
+    free(y);
     free(sc);
     if (rc)
         amtl_prep_table_free(t);

@@ -80,6 +80,7 @@ int amtl_prep_synthetic_aliccp(amtl_prep_table *t, int64_t rows, int tasks, uint
         return -1;
     float *eff[NA_SPARSE] = {0};
     double *cdf[NA_SPARSE] = {0}, *z = NULL;
+    uint8_t *y = NULL;
     int rc = -1;
     if (name_labels(t, st))
         goto out;
@@ -91,7 +92,8 @@ int amtl_prep_synthetic_aliccp(amtl_prep_table *t, int64_t rows, int tasks, uint
             goto out;
         }
     z = malloc(sizeof *z * (size_t)rows * NA_TASKS);
-    if (!z) {
+    y = malloc((size_t)rows * NA_TASKS);
+    if (!z || !y) {
         amtl_error(st, AMTL_ENOMEM, "out of memory for %lld synthetic rows", (long long)rows);
         goto out;
     }
@@ -114,15 +116,18 @@ int amtl_prep_synthetic_aliccp(amtl_prep_table *t, int64_t rows, int tasks, uint
     }
     double measured[NA_TASKS], oracle[NA_TASKS];
     /* no oracle AUC: its sort would cost 16 bytes a row more than the data */
-    amtl_synth_draw_labels(t, z, rows, NA_TASKS, ASCALE, arate, &r.labels, NULL, measured,
+    amtl_synth_draw_labels(y, z, rows, NA_TASKS, ASCALE, arate, &r.labels, NULL, measured,
                            oracle);
     /* a purchase only on a clicked row */
     int64_t bought = 0;
+    uint8_t *click = y, *buy = y + rows;
     for (int64_t i = 0; i < rows; i++) {
-        t->labels[1][i] &= t->labels[0][i];
-        bought += t->labels[1][i];
+        buy[i] &= click[i];
+        bought += buy[i];
     }
     measured[1] = (double)bought / (double)rows;
+    if (amtl_synth_put_labels(t, y, NA_TASKS, st))
+        goto out;
     char buf[4096];
     if (amtl_prep_table_set_meta(t, "synthetic.kind", "aliccp", st) ||
         amtl_prep_table_set_meta(t, "synthetic.shape",
@@ -138,6 +143,7 @@ out:
         free(cdf[f]);
     }
     free(z);
+    free(y);
     if (rc)
         amtl_prep_table_free(t);
     return rc;

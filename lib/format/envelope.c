@@ -263,6 +263,8 @@ static amtl_tensor *add_tensor(amtl_file *f, const char *name, amtl_dtype dt, in
             memcpy(nt->t.data, data, bytes);
     }
     nt->name = nm;
+    nt->fill = NULL;
+    nt->fill_ctx = NULL;
     f->n_tensors++;
     return &nt->t;
 }
@@ -271,6 +273,20 @@ amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt, int nd
                            const int64_t *shape, const void *data, amtl_status *st)
 {
     return add_tensor(f, name, dt, ndim, shape, data, 1, st);
+}
+
+amtl_tensor *amtl_file_add_stream(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
+                                  const int64_t *shape, amtl_tensor_fill fill, void *ctx,
+                                  amtl_status *st)
+{
+    static const char none; /* a view of no bytes passes add_tensor's check */
+    amtl_tensor *t = add_tensor(f, name, dt, ndim, shape, &none, 0, st);
+    if (t) {
+        t->data = NULL;
+        f->tensors[f->n_tensors - 1].fill = fill;
+        f->tensors[f->n_tensors - 1].fill_ctx = ctx;
+    }
+    return t;
 }
 
 amtl_tensor *amtl_file_add_view(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
@@ -402,7 +418,7 @@ static int encode_check(const amtl_file *f, size_t *bound_out, amtl_status *st)
                               "tensor '%s' has %zu bytes, more than the 4 GiB - 1 a "
                               "msgpack bin can hold",
                               nt->name, bytes);
-        if (bytes && !nt->t.data)
+        if (bytes && !nt->t.data && !nt->fill)
             return amtl_error(st, AMTL_EDATA, "tensor '%s' has no data", nt->name);
         size_t name_len = strlen(nt->name);
         if (name_len > AMTL_MP_MAX_LEN)
@@ -416,14 +432,26 @@ static int encode_check(const amtl_file *f, size_t *bound_out, amtl_status *st)
     return 0;
 }
 
-/* Where the encoding goes: put(ctx, p, n) returns 0, or -1 with st set. */
-typedef int (*sink_fn)(void *ctx, const void *p, size_t n, amtl_status *st);
+
+/* A tensor's bytes to put, its CRC computed on the way. */
+typedef struct {
+    amtl_put_fn put;
+    void *ctx;
+    uint32_t crc;
+} crc_put;
+
+static int put_crc(void *ctx, const void *p, size_t n, amtl_status *st)
+{
+    crc_put *c = ctx;
+    c->crc = amtl_envelope_crc32(c->crc, p, n);
+    return c->put(c->ctx, p, n, st);
+}
 
 /* The encoding of a checked file, in order, to put: the MessagePack
  * headers gather in a small buffer that goes out before each tensor's data,
  * and the data goes out from the tensor itself, so nothing the size of the
  * file is held. */
-static int encode_emit(const amtl_file *f, sink_fn put, void *ctx, amtl_status *st)
+static int encode_emit(const amtl_file *f, amtl_put_fn put, void *ctx, amtl_status *st)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -483,9 +511,10 @@ static int encode_emit(const amtl_file *f, sink_fn put, void *ctx, amtl_status *
             PACK(pack_tensor_head(&pk, f->tensors[i].name, t, bytes, pad));
         }
         FLUSH();
-        uint32_t data_crc = amtl_envelope_crc32(0, t->data, bytes);
-        if (!e && bytes && put(ctx, t->data, bytes, st))
+        crc_put cp = {put, ctx, 0};
+        if (!e && amtl_file_tensor_bytes(f, i, put_crc, &cp, st))
             e = 2;
+        uint32_t data_crc = cp.crc;
         out += bytes;
         crc = amtl_envelope_crc32_combine(crc, data_crc, bytes);
         amtl_envelope_put_be32(sum, data_crc);

@@ -45,9 +45,19 @@ typedef struct {
     char *value;
 } amtl_meta_kv;
 
+/* Where bytes go: put(ctx, p, n, st) returns 0, or -1 with st set. */
+typedef int (*amtl_put_fn)(void *ctx, const void *p, size_t n, amtl_status *st);
+/* The maker of a streamed tensor's bytes: puts exactly the tensor's byte
+ * length, in pieces, the same bytes every time it is called; 0, or -1 with
+ * st set. */
+typedef int (*amtl_tensor_fill)(void *fill_ctx, amtl_put_fn put, void *put_ctx,
+                                amtl_status *st);
+
 typedef struct {
     char *name;
     amtl_tensor t;  /* owned by the file: allocated, or a view of its mapping */
+    amtl_tensor_fill fill; /* a streamed tensor (t.data NULL): what makes its bytes */
+    void *fill_ctx;
 } amtl_named_tensor;
 
 /* Whether a file was verified against its checksum when it was read. */
@@ -92,6 +102,20 @@ amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt,
  * only for an empty tensor. */
 amtl_tensor *amtl_file_add_view(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
                                 const int64_t *shape, const void *data, amtl_status *st);
+/* A streamed tensor: no data held, its bytes made by fill(ctx, ...) when
+ * they are needed (written, hashed), so that a file larger than memory can
+ * be written a piece at a time.  ctx must stay valid until the file is
+ * freed.  Readers of t.data (amtl_dataset, amtl_file_get) need
+ * amtl_file_materialize first. */
+amtl_tensor *amtl_file_add_stream(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
+                                  const int64_t *shape, amtl_tensor_fill fill, void *ctx,
+                                  amtl_status *st);
+/* Tensor i's bytes to put: its data, or what its fill makes (checked to be
+ * its byte length). */
+int amtl_file_tensor_bytes(const amtl_file *f, int i, amtl_put_fn put, void *ctx,
+                           amtl_status *st);
+/* Every streamed tensor made an ordinary one: its fill run into memory. */
+int amtl_file_materialize(amtl_file *f, amtl_status *st);
 const amtl_tensor *amtl_file_find(const amtl_file *f, const char *name);
 
 /* Looks a tensor up and checks it: dtype, ndim and every shape[i] >= 0 must

@@ -177,7 +177,7 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' amtl-prep --info 
     [[ "$output" != *status* ]]
     # values lose the blanks around them; a quoted one keeps its comma; "?"
     # is a value of its own
-    [ "$(col_of "$TMP/out.amtl" vocab.city)" = "Paris Berlin Lyon Rome Paris, FR Oslo" ]
+    [ "$(col_of "$TMP/out.amtl" vocab.city)" = "Paris Lyon Berlin Rome Paris, FR Oslo" ]
     [[ "$(col_of "$TMP/out.amtl" vocab.job)" == *"?"* ]]
 }
 
@@ -315,8 +315,8 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' amtl-prep --info 
     [ "$(grep -c ' sparse ' <<<"$output")" -eq 7 ]
     [ "$(grep -c ' dense ' <<<"$output")" -eq 6 ]
     [[ "$output" != *marital-status* ]]
-    [[ "$output" == *"income         0.2413  0.2362  0.2362"* ]]
-    [[ "$output" == *"never_married  0.3278  0.3305  0.3338"* ]]
+    [[ "$output" == *"income         0.2425  0.2254  0.2362"* ]]
+    [[ "$output" == *"never_married  0.3268  0.3394  0.3338"* ]]
     # over all of adult.data the data README's 24.08 % and 32.81 %
     for l in income never_married; do
         rate=$( { python3 "$P/dataset-column.py" "$TMP/out.amtl" train.label.$l
@@ -415,7 +415,8 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' amtl-prep --info 
 
 @test "raw recipes: each fixture gives the recorded dataset (tensors and vocabularies)" {
     # content_hash covers every tensor, vocabularies included; recipes.txt
-    # was written by the recipes before they shared one reader
+    # was recorded when the split became the row-by-row draw (the rows'
+    # encoding unchanged since the recipes shared one reader)
     local out="$TMP/recipes.txt" more="--vocab train --set min_id_count=2 --seed 3"
     rec() { # rec NAME FLAGS INPUTS...
         local name=$1 flags=$2; shift 2

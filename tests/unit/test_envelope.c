@@ -220,6 +220,80 @@ static void test_add_rules(void)
     amtl_file_free(&f); /* safe twice / on a zeroed struct */
 }
 
+/* A streamed tensor's fill: values i * 0.5 for i in [0, n), put `piece`
+ * floats at a time; `extra` floats more or fewer than the shape holds. */
+typedef struct {
+    int64_t n, piece, extra;
+    int calls;
+} ramp;
+
+static int fill_ramp(void *ctx, amtl_put_fn put, void *put_ctx, amtl_status *st)
+{
+    ramp *r = ctx;
+    r->calls++;
+    float buf[7];
+    for (int64_t i = 0, total = r->n + r->extra; i < total;) {
+        int64_t k = total - i < r->piece ? total - i : r->piece;
+        for (int64_t j = 0; j < k; j++)
+            buf[j] = (float)(i + j) * 0.5f;
+        if (put(put_ctx, buf, (size_t)k * sizeof *buf, st))
+            return -1;
+        i += k;
+    }
+    return 0;
+}
+
+/* A streamed tensor encodes as the same tensor held in memory would (bytes,
+ * checksums), made into memory the same; a fill that makes more or fewer
+ * bytes than the shape is an error naming the tensor. */
+static void test_streamed_tensor(void)
+{
+    amtl_status st = {0};
+    enum { N = 40 };
+    float held[N];
+    for (int i = 0; i < N; i++)
+        held[i] = (float)i * 0.5f;
+    int64_t shape[2] = {8, 5};
+    amtl_file a, b;
+    amtl_file_init(&a, "dataset");
+    amtl_file_init(&b, "dataset");
+    ramp r = {N, 7, 0, 0};
+    CHECK(amtl_file_add(&a, "first", AMTL_F32, 2, shape, held, &st));
+    CHECK(amtl_file_add(&a, "second", AMTL_F32, 2, shape, held, &st));
+    CHECK(amtl_file_add(&b, "first", AMTL_F32, 2, shape, held, &st));
+    CHECKF(amtl_file_add_stream(&b, "second", AMTL_F32, 2, shape, fill_ramp, &r, &st), "%s",
+           st.msg);
+    void *ba, *bb;
+    size_t la, lb;
+    CHECK_OK(amtl_file_encode(&a, &ba, &la, &st), &st);
+    CHECK_OK(amtl_file_encode(&b, &bb, &lb, &st), &st);
+    int same = la == lb && !memcmp(ba, bb, la);
+    free(ba);
+    free(bb);
+    CHECK(same && r.calls == 1);
+    CHECK_OK(amtl_file_materialize(&b, &st), &st);
+    const amtl_tensor *t = amtl_file_find(&b, "second");
+    CHECK(r.calls == 2 && t->data && t->owns && !memcmp(t->data, held, sizeof held));
+    amtl_file_free(&a);
+    amtl_file_free(&b);
+
+    for (int extra = -1; extra <= 1; extra += 2) {
+        amtl_file c;
+        amtl_file_init(&c, "dataset");
+        ramp bad = {N, 3, extra, 0};
+        CHECK(amtl_file_add_stream(&c, "odd", AMTL_F32, 2, shape, fill_ramp, &bad, &st));
+        void *buf = NULL;
+        size_t len;
+        int rc = amtl_file_encode(&c, &buf, &len, &st);
+        free(buf);
+        amtl_file_free(&c);
+        CHECK(rc == -1);
+        CHECKF(strstr(st.msg, "tensor 'odd'") &&
+                   strstr(st.msg, extra > 0 ? "more than 160 bytes" : "156 of 160 bytes"),
+               "%s", st.msg);
+    }
+}
+
 static void test_get_checks(void)
 {
     amtl_status st = {0};
@@ -260,6 +334,7 @@ int main(void)
     RUN(test_tensor_order_and_find);
     RUN(test_add_rules);
     RUN(test_get_checks);
+    RUN(test_streamed_tensor);
     iotest_end();
     TEST_MAIN_END();
 }
