@@ -45,17 +45,22 @@ void amtl_k_affine_relu(float *H, const float *A, const float *sc, const float *
  * in the backward pass) and normalised in place; rows at stride ld >= C */
 void amtl_k_keep_affine_relu(float *A, float *H, const float *sc, const float *sh, int rows,
                              int C, int ld);
-/* Y[b,c] = max(Y[b,c] + bias[c], 0); out[b,c] += w * Y[b,c] */
-void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int rows, int O);
-/* R[b,c] = Y[b,c] > 0 ? w*D[b,c] : 0;  db[c] += Σ_b R[b,c] (float);
- * *dot += Σ_b,c D[b,c]*Y[b,c] (double); tmp [O] */
-void amtl_k_relu_back_dot(float *R, float *db, double *dot, float *tmp, const float *Y,
-                          const float *D, float w, int rows, int O);
+/* Y[b,c] = max(Y[b,c] + bias[c], 0); out[b,c] += w * Y[b,c]; with keep
+ * (not NULL), keep[b,c] = Y[b,c] > 0: the ReLU's mask for the backward */
+void amtl_k_bias_relu_mix(float *Y, float *out, uint8_t *keep, const float *bias, float w,
+                          int rows, int O);
+/* The ReLU backward of an MLP candidate's output from its mask:
+ * R[b,c] = keep[b,c] ? D[b,c] : 0;  t[c] = Σ_b R[b,c] (float);
+ * db[c] += w*t[c];  *dot += Σ_c t[c]*bias[c] (double); tmp [O] */
+void amtl_k_relu_back_keep(float *R, float *db, double *dot, float *tmp, const uint8_t *keep,
+                           const float *D, const float *bias, float w, int rows, int O);
 /* The ReLU and BatchNorm backward reductions over a block, with A centred:
- * v = H > 0 ? dZ : 0;  sd[c] += Σ_b v;  sq[c] += Σ_b v*A (double);
- * dZ = k1[c]*v (in place); rows at stride ld >= S; tmp [2*S] */
-void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
-                          const float *A, const float *k1, int rows, int S, int ld);
+ * *dot += Σ_b,c dZ*H (double, dZ as given);  v = H > 0 ? w*dZ : 0;
+ * sd[c] += Σ_b v;  sq[c] += Σ_b v*A (double);  dZ = k1[c]*v (in place);
+ * rows at stride ld >= S; tmp [3*min(S, 256)] */
+void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, double *dot, float *tmp,
+                          const float *H, const float *A, const float *k1, float w, int rows,
+                          int S, int ld);
 /* dx[b,c] += m ? scale*(D[b,c] + crow[c]) : 0 with m = mask[b,c], or m = 1
  * when mask is NULL */
 void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,

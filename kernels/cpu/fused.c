@@ -107,7 +107,8 @@ AMTL_KERNEL void amtl_k_keep_affine_relu(float *A, float *H, const float *sc, co
     amtl_k_affine_relu(H, H, sc, sh, rows, C, ld);
 }
 
-AMTL_KERNEL void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, float w, int rows, int O)
+AMTL_KERNEL void amtl_k_bias_relu_mix(float *Y, float *out, uint8_t *keep, const float *bias, float w,
+                          int rows, int O)
 {
     const float *restrict bb = bias;
     for (int b = 0; b < rows; b++) {
@@ -119,6 +120,11 @@ AMTL_KERNEL void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, f
             y[c] = v;
             o[c] += w * v;
         }
+        if (keep) {
+            uint8_t *restrict k = keep + (size_t)b * O;
+            for (int c = 0; c < O; c++)
+                k[c] = y[c] > 0.0f;
+        }
     }
 }
 
@@ -126,80 +132,80 @@ AMTL_KERNEL void amtl_k_bias_relu_mix(float *Y, float *out, const float *bias, f
  * every pointer a restrict parameter GCC vectorises them (inline, its alias
  * analysis loses the block-scope restrict of the loop nest and keeps the loop
  * scalar, 5x slower). */
-static void relu_back_dot_row(float *restrict r, float *restrict t, float *restrict u,
-                              const float *restrict y, const float *restrict d, float w,
-                              int O)
+static void relu_back_keep_row(float *restrict r, float *restrict t,
+                               const uint8_t *restrict k, const float *restrict d, int O)
 {
     for (int c = 0; c < O; c++) {
-        float dv = d[c], yv = y[c];
-        float v = yv > 0.0f ? w * dv : 0.0f;
+        float v = k[c] ? d[c] : 0.0f;
         r[c] = v;
         t[c] += v;
-        u[c] += dv * yv;
     }
 }
 
-AMTL_KERNEL void amtl_k_relu_back_dot(float *R, float *db, double *dot, float *tmp, const float *Y,
-                          const float *D, float w, int rows, int O)
+AMTL_KERNEL void amtl_k_relu_back_keep(float *R, float *db, double *dot, float *tmp,
+                                       const uint8_t *keep, const float *D, const float *bias,
+                                       float w, int rows, int O)
 {
-    float *t = tmp, *u = tmp + O;
+    float *t = tmp;
     memset(t, 0, (size_t)O * sizeof(float));
+    for (int b = 0; b < rows; b++)
+        relu_back_keep_row(R + (size_t)b * O, t, keep + (size_t)b * O, D + (size_t)b * O, O);
     double s = 0;
-    for (int b0 = 0; b0 < rows; b0 += AMTL_K_BLOCK) {
-        int b1 = block_end(b0, rows);
-        memset(u, 0, (size_t)O * sizeof(float));
-        for (int b = b0; b < b1; b++)
-            relu_back_dot_row(R + (size_t)b * O, t, u, Y + (size_t)b * O, D + (size_t)b * O,
-                              w, O);
-        for (int c = 0; c < O; c++)
-            s += u[c];
+    for (int c = 0; c < O; c++) {
+        db[c] += w * t[c];
+        s += (double)t[c] * bias[c];
     }
-    for (int c = 0; c < O; c++)
-        db[c] += t[c];
     *dot += s;
 }
 
-/* One row's slice of channels: the sums in t1, t2 (a slice of the caller's
- * block sums), dZ scaled in place. */
+/* One row's slice of channels: the sums in t1, t2, t3 (a slice of the
+ * caller's block sums), dZ scaled in place. */
 static void relu_bn_stats_row(float *restrict d, float *restrict t1, float *restrict t2,
-                              const float *restrict a, const float *restrict h,
-                              const float *restrict g, int n)
+                              float *restrict t3, const float *restrict a,
+                              const float *restrict h, const float *restrict g, float w, int n)
 {
     for (int c = 0; c < n; c++) {
         float dv = d[c];
-        float v = h[c] > 0.0f ? dv : 0.0f;
+        t3[c] += dv * h[c];
+        float v = h[c] > 0.0f ? w * dv : 0.0f;
         t1[c] += v;
         t2[c] += v * a[c];
         d[c] = g[c] * v;
     }
 }
 
-/* Channels in slices of RB_SLICE: a slice's float sums (2 KiB) stay in L1
+/* Channels in slices of RB_SLICE: a slice's float sums (3 KiB) stay in L1
  * while the rows of the block stream through, instead of whole-row sums
  * that compete with the data for L1 (1.3-2x faster on cached blocks).  The
  * order of the additions per channel is the same as row by row. */
 #define RB_SLICE 256
 
-AMTL_KERNEL void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, float *tmp, const float *H,
-                          const float *A, const float *k1, int rows, int S, int ld)
+AMTL_KERNEL void amtl_k_relu_bn_stats(float *dZ, double *sd, double *sq, double *dot, float *tmp,
+                                      const float *H, const float *A, const float *k1, float w,
+                                      int rows, int S, int ld)
 {
-    float *t1 = tmp, *t2 = tmp + min_int(RB_SLICE, S);
+    int sl = min_int(RB_SLICE, S);
+    float *t1 = tmp, *t2 = tmp + sl, *t3 = tmp + 2 * sl;
+    double s = 0;
     for (int c0 = 0; c0 < S; c0 += RB_SLICE) {
         int n = min_int(RB_SLICE, S - c0);
         for (int b0 = 0; b0 < rows; b0 += AMTL_K_BLOCK) {
             int b1 = block_end(b0, rows);
             memset(t1, 0, (size_t)n * sizeof(float));
             memset(t2, 0, (size_t)n * sizeof(float));
+            memset(t3, 0, (size_t)n * sizeof(float));
             for (int b = b0; b < b1; b++) {
                 size_t o = (size_t)b * ld + c0;
-                relu_bn_stats_row(dZ + o, t1, t2, A + o, H + o, k1 + c0, n);
+                relu_bn_stats_row(dZ + o, t1, t2, t3, A + o, H + o, k1 + c0, w, n);
             }
             for (int c = 0; c < n; c++) {
                 sd[c0 + c] += t1[c];
                 sq[c0 + c] += t2[c];
+                s += t3[c];
             }
         }
     }
+    *dot += s;
 }
 
 AMTL_KERNEL void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,

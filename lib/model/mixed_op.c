@@ -80,7 +80,7 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
         amtl_thread_ws *th = cv->base ? &sp->thr[t] : &(amtl_thread_ws){0};
         size_t rows = B < AMTL_MOP_ROWS ? B : AMTL_MOP_ROWS;
         th->Hb = CARVE_F(cv, rows * Smax);
-        th->tmp = CARVE_F(cv, 2 * (size_t)Smax + 2 * (size_t)outmax + inmax);
+        th->tmp = CARVE_F(cv, 3 * (size_t)Smax + 2 * (size_t)outmax + inmax);
         th->dRb = CARVE_F(cv, rows * outmax);
         if (tr) {
             th->dZb = CARVE_F(cv, rows * Smax);
@@ -106,7 +106,13 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
     for (int i = 0; i < net->n_mops; i++) {
         const amtl_mixed_op *m = &net->mops[i];
         amtl_mop_ws *mw = cv->base ? &sp->mop[i] : &(amtl_mop_ws){0};
-        int ny = amtl_mop_y_slots(net, m, mw->yslot);
+        amtl_mop_y_slots(net, m, mw->yslot);
+        int np = 0, nk = 0;
+        for (int k = 0; k < m->P; k++) {
+            int kind = net->ops[k].kind;
+            mw->pslot[k] = kind == AMTL_OP_IDENTITY && m->in != m->out ? np++ : -1;
+            mw->kslot[k] = kind == AMTL_OP_MLP ? nk++ : -1;
+        }
         if (tr) {
             mw->xc = CARVE_F(cv, B * m->in);
             if (net->dropout > 0)
@@ -116,7 +122,8 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
             /* (recomputed block by block in the backward instead) */
             mw->A = net->recompute_hidden ? NULL : CARVE_F(cv, B * m->S);
             mw->rstd = CARVE_F(cv, m->S + 1);
-            mw->Y = CARVE_F(cv, (size_t)ny * B * m->out);
+            mw->Y = CARVE_F(cv, (size_t)np * B * m->out);
+            mw->keep = amtl_carve(cv, (size_t)nk * B * m->out, 1);
         }
     }
 }
@@ -275,9 +282,14 @@ static float *blk_b2(const mop_job *j, int k)
     return j->ws->blk_b2 + (size_t)k * j->m->P * j->out;
 }
 
+/* Projection candidate k's output, MLP candidate k's ReLU mask. */
 static float *yk(const mop_job *j, int k)
 {
-    return j->mw->Y + (size_t)j->mw->yslot[k] * j->ws->Bmax * j->out;
+    return j->mw->Y + (size_t)j->mw->pslot[k] * j->ws->Bmax * j->out;
+}
+static uint8_t *keepk(const mop_job *j, int k)
+{
+    return j->mw->keep + (size_t)j->mw->kslot[k] * j->ws->Bmax * j->out;
 }
 
 /* Pieces of the channels: W1ᵀ [in,Sc] and the stacked W2ᵀ [Sc,out] of the
@@ -425,10 +437,11 @@ static void fwd_out(void *arg, int t, int n)
                                         j->sh + hk, nb, h, Sc);
             else
                 amtl_k_affine_relu(Hb + hk, Hb + hk, j->sc + hk, j->sh + hk, nb, h, Sc);
-            float *Y = j->training ? yk(j, k) + (size_t)b0 * out : j->ws->thr[t].dRb;
+            float *Y = j->ws->thr[t].dRb;
             amtl_gemm(0, 0, nb, out, h, 1.0f, Hb + hk, Sc, j->ws->w2t + (size_t)hk * out, out,
                       0.0f, Y, out);
-            amtl_k_bias_relu_mix(Y, o, w + m->b2[k], mw->wts[k], nb, out);
+            amtl_k_bias_relu_mix(Y, o, j->training ? keepk(j, k) + (size_t)b0 * out : NULL,
+                                 w + m->b2[k], mw->wts[k], nb, out);
         }
     }
 }
@@ -567,20 +580,27 @@ static void bwd_rows(void *arg, int t, int n)
             A = th->Ab;
         }
         /* candidate by candidate: its slices of H, dZ and A stay in cache
-         * from the recomputation of H to the BatchNorm sums */
+         * from the recomputation of H to the BatchNorm sums.  With y its
+         * output, relu(H·W2ᵀ + b2), and R = dout∘(y > 0): the weight w
+         * scales R's products (the W2 gradient, dZ), and the alpha dot
+         * <dout, y> = <R, H·W2ᵀ + b2> = <R·W2, H> + <Σ_b R, b2> comes from
+         * the products the backward forms anyway, so that y need not be
+         * kept, only its mask */
         for (int k = 0; k < P; k++) {
             if (!is_mlp(net, m, k))
                 continue;
             int h = m->h[k], hk = m->hoff[k] - j->c0;
+            float wk = mw->wts[k];
             amtl_k_affine_relu(th->Hb + hk, A + hk, k1c + hk, bet + hk, nb, h, Sc);
-            amtl_k_relu_back_dot(th->dRb, b2p + (size_t)k * out, &dw[k], th->tmp,
-                                 yk(j, k) + (size_t)b0 * out, dout, mw->wts[k], nb, out);
-            amtl_gemm(1, 0, h, out, nb, 1.0f, th->Hb + hk, Sc, th->dRb, out, beta,
+            amtl_k_relu_back_keep(th->dRb, b2p + (size_t)k * out, &dw[k], th->tmp,
+                                  keepk(j, k) + (size_t)b0 * out, dout, w + m->b2[k], wk, nb,
+                                  out);
+            amtl_gemm(1, 0, h, out, nb, wk, th->Hb + hk, Sc, th->dRb, out, beta,
                       part_w2(j, t) + (size_t)hk * out, out);
             amtl_gemm(0, 1, nb, h, out, 1.0f, th->dRb, out, ws->w2t + (size_t)hk * out, out,
                       0.0f, th->dZb + hk, Sc);
-            amtl_k_relu_bn_stats(th->dZb + hk, sd + hk, sq + hk, th->tmp, th->Hb + hk, A + hk,
-                                 k1c + hk, nb, h, Sc);
+            amtl_k_relu_bn_stats(th->dZb + hk, sd + hk, sq + hk, &dw[k], th->tmp, th->Hb + hk,
+                                 A + hk, k1c + hk, wk, nb, h, Sc);
         }
         amtl_gemm(0, 1, nb, in, Sc, 1.0f, th->dZb, Sc, ws->w1t, Sc, 0.0f,
                   ws->dxd + (size_t)b0 * in, in);

@@ -54,9 +54,16 @@ typedef struct {
                            batch mean (BatchNorm's centred input); NULL with
                            recompute_hidden */
     float *rstd;        /* [S] 1/sqrt(batch variance + eps) */
-    float *Y;           /* [nY,B,out] outputs of MLP and projection candidates
-                           (training; evaluation uses a block scratch) */
-    int yslot[AMTL_MAX_OPS];  /* candidate k's slot in Y, or -1 */
+    float *Y;           /* [nP,B,out] outputs of projection candidates (training;
+                           evaluation uses a block scratch) */
+    uint8_t *keep;      /* [nM,B,out] training: 1 where an MLP candidate's output
+                           is positive, the mask of its ReLU; its output itself
+                           is not kept: the backward forms <dout, output> from
+                           the hidden layer and the bias (mixed_op.c) */
+    int yslot[AMTL_MAX_OPS];  /* candidate k's slot among the MLP and projection
+                                 candidates (their partial gradients), or -1 */
+    int pslot[AMTL_MAX_OPS];  /* projection candidate k's slot in Y, or -1 */
+    int kslot[AMTL_MAX_OPS];  /* MLP candidate k's slot in keep, or -1 */
     float wts[AMTL_MAX_OPS];  /* mixing weights used by the forward */
     int dropped;        /* the forward applied dropout */
 } amtl_mop_ws;
@@ -69,7 +76,7 @@ typedef struct {
                            the backward (net->recompute_hidden), else NULL */
     float *dRb;         /* [AMTL_MOP_ROWS, outmax] a block's candidate output
                            gradient, or (evaluation) its output */
-    float *tmp;         /* [2*Smax + 2*outmax + inmax] kernels' block sums */
+    float *tmp;         /* [3*Smax + 2*outmax + inmax] kernels' block sums */
     float *part;        /* partial parameter gradients (see mixed_op.c) */
 } amtl_thread_ws;
 

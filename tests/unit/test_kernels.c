@@ -150,45 +150,59 @@ static void test_bias_relu_mix(void)
         size_t n = (size_t)R * O;
         float *Y = fv(n), *out = fv(n), *bias = fv((size_t)O), w = 0.37f;
         float *Y0 = fcopy(Y, n), *out0 = fcopy(out, n);
-        amtl_k_bias_relu_mix(Y, out, bias, w, R, O);
+        float *Yk = fcopy(Y, n), *outk = fcopy(out, n);
+        uint8_t *keep = malloc(n);
+        memset(keep, 7, n);
+        amtl_k_bias_relu_mix(Y, out, NULL, bias, w, R, O);
+        amtl_k_bias_relu_mix(Yk, outk, keep, bias, w, R, O);
+        int pos = 0;
         for (size_t i = 0; i < n; i++) {
             double v = (double)Y0[i] + bias[i % O];
             v = v > 0 ? v : 0;
             CHECKF(close_to(Y[i], v, 1e-6, 1), "i %zu", i);
             CHECKF(close_to(out[i], out0[i] + w * v, 1e-6, 1), "i %zu", i);
+            /* the mask changes nothing else */
+            CHECK(Yk[i] == Y[i] && outk[i] == out[i]);
+            CHECK(keep[i] == (Y[i] > 0));
+            pos += keep[i];
         }
-        free(Y), free(out), free(bias), free(Y0), free(out0);
+        CHECK(n < 8 || (pos > 0 && pos < (int)n));
+        free(Y), free(out), free(bias), free(Y0), free(out0), free(Yk), free(outk), free(keep);
     }
 }
 
-static void test_relu_back_dot(void)
+static void test_relu_back_keep(void)
 {
     for (int s = 0; s < N_SHAPES; s++) {
         int R = shapes[s][0], O = shapes[s][1];
         size_t n = (size_t)R * O;
-        float *Y = fv(n), *D = fv(n), *Rr = fv(n), *db = fv((size_t)O), *tmp = fv(2 * (size_t)O);
-        float *db0 = fcopy(db, (size_t)O), w = -0.61f;
+        float *Y = fv(n), *D = fv(n), *Rr = fv(n), *db = fv((size_t)O), *tmp = fv((size_t)O);
+        float *bias = fv((size_t)O), *db0 = fcopy(db, (size_t)O), w = -0.61f;
+        uint8_t *keep = malloc(n);
+        for (size_t i = 0; i < n; i++)
+            keep[i] = Y[i] > 0;
         double dot = 0.25, mag = 0, want_dot = 0;
         test_poison(Rr, n);
-        amtl_k_relu_back_dot(Rr, db, &dot, tmp, Y, D, w, R, O);
+        amtl_k_relu_back_keep(Rr, db, &dot, tmp, keep, D, bias, w, R, O);
         for (size_t i = 0; i < n; i++) {
-            double r = Y[i] > 0 ? (double)w * D[i] : 0.0;
+            double r = Y[i] > 0 ? (double)D[i] : 0.0;
             CHECKF(close_to(Rr[i], r, 1e-6, 1), "i %zu", i);
-            want_dot += (double)D[i] * Y[i];
-            mag += fabs((double)D[i] * Y[i]);
         }
-        CHECKF(close_to(dot - 0.25, want_dot, 1e-5, mag), "R %d O %d", R, O);
         for (int c = 0; c < O; c++) {
             double want = 0, m = 0;
             for (int b = 0; b < R; b++) {
                 size_t i = (size_t)b * O + c;
-                double r = Y[i] > 0 ? (double)w * D[i] : 0.0;
+                double r = Y[i] > 0 ? (double)D[i] : 0.0;
                 want += r;
                 m += fabs(r);
             }
-            CHECKF(close_to((double)db[c] - db0[c], want, 1e-5, m + fabs(db0[c])), "c %d", c);
+            want_dot += want * bias[c];
+            mag += m * fabs(bias[c]);
+            CHECKF(close_to((double)db[c] - db0[c], w * want, 1e-5, fabs(w) * m + fabs(db0[c])),
+                   "c %d", c);
         }
-        free(Y), free(D), free(Rr), free(db), free(tmp), free(db0);
+        CHECKF(close_to(dot - 0.25, want_dot, 1e-5, mag), "R %d O %d", R, O);
+        free(Y), free(D), free(Rr), free(db), free(tmp), free(bias), free(db0), free(keep);
     }
 }
 
@@ -197,25 +211,29 @@ static void test_relu_bn_stats(void)
     for (int s = 0; s < N_SHAPES; s++) {
         int R = shapes[s][0], S = shapes[s][1], ld = S + 5;
         size_t n = (size_t)R * ld;
-        float *dZ = fv(n), *H = fv(n), *A = fv(n), *k1 = fv((size_t)S), *tmp = fv(2 * (size_t)S);
+        float *dZ = fv(n), *H = fv(n), *A = fv(n), *k1 = fv((size_t)S), *tmp = fv(3 * (size_t)S);
         double *sd = dv((size_t)S), *sq = dv((size_t)S);
         double *sd0 = dcopy(sd, (size_t)S), *sq0 = dcopy(sq, (size_t)S);
-        float *dZ0 = fcopy(dZ, n);
-        amtl_k_relu_bn_stats(dZ, sd, sq, tmp, H, A, k1, R, S, ld);
+        float *dZ0 = fcopy(dZ, n), w = 0.83f;
+        double dot = -0.5, want_dot = 0, mdot = 0;
+        amtl_k_relu_bn_stats(dZ, sd, sq, &dot, tmp, H, A, k1, w, R, S, ld);
         for (size_t i = 0; i < n; i++) {
             int c = (int)(i % ld);
             if (c >= S) {
                 CHECK(dZ[i] == dZ0[i]);
                 continue;
             }
-            double v = H[i] > 0 ? dZ0[i] : 0.0;
+            double v = H[i] > 0 ? (double)w * dZ0[i] : 0.0;
             CHECKF(close_to(dZ[i], k1[c] * v, 1e-6, 1), "i %zu", i);
+            want_dot += (double)dZ0[i] * H[i];
+            mdot += fabs((double)dZ0[i] * H[i]);
         }
+        CHECKF(close_to(dot + 0.5, want_dot, 1e-5, mdot), "R %d S %d", R, S);
         for (int c = 0; c < S; c++) {
             double a = 0, b = 0, ma = 0, mb = 0;
             for (int r = 0; r < R; r++) {
                 size_t i = (size_t)r * ld + c;
-                double v = H[i] > 0 ? dZ0[i] : 0.0;
+                double v = H[i] > 0 ? (double)w * dZ0[i] : 0.0;
                 a += v;
                 b += v * A[i];
                 ma += fabs(v);
@@ -362,7 +380,7 @@ int main(void)
     RUN(test_sub_row_and_scale_rows);
     RUN(test_affine_relu);
     RUN(test_bias_relu_mix);
-    RUN(test_relu_back_dot);
+    RUN(test_relu_back_keep);
     RUN(test_relu_bn_stats);
     RUN(test_dropout_back_add);
     RUN(test_transpose);
