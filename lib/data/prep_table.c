@@ -209,30 +209,13 @@ static int spill_error(amtl_status *st, const char *doing)
                       doing, spill_dir(), strerror(errno));
 }
 
-static int pwrite_all(int fd, const void *p, size_t n, off_t at)
-{
-    const char *b = p;
-    while (n) {
-        ssize_t w = pwrite(fd, b, n, at);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-        at += w;
-    }
-    return 0;
-}
-
-static int pread_all(int fd, void *p, size_t n, off_t at)
+/* All n bytes of p written to (or read from) fd at offset at, through short
+ * transfers and EINTR: 0, or -1 with errno. */
+static int pio_all(int fd, void *p, size_t n, off_t at, int out)
 {
     char *b = p;
     while (n) {
-        ssize_t r = pread(fd, b, n, at);
+        ssize_t r = out ? pwrite(fd, b, n, at) : pread(fd, b, n, at);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -264,8 +247,8 @@ static int spill_chunk(amtl_prep_table *t, amtl_status *st)
     }
     off_t at = (off_t)(t->spilled * (int64_t)chunk_bytes(t));
     for (int c = 0; c <= t->N + t->D + t->T; c++)
-        if (pwrite_all(t->spill_fd, chunk_array(t, c), column_size(t, c) * (size_t)t->chunk,
-                       at + (off_t)column_offset(t, c)))
+        if (pio_all(t->spill_fd, chunk_array(t, c), column_size(t, c) * (size_t)t->chunk,
+                    at + (off_t)column_offset(t, c), 1))
             return spill_error(st, "write");
     t->spilled++;
     t->fill = 0;
@@ -305,8 +288,8 @@ const void *amtl_prep_table_column(const amtl_prep_table *t, int64_t i, int c, v
 {
     if (i >= t->spilled)
         return chunk_array(t, c);
-    if (pread_all(t->spill_fd, buf, column_size(t, c) * (size_t)t->chunk,
-                  (off_t)(i * (int64_t)chunk_bytes(t) + (int64_t)column_offset(t, c)))) {
+    if (pio_all(t->spill_fd, buf, column_size(t, c) * (size_t)t->chunk,
+                (off_t)(i * (int64_t)chunk_bytes(t) + (int64_t)column_offset(t, c)), 0)) {
         spill_error(st, "read");
         return NULL;
     }
@@ -320,8 +303,8 @@ static int put_column(amtl_prep_table *t, int64_t i, int c, const void *p, amtl_
         memcpy(chunk_array(t, c), p, n);
         return 0;
     }
-    if (pwrite_all(t->spill_fd, p, n,
-                   (off_t)(i * (int64_t)chunk_bytes(t) + (int64_t)column_offset(t, c))))
+    if (pio_all(t->spill_fd, (void *)p, n,
+                (off_t)(i * (int64_t)chunk_bytes(t) + (int64_t)column_offset(t, c)), 1))
         return spill_error(st, "write");
     return 0;
 }
