@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/progress.h"
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "data/dataset_summary.h"
@@ -139,7 +140,16 @@ struct prep_state {
     int64_t *pos;       /* a chunk's rows' positions in their splits */
     void *col, *out;    /* a chunk's column as read, and as made */
     column_fill *fills; /* [3][C] */
+    amtl_progress prog; /* chunk passes done, of 1 + 2·3·C (writing to a file) */
+    int64_t passes;
 };
+
+/* One chunk of a pass done. */
+static void tick(prep_state *ps)
+{
+    if (ps->prog.enabled)
+        amtl_progress_update(&ps->prog, ++ps->passes, NULL);
+}
 
 static void state_free(prep_state *ps)
 {
@@ -238,6 +248,7 @@ static int gather_chunk(prep_state *ps, int64_t i, sampler *draw, double *m2, in
     }
     if (amtl_prep_table_put_split(t, i, tag, st))
         return -1;
+    tick(ps);
     for (int f = 0; f < t->N; f++) {
         const int32_t *v = amtl_prep_table_column(t, i, f, ps->col, st);
         if (!v)
@@ -436,6 +447,7 @@ static int fill_column(void *ctx, amtl_put_fn put, void *put_ctx, amtl_status *s
         }
         if (m && put(put_ctx, ps->out, (size_t)m * 4, st))
             return -1;
+        tick(ps);
     }
     return 0;
 }
@@ -556,6 +568,11 @@ static int build(amtl_prep_table *t, const amtl_config *cfg, amtl_file *f, prep_
                           t->source ? t->source : "input");
     if (state_init(ps, t, dmode, st))
         return -1;
+    /* a line on a terminal: the gather pass, then each column made twice
+     * (the content hash, the file) */
+    if (!in_memory)
+        amtl_progress_start(&ps->prog, "encoding",
+                            amtl_prep_table_chunks(t) * (1 + 6 * (int64_t)ps->C));
 
     int64_t marks[5];
     if (count_marks(ps, marks, st))
@@ -620,6 +637,7 @@ int amtl_prep_table_write(amtl_prep_table *t, const amtl_config *cfg, const char
     int rc = build(t, cfg, &f, &ps, 0, st);
     if (rc == 0)
         rc = amtl_file_write(&f, path, st);
+    amtl_progress_finish(&ps.prog);
     amtl_file_free(&f);
     state_free(&ps);
     return rc;
