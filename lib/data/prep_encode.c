@@ -3,10 +3,9 @@
  * dense transform), the label encoding, and each column made from the
  * table's chunks as it is written (see prep_table.h and dataset.h).
  *
- * Three passes over the chunks: the marks counted; the splits drawn (and
- * written back) with every count the encoding needs gathered; then each
- * column of the file made a chunk at a time, once for the content hash and
- * once as it is written.  What is held: per sparse field, per value its first
+ * Passes over the chunks: the splits drawn (and written back) with every
+ * count the encoding needs gathered; then each column of the file made a
+ * chunk at a time, once for the content hash and once as it is written.  What is held: per sparse field, per value its first
  * appearance, its rows per split and its final id; one chunk's buffers.
  */
 #include "data/prep_table.h"
@@ -208,22 +207,6 @@ static int state_init(prep_state *ps, amtl_prep_table *t, int dmode, amtl_status
 }
 
 /* ---- the passes ----------------------------------------------------------- */
-
-/* Rows marked for each kind of drawn split. */
-static int count_marks(prep_state *ps, int64_t marks[5], amtl_status *st)
-{
-    amtl_prep_table *t = ps->t;
-    for (int i = 0; i < 5; i++)
-        marks[i] = 0;
-    for (int64_t i = 0, nc = amtl_prep_table_chunks(t); i < nc; i++) {
-        const uint8_t *tag = amtl_prep_table_column(t, i, ps->C, ps->tags, st);
-        if (!tag)
-            return -1;
-        for (int64_t r = 0, n = amtl_prep_table_chunk_rows(t, i); r < n; r++)
-            marks[tag[r] < 5 ? tag[r] : 0]++;
-    }
-    return 0;
-}
 
 /* Chunk i's splits drawn and written back; then what the encoding needs of
  * its rows: each value's first appearance and rows per split, the empty
@@ -574,9 +557,6 @@ static int build(amtl_prep_table *t, const amtl_config *cfg, amtl_file *f, prep_
         amtl_progress_start(&ps->prog, "encoding",
                             amtl_prep_table_chunks(t) * (1 + 6 * (int64_t)ps->C));
 
-    int64_t marks[5];
-    if (count_marks(ps, marks, st))
-        return -1;
     /* a train file beside a test file: train and val in the ratio fr0 : fr1 */
     double tv[3] = {1, 0, 0};
     if (fr[0] + fr[1] > 0) {
@@ -586,8 +566,8 @@ static int build(amtl_prep_table *t, const amtl_config *cfg, amtl_file *f, prep_
     amtl_rng rng;
     amtl_rng_seed(&rng, (uint64_t)cfg->seed);
     sampler draw[2];
-    sampler_init(&draw[0], &rng, 1, marks[AMTL_PREP_AUTO], fr);
-    sampler_init(&draw[1], &rng, 2, marks[AMTL_PREP_AUTO_TRAINVAL], tv);
+    sampler_init(&draw[0], &rng, 1, t->marks[AMTL_PREP_AUTO], fr);
+    sampler_init(&draw[1], &rng, 2, t->marks[AMTL_PREP_AUTO_TRAINVAL], tv);
 
     char *stats = NULL;
     uint8_t **blobs = calloc((size_t)t->N + 1, sizeof *blobs);

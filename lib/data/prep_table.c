@@ -235,6 +235,7 @@ static int pio_all(int fd, void *p, size_t n, off_t at, int out)
 static int spill_chunk(amtl_prep_table *t, amtl_status *st)
 {
     if (!t->has_spill) {
+        /* mkstemp(3) replaces the six X of the name with a unique suffix */
         char path[4096];
         if (snprintf(path, sizeof path, "%s/amtl-prep.XXXXXX", spill_dir()) >= (int)sizeof path)
             return amtl_error(st, AMTL_EUSAGE, "TMPDIR is too long");
@@ -270,6 +271,7 @@ int64_t amtl_prep_table_add_row(amtl_prep_table *t, int split, amtl_status *st)
     for (int k = 0; k < t->T; k++)
         t->labels[k][r] = 0;
     t->split[r] = (uint8_t)split;
+    t->marks[split]++;
     return r;
 }
 

@@ -46,6 +46,7 @@ typedef struct {
     uint8_t **labels;     /* [T][chunk] */
     uint8_t *split;       /* [chunk] */
     int64_t rows;         /* all the rows added */
+    int64_t marks[5];     /* rows added with each split: AMTL_SPLIT_*, AMTL_PREP_AUTO* */
     int64_t chunk;        /* rows a chunk holds */
     int64_t fill;         /* rows in the current chunk */
     int64_t spilled;      /* full chunks in the temp file before it */
@@ -63,10 +64,12 @@ int amtl_prep_table_init(amtl_prep_table *t, int N, const char *const *sparse,
                          int D, const char *const *dense, int T,
                          const char *const *labels, amtl_status *st);
 void amtl_prep_table_free(amtl_prep_table *t);  /* safe on a zeroed struct */
-/* Appends a zeroed row with the given split; returns its index in the
- * current chunk (raw[f][i], dense[d][i], labels[k][i]), or -1 (a chunk that
- * could not be spilled, more than INT32_MAX rows).  Earlier rows may be in
- * the temp file already: a reader sets the row it just added, no other. */
+/* Appends a zeroed row with the given split (AMTL_SPLIT_* or AMTL_PREP_AUTO*,
+ * counted in marks: a reader does not change it afterwards); returns its
+ * index in the current chunk (raw[f][i], dense[d][i], labels[k][i]), or -1
+ * (a chunk that could not be spilled, more than INT32_MAX rows).  Earlier
+ * rows may be in the temp file already: a reader sets the row it just
+ * added, no other. */
 int64_t amtl_prep_table_add_row(amtl_prep_table *t, int split, amtl_status *st);
 /* The provisional value of a token of field f: 0 for the empty token (a
  * missing value, encoded as id 0), else map index + 1; -1 on error. */
