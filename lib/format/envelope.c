@@ -203,10 +203,14 @@ const amtl_tensor *amtl_file_find(const amtl_file *f, const char *name)
     return NULL;
 }
 
-/* amtl_file_add (copy) and amtl_file_add_view (!copy). */
+/* How add_tensor holds the data: a copy (amtl_file_add), the caller's
+ * array (amtl_file_add_view), or none, the fill making the bytes
+ * (amtl_file_add_stream). */
+typedef enum { ADD_COPY, ADD_VIEW, ADD_STREAM } add_mode;
+
 static amtl_tensor *add_tensor(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
-                               const int64_t *shape, const void *data, int copy,
-                               amtl_status *st)
+                               const int64_t *shape, const void *data, add_mode mode,
+                               amtl_tensor_fill fill, void *fill_ctx, amtl_status *st)
 {
     if (!name || !name[0]) {
         amtl_error(st, AMTL_EDATA, "a tensor name must not be empty");
@@ -241,8 +245,8 @@ static amtl_tensor *add_tensor(amtl_file *f, const char *name, amtl_dtype dt, in
         return NULL;
     }
     amtl_named_tensor *nt = &f->tensors[f->n_tensors];
-    if (!copy) {
-        if (bytes && !data) {
+    if (mode != ADD_COPY) {
+        if (mode == ADD_VIEW && bytes && !data) {
             free(nm);
             amtl_error(st, AMTL_EDATA, "tensor '%s': a view of no data", name);
             return NULL;
@@ -263,8 +267,8 @@ static amtl_tensor *add_tensor(amtl_file *f, const char *name, amtl_dtype dt, in
             memcpy(nt->t.data, data, bytes);
     }
     nt->name = nm;
-    nt->fill = NULL;
-    nt->fill_ctx = NULL;
+    nt->fill = fill;
+    nt->fill_ctx = fill_ctx;
     f->n_tensors++;
     return &nt->t;
 }
@@ -272,27 +276,20 @@ static amtl_tensor *add_tensor(amtl_file *f, const char *name, amtl_dtype dt, in
 amtl_tensor *amtl_file_add(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
                            const int64_t *shape, const void *data, amtl_status *st)
 {
-    return add_tensor(f, name, dt, ndim, shape, data, 1, st);
+    return add_tensor(f, name, dt, ndim, shape, data, ADD_COPY, NULL, NULL, st);
 }
 
 amtl_tensor *amtl_file_add_stream(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
                                   const int64_t *shape, amtl_tensor_fill fill, void *ctx,
                                   amtl_status *st)
 {
-    static const char none; /* a view of no bytes passes add_tensor's check */
-    amtl_tensor *t = add_tensor(f, name, dt, ndim, shape, &none, 0, st);
-    if (t) {
-        t->data = NULL;
-        f->tensors[f->n_tensors - 1].fill = fill;
-        f->tensors[f->n_tensors - 1].fill_ctx = ctx;
-    }
-    return t;
+    return add_tensor(f, name, dt, ndim, shape, NULL, ADD_STREAM, fill, ctx, st);
 }
 
 amtl_tensor *amtl_file_add_view(amtl_file *f, const char *name, amtl_dtype dt, int ndim,
                                 const int64_t *shape, const void *data, amtl_status *st)
 {
-    return add_tensor(f, name, dt, ndim, shape, data, 0, st);
+    return add_tensor(f, name, dt, ndim, shape, data, ADD_VIEW, NULL, NULL, st);
 }
 
 const amtl_tensor *amtl_file_get(const amtl_file *f, const char *what, const char *name,
@@ -431,7 +428,6 @@ static int encode_check(const amtl_file *f, size_t *bound_out, amtl_status *st)
     *bound_out = bound;
     return 0;
 }
-
 
 /* A tensor's bytes to put, its CRC computed on the way. */
 typedef struct {
