@@ -117,7 +117,6 @@ static double calibrate(const double *z, int64_t n, double rate)
     return 0.5 * (lo + hi);
 }
 
-
 static int cmp_scored(const void *a, const void *b)
 {
     double x = ((const amtl_synth_scored *)a)->score, y = ((const amtl_synth_scored *)b)->score;
@@ -149,11 +148,12 @@ double amtl_synth_auc(amtl_synth_scored *v, int64_t n)
 }
 
 /* Standardises each task's signal z[k][rows] and scales it by `scale`,
- * finds the intercept that gives rate[k], draws the labels into t; measured
- * and oracle get each task's positive rate and the true logits' AUC. */
+ * finds the intercept that gives rate[k], draws the labels into y[k][rows];
+ * measured and oracle get each task's positive rate and the true logits'
+ * AUC (sc NULL: no AUC, oracle -1). */
 void amtl_synth_draw_labels(uint8_t *y, double *z, int64_t rows, int tasks, double scale,
-                        const double *rate, amtl_rng *r, amtl_synth_scored *sc, double *measured,
-                        double *oracle)
+                            const double *rate, amtl_rng *r, amtl_synth_scored *sc,
+                            double *measured, double *oracle)
 {
     for (int k = 0; k < tasks; k++) {
         double *zk = z + (size_t)k * (size_t)rows, mean = 0, var = 0;
@@ -191,8 +191,8 @@ int amtl_synth_put_labels(amtl_prep_table *t, const uint8_t *y, int tasks, amtl_
 
 /* The meta synthetic.positive_rates and synthetic.oracle_auc (buf: 4096). */
 int amtl_synth_rates_meta(amtl_prep_table *t, int tasks, const double *target,
-                      const double *measured, const double *oracle, char *buf,
-                      amtl_status *st)
+                          const double *measured, const double *oracle, char *buf,
+                          amtl_status *st)
 {
     size_t p = 0;
     for (int k = 0; k < tasks; k++)
@@ -334,12 +334,11 @@ static int set_meta(amtl_prep_table *t, int tasks, const double *measured,
     return amtl_synth_rates_meta(t, tasks, target_rate, measured, oracle, buf, st);
 }
 
-
 /* The table of a synthetic kind: rows and tasks checked, labels task0..;
  * and its generators. */
 int amtl_synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
-                       const char *const *sparse, int D, const char *const *dense,
-                       uint64_t seed, amtl_synth_rngs *r, amtl_status *st)
+                     const char *const *sparse, int D, const char *const *dense,
+                     uint64_t seed, amtl_synth_rngs *r, amtl_status *st)
 {
     memset(t, 0, sizeof *t);
     amtl_rng root;
@@ -363,7 +362,7 @@ int amtl_synth_table(amtl_prep_table *t, int64_t rows, int tasks, int N,
 
 /* The table's source line: what made it, and how. */
 int amtl_synth_source(amtl_prep_table *t, const char *what, int64_t rows, int tasks,
-                        uint64_t seed, amtl_status *st)
+                      uint64_t seed, amtl_status *st)
 {
     char src[96];
     snprintf(src, sizeof src, "%s rows=%lld tasks=%d seed=%llu", what, (long long)rows, tasks,
@@ -375,7 +374,7 @@ int amtl_synth_source(amtl_prep_table *t, const char *what, int64_t rows, int ta
 
 /* One row of a synthetic kind: the ids v[N] as decimal tokens, dense[D]. */
 int amtl_synth_row(amtl_prep_table *t, const int *v, int N, const float *dense, int D,
-                     amtl_status *st)
+                   amtl_status *st)
 {
     int64_t row = amtl_prep_table_add_row(t, AMTL_PREP_AUTO, st);
     if (row < 0)

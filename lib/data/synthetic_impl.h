@@ -27,9 +27,9 @@ double *amtl_synth_zipf_cdf(int n, double s);
 /* A value in [0, n) drawn by its cumulative weights. */
 int amtl_synth_draw(amtl_rng *r, const double *cdf, int n);
 /* Standardises each task's signal z[k][rows] and scales it by `scale`,
- * finds the intercept that gives rate[k], draws the labels into y[k][rows]; measured
- * and oracle get each task's positive rate and the true logits' AUC
- * (sc: scratch of rows entries; NULL: no AUC, oracle -1). */
+ * finds the intercept that gives rate[k], draws the labels into
+ * y[k][rows]; measured and oracle get each task's positive rate and the true
+ * logits' AUC (sc: scratch of rows entries; NULL: no AUC, oracle -1). */
 void amtl_synth_draw_labels(uint8_t *y, double *z, int64_t rows, int tasks,
                             double scale, const double *rate, amtl_rng *r,
                             amtl_synth_scored *sc, double *measured, double *oracle);
