@@ -21,7 +21,7 @@
  * default run prints one line "device: skipped: <why>" and succeeds, so that
  * bench/run works everywhere; `--device cuda` given explicitly fails then.
  *
- * Usage: device [--device cuda|cpu-backend] [--batch B] [--steps N]
+ * Usage: device [--device cuda|cpu-plain] [--batch B] [--steps N]
  *               [--warmup N] [--ceiling N,N] [STEPS]
  *   AMTL_THREADS=N   threads of the CPU backend's pool (default every core)
  */
@@ -46,7 +46,7 @@
 enum { OPT_DEVICE = 256, OPT_BATCH, OPT_STEPS, OPT_WARMUP, OPT_CEILING };
 
 static const amtl_cli_opt opts[] = {
-    {"device", OPT_DEVICE, "DEV", "cuda (default), cpu (fused MixedOp) or cpu-backend"},
+    {"device", OPT_DEVICE, "DEV", "cuda (default), cpu (fused MixedOp) or cpu-plain"},
     {"batch", OPT_BATCH, "B", "rows per step (default 2048, the default config's)"},
     {"steps", OPT_STEPS, "N", "timed steps (default 50; also the one positional argument)"},
     {"warmup", OPT_WARMUP, "N", "untimed steps before them (default 5)"},
@@ -57,7 +57,7 @@ static const amtl_cli_opt opts[] = {
 enum { MAX_CEIL = 4, N_FIELDS = 3, N_TASKS = 4, BATCHES_PER_EPOCH = 64 };
 
 typedef struct {
-    const char *device;   /* "cuda" or "cpu-backend" */
+    const char *device;   /* "cuda" or "cpu-plain" */
     int B, steps, warmup;
     int ceil_n[MAX_CEIL], n_ceil;
 } bench_opts;
@@ -362,7 +362,7 @@ static int parse_sizes(const char *s, int *sizes, int *n)
 int main(int argc, char **argv)
 {
     amtl_cli cli = {.tool = "device",
-                    .synopsis = "[--device cuda|cpu-backend] [--batch B] [--steps N] "
+                    .synopsis = "[--device cuda|cpu-plain] [--batch B] [--steps N] "
                                 "[--warmup N] [--ceiling N,N] [STEPS]",
                     .summary = "Training throughput of the device step against the backend's "
                                "GEMM ceiling.",
@@ -406,8 +406,8 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "STEPS takes 1 to 1000000, got '%s'", argv[optind]);
     amtl_backend *be;
     int threads = 0;
-    if (!strcmp(o.device, "cpu-backend") || !strcmp(o.device, "cpu")) {
-        /* cpu: the fused MixedOp; cpu-backend: the primitives' composition */
+    if (!strcmp(o.device, "cpu-plain") || !strcmp(o.device, "cpu")) {
+        /* cpu: the fused MixedOp; cpu-plain: the primitives' composition */
         if (!(be = amtl_backend_cpu_new(!strcmp(o.device, "cpu")))) {
             fprintf(stderr, "device: error: out of memory\n");
             return 1;
@@ -427,7 +427,7 @@ int main(int argc, char **argv)
             return 1;
         }
     } else {
-        return amtl_cli_usage_error(&cli, "--device takes cuda, cpu or cpu-backend, got '%s'",
+        return amtl_cli_usage_error(&cli, "--device takes cuda, cpu or cpu-plain, got '%s'",
                                     o.device);
     }
     amtl_status st = {0};

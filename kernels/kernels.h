@@ -29,6 +29,12 @@
 #else
 #define AMTL_KERNEL
 #endif
+/* A helper of kernels, inlined into each clone (and so vectorised for it). */
+#if defined(__GNUC__)
+#define AMTL_KERNEL_HELPER static inline __attribute__((always_inline))
+#else
+#define AMTL_KERNEL_HELPER static inline
+#endif
 
 /* s[c] += Σ_b X[b,c] (double); tmp [C] */
 void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C);
@@ -68,14 +74,14 @@ void amtl_k_dropout_back_add(float *dx, const float *D, const float *crow,
 /* D[c,r] = S[r,c] for r < rows, c < cols (leading dimensions lds, ldd) */
 void amtl_k_transpose(float *D, int ldd, const float *S, int lds, int rows, int cols);
 /* G[r,c] += Σ_p parts[p][c,r] - k3[r]*W[r,c] for r < rows, c < C, with G and
- * W [rows,C] and each part [C, ldp]: first the k3 term, then the parts in
- * order p = 0.. */
+ * W [rows,C] and each part [C, ldp]: first the k3 term, then the parts' sum
+ * (added in order p = 0..) */
 void amtl_k_w1_grad(float *G, const float *const *parts, int nparts, int ldp,
                     const float *k3, const float *W, int rows, int C);
-/* g[i] += Σ_p parts[p][i], in order p = 0.. */
+/* g[i] += Σ_p parts[p][i], the parts added in order p = 0.. and then to g */
 void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n);
 /* G[c,r] += Σ_p parts[p][r,c] for r < rows, c < cols, G [cols, ldg], parts
- * [rows, ldp], in order p = 0.. */
+ * [rows, ldp], the parts added in order p = 0.. and then to G */
 void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
                         int rows, int cols);
 /* Per row r < rows of [rows,C] arrays, in double: var[r] = Σ_c WC[r,c]*W[r,c]

@@ -14,7 +14,7 @@ static const amtl_cli_opt opts[] = {
     {"data", 'd', "FILE", "dataset file written by amtl-prep"},
     {"split", OPT_SPLIT, "SPLIT", "train, val or test (default test)"},
     {"json", OPT_JSON, NULL, "one JSON object instead of a table"},
-    {"device", OPT_DEVICE, "DEV", "cpu (default), cuda, auto or cpu-backend: where --data is scored"},
+    {"device", OPT_DEVICE, "DEV", "cpu (default), cuda, auto or cpu-plain: where --data is scored"},
     {"against", OPT_AGAINST, "FILE", "also compare with model FILE on the same rows (paired)"},
     {"predict", OPT_PREDICT, NULL, "score the CSV rows of FILE (default -, stdin)"},
     {"header", OPT_HEADER, NULL, "with --predict: first a line of task names"},

@@ -20,7 +20,7 @@ static const amtl_cli_opt opts[] = {
     {"patience", OPT_PATIENCE, "P", "stop after P epochs without improvement"},
     {"seed", 'S', "N", "random seed"},
     {"threads", OPT_THREADS, "N", "BLAS threads, 0 = all cores"},
-    {"device", OPT_DEVICE, "DEV", "cpu, cuda, auto or cpu-backend (config key device)"},
+    {"device", OPT_DEVICE, "DEV", "cpu, cuda, auto or cpu-plain (config key device)"},
     {"metrics", OPT_METRICS, "FILE", "append one JSON line per epoch here (default stdout)"},
     {"quiet", OPT_QUIET, NULL, "no progress line on a terminal"},
     {"output", 'o', "MODEL", "model file to write"},

@@ -3,7 +3,7 @@
  * the products.  It runs the device step on the CPU (--device cpu, with the
  * fused MixedOp of lib/model/mixed_op.c: be->fused) and is the reference
  * the fused MixedOp and the CUDA backend are tested against (--device
- * cpu-backend, every MixedOp composed of these primitives).  Each
+ * cpu-plain, every MixedOp composed of these primitives).  Each
  * primitive is tested against a double-precision reference and finite
  * differences (tests/unit/test_backend*.c); the loss and Adam keep the
  * arithmetic of lib/model/layers.c and lib/train/optim.c; reductions over

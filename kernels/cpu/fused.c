@@ -241,13 +241,28 @@ AMTL_KERNEL void amtl_k_transpose(float *D, int ldd, const float *S, int lds, in
         }
 }
 
-/* G[c,r] += P[r,c] over one tile pair */
-static void add_t(float *G, int ldg, const float *P, int ldp, int r0, int r1, int c0, int c1)
+/* G[c,r] += Σ_p P_p[r,c] over one tile pair, the parts added in order in a
+ * tile of L1 (each part read once, G written once) */
+AMTL_KERNEL_HELPER void add_t(float *G, int ldg, const float *const *P, int np, int ldp,
+                              int r0, int r1, int c0, int c1)
 {
-    for (int c = c0; c < c1; c++) {
-        float *restrict g = G + (size_t)c * ldg;
-        for (int r = r0; r < r1; r++)
-            g[r] += P[(size_t)r * ldp + c];
+    float acc[TILE][TILE];
+    int nr = r1 - r0, nc = c1 - c0;
+    for (int r = 0; r < nr; r++) {
+        const float *restrict q = P[0] + (size_t)(r0 + r) * ldp + c0;
+        for (int c = 0; c < nc; c++)
+            acc[r][c] = q[c];
+    }
+    for (int p = 1; p < np; p++)
+        for (int r = 0; r < nr; r++) {
+            const float *restrict q = P[p] + (size_t)(r0 + r) * ldp + c0;
+            for (int c = 0; c < nc; c++)
+                acc[r][c] += q[c];
+        }
+    for (int c = 0; c < nc; c++) {
+        float *restrict g = G + (size_t)(c0 + c) * ldg + r0;
+        for (int r = 0; r < nr; r++)
+            g[r] += acc[r][c];
     }
 }
 
@@ -261,32 +276,46 @@ AMTL_KERNEL void amtl_k_w1_grad(float *G, const float *const *parts, int nparts,
         for (int c = 0; c < C; c++)
             g[c] -= k * w[c];
     }
-    /* G[r,c] += part[c,r]: the transposed add of each part in turn */
-    for (int p = 0; p < nparts; p++)
-        for (int r0 = 0; r0 < rows; r0 += TILE)
-            for (int c0 = 0; c0 < C; c0 += TILE)
-                add_t(G, C, parts[p], ldp, c0, min_int(c0 + TILE, C), r0,
-                      min_int(r0 + TILE, rows));
+    if (nparts < 1)
+        return;
+    /* G[r,c] += Σ_p part_p[c,r] */
+    for (int r0 = 0; r0 < rows; r0 += TILE)
+        for (int c0 = 0; c0 < C; c0 += TILE)
+            add_t(G, C, parts, nparts, ldp, c0, min_int(c0 + TILE, C), r0,
+                  min_int(r0 + TILE, rows));
 }
+
+/* Elements of g summed at a time by amtl_k_sum_parts (in L1). */
+#define SUM_CHUNK 512
 
 AMTL_KERNEL void amtl_k_sum_parts(float *g, const float *const *parts, int nparts, size_t n)
 {
-    float *restrict gg = g;
-    for (int p = 0; p < nparts; p++) {
-        const float *restrict q = parts[p];
-        for (size_t i = 0; i < n; i++)
-            gg[i] += q[i];
+    float acc[SUM_CHUNK];
+    if (nparts < 1)
+        return;
+    for (size_t i0 = 0; i0 < n; i0 += SUM_CHUNK) {
+        size_t m = n - i0 < SUM_CHUNK ? n - i0 : SUM_CHUNK;
+        memcpy(acc, parts[0] + i0, m * sizeof(float));
+        for (int p = 1; p < nparts; p++) {
+            const float *restrict q = parts[p] + i0;
+            for (size_t i = 0; i < m; i++)
+                acc[i] += q[i];
+        }
+        float *restrict gg = g + i0;
+        for (size_t i = 0; i < m; i++)
+            gg[i] += acc[i];
     }
 }
 
 AMTL_KERNEL void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
                         int rows, int cols)
 {
-    for (int p = 0; p < nparts; p++)
-        for (int r0 = 0; r0 < rows; r0 += TILE)
-            for (int c0 = 0; c0 < cols; c0 += TILE)
-                add_t(G, ldg, parts[p], ldp, r0, min_int(r0 + TILE, rows), c0,
-                      min_int(c0 + TILE, cols));
+    if (nparts < 1)
+        return;
+    for (int r0 = 0; r0 < rows; r0 += TILE)
+        for (int c0 = 0; c0 < cols; c0 += TILE)
+            add_t(G, ldg, parts, nparts, ldp, r0, min_int(r0 + TILE, rows), c0,
+                  min_int(c0 + TILE, cols));
 }
 
 /* Σ a[c]*b[c] in double on 8 independent lanes (the compiler vectorises

@@ -304,7 +304,7 @@ static int write_parts(amtl_file *out, const arch_parts *p, amtl_status *st)
 {
     amtl_file_init(out, AMTL_ARCH_KIND);
     char *yaml = NULL;
-    if (amtl_config_dump(p->cfg, &yaml, st))
+    if (amtl_config_dump_recorded(p->cfg, &yaml, st))
         goto fail;
     int rc = amtl_file_set_meta(out, "config", yaml, st);
     free(yaml);

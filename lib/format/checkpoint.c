@@ -153,7 +153,7 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
     amtl_file_init(&f, kind);
     char *yaml = NULL, *names = NULL;
     int rc = -1;
-    if (amtl_config_dump(&tr->cfg, &yaml, st))
+    if (amtl_config_dump_recorded(&tr->cfg, &yaml, st))
         goto out;
     if (amtl_file_set_meta(&f, "config", yaml, st) ||
         amtl_file_set_meta(&f, "creator", "amtl " AMTL_VERSION, st) ||

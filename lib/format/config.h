@@ -130,6 +130,14 @@ int amtl_config_set_kv(amtl_config *c, const char *kv, amtl_status *st);
  * into a malloc'd NUL-terminated string. */
 int amtl_config_dump(const amtl_config *c, char **out, amtl_status *st);
 
+/* As amtl_config_dump, without the run settings (threads, device,
+ * recompute_hidden: the keys of no stage, which decide how fast a result is
+ * computed, not the result): the configuration a checkpoint, model or
+ * architecture file records, so that the same run on another device or
+ * thread count writes the same file, and a run from it takes its run
+ * settings from its own options. */
+int amtl_config_dump_recorded(const amtl_config *c, char **out, amtl_status *st);
+
 /* The keys of one section ("model", "train", "search" or "data") as
  * "key: value" lines, in the order and syntax of amtl_config_dump. */
 int amtl_config_dump_section(const amtl_config *c, const char *section, char **out,

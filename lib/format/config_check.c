@@ -140,7 +140,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
 {
     static const char *const gate_modes[] = {"sample", "reference", NULL};
     static const char *const arch_datas[] = {"train", "val", NULL};
-    static const char *const devices[] = {"cpu", "cuda", "auto", "cpu-backend", NULL};
+    static const char *const devices[] = {"cpu", "cuda", "auto", "cpu-backend", "cpu-plain", NULL};
     static const char *const vocabs[] = {"all", "train", NULL};
     static const char *const dense_transforms[] = {"none", "standardize", "log-standardize",
                                                    NULL};
@@ -213,7 +213,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
         one_of(st, "early_stop", c->early_stop, early_stops))
         return -1;
     /* the device step keeps its own activations: the key would do nothing there */
-    if (c->recompute_hidden && (!strcmp(c->device, "cuda") || !strcmp(c->device, "cpu-backend")))
+    if (c->recompute_hidden && (!strcmp(c->device, "cuda") || !strcmp(c->device, "cpu-plain")))
         return bad(st, "recompute_hidden", "applies to the CPU device only, not device %s",
                    c->device);
 

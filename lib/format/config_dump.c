@@ -161,6 +161,7 @@ typedef struct {
     const char *section; /* only this section's keys; NULL: every section */
     unsigned stages;     /* only keys of one of these stages; 0: every key */
     int given;           /* only the keys a profile, a file or an override set */
+    int results;         /* only keys of some stage (no run setting) */
     int headers;         /* a "# section" line before each section's keys */
     int as_set;          /* KEY=VALUE lines (--set), not YAML */
 } selection;
@@ -175,7 +176,7 @@ static int write_keys(amtl_strbuf *b, const amtl_config *c, const selection *sel
         const key_def *k = &amtl_cfg_keys[i];
         if ((sel->section && strcmp(sel->section, k->section) != 0) ||
             (sel->stages && !(k->stages & sel->stages)) ||
-            (sel->given && !amtl_cfg_is_given(c, i)))
+            (sel->given && !amtl_cfg_is_given(c, i)) || (sel->results && !k->stages))
             continue;
         if (sel->headers && (!section || strcmp(section, k->section) != 0)) {
             section = k->section;
@@ -211,6 +212,14 @@ int amtl_config_dump(const amtl_config *c, char **out, amtl_status *st)
 {
     amtl_strbuf b = {0};
     selection sel = {.headers = 1};
+    amtl_strbuf_printf(&b, "# amtl configuration\n");
+    return write_keys(&b, c, &sel, out, st);
+}
+
+int amtl_config_dump_recorded(const amtl_config *c, char **out, amtl_status *st)
+{
+    amtl_strbuf b = {0};
+    selection sel = {.headers = 1, .results = 1};
     amtl_strbuf_printf(&b, "# amtl configuration\n");
     return write_keys(&b, c, &sel, out, st);
 }

@@ -83,7 +83,7 @@ const key_def amtl_cfg_keys[] = {
     KEY(seed, K_LONG, "2022", "train", ST_TRAINING | AMTL_STAGE_PREP, "random seed"),
     KEY(threads, K_INT, "0", "train", ST_NONE, "BLAS threads, 0 = all cores"),
     KEY(device, K_STRING, "cpu", "train", ST_NONE,
-        "compute device: cpu | cuda | auto | cpu-backend"),
+        "compute device: cpu | cuda | auto | cpu-backend (= cpu) | cpu-plain"),
     KEY(task_weights, K_FLOATLIST, "[]", "train", ST_TRAINING | AMTL_STAGE_BASELINE,
         "per-task loss weights, [] = all 1"),
     KEY(task_conditions, K_STRLIST, "[]", "train", ST_TRAINING,

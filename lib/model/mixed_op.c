@@ -12,14 +12,12 @@
  *
  * Determinism.  Sums over the batch are kept per block and added in block
  * order, and every GEMM sees the same operands whatever the thread count, so
- * the forward pass, the input gradients and the BatchNorm and arch-parameter
- * gradients are the same bit for bit at any thread count.  The exceptions
- * are the weight gradients of W1, W2 and the projections: each thread
- * accumulates them over its blocks (one [S,in] or [S,out] partial per thread,
- * not per block) and the partials are added in thread order, so they are
- * reproducible at a given count and differ between counts by float rounding
- * (~1e-7 relative).  Dropout masks come from the step's generator in one
- * sequence, drawn on the calling thread as the plain layer draws them.
+ * every output and gradient is the same bit for bit at any thread count.
+ * The weight gradients of W1, W2 and the projections are accumulated over
+ * the blocks of a fixed group (mixed_op.h, amtl_mop_groups: at most 16
+ * groups, one [S,in] + [S,out] + projections partial each, not one per
+ * block) and the groups' partials are added in group order.  Dropout masks
+ * come from the counter generator, element by element.
  *
  * BatchNorm through the input's covariance.  With xc = xd - mean(xd) (xd the
  * dropout output) the first Linear's output minus its batch mean is exactly
@@ -69,7 +67,7 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
         Smax = m->S > Smax ? m->S : Smax;
         inmax = m->in > inmax ? m->in : inmax;
         outmax = m->out > outmax ? m->out : outmax;
-        /* a thread's partial gradients: W1 [S,in], W2 [out,S] (the
+        /* a group's partial gradients: W1 [S,in], W2 [out,S] (the
          * candidates' stacked), projections [out,in] each */
         size_t np = (size_t)amtl_mop_y_slots(net, m, NULL);
         size_t p = (size_t)m->S * m->in + (size_t)m->S * m->out + np * m->out * m->in;
@@ -84,11 +82,11 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
         th->dRb = CARVE_F(cv, rows * outmax);
         if (tr) {
             th->dZb = CARVE_F(cv, rows * Smax);
-            th->part = CARVE_F(cv, part);
             th->Ab = net->recompute_hidden ? CARVE_F(cv, rows * Smax) : NULL;
         }
     }
     sp->nblk_max = amtl_mop_blocks(sp->Bmax);
+    sp->part = tr ? CARVE_F(cv, (size_t)amtl_mop_groups(sp->nblk_max) * part) : NULL;
     sp->blk_stride = 2 * (size_t)Smax + net->P + inmax;
     sp->blk_acc = tr ? amtl_carve(cv, sp->nblk_max * sp->blk_stride, sizeof(double)) : NULL;
     sp->blk_b2 = tr ? CARVE_F(cv, (size_t)sp->nblk_max * net->P * outmax) : NULL;
@@ -235,7 +233,7 @@ typedef struct mop_job {
 } mop_job;
 
 /* Threads of a MixedOp call: the pool's, at most the workspace's and one per
- * row block. */
+ * unit of work (row block, or group of blocks). */
 static int mop_threads(const amtl_mop_space *ws, int nblk)
 {
     int n = amtl_pool_size();
@@ -259,18 +257,21 @@ static void block_rows(const mop_job *j, int k, int *r0, int *r1)
     amtl_pool_range(j->B, k, j->nblk, r0, r1);
 }
 
-/* A thread's partial weight gradients (backward), transposed (these products
+/* Group g's partial weight gradients (backward), transposed (these products
  * measured 3-10% faster that way round): Qᵀ [in,Sc] = xcᵀ·(k1∘dZ), then the
  * candidates' W2 gradients transposed and stacked [Sc,out], then projections
  * [out,in] in Y-slot order. */
-static float *part_q(const mop_job *j, int t) { return j->ws->thr[t].part; }
-static float *part_w2(const mop_job *j, int t)
+static float *part_q(const mop_job *j, int g)
 {
-    return part_q(j, t) + (size_t)j->Sc * j->in;
+    return j->ws->part + (size_t)g * j->ws->part_len;
 }
-static float *part_proj(const mop_job *j, int t, int slot)
+static float *part_w2(const mop_job *j, int g)
 {
-    return part_w2(j, t) + (size_t)j->Sc * j->out + (size_t)slot * j->out * j->in;
+    return part_q(j, g) + (size_t)j->Sc * j->in;
+}
+static float *part_proj(const mop_job *j, int g, int slot)
+{
+    return part_w2(j, g) + (size_t)j->Sc * j->out + (size_t)slot * j->out * j->in;
 }
 /* Block k's sums: sd [Sc], sq [Sc], dw [P]; and its b2 gradients [P,out]. */
 static double *blk_acc(const mop_job *j, int k)
@@ -527,85 +528,94 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_mop_space *ws, int i,
  * and for the MLP candidates: H again, the second Linear's backward, the
  * ReLU and BatchNorm sums, (k1∘dZ)·W1 into ws->dxd and (k1∘dZ)ᵀ·xc into the
  * thread's Q */
-static void bwd_rows(void *arg, int t, int n)
+static void bwd_block(const mop_job *j, amtl_thread_ws *th, int g, int kb, float beta)
 {
-    const mop_job *j = arg;
     const amtl_supernet *net = j->net;
     const amtl_mixed_op *m = j->m;
     const amtl_mop_ws *mw = j->mw;
     const amtl_mop_space *ws = j->ws;
-    amtl_thread_ws *th = &ws->thr[t];
     const float *w = net->w;
-    int k0, k1, in = j->in, out = j->out, Sc = j->Sc, P = m->P;
-    amtl_pool_range(j->nblk, t, n, &k0, &k1);
+    int in = j->in, out = j->out, Sc = j->Sc, P = m->P;
     const float *k1c = ws->chan, *bet = w + m->beta + j->c0;
-    for (int kb = k0; kb < k1; kb++) {
-        int b0, b1;
-        block_rows(j, kb, &b0, &b1);
-        int nb = b1 - b0;
-        float beta = kb == k0 ? 0.0f : 1.0f;
-        double *sd = blk_acc(j, kb), *sq = sd + Sc, *dw = sq + Sc;
-        memset(sd, 0, (2 * (size_t)Sc + P) * sizeof(double));
-        const float *x = mw->x + (size_t)b0 * in, *dout = mw->dout + (size_t)b0 * out;
-        float *dx = mw->dx + (size_t)b0 * in;
-        size_t nbo = (size_t)nb * out;
+    int b0, b1;
+    block_rows(j, kb, &b0, &b1);
+    int nb = b1 - b0;
+    double *sd = blk_acc(j, kb), *sq = sd + Sc, *dw = sq + Sc;
+    memset(sd, 0, (2 * (size_t)Sc + P) * sizeof(double));
+    const float *x = mw->x + (size_t)b0 * in, *dout = mw->dout + (size_t)b0 * out;
+    float *dx = mw->dx + (size_t)b0 * in;
+    size_t nbo = (size_t)nb * out;
 
-        memset(dx, 0, (size_t)nb * in * sizeof(float));
-        for (int k = 0; k < P; k++) {
-            if (!is_identity(net, m, k))
-                continue;
-            if (in == out) {
-                dw[k] = amtl_k_dot(dout, x, nbo);
-                amtl_k_axpy(dx, dout, mw->wts[k], nbo);
-            } else {
-                dw[k] = amtl_k_dot(dout, yk(j, k) + (size_t)b0 * out, nbo);
-                amtl_gemm(1, 0, out, in, nb, mw->wts[k], dout, out, x, in, beta,
-                          part_proj(j, t, mw->yslot[k]), in);
-                amtl_gemm(0, 0, nb, in, out, mw->wts[k], dout, out, w + m->proj[k], in, 1.0f,
-                          dx, in);
-            }
-        }
-        if (Sc == 0)
+    memset(dx, 0, (size_t)nb * in * sizeof(float));
+    for (int k = 0; k < P; k++) {
+        if (!is_identity(net, m, k))
             continue;
-
-        float *b2p = blk_b2(j, kb);
-        memset(b2p, 0, (size_t)P * out * sizeof(float));
-        const float *A;
-        if (mw->A) {
-            A = mw->A + (size_t)b0 * Sc;
+        if (in == out) {
+            dw[k] = amtl_k_dot(dout, x, nbo);
+            amtl_k_axpy(dx, dout, mw->wts[k], nbo);
         } else {
-            /* the forward's product again: the same A bit for bit, from
-             * the cache instead of a [B, S] array */
-            first_linear(j, mw->xc, b0, nb, th->Ab);
-            A = th->Ab;
+            dw[k] = amtl_k_dot(dout, yk(j, k) + (size_t)b0 * out, nbo);
+            amtl_gemm(1, 0, out, in, nb, mw->wts[k], dout, out, x, in, beta,
+                      part_proj(j, g, mw->yslot[k]), in);
+            amtl_gemm(0, 0, nb, in, out, mw->wts[k], dout, out, w + m->proj[k], in, 1.0f,
+                      dx, in);
         }
-        /* candidate by candidate: its slices of H, dZ and A stay in cache
-         * from the recomputation of H to the BatchNorm sums.  With y its
-         * output, relu(H·W2ᵀ + b2), and R = dout∘(y > 0): the weight w
-         * scales R's products (the W2 gradient, dZ), and the alpha dot
-         * <dout, y> = <R, H·W2ᵀ + b2> = <R·W2, H> + <Σ_b R, b2> comes from
-         * the products the backward forms anyway, so that y need not be
-         * kept, only its mask */
-        for (int k = 0; k < P; k++) {
-            if (!is_mlp(net, m, k))
-                continue;
-            int h = m->h[k], hk = m->hoff[k] - j->c0;
-            float wk = mw->wts[k];
-            amtl_k_affine_relu(th->Hb + hk, A + hk, k1c + hk, bet + hk, nb, h, Sc);
-            amtl_k_relu_back_keep(th->dRb, b2p + (size_t)k * out, &dw[k], th->tmp,
-                                  keepk(j, k) + (size_t)b0 * out, dout, w + m->b2[k], wk, nb,
-                                  out);
-            amtl_gemm(1, 0, h, out, nb, wk, th->Hb + hk, Sc, th->dRb, out, beta,
-                      part_w2(j, t) + (size_t)hk * out, out);
-            amtl_gemm(0, 1, nb, h, out, 1.0f, th->dRb, out, ws->w2t + (size_t)hk * out, out,
-                      0.0f, th->dZb + hk, Sc);
-            amtl_k_relu_bn_stats(th->dZb + hk, sd + hk, sq + hk, &dw[k], th->tmp, th->Hb + hk,
-                                 A + hk, k1c + hk, wk, nb, h, Sc);
-        }
-        amtl_gemm(0, 1, nb, in, Sc, 1.0f, th->dZb, Sc, ws->w1t, Sc, 0.0f,
-                  ws->dxd + (size_t)b0 * in, in);
-        amtl_gemm(1, 0, in, Sc, nb, 1.0f, mw->xc + (size_t)b0 * in, in, th->dZb, Sc, beta,
-                  part_q(j, t), Sc);
+    }
+    if (Sc == 0)
+        return;
+
+    float *b2p = blk_b2(j, kb);
+    memset(b2p, 0, (size_t)P * out * sizeof(float));
+    const float *A;
+    if (mw->A) {
+        A = mw->A + (size_t)b0 * Sc;
+    } else {
+        /* the forward's product again: the same A bit for bit, from
+         * the cache instead of a [B, S] array */
+        first_linear(j, mw->xc, b0, nb, th->Ab);
+        A = th->Ab;
+    }
+    /* candidate by candidate: its slices of H, dZ and A stay in cache
+     * from the recomputation of H to the BatchNorm sums.  With y its
+     * output, relu(H·W2ᵀ + b2), and R = dout∘(y > 0): the weight w
+     * scales R's products (the W2 gradient, dZ), and the alpha dot
+     * <dout, y> = <R, H·W2ᵀ + b2> = <R·W2, H> + <Σ_b R, b2> comes from
+     * the products the backward forms anyway, so that y need not be
+     * kept, only its mask */
+    for (int k = 0; k < P; k++) {
+        if (!is_mlp(net, m, k))
+            continue;
+        int h = m->h[k], hk = m->hoff[k] - j->c0;
+        float wk = mw->wts[k];
+        amtl_k_affine_relu(th->Hb + hk, A + hk, k1c + hk, bet + hk, nb, h, Sc);
+        amtl_k_relu_back_keep(th->dRb, b2p + (size_t)k * out, &dw[k], th->tmp,
+                              keepk(j, k) + (size_t)b0 * out, dout, w + m->b2[k], wk, nb,
+                              out);
+        amtl_gemm(1, 0, h, out, nb, wk, th->Hb + hk, Sc, th->dRb, out, beta,
+                  part_w2(j, g) + (size_t)hk * out, out);
+        amtl_gemm(0, 1, nb, h, out, 1.0f, th->dRb, out, ws->w2t + (size_t)hk * out, out,
+                  0.0f, th->dZb + hk, Sc);
+        amtl_k_relu_bn_stats(th->dZb + hk, sd + hk, sq + hk, &dw[k], th->tmp, th->Hb + hk,
+                             A + hk, k1c + hk, wk, nb, h, Sc);
+    }
+    amtl_gemm(0, 1, nb, in, Sc, 1.0f, th->dZb, Sc, ws->w1t, Sc, 0.0f,
+              ws->dxd + (size_t)b0 * in, in);
+    amtl_gemm(1, 0, in, Sc, nb, 1.0f, mw->xc + (size_t)b0 * in, in, th->dZb, Sc, beta,
+              part_q(j, g), Sc);
+}
+
+/* The task: its run of whole groups, each group's blocks in order, the
+ * first writing the group's partials and the rest adding to them. */
+static void bwd_rows(void *arg, int t, int n)
+{
+    const mop_job *j = arg;
+    int G = amtl_mop_groups(j->nblk), g0, g1;
+    amtl_pool_range(G, t, n, &g0, &g1);
+    for (int g = g0; g < g1; g++) {
+        int kb0, kb1;
+        amtl_pool_range(j->nblk, g, G, &kb0, &kb1);
+        for (int kb = kb0; kb < kb1; kb++)
+            bwd_block(j, &j->ws->thr[t], g, kb, kb == kb0 ? 0.0f : 1.0f);
     }
 }
 
@@ -664,15 +674,16 @@ static void bwd_final(void *arg, int t, int n)
     const amtl_mop_ws *mw = j->mw;
     const amtl_mop_space *ws = j->ws;
     int in = j->in, out = j->out, Sc = j->Sc;
-    const float *parts[AMTL_POOL_MAX];
+    const float *parts[AMTL_MOP_GROUPS];
     size_t e0, e1;
+    int G = amtl_mop_groups(j->nblk);
     for (int k = 0; k < m->P; k++) {
         if (!is_identity(net, m, k) || in == out)
             continue;
         slice((size_t)out * in, t, n, &e0, &e1);
-        for (int p = 0; p < n; p++)
-            parts[p] = part_proj(j, p, mw->yslot[k]) + e0;
-        amtl_k_sum_parts(net->g + m->proj[k] + e0, parts, n, e1 - e0);
+        for (int g = 0; g < G; g++)
+            parts[g] = part_proj(j, g, mw->yslot[k]) + e0;
+        amtl_k_sum_parts(net->g + m->proj[k] + e0, parts, G, e1 - e0);
     }
     if (Sc == 0)
         return;
@@ -691,15 +702,19 @@ static void bwd_final(void *arg, int t, int n)
                                 b1 - b0, in);
     }
 
-    int c0, c1;
-    amtl_pool_range(Sc, t, n, &c0, &c1);
-    if (c1 > c0) {
+    /* dW1 in fixed pieces of its rows: the product's shape, and with it
+     * the BLAS's kernel for the rows at its edge, does not depend on n */
+    int np = amtl_pool_pieces(Sc, 16), p0, p1;
+    amtl_pool_range(np, t, n, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int c0, c1;
+        amtl_pool_range(Sc, p, np, &c0, &c1);
         float *W1C = ws->wscr + (size_t)c0 * in;
         amtl_gemm(0, 0, c1 - c0, in, in, 1.0f, j->W1 + (size_t)c0 * in, in, mw->cov, in, 0.0f,
                   W1C, in);
-        for (int p = 0; p < n; p++)
-            parts[p] = part_q(j, p) + c0;
-        amtl_k_w1_grad(net->g + m->w1 + (size_t)(j->c0 + c0) * in, parts, n, Sc, j->k3 + c0,
+        for (int g = 0; g < G; g++)
+            parts[g] = part_q(j, g) + c0;
+        amtl_k_w1_grad(net->g + m->w1 + (size_t)(j->c0 + c0) * in, parts, G, Sc, j->k3 + c0,
                        W1C, c1 - c0, in);
     }
     for (int k = 0; k < m->P; k++) {
@@ -708,9 +723,9 @@ static void bwd_final(void *arg, int t, int n)
         int hk = m->hoff[k] - j->c0, h = m->h[k];
         /* the thread's columns e0..e1 of W2 [out,h]: rows of the parts */
         slice((size_t)h, t, n, &e0, &e1);
-        for (int p = 0; p < n; p++)
-            parts[p] = part_w2(j, p) + (size_t)(hk + e0) * out;
-        amtl_k_sum_parts_t(net->g + m->w2[k] + e0, h, parts, n, out, (int)(e1 - e0), out);
+        for (int g = 0; g < G; g++)
+            parts[g] = part_w2(j, g) + (size_t)(hk + e0) * out;
+        amtl_k_sum_parts_t(net->g + m->w2[k] + e0, h, parts, G, out, (int)(e1 - e0), out);
         slice((size_t)out, t, n, &e0, &e1);
         for (int kb = 0; kb < j->nblk; kb++)
             amtl_k_axpy(net->g + m->b2[k] + e0, blk_b2(j, kb) + (size_t)k * out + e0, 1.0f,
@@ -735,7 +750,7 @@ void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dot
         k1[c] = gam[c] * mw->rstd[c];
     if (Sc > 0)
         amtl_pool_run(amtl_pool_pieces(Sc, 64), prep_task, &j);
-    amtl_pool_run(n, bwd_rows, &j);
+    amtl_pool_run(mop_threads(ws, amtl_mop_groups(j.nblk)), bwd_rows, &j);
 
     /* dL/dw_k = <dout, op_k(x)>, summed in block order (0 where k did not run) */
     for (int k = 0; k < P; k++) {

@@ -1,8 +1,8 @@
 /* supernet_dev.h — the supernet step (DESIGN.md section 3), written once over
  * a compute backend (kernels/backend.h): what every tool trains and
- * evaluates with, on every device (--device cpu: the CPU backend with the
- * fused MixedOp; cpu-backend: the same with every MixedOp composed of
- * primitives, the oracle; cuda).
+ * evaluates with, on every device (--device cpu, or cpu-backend: the CPU
+ * backend with the fused MixedOp; cpu-plain: the same with every MixedOp
+ * composed of primitives, the oracle; cuda).
  *
  * The model stays the host's amtl_supernet: its parameter registry, names,
  * discretisation state, architecture parameters and checkpoints.  A device

@@ -20,8 +20,9 @@
 int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
 {
     *be = NULL;
-    int cpu = !strcmp(device, "cpu"), plain = !strcmp(device, "cpu-backend");
-    if (!cpu && !plain) {
+    int plain = !strcmp(device, "cpu-plain");
+    int cpu = plain || !strcmp(device, "cpu") || !strcmp(device, "cpu-backend");
+    if (!cpu) {
         const char *why = NULL;
         *be = amtl_backend_cuda_new(&why);
         if (*be)
@@ -30,8 +31,8 @@ int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
             return amtl_error(st, AMTL_EDEVICE, "device %s: %s", device,
                               why ? why : "no CUDA backend");
     }
-    /* cpu and auto without a GPU: the fused MixedOp; cpu-backend: the
-     * primitives' composition */
+    /* cpu (cpu-backend) and auto without a GPU: the fused MixedOp;
+     * cpu-plain: the primitives' composition */
     *be = amtl_backend_cpu_new(!plain);
     return *be ? 0 : amtl_error(st, AMTL_ENOMEM, "out of memory");
 }

@@ -82,9 +82,9 @@ typedef struct {
     /* Epoch count at which the run that trains this trainer began; a
      * checkpoint keeps it so that a resumed run knows its target. */
     int run_start;
-    /* The device step (cfg.device cuda, auto with a GPU, or cpu-backend),
-     * made at the first epoch or evaluation; NULL on the CPU path.  The host
-     * net and opt_w are in sync with it between epochs and evaluations. */
+    /* The device step over the backend cfg.device selects, made at the
+     * first epoch or evaluation.  The host net and opt_w are in sync with it
+     * between epochs and evaluations (on the CPU backend it works in them). */
     struct amtl_dev *dev;
     struct amtl_backend *be;   /* dev's backend instance, owned (amtl_backend_free) */
     int dev_resolved;      /* be and dev were made (at the first epoch or prediction) */
@@ -96,9 +96,10 @@ typedef struct {
 } amtl_trainer;
 
 /* A new instance of the backend that config value `device` selects (the
- * caller frees it with amtl_backend_free): the CPU backend with the fused
- * MixedOp for cpu (and auto without a usable GPU), with the primitives'
- * composition for cpu-backend, CUDA for cuda and auto; AMTL_EDEVICE when
+ * caller frees it with amtl_backend_free): the CPU backend, whose MixedOp is
+ * the fused kernel, for cpu and cpu-backend (its other name) and auto
+ * without a usable GPU; the plain CPU backend, each MixedOp composed of the
+ * primitives (the oracle), for cpu-plain; CUDA for cuda and auto; AMTL_EDEVICE when
  * cuda is asked for and none can run, AMTL_ENOMEM when the instance cannot
  * be made. */
 struct amtl_backend;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# The device step (--device): on the plain CPU backend (cpu-backend) it
-# agrees with the CPU path, every training key and dropout included, resumes
-# and repeats exactly; a missing GPU and an unknown device are clear errors.
+# The device step (--device): cpu-backend is the CPU device, the same bytes
+# at any thread count; on the plain CPU backend (cpu-plain) it agrees with
+# the CPU path, every training key and dropout included, resumes and repeats
+# exactly; a missing GPU and an unknown device are clear errors.
 bats_require_minimum_version 1.5.0
 load helpers
 
@@ -44,36 +45,36 @@ no_gpu() {
     fi
 }
 
-@test "cpu-backend equals cpu up to rounding: warm-up, search with discretisation, fine-tune" {
+@test "cpu-plain equals cpu up to rounding: warm-up, search with discretisation, fine-tune" {
     # open gates (reference) and no dropout: the two paths compute the same
     # numbers.  Measured: losses within 2e-5.  AUCs on 150 validation rows
     # move by about 2e-4 when one near-tie pair swaps, hence 1e-3.  In the
     # reference profile: the default wide part's sums (double on the CPU, a
     # float GEMM on a device) and lr round the runs further apart (AUCs 1.4e-3
     # apart); the next test has the defaults.
-    for dev in cpu cpu-backend; do
+    for dev in cpu cpu-plain; do
         pipeline $dev "--profile reference --set dropout=0 --set gate_mode=reference"
     done
     [ "$(grep -o '"mixed_ops":[0-9]*' "$TMP/cpu.m" | tr '\n' ' ')" = '"mixed_ops":12 "mixed_ops":8 "mixed_ops":4 "mixed_ops":4 ' ]
-    close_metrics "$TMP/cpu.m" "$TMP/cpu-backend.m" 1e-4 1e-3
-    diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-backend.arch.txt"
+    close_metrics "$TMP/cpu.m" "$TMP/cpu-plain.m" 1e-4 1e-3
+    diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-plain.arch.txt"
 }
 
-@test "cpu-backend equals cpu with sampled gates: training loss, discretisation, architecture" {
+@test "cpu-plain equals cpu with sampled gates: training loss, discretisation, architecture" {
     # The default gates (sampled), no dropout: the same draws on both paths.
     # Validation metrics are left out: the towers' Linear bias before
     # BatchNorm has a gradient that is zero but for rounding, which Adam
     # turns into steps of lr whose sign differs between the paths (2e-3
     # apart after 10 steps); the running mean lags it, so validation AUCs
     # differ by up to 5e-3 while every other weight agrees to 1e-5.
-    for dev in cpu cpu-backend; do
+    for dev in cpu cpu-plain; do
         pipeline $dev "--set dropout=0"
     done
-    close_metrics "$TMP/cpu.m" "$TMP/cpu-backend.m" 1e-4 -
-    diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-backend.arch.txt"
+    close_metrics "$TMP/cpu.m" "$TMP/cpu-plain.m" 1e-4 -
+    diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-plain.arch.txt"
 }
 
-@test "cpu-backend equals cpu with dropout, arch_data val, clip_grad_norm and sparse_embedding" {
+@test "cpu-plain equals cpu with dropout, arch_data val, clip_grad_norm and sparse_embedding" {
     # Every key works on every device: the same draws (dropout masks are a
     # function of the step's seed and the site), the same steps; training
     # losses within 1e-4, the same discretisation and architecture
@@ -81,15 +82,15 @@ no_gpu() {
     for extra in "--set dropout=0.3" "--set dropout=0 --set arch_data=val" \
                  "--set dropout=0 --set clip_grad_norm=0.01" \
                  "--set dropout=0 --set sparse_embedding=true"; do
-        for dev in cpu cpu-backend; do
+        for dev in cpu cpu-plain; do
             pipeline $dev "$extra"
         done
-        close_metrics "$TMP/cpu.m" "$TMP/cpu-backend.m" 1e-4 - || { echo "with $extra"; false; }
-        diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-backend.arch.txt"
+        close_metrics "$TMP/cpu.m" "$TMP/cpu-plain.m" 1e-4 - || { echo "with $extra"; false; }
+        diff -u "$TMP/cpu.arch.txt" "$TMP/cpu-plain.arch.txt"
     done
 }
 
-@test "amtl-train on an exported architecture and amtl-eval: cpu-backend equals cpu" {
+@test "amtl-train on an exported architecture and amtl-eval: cpu-plain equals cpu" {
     # The architecture's dropout wins over --set: search without it.  Seed 4
     # gives inputs to every expert and tower: an expert with none sees a
     # constant and, as the towers' bias above, steps on rounding noise.
@@ -97,15 +98,15 @@ no_gpu() {
     amtl-discretize --export -o "$TMP/s.arch" "$TMP/s.ckpt"
     amtl-discretize --show "$TMP/s.arch" > "$TMP/s.txt"
     [ "$(grep -c none "$TMP/s.txt")" -eq 0 ]
-    for dev in cpu cpu-backend; do
+    for dev in cpu cpu-plain; do
         amtl-train --data "$F/d.amtl" --arch "$TMP/s.arch" --init "$TMP/s.ckpt" $SMALL --device $dev --epochs 2 -o "$TMP/m.$dev" > "$TMP/t.$dev"
     done
     # tolerances as in the first test
-    close_metrics "$TMP/t.cpu" "$TMP/t.cpu-backend" 1e-4 1e-3
+    close_metrics "$TMP/t.cpu" "$TMP/t.cpu-plain" 1e-4 1e-3
     # scoring one model: the same AUCs, the same loglosses to the digits shown
     for split in test val; do
         amtl-eval --model "$F/s.model" --data "$F/d.amtl" --split $split --json > "$TMP/e.cpu"
-        amtl-eval --model "$F/s.model" --data "$F/d.amtl" --split $split --json --device cpu-backend > "$TMP/e.cb"
+        amtl-eval --model "$F/s.model" --data "$F/d.amtl" --split $split --json --device cpu-plain > "$TMP/e.cb"
         python3 - "$TMP/e.cpu" "$TMP/e.cb" <<'EOF'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
@@ -163,20 +164,20 @@ EOF
 @test "--device gpu is a usage error in every tool" {
     run --separate-stderr amtl-supernet --data "$F/d.amtl" $SMALL --device gpu --phase warmup --epochs 1 -o "$TMP/c.ckpt"
     [ "$status" -eq 2 ]
-    [ "$stderr" = "amtl-supernet: error: key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'" ]
+    [ "$stderr" = "amtl-supernet: error: key 'device' must be one of cpu, cuda, auto, cpu-backend, cpu-plain; got 'gpu'" ]
     run --separate-stderr amtl-train --data "$F/d.amtl" --arch "$F/s.arch" $SMALL --device gpu --epochs 1 -o "$TMP/m.model"
     [ "$status" -eq 2 ]
-    [ "$stderr" = "amtl-train: error: key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'" ]
+    [ "$stderr" = "amtl-train: error: key 'device' must be one of cpu, cuda, auto, cpu-backend, cpu-plain; got 'gpu'" ]
     run --separate-stderr amtl-eval --model "$F/s.model" --data "$F/d.amtl" --device gpu
     [ "$status" -eq 2 ]
     [ -z "$output" ]
-    [ "$stderr" = "amtl-eval: error: key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'" ]
+    [ "$stderr" = "amtl-eval: error: key 'device' must be one of cpu, cuda, auto, cpu-backend, cpu-plain; got 'gpu'" ]
     [ -z "$(ls -A "$TMP")" ]
 }
 
-@test "cpu-backend with dropout: 1+1 epochs equal 2, from --init and with --resume" {
+@test "cpu-plain with dropout: 1+1 epochs equal 2, from --init and with --resume" {
     for phase in warmup search finetune; do
-        local cb="$SMALL --device cpu-backend --set dropout=0.2 --set discretize_ops=2 --phase $phase"
+        local cb="$SMALL --device cpu-plain --set dropout=0.2 --set discretize_ops=2 --phase $phase"
         amtl-supernet --data "$F/d.amtl" $cb --epochs 2 -o "$TMP/two.ckpt" > "$TMP/two"
         amtl-supernet --data "$F/d.amtl" $cb --epochs 1 -o "$TMP/one.ckpt" > "$TMP/ab"
         cp "$TMP/one.ckpt" "$TMP/c.ckpt"
@@ -192,9 +193,9 @@ EOF
 }
 
 # bats test_tags=long
-@test "cpu-backend with dropout: SIGTERM mid-epoch, then --resume, gives the uninterrupted run's file" {
+@test "cpu-plain with dropout: SIGTERM mid-epoch, then --resume, gives the uninterrupted run's file" {
     amtl-prep --synthetic --rows 40000 --seed 3 -o "$TMP/long.amtl"
-    local cb="$LONG --device cpu-backend --set dropout=0.2 --phase search --epochs 2"
+    local cb="$LONG --device cpu-plain --set dropout=0.2 --phase search --epochs 2"
     amtl-supernet --data "$TMP/long.amtl" $cb -o "$TMP/ref.ckpt" > "$TMP/ref.m"
     # as in 50-reliability.bats: wait for the first epoch's checkpoint, a
     # little more, then stop the run
@@ -215,8 +216,8 @@ EOF
     same_file "$TMP/ref.ckpt" "$TMP/c.ckpt"
 }
 
-@test "cpu-backend with dropout: the same seed gives the same checkpoint, another seed another" {
-    local cb="$SMALL --device cpu-backend --set dropout=0.3 --phase search --epochs 2 --set discretize_ops=2"
+@test "cpu-plain with dropout: the same seed gives the same checkpoint, another seed another" {
+    local cb="$SMALL --device cpu-plain --set dropout=0.3 --phase search --epochs 2 --set discretize_ops=2"
     amtl-supernet --data "$F/d.amtl" $cb -o "$TMP/a.ckpt" > /dev/null
     amtl-supernet --data "$F/d.amtl" $cb -o "$TMP/b.ckpt" > /dev/null
     same_file "$TMP/a.ckpt" "$TMP/b.ckpt"
@@ -227,14 +228,46 @@ EOF
     [ "$(tensors "$TMP/a.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" != "$(tensors "$TMP/d.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" ]
 }
 
-@test "amtl-train on cpu-backend with clip_grad_norm and sparse_embedding equals cpu" {
+@test "cpu and cpu-backend: the same checkpoint bytes with dropout, at 1, 2 and 3 threads" {
+    # one step over one CPU backend: the device's two names and any thread
+    # count give the same file (but for the seconds in its history), in
+    # every phase of a search with dropout, sparse_embedding, clipping and
+    # the bi-level step, and in amtl-train's fine-tune of its export
+    local keys="--set dropout=0.3 --set sparse_embedding=true --set clip_grad_norm=1 --set arch_data=val --set discretize_ops=3"
+    local runs="cpu:1 cpu-backend:2 cpu:3 cpu-backend:1"
+    for r in $runs; do
+        local dev=${r%:*} t=${r#*:}
+        amtl-supernet --data "$F/d.amtl" $SMALL $keys --device $dev --threads $t --phase warmup --epochs 1 -o "$TMP/w.$r" > /dev/null
+        amtl-supernet --data "$F/d.amtl" $SMALL $keys --device $dev --threads $t --init "$TMP/w.$r" --phase search --epochs 2 -o "$TMP/s.$r" > /dev/null
+        amtl-discretize --export -o "$TMP/a.$r" "$TMP/s.$r"
+        amtl-train --data "$F/d.amtl" --arch "$TMP/a.$r" --init "$TMP/s.$r" $SMALL --set dropout=0.3 --device $dev --threads $t --epochs 2 -o "$TMP/m.$r" > /dev/null
+    done
+    for r in $runs; do
+        same_file "$TMP/w.cpu:1" "$TMP/w.$r"
+        same_file "$TMP/s.cpu:1" "$TMP/s.$r"
+        cmp "$TMP/a.cpu:1" "$TMP/a.$r"
+        same_file "$TMP/m.cpu:1" "$TMP/m.$r"
+    done
+    # the dropout was drawn: without it the weights differ
+    amtl-supernet --data "$F/d.amtl" $SMALL $keys --set dropout=0 --threads 1 --phase warmup --epochs 1 -o "$TMP/nodrop" > /dev/null
+    ! same_file "$TMP/w.cpu:1" "$TMP/nodrop" > /dev/null
+}
+
+@test "cpu-plain: the same checkpoint bytes at 1 and 3 threads" {
+    local cb="$SMALL --device cpu-plain --set dropout=0.2 --phase search --epochs 2 --set discretize_ops=2"
+    amtl-supernet --data "$F/d.amtl" $cb --threads 1 -o "$TMP/a.ckpt" > /dev/null
+    amtl-supernet --data "$F/d.amtl" $cb --threads 3 -o "$TMP/b.ckpt" > /dev/null
+    same_file "$TMP/a.ckpt" "$TMP/b.ckpt"
+}
+
+@test "amtl-train on cpu-plain with clip_grad_norm and sparse_embedding equals cpu" {
     # the keys the device step once refused, in a fine-tune from scratch;
     # training losses within 1e-4 (validation metrics as in the tests above)
     amtl-discretize --baseline mmoe --op MLP-8 --data "$F/d.amtl" $MODEL -o "$TMP/m.arch"
-    for dev in cpu cpu-backend; do
+    for dev in cpu cpu-plain; do
         amtl-train --data "$F/d.amtl" --arch "$TMP/m.arch" --from-scratch $SMALL --device $dev \
             --set dropout=0 --set clip_grad_norm=0.01 --set sparse_embedding=true --epochs 2 \
             -o "$TMP/m.$dev" > "$TMP/t.$dev"
     done
-    close_metrics "$TMP/t.cpu" "$TMP/t.cpu-backend" 1e-4 -
+    close_metrics "$TMP/t.cpu" "$TMP/t.cpu-plain" 1e-4 -
 }

@@ -101,7 +101,7 @@ start_long_job() {
     need_mpi
     amtl-prep --synthetic --rows 250 --seed 3 -o "$TMP/d.amtl"
     local keys="--set batch_size=8 --set tower_layers=[8,4] --set arch_data=val --set clip_grad_norm=1 --set embedding_l2=0.001 --set task_conditions=[task1=task0,task2=task0] --set task_weights=[1,2,0.5,1]"
-    for dev in cpu cpu-backend; do
+    for dev in cpu cpu-plain; do
         amtl-supernet --data "$TMP/d.amtl" $SMALL $keys --device $dev --phase search --epochs 1 -o "$TMP/one.ckpt" > /dev/null
         for n in 3 8; do
             ranks $n amtl-supernet --data "$TMP/d.amtl" $SMALL $keys --device $dev --phase search --epochs 1 -o "$TMP/r$n.ckpt" > /dev/null

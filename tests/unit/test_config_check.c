@@ -36,7 +36,7 @@ static void test_validate(void)
         {{"arch_weight_decay=-1"}, "key 'arch_weight_decay'"},
         {{"clip_grad_norm=-5"}, "key 'clip_grad_norm'"},
         {{"threads=-1"}, "key 'threads' must be at least 0"},
-        {{"device=gpu"}, "key 'device' must be one of cpu, cuda, auto, cpu-backend; got 'gpu'"},
+        {{"device=gpu"}, "key 'device' must be one of cpu, cuda, auto, cpu-backend, cpu-plain; got 'gpu'"},
         {{"task_weights=[1, -1]"}, "key 'task_weights' item 2 must be >= 0"},
         {{"task_conditions=ctr"}, "key 'task_conditions' wants entries task=cond, got 'ctr'"},
         {{"task_conditions==x"}, "key 'task_conditions'"},
@@ -65,7 +65,7 @@ static void test_validate(void)
         {{"export_candidates=[0.45, 0.45]"}, "key 'export_candidates' item 2 repeats 0.45"},
         {{"recompute_hidden=true", "device=cuda"},
          "key 'recompute_hidden' applies to the CPU device only, not device cuda"},
-        {{"recompute_hidden=true", "device=cpu-backend"}, "key 'recompute_hidden'"},
+        {{"recompute_hidden=true", "device=cpu-plain"}, "key 'recompute_hidden'"},
     };
     amtl_status st = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -1,7 +1,7 @@
 /* test_pool.c — the thread pool (lib/base/pool.h), the matrix product split over
- * it, and the supernet step at several thread counts: the same step at 2
- * threads as at 1 (the forward bit for bit, weight gradients to rounding),
- * bit-identical from run to run at a given count; and the evaluation forward
+ * it, and the supernet step at several thread counts: the same step at 1, 2
+ * and 3 threads bit for bit (forward, every gradient, the weights after two
+ * steps), and from run to run at a given count; and the evaluation forward
  * (running statistics) against the training forward (batch statistics). */
 #include <math.h>
 #include <stdatomic.h>
@@ -350,29 +350,38 @@ static void step_threads(int discrete)
                 same(two.garch, two_again.garch, two.n_arch) &&
                 same(two.w, two_again.w, two.n_w) &&
                 same(two.state, two_again.state, two.n_state);
-    /* across counts: the forward and everything but the MixedOps' weight
-     * gradients bit for bit; those to float rounding of the batch sums */
+    /* across counts: every bit (the MixedOps' weight gradients are summed
+     * in fixed groups of row blocks, mixed_op.h) */
     int fwd = same(one.logits1, two.logits1, SB * ST) &&
-              same(one.logits1, three.logits1, SB * ST) &&
-              same(one.garch, two.garch, one.n_arch);
+              same(one.logits1, three.logits1, SB * ST);
+    int grads = same(one.g, two.g, one.n_w) && same(one.g, three.g, one.n_w) &&
+                same(one.garch, two.garch, one.n_arch) &&
+                same(one.garch, three.garch, one.n_arch);
+    int after = same(one.logits2, two.logits2, SB * ST) &&
+                same(one.logits2, three.logits2, SB * ST) &&
+                same(one.w, two.w, one.n_w) && same(one.w, three.w, one.n_w) &&
+                same(one.arch, three.arch, one.n_arch) &&
+                same(one.state, two.state, one.n_state) &&
+                same(one.state, three.state, one.n_state);
     double dg = rel_diff(one.g, two.g, one.n_w), dg3 = rel_diff(one.g, three.g, one.n_w);
-    double dl2 = rel_diff(one.logits2, two.logits2, SB * ST);
-    double dw = rel_diff(one.w, two.w, one.n_w);
-    int finite = 1;
-    for (size_t i = 0; i < one.n_w; i++)
+    int finite = 1, nonzero = 0;
+    for (size_t i = 0; i < one.n_w; i++) {
         finite &= isfinite(two.g[i]) && isfinite(two.w[i]);
+        nonzero += one.g[i] != 0.0f;
+    }
+    size_t n_w = one.n_w;
     step_result_free(&one);
     step_result_free(&two);
     step_result_free(&two_again);
     step_result_free(&three);
-    printf("# gradients 1 vs 2 threads %.3g, 1 vs 3 %.3g; after the second step: logits "
-           "%.3g, weights %.3g\n", dg, dg3, dl2, dw);
+    printf("# gradients 1 vs 2 threads %.3g, 1 vs 3 %.3g (%d of %zu non-zero)\n", dg, dg3,
+           nonzero, n_w);
     CHECK(finite);
+    CHECK(nonzero > (int)(n_w / 4));   /* (fixed MixedOps: their other candidates get none) */
     CHECK(rerun);
     CHECK(fwd);
-    CHECKF(dg < 1e-5 && dg3 < 1e-5, "gradients differ by %g, %g", dg, dg3);
-    CHECKF(dl2 < 1e-4 && dw < 1e-5, "second step differs by %g (logits), %g (weights)", dl2,
-           dw);
+    CHECKF(grads, "gradients differ between counts by %g (2), %g (3)", dg, dg3);
+    CHECK(after);
 }
 
 static void test_step_threads_mixed(void) { step_threads(0); }
