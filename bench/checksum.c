@@ -122,8 +122,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "checksum: %s\n", st.msg);
         return 1;
     }
-    printf("synthetic dataset, %ld rows: %.1f MB, %d thread%s (best of %d, %lx)\n", rows,
-           len / 1e6, amtl_pool_size(), amtl_pool_size() > 1 ? "s" : "", REPS, sink & 1);
+    printf("synthetic dataset, %ld rows: %.1f MB, %d core%s (best of %d, %lx)\n", rows,
+           len / 1e6, amtl_pool_cores(), amtl_pool_cores() > 1 ? "s" : "", REPS, sink & 1);
     row("read (disk)", t_disk, len, t_read);
     row("read (page cache)", t_read, len, t_read);
     row("CRC-32 (verification)", t_crc, len, t_read);

@@ -36,6 +36,7 @@
 #include "format/config.h"
 #include "data/dataset.h"
 #include "model/layers.h"
+#include "base/pool.h"
 #include "train/optim.h"
 #include "base/progress.h"
 #include "base/rng.h"
@@ -405,15 +406,17 @@ int main(int argc, char **argv)
     if (optind < argc && amtl_cli_count(argv[optind], 1, 1000000, &o.steps))
         return amtl_cli_usage_error(&cli, "STEPS takes 1 to 1000000, got '%s'", argv[optind]);
     amtl_backend *be;
+    amtl_pool *pool = NULL;
     int threads = 0;
     if (!strcmp(o.device, "cpu-plain") || !strcmp(o.device, "cpu")) {
         /* cpu: the fused MixedOp; cpu-plain: the primitives' composition */
-        if (!(be = amtl_backend_cpu_new(!strcmp(o.device, "cpu")))) {
+        const char *env = getenv("AMTL_THREADS");
+        pool = amtl_pool_new(env ? atoi(env) : 0);
+        if (!pool || !(be = amtl_backend_cpu_new(!strcmp(o.device, "cpu"), pool))) {
             fprintf(stderr, "device: error: out of memory\n");
             return 1;
         }
-        const char *env = getenv("AMTL_THREADS");
-        threads = amtl_blas_set_threads(env ? atoi(env) : 0);
+        threads = amtl_pool_size(pool);
     } else if (!strcmp(o.device, "cuda")) {
         const char *why = NULL;
         if (!(be = amtl_backend_cuda_new(&why))) {
@@ -433,5 +436,6 @@ int main(int argc, char **argv)
     amtl_status st = {0};
     int rc = run_bench(&o, be, threads, &st);
     amtl_backend_free(be);
+    amtl_pool_free(pool);
     return rc ? amtl_cli_fail(&cli, &st) : 0;
 }

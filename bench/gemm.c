@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "model/layers.h"
+#include "base/pool.h"
 #include "base/rng.h"
 #include "base/tensor.h"
 
@@ -38,6 +39,9 @@ static const shape supernet_shapes[] = {
     {"bwd MLP-1024 second Linear dinp", 0, 0, 2048, 1024, 64},
     {"bwd Linear(64,64) dW", 1, 0, 64, 64, 2048},
 };
+
+/* The threads the products run on. */
+static amtl_pool *pool_;
 
 static double now(void)
 {
@@ -64,11 +68,11 @@ static double time_gemm(const shape *s, double min_s, amtl_rng *r)
     double best = -1.0;
     if (A && B && C) {
         int lda = s->tA ? s->M : s->K, ldb = s->tB ? s->K : s->N;
-        amtl_gemm(s->tA, s->tB, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+        amtl_gemm(pool_, s->tA, s->tB, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
         double start = now();
         for (int rep = 0; rep < 200; rep++) {
             double t0 = now();
-            amtl_gemm(s->tA, s->tB, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+            amtl_gemm(pool_, s->tA, s->tB, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
             double t = now() - t0;
             if (best < 0 || t < best)
                 best = t;
@@ -116,7 +120,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int used = amtl_blas_set_threads(threads);
+    amtl_blas_single();
+    pool_ = amtl_pool_new(threads);
+    if (!pool_) {
+        fprintf(stderr, "gemm: out of memory\n");
+        return 1;
+    }
+    int used = amtl_pool_size(pool_);
     amtl_rng r;
     amtl_rng_seed(&r, 1);
     double min_s = quick ? 0.1 : 0.4;
@@ -161,5 +171,6 @@ int main(int argc, char **argv)
         printf("%-44s %2s %5d %5d %5d %9.3f %8.1f %7.0f%%\n", s->what, op, s->M, s->N, s->K,
                t * 1e3, g, 100.0 * g / ceiling);
     }
+    amtl_pool_free(pool_);
     return 0;
 }

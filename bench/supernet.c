@@ -52,6 +52,7 @@
 #include "format/config.h"
 #include "data/dataset.h"
 #include "model/layers.h"
+#include "base/pool.h"
 #include "train/optim.h"
 #include "base/progress.h"
 #include "model/supernet.h"
@@ -244,9 +245,9 @@ int main(int argc, char **argv)
         steps = 1;
     double ceiling = square_gflops(2048, 4);
     const char *threads = getenv("AMTL_THREADS");
-    int nthreads = 1;
-    if (!openblas)
-        nthreads = amtl_blas_set_threads(threads ? atoi(threads) : 0);
+    /* the pool (--openblas: none, and OpenBLAS on its own threads) */
+    amtl_pool *pool = openblas ? NULL : amtl_pool_new(threads ? atoi(threads) : 0);
+    int nthreads = amtl_pool_size(pool);
     amtl_status st = {0};
     amtl_config cfg = {0};
     /* the defaults (the wide part on) or the reference profile, at the
@@ -284,7 +285,9 @@ int main(int argc, char **argv)
     /* the fused CPU backend (--device cpu); an evaluation-only step's
      * memory (amtl-eval --predict's): its size only, freed before the
      * training step is made */
-    amtl_backend *be = amtl_backend_cpu_new(1);
+    amtl_backend *be = amtl_backend_cpu_new(1, pool);
+    if (openblas)
+        openblas_set_num_threads(openblas_get_num_procs());
     amtl_dev *dev_eval = NULL, *dev = NULL;
     if (!be || amtl_dev_init(&dev_eval, be, &net, B, 0, &st)) {
         fprintf(stderr, "bench: %s\n", be ? st.msg : "out of memory");

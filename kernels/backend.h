@@ -30,6 +30,8 @@
 #include "batch_sum.h"
 #include "ctr_rng.h"
 
+struct amtl_pool;
+
 #define AMTL_BACKEND_MAX_T 64
 
 /* One Adam segment: w[woff .. woff+n) with moments m, v[moff ..). */
@@ -53,6 +55,10 @@ typedef struct amtl_backend {
      * composing it from the primitives below; 0 for the plain composition,
      * the oracle the fused kernel and the CUDA backend are tested against */
     int fused;
+    /* host backends: the thread pool their work runs on (lib/base/pool.h;
+     * borrowed from whoever made the backend; NULL: one thread); NULL on
+     * CUDA */
+    struct amtl_pool *pool;
     /* releases ctx and the table itself (amtl_backend_free) */
     void (*destroy)(struct amtl_backend *be);
 
@@ -204,8 +210,10 @@ typedef struct amtl_backend {
  * errors, streams or scratch.  Every primitive takes its instance first. */
 
 /* A CPU backend (always built), with the fused MixedOp (fused != 0) or
- * the plain composition of primitives; NULL when out of memory. */
-amtl_backend *amtl_backend_cpu_new(int fused);
+ * the plain composition of primitives, running on the threads of pool
+ * (lib/base/pool.h; borrowed: it must outlive the backend; NULL: one
+ * thread); NULL when out of memory. */
+amtl_backend *amtl_backend_cpu_new(int fused, struct amtl_pool *pool);
 /* A CUDA backend on device 0, or NULL when the build has none or no device
  * can be used; *why (when not NULL) then says why.  Each instance has its
  * own stream, cuBLAS handle and scratch.  The backend is a module of its

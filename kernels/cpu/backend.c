@@ -29,8 +29,9 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 
 /* ---- memory and errors ---------------------------------------------------- */
 
-/* The instance's context: its first error, and the batch-sum hook of
- * synchronised BatchNorm (set_batch_sum; NULL: none). */
+/* The instance's context: its first error, the batch-sum hook of
+ * synchronised BatchNorm (set_batch_sum; NULL: none); its thread pool is
+ * be->pool. */
 typedef struct {
     char err[128];
     amtl_batch_sum *bsum;
@@ -93,8 +94,7 @@ static void cpu_gemm(amtl_backend *be, int tA, int tB, int M, int N, int K, floa
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc)
 {
-    (void)be;
-    amtl_gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    amtl_gemm(be->pool, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 AMTL_KERNEL static void cpu_add(amtl_backend *be, float *Y, int ldy, const float *X, int ldx, int rows, int C)
@@ -478,7 +478,7 @@ static const amtl_backend cpu_table = {
     .dropout_rows = cpu_dropout_rows,
 };
 
-amtl_backend *amtl_backend_cpu_new(int fused)
+amtl_backend *amtl_backend_cpu_new(int fused, struct amtl_pool *pool)
 {
     amtl_backend *be = malloc(sizeof *be);
     cpu_ctx *c = calloc(1, sizeof *c);
@@ -490,6 +490,8 @@ amtl_backend *amtl_backend_cpu_new(int fused)
     *be = cpu_table;
     be->ctx = c;
     be->fused = fused != 0;
+    be->pool = pool;
+    amtl_blas_single();
     return be;
 }
 

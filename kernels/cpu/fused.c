@@ -266,6 +266,18 @@ AMTL_KERNEL_HELPER void add_t(float *G, int ldg, const float *const *P, int np, 
     }
 }
 
+/* G[c,r] += Σ_p parts[p][r,c] for r < rows, c < cols, tile by tile */
+AMTL_KERNEL_HELPER void sum_t(float *G, int ldg, const float *const *parts, int nparts,
+                              int ldp, int rows, int cols)
+{
+    if (nparts < 1)
+        return;
+    for (int r0 = 0; r0 < rows; r0 += TILE)
+        for (int c0 = 0; c0 < cols; c0 += TILE)
+            add_t(G, ldg, parts, nparts, ldp, r0, min_int(r0 + TILE, rows), c0,
+                  min_int(c0 + TILE, cols));
+}
+
 AMTL_KERNEL void amtl_k_w1_grad(float *G, const float *const *parts, int nparts, int ldp,
                     const float *k3, const float *W, int rows, int C)
 {
@@ -276,13 +288,8 @@ AMTL_KERNEL void amtl_k_w1_grad(float *G, const float *const *parts, int nparts,
         for (int c = 0; c < C; c++)
             g[c] -= k * w[c];
     }
-    if (nparts < 1)
-        return;
     /* G[r,c] += Σ_p part_p[c,r] */
-    for (int r0 = 0; r0 < rows; r0 += TILE)
-        for (int c0 = 0; c0 < C; c0 += TILE)
-            add_t(G, C, parts, nparts, ldp, c0, min_int(c0 + TILE, C), r0,
-                  min_int(r0 + TILE, rows));
+    sum_t(G, C, parts, nparts, ldp, C, rows);
 }
 
 /* Elements of g summed at a time by amtl_k_sum_parts (in L1). */
@@ -310,12 +317,7 @@ AMTL_KERNEL void amtl_k_sum_parts(float *g, const float *const *parts, int npart
 AMTL_KERNEL void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts, int nparts, int ldp,
                         int rows, int cols)
 {
-    if (nparts < 1)
-        return;
-    for (int r0 = 0; r0 < rows; r0 += TILE)
-        for (int c0 = 0; c0 < cols; c0 += TILE)
-            add_t(G, ldg, parts, nparts, ldp, r0, min_int(r0 + TILE, rows), c0,
-                  min_int(c0 + TILE, cols));
+    sum_t(G, ldg, parts, nparts, ldp, rows, cols);
 }
 
 /* Σ a[c]*b[c] in double on 8 independent lanes (the compiler vectorises

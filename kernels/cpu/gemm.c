@@ -1,23 +1,33 @@
 /* gemm.c — the CPU matrix product: row-major sgemm through OpenBLAS.
  *
- * Threading: the project has one threading model, the pool of lib/base/pool.h.
- * Once the thread count is set (amtl_blas_set_threads), OpenBLAS runs on a
- * single thread and parallel work is split by the callers over the pool: the
- * MixedOp step by batch rows, and a large product called from outside the
- * pool by amtl_gemm itself, over the rows (or columns) of C.  OpenBLAS's own
- * threads would otherwise spin between its calls on the cores the pool needs
- * (measured: see bench/supernet.c).  Until the count is set, OpenBLAS keeps
- * its default and the pool has one thread.
+ * Threading: the project has one threading model, the pools of
+ * lib/base/pool.h.  OpenBLAS runs on a single thread and parallel work is
+ * split by the callers over their pool: the MixedOp step by batch rows, and
+ * a large product called from outside a task by amtl_gemm itself, over the
+ * rows (or columns) of C.  OpenBLAS's own threads would otherwise spin
+ * between its calls on the cores the pool needs (measured: see
+ * bench/supernet.c).  Its thread count is the library's own process-wide
+ * setting, not ours: making a CPU backend pins it to one (amtl_blas_single).
  */
 #include "model/layers.h"
 #include "base/pool.h"
 
+#include <pthread.h>
 #include <cblas.h>
 /* cblas.h pulls in <complex.h>, whose macro I would clash with a dimension. */
 #undef I
 
-/* OpenBLAS was set to one thread (the pool does the threading). */
-static int blas_single;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void pin_one(void)
+{
+    openblas_set_num_threads(1);
+}
+
+void amtl_blas_single(void)
+{
+    pthread_once(&blas_once, pin_one);
+}
 
 /* Below this many multiply-adds a product is not worth splitting. */
 #define SPLIT_MACS (1 << 21)
@@ -60,8 +70,9 @@ static void gemm_task(void *arg, int t, int n)
     }
 }
 
-void amtl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A,
-               int lda, const float *B, int ldb, float beta, float *C, int ldc)
+void amtl_gemm(amtl_pool *pool, int tA, int tB, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C,
+               int ldc)
 {
     if (M <= 0 || N <= 0)
         return;
@@ -79,29 +90,16 @@ void amtl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A,
         }
         return;
     }
-    if (!blas_single && amtl_pool_explicit()) {
-        /* the count came from AMTL_THREADS at the pool's first use */
-        openblas_set_num_threads(1);
-        blas_single = 1;
-    }
     if (!amtl_pool_in_task() && (double)M * N * K >= SPLIT_MACS) {
-        /* the longer side of C, in pieces of at least 32, also on one thread:
-         * the same calls give the same C */
+        /* the longer side of C, in pieces of at least 32, also on one thread
+         * (or without a pool): the same calls give the same C */
         int by_rows = M >= N;
         int np = amtl_pool_pieces(by_rows ? M : N, 32);
-        if (blas_single && np > 1) {
+        if (np > 1) {
             gemm_job j = {tA, tB, M, N, K, lda, ldb, ldc, by_rows, np, alpha, beta, A, B, C};
-            amtl_pool_run(np, gemm_task, &j);
+            amtl_pool_run(pool, np, gemm_task, &j);
             return;
         }
     }
     gemm1(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-int amtl_blas_set_threads(int n)
-{
-    int got = amtl_pool_set_threads(n);
-    openblas_set_num_threads(1);
-    blas_single = 1;
-    return got;
 }

@@ -197,6 +197,7 @@ static void fill_table(amtl_backend *t)
     t->name = "cuda";
     t->host = 0;
     t->fused = 0;
+    t->pool = NULL;
     t->destroy = cu_destroy;
     t->alloc = cu_alloc;
     t->free = cu_free;

@@ -1,23 +1,24 @@
-/* pool.h — the process's one thread pool: the single threading model of the
- * CPU backend.
+/* pool.h — a fork-join thread pool: the single threading model of the CPU
+ * backend.
  *
- * Once the thread count is set, OpenBLAS runs on one thread and its calls
- * are made from inside the pool's tasks (kernels/cpu/gemm.c), so no two sets
- * of threads ever compete for the cores: a MixedOp splits its batch rows
- * over the pool, and every GEMM of a task is single-threaded.  Workers sleep
- * on a condition variable between runs after a very short bounded spin (a
- * phase of a MixedOp often follows the previous one within microseconds; a
- * sleep and wake-up costs about ten).
+ * A pool is an object: whoever runs work on threads makes one (the tools,
+ * from the config key `threads`), hands it to the contexts that use it (the
+ * CPU backend, kernels/backend.h, and through it the fused MixedOp; the
+ * linear fit) and frees it at the end.  There is no process-wide pool.
  *
- * A run is fork-join: amtl_pool_run(n, fn, arg) calls fn(arg, t, n) for
+ * OpenBLAS runs single-threaded and its calls are made from inside the
+ * pool's tasks (kernels/cpu/gemm.c), so no two sets of threads ever compete
+ * for the cores: a MixedOp splits its batch rows over the pool, and every
+ * GEMM of a task is single-threaded.  Workers sleep on a condition variable
+ * between runs after a very short bounded spin (a phase of a MixedOp often
+ * follows the previous one within microseconds; a sleep and wake-up costs
+ * about ten).
+ *
+ * A run is fork-join: amtl_pool_run(p, n, fn, arg) calls fn(arg, t, n) for
  * t = 0..n-1, t = 0 on the caller, and returns when all have returned.
- * Tasks must not wait for each other.  A run started from inside a task runs
- * its tasks one after the other on that thread.
- *
- * The thread count is set by amtl_blas_set_threads (the config key
- * `threads`), which calls amtl_pool_set_threads; a program that never sets
- * it gets AMTL_THREADS from the environment on first use, else 1 (and
- * OpenBLAS keeps its own default).
+ * Tasks must not wait for each other.  A run started from inside a task (of
+ * any pool) runs its tasks one after the other on that thread; so does a run
+ * on a NULL pool, which stands for one thread.
  */
 #ifndef AMTL_POOL_H
 #define AMTL_POOL_H
@@ -27,24 +28,25 @@
 
 typedef void (*amtl_pool_task)(void *arg, int t, int n);
 
-/* Threads of the pool, the caller included; n <= 0 means every online core.
- * Returns the count in force (fewer than asked when threads cannot be
- * created; unchanged when called from inside a task). */
-int amtl_pool_set_threads(int n);
-/* The count in force (configures from AMTL_THREADS on first use). */
-int amtl_pool_size(void);
-/* Runs fn(arg, t, n) for t < n; n is clamped to [1, amtl_pool_size()] unless
- * called from inside a task, where the n tasks run in order on the caller. */
-void amtl_pool_run(int n, amtl_pool_task fn, void *arg);
+typedef struct amtl_pool amtl_pool;
+
+/* A pool of n threads, the caller's included (n <= 0: one a core this
+ * process may run on); fewer when threads cannot be created.  NULL when out
+ * of memory. */
+amtl_pool *amtl_pool_new(int n);
+/* Stops and joins the workers (NULL is a no-op; not from inside a task of
+ * the pool). */
+void amtl_pool_free(amtl_pool *p);
+/* Threads of the pool; 1 for NULL. */
+int amtl_pool_size(const amtl_pool *p);
+/* Runs fn(arg, t, n) for t < n; n is clamped to [1, amtl_pool_size(p)]
+ * unless called from inside a task, where the n tasks run in order on the
+ * caller. */
+void amtl_pool_run(amtl_pool *p, int n, amtl_pool_task fn, void *arg);
 /* 1 on a thread that is running a task (worker or caller). */
 int amtl_pool_in_task(void);
-/* 1 when the thread count was set (amtl_pool_set_threads, or AMTL_THREADS
- * read at the first amtl_pool_size): the BLAS then runs single-threaded
- * under the pool (kernels/cpu/gemm.c). */
-int amtl_pool_explicit(void);
-/* Stops and joins the workers; the pool is then of size 1 until set again
- * (no effect from inside a task). */
-void amtl_pool_shutdown(void);
+/* The cores this process may run on (its CPU affinity), at least 1. */
+int amtl_pool_cores(void);
 
 /* Rows [*r0, *r1) of B rows for task t of n: contiguous, in order, sizes
  * differing by at most one. */

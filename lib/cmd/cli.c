@@ -238,6 +238,14 @@ int amtl_cli_usage_error(const amtl_cli *c, const char *fmt, ...)
     return 2;
 }
 
+int amtl_cli_env_threads(amtl_config *cfg, amtl_status *st)
+{
+    const char *env = getenv("AMTL_THREADS");
+    if (amtl_config_set(cfg, "threads", env && *env ? env : "1", st))
+        return amtl_error_context(st, "environment variable AMTL_THREADS");
+    return 0;
+}
+
 int amtl_cli_count(const char *s, long min, long max, int *out)
 {
     char *end;

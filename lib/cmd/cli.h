@@ -64,6 +64,9 @@ int amtl_cli_config(amtl_cli *c, amtl_config *cfg, amtl_status *st);
 
 /* Parses a decimal count in [min, max]; -1 for anything else. */
 int amtl_cli_count(const char *s, long min, long max, int *out);
+/* The scoring tools' thread count into cfg (key threads): AMTL_THREADS
+ * from the environment, 1 when it is not set. */
+int amtl_cli_env_threads(amtl_config *cfg, amtl_status *st);
 
 /* The one signal design of the training tools: the first SIGINT or SIGTERM
  * sets the returned flag to the signal's number (training stops at the next

@@ -1,5 +1,6 @@
 /* eval_cmd.c — see eval_cmd.h. */
 #include "cmd/eval_cmd.h"
+#include "cmd/cli.h"
 
 #include <errno.h>
 #include <math.h>
@@ -200,6 +201,7 @@ static int model_file_read(model_file *m, const char *path, const char *device,
     int rc = (yaml && amtl_config_load_string(&m->cfg, yaml, strlen(yaml), m->name, st)) ||
              /* where the model was trained does not decide where it is scored */
              amtl_config_set(&m->cfg, "device", device ? device : "cpu", st) ||
+             amtl_cli_env_threads(&m->cfg, st) ||
              amtl_config_validate(&m->cfg, st);
     free(yaml);
     return rc ? -1 : 0;

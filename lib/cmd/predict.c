@@ -13,6 +13,7 @@
 #include "model/supernet_dev.h"
 #include "base/tensor.h"
 #include "train/train.h"
+#include "cmd/cli.h"
 
 /* ---- vocabularies -------------------------------------------------------- */
 
@@ -142,7 +143,8 @@ static int scorer_open(scorer *s, const char *model, amtl_status *st)
     if (amtl_dataset_shape(&s->shape, &f, name, st) || amtl_file_config_yaml(&f, &yaml, st) ||
         amtl_config_defaults(&s->cfg, st))
         goto out;
-    if (yaml && amtl_config_load_string(&s->cfg, yaml, strlen(yaml), name, st))
+    if ((yaml && amtl_config_load_string(&s->cfg, yaml, strlen(yaml), name, st)) ||
+        amtl_cli_env_threads(&s->cfg, st))
         goto out;
     int N = s->shape.N, D = s->shape.D, T = s->shape.T;
     s->maps = calloc((size_t)N, sizeof *s->maps);
@@ -180,7 +182,7 @@ static int scorer_open(scorer *s, const char *model, amtl_status *st)
     s->b.dense = amtl_alloc_array((size_t)s->B * (D ? D : 1), sizeof(float));
     s->b.labels = amtl_alloc_array((size_t)s->B * T, sizeof(float));
     s->logits = amtl_alloc_array((size_t)s->B * T, sizeof(float));
-    s->be = amtl_backend_cpu_new(1);
+    s->be = amtl_backend_cpu_new(1, s->tr.pool);
     if (!s->tasks || !s->col_sparse || !s->col_dense || !s->b.ids || !s->b.dense ||
         !s->b.labels || !s->logits || !s->be) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");

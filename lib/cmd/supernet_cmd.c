@@ -62,7 +62,7 @@ int amtl_search_run(const amtl_search_opts *o, amtl_cli *cli, amtl_status *st)
     if (amtl_cli_config(cli, &cfg, st))
         goto out;
     const amtl_comm *cm = o->comm;
-    amtl_blas_set_threads(amtl_comm_threads(cm, cfg.threads));
+    cfg.threads = amtl_comm_threads(cm, cfg.threads);
     int lead = amtl_comm_leads(cm);
     if (amtl_dataset_read_shard(&ds, o->data, cm ? cm->rank : 0, cm ? cm->size : 1, st))
         goto out;

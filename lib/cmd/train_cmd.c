@@ -41,7 +41,7 @@ int amtl_finetune_run(const amtl_finetune_opts *o, amtl_cli *cli, amtl_status *s
         amtl_config_validate(&cfg, st))
         goto out;
     const amtl_comm *cm = o->comm;
-    amtl_blas_set_threads(amtl_comm_threads(cm, cfg.threads));
+    cfg.threads = amtl_comm_threads(cm, cfg.threads);
     int lead = amtl_comm_leads(cm);
     if (amtl_dataset_read_shard(&ds, o->data, cm ? cm->rank : 0, cm ? cm->size : 1, st))
         goto out;

@@ -88,13 +88,20 @@ static void crc_task(void *arg, int t, int n)
     }
 }
 
-/* The CRC of every byte but the last four (the stored CRC). */
+/* The CRC of every byte but the last four (the stored CRC).  A large
+ * buffer is summed in pieces on a pool of its own, of one thread a core the
+ * process may use (the pieces' CRCs combined: the same value on any count),
+ * made for the call: a file is read or written once, and threads start in
+ * microseconds against the milliseconds of PARALLEL_MIN bytes. */
 static uint32_t file_crc(const unsigned char *p, size_t len)
 {
-    if (len - 4 < PARALLEL_MIN || amtl_pool_size() < 2)
+    amtl_pool *pool = NULL;
+    if (len - 4 < PARALLEL_MIN || amtl_pool_in_task() || amtl_pool_cores() < 2 ||
+        !(pool = amtl_pool_new(0)))
         return amtl_envelope_crc32(0, p, len - 4);
     crc_job j = {.p = p, .len = len - 4};
-    amtl_pool_run(PIECES, crc_task, &j);
+    amtl_pool_run(pool, PIECES, crc_task, &j);
+    amtl_pool_free(pool);
     uint32_t crc = j.crc[0];
     for (int k = 1; k < PIECES; k++) {
         size_t a, b;

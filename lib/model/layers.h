@@ -21,11 +21,16 @@
 
 /* ---- GEMM (OpenBLAS) ---------------------------------------------------- */
 
-/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when tA/tB. */
-void amtl_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A,
-               int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* Sets the BLAS thread count (0 = all cores); returns the count in force. */
-int amtl_blas_set_threads(int n);
+struct amtl_pool;
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major; op = transpose when
+ * tA/tB.  A large product called from outside a task is split over pool's
+ * threads (NULL: one thread) in pieces that do not depend on their count. */
+void amtl_gemm(struct amtl_pool *pool, int tA, int tB, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C,
+               int ldc);
+/* OpenBLAS on one thread from now on (its count is the library's process-wide
+ * setting; the pools do the threading): done once, by every CPU backend. */
+void amtl_blas_single(void);
 
 /* ---- initialisation (PyTorch defaults) ---------------------------------- */
 

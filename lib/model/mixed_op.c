@@ -3,8 +3,8 @@
  * The MLP candidates share one dropout mask, so their first Linear layers are
  * one GEMM over the stacked weight W1 [S, in] (supernet.h).
  *
- * Threads.  Each phase below is one pool run (lib/base/pool.h); OpenBLAS runs
- * single-threaded inside the tasks.  The batch is cut into a fixed sequence
+ * Threads.  Each phase below is one run of the space's pool (lib/base/pool.h);
+ * every product is made inside a task, single-threaded (amtl_gemm(NULL, ..)).  The batch is cut into a fixed sequence
  * of row blocks (mixed_op.h) and each task takes a run of whole blocks;
  * per-channel work is cut into fixed pieces the same way.  A block's
  * [rows, S] hidden activations stay in the core's cache from the GEMM that
@@ -127,7 +127,7 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
 }
 
 int amtl_mop_space_init(amtl_mop_space **out, const amtl_supernet *net, int Bmax,
-                        int training, amtl_status *st)
+                        int training, amtl_pool *pool, amtl_status *st)
 {
     *out = NULL;
     amtl_mop_space *sp = calloc(1, sizeof *sp);
@@ -135,7 +135,8 @@ int amtl_mop_space_init(amtl_mop_space **out, const amtl_supernet *net, int Bmax
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
     sp->Bmax = sp->B = Bmax;
     sp->training = training != 0;
-    sp->nthreads = amtl_pool_size();
+    sp->pool = pool;
+    sp->nthreads = amtl_pool_size(pool);
     sp->mop = calloc((size_t)net->n_mops + 1, sizeof *sp->mop);
     sp->thr = calloc((size_t)sp->nthreads, sizeof *sp->thr);
     amtl_carver cv = {.align = AMTL_ALIGN};
@@ -236,7 +237,7 @@ typedef struct mop_job {
  * unit of work (row block, or group of blocks). */
 static int mop_threads(const amtl_mop_space *ws, int nblk)
 {
-    int n = amtl_pool_size();
+    int n = amtl_pool_size(ws->pool);
     if (n > ws->nthreads)
         n = ws->nthreads;
     if (n > nblk)
@@ -342,7 +343,7 @@ static void fwd_center(void *arg, int t, int n)
         amtl_pool_range(j->B, p, np, &r0, &r1);
         float *xc = j->mw->xc + (size_t)r0 * in;
         amtl_k_sub_row(xc, j->src + (size_t)r0 * in, j->mw->mu, r1 - r0, in);
-        amtl_gemm(1, 0, in, in, r1 - r0, 1.0f, xc, in, xc, in, 0.0f,
+        amtl_gemm(NULL, 1, 0, in, in, r1 - r0, 1.0f, xc, in, xc, in, 0.0f,
                   j->ws->sqpart + (size_t)p * in * in, in);
     }
 }
@@ -368,7 +369,7 @@ static void fwd_stats(void *arg, int t, int n)
         amtl_pool_range(Sc, p, np, &e0, &e1);
         float *W1C = j->ws->wscr + (size_t)e0 * in;
         double *var = j->ws->blk_acc + e0, *mean = var + Sc;
-        amtl_gemm(0, 0, e1 - e0, in, in, 1.0f, j->W1 + (size_t)e0 * in, in, j->cov, in, 0.0f,
+        amtl_gemm(NULL, 0, 0, e1 - e0, in, in, 1.0f, j->W1 + (size_t)e0 * in, in, j->cov, in, 0.0f,
                   W1C, in);
         amtl_k_bn_moments(var, mean, W1C, j->W1 + (size_t)e0 * in, mw->mu, e1 - e0, in);
         for (int c = e0; c < e1; c++) {
@@ -389,7 +390,7 @@ static void fwd_stats(void *arg, int t, int n)
  * (recompute_hidden), which is the same call and so the same bits. */
 static void first_linear(const mop_job *j, const float *x, int b0, int nb, float *dst)
 {
-    amtl_gemm(0, 0, nb, j->Sc, j->in, 1.0f, x + (size_t)b0 * j->in, j->in, j->ws->w1t, j->Sc,
+    amtl_gemm(NULL, 0, 0, nb, j->Sc, j->in, 1.0f, x + (size_t)b0 * j->in, j->in, j->ws->w1t, j->Sc,
               0.0f, dst, j->Sc);
 }
 
@@ -420,7 +421,7 @@ static void fwd_out(void *arg, int t, int n)
                 amtl_k_axpy(o, x, mw->wts[k], (size_t)nb * out);
             } else {
                 float *Y = j->training ? yk(j, k) + (size_t)b0 * out : j->ws->thr[t].dRb;
-                amtl_gemm(0, 1, nb, out, in, 1.0f, x, in, w + m->proj[k], in, 0.0f, Y, out);
+                amtl_gemm(NULL, 0, 1, nb, out, in, 1.0f, x, in, w + m->proj[k], in, 0.0f, Y, out);
                 amtl_k_axpy(o, Y, mw->wts[k], (size_t)nb * out);
             }
         }
@@ -439,7 +440,7 @@ static void fwd_out(void *arg, int t, int n)
             else
                 amtl_k_affine_relu(Hb + hk, Hb + hk, j->sc + hk, j->sh + hk, nb, h, Sc);
             float *Y = j->ws->thr[t].dRb;
-            amtl_gemm(0, 0, nb, out, h, 1.0f, Hb + hk, Sc, j->ws->w2t + (size_t)hk * out, out,
+            amtl_gemm(NULL, 0, 0, nb, out, h, 1.0f, Hb + hk, Sc, j->ws->w2t + (size_t)hk * out, out,
                       0.0f, Y, out);
             amtl_k_bias_relu_mix(Y, o, j->training ? keepk(j, k) + (size_t)b0 * out : NULL,
                                  w + m->b2[k], mw->wts[k], nb, out);
@@ -482,7 +483,7 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_mop_space *ws, int i,
         for (int c = 0; c < in; c++)
             mw->mu[c] = j.Bt > 0 ? (float)(s[c] / j.Bt) : 0.0f;
         int np = amtl_mop_square_pieces(in) < B ? amtl_mop_square_pieces(in) : B;
-        amtl_pool_run(np > n ? np : n, fwd_center, &j);
+        amtl_pool_run(ws->pool, np > n ? np : n, fwd_center, &j);
         if (np > 0)
             memcpy(mw->cov, ws->sqpart, (size_t)in * in * sizeof(float));
         else
@@ -502,7 +503,7 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_mop_space *ws, int i,
         }
         j.sc = ws->chan;
         j.sh = w + m->beta + c0;
-        amtl_pool_run(amtl_pool_pieces(Sc, 64), fwd_stats, &j);
+        amtl_pool_run(ws->pool, amtl_pool_pieces(Sc, 64), fwd_stats, &j);
         for (int k = 0; k < m->P; k++)
             if (is_mlp(net, m, k))
                 nbt[m->nbt[k]]++;
@@ -517,9 +518,9 @@ void amtl_mop_forward(const amtl_supernet *net, amtl_mop_space *ws, int i,
         }
         j.sc = sc;
         j.sh = sh;
-        amtl_pool_run(amtl_pool_pieces(Sc, 64), prep_task, &j);
+        amtl_pool_run(ws->pool, amtl_pool_pieces(Sc, 64), prep_task, &j);
     }
-    amtl_pool_run(n, fwd_out, &j);
+    amtl_pool_run(ws->pool, n, fwd_out, &j);
 }
 
 /* ---- backward ------------------------------------------------------------- */
@@ -555,9 +556,9 @@ static void bwd_block(const mop_job *j, amtl_thread_ws *th, int g, int kb, float
             amtl_k_axpy(dx, dout, mw->wts[k], nbo);
         } else {
             dw[k] = amtl_k_dot(dout, yk(j, k) + (size_t)b0 * out, nbo);
-            amtl_gemm(1, 0, out, in, nb, mw->wts[k], dout, out, x, in, beta,
+            amtl_gemm(NULL, 1, 0, out, in, nb, mw->wts[k], dout, out, x, in, beta,
                       part_proj(j, g, mw->yslot[k]), in);
-            amtl_gemm(0, 0, nb, in, out, mw->wts[k], dout, out, w + m->proj[k], in, 1.0f,
+            amtl_gemm(NULL, 0, 0, nb, in, out, mw->wts[k], dout, out, w + m->proj[k], in, 1.0f,
                       dx, in);
         }
     }
@@ -591,16 +592,16 @@ static void bwd_block(const mop_job *j, amtl_thread_ws *th, int g, int kb, float
         amtl_k_relu_back_keep(th->dRb, b2p + (size_t)k * out, &dw[k], th->tmp,
                               keepk(j, k) + (size_t)b0 * out, dout, w + m->b2[k], wk, nb,
                               out);
-        amtl_gemm(1, 0, h, out, nb, wk, th->Hb + hk, Sc, th->dRb, out, beta,
+        amtl_gemm(NULL, 1, 0, h, out, nb, wk, th->Hb + hk, Sc, th->dRb, out, beta,
                   part_w2(j, g) + (size_t)hk * out, out);
-        amtl_gemm(0, 1, nb, h, out, 1.0f, th->dRb, out, ws->w2t + (size_t)hk * out, out,
+        amtl_gemm(NULL, 0, 1, nb, h, out, 1.0f, th->dRb, out, ws->w2t + (size_t)hk * out, out,
                   0.0f, th->dZb + hk, Sc);
         amtl_k_relu_bn_stats(th->dZb + hk, sd + hk, sq + hk, &dw[k], th->tmp, th->Hb + hk,
                              A + hk, k1c + hk, wk, nb, h, Sc);
     }
-    amtl_gemm(0, 1, nb, in, Sc, 1.0f, th->dZb, Sc, ws->w1t, Sc, 0.0f,
+    amtl_gemm(NULL, 0, 1, nb, in, Sc, 1.0f, th->dZb, Sc, ws->w1t, Sc, 0.0f,
               ws->dxd + (size_t)b0 * in, in);
-    amtl_gemm(1, 0, in, Sc, nb, 1.0f, mw->xc + (size_t)b0 * in, in, th->dZb, Sc, beta,
+    amtl_gemm(NULL, 1, 0, in, Sc, nb, 1.0f, mw->xc + (size_t)b0 * in, in, th->dZb, Sc, beta,
               part_q(j, g), Sc);
 }
 
@@ -651,8 +652,8 @@ static void bwd_mid(void *arg, int t, int n)
         float *sk = ws->wscr + (size_t)e0 * in;
         float *mk = ws->sqpart + (size_t)p * ((size_t)in * in + in), *crow = mk + (size_t)in * in;
         amtl_k_scale_rows(sk, W1, k3 + e0, e1 - e0, in);
-        amtl_gemm(1, 0, in, in, e1 - e0, 1.0f, W1, in, sk, in, 0.0f, mk, in);
-        amtl_gemm(0, 0, 1, in, e1 - e0, -1.0f, k2 + e0, Sc, W1, in, 0.0f, crow, in);
+        amtl_gemm(NULL, 1, 0, in, in, e1 - e0, 1.0f, W1, in, sk, in, 0.0f, mk, in);
+        amtl_gemm(NULL, 0, 0, 1, in, e1 - e0, -1.0f, k2 + e0, Sc, W1, in, 0.0f, crow, in);
     }
 }
 
@@ -695,7 +696,7 @@ static void bwd_final(void *arg, int t, int n)
         int b0, b1;
         block_rows(j, kb, &b0, &b1);
         float *d = ws->dxd + (size_t)b0 * in;
-        amtl_gemm(0, 0, b1 - b0, in, in, -1.0f, mw->xc + (size_t)b0 * in, in, ws->mk, in,
+        amtl_gemm(NULL, 0, 0, b1 - b0, in, in, -1.0f, mw->xc + (size_t)b0 * in, in, ws->mk, in,
                   1.0f, d, in);
         amtl_k_dropout_back_add(mw->dx + (size_t)b0 * in, d, ws->crow,
                                 mw->dropped ? mw->mask + (size_t)b0 * in : NULL, scale,
@@ -710,7 +711,7 @@ static void bwd_final(void *arg, int t, int n)
         int c0, c1;
         amtl_pool_range(Sc, p, np, &c0, &c1);
         float *W1C = ws->wscr + (size_t)c0 * in;
-        amtl_gemm(0, 0, c1 - c0, in, in, 1.0f, j->W1 + (size_t)c0 * in, in, mw->cov, in, 0.0f,
+        amtl_gemm(NULL, 0, 0, c1 - c0, in, in, 1.0f, j->W1 + (size_t)c0 * in, in, mw->cov, in, 0.0f,
                   W1C, in);
         for (int g = 0; g < G; g++)
             parts[g] = part_q(j, g) + c0;
@@ -749,8 +750,8 @@ void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dot
     for (int c = 0; c < Sc; c++)
         k1[c] = gam[c] * mw->rstd[c];
     if (Sc > 0)
-        amtl_pool_run(amtl_pool_pieces(Sc, 64), prep_task, &j);
-    amtl_pool_run(mop_threads(ws, amtl_mop_groups(j.nblk)), bwd_rows, &j);
+        amtl_pool_run(ws->pool, amtl_pool_pieces(Sc, 64), prep_task, &j);
+    amtl_pool_run(ws->pool, mop_threads(ws, amtl_mop_groups(j.nblk)), bwd_rows, &j);
 
     /* dL/dw_k = <dout, op_k(x)>, summed in block order (0 where k did not run) */
     for (int k = 0; k < P; k++) {
@@ -780,7 +781,7 @@ void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dot
         j.bsum = all;
         j.bsum_own = own;
         int np = mid_pieces(&j);
-        amtl_pool_run(np, bwd_mid, &j);
+        amtl_pool_run(ws->pool, np, bwd_mid, &j);
         size_t sz = (size_t)in * in + in;
         memcpy(ws->mk, ws->sqpart, (size_t)in * in * sizeof(float));
         memcpy(ws->crow, ws->sqpart + (size_t)in * in, (size_t)in * sizeof(float));
@@ -796,5 +797,5 @@ void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dot
     /* a rank without rows has no partial to add (and W1's share of the
      * variance path is 0 with its Gram matrix) */
     if ((Sc > 0 || proj) && j.nblk > 0)
-        amtl_pool_run(n, bwd_final, &j);
+        amtl_pool_run(ws->pool, n, bwd_final, &j);
 }

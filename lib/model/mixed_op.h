@@ -16,6 +16,7 @@
 #ifndef AMTL_MIXED_OP_H
 #define AMTL_MIXED_OP_H
 
+#include "base/pool.h"
 #include "base/tensor.h"
 #include "batch_sum.h"
 #include "model/supernet.h"
@@ -105,7 +106,8 @@ typedef struct {
     void *mem;          /* the one allocation */
     size_t bytes;
     amtl_mop_ws *mop;   /* [n_mops] */
-    int nthreads;       /* pool threads the scratch below is sized for */
+    amtl_pool *pool;    /* the threads the MixedOps run on (borrowed) */
+    int nthreads;       /* its size, which the scratch below is sized for */
     amtl_thread_ws *thr;/* [nthreads] */
     size_t part_len;    /* floats of each group's partial gradients */
     float *part;        /* [amtl_mop_groups(nblk_max), part_len] (mixed_op.c) */
@@ -125,10 +127,11 @@ typedef struct {
     float *blk_b2;      /* [nblk_max, P, outmax] per-block b2 gradients */
 } amtl_mop_space;
 
-/* The MixedOps of net for batches of up to Bmax rows; training = 0 keeps
- * what evaluation needs only.  Sized for the thread pool as it is now. */
+/* The MixedOps of net for batches of up to Bmax rows, run on pool's
+ * threads (borrowed; NULL: one thread); training = 0 keeps what evaluation
+ * needs only. */
 int amtl_mop_space_init(amtl_mop_space **sp, const amtl_supernet *net, int Bmax,
-                        int training, amtl_status *st);
+                        int training, amtl_pool *pool, amtl_status *st);
 void amtl_mop_space_free(amtl_mop_space *sp);
 
 /* MixedOp i over the sp->B rows of its input: out = Σ_k w_k op_k(x).

@@ -288,7 +288,7 @@ int amtl_dev_init(amtl_dev **out, amtl_backend *be, const amtl_supernet *net, in
         }
     }
 
-    if (be->host && be->fused && amtl_mop_space_init(&d->ms, net, Bmax, training, st)) {
+    if (be->host && be->fused && amtl_mop_space_init(&d->ms, net, Bmax, training, be->pool, st)) {
         free(htab);
         free(hsel);
         amtl_dev_free(d);

@@ -12,12 +12,14 @@
 #include "train/metrics.h"
 #include "base/progress.h"
 #include "model/supernet_dev.h"
+#include "base/pool.h"
 #include "base/tensor.h"
 #include "model/wide.h"
 #include "dist/comm.h"
 #include "data/strmap.h"
 
-int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
+int amtl_device_backend(const char *device, amtl_pool *pool, amtl_backend **be,
+                        amtl_status *st)
 {
     *be = NULL;
     int plain = !strcmp(device, "cpu-plain");
@@ -33,7 +35,7 @@ int amtl_device_backend(const char *device, amtl_backend **be, amtl_status *st)
     }
     /* cpu (cpu-backend) and auto without a GPU: the fused MixedOp;
      * cpu-plain: the primitives' composition */
-    *be = amtl_backend_cpu_new(!plain);
+    *be = amtl_backend_cpu_new(!plain, pool);
     return *be ? 0 : amtl_error(st, AMTL_ENOMEM, "out of memory");
 }
 
@@ -56,7 +58,7 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
                      amtl_status *st)
 {
     if (!tr->dev_resolved) {
-        if (amtl_device_backend(tr->cfg.device, &tr->be, st))
+        if (amtl_device_backend(tr->cfg.device, tr->pool, &tr->be, st))
             return -1;
         tr->dev_resolved = 1;
         tr->dev_split = -1;

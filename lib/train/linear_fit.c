@@ -188,7 +188,7 @@ void amtl_lr_logits(const amtl_lr_data *d, const double *x, double *z)
 {
     lr_job j;
     job_init(&j, d, x, 0, NULL, z);
-    amtl_pool_run(amtl_pool_size(), rows_task, &j);
+    amtl_pool_run(d->pool, amtl_pool_size(d->pool), rows_task, &j);
 }
 
 double amtl_lr_objective(const amtl_lr_data *d, const double *x, double lambda, double *g,
@@ -207,9 +207,9 @@ double amtl_lr_objective(const amtl_lr_data *d, const double *x, double lambda, 
      * rest summed */
     int par = amtl_comm_parallel(d->comm);
     job_init(&j, d, x, par && d->comm->rank > 0 ? 0.0 : lambda, g, scratch);
-    int n = amtl_pool_size();
-    amtl_pool_run(n, rows_task, &j);
-    amtl_pool_run(n, grad_task, &j);
+    int n = amtl_pool_size(d->pool);
+    amtl_pool_run(d->pool, n, rows_task, &j);
+    amtl_pool_run(d->pool, n, grad_task, &j);
     double loss = 0, pen = 0;
     for (int p = 0; p < j.npieces; p++)
         loss += j.loss[p];
@@ -556,6 +556,7 @@ int amtl_linear_fit_tasks(amtl_trainer *tr, const amtl_dataset *ds, const char *
         amtl_lr_data trn, val;
         amtl_lr_data_split(&trn, ds, AMTL_SPLIT_TRAIN, t, tr->task_cond[t], off);
         amtl_lr_data_split(&val, ds, AMTL_SPLIT_VAL, t, tr->task_cond[t], off);
+        trn.pool = val.pool = tr->pool;
         if (ds->shard_size > 1) {
             double c = (double)trn.counted;
             trn.comm = tr->comm;

@@ -49,6 +49,8 @@ typedef struct {
      * share, and the objective, its gradient and the class counts are
      * summed over the ranks, so every rank fits the same weights */
     const struct amtl_comm *comm;
+    /* the threads the objective runs on (borrowed; NULL: one) */
+    struct amtl_pool *pool;
 } amtl_lr_data;
 
 /* off[0..N] of a dataset's fields; off[N] = P. */

@@ -12,6 +12,7 @@
 #include "train/metrics.h"
 #include "base/progress.h"
 #include "model/supernet_dev.h"
+#include "base/pool.h"
 #include "base/tensor.h"
 #include "model/wide.h"
 
@@ -117,6 +118,10 @@ int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_datas
         return -1;
     }
     free(yaml);
+    if (!(tr->pool = amtl_pool_new(cfg->threads))) {
+        amtl_config_free(&tr->cfg);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
     amtl_rng_seed(&tr->rng, (uint64_t)cfg->seed);
     amtl_rng init_rng;
     amtl_rng_fork(&init_rng, &tr->rng, 1);
@@ -139,6 +144,7 @@ void amtl_trainer_free(amtl_trainer *tr)
 {
     amtl_dev_free(tr->dev);
     amtl_backend_free(tr->be);
+    amtl_pool_free(tr->pool);
     amtl_supernet_free(&tr->net);
     amtl_adam_free(&tr->opt_w);
     amtl_adam_free(&tr->opt_a);

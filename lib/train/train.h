@@ -87,6 +87,9 @@ typedef struct {
      * between epochs and evaluations (on the CPU backend it works in them). */
     struct amtl_dev *dev;
     struct amtl_backend *be;   /* dev's backend instance, owned (amtl_backend_free) */
+    /* The trainer's threads (cfg.threads; 0: one a core it may use), owned:
+     * the CPU backend and the linear fit run on them */
+    struct amtl_pool *pool;
     int dev_resolved;      /* be and dev were made (at the first epoch or prediction) */
     int dev_split;         /* the split whose data the device holds, or -1 */
     /* The data-parallel job this trainer is one rank of (lib/dist/comm.h),
@@ -103,7 +106,7 @@ typedef struct {
  * cuda is asked for and none can run, AMTL_ENOMEM when the instance cannot
  * be made. */
 struct amtl_backend;
-int amtl_device_backend(const char *device, struct amtl_backend **be,
+int amtl_device_backend(const char *device, struct amtl_pool *pool, struct amtl_backend **be,
                         amtl_status *st);
 
 /* A fresh trainer: the net initialised from cfg->seed. */

@@ -101,7 +101,7 @@ static void forward_two_rows(amtl_supernet *net)
     amtl_batch b = {.B = 2, .ids = ids, .dense = dense, .labels = labels};
     if (net->N > 16 || net->D > 16 || net->T > 8)
         return;
-    amtl_backend *be = amtl_backend_cpu_new(1);
+    amtl_backend *be = amtl_backend_cpu_new(1, NULL);
     amtl_dev *dev = NULL;
     if (be && amtl_dev_init(&dev, be, net, 2, 0, &st) == 0 &&
         amtl_dev_put_params(dev, net, &st) == 0 && amtl_dev_batch_host(dev, &b, &st) == 0) {

@@ -187,12 +187,11 @@ static void test_threads_same_value(void)
     random_x(x, nv, &r, 0.5);
     double *scr = malloc(amtl_lr_scratch_len(&d) * sizeof *scr);
     CHECK(scr);
-    int before = amtl_pool_size();
-    amtl_pool_set_threads(1);
     double f1 = amtl_lr_objective(&d, x, 0.01, g1, scr);
-    amtl_pool_set_threads(3);
+    d.pool = amtl_pool_new(3);
+    CHECK(amtl_pool_size(d.pool) == 3);
     double f2 = amtl_lr_objective(&d, x, 0.01, g2, scr);
-    amtl_pool_set_threads(before);
+    amtl_pool_free(d.pool);
     free(scr);
     free_dataset(&ds);
     CHECK(f1 == f2);

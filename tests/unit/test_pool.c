@@ -39,20 +39,20 @@ static void record_task(void *arg, int t, int n)
 static void test_pool_runs_every_task_once(void)
 {
     for (int threads = 1; threads <= 4; threads++) {
-        int got = amtl_pool_set_threads(threads);
-        CHECK(got == threads);
-        CHECK(amtl_pool_size() == threads);
+        amtl_pool *p = amtl_pool_new(threads);
+        CHECK(p && amtl_pool_size(p) == threads);
         for (int n = 1; n <= 6; n++) {
             record r;
             memset(&r, 0, sizeof r);
             r.want_n = n < threads ? n : threads;
-            amtl_pool_run(n, record_task, &r);
+            amtl_pool_run(p, n, record_task, &r);
             CHECK(atomic_load(&r.bad_n) == 0);
             CHECK(atomic_load(&r.in_task_seen) == r.want_n);
             for (int t = 0; t < 64; t++)
                 CHECKF(atomic_load(&r.calls[t]) == (t < r.want_n), "threads %d n %d t %d",
                        threads, n, t);
         }
+        amtl_pool_free(p);
     }
     CHECK(!amtl_pool_in_task());
 }
@@ -71,17 +71,19 @@ static void add_task(void *arg, int t, int n)
  * (a lost wake-up would hang here, a missed completion would miscount). */
 static void test_pool_many_short_runs(void)
 {
-    amtl_pool_set_threads(2);
+    amtl_pool *p = amtl_pool_new(2);
     counter c;
     atomic_init(&c.sum, 0);
     for (int i = 0; i < 20000; i++)
-        amtl_pool_run(2, add_task, &c);
+        amtl_pool_run(p, 2, add_task, &c);
     CHECK(atomic_load(&c.sum) == 20000L * (1000 + 2 + 2000 + 2));
+    amtl_pool_free(p);
 }
 
 typedef struct {
     atomic_int inner;
     atomic_int outer;
+    amtl_pool *other;   /* the inner runs' pool: another pool, same rule */
 } nested;
 
 static void inner_task(void *arg, int t, int n)
@@ -98,33 +100,41 @@ static void outer_task(void *arg, int t, int n)
     (void)t;
     (void)n;
     atomic_fetch_add(&s->outer, 1);
-    amtl_pool_run(3, inner_task, s);  /* runs its 3 tasks in order, here */
+    amtl_pool_run(s->other, 3, inner_task, s);  /* runs its 3 tasks in order, here */
 }
 
 static void test_pool_nested_run_is_serial(void)
 {
-    amtl_pool_set_threads(2);
+    amtl_pool *p = amtl_pool_new(2);
     nested s;
     atomic_init(&s.inner, 0);
     atomic_init(&s.outer, 0);
-    amtl_pool_run(2, outer_task, &s);
+    s.other = amtl_pool_new(3);
+    amtl_pool_run(p, 2, outer_task, &s);
     CHECK(atomic_load(&s.outer) == 2);
     CHECK(atomic_load(&s.inner) == 6);
+    amtl_pool_free(s.other);
+    amtl_pool_free(p);
 }
 
-static void test_pool_sizes_and_shutdown(void)
+static void test_pool_sizes_and_null(void)
 {
-    CHECK(amtl_pool_set_threads(0) >= 1);
-    CHECK(amtl_pool_set_threads(-3) >= 1);
-    CHECK(amtl_pool_set_threads(3) == 3);
-    amtl_pool_shutdown();
-    CHECK(amtl_pool_size() == 1);
+    amtl_pool *a = amtl_pool_new(0), *b = amtl_pool_new(-3), *c = amtl_pool_new(3);
+    CHECK(a && b && c);
+    CHECK(amtl_pool_size(a) == amtl_pool_cores() && amtl_pool_size(b) == amtl_pool_cores());
+    CHECK(amtl_pool_size(c) == 3 && amtl_pool_cores() >= 1);
+    amtl_pool_free(a);
+    amtl_pool_free(b);
+    amtl_pool_free(c);
+    amtl_pool_free(NULL);
+    /* no pool: one thread, the tasks of a run on the caller */
+    CHECK(amtl_pool_size(NULL) == 1);
     record r;
     memset(&r, 0, sizeof r);
     r.want_n = 1;
-    amtl_pool_run(4, record_task, &r);
+    amtl_pool_run(NULL, 4, record_task, &r);
     CHECK(atomic_load(&r.calls[0]) == 1 && atomic_load(&r.bad_n) == 0);
-    CHECK(amtl_blas_set_threads(2) == 2);
+    CHECK(atomic_load(&r.in_task_seen) == 1 && !amtl_pool_in_task());
 }
 
 static void test_pool_range_and_pieces(void)
@@ -173,10 +183,10 @@ static void test_gemm_split_same_for_any_thread_count(void)
             C0[i] = amtl_rng_uniform_range(&r, -1, 1);
         memcpy(C1, C0, nc * 4);
         memcpy(C2, C0, nc * 4);
-        amtl_blas_set_threads(1);
-        amtl_gemm(tA, tB, M, N, K, 0.5f, A, lda, Bm, ldb, -1.5f, C1, ldc);
-        amtl_blas_set_threads(2);
-        amtl_gemm(tA, tB, M, N, K, 0.5f, A, lda, Bm, ldb, -1.5f, C2, ldc);
+        amtl_pool *p2 = amtl_pool_new(2);
+        amtl_gemm(NULL, tA, tB, M, N, K, 0.5f, A, lda, Bm, ldb, -1.5f, C1, ldc);
+        amtl_gemm(p2, tA, tB, M, N, K, 0.5f, A, lda, Bm, ldb, -1.5f, C2, ldc);
+        amtl_pool_free(p2);
         int same = memcmp(C1, C2, nc * 4) == 0;
         int ok = 1;
         for (int i = 0; i < M && ok; i++)
@@ -194,7 +204,7 @@ static void test_gemm_split_same_for_any_thread_count(void)
                 ok = fabs(C2[ic] - want) <= 1e-4 * fmax(1.0, fabs(want));
             }
         free(A), free(Bm), free(C0), free(C1), free(C2);
-        CHECKF(same, "shape %zu differs between 1 and 2 threads", s);
+        CHECKF(same, "shape %zu differs between no pool and 2 threads", s);
         CHECKF(ok, "shape %zu wrong", s);
     }
 }
@@ -257,7 +267,7 @@ static int two_steps(int threads, int discrete, step_result *res)
             amtl_config_free(&cfg);
             return -1;
         }
-    amtl_blas_set_threads(threads);
+    test_set_threads(threads);
     amtl_rng r;
     amtl_rng_seed(&r, 11);
     if (amtl_supernet_init(&net, &cfg, &ds, &r, &st)) {
@@ -413,7 +423,7 @@ static void eval_matches_training(int threads, float *logits_out)
     CHECK(amtl_config_defaults(&cfg, &st) == 0);
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         CHECK_OK(amtl_config_set(&cfg, kv[i][0], kv[i][1], &st), &st);
-    amtl_blas_set_threads(threads);
+    test_set_threads(threads);
     amtl_rng r;
     amtl_rng_seed(&r, 5);
     CHECK_OK(amtl_supernet_init(&net, &cfg, &ds, &r, &st), &st);
@@ -484,12 +494,11 @@ int main(void)
     RUN(test_pool_runs_every_task_once);
     RUN(test_pool_many_short_runs);
     RUN(test_pool_nested_run_is_serial);
-    RUN(test_pool_sizes_and_shutdown);
+    RUN(test_pool_sizes_and_null);
     RUN(test_pool_range_and_pieces);
     RUN(test_gemm_split_same_for_any_thread_count);
     RUN(test_step_threads_mixed);
     RUN(test_step_threads_partly_discrete);
     RUN(test_eval_forward_matches_training);
-    amtl_pool_shutdown();
     TEST_MAIN_END();
 }
