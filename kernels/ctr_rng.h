@@ -8,11 +8,7 @@
 
 #include <stdint.h>
 
-#ifdef __CUDACC__
-#define AMTL_HD __host__ __device__ __forceinline__
-#else
-#define AMTL_HD static inline
-#endif
+#include "hd.h"
 
 AMTL_HD uint64_t amtl_ctr_mix(uint64_t z)
 {

@@ -36,6 +36,25 @@
 #define AMTL_KERNEL_HELPER static inline
 #endif
 
+/* Σ a[i]*b[i] in double on 8 independent lanes (the compiler vectorises
+ * the lanes; it may not reorder one running sum), the tail, then the lanes
+ * in order: the CPU backend's dot and the fused kernels' row products. */
+AMTL_KERNEL_HELPER double amtl_k_dot8(const float *restrict a, const float *restrict b,
+                                      size_t n)
+{
+    double lane[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            lane[k] += (double)a[i + k] * b[i + k];
+    double s = 0;
+    for (; i < n; i++)
+        s += (double)a[i] * b[i];
+    for (int k = 0; k < 8; k++)
+        s += lane[k];
+    return s;
+}
+
 /* s[c] += Σ_b X[b,c] (double); tmp [C] */
 void amtl_k_colsum_acc(double *s, float *tmp, const float *X, int rows, int C);
 /* Y[b,c] = X[b,c] - v[c] (Y == X allowed) */

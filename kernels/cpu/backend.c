@@ -122,19 +122,7 @@ AMTL_KERNEL static void cpu_axpy(amtl_backend *be, float *y, const float *x, flo
 AMTL_KERNEL static void cpu_dot(amtl_backend *be, float *out, const float *x, const float *y, size_t n)
 {
     (void)be;
-    /* out[1], x[n], y[n]; eight independent double lanes vectorise without
-     * reassociating any one sum */
-    double acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += (double)x[i + k] * y[i + k];
-    double s = 0.0;
-    for (; i < n; i++)
-        s += (double)x[i] * y[i];
-    for (int k = 0; k < 8; k++)
-        s += acc[k];
-    *out = (float)s;
+    *out = (float)amtl_k_dot8(x, y, n);
 }
 
 /* ---- data --------------------------------------------------------------------- */

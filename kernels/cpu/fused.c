@@ -320,30 +320,13 @@ AMTL_KERNEL void amtl_k_sum_parts_t(float *G, int ldg, const float *const *parts
     sum_t(G, ldg, parts, nparts, ldp, rows, cols);
 }
 
-/* Σ a[c]*b[c] in double on 8 independent lanes (the compiler vectorises
- * lanes, it may not reorder one running sum) */
-static double dot_double(const float *restrict a, const float *restrict b, int n)
-{
-    double lane[8] = {0};
-    int c = 0;
-    for (; c + 8 <= n; c += 8)
-        for (int k = 0; k < 8; k++)
-            lane[k] += (double)a[c + k] * b[c + k];
-    double s = 0;
-    for (; c < n; c++)
-        s += (double)a[c] * b[c];
-    for (int k = 0; k < 8; k++)
-        s += lane[k];
-    return s;
-}
-
 AMTL_KERNEL void amtl_k_bn_moments(double *var, double *mean, const float *WC, const float *W,
                        const float *mu, int rows, int C)
 {
     for (int r = 0; r < rows; r++) {
         const float *w = W + (size_t)r * C;
-        var[r] = dot_double(WC + (size_t)r * C, w, C);
-        mean[r] = dot_double(w, mu, C);
+        var[r] = amtl_k_dot8(WC + (size_t)r * C, w, (size_t)C);
+        mean[r] = amtl_k_dot8(w, mu, (size_t)C);
     }
 }
 

@@ -8,21 +8,7 @@
 #include <string.h>
 
 #include "cuda_impl.cuh"
-
-/* as amtl_sigmoid: exp of a non-positive argument only */
-__device__ static float sigmoid_f(float x)
-{
-    if (x >= 0.0f)
-        return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-
-/* as bce_logit of lib/model/layers.c */
-__device__ static double bce_logit(double x, double y)
-{
-    return (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
-}
+#include "elem.h"
 
 /* the per-task constants of bce, by value (kernel parameter space) */
 typedef struct {
@@ -44,7 +30,7 @@ __global__ static void k_bce(float *loss, float *dlogits, const float *logits,
         float m = ct >= 0 ? labels[(size_t)b * T + ct] : 1.0f;
         if (m == 0.0f)
             continue;
-        sum += m * bce_logit(x[b], labels[(size_t)b * T + t]);
+        sum += m * amtl_elem_bce(x[b], labels[(size_t)b * T + t]);
         cnt += 1.0;
     }
     sum = block_sum(sum, sh);
@@ -56,7 +42,7 @@ __global__ static void k_bce(float *loss, float *dlogits, const float *logits,
     for (int b = threadIdx.x; b < B; b += TPB) {
         float m = ct >= 0 ? labels[(size_t)b * T + ct] : 1.0f;
         float y = labels[(size_t)b * T + t];
-        dx[b] = m == 0.0f ? 0.0f : k * m * (sigmoid_f(x[b]) - y);
+        dx[b] = m == 0.0f ? 0.0f : k * m * (amtl_elem_sigmoid(x[b]) - y);
     }
 }
 

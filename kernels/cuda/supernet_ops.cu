@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cuda_impl.cuh"
+#include "elem.h"
 
 /* Σ of v over a warp, in lane 0 */
 __device__ static double warp_sum(double v)
@@ -23,36 +24,15 @@ __device__ static double warp_sum(double v)
  * experts of a layer); as amtl_softmax_forward.  Y may be X. */
 __global__ static void k_softmax(float *Y, const float *X, int rows, int K)
 {
-    GRID_STRIDE(r, (size_t)rows) {
-        const float *x = X + r * K;
-        float *y = Y + r * K;
-        float mx = x[0];
-        for (int j = 1; j < K; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < K; j++) {
-            y[j] = expf(x[j] - mx);
-            sum += y[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < K; j++)
-            y[j] *= inv;
-    }
+    GRID_STRIDE(r, (size_t)rows)
+        amtl_elem_softmax(Y + r * K, X + r * K, K);
 }
 
-/* dX = Y ⊙ (dY − Σ dY·Y) per row, one thread per row; dX may be dY */
+/* Its backward, one thread per row (dX may be dY). */
 __global__ static void k_softmax_back(float *dX, const float *dY, const float *Y, int rows, int K)
 {
-    GRID_STRIDE(r, (size_t)rows) {
-        const float *dy = dY + r * K, *y = Y + r * K;
-        float *dx = dX + r * K;
-        double d = 0.0;
-        for (int j = 0; j < K; j++)
-            d += (double)dy[j] * (double)y[j];
-        float df = (float)d;
-        for (int j = 0; j < K; j++)
-            dx[j] = y[j] * (dy[j] - df);
-    }
+    GRID_STRIDE(r, (size_t)rows)
+        amtl_elem_softmax_back(dX + r * K, dY + r * K, Y + r * K, K);
 }
 
 /* MixFeature forward, one thread per (b, j), j < E + D: j < E makes the

@@ -8,25 +8,13 @@
  */
 #include "model/layers.h"
 #include "kernels.h"
+#include "elem.h"
 
 #include <math.h>
 #include <string.h>
 
 /* Σ a·b in double with eight independent partial sums: a fixed reassociation
  * (so the result does not depend on the compiler) that gcc vectorises. */
-static double dot_f32(const float *restrict a, const float *restrict b, size_t n)
-{
-    double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += (double)a[i + j] * (double)b[i + j];
-    double s = 0.0;
-    for (; i < n; i++)
-        s += (double)a[i] * (double)b[i];
-    return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 /* ---- initialisation ----------------------------------------------------- */
 
 void amtl_linear_init(float *W, float *b, int I, int O, amtl_rng *rng)
@@ -85,11 +73,7 @@ void amtl_dropout_backward(float *dinp, const float *dout, const uint8_t *mask,
 
 float amtl_sigmoid(float x)
 {
-    /* exp of a non-positive argument only: no overflow for any x. */
-    if (x >= 0.0f)
-        return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
+    return amtl_elem_sigmoid(x);
 }
 
 /* ---- softmax ---------------------------------------------------------------- */
@@ -97,35 +81,16 @@ float amtl_sigmoid(float x)
 void amtl_softmax_forward(float *out, const float *inp, int R, int n)
 {
     /* out[R,n], inp[R,n]; in place allowed */
-    if (n <= 0)
-        return;
-    for (int r = 0; r < R; r++) {
-        const float *x = inp + (size_t)r * (size_t)n;
-        float *y = out + (size_t)r * (size_t)n;
-        float mx = x[0];
-        for (int j = 1; j < n; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < n; j++) {
-            y[j] = expf(x[j] - mx);
-            sum += y[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < n; j++)
-            y[j] *= inv;
-    }
+    for (int r = 0; r < R; r++)
+        amtl_elem_softmax(out + (size_t)r * (size_t)n, inp + (size_t)r * (size_t)n, n);
 }
 
 void amtl_softmax_backward(float *dinp, const float *dout, const float *out, int R, int n)
 {
     /* dinp[R,n], dout[R,n], out[R,n]; dinp may be dout */
     for (int r = 0; r < R; r++) {
-        const float *dy = dout + (size_t)r * (size_t)n;
-        const float *y = out + (size_t)r * (size_t)n;
-        float *dx = dinp + (size_t)r * (size_t)n;
-        float d = (float)dot_f32(dy, y, (size_t)n);
-        for (int j = 0; j < n; j++)
-            dx[j] = y[j] * (dy[j] - d);
+        size_t o = (size_t)r * (size_t)n;
+        amtl_elem_softmax_back(dinp + o, dout + o, out + o, n);
     }
 }
 
@@ -162,12 +127,6 @@ void amtl_gate_backward(float *dbeta, const float *dg, const float *beta, int n)
 
 /* ---- loss ----------------------------------------------------------------------- */
 
-/* max(x,0) − x y + log(1 + exp(−|x|)): no overflow, no log of 0. */
-static double bce_logit(double x, double y)
-{
-    return (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
-}
-
 double amtl_bce_logits_forward(const float *logit, const float *y, const float *w, int B)
 {
     /* logit[B], y[B], w[B] or NULL.  Rows weigh w[b] (0/1 for a mask), so the
@@ -177,7 +136,7 @@ double amtl_bce_logits_forward(const float *logit, const float *y, const float *
     for (int b = 0; b < B; b++) {
         if (w && w[b] == 0.0f)
             continue;
-        double l = bce_logit(logit[b], y[b]);
+        double l = amtl_elem_bce(logit[b], y[b]);
         sum += w ? w[b] * l : l;
         count++;
     }

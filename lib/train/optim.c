@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/tensor.h"
+#include "elem.h"
 
 void amtl_adam_init(amtl_adam *o, float lr, float weight_decay)
 {
@@ -66,27 +67,14 @@ void amtl_adam_update(float *p, const float *g, float *m, float *v, size_t n,
                       float lr, float beta1, float beta2, float eps, float wd,
                       int64_t step)
 {
-    /* p[n], g[n] (not modified), m[n], v[n].  The powers in double: 0.999^t
-     * in float drifts by ~1e-4 relative after a few thousand steps. */
-    double bc1 = 1.0 - pow((double)beta1, (double)step);
-    double bc2 = 1.0 - pow((double)beta2, (double)step);
-    float step_size = (float)((double)lr / bc1);
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    float b1 = beta1, c1 = 1.0f - beta1, b2 = beta2, c2 = 1.0f - beta2;
+    /* p[n], g[n] (not modified), m[n], v[n] */
+    amtl_adam_k k = amtl_adam_consts(lr, beta1, beta2, eps, (long long)step);
     float *restrict pp = p;
     const float *restrict gg = g;
     float *restrict mm = m;
     float *restrict vv = v;
-    for (size_t i = 0; i < n; i++) {
-        float gi = gg[i] + wd * pp[i];
-        float mi = b1 * mm[i] + c1 * gi;
-        float vi = b2 * vv[i] + c2 * gi * gi;
-        mm[i] = mi;
-        vv[i] = vi;
-        /* vi >= 0, so the builtin's errno path is dead; it keeps the loop
-         * vectorisable. */
-        pp[i] -= step_size * mi / (__builtin_sqrtf(vi) * inv_sqrt_bc2 + eps);
-    }
+    for (size_t i = 0; i < n; i++)
+        pp[i] = amtl_elem_adam(pp[i], gg[i], &mm[i], &vv[i], k, wd);
 }
 
 void amtl_adam_step(amtl_adam *o)
