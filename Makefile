@@ -152,6 +152,30 @@ $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LIBA) $(LDLIBS)
 
+# The float64 evaluation (tests/unit/test_real64.c): the library compiled
+# again with float as double (tests/unit/real64.h), and the oracle program
+# over it that the test runs.
+R64      := $(BUILD)/real64
+R64_OBJ  := $(LIB_OBJ:$(BUILD)/%=$(R64)/%)
+R64_FLAGS = -DAMTL_REAL64 -DAMTL_NO_CLONES -include tests/unit/real64.h -Wno-unused-macros
+R64_LIBA := $(R64)/libamtl64.a
+
+$(R64)/lib/dist/comm.o: ALL_CFLAGS += $(ALL_CFLAGS_MPI)
+
+$(R64)/%.o: %.c tests/unit/real64.h | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(R64_FLAGS) -MMD -MP -c $< -o $@
+
+$(R64_LIBA): $(R64_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests/real64_oracle: tests/unit/real64_oracle.c $(wildcard tests/unit/*.h) $(R64_LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(R64_FLAGS) -Itests/unit $< -o $@ $(R64_LIBA) $(LDLIBS)
+
+$(BUILD)/tests/test_real64: $(BUILD)/tests/real64_oracle
+
 $(BUILD)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIBA) $(LDLIBS)

@@ -84,9 +84,10 @@ AMTL_KERNEL void amtl_k_affine_relu(float *H, const float *A, const float *sc, c
 static void stream_copy(float *dst, const float *src, int n)
 {
     int i = 0;
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(AMTL_REAL64)
     /* non-temporal stores (SSE, every x86-64): the width does not matter to
-     * a store that bypasses the caches */
+     * a store that bypasses the caches (AMTL_REAL64: the float64 build of
+     * tests/unit/real64.h, where these floats are doubles) */
     while (i < n && ((uintptr_t)(dst + i) & 15))
         dst[i] = src[i], i++;
     for (; i + 4 <= n; i += 4)
