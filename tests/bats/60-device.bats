@@ -248,6 +248,11 @@ EOF
         cmp "$TMP/a.cpu:1" "$TMP/a.$r"
         same_file "$TMP/m.cpu:1" "$TMP/m.$r"
     done
+    # scoring too: amtl-eval's threads (AMTL_THREADS) change no digit
+    AMTL_THREADS=1 amtl-eval --model "$TMP/m.cpu:1" --data "$F/d.amtl" --json > "$TMP/e1"
+    AMTL_THREADS=3 amtl-eval --model "$TMP/m.cpu:1" --data "$F/d.amtl" --json > "$TMP/e3"
+    grep -q '"mean_auc":0\.[0-9]' "$TMP/e1"
+    diff <(sed 's/"seconds":[0-9.]*//' "$TMP/e1") <(sed 's/"seconds":[0-9.]*//' "$TMP/e3")
     # the dropout was drawn: without it the weights differ
     amtl-supernet --data "$F/d.amtl" $SMALL $keys --set dropout=0 --threads 1 --phase warmup --epochs 1 -o "$TMP/nodrop" > /dev/null
     ! same_file "$TMP/w.cpu:1" "$TMP/nodrop" > /dev/null
