@@ -30,13 +30,14 @@
  * so that two runs of the same build can be told apart from noise.
  *
  * Usage: supernet [STEPS] [--seconds S] [--openblas] [--fields N] [--reference]
- *                 [--recompute]
+ *                 [--recompute] [--deterministic]
  *   AMTL_THREADS=N   threads of the pool (default every core)
  *   --openblas       the other threading model, for comparison: the pool
  *                    left at one thread and OpenBLAS on its own threads
  *   --fields N       N sparse fields of vocabulary 1000 instead of the three
  *                    above (input_dim 16·(N+1): the first MixedOps get wide)
  *   --reference      the reference profile (no wide part)
+ *   --deterministic  the config key: the same bits at any thread count
  *   --recompute      recompute_hidden: the backward recomputes the MixedOps'
  *                    hidden layer instead of keeping it (less memory)
  */
@@ -221,7 +222,7 @@ static void print_rate(const char *what, const timed *t)
 
 int main(int argc, char **argv)
 {
-    int steps = 20, openblas = 0, nf = 0, reference = 0, recompute = 0;
+    int steps = 20, openblas = 0, nf = 0, reference = 0, recompute = 0, det = 0;
     double min_seconds = 5;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
@@ -232,6 +233,8 @@ int main(int argc, char **argv)
             reference = 1;
         else if (!strcmp(argv[i], "--recompute"))
             recompute = 1;
+        else if (!strcmp(argv[i], "--deterministic"))
+            det = 1;
         else if (!strcmp(argv[i], "--fields") && i + 1 < argc)
             nf = atoi(argv[++i]);
         else
@@ -255,7 +258,8 @@ int main(int argc, char **argv)
     if (amtl_config_defaults(&cfg, &st) ||
         (reference && amtl_config_profile(&cfg, "reference", &st)) ||
         amtl_config_set(&cfg, "batch_size", "2048", &st) ||
-        (recompute && amtl_config_set(&cfg, "recompute_hidden", "true", &st)))
+        (recompute && amtl_config_set(&cfg, "recompute_hidden", "true", &st)) ||
+        (det && amtl_config_set(&cfg, "deterministic", "true", &st)))
         return 1;
     char *names[64] = {"user_id", "item_id", "category"};
     char *labels[4] = {"click", "buy", "cart", "fav"};
@@ -344,8 +348,9 @@ int main(int argc, char **argv)
         ceiling = c2;
     double sps = tr.med;
     double flops = 3.0 * 2.0 * mop_macs(&net);
-    printf("supernet training step (batch %d, K=%d, L=%d, %d blocks, %d ops, input_dim %d%s)\n",
-           B, net.K, net.L, net.NL, net.P, net.input_dim, recompute ? ", recompute_hidden" : "");
+    printf("supernet training step (batch %d, K=%d, L=%d, %d blocks, %d ops, input_dim %d%s%s)\n",
+           B, net.K, net.L, net.NL, net.P, net.input_dim, recompute ? ", recompute_hidden" : "",
+           det ? ", deterministic" : "");
     if (openblas)
         printf("  %-34s %10s\n", "threads", "OpenBLAS");
     else

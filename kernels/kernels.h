@@ -19,13 +19,15 @@
 
 #define AMTL_K_BLOCK 32
 
-/* A kernel compiled for the baseline and again for AVX2 and AVX-512F, the
- * clone chosen when the program loads by the CPU's features (GCC's
- * target_clones, an ifunc resolved with __builtin_cpu_supports), so that
- * one binary is portable and still vectorises for the machine it runs on.
- * AMTL_NO_CLONES (or another compiler) leaves the baseline only. */
+/* A kernel compiled for the baseline and again for AVX2 and x86-64-v4
+ * (AVX-512 F, BW, DQ and VL: DQ's 64-bit multiply vectorises the dropout's
+ * counter generator), the clone chosen when the program loads by the CPU's
+ * features (GCC's target_clones, an ifunc resolved with
+ * __builtin_cpu_supports), so that one binary is portable and still
+ * vectorises for the machine it runs on.  AMTL_NO_CLONES (or another
+ * compiler) leaves the baseline only. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AMTL_NO_CLONES)
-#define AMTL_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#define AMTL_KERNEL __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define AMTL_KERNEL
 #endif

@@ -83,6 +83,7 @@ typedef struct {
     int linear_candidate;     /* the linear fit competes with them on validation */
     float linear_margin;      /* ...and is kept unless beaten by this many paired SEs */
     int recompute_hidden;     /* the fused MixedOps recompute their hidden layer */
+    int deterministic;        /* the same bits at any thread count */
     int patience;             /* 3 */
     char *early_stop;         /* "auc" (the reference) | "logloss" */
     int min_epochs;           /* epochs before early stopping may stop, 0 */

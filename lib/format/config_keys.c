@@ -80,6 +80,8 @@ const key_def amtl_cfg_keys[] = {
         "L2 strengths the linear floor tries, chosen on validation; [] = built-in grid"),
     KEY(recompute_hidden, K_BOOL, "false", "train", ST_NONE,
         "recompute the MixedOps' hidden layer in the backward: less memory, same result"),
+    KEY(deterministic, K_BOOL, "false", "train", ST_NONE,
+        "the same result bit for bit at any thread count (CPU; a few % slower)"),
     KEY(seed, K_LONG, "2022", "train", ST_TRAINING | AMTL_STAGE_PREP, "random seed"),
     KEY(threads, K_INT, "0", "train", ST_NONE, "BLAS threads, 0 = all cores"),
     KEY(device, K_STRING, "cpu", "train", ST_NONE,

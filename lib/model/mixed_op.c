@@ -12,12 +12,17 @@
  *
  * Determinism.  Sums over the batch are kept per block and added in block
  * order, and every GEMM sees the same operands whatever the thread count, so
- * every output and gradient is the same bit for bit at any thread count.
- * The weight gradients of W1, W2 and the projections are accumulated over
- * the blocks of a fixed group (mixed_op.h, amtl_mop_groups: at most 16
- * groups, one [S,in] + [S,out] + projections partial each, not one per
- * block) and the groups' partials are added in group order.  Dropout masks
- * come from the counter generator, element by element.
+ * the forward, the input gradients and the BatchNorm and arch gradients are
+ * the same bit for bit at any thread count.  The weight gradients of W1, W2
+ * and the projections are accumulated over the blocks of a group, one
+ * [S,in] + [S,out] + projections partial a group, and the groups' partials
+ * added in group order: by default a group is a thread's run of blocks
+ * (reproducible at a given thread count, a rounding apart between counts);
+ * with net->deterministic (config key deterministic) the groups are fixed
+ * by the batch size (mixed_op.h, amtl_mop_groups), so every count gives the
+ * same bits, for more partials to write and add (measured 3-5% of the step
+ * on 2 cores).  Dropout masks come from the counter generator, element by
+ * element.
  *
  * BatchNorm through the input's covariance.  With xc = xd - mean(xd) (xd the
  * dropout output) the first Linear's output minus its batch mean is exactly
@@ -86,7 +91,10 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
         }
     }
     sp->nblk_max = amtl_mop_blocks(sp->Bmax);
-    sp->part = tr ? CARVE_F(cv, (size_t)amtl_mop_groups(sp->nblk_max) * part) : NULL;
+    int groups = amtl_mop_groups(sp->nblk_max);
+    if (groups < sp->nthreads)
+        groups = sp->nthreads;
+    sp->part = tr ? CARVE_F(cv, (size_t)groups * part) : NULL;
     sp->blk_stride = 2 * (size_t)Smax + net->P + inmax;
     sp->blk_acc = tr ? amtl_carve(cv, sp->nblk_max * sp->blk_stride, sizeof(double)) : NULL;
     sp->blk_b2 = tr ? CARVE_F(cv, (size_t)sp->nblk_max * net->P * outmax) : NULL;
@@ -243,6 +251,13 @@ static int mop_threads(const amtl_mop_space *ws, int nblk)
     if (n > nblk)
         n = nblk;
     return n < 1 ? 1 : n;
+}
+
+/* Groups of row blocks the backward sums the weight gradients in: fixed by
+ * the batch (deterministic), or one a thread (the threads a call runs on). */
+static int grad_groups(const mop_job *j)
+{
+    return j->net->deterministic ? amtl_mop_groups(j->nblk) : mop_threads(j->ws, j->nblk);
 }
 
 /* Channel pieces of the backward's middle phase. */
@@ -610,7 +625,7 @@ static void bwd_block(const mop_job *j, amtl_thread_ws *th, int g, int kb, float
 static void bwd_rows(void *arg, int t, int n)
 {
     const mop_job *j = arg;
-    int G = amtl_mop_groups(j->nblk), g0, g1;
+    int G = grad_groups(j), g0, g1;
     amtl_pool_range(G, t, n, &g0, &g1);
     for (int g = g0; g < g1; g++) {
         int kb0, kb1;
@@ -677,7 +692,7 @@ static void bwd_final(void *arg, int t, int n)
     int in = j->in, out = j->out, Sc = j->Sc;
     const float *parts[AMTL_MOP_GROUPS];
     size_t e0, e1;
-    int G = amtl_mop_groups(j->nblk);
+    int G = grad_groups(j);
     for (int k = 0; k < m->P; k++) {
         if (!is_identity(net, m, k) || in == out)
             continue;
@@ -751,7 +766,8 @@ void amtl_mop_backward(amtl_supernet *net, amtl_mop_space *ws, int i, float *dot
         k1[c] = gam[c] * mw->rstd[c];
     if (Sc > 0)
         amtl_pool_run(ws->pool, amtl_pool_pieces(Sc, 64), prep_task, &j);
-    amtl_pool_run(ws->pool, mop_threads(ws, amtl_mop_groups(j.nblk)), bwd_rows, &j);
+    int G = grad_groups(&j);
+    amtl_pool_run(ws->pool, mop_threads(ws, G), bwd_rows, &j);
 
     /* dL/dw_k = <dout, op_k(x)>, summed in block order (0 where k did not run) */
     for (int k = 0; k < P; k++) {

@@ -41,12 +41,12 @@ static inline int amtl_mop_square_pieces(int in)
     return cap < 1 ? 1 : cap > 16 ? 16 : (int)cap;
 }
 
-/* The backward's weight gradients are summed over the batch in fixed groups
- * of consecutive blocks (two blocks a group, at most AMTL_MOP_GROUPS
- * groups), one partial a group, the partials then added in group order:
- * the grouping depends on the batch size only, so the gradients are the
- * same bit for bit at any thread count.  Threads take runs of whole groups.
- * (One partial a block measured 3% slower: each partial is read back once.) */
+/* With net->deterministic the backward's weight gradients are summed over
+ * the batch in fixed groups of consecutive blocks (two blocks a group, at
+ * most AMTL_MOP_GROUPS groups), one partial a group, the partials then added
+ * in group order: the grouping depends on the batch size only, so the
+ * gradients are the same bit for bit at any thread count.  Threads take
+ * runs of whole groups.  (Otherwise a group is a thread's run of blocks.) */
 #define AMTL_MOP_GROUPS 16
 
 static inline int amtl_mop_groups(int nblk)
@@ -110,7 +110,7 @@ typedef struct {
     int nthreads;       /* its size, which the scratch below is sized for */
     amtl_thread_ws *thr;/* [nthreads] */
     size_t part_len;    /* floats of each group's partial gradients */
-    float *part;        /* [amtl_mop_groups(nblk_max), part_len] (mixed_op.c) */
+    float *part;        /* [max(groups, nthreads), part_len] (mixed_op.c) */
     float *dxd;         /* [B,in_max] the MLP path's input gradient */
     float *w1t;         /* [in_max,Smax] W1ᵀ of the MixedOp at hand */
     float *w2t;         /* [Smax,out_max] its candidates' W2ᵀ, stacked */

@@ -359,6 +359,7 @@ int amtl_supernet_init(amtl_supernet *net, const amtl_config *cfg,
     net->gate_dense = cfg->gate_dense;
     net->wide = cfg->wide;
     net->recompute_hidden = cfg->recompute_hidden;
+    net->deterministic = cfg->deterministic;
     net->input_dim = net->E * (net->N + 1) + net->D;
     if (net->N < 1)
         return amtl_error(st, AMTL_EDATA, "the dataset has no sparse field");

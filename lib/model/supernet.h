@@ -82,6 +82,8 @@ typedef struct {
     int wide;               /* the wide part (wide.h) is present */
     int recompute_hidden;   /* training workspaces keep no [B,S] MixedOp hidden
                              * activations: the backward recomputes them */
+    int deterministic;      /* the fused MixedOps sum their weight gradients in
+                             * groups fixed by the batch, not by the threads */
     int32_t *vocab;         /* [N] */
     char **field_names;     /* [N] (borrowed from the dataset or owned) */
     char **label_names;     /* [T] */

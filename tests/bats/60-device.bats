@@ -228,19 +228,28 @@ EOF
     [ "$(tensors "$TMP/a.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" != "$(tensors "$TMP/d.ckpt" | grep '^towers.0.mlp_layers.4.weight ')" ]
 }
 
-@test "cpu and cpu-backend: the same checkpoint bytes with dropout, at 1, 2 and 3 threads" {
-    # one step over one CPU backend: the device's two names and any thread
-    # count give the same file (but for the seconds in its history), in
-    # every phase of a search with dropout, sparse_embedding, clipping and
-    # the bi-level step, and in amtl-train's fine-tune of its export
+@test "cpu and cpu-backend: the same checkpoint bytes with dropout; with deterministic, at 1, 2 and 3 threads" {
+    # one step over one CPU backend: the device's two names give the same
+    # file (but for the seconds in its history) at a thread count, and with
+    # deterministic at any count, in every phase of a search with dropout,
+    # sparse_embedding, clipping and the bi-level step, and in amtl-train's
+    # fine-tune of its export
     local keys="--set dropout=0.3 --set sparse_embedding=true --set clip_grad_norm=1 --set arch_data=val --set discretize_ops=3"
+    for dev in cpu cpu-backend; do
+        amtl-supernet --data "$F/d.amtl" $SMALL $keys --device $dev --threads 2 --phase search --epochs 2 -o "$TMP/n.$dev" > /dev/null
+        amtl-discretize --export -o "$TMP/na.$dev" "$TMP/n.$dev"
+        amtl-train --data "$F/d.amtl" --arch "$TMP/na.$dev" --init "$TMP/n.$dev" $SMALL --set dropout=0.3 --device $dev --threads 2 --epochs 2 -o "$TMP/nm.$dev" > /dev/null
+    done
+    same_file "$TMP/n.cpu" "$TMP/n.cpu-backend"
+    same_file "$TMP/nm.cpu" "$TMP/nm.cpu-backend"
+    keys="$keys --set deterministic=true"
     local runs="cpu:1 cpu-backend:2 cpu:3 cpu-backend:1"
     for r in $runs; do
         local dev=${r%:*} t=${r#*:}
         amtl-supernet --data "$F/d.amtl" $SMALL $keys --device $dev --threads $t --phase warmup --epochs 1 -o "$TMP/w.$r" > /dev/null
         amtl-supernet --data "$F/d.amtl" $SMALL $keys --device $dev --threads $t --init "$TMP/w.$r" --phase search --epochs 2 -o "$TMP/s.$r" > /dev/null
         amtl-discretize --export -o "$TMP/a.$r" "$TMP/s.$r"
-        amtl-train --data "$F/d.amtl" --arch "$TMP/a.$r" --init "$TMP/s.$r" $SMALL --set dropout=0.3 --device $dev --threads $t --epochs 2 -o "$TMP/m.$r" > /dev/null
+        amtl-train --data "$F/d.amtl" --arch "$TMP/a.$r" --init "$TMP/s.$r" $SMALL --set dropout=0.3 --set deterministic=true --device $dev --threads $t --epochs 2 -o "$TMP/m.$r" > /dev/null
     done
     for r in $runs; do
         same_file "$TMP/w.cpu:1" "$TMP/w.$r"
@@ -259,6 +268,8 @@ EOF
 }
 
 @test "cpu-plain: the same checkpoint bytes at 1 and 3 threads" {
+    # (its MixedOps are composed of primitives whose sums do not depend on
+    # the thread count: no key needed)
     local cb="$SMALL --device cpu-plain --set dropout=0.2 --phase search --epochs 2 --set discretize_ops=2"
     amtl-supernet --data "$F/d.amtl" $cb --threads 1 -o "$TMP/a.ckpt" > /dev/null
     amtl-supernet --data "$F/d.amtl" $cb --threads 3 -o "$TMP/b.ckpt" > /dev/null

@@ -610,6 +610,7 @@ static void test_dump_recorded(void)
     CHECK(strstr(text, "\nthreads:") == NULL);
     CHECK(strstr(text, "\ndevice:") == NULL);
     CHECK(strstr(text, "\nrecompute_hidden:") == NULL);
+    CHECK(strstr(text, "\ndeterministic:") == NULL);
     CHECK(strstr(text, "\nlr: ") != NULL && strstr(text, "\nseed: ") != NULL);
     /* read over defaults with other run settings: a's values but those */
     CHECK_OK(amtl_config_defaults(&b, &st), &st);
@@ -767,7 +768,7 @@ static void test_describe(void)
         CHECKF(strstr(text, want) != NULL, "'%s' not described", want + 3);
         keys++;
     }
-    CHECK(keys == 57);
+    CHECK(keys == 58);
     free(dump);
     free(text);
     amtl_config_free(&c);
