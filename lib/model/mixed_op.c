@@ -91,7 +91,8 @@ static void layout(amtl_carver *cv, amtl_mop_space *sp, const amtl_supernet *net
         }
     }
     sp->nblk_max = amtl_mop_blocks(sp->Bmax);
-    int groups = amtl_mop_groups(sp->nblk_max);
+    /* partials: one a thread, or (deterministic) one a fixed group */
+    int groups = net->deterministic ? amtl_mop_groups(sp->nblk_max) : 1;
     if (groups < sp->nthreads)
         groups = sp->nthreads;
     sp->part = tr ? CARVE_F(cv, (size_t)groups * part) : NULL;
