@@ -594,39 +594,6 @@ static int make_unusual(amtl_config *c, amtl_status *st)
     return 0;
 }
 
-/* The recorded configuration: every key but the run settings, which a
- * load over other values leaves as they were. */
-static void test_dump_recorded(void)
-{
-    amtl_config a, b;
-    amtl_status st = {0};
-    char *text = NULL;
-    CHECK_OK(make_unusual(&a, &st), &st);
-    CHECK_OK(amtl_config_set(&a, "threads", "3", &st), &st);
-    CHECK_OK(amtl_config_set(&a, "device", "cpu-backend", &st), &st);
-    CHECK_OK(amtl_config_set(&a, "recompute_hidden", "true", &st), &st);
-    CHECK_OK(amtl_config_dump_recorded(&a, &text, &st), &st);
-    CHECK(strncmp(text, "# amtl configuration\n", 21) == 0);
-    CHECK(strstr(text, "\nthreads:") == NULL);
-    CHECK(strstr(text, "\ndevice:") == NULL);
-    CHECK(strstr(text, "\nrecompute_hidden:") == NULL);
-    CHECK(strstr(text, "\ndeterministic:") == NULL);
-    CHECK(strstr(text, "\nlr: ") != NULL && strstr(text, "\nseed: ") != NULL);
-    /* read over defaults with other run settings: a's values but those */
-    CHECK_OK(amtl_config_defaults(&b, &st), &st);
-    CHECK_OK(amtl_config_set(&b, "threads", "5", &st), &st);
-    CHECK_OK(load(&b, text, &st), &st);
-    CHECK(b.threads == 5 && !strcmp(b.device, "cpu") && !b.recompute_hidden);
-    b.threads = a.threads;
-    b.recompute_hidden = a.recompute_hidden;
-    CHECK_OK(amtl_config_set(&b, "device", "cpu-backend", &st), &st);
-    const char *diff = config_diff(&a, &b);
-    CHECKF(diff == NULL, "field %s differs after read-back", diff);
-    free(text);
-    amtl_config_free(&a);
-    amtl_config_free(&b);
-}
-
 static void test_dump_roundtrip(void)
 {
     amtl_config a, b, z;
@@ -793,7 +760,6 @@ int main(void)
     RUN(test_set_errors);
     RUN(test_missing_file);
     RUN(test_dump_roundtrip);
-    RUN(test_dump_recorded);
     RUN(test_dump_floats);
     RUN(test_no_leaks);
     RUN(test_describe);

@@ -333,8 +333,39 @@ static void test_profiles(void)
     amtl_config_free(&d);
 }
 
+/* The recorded configuration (checkpoints, models, architectures): every
+ * key but the run settings, which a load over other values leaves alone. */
+static void test_dump_recorded(void)
+{
+    amtl_config a, b;
+    amtl_status st = {0};
+    char *text = NULL;
+    CHECK_OK(amtl_config_defaults(&a, &st), &st);
+    const char *kv[][2] = {{"threads", "3"}, {"device", "cpu-backend"},
+                           {"recompute_hidden", "true"}, {"deterministic", "true"},
+                           {"lr", "0.0123"}, {"ops", "[Identity, MLP-7]"}, {"seed", "99"}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        CHECK_OK(amtl_config_set(&a, kv[i][0], kv[i][1], &st), &st);
+    CHECK_OK(amtl_config_dump_recorded(&a, &text, &st), &st);
+    CHECK(strncmp(text, "# amtl configuration\n", 21) == 0);
+    CHECK(!strstr(text, "\nthreads:") && !strstr(text, "\ndevice:"));
+    CHECK(!strstr(text, "\nrecompute_hidden:") && !strstr(text, "\ndeterministic:"));
+    CHECK(strstr(text, "\nlr: 0.0123\n") && strstr(text, "\nseed: 99\n"));
+    CHECK(strstr(text, "\nops: [Identity, MLP-7]\n"));
+    CHECK_OK(amtl_config_defaults(&b, &st), &st);
+    CHECK_OK(amtl_config_set(&b, "threads", "5", &st), &st);
+    CHECK_OK(amtl_config_load_string(&b, text, strlen(text), "recorded", &st), &st);
+    CHECK(b.threads == 5 && !strcmp(b.device, "cpu") && !b.recompute_hidden &&
+          !b.deterministic);
+    CHECK(b.lr == a.lr && b.seed == a.seed && b.ops.n == 2);
+    free(text);
+    amtl_config_free(&a);
+    amtl_config_free(&b);
+}
+
 int main(void)
 {
+    RUN(test_dump_recorded);
     RUN(test_stage_names);
     RUN(test_stage_keys);
     RUN(test_every_key_has_a_stage);
