@@ -319,6 +319,17 @@ static int cr_ends_line(amtl_csv *r, amtl_status *st)
     return 1;
 }
 
+/* Outside quotes: 1 when c ends the line (LF; CR before LF or the end), 0
+ * when it is no line break, -1 on error. */
+static int ends_line(amtl_csv *r, int c, amtl_status *st)
+{
+    if (c == '\n') {
+        r->next_line++;
+        return 1;
+    }
+    return c == '\r' ? cr_ends_line(r, st) : 0;
+}
+
 int amtl_csv_next(amtl_csv *r, amtl_status *st)
 {
     for (;;) {
@@ -328,6 +339,7 @@ int amtl_csv_next(amtl_csv *r, amtl_status *st)
         size_t fstart = 0;
         int state = S_START, any = 0;
         long quote_line = 0;
+        int brk;
         for (;;) {
             int c = getch(r, st);
             if (c == CH_ERR)
@@ -359,11 +371,8 @@ int amtl_csv_next(amtl_csv *r, amtl_status *st)
                         return -1;
                     state = S_START;
                     any = 1;
-                } else if (c == '\n') {
-                    r->next_line++;
-                    goto end_record;
-                } else if (c == '\r') {
-                    if (cr_ends_line(r, st) < 0)
+                } else if ((brk = ends_line(r, c, st)) != 0) {
+                    if (brk < 0)
                         return -1;
                     goto end_record;
                 } else if (is_binary_byte(c)) {
@@ -402,11 +411,8 @@ int amtl_csv_next(amtl_csv *r, amtl_status *st)
                     if (end_field(r, &fstart, 0, st))
                         return -1;
                     state = S_START;
-                } else if (c == '\n') {
-                    r->next_line++;
-                    goto end_record;
-                } else if (c == '\r') {
-                    if (cr_ends_line(r, st) < 0)
+                } else if ((brk = ends_line(r, c, st)) != 0) {
+                    if (brk < 0)
                         return -1;
                     goto end_record;
                 } else {
