@@ -107,13 +107,30 @@ static int is_map_byte(unsigned b)
     return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
 }
 
-int amtl_envelope_mp_validate(const unsigned char *p, size_t len, const char *what,
-                              amtl_status *st)
+/* Why a walk over MessagePack values stopped short. */
+typedef enum {
+    MPW_ENDS = 1,   /* the bytes end before the last value: truncated */
+    MPW_CUT,        /* a value's header is cut short: truncated */
+    MPW_CLAIMS,     /* a str, bin, array or map claims more than remains: truncated */
+    MPW_EXT,        /* an ext type: not in an amtl file */
+    MPW_INVALID,    /* the byte 0xc1 */
+    MPW_DEEP        /* nested deeper than MP_MAX_DEPTH */
+} mp_why;
+
+typedef struct {
+    size_t at;      /* the value's first byte */
+    int cls;        /* its class (MP_*) */
+    uint64_t n;     /* its claimed length or count */
+    size_t rem;     /* bytes after its header */
+} mp_where;
+
+/* Walks the one value at p[pos..len): 0 with *end just after it, or why it
+ * stopped, with where. */
+static int mp_walk(const unsigned char *p, size_t len, size_t pos, size_t *end,
+                   mp_where *wh)
 {
-    static const char *const names[] = {"scalar", "str", "bin", "array", "map"};
     uint64_t owed[MP_MAX_DEPTH + 1]; /* values still due in each open container */
     int depth = 0;
-    size_t pos = 0;
     owed[0] = 1; /* the one top-level value */
     while (depth >= 0) {
         if (owed[depth] == 0) {
@@ -121,62 +138,86 @@ int amtl_envelope_mp_validate(const unsigned char *p, size_t len, const char *wh
             continue;
         }
         owed[depth]--;
+        wh->at = pos;
         if (pos >= len)
-            return amtl_error(st, AMTL_EDATA,
-                              "%s: truncated or corrupt file: data ends at byte %zu "
-                              "before the last value",
-                              what, pos);
+            return MPW_ENDS;
         unsigned w;
         uint64_t n;
         int cls = mp_classify(p[pos], &w, &n);
+        wh->cls = cls;
         if (cls == MP_EXT)
-            return amtl_error(st, AMTL_EDATA,
-                              "%s: corrupt file: unsupported msgpack ext type 0x%02x "
-                              "at byte %zu",
-                              what, p[pos], pos);
+            return MPW_EXT;
         if (cls == MP_INVALID)
-            return amtl_error(st, AMTL_EDATA,
-                              "%s: corrupt file: invalid msgpack byte 0x%02x at byte %zu",
-                              what, p[pos], pos);
-        size_t at = pos, rem = len - pos - 1;
+            return MPW_INVALID;
+        size_t rem = len - pos - 1;
         if (w > rem)
-            return amtl_error(st, AMTL_EDATA,
-                              "%s: truncated or corrupt file: the value at byte %zu "
-                              "is cut short",
-                              what, at);
+            return MPW_CUT;
         if (cls != MP_SCALAR)
             for (unsigned i = 0; i < w; i++)
                 n = n << 8 | p[pos + 1 + i];
         pos += 1 + w;
-        rem -= w;
-        switch (cls) {
-        case MP_SCALAR: break;
-        case MP_STR:
-        case MP_BIN:
+        wh->n = n;
+        wh->rem = rem -= w;
+        if (cls == MP_STR || cls == MP_BIN) {
             if (n > rem)
-                return amtl_error(st, AMTL_EDATA,
-                                  "%s: truncated or corrupt file: %s at byte %zu claims "
-                                  "%llu bytes, only %zu remain",
-                                  what, names[cls], at, (unsigned long long)n, rem);
+                return MPW_CLAIMS;
             pos += (size_t)n;
-            break;
-        default: { /* array or map */
+        } else if (cls == MP_ARRAY || cls == MP_MAP) {
             uint64_t items = cls == MP_MAP ? 2 * n : n;
             if (items > rem)
-                return amtl_error(st, AMTL_EDATA,
-                                  "%s: truncated or corrupt file: %s at byte %zu claims "
-                                  "%llu %s, only %zu bytes remain",
-                                  what, names[cls], at, (unsigned long long)n,
-                                  cls == MP_MAP ? "entries" : "elements", rem);
+                return MPW_CLAIMS;
             if (depth == MP_MAX_DEPTH)
-                return amtl_error(st, AMTL_EDATA,
-                                  "%s: corrupt file: values nested more than %d deep "
-                                  "at byte %zu",
-                                  what, MP_MAX_DEPTH, at);
+                return MPW_DEEP;
             owed[++depth] = items;
-            break;
         }
-        }
+    }
+    *end = pos;
+    return 0;
+}
+
+int amtl_envelope_mp_validate(const unsigned char *p, size_t len, const char *what,
+                              amtl_status *st)
+{
+    static const char *const names[] = {"scalar", "str", "bin", "array", "map"};
+    size_t pos = 0;
+    mp_where wh = {0};
+    switch (mp_walk(p, len, 0, &pos, &wh)) {
+    case 0: break;
+    case MPW_ENDS:
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: truncated or corrupt file: data ends at byte %zu "
+                          "before the last value",
+                          what, wh.at);
+    case MPW_EXT:
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: corrupt file: unsupported msgpack ext type 0x%02x "
+                          "at byte %zu",
+                          what, p[wh.at], wh.at);
+    case MPW_INVALID:
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: corrupt file: invalid msgpack byte 0x%02x at byte %zu",
+                          what, p[wh.at], wh.at);
+    case MPW_CUT:
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: truncated or corrupt file: the value at byte %zu "
+                          "is cut short",
+                          what, wh.at);
+    case MPW_CLAIMS:
+        if (wh.cls == MP_STR || wh.cls == MP_BIN)
+            return amtl_error(st, AMTL_EDATA,
+                              "%s: truncated or corrupt file: %s at byte %zu claims "
+                              "%llu bytes, only %zu remain",
+                              what, names[wh.cls], wh.at, (unsigned long long)wh.n, wh.rem);
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: truncated or corrupt file: %s at byte %zu claims "
+                          "%llu %s, only %zu bytes remain",
+                          what, names[wh.cls], wh.at, (unsigned long long)wh.n,
+                          wh.cls == MP_MAP ? "entries" : "elements", wh.rem);
+    default: /* MPW_DEEP */
+        return amtl_error(st, AMTL_EDATA,
+                          "%s: corrupt file: values nested more than %d deep "
+                          "at byte %zu",
+                          what, MP_MAX_DEPTH, wh.at);
     }
     if (pos != len)
         return amtl_error(st, AMTL_EDATA,
@@ -669,40 +710,9 @@ int amtl_envelope_decode_borrowed(amtl_file *f, const void *buf, size_t len,
  * before the value does, -1 at a byte no amtl file holds. */
 static int value_end(const unsigned char *p, size_t len, size_t pos, size_t *end)
 {
-    uint64_t owed[MP_MAX_DEPTH + 1];
-    int depth = 0;
-    owed[0] = 1;
-    while (depth >= 0) {
-        if (owed[depth] == 0) {
-            depth--;
-            continue;
-        }
-        owed[depth]--;
-        if (pos >= len)
-            return 1;
-        unsigned w;
-        uint64_t n;
-        int cls = mp_classify(p[pos], &w, &n);
-        if (cls == MP_EXT || cls == MP_INVALID)
-            return -1;
-        if (len - pos - 1 < w)
-            return 1;
-        if (cls != MP_SCALAR)
-            for (unsigned i = 0; i < w; i++)
-                n = n << 8 | p[pos + 1 + i];
-        pos += 1 + w;
-        if (cls == MP_STR || cls == MP_BIN) {
-            if (n > len - pos)
-                return 1;
-            pos += (size_t)n;
-        } else if (cls == MP_ARRAY || cls == MP_MAP) {
-            if (depth == MP_MAX_DEPTH)
-                return -1;
-            owed[++depth] = cls == MP_MAP ? 2 * n : n;
-        }
-    }
-    *end = pos;
-    return 0;
+    mp_where wh;
+    int why = mp_walk(p, len, pos, end, &wh);
+    return why == 0 ? 0 : why == MPW_ENDS || why == MPW_CUT || why == MPW_CLAIMS ? 1 : -1;
 }
 
 int amtl_file_decode_head(amtl_file *f, const void *buf, size_t len, size_t *need,
