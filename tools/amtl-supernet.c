@@ -25,7 +25,7 @@ static const amtl_cli_opt opts[] = {
     {"epochs", 'e', "N", "epochs to train, counted from the start epoch (with --resume: "
                          "of the run that wrote the checkpoint)"},
     {"seed", 'S', "N", "random seed (config key seed)"},
-    {"threads", OPT_THREADS, "N", "BLAS threads, 0 = all cores (config key threads)"},
+    {"threads", OPT_THREADS, "N", "compute threads, 0 = every core (config key threads)"},
     {"device", OPT_DEVICE, "DEV", "cpu, cuda, auto or cpu-plain (config key device)"},
     {"metrics", OPT_METRICS, "FILE", "append one JSON line per epoch here (default stdout)"},
     {"quiet", OPT_QUIET, NULL, "no progress line on a terminal"},

@@ -19,7 +19,7 @@ static const amtl_cli_opt opts[] = {
     {"epochs", 'e', "N", "at most N epochs (config key epochs)"},
     {"patience", OPT_PATIENCE, "P", "stop after P epochs without improvement"},
     {"seed", 'S', "N", "random seed"},
-    {"threads", OPT_THREADS, "N", "BLAS threads, 0 = all cores"},
+    {"threads", OPT_THREADS, "N", "compute threads, 0 = every core (config key threads)"},
     {"device", OPT_DEVICE, "DEV", "cpu, cuda, auto or cpu-plain (config key device)"},
     {"metrics", OPT_METRICS, "FILE", "append one JSON line per epoch here (default stdout)"},
     {"quiet", OPT_QUIET, NULL, "no progress line on a terminal"},

@@ -68,7 +68,7 @@ typedef struct {
     float embedding_l2;       /* L2 on the embedding rows a batch uses, 0 = off */
     amtl_floatlist linear_l2; /* L2 grid of the linear floor, empty = built-in */
     long seed;                /* 2022 */
-    int threads;              /* BLAS threads, 0 = all cores */
+    int threads;              /* compute threads (the trainer's pool), 0 = every core */
     char *device;             /* "cpu" | "cuda" | "auto" */
     amtl_floatlist task_weights;  /* per-task loss weights, empty = all 1 */
     amtl_strlist task_conditions; /* "task=cond": task's loss only where cond == 1 */

@@ -83,7 +83,7 @@ const key_def amtl_cfg_keys[] = {
     KEY(deterministic, K_BOOL, "false", "train", ST_NONE,
         "the same result bit for bit at any thread count (CPU; a few % slower)"),
     KEY(seed, K_LONG, "2022", "train", ST_TRAINING | AMTL_STAGE_PREP, "random seed"),
-    KEY(threads, K_INT, "0", "train", ST_NONE, "BLAS threads, 0 = all cores"),
+    KEY(threads, K_INT, "0", "train", ST_NONE, "compute threads (the trainer's pool), 0 = every core"),
     KEY(device, K_STRING, "cpu", "train", ST_NONE,
         "compute device: cpu | cuda | auto | cpu-backend (= cpu) | cpu-plain"),
     KEY(task_weights, K_FLOATLIST, "[]", "train", ST_TRAINING | AMTL_STAGE_BASELINE,
