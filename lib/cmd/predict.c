@@ -11,6 +11,7 @@
 #include "data/csv.h"
 #include "model/supernet.h"
 #include "model/supernet_dev.h"
+#include "base/pool.h"
 #include "base/tensor.h"
 #include "train/train.h"
 #include "cmd/cli.h"
@@ -182,7 +183,10 @@ static int scorer_open(scorer *s, const char *model, amtl_status *st)
     s->b.dense = amtl_alloc_array((size_t)s->B * (D ? D : 1), sizeof(float));
     s->b.labels = amtl_alloc_array((size_t)s->B * T, sizeof(float));
     s->logits = amtl_alloc_array((size_t)s->B * T, sizeof(float));
-    s->be = amtl_backend_cpu_new(1, s->tr.pool);
+    amtl_pool *pool = amtl_trainer_pool(&s->tr, st);
+    if (!pool)
+        goto out;
+    s->be = amtl_backend_cpu_new(1, pool);
     if (!s->tasks || !s->col_sparse || !s->col_dense || !s->b.ids || !s->b.dense ||
         !s->b.labels || !s->logits || !s->be) {
         amtl_error(st, AMTL_ENOMEM, "out of memory");

@@ -4,11 +4,11 @@
  * one GEMM over the stacked weight W1 [S, in] (supernet.h).
  *
  * Threads.  Each phase below is one run of the space's pool (lib/base/pool.h);
- * every product is made inside a task, single-threaded (amtl_gemm(NULL, ..)).  The batch is cut into a fixed sequence
- * of row blocks (mixed_op.h) and each task takes a run of whole blocks;
- * per-channel work is cut into fixed pieces the same way.  A block's
- * [rows, S] hidden activations stay in the core's cache from the GEMM that
- * writes them to the GEMM that reads them.
+ * every product is made inside a task, single-threaded (amtl_gemm(NULL, ..)).
+ * The batch is cut into a fixed sequence of row blocks (mixed_op.h) and each
+ * task takes a run of whole blocks; per-channel work is cut into fixed
+ * pieces the same way.  A block's [rows, S] hidden activations stay in the
+ * core's cache from the GEMM that writes them to the GEMM that reads them.
  *
  * Determinism.  Sums over the batch are kept per block and added in block
  * order, and every GEMM sees the same operands whatever the thread count, so

@@ -58,7 +58,8 @@ static int dev_begin(amtl_trainer *tr, const amtl_dataset *ds, int split, int op
                      amtl_status *st)
 {
     if (!tr->dev_resolved) {
-        if (amtl_device_backend(tr->cfg.device, tr->pool, &tr->be, st))
+        amtl_pool *pool = amtl_trainer_pool(tr, st);
+        if (!pool || amtl_device_backend(tr->cfg.device, pool, &tr->be, st))
             return -1;
         tr->dev_resolved = 1;
         tr->dev_split = -1;

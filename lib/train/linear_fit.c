@@ -540,6 +540,9 @@ int amtl_linear_fit_tasks(amtl_trainer *tr, const amtl_dataset *ds, const char *
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
+    amtl_pool *pool = amtl_trainer_pool(tr, st);
+    if (!pool)
+        goto out;
     amtl_lr_offsets(ds, off);
     amtl_lr_data probe;
     amtl_lr_data_split(&probe, ds, AMTL_SPLIT_TRAIN, 0, -1, off);
@@ -556,7 +559,7 @@ int amtl_linear_fit_tasks(amtl_trainer *tr, const amtl_dataset *ds, const char *
         amtl_lr_data trn, val;
         amtl_lr_data_split(&trn, ds, AMTL_SPLIT_TRAIN, t, tr->task_cond[t], off);
         amtl_lr_data_split(&val, ds, AMTL_SPLIT_VAL, t, tr->task_cond[t], off);
-        trn.pool = val.pool = tr->pool;
+        trn.pool = val.pool = pool;
         if (ds->shard_size > 1) {
             double c = (double)trn.counted;
             trn.comm = tr->comm;

@@ -118,10 +118,6 @@ int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_datas
         return -1;
     }
     free(yaml);
-    if (!(tr->pool = amtl_pool_new(cfg->threads))) {
-        amtl_config_free(&tr->cfg);
-        return amtl_error(st, AMTL_ENOMEM, "out of memory");
-    }
     amtl_rng_seed(&tr->rng, (uint64_t)cfg->seed);
     amtl_rng init_rng;
     amtl_rng_fork(&init_rng, &tr->rng, 1);
@@ -138,6 +134,13 @@ int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_datas
 fail:
     amtl_trainer_free(tr);
     return -1;
+}
+
+amtl_pool *amtl_trainer_pool(amtl_trainer *tr, amtl_status *st)
+{
+    if (!tr->pool && !(tr->pool = amtl_pool_new(tr->cfg.threads)))
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+    return tr->pool;
 }
 
 void amtl_trainer_free(amtl_trainer *tr)

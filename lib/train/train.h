@@ -87,8 +87,9 @@ typedef struct {
      * between epochs and evaluations (on the CPU backend it works in them). */
     struct amtl_dev *dev;
     struct amtl_backend *be;   /* dev's backend instance, owned (amtl_backend_free) */
-    /* The trainer's threads (cfg.threads; 0: one a core it may use), owned:
-     * the CPU backend and the linear fit run on them */
+    /* The trainer's threads (cfg.threads; 0: one a core it may use), owned,
+     * made when the step or the linear fit first needs them
+     * (amtl_trainer_pool): the CPU backend and the fit run on them */
     struct amtl_pool *pool;
     int dev_resolved;      /* be and dev were made (at the first epoch or prediction) */
     int dev_split;         /* the split whose data the device holds, or -1 */
@@ -113,6 +114,9 @@ int amtl_device_backend(const char *device, struct amtl_pool *pool, struct amtl_
 int amtl_trainer_init(amtl_trainer *tr, const amtl_config *cfg, const amtl_dataset *ds,
                       amtl_status *st);
 void amtl_trainer_free(amtl_trainer *tr);
+/* The trainer's thread pool, made at the first call (a tool that only reads
+ * a checkpoint starts no thread); NULL when out of memory (st says so). */
+struct amtl_pool *amtl_trainer_pool(amtl_trainer *tr, amtl_status *st);
 
 /* Re-registers the optimizer segments' active flags from liveness. */
 void amtl_trainer_sync_liveness(amtl_trainer *tr);
