@@ -51,6 +51,7 @@ typedef struct {
     int gate_dense;           /* feed dense features to the expert gates (0 = reference) */
     int wide;                 /* per-task linear logit beside the deep part (0 = off) */
     char *wide_init;          /* "zero" | "linear": the wide part's start */
+    char *wide_train;         /* "joint" | "frozen": the wide part trained or kept */
 
     /* training */
     int batch_size;           /* 2048 */

@@ -146,6 +146,7 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
                                                    NULL};
     static const char *const early_stops[] = {"auc", "logloss", NULL};
     static const char *const wide_inits[] = {"zero", "linear", NULL};
+    static const char *const wide_trains[] = {"joint", "frozen", NULL};
     static const char *const formats[] = {"processed", "csv",      "userbehavior",
                                           "ijcai15",   "kuairand", "qb-video",
                                           NULL};
@@ -167,8 +168,13 @@ int amtl_config_validate(const amtl_config *c, amtl_status *st)
                    (double)c->embedding_init_std);
     if (validate_ops(c, st) || one_of(st, "gate_mode", c->gate_mode, gate_modes) ||
         one_of(st, "arch_data", c->arch_data, arch_datas) ||
-        one_of(st, "wide_init", c->wide_init, wide_inits))
+        one_of(st, "wide_init", c->wide_init, wide_inits) ||
+        one_of(st, "wide_train", c->wide_train, wide_trains))
         return -1;
+    if (c->wide && !strcmp(c->wide_train, "frozen") && !strcmp(c->wide_init, "zero"))
+        return bad(st, "wide_train",
+                   "frozen keeps the wide part at its start, and wide_init zero starts it "
+                   "at zero: set wide_init linear, or wide false");
 
     if (c->batch_size < 2)
         return bad(st, "batch_size", "must be at least 2 (BatchNorm needs 2 rows), got %d",

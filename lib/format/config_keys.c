@@ -76,6 +76,8 @@ const key_def amtl_cfg_keys[] = {
         "lazy Adam: update only the embedding rows a batch uses"),
     KEY(embedding_l2, K_FLOAT, "0", "train", ST_TRAINING,
         "L2 penalty on the embedding rows a batch uses (added to the loss), 0 = off"),
+    KEY(wide_train, K_STRING, "joint", "train", ST_TRAINING,
+        "the wide part: joint (trained with the rest) | frozen (kept at its start)"),
     KEY(linear_l2, K_FLOATLIST, "[]", "train", AMTL_STAGE_TRAIN,
         "L2 strengths the linear floor tries, chosen on validation; [] = built-in grid"),
     KEY(recompute_hidden, K_BOOL, "false", "train", ST_NONE,

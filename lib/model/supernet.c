@@ -278,6 +278,7 @@ static int build(amtl_supernet *net, amtl_status *st)
         }
     }
     /* the wide part last, so that nets without it keep their layout */
+    net->wide_start = net->n_w;
     if (net->wide) {
         if (!(net->wide_emb = calloc((size_t)N, sizeof *net->wide_emb)))
             return amtl_error(st, AMTL_ENOMEM, "out of memory building the supernet");

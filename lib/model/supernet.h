@@ -113,6 +113,8 @@ typedef struct {
     amtl_tower_layer *tower;/* [T * (n_tower+1)] */
     size_t *wide_emb;       /* [N] w offsets of the wide tables [vocab_f, T] (wide only) */
     size_t wide_dense;      /* w offset of the wide dense weights [T, D] (wide only) */
+    size_t wide_start;      /* w offset of the first wide weight, n_w without the wide
+                             * part: the wide part is the tail [wide_start, n_w) */
 
     /* discretisation state */
     int selections_fixed;   /* feature and expert selections are 0/1 constants */

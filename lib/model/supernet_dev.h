@@ -112,6 +112,9 @@ typedef struct {
                               * phase), or NULL */
     float arch_sparsity;     /* the selection prior's strength */
     float clip_grad_norm;    /* > 0: the weights' gradient clipped to this norm */
+    size_t n_trained;        /* the weights trained are w[0, n_trained) (a frozen wide
+                              * part is the tail); their gradient's norm is the one
+                              * checked and clipped.  0 = every weight */
     const int32_t *const *lazy_rows;  /* sparse_embedding: amtl_dev_adam_step's rows */
     const int *lazy_n;
     /* A rank of a data-parallel job (amtl_dev_set_job): pos [B] the rows'

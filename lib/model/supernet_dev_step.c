@@ -177,31 +177,31 @@ static int scratch(amtl_dev *d, float **p, size_t n, amtl_status *st)
     return 0;
 }
 
-/* The weights' gradient's squared L2 norm into *ss (NaN or infinite when an
- * element is). */
-static int grad_sumsq(amtl_dev *d, float *ss, amtl_status *st)
+/* The squared L2 norm of the gradient of the weights w[0, n) into *ss (NaN or
+ * infinite when an element is). */
+static int grad_sumsq(amtl_dev *d, size_t n, float *ss, amtl_status *st)
 {
     if (scratch(d, &d->scal, 1, st))
         return -1;
-    d->be->dot(d->be, d->scal, d->g, d->g, d->n_w);
+    d->be->dot(d->be, d->scal, d->g, d->g, n);
     if (d->be->get(d->be, ss, d->scal, sizeof *ss))
         return amtl_dev_be_error(d, st, "reading the gradient norm");
     return 0;
 }
 
-/* Clipping given the gradient's squared norm ss. */
-static int clip_to(amtl_dev *d, float max_norm, float ss, amtl_status *st)
+/* Clipping the gradient of w[0, n) given its squared norm ss. */
+static int clip_to(amtl_dev *d, size_t n, float max_norm, float ss, amtl_status *st)
 {
     double norm = sqrt((double)ss);
     if (norm > max_norm)
-        d->be->axpy(d->be, d->g, d->g, (float)(max_norm / (norm + 1e-6)) - 1.0f, d->n_w);
+        d->be->axpy(d->be, d->g, d->g, (float)(max_norm / (norm + 1e-6)) - 1.0f, n);
     return amtl_dev_be_check(d, st, "gradient clipping");
 }
 
 int amtl_dev_clip_grad_norm(amtl_dev *d, float max_norm, amtl_status *st)
 {
     float ss;
-    return grad_sumsq(d, &ss, st) || clip_to(d, max_norm, ss, st) ? -1 : 0;
+    return grad_sumsq(d, d->n_w, &ss, st) || clip_to(d, d->n_w, max_norm, ss, st) ? -1 : 0;
 }
 
 int amtl_dev_state_save(amtl_dev *d, amtl_status *st)
@@ -343,11 +343,12 @@ int amtl_dev_train_step(amtl_dev *d, amtl_supernet *net, const int32_t *rows, in
     /* the weights' gradient: a NaN or infinity anywhere makes its norm so;
      * the same norm clips it */
     float ss;
-    if (grad_sumsq(d, &ss, st))
+    size_t n = o->n_trained > 0 && o->n_trained < d->n_w ? o->n_trained : d->n_w;
+    if (grad_sumsq(d, n, &ss, st))
         return -1;
     if (!isfinite(ss))
         return 1;
-    if ((o->clip_grad_norm > 0 && clip_to(d, o->clip_grad_norm, ss, st)) ||
+    if ((o->clip_grad_norm > 0 && clip_to(d, n, o->clip_grad_norm, ss, st)) ||
         amtl_dev_adam_step(d, o->opt_w, net, o->lazy_rows, o->lazy_n, st))
         return -1;
     if (o->opt_a) {

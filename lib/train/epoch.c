@@ -483,6 +483,7 @@ int amtl_trainer_epoch(amtl_trainer *tr, const amtl_dataset *ds, amtl_phase phas
             .opt_a = phase == AMTL_PHASE_SEARCH && !bilevel ? &tr->opt_a : NULL,
             .arch_sparsity = tr->cfg.arch_sparsity,
             .clip_grad_norm = tr->cfg.clip_grad_norm,
+            .n_trained = amtl_trainer_trained_weights(tr),
             .pos = par ? bb.pos : NULL,
             .B_all = bs,
         };

@@ -88,14 +88,21 @@ static int setup_optim(amtl_trainer *tr, amtl_status *st)
     return 0;
 }
 
+size_t amtl_trainer_trained_weights(const amtl_trainer *tr)
+{
+    const amtl_supernet *net = &tr->net;
+    return net->wide && !strcmp(tr->cfg.wide_train, "frozen") ? net->wide_start : net->n_w;
+}
+
 void amtl_trainer_sync_liveness(amtl_trainer *tr)
 {
     amtl_supernet *net = &tr->net;
+    size_t trained = amtl_trainer_trained_weights(tr);
     int iw = 0, ia = 0;
     for (int i = 0; i < net->n_params; i++) {
         const amtl_param *p = &net->params[i];
         if (p->buf == AMTL_BUF_W)
-            tr->opt_w.segs[iw++].active = p->live;
+            tr->opt_w.segs[iw++].active = p->live && p->off < trained;
         else if (p->buf == AMTL_BUF_ARCH)
             tr->opt_a.segs[ia++].active = p->live;
     }

@@ -118,7 +118,11 @@ void amtl_trainer_free(amtl_trainer *tr);
  * a checkpoint starts no thread); NULL when out of memory (st says so). */
 struct amtl_pool *amtl_trainer_pool(amtl_trainer *tr, amtl_status *st);
 
-/* Re-registers the optimizer segments' active flags from liveness. */
+/* The weights the optimiser steps are w[0, n) for the n returned: n_w, or
+ * the wide part's start when it is frozen (config wide_train). */
+size_t amtl_trainer_trained_weights(const amtl_trainer *tr);
+/* Re-registers the optimizer segments' active flags from liveness (and a
+ * frozen wide part: never active). */
 void amtl_trainer_sync_liveness(amtl_trainer *tr);
 
 /* One training epoch in a phase; *loss = mean training loss.  In the search

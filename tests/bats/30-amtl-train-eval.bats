@@ -496,3 +496,30 @@ EOF
         [ -z "$output$stderr" ]
     done
 }
+
+@test "amtl-train wide_train frozen: the wide part stays the fitted regression, the rest trains; frozen from zero is refused" {
+    fixture_data
+    amtl-discretize --baseline mmoe --data "$TMP/f.amtl" $MODEL -o "$TMP/mmoe.arch"
+    for n in 1 3; do
+        for mode in frozen joint; do
+            amtl-train --data "$TMP/f.amtl" --arch "$TMP/mmoe.arch" $SMALL --set lr=0.01 \
+                --set wide_train=$mode --epochs $n --patience 9 \
+                -o "$TMP/$mode$n.model" > /dev/null
+            tensors "$TMP/$mode$n.model" | grep '^wide\.' > "$TMP/$mode$n.wide"
+            tensors "$TMP/$mode$n.model" | grep -v '^wide\.' | grep 'weight' > "$TMP/$mode$n.deep"
+        done
+    done
+    [ -s "$TMP/frozen1.wide" ]
+    # frozen: the same wide tables after 1 and 3 epochs, and the deep part moves;
+    # joint: the wide tables move too
+    cmp "$TMP/frozen1.wide" "$TMP/frozen3.wide"
+    ! cmp -s "$TMP/joint1.wide" "$TMP/joint3.wide"
+    ! cmp -s "$TMP/frozen1.deep" "$TMP/frozen3.deep"
+    grep -q '^wide_train: frozen$' <(amtl-train --data "$TMP/f.amtl" --arch "$TMP/mmoe.arch" \
+        --set wide_train=frozen --dump-config)
+    run --separate-stderr amtl-train --data "$TMP/f.amtl" --arch "$TMP/mmoe.arch" $SMALL \
+        --set wide_train=frozen --set wide_init=zero -o "$TMP/z.model"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "amtl-train: error: "*"wide_train"*"wide_init zero"* ]]
+    [ ! -e "$TMP/z.model" ]
+}

@@ -451,7 +451,7 @@ lacks() { ! grep -q -- "^$2:" "$TMP/st/$1.yaml"; }
 
 @test "stage-config: the quality keys go to the stages that read them; finetune_epochs sets the fine-tuning" {
     printf '%s\n' 'data: {min_id_count: 2, dense_transform: log-standardize, trim: true}' \
-        'model: {wide: true, wide_init: linear}' 'train: {embedding_l2: 1e-6, linear_l2: [0.1, 1]}' 'search:' \
+        'model: {wide: true, wide_init: linear}' 'train: {embedding_l2: 1e-6, linear_l2: [0.1, 1], wide_train: frozen}' 'search:' \
         '  epochs: 20' '  arch_sparsity: 0.1' '  early_stop: logloss' '  min_epochs: 3' \
         '  finetune_epochs: 7' > "$TMP/c.yaml"
     run --separate-stderr "$PIPE/stage-config" "$TMP/c.yaml" "$TMP/st"
@@ -469,7 +469,9 @@ lacks() { ! grep -q -- "^$2:" "$TMP/st/$1.yaml"; }
     lacks train wide
     for s in warmup search frozen finetune train; do
         has $s 'embedding_l2: 1e-06'
+        has $s 'wide_train: frozen'
     done
+    lacks baseline wide_train
     has search 'arch_sparsity: 0.1'
     has frozen 'arch_sparsity: 0.1'
     lacks warmup arch_sparsity

@@ -517,6 +517,76 @@ static void test_wide_init(void)
     free_dataset(&ds);
 }
 
+/* wide_train: frozen keeps every weight of the wide part at its start (the
+ * fitted regression) through training epochs, with and without clipping and
+ * lazy rows, while the deep part trains; joint trains both.  A frozen wide
+ * part started at zero is refused, and so is an unknown value. */
+static void test_wide_frozen(void)
+{
+    amtl_dataset ds;
+    amtl_status st = {0};
+    CHECK(make_dataset(&ds, mid_rows, 12) == 0);
+    for (int mode = 0; mode < 4; mode++) {
+        int frozen = mode > 0;
+        amtl_config cfg = {0};
+        amtl_trainer tr;
+        const char *kv[][2] = {{"batch_size", "64"}, {"threads", "1"}, {"n_experts", "2"},
+                               {"expert_width", "8"}, {"tower_layers", "[4, 3]"},
+                               {"ops", "[MLP-8, Identity]"}, {"wide", "true"},
+                               {"linear_l2", "[1e-2, 1e-4]"},
+                               {"wide_train", frozen ? "frozen" : "joint"},
+                               {"clip_grad_norm", mode == 2 ? "0.05" : "0"},
+                               {"sparse_embedding", mode == 3 ? "true" : "false"}};
+        CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
+        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+            CHECK_OK(amtl_config_set(&cfg, kv[k][0], kv[k][1], &st), &st);
+        CHECK_OK(amtl_trainer_init(&tr, &cfg, &ds, &st), &st);
+        tr.quiet = 1;
+        const amtl_supernet *net = &tr.net;
+        CHECK_OK(amtl_wide_fit(&tr, &ds, &st), &st);
+        size_t nw = net->n_w, w0 = net->wide_start;
+        CHECK(w0 > 0 && w0 < nw && net->wide_emb[0] == w0);
+        CHECK(amtl_trainer_trained_weights(&tr) == (frozen ? w0 : nw));
+        float *start = malloc(nw * sizeof *start);
+        CHECK(start != NULL);
+        memcpy(start, net->w, nw * sizeof *start);
+        double loss;
+        for (int e = 0; e < 2; e++)
+            CHECK_OK(amtl_trainer_epoch(&tr, &ds, AMTL_PHASE_FINETUNE, 0, &loss, &st), &st);
+        CHECK(isfinite(loss));
+        size_t moved_deep = 0, moved_wide = 0;
+        for (size_t i = 0; i < nw; i++) {
+            if (memcmp(&net->w[i], &start[i], sizeof(float)) == 0)
+                continue;
+            if (i < w0)
+                moved_deep++;
+            else
+                moved_wide++;
+        }
+        CHECKF(moved_deep > w0 / 2, "mode %d: %zu of %zu deep weights moved", mode,
+               moved_deep, w0);
+        CHECKF(frozen ? moved_wide == 0 : moved_wide > (nw - w0) / 2,
+               "mode %d: %zu of %zu wide weights moved", mode, moved_wide, nw - w0);
+        free(start);
+        amtl_trainer_free(&tr);
+        amtl_config_free(&cfg);
+    }
+    free_dataset(&ds);
+
+    amtl_config cfg = {0};
+    CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
+    CHECK_OK(amtl_config_set(&cfg, "wide_train", "frozen", &st), &st);
+    CHECK_OK(amtl_config_validate(&cfg, &st), &st);
+    CHECK_OK(amtl_config_set(&cfg, "wide_init", "zero", &st), &st);
+    CHECK(amtl_config_validate(&cfg, &st) == -1 && strstr(st.msg, "wide_train") &&
+          strstr(st.msg, "wide_init zero"));
+    CHECK_OK(amtl_config_set(&cfg, "wide", "false", &st), &st);
+    CHECK_OK(amtl_config_validate(&cfg, &st), &st);
+    CHECK_OK(amtl_config_set(&cfg, "wide_train", "thawed", &st), &st);
+    CHECK(amtl_config_validate(&cfg, &st) == -1 && strstr(st.msg, "wide_train"));
+    amtl_config_free(&cfg);
+}
+
 int main(void)
 {
     RUN(test_objective_and_gradient);
@@ -526,5 +596,6 @@ int main(void)
     RUN(test_model_logits);
     RUN(test_train_tasks);
     RUN(test_wide_init);
+    RUN(test_wide_frozen);
     TEST_MAIN_END();
 }
