@@ -22,8 +22,9 @@ tmp=${DIR:-$(mktemp -d)}
 [ -n "${DIR:-}" ] || trap 'rm -rf "$tmp"' EXIT
 # a small model: the point is the data's cost, not the model's
 # (wide_init zero: the wide part's logistic-regression fit is not what is
-# measured; the baseline's architecture file carries the key to amtl-train)
-KEYS="--set ops=[Identity,MLP-64,MLP-128] --set batch_size=2048 --set wide_init=zero"
+# measured; the baseline's architecture file carries the key to amtl-train;
+# a wide part started at zero trains: wide_train joint)
+KEYS="--set ops=[Identity,MLP-64,MLP-128] --set batch_size=2048 --set wide_init=zero --set wide_train=joint"
 MODEL="$KEYS --quiet"
 
 # runs "$@", appends "seconds maxrss_kb" of it to $tmp/t

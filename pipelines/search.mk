@@ -207,7 +207,10 @@ $(OUT)/arch.txt: $(OUT)/arch.amtl
 # One architecture per threshold T of export_candidates (EXPORT_THRESHOLDS):
 # arch-T.amtl keeps a feature or expert when sigmoid(beta) > T; each is
 # fine-tuned (searched-T.model, searched-T.jsonl) and scored on the
-# validation split (searched-T.val.json).  With linear_candidate
+# validation split (searched-T.val.json).  With retrain_candidates
+# (RETRAIN_CANDIDATES) each is also trained from scratch as the baselines
+# are, for `epochs` epochs (candidate scratch-T: arch-scratch-T.amtl, a copy
+# of arch-T.amtl, and searched-scratch-T.*).  With linear_candidate
 # (LINEAR_CANDIDATE) the linear fit competes too (arch-linear.amtl,
 # searched-linear.*): the search may conclude that no deep part is worth it.
 # pipelines/pick-candidate copies the best by validation mean AUC to
@@ -215,7 +218,8 @@ $(OUT)/arch.txt: $(OUT)/arch.amtl
 # candidates.tsv; the test split is not read.  The linear fit is the
 # simplest of them: a deep candidate wins over it only by linear_margin
 # paired standard errors or more (LINEAR_MARGIN).
-CANDS := $(EXPORT_THRESHOLDS) $(if $(filter 1,$(LINEAR_CANDIDATE)),linear)
+CANDS := $(EXPORT_THRESHOLDS) $(if $(filter 1,$(RETRAIN_CANDIDATES)),$(EXPORT_THRESHOLDS:%=scratch-%)) \
+         $(if $(filter 1,$(LINEAR_CANDIDATE)),linear)
 ifeq ($(strip $(EXPORT_THRESHOLDS)),)
   $(error no export thresholds in $(STAMPS)/vars.mk (a $(BIN)/amtl-prep older than export_candidates?))
 endif
@@ -234,6 +238,20 @@ $(OUT)/searched-linear.model: $(OUT)/linear.model
 	$(Q)$(call copy,$(OUT)/linear.jsonl,$(OUT)/searched-linear.jsonl)
 	$(Q)$(call copy,$<,$@)
 	$(Q)$(call copy_wall,linear.model,$(@F))
+
+# A retrained candidate's architecture is the export's (its seconds are the
+# export's, counted once: the copy's are 0).
+$(OUT)/arch-scratch-%.amtl: $(OUT)/arch-%.amtl
+	$(Q)$(call copy,$<,$@)
+	@mkdir -p $(WALL) && echo 0.000 > $(WALL)/$(@F).seconds.tmp && mv -f $(WALL)/$(@F).seconds.tmp $(WALL)/$(@F).seconds
+
+$(OUT)/searched-scratch-%.model: $(OUT)/arch-scratch-%.amtl $(D) $(STAMPS)/train.yaml $(BIN)/amtl-train
+	@$(say) train $@
+	@rm -f $@.part $(OUT)/searched-scratch-$*.jsonl.part
+	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(RUN_TRAIN)$(BIN)/amtl-train --data $(D) --arch $< --from-scratch $(TOOLCFG) $(QUIET) \
+	    --metrics $(OUT)/searched-scratch-$*.jsonl.part -o $@.part
+	@mv -f $(OUT)/searched-scratch-$*.jsonl.part $(OUT)/searched-scratch-$*.jsonl
+	@mv -f $@.part $@
 
 $(OUT)/arch-%.amtl: $(OUT)/frozen.ckpt $(BIN)/amtl-discretize
 	@$(say) export $@

@@ -81,6 +81,7 @@ typedef struct {
     int discretize_ops;       /* 10 */
     float select_threshold;   /* export keeps sigmoid(beta) > this, 0.5 */
     amtl_floatlist export_candidates; /* thresholds the pipelines try, [] = the one above */
+    int retrain_candidates;   /* each export is also trained from scratch, a candidate */
     int linear_candidate;     /* the linear fit competes with them on validation */
     float linear_margin;      /* ...and is kept unless beaten by this many paired SEs */
     int recompute_hidden;     /* the fused MixedOps recompute their hidden layer */
@@ -193,7 +194,7 @@ void amtl_config_schedule(const amtl_config *c, amtl_schedule *s);
 /* The schedule and the number of labels as make variables:
  * WARMUP_EPOCHS, SEARCH_EPOCHS, FINETUNE_EPOCHS, EPOCHS, N_LABELS,
  * EXPORT_THRESHOLDS (export_candidates, else select_threshold),
- * LINEAR_CANDIDATE (1 or 0). */
+ * RETRAIN_CANDIDATES and LINEAR_CANDIDATE (1 or 0), LINEAR_MARGIN. */
 int amtl_config_dump_schedule(const amtl_config *c, char **out, amtl_status *st);
 
 /* Checks values against each other and their ranges (batch_size > 0, known

@@ -294,8 +294,10 @@ int amtl_config_dump_schedule(const amtl_config *c, char **out, amtl_status *st)
         amtl_strbuf_printf(&b, " %g", (double)c->select_threshold);
     for (int i = 0; i < c->export_candidates.n; i++)
         amtl_strbuf_printf(&b, " %g", (double)c->export_candidates.items[i]);
-    amtl_strbuf_printf(&b, "\nLINEAR_CANDIDATE := %d\nLINEAR_MARGIN := %g\n",
-                       c->linear_candidate ? 1 : 0, (double)c->linear_margin);
+    amtl_strbuf_printf(&b, "\nRETRAIN_CANDIDATES := %d\nLINEAR_CANDIDATE := %d\n"
+                       "LINEAR_MARGIN := %g\n",
+                       c->retrain_candidates ? 1 : 0, c->linear_candidate ? 1 : 0,
+                       (double)c->linear_margin);
     *out = NULL;
     if (b.failed) {
         free(b.data);

@@ -99,7 +99,8 @@ EOF
     [ -z "$stderr" ]
     printf '%s\n' "# the schedule of a search and the labels the configuration names" \
         "WARMUP_EPOCHS := 2" "SEARCH_EPOCHS := 3" "FINETUNE_EPOCHS := 4" "EPOCHS := 10" \
-        "N_LABELS := 2" "EXPORT_THRESHOLDS := 0.5 0.45 0.55" "LINEAR_CANDIDATE := 1" \
+        "N_LABELS := 2" "EXPORT_THRESHOLDS := 0.5 0.45 0.55" "RETRAIN_CANDIDATES := 1" \
+        "LINEAR_CANDIDATE := 1" \
         "LINEAR_MARGIN := 2" | diff -u - <(printf '%s\n' "$output")
     run --separate-stderr amtl-prep --config "$TMP/c.yaml" --set linear_margin=1.5 --dump-schedule
     has 'LINEAR_MARGIN := 1.5'
@@ -116,6 +117,7 @@ EOF
     has 'EXPORT_THRESHOLDS := 0.3'
     run --separate-stderr amtl-prep --config "$TMP/c.yaml" --profile reference --dump-schedule
     has 'EXPORT_THRESHOLDS := 0.5'
+    has 'RETRAIN_CANDIDATES := 0'
     has 'LINEAR_CANDIDATE := 0'
     for bad in 'export_candidates=[0.5, 1]' 'export_candidates=[0.5, 0.5]' 'export_candidates=0'; do
         run --separate-stderr amtl-prep --config "$TMP/c.yaml" --set "$bad" --dump-schedule

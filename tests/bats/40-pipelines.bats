@@ -71,14 +71,15 @@ set_key() {
         [ -s "$R/$f" ] || { echo "missing $f"; false; }
     done
     # the export candidates: one per threshold of export_candidates, each
-    # fine-tuned and scored on validation; the best is the searched model
-    [ "$(cut -f 1 "$R/candidates.tsv" | tr '\n' ' ')" = "candidate 0.5 0.45 0.55 linear " ]
+    # fine-tuned and trained from scratch (retrain_candidates), scored on
+    # validation; the best is the searched model
+    [ "$(cut -f 1 "$R/candidates.tsv" | tr '\n' ' ')" = "candidate 0.5 0.45 0.55 scratch-0.5 scratch-0.45 scratch-0.55 linear " ]
     [ "$(awk -F '\t' '$7 == "*"' "$R/candidates.tsv" | wc -l)" -eq 1 ]
     # the best by validation AUC of the linear fit and the deep candidates
     # that beat it by 2 paired standard errors (linear_margin)
     best=$(awk -F '\t' 'NR > 1 && ($1 == "linear" || ($4 > 0 && $4 >= 2 * $5)) && (b == "" || $2 > a) { a = $2; b = $1 } END { print b }' "$R/candidates.tsv")
     [ "$(awk -F '\t' '$7 == "*" { print $1 }' "$R/candidates.tsv")" = "$best" ]
-    for t in 0.5 0.45 0.55 linear; do
+    for t in 0.5 0.45 0.55 scratch-0.5 scratch-0.45 scratch-0.55 linear; do
         grep -q '"split":"val"' "$R/searched-$t.val.json"
         v=$(grep -o '"mean_auc":[0-9.]*' "$R/searched-$t.val.json" | cut -d : -f 2)
         se=$(grep -o '"mean_auc_se":[0-9.]*' "$R/searched-$t.val.json" | cut -d : -f 2)
@@ -94,6 +95,11 @@ set_key() {
         grep -q "^$t"$'\t'"$v"$'\t'"$se"$'\t'"$d"$'\t'"$dse"$'\t' "$R/candidates.tsv"
     done
     cmp "$R/arch-$best.amtl" "$R/arch.amtl"
+    # a retrained candidate: the export's architecture, trained from scratch
+    # for `epochs` epochs as the baselines are (the fine-tune starts from the
+    # supernet's weights)
+    cmp "$R/arch-0.45.amtl" "$R/arch-scratch-0.45.amtl"
+    ! cmp -s "$R/searched-0.45.model" "$R/searched-scratch-0.45.model"
     cmp "$R/searched-$best.model" "$R/searched.model"
     cmp "$R/searched-$best.jsonl" "$R/searched.jsonl"
     amtl-discretize --show "$R/arch-0.45.amtl" | grep -q 'of the choice, kept above 0.45)'
@@ -288,6 +294,9 @@ fake_candidate() {
         searched-0.5.jsonl searched-0.5.model searched-0.5.val.json \
         searched-0.55.jsonl searched-0.55.model searched-0.55.val.json \
         searched-linear.jsonl searched-linear.model searched-linear.val.json \
+        searched-scratch-0.45.jsonl searched-scratch-0.45.model searched-scratch-0.45.val.json \
+        searched-scratch-0.5.jsonl searched-scratch-0.5.model searched-scratch-0.5.val.json \
+        searched-scratch-0.55.jsonl searched-scratch-0.55.model searched-scratch-0.55.val.json \
         searched.eval.json searched.jsonl searched.model | diff -u - "$TMP/changed"
     # the same through an override on the command line
     snapshot > "$TMP/before"

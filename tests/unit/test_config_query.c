@@ -153,15 +153,18 @@ static void test_schedule(void)
     CHECKF(!strcmp(text, "# the schedule of a search and the labels the configuration names\n"
                          "WARMUP_EPOCHS := 2\nSEARCH_EPOCHS := 3\nFINETUNE_EPOCHS := 24\n"
                          "EPOCHS := 30\nN_LABELS := 0\n"
-                         "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nLINEAR_CANDIDATE := 1\n"
+                         "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nRETRAIN_CANDIDATES := 1\n"
+                         "LINEAR_CANDIDATE := 1\n"
                    "LINEAR_MARGIN := 2\n"),
            "%s", text);
     free(text);
     /* the export thresholds as %g (0.45, never 0.449999988); [] = select_threshold */
     CHECK_OK(amtl_config_set(&c, "export_candidates", "[0.35, 0.6]", &st), &st);
     CHECK_OK(amtl_config_set(&c, "linear_candidate", "false", &st), &st);
+    CHECK_OK(amtl_config_set(&c, "retrain_candidates", "false", &st), &st);
     CHECK_OK(amtl_config_dump_schedule(&c, &text, &st), &st);
-    CHECK(has_line(text, "EXPORT_THRESHOLDS := 0.35 0.6") && has_line(text, "LINEAR_CANDIDATE := 0"));
+    CHECK(has_line(text, "EXPORT_THRESHOLDS := 0.35 0.6") && has_line(text, "LINEAR_CANDIDATE := 0") &&
+          has_line(text, "RETRAIN_CANDIDATES := 0"));
     free(text);
     CHECK_OK(amtl_config_set(&c, "export_candidates", "", &st), &st);
     CHECK_OK(amtl_config_set(&c, "select_threshold", "0.45", &st), &st);
@@ -220,7 +223,7 @@ static void test_dump_section(void)
     CHECK_OK(amtl_config_set(&c, "gate_mode", "reference", &st), &st);
     CHECK_OK(amtl_config_set(&c, "lr", "0.5", &st), &st);
     CHECK_OK(amtl_config_dump_section(&c, "model", &text, &st), &st);
-    CHECKF(!strcmp(text, "embedding_dim: 16\nembedding_init_std: 1\nn_experts: 4\n"
+    CHECKF(!strcmp(text, "embedding_dim: 16\nembedding_init_std: 0.01\nn_experts: 4\n"
                          "n_expert_layers: 1\nexpert_n_layers: 2\nexpert_width: 64\n"
                          "tower_layers: [64]\ndropout: 0.1\nops: [Identity, MLP-8]\n"
                          "gate_mode: reference\ngate_dense: false\nwide: true\n"
@@ -316,6 +319,7 @@ static void test_profiles(void)
     CHECK(c.n_expert_layers == 1 && c.expert_n_layers == 2 && c.select_threshold == 0.5f);
     CHECK(c.export_candidates.n == 3 && c.export_candidates.items[0] == 0.5f &&
           c.export_candidates.items[1] == 0.45f && c.export_candidates.items[2] == 0.55f);
+    CHECK(!strcmp(c.wide_train, "frozen") && c.embedding_init_std == 0.01f);
     CHECK(c.wide == 1 && !strcmp(c.wide_init, "linear") && c.min_id_count == 5 &&
           c.finetune_epochs == 0 && c.patience == 5);
     CHECK_OK(amtl_config_profile(&c, "reference", &st), &st);
@@ -323,7 +327,8 @@ static void test_profiles(void)
           c.lr == 0.001f && c.arch_lr == 0.001f && c.epochs == 15 && c.patience == 3 &&
           c.finetune_epochs == 0 && c.min_id_count == 0 && c.export_candidates.n == 0);
     CHECK(c.n_expert_layers == 2 && c.expert_n_layers == 3);
-    CHECK(c.dropout == 0.2f && c.embedding_init_std == 1.0f && c.ops.n == 8);
+    CHECK(c.dropout == 0.2f && c.embedding_init_std == 1.0f && c.ops.n == 8 &&
+          !strcmp(c.wide_train, "joint") && !c.retrain_candidates);
     CHECK_OK(amtl_config_set(&c, "lr", "0.05", &st), &st);  /* later settings win */
     CHECK(c.lr == 0.05f);
     CHECK(amtl_config_profile(&c, "fast", &st) < 0 && st.code == AMTL_EUSAGE);

@@ -483,6 +483,7 @@ static void test_wide_init(void)
                                {"expert_width", "8"}, {"tower_layers", "[4]"},
                                {"ops", "[MLP-8]"}, {"wide", "true"},
                                {"wide_init", zero ? "zero" : "linear"},
+                               {"wide_train", zero ? "joint" : "frozen"},
                                {"linear_l2", "[1e-2, 1e-4]"}};
         CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
         for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
