@@ -468,6 +468,18 @@ static void test_train_tasks(void)
     free_dataset(&ds);
 }
 
+/* A quiet trainer of the built-in defaults with the n settings kv. */
+static void settings_trainer(amtl_trainer *tr, amtl_config *cfg, const amtl_dataset *ds,
+                             const char *const (*kv)[2], size_t n)
+{
+    amtl_status st = {0};
+    CHECK_OK(amtl_config_defaults(cfg, &st), &st);
+    for (size_t k = 0; k < n; k++)
+        CHECK_OK(amtl_config_set(cfg, kv[k][0], kv[k][1], &st), &st);
+    CHECK_OK(amtl_trainer_init(tr, cfg, ds, &st), &st);
+    tr->quiet = 1;
+}
+
 /* wide_init: linear: a deep network's wide part starts at each task's fitted
  * regression (the weights amtl_lr_path finds), the intercept in the task's
  * last tower bias; wide_init zero leaves the tables at zero. */
@@ -479,17 +491,13 @@ static void test_wide_init(void)
     for (int zero = 0; zero < 2; zero++) {
         amtl_config cfg = {0};
         amtl_trainer tr;
-        const char *kv[][2] = {{"batch_size", "64"}, {"threads", "1"}, {"n_experts", "2"},
-                               {"expert_width", "8"}, {"tower_layers", "[4]"},
-                               {"ops", "[MLP-8]"}, {"wide", "true"},
-                               {"wide_init", zero ? "zero" : "linear"},
-                               {"wide_train", zero ? "joint" : "frozen"},
-                               {"linear_l2", "[1e-2, 1e-4]"}};
-        CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
-        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
-            CHECK_OK(amtl_config_set(&cfg, kv[k][0], kv[k][1], &st), &st);
-        CHECK_OK(amtl_trainer_init(&tr, &cfg, &ds, &st), &st);
-        tr.quiet = 1;
+        const char *const kv[][2] = {{"batch_size", "64"}, {"threads", "1"}, {"n_experts", "2"},
+                                     {"expert_width", "8"}, {"tower_layers", "[4]"},
+                                     {"ops", "[MLP-8]"}, {"wide", "true"},
+                                     {"wide_init", zero ? "zero" : "linear"},
+                                     {"wide_train", zero ? "joint" : "frozen"},
+                                     {"linear_l2", "[1e-2, 1e-4]"}};
+        settings_trainer(&tr, &cfg, &ds, kv, sizeof kv / sizeof kv[0]);
         const amtl_supernet *net = &tr.net;
         const amtl_tower_layer *last = &net->tower[2 * (net->n_tower + 1) + net->n_tower];
         float bias0 = net->w[last->b];
@@ -531,18 +539,14 @@ static void test_wide_frozen(void)
         int frozen = mode > 0;
         amtl_config cfg = {0};
         amtl_trainer tr;
-        const char *kv[][2] = {{"batch_size", "64"}, {"threads", "1"}, {"n_experts", "2"},
-                               {"expert_width", "8"}, {"tower_layers", "[4, 3]"},
-                               {"ops", "[MLP-8, Identity]"}, {"wide", "true"},
-                               {"linear_l2", "[1e-2, 1e-4]"},
-                               {"wide_train", frozen ? "frozen" : "joint"},
-                               {"clip_grad_norm", mode == 2 ? "0.05" : "0"},
-                               {"sparse_embedding", mode == 3 ? "true" : "false"}};
-        CHECK_OK(amtl_config_defaults(&cfg, &st), &st);
-        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
-            CHECK_OK(amtl_config_set(&cfg, kv[k][0], kv[k][1], &st), &st);
-        CHECK_OK(amtl_trainer_init(&tr, &cfg, &ds, &st), &st);
-        tr.quiet = 1;
+        const char *const kv[][2] = {{"batch_size", "64"}, {"threads", "1"}, {"n_experts", "2"},
+                                     {"expert_width", "8"}, {"tower_layers", "[4, 3]"},
+                                     {"ops", "[MLP-8, Identity]"}, {"wide", "true"},
+                                     {"linear_l2", "[1e-2, 1e-4]"},
+                                     {"wide_train", frozen ? "frozen" : "joint"},
+                                     {"clip_grad_norm", mode == 2 ? "0.05" : "0"},
+                                     {"sparse_embedding", mode == 3 ? "true" : "false"}};
+        settings_trainer(&tr, &cfg, &ds, kv, sizeof kv / sizeof kv[0]);
         const amtl_supernet *net = &tr.net;
         CHECK_OK(amtl_wide_fit(&tr, &ds, &st), &st);
         size_t nw = net->n_w, w0 = net->wide_start;
