@@ -153,7 +153,7 @@ static void test_schedule(void)
     CHECKF(!strcmp(text, "# the schedule of a search and the labels the configuration names\n"
                          "WARMUP_EPOCHS := 2\nSEARCH_EPOCHS := 3\nFINETUNE_EPOCHS := 24\n"
                          "EPOCHS := 30\nN_LABELS := 0\n"
-                         "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nRETRAIN_CANDIDATES := 1\n"
+                         "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nRETRAIN_CANDIDATES := 0\n"
                          "LINEAR_CANDIDATE := 1\n"
                    "LINEAR_MARGIN := 2\n"),
            "%s", text);
@@ -161,10 +161,10 @@ static void test_schedule(void)
     /* the export thresholds as %g (0.45, never 0.449999988); [] = select_threshold */
     CHECK_OK(amtl_config_set(&c, "export_candidates", "[0.35, 0.6]", &st), &st);
     CHECK_OK(amtl_config_set(&c, "linear_candidate", "false", &st), &st);
-    CHECK_OK(amtl_config_set(&c, "retrain_candidates", "false", &st), &st);
+    CHECK_OK(amtl_config_set(&c, "retrain_candidates", "true", &st), &st);
     CHECK_OK(amtl_config_dump_schedule(&c, &text, &st), &st);
     CHECK(has_line(text, "EXPORT_THRESHOLDS := 0.35 0.6") && has_line(text, "LINEAR_CANDIDATE := 0") &&
-          has_line(text, "RETRAIN_CANDIDATES := 0"));
+          has_line(text, "RETRAIN_CANDIDATES := 1"));
     free(text);
     CHECK_OK(amtl_config_set(&c, "export_candidates", "", &st), &st);
     CHECK_OK(amtl_config_set(&c, "select_threshold", "0.45", &st), &st);
