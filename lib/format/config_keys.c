@@ -104,7 +104,7 @@ const key_def amtl_cfg_keys[] = {
         "export keeps a feature or expert when sigmoid(beta) > this (0.5: the reference)"),
     KEY(export_candidates, K_FLOATLIST, "[0.5, 0.45, 0.55]", "search", AMTL_STAGE_FROZEN,
         "thresholds the pipelines export and fine-tune; best on val wins; [] = select_threshold"),
-    KEY(retrain_candidates, K_BOOL, "false", "search", AMTL_STAGE_FROZEN,
+    KEY(retrain_candidates, K_BOOL, "false", "search", AMTL_STAGE_CHOOSE,
         "the pipelines also train each exported architecture from scratch, as a candidate"),
     KEY(linear_candidate, K_BOOL, "true", "search", AMTL_STAGE_FROZEN,
         "the pipelines' searched model may be the linear fit when it wins on val"),

@@ -460,7 +460,7 @@ lacks() { ! grep -q -- "^$2:" "$TMP/st/$1.yaml"; }
     printf '%s\n' 'data: {min_id_count: 2, dense_transform: log-standardize, trim: true}' \
         'model: {wide: true, wide_init: linear}' 'train: {embedding_l2: 1e-6, linear_l2: [0.1, 1], wide_train: frozen}' 'search:' \
         '  epochs: 20' '  arch_sparsity: 0.1' '  early_stop: logloss' '  min_epochs: 3' \
-        '  finetune_epochs: 7' > "$TMP/c.yaml"
+        '  finetune_epochs: 7' '  retrain_candidates: true' > "$TMP/c.yaml"
     run --separate-stderr "$PIPE/stage-config" "$TMP/c.yaml" "$TMP/st"
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
@@ -480,6 +480,8 @@ lacks() { ! grep -q -- "^$2:" "$TMP/st/$1.yaml"; }
     done
     lacks baseline wide_train
     has search 'arch_sparsity: 0.1'
+    has choose 'retrain_candidates: true'
+    lacks frozen retrain_candidates
     has frozen 'arch_sparsity: 0.1'
     lacks warmup arch_sparsity
     lacks train arch_sparsity
