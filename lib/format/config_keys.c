@@ -32,8 +32,8 @@
 const key_def amtl_cfg_keys[] = {
     KEY(embedding_dim, K_INT, "16", "model", ST_MODEL,
         "embedding size of every sparse field (E)"),
-    KEY(embedding_init_std, K_FLOAT, "0.01", "model", ST_MODEL,
-        "embeddings start as N(0, s^2) (the reference: 1); 0 starts them at zero"),
+    KEY(embedding_init_std, K_FLOAT, "1", "model", ST_MODEL,
+        "embeddings start as N(0, s^2): 1 as the reference; 0 starts them at zero"),
     KEY(n_experts, K_INT, "4", "model", ST_MODEL, "experts per expert layer (K)"),
     KEY(n_expert_layers, K_INT, "1", "model", ST_MODEL, "expert layers (L)"),
     KEY(expert_n_layers, K_INT, "2", "model", ST_MODEL, "MixedOps chained in each expert"),
@@ -282,7 +282,6 @@ static const profile_def profiles[] = {
       {"wide", "false"},
       {"wide_init", "zero"},
       {"wide_train", "joint"},
-      {"embedding_init_std", "1"},
       {"batch_size", "2048"},
       {"lr", "0.001"},
       {"arch_lr", "0.001"},

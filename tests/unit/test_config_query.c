@@ -223,7 +223,7 @@ static void test_dump_section(void)
     CHECK_OK(amtl_config_set(&c, "gate_mode", "reference", &st), &st);
     CHECK_OK(amtl_config_set(&c, "lr", "0.5", &st), &st);
     CHECK_OK(amtl_config_dump_section(&c, "model", &text, &st), &st);
-    CHECKF(!strcmp(text, "embedding_dim: 16\nembedding_init_std: 0.01\nn_experts: 4\n"
+    CHECKF(!strcmp(text, "embedding_dim: 16\nembedding_init_std: 1\nn_experts: 4\n"
                          "n_expert_layers: 1\nexpert_n_layers: 2\nexpert_width: 64\n"
                          "tower_layers: [64]\ndropout: 0.1\nops: [Identity, MLP-8]\n"
                          "gate_mode: reference\ngate_dense: false\nwide: true\n"
@@ -319,7 +319,7 @@ static void test_profiles(void)
     CHECK(c.n_expert_layers == 1 && c.expert_n_layers == 2 && c.select_threshold == 0.5f);
     CHECK(c.export_candidates.n == 3 && c.export_candidates.items[0] == 0.5f &&
           c.export_candidates.items[1] == 0.45f && c.export_candidates.items[2] == 0.55f);
-    CHECK(!strcmp(c.wide_train, "frozen") && c.embedding_init_std == 0.01f);
+    CHECK(!strcmp(c.wide_train, "frozen") && c.embedding_init_std == 1.0f);
     CHECK(c.wide == 1 && !strcmp(c.wide_init, "linear") && c.min_id_count == 5 &&
           c.finetune_epochs == 0 && c.patience == 5);
     CHECK_OK(amtl_config_profile(&c, "reference", &st), &st);
