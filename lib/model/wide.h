@@ -4,7 +4,9 @@
  * Wide part: beside the deep network every task's logit gets
  *     logit_t += Σ_f wide_f[id_f, t] + Σ_d v[t, d]·dense_d
  * a per-task logistic regression on the one-hot ids and the dense values,
- * trained jointly with the rest (as Wide & Deep).  Its tables start at zero.
+ * trained jointly with the rest (as Wide & Deep) or, config wide_train
+ * frozen, kept at its start (the trainer's optimiser leaves the tail of the
+ * weights from net->wide_start alone).  Its tables start at zero.
  * Every architecture takes it alike: it sits after the towers and knows
  * nothing of experts or selections.  Its forward and backward, and the
  * embedding regulariser's gradient (2·λ/B·e per use of a row, the wide
