@@ -572,6 +572,16 @@ static void test_wide_frozen(void)
                moved_deep, w0);
         CHECKF(frozen ? moved_wide == 0 : moved_wide > (nw - w0) / 2,
                "mode %d: %zu of %zu wide weights moved", mode, moved_wide, nw - w0);
+        if (mode == 2) {
+            /* the last step's gradient (the CPU backend's is net->g): the
+             * trained weights' part clipped to norm 0.05 exactly, the frozen
+             * tail's left out of the norm and unclipped */
+            double ss = 0, sw = 0;
+            for (size_t i = 0; i < nw; i++)
+                *(i < w0 ? &ss : &sw) += (double)net->g[i] * net->g[i];
+            CHECKF(fabs(sqrt(ss) - 0.05) < 1e-4 && sw > 0, "deep norm %g, wide norm %g",
+                   sqrt(ss), sqrt(sw));
+        }
         free(start);
         amtl_trainer_free(&tr);
         amtl_config_free(&cfg);
