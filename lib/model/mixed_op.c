@@ -132,7 +132,9 @@ static int mop_threads(const amtl_mop_space *ws, int nblk)
 }
 
 /* Groups of row blocks the backward sums the weight gradients in: fixed by
- * the batch (deterministic), or one a thread (the threads a call runs on). */
+ * the batch (deterministic), or one a thread (the threads a call runs on):
+ * at most MOP_PARTS_MAX either way. */
+#define MOP_PARTS_MAX (AMTL_POOL_MAX > AMTL_MOP_GROUPS ? AMTL_POOL_MAX : AMTL_MOP_GROUPS)
 static int grad_groups(const mop_job *j)
 {
     return j->net->deterministic ? amtl_mop_groups(j->nblk) : mop_threads(j->ws, j->nblk);
@@ -568,7 +570,7 @@ static void bwd_final(void *arg, int t, int n)
     const amtl_mop_ws *mw = j->mw;
     const amtl_mop_space *ws = j->ws;
     int in = j->in, out = j->out, Sc = j->Sc;
-    const float *parts[AMTL_MOP_GROUPS];
+    const float *parts[MOP_PARTS_MAX];
     size_t e0, e1;
     int G = grad_groups(j);
     for (int k = 0; k < m->P; k++) {

@@ -241,9 +241,9 @@ static float *dup(const float *x, size_t n)
 
 /* Two training steps (forward, backward, plain SGD) of a small supernet with
  * dropout, sampled gates, projections (input_dim != H) and, when `discrete`,
- * half of the MixedOps fixed, on `threads` threads (deterministic: the
- * config key). */
-static int two_steps(int threads, int discrete, int deterministic, step_result *res)
+ * half of the MixedOps fixed, on `threads` threads, a batch of B rows
+ * (deterministic: the config key). */
+static int two_steps(int threads, int B, int discrete, int deterministic, step_result *res)
 {
     amtl_dataset ds;
     amtl_config cfg = {0};
@@ -282,16 +282,16 @@ static int two_steps(int threads, int discrete, int deterministic, step_result *
     if (discrete)
         amtl_supernet_discretize(&net, net.n_mops / 2, NULL);
     net.warmup = 0;
-    if (host_step_init(&hs, NULL, &net, SB, 1)) {
+    if (host_step_init(&hs, NULL, &net, B, 1)) {
         host_step_free(&hs);
         amtl_supernet_free(&net);
         amtl_config_free(&cfg);
         return -1;
     }
-    int32_t *ids = malloc(SB * SN * sizeof *ids);
-    float *dense = malloc(SB * SD * sizeof *dense), *labels = malloc(SB * ST * sizeof *labels);
-    float *dl = malloc(SB * ST * sizeof *dl);
-    for (int i = 0; i < SB; i++) {
+    int32_t *ids = malloc(B * SN * sizeof *ids);
+    float *dense = malloc(B * SD * sizeof *dense), *labels = malloc(B * ST * sizeof *labels);
+    float *dl = malloc(B * ST * sizeof *dl);
+    for (int i = 0; i < B; i++) {
         for (int f = 0; f < SN; f++)
             ids[i * SN + f] = (int32_t)amtl_rng_below(&r, (uint64_t)vocab[f]);
         for (int d = 0; d < SD; d++)
@@ -299,17 +299,17 @@ static int two_steps(int threads, int discrete, int deterministic, step_result *
         for (int t = 0; t < ST; t++)
             labels[i * ST + t] = (float)amtl_rng_bernoulli(&r, 0.4);
     }
-    for (int i = 0; i < SB * ST; i++)
+    for (int i = 0; i < B * ST; i++)
         dl[i] = amtl_rng_uniform_range(&r, -1, 1);
-    amtl_batch b = {.B = SB, .ids = ids, .dense = dense, .labels = labels};
+    amtl_batch b = {.B = B, .ids = ids, .dense = dense, .labels = labels};
     for (int s = 0; s < 2; s++) {
         const float *lg = host_forward(&hs, &net, &b, 1, &r);
         if (!lg)
             break;
         if (s == 0)
-            res->logits1 = dup(lg, SB * ST);
+            res->logits1 = dup(lg, B * ST);
         else
-            res->logits2 = dup(lg, SB * ST);
+            res->logits2 = dup(lg, B * ST);
         amtl_supernet_zero_grad(&net);
         if (host_backward(&hs, &net, dl))
             break;
@@ -356,10 +356,10 @@ static double rel_diff(const float *a, const float *b, size_t n)
 static void step_threads(int discrete, int deterministic)
 {
     step_result one, two, two_again, three;
-    CHECK(two_steps(1, discrete, deterministic, &one) == 0);
-    CHECK(two_steps(2, discrete, deterministic, &two) == 0);
-    CHECK(two_steps(2, discrete, deterministic, &two_again) == 0);
-    CHECK(two_steps(3, discrete, deterministic, &three) == 0);
+    CHECK(two_steps(1, SB, discrete, deterministic, &one) == 0);
+    CHECK(two_steps(2, SB, discrete, deterministic, &two) == 0);
+    CHECK(two_steps(2, SB, discrete, deterministic, &two_again) == 0);
+    CHECK(two_steps(3, SB, discrete, deterministic, &three) == 0);
     int rerun = same(two.logits2, two_again.logits2, SB * ST) &&
                 same(two.g, two_again.g, two.n_w) &&
                 same(two.garch, two_again.garch, two.n_arch) &&
@@ -407,6 +407,27 @@ static void step_threads(int discrete, int deterministic)
 }
 
 static void test_step_threads_mixed(void) { step_threads(0, 0); }
+
+/* More row blocks (18, batch 2200) and more threads (20) than the fixed
+ * groups' 16: by default each thread's run of blocks is a group of its own,
+ * and its partial gradient is summed with the others' (the sum once held
+ * at most 16 partials). */
+static void test_step_threads_beyond_groups(void)
+{
+    enum { BIG = 2200 };
+    step_result one, many;
+    CHECK(two_steps(1, BIG, 0, 0, &one) == 0);
+    CHECK(two_steps(20, BIG, 0, 0, &many) == 0);
+    int fwd = same(one.logits1, many.logits1, BIG * ST);
+    double dg = rel_diff(one.g, many.g, one.n_w);
+    int finite = 1;
+    for (size_t i = 0; i < one.n_w; i++)
+        finite &= isfinite(many.g[i]) && isfinite(many.w[i]);
+    step_result_free(&one);
+    step_result_free(&many);
+    CHECK(fwd && finite);
+    CHECKF(dg < 1e-5, "gradients 1 vs 20 threads differ by %g", dg);
+}
 static void test_step_threads_partly_discrete(void) { step_threads(1, 0); }
 static void test_step_threads_deterministic(void) { step_threads(0, 1); }
 static void test_step_threads_deterministic_discrete(void) { step_threads(1, 1); }
@@ -512,6 +533,7 @@ int main(void)
     RUN(test_pool_range_and_pieces);
     RUN(test_gemm_split_same_for_any_thread_count);
     RUN(test_step_threads_mixed);
+    RUN(test_step_threads_beyond_groups);
     RUN(test_step_threads_partly_discrete);
     RUN(test_step_threads_deterministic);
     RUN(test_step_threads_deterministic_discrete);
