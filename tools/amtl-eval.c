@@ -7,7 +7,8 @@
 #include "cmd/eval_cmd.h"
 #include "cmd/predict.h"
 
-enum { OPT_JSON = 256, OPT_SPLIT, OPT_PREDICT, OPT_HEADER, OPT_DELIM, OPT_DEVICE, OPT_AGAINST };
+enum { OPT_JSON = 256, OPT_SPLIT, OPT_PREDICT, OPT_HEADER, OPT_DELIM, OPT_DEVICE, OPT_AGAINST,
+       OPT_SCORES };
 
 static const amtl_cli_opt opts[] = {
     {"model", 'm', "FILE", "model written by amtl-train"},
@@ -16,6 +17,7 @@ static const amtl_cli_opt opts[] = {
     {"json", OPT_JSON, NULL, "one JSON object instead of a table"},
     {"device", OPT_DEVICE, "DEV", "cpu (default), cuda, auto or cpu-plain: where --data is scored"},
     {"against", OPT_AGAINST, "FILE", "also compare with model FILE on the same rows (paired)"},
+    {"scores", OPT_SCORES, NULL, "each row's labels and probabilities instead of metrics"},
     {"predict", OPT_PREDICT, NULL, "score the CSV rows of FILE (default -, stdin)"},
     {"header", OPT_HEADER, NULL, "with --predict: first a line of task names"},
     {"delimiter", OPT_DELIM, "C", "with --predict: field delimiter (default ',', or tab)"},
@@ -26,7 +28,7 @@ int main(int argc, char **argv)
 {
     amtl_cli_ignore_sigxfsz();
     amtl_cli cli = {.tool = "amtl-eval",
-                    .synopsis = "--model MODEL --data DATA [--split SPLIT] [--json] [--against MODEL]\n"
+                    .synopsis = "--model MODEL --data DATA [--split SPLIT] [--json | --scores] [--against MODEL]\n"
                                 "       amtl-eval --model MODEL --predict [--header] "
                                 "[--delimiter C] [FILE|-]",
                     .summary = "Score a model: per-task AUC and logloss on a dataset split, "
@@ -34,7 +36,7 @@ int main(int argc, char **argv)
                     .opts = opts};
     const char *arg, *data = NULL, *split = NULL, *device = NULL, *against = NULL;
     amtl_predict_opts p = {.input = "-", .delim = ','};
-    int k, json = 0, predict = 0, pflags = 0;
+    int k, json = 0, scores = 0, predict = 0, pflags = 0;
     while ((k = amtl_cli_next(&cli, argc, argv, &arg)) != AMTL_CLI_END) {
         switch (k) {
         case AMTL_CLI_EXIT_OK: return 0;
@@ -46,6 +48,7 @@ int main(int argc, char **argv)
         case OPT_JSON: json = 1; break;
         case OPT_DEVICE: device = arg; break;
         case OPT_AGAINST: against = arg; break;
+        case OPT_SCORES: scores = 1; break;
         case OPT_PREDICT: predict = 1; break;
         case OPT_HEADER: p.header = 1; pflags = 1; break;
         case OPT_DELIM:
@@ -63,9 +66,10 @@ int main(int argc, char **argv)
         return amtl_cli_usage_error(&cli, "--model is required");
     amtl_status st = {0};
     if (predict) {
-        if (data || split || json || device || against)
+        if (data || split || json || scores || device || against)
             return amtl_cli_usage_error(&cli, "--predict excludes --data, --split, --json, "
-                                        "--device and --against (it scores on the CPU)");
+                                        "--scores, --device and --against (it scores on the "
+                                        "CPU)");
         if (argc - optind > 1)
             return amtl_cli_usage_error(&cli, "unexpected argument '%s'", argv[optind + 1]);
         if (optind < argc)
@@ -86,7 +90,11 @@ int main(int argc, char **argv)
     if (against && !strcmp(p.model, "-") && !strcmp(against, "-"))
         return amtl_cli_usage_error(&cli, "the model and --against cannot both come from "
                                     "stdin");
-    if (amtl_eval_run(p.model, data, split ? split : "test", json, device, against, &st))
+    if (scores && (json || against))
+        return amtl_cli_usage_error(&cli, "--scores excludes --json and --against");
+    amtl_eval_opts o = {.model = p.model, .data = data, .split = split ? split : "test",
+                        .json = json, .scores = scores, .device = device, .against = against};
+    if (amtl_eval_run(&o, &st))
         return amtl_cli_fail(&cli, &st);
     return 0;
 }

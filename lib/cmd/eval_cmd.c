@@ -1,6 +1,7 @@
 /* eval_cmd.c — see eval_cmd.h. */
 #include "cmd/eval_cmd.h"
 #include "cmd/cli.h"
+#include "cmd/predict.h"
 
 #include <errno.h>
 #include <math.h>
@@ -243,9 +244,44 @@ static void print_pair_table(const amtl_auc_pair *p, const char *against, FILE *
     fputc('\n', f);
 }
 
-int amtl_eval_run(const char *model, const char *data, const char *split, int json,
-                  const char *device, const char *against, amtl_status *st)
+/* --scores: the split's rows, each trained task's label and probability. */
+static int print_scores(amtl_trainer *tr, const amtl_dataset *ds, int split, FILE *f,
+                        amtl_status *st)
 {
+    float *lg = NULL;
+    if (amtl_trainer_predict(tr, ds, split, &lg, st))
+        return -1;
+    const amtl_split *sp = &ds->split[split];
+    int64_t n = sp->rows;
+    int T = tr->net.T;
+    fputs("row", f);
+    for (int t = 0; t < T; t++)
+        if (tr->task_w[t] != 0.0f)
+            fprintf(f, "\t%s.label\t%s.p", tr->net.label_names[t], tr->net.label_names[t]);
+    fputc('\n', f);
+    for (int64_t i = 0; i < n && !ferror(f); i++) {
+        fprintf(f, "%lld", (long long)i);
+        for (int t = 0; t < T; t++) {
+            if (tr->task_w[t] == 0.0f)
+                continue;
+            int c = tr->task_cond[t];
+            if (c >= 0 && sp->labels[c][i] == 0.0f)
+                fputs("\t-", f);
+            else
+                fprintf(f, "\t%d", sp->labels[t][i] != 0.0f);
+            fprintf(f, "\t%.6f", amtl_probability(lg[(size_t)t * n + i]));
+        }
+        fputc('\n', f);
+    }
+    amtl_free(lg);
+    return 0;
+}
+
+int amtl_eval_run(const amtl_eval_opts *o, amtl_status *st)
+{
+    const char *model = o->model, *data = o->data, *split = o->split, *device = o->device,
+               *against = o->against;
+    int json = o->json;
     amtl_dataset ds;
     amtl_trainer tr, other;
     model_file mf, mo;
@@ -269,10 +305,13 @@ int amtl_eval_run(const char *model, const char *data, const char *split, int js
     }
     amtl_metrics r;
     amtl_auc_pair pair;
-    if (against ? amtl_trainer_compare(&tr, &other, &ds, sp, &r, &pair, st)
+    if (o->scores) {
+        if (print_scores(&tr, &ds, sp, stdout, st))
+            goto out;
+    } else if (against ? amtl_trainer_compare(&tr, &other, &ds, sp, &r, &pair, st)
                 : amtl_trainer_evaluate(&tr, &ds, sp, &r, st))
         goto out;
-    if (json) {
+    else if (json) {
         print_json(&r, &tr.net, mf.name, mf.verified, split, stdout);
         if (against)
             print_pair_json(&pair, against, stdout);

@@ -246,7 +246,7 @@ static int map_header(scorer *s, const amtl_csv *r, amtl_status *st)
     return 0;
 }
 
-static double sigmoid(float x)
+double amtl_probability(float x)
 {
     if (x >= 0)
         return 1.0 / (1.0 + exp(-(double)x));
@@ -266,7 +266,7 @@ static int flush_batch(scorer *s, int bs, FILE *out, amtl_status *st)
     const float *lg = s->logits;
     for (int i = 0; i < bs; i++) {
         for (int j = 0; j < s->n_tasks; j++)
-            fprintf(out, "%s%.6f", j ? "\t" : "", sigmoid(lg[(size_t)s->tasks[j] * bs + i]));
+            fprintf(out, "%s%.6f", j ? "\t" : "", amtl_probability(lg[(size_t)s->tasks[j] * bs + i]));
         fputc('\n', out);
     }
     if (fflush(out) || ferror(out))

@@ -53,4 +53,8 @@ typedef struct {
 /* Scores every row of o->input with the model and writes the lines to out. */
 int amtl_predict_run(const amtl_predict_opts *o, FILE *out, amtl_status *st);
 
+/* A task's probability from its logit, in double: what --predict and
+ * amtl-eval --scores print. */
+double amtl_probability(float logit);
+
 #endif

@@ -48,7 +48,7 @@ synthetic_data() {
     [[ "$stderr" == *"--data or --predict is required"* ]]
     run --separate-stderr amtl-eval --model m --data d --predict
     [ "$status" -eq 2 ]
-    [[ "$stderr" == *"--predict excludes --data, --split, --json, --device and --against"* ]]
+    [[ "$stderr" == *"--predict excludes --data, --split, --json, --scores, --device and --against"* ]]
     run --separate-stderr amtl-eval --model m --data d --header
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"--header and --delimiter go with --predict"* ]]
@@ -61,6 +61,12 @@ synthetic_data() {
     run --separate-stderr amtl-eval --model m --predict a.csv b.csv
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"unexpected argument 'b.csv'"* ]]
+    run --separate-stderr amtl-eval --model m --data d --scores --json
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--scores excludes --json and --against"* ]]
+    run --separate-stderr amtl-eval --model m --predict --scores
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--predict excludes"*"--scores"* ]]
     run --separate-stderr amtl-eval --model m --data d --split nope
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"unknown split 'nope' (train, val or test)"* ]]
@@ -253,6 +259,45 @@ EOF
     [[ "${lines[2]}" == "buy "*"click = 1" ]]
 }
 
+@test "amtl-eval --scores: each row's labels and the probabilities --predict gives, in the split's order" {
+    fixture_model --epochs 2 --set task_conditions=[buy=click]
+    run --separate-stderr amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --scores
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "row	click.label	click.p	buy.label	buy.p" ]
+    [ "${#lines[@]}" -eq 201 ]
+    echo "$output" > "$TMP/s.tsv"
+    amtl-eval --model "$TMP/m.model" --predict "$EVAL/test.csv" > "$TMP/p.tsv"
+    # the test split is test.csv in its order: the same labels, the same
+    # probabilities to the last printed digit; buy counts where click = 1
+    python3 - "$EVAL/test.csv" "$TMP/p.tsv" "$TMP/s.tsv" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split(",") for l in open(sys.argv[1])][1:]
+preds = [l.rstrip("\n").split("\t") for l in open(sys.argv[2])]
+scores = [l.rstrip("\n").split("\t") for l in open(sys.argv[3])][1:]
+assert len(rows) == len(preds) == len(scores) == 200
+for i, (r, p, s) in enumerate(zip(rows, preds, scores)):
+    assert s[0] == str(i), (i, s)
+    assert s[1] == r[4] and s[2] == p[0], (i, r, p, s)
+    assert s[3] == (r[5] if r[4] == "1" else "-") and s[4] == p[1], (i, r, p, s)
+assert len({s[2] for s in scores}) > 100   # the scores vary, not one constant
+EOF
+    # the validation split: as many lines as its rows, the AUC from them the metrics'
+    amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --split val --json > "$TMP/val.json"
+    amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --split val --scores > "$TMP/v.tsv"
+    python3 - "$TMP/v.tsv" "$TMP/val.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[2]))
+lines = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+assert len(lines) == d["rows"] > 0
+y = [int(l[1]) for l in lines]
+p = [float(l[2]) for l in lines]
+pos = [a for a, b in zip(p, y) if b]
+neg = [a for a, b in zip(p, y) if not b]
+auc = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
+assert abs(auc - d["tasks"]["click"]["auc"]) < 5e-4, (auc, d["tasks"]["click"]["auc"])
+EOF
+}
+
 @test "amtl-eval --against: the paired difference and its DeLong error, from the two models' own predictions" {
     fixture_model --epochs 2 --set task_conditions=[buy=click]
     amtl-discretize --baseline linear --data "$TMP/f.amtl" -o "$TMP/lin.arch"
@@ -322,7 +367,7 @@ EOF
     # usage: not with --predict; not both from stdin
     run --separate-stderr amtl-eval --model "$TMP/m.model" --predict --against "$TMP/lin.model"
     [ "$status" -eq 2 ]
-    [[ "$stderr" == *"--predict excludes --data, --split, --json, --device and --against"* ]]
+    [[ "$stderr" == *"--predict excludes --data, --split, --json, --scores, --device and --against"* ]]
     run --separate-stderr amtl-eval --model - --data "$TMP/f.amtl" --against -
     [ "$status" -eq 2 ]
     [[ "$stderr" == *"the model and --against cannot both come from stdin"* ]]
