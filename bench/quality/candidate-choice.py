@@ -48,14 +48,12 @@ def midranks(x):
     order = np.argsort(x, kind="mergesort")
     xs = x[order]
     ranks = np.empty(len(x))
-    i = 0
     n = len(x)
     # ties: the mean of their positions (1-based)
     starts = np.r_[0, np.nonzero(np.diff(xs))[0] + 1]
     ends = np.r_[starts[1:], n]
     for s, e in zip(starts, ends):
         ranks[order[s:e]] = (s + e + 1) / 2.0
-        i = e
     return ranks
 
 
