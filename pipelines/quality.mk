@@ -46,8 +46,9 @@
 # test AUC, the mean, params, search/train/eval/wall seconds, amtl-prep's
 # seconds) and OUT/quality.md (per data set: mean test AUC +- standard
 # deviation over the seeds, min-max, mean wall seconds per model, and a
-# finding line where a deep model is below the linear floor), printed at
-# the end.  Each stage's wall time is in OUT/NAME/sSEED/wall/ (pipelines/timed).
+# finding line where a deep model is below the linear floor, and the
+# searched model minus each baseline on the same test rows with its paired
+# standard error, per seed and over the seeds), printed at the end.  Each stage's wall time is in OUT/NAME/sSEED/wall/ (pipelines/timed).
 #
 # The runs go one after another (.NOTPARALLEL, and each search.mk without
 # -j): the tools use every core, and runs side by side would skew the times.

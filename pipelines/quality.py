@@ -11,7 +11,9 @@ DIR/quality.tsv, one row per data set, model and seed, and DIR/quality.md,
 one Markdown table per data set: each task's test AUC and the mean test AUC,
 averaged over the seeds, the mean's sample standard deviation and range over
 the seeds, and the mean wall seconds of each model; under each table a
-finding line when a deep model is below the linear floor.  A run whose
+finding line when a deep model is below the linear floor, and the searched
+model against each baseline on the same test rows (searched.vs-NAME.json,
+amtl-eval --against: the paired difference and its standard error).  A run whose
 searched.eval.json is missing is left out, and the report says so.
 """
 import argparse
@@ -75,8 +77,16 @@ def collect(out, datasets, seeds, baselines):
             rows = table.collect(run, run_models(run, baselines))
             with open(os.path.join(run, "searched.eval.json")) as f:
                 test_rows = json.load(f).get("rows")
+            paired = {}
+            for b in baselines:
+                path = os.path.join(run, "searched.vs-%s.json" % b)
+                if os.path.exists(path):
+                    with open(path) as f:
+                        a = json.load(f).get("against", {})
+                    if a.get("mean_auc_diff") is not None and a.get("diff_se") is not None:
+                        paired[b] = (a["mean_auc_diff"], a["diff_se"])
             entry["runs"][s] = {"rows": rows, "prep": table.wall(run, "data.amtl"),
-                                "test_rows": test_rows}
+                                "test_rows": test_rows, "paired": paired}
             for t, _ in rows[0]["tasks"]:
                 if t not in entry["tasks"]:
                     entry["tasks"].append(t)
@@ -161,6 +171,42 @@ def findings(per, models, tasks):
     return out
 
 
+def paired_lines(entry):
+    """The searched model against each baseline on the same test rows: the
+    difference of mean test AUC per seed with its paired standard error, and
+    over the seeds the mean difference with the error of that mean (the
+    seeds' errors combined as independent)."""
+    runs = entry["runs"]
+    names = []
+    for r in runs.values():
+        names += [b for b in r["paired"] if b not in names]
+    names = [m for m in ORDER if m in names] + [m for m in names if m not in ORDER]
+    if not names:
+        return []
+    seeds = list(runs)
+    md = ["Searched minus each baseline on the same test rows (amtl-eval --against: "
+          "difference of mean test AUC, ± its paired standard error, DeLong); the "
+          "mean over the seeds ± the error of that mean:", "",
+          "| against | " + " | ".join("seed %s" % s for s in seeds) + " | mean | in errors |",
+          "|---|" + "---|" * len(seeds) + "---|---|"]
+    for b in names:
+        cells, ds, ses = [], [], []
+        for s in seeds:
+            p = runs[s]["paired"].get(b)
+            cells.append("-" if p is None else "%+.4f ± %.4f" % p)
+            if p is not None:
+                ds.append(p[0])
+                ses.append(p[1])
+        if ds:
+            m = sum(ds) / len(ds)
+            se = math.sqrt(sum(x * x for x in ses)) / len(ses)
+            tail = "%+.4f ± %.4f | %s" % (m, se, "%+.1f" % (m / se) if se > 0 else "-")
+        else:
+            tail = "- | -"
+        md.append("| %s | %s | %s |" % (SHOWN.get(b, b), " | ".join(cells), tail))
+    return md + [""]
+
+
 def markdown(data, datasets, seeds, configs, not_measured, quick, sets):
     md = ["# Model quality on real data", "",
           "Made by `make quality` (pipelines/quality.mk); every row of every table is in "
@@ -216,6 +262,7 @@ def markdown(data, datasets, seeds, configs, not_measured, quick, sets):
         md.append("")
         md += findings(per, models, tasks)
         md.append("")
+        md += paired_lines(e)
     if not_measured:
         md.append("Not measured: %s — samples of at most 100 rows in ../shared/data, "
                   "format tests only (tests/bats), too small to measure quality."

@@ -301,7 +301,16 @@ $(OUT)/%.eval.json: $(OUT)/%.model $(D) $(BIN)/amtl-eval
 	$(Q)$(TIMED) $(WALL)/$(@F).seconds $(BIN)/amtl-eval --model $< --data $(D) --split test --json > $@.tmp
 	@mv -f $@.tmp $@
 
-$(OUT)/results.tsv: $(OUT)/searched.eval.json $(MODELS:%=$(OUT)/%.eval.json) $(OUT)/metrics.jsonl
+# The searched model against each baseline on the same test rows (amtl-eval
+# --against): the difference of the mean test AUCs and its paired standard
+# error, which make quality reports (single-task is several models: none).
+PAIRED := $(filter-out single-task,$(BASELINES))
+$(OUT)/searched.vs-%.json: $(OUT)/searched.model $(OUT)/%.model $(D) $(BIN)/amtl-eval
+	$(Q)$(BIN)/amtl-eval --model $< --against $(OUT)/$*.model --data $(D) --split test --json > $@.tmp
+	@mv -f $@.tmp $@
+
+$(OUT)/results.tsv: $(OUT)/searched.eval.json $(MODELS:%=$(OUT)/%.eval.json) $(OUT)/metrics.jsonl \
+		$(PAIRED:%=$(OUT)/searched.vs-%.json)
 	$(Q)python3 $(PIPE)table.py $(OUT) searched $(MODELS) > $@.tmp && mv -f $@.tmp $@
 
 .DELETE_ON_ERROR:
