@@ -144,7 +144,8 @@ run-$(1)-$(2): $$(R_$(1)_$(2))/data.amtl
 	@env -u MAKEFLAGS -u MFLAGS -u MAKEFILES $$(SUBMAKE) --no-print-directory -f $(PIPE)search.mk \
 	    CONFIG='$(CONFIG_$(1))' DATASET='$$<' OUT='$$(R_$(1)_$(2))' BIN='$(BIN)' \
 	    BASELINES='$(BASELINES)' BASELINE_OP='$(BASELINE_OP)' SET='seed=$(2) $(ALLSET)' \
-	    QUIET='$(QUIET)' V='$(V)' $$(R_$(1)_$(2))/results.tsv
+	    QUIET='$(QUIET)' V='$(V)' $$(R_$(1)_$(2))/results.tsv \
+	    $(foreach b,$(filter-out single-task,$(BASELINES)),$$(R_$(1)_$(2))/searched.vs-$(b).json)
 
 .PHONY: run-$(1)-$(2)
 RUNS += run-$(1)-$(2)

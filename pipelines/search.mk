@@ -305,10 +305,7 @@ $(OUT)/%.eval.json: $(OUT)/%.model $(D) $(BIN)/amtl-eval
 # --against): the difference of the mean test AUCs and its paired standard
 # error, which make quality reports (single-task is several models: none).
 PAIRED := $(filter-out single-task,$(BASELINES))
-# (a static pattern rule: named targets, never intermediate, so that a
-# missing one makes results.tsv stale)
-$(PAIRED:%=$(OUT)/searched.vs-%.json): $(OUT)/searched.vs-%.json: $(OUT)/searched.model $(OUT)/%.model \
-		$(D) $(BIN)/amtl-eval
+$(OUT)/searched.vs-%.json: $(OUT)/searched.model $(OUT)/%.model $(D) $(BIN)/amtl-eval
 	$(Q)$(BIN)/amtl-eval --model $< --against $(OUT)/$*.model --data $(D) --split test --json > $@.tmp
 	@mv -f $@.tmp $@
 
