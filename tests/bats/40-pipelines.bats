@@ -731,6 +731,35 @@ quality() {
     grep -q '^\*\*Finding:\*\* below the linear floor\|^Every deep model clears the linear floor' "$M"
     grep -q 'sample standard deviation over the seeds' "$M"
     grep -q '^Not measured: ali-ccp, aliexpress, census-income — .*format tests only' "$M"
+    # the searched model against each baseline but single-task, paired on the
+    # test rows: each seed's difference is the two models' test AUCs' and the
+    # table shows it, and their mean over the seeds
+    for s in 1 2; do
+        [ -s "$Q/zipf/s$s/searched.vs-mmoe.json" ] && [ -s "$Q/zipf/s$s/searched.vs-linear.json" ]
+        [ ! -e "$Q/zipf/s$s/searched.vs-single-task.json" ]
+    done
+    python3 - "$Q" "$M" <<'EOF'
+import json, sys
+q, md = sys.argv[1], open(sys.argv[2]).read()
+assert "Searched minus each baseline on the same test rows" in md
+diffs = []
+for s in (1, 2):
+    vs = json.load(open("%s/zipf/s%d/searched.vs-mmoe.json" % (q, s)))
+    a = json.load(open("%s/zipf/s%d/searched.eval.json" % (q, s)))["mean_auc"]
+    b = json.load(open("%s/zipf/s%d/mmoe.eval.json" % (q, s)))["mean_auc"]
+    d, se = vs["against"]["mean_auc_diff"], vs["against"]["diff_se"]
+    assert abs(vs["mean_auc"] - a) < 1e-6 and abs(vs["against"]["against_mean_auc"] - b) < 1e-6
+    assert abs(d - (a - b)) < 2e-6 and se > 0, (d, a - b, se)
+    diffs.append((d, se))
+row = [l for l in md.splitlines() if l.startswith("| MMoE | %+.4f ± %.4f | " % diffs[0])]
+assert len(row) == 1, md
+cells = row[0].split(" | ")
+assert cells[2] == "%+.4f ± %.4f" % diffs[1], cells
+mean = (diffs[0][0] + diffs[1][0]) / 2
+se = (diffs[0][1] ** 2 + diffs[1][1] ** 2) ** 0.5 / 2
+assert cells[3] == "%+.4f ± %.4f" % (mean, se), (cells, mean, se)
+assert not [l for l in md.splitlines() if l.startswith("| single-task | +") or l.startswith("| single-task | -")]
+EOF
     [[ "$output" == *"## zipf"* ]]
     # done: a second run redoes nothing and writes the same tables
     cp "$Q/quality.tsv" "$TMP/first.tsv"
