@@ -101,7 +101,7 @@ EOF
         "WARMUP_EPOCHS := 2" "SEARCH_EPOCHS := 3" "FINETUNE_EPOCHS := 4" "EPOCHS := 10" \
         "N_LABELS := 2" "EXPORT_THRESHOLDS := 0.5 0.45 0.55" "RETRAIN_CANDIDATES := 0" \
         "LINEAR_CANDIDATE := 1" \
-        "LINEAR_MARGIN := 2" | diff -u - <(printf '%s\n' "$output")
+        "LINEAR_MARGIN := 0" | diff -u - <(printf '%s\n' "$output")
     run --separate-stderr amtl-prep --config "$TMP/c.yaml" --set linear_margin=1.5 --dump-schedule
     has 'LINEAR_MARGIN := 1.5'
     run --separate-stderr amtl-prep --config "$TMP/c.yaml" --set retrain_candidates=true --dump-schedule

@@ -155,7 +155,7 @@ static void test_schedule(void)
                          "EPOCHS := 30\nN_LABELS := 0\n"
                          "EXPORT_THRESHOLDS := 0.5 0.45 0.55\nRETRAIN_CANDIDATES := 0\n"
                          "LINEAR_CANDIDATE := 1\n"
-                   "LINEAR_MARGIN := 2\n"),
+                   "LINEAR_MARGIN := 0\n"),
            "%s", text);
     free(text);
     /* the export thresholds as %g (0.45, never 0.449999988); [] = select_threshold */
