@@ -28,7 +28,8 @@ int main(int argc, char **argv)
 {
     amtl_cli_ignore_sigxfsz();
     amtl_cli cli = {.tool = "amtl-eval",
-                    .synopsis = "--model MODEL --data DATA [--split SPLIT] [--json | --scores] [--against MODEL]\n"
+                    .synopsis = "--model MODEL --data DATA [--split SPLIT] [--json] [--against MODEL]\n"
+                                "       amtl-eval --model MODEL --data DATA [--split SPLIT] --scores\n"
                                 "       amtl-eval --model MODEL --predict [--header] "
                                 "[--delimiter C] [FILE|-]",
                     .summary = "Score a model: per-task AUC and logloss on a dataset split, "

@@ -308,18 +308,20 @@ int amtl_eval_run(const amtl_eval_opts *o, amtl_status *st)
     if (o->scores) {
         if (print_scores(&tr, &ds, sp, stdout, st))
             goto out;
-    } else if (against ? amtl_trainer_compare(&tr, &other, &ds, sp, &r, &pair, st)
-                : amtl_trainer_evaluate(&tr, &ds, sp, &r, st))
-        goto out;
-    else if (json) {
-        print_json(&r, &tr.net, mf.name, mf.verified, split, stdout);
-        if (against)
-            print_pair_json(&pair, against, stdout);
-        fputs("}\n", stdout);
     } else {
-        print_table(&r, &tr.net, mf.verified, split, stdout);
-        if (against)
-            print_pair_table(&pair, against, stdout);
+        if (against ? amtl_trainer_compare(&tr, &other, &ds, sp, &r, &pair, st)
+                    : amtl_trainer_evaluate(&tr, &ds, sp, &r, st))
+            goto out;
+        if (json) {
+            print_json(&r, &tr.net, mf.name, mf.verified, split, stdout);
+            if (against)
+                print_pair_json(&pair, against, stdout);
+            fputs("}\n", stdout);
+        } else {
+            print_table(&r, &tr.net, mf.verified, split, stdout);
+            if (against)
+                print_pair_table(&pair, against, stdout);
+        }
     }
     if (fflush(stdout) || ferror(stdout)) {
         amtl_error(st, AMTL_EIO, "cannot write to stdout: %s", strerror(errno));
