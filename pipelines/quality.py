@@ -110,9 +110,11 @@ def write_tsv(path, data, datasets):
                 lines.append("\t".join(
                     [d, r["model"], str(s)] +
                     [fmt(auc[t]) if t in auc else "-" for t in tasks] +
-                    [fmt(r["mean"]), str(r["params"]), fmt(r["search_s"], 1),
-                     fmt(r["train_s"], 1), fmt(r["eval_s"], 1), fmt(r["wall_s"], 1),
-                     fmt(run["prep"], 1), str(run["test_rows"])]))
+                    # seconds as pipelines/timed measures them (a tiny
+                    # model's stages can sum to under 0.05 s)
+                    [fmt(r["mean"]), str(r["params"]), fmt(r["search_s"], 3),
+                     fmt(r["train_s"], 3), fmt(r["eval_s"], 3), fmt(r["wall_s"], 3),
+                     fmt(run["prep"], 3), str(run["test_rows"])]))
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -721,7 +721,8 @@ quality() {
     printf 'zipf\t%s\t1\n' searched mmoe single-task linear > "$TMP/want"
     printf 'zipf\t%s\t2\n' searched mmoe single-task linear >> "$TMP/want"
     diff -u "$TMP/want" "$TMP/rows"
-    awk -F '\t' 'NR > 1 && !($7 > 0 && $7 < 1 && $12 > 0 && $14 == 200) { exit 1 }' "$Q/quality.tsv"
+    awk -F '\t' 'NR > 1 && !($7 > 0 && $7 < 1 && $12 > 0 && $14 == 200) { exit 1 }' "$Q/quality.tsv" ||
+        { cat "$Q/quality.tsv"; false; }
     # the report: one table per data set, the floor in it, a finding line under it
     M="$Q/quality.md"
     grep -qx '## zipf' "$M"
