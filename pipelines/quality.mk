@@ -48,7 +48,8 @@
 # deviation over the seeds, min-max, mean wall seconds per model, and a
 # finding line where a deep model is below the linear floor, and the
 # searched model minus each baseline on the same test rows with its paired
-# standard error, per seed and over the seeds), printed at the end.  Each stage's wall time is in OUT/NAME/sSEED/wall/ (pipelines/timed).
+# standard error, per seed and over the seeds), printed at the end.  Each
+# stage's wall time is in OUT/NAME/sSEED/wall/ (pipelines/timed).
 #
 # The runs go one after another (.NOTPARALLEL, and each search.mk without
 # -j): the tools use every core, and runs side by side would skew the times.
@@ -144,8 +145,7 @@ run-$(1)-$(2): $$(R_$(1)_$(2))/data.amtl
 	@env -u MAKEFLAGS -u MFLAGS -u MAKEFILES $$(SUBMAKE) --no-print-directory -f $(PIPE)search.mk \
 	    CONFIG='$(CONFIG_$(1))' DATASET='$$<' OUT='$$(R_$(1)_$(2))' BIN='$(BIN)' \
 	    BASELINES='$(BASELINES)' BASELINE_OP='$(BASELINE_OP)' SET='seed=$(2) $(ALLSET)' \
-	    QUIET='$(QUIET)' V='$(V)' $$(R_$(1)_$(2))/results.tsv \
-	    $(foreach b,$(filter-out single-task,$(BASELINES)),$$(R_$(1)_$(2))/searched.vs-$(b).json)
+	    QUIET='$(QUIET)' V='$(V)' $$(R_$(1)_$(2))/results.tsv paired
 
 .PHONY: run-$(1)-$(2)
 RUNS += run-$(1)-$(2)

@@ -34,7 +34,8 @@
 #   V=1          print the tools' command lines
 #
 # Targets: all (the default: everything, then the table), search (the searched
-# model and its evaluation), baselines, table (print results.tsv), prune
+# model and its evaluation), baselines, paired (the searched model against
+# each baseline on the test rows), table (print results.tsv), prune
 # (delete the warm-up and search checkpoints; make rebuilds them only if a
 # later stage must be redone), or any file of the run.  These targets are
 # phony: ask `make -q` about a file, e.g. OUT/results.tsv.
@@ -165,7 +166,7 @@ MODELS   := $(foreach b,$(BASELINES),$(if $(filter single-task,$(b)),$(addprefix
 kind_of   = $(if $(filter single-task-%,$(1)),single-task:$(patsubst single-task-%,%,$(1)),$(1))
 
 # ---- targets -----------------------------------------------------------------
-.PHONY: all search baselines table prune
+.PHONY: all search baselines paired table prune
 all: table
 	@echo
 	@echo "architecture:   $(OUT)/arch.amtl  (view: $(BIN)/amtl-discretize --show $(OUT)/arch.amtl)"
@@ -304,7 +305,10 @@ $(OUT)/%.eval.json: $(OUT)/%.model $(D) $(BIN)/amtl-eval
 # The searched model against each baseline on the same test rows (amtl-eval
 # --against): the difference of the mean test AUCs and its paired standard
 # error, which make quality reports (single-task is several models: none).
+# (A run made before these files existed gets them from `paired`: the run's
+# files are all .SECONDARY, so a missing one does not make results.tsv stale.)
 PAIRED := $(filter-out single-task,$(BASELINES))
+paired: $(PAIRED:%=$(OUT)/searched.vs-%.json)
 $(OUT)/searched.vs-%.json: $(OUT)/searched.model $(OUT)/%.model $(D) $(BIN)/amtl-eval
 	$(Q)$(BIN)/amtl-eval --model $< --against $(OUT)/$*.model --data $(D) --split test --json > $@.tmp
 	@mv -f $@.tmp $@
