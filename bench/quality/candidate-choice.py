@@ -37,11 +37,10 @@ def scores(bin_dir, model, data):
                          text=True).stdout.splitlines()
     head = out[0].split("\t")
     rows = [l.split("\t") for l in out[1:]]
-    tasks = [h[:-6] for h in head[1::2]]
     y = np.array([[np.nan if r[k] == "-" else float(r[k]) for k in range(1, len(head), 2)]
                   for r in rows])
     p = np.array([[float(r[k]) for k in range(2, len(head), 2)] for r in rows])
-    return tasks, y, p
+    return y, p
 
 
 def midranks(x):
@@ -135,7 +134,7 @@ def main():
         y = None
         P = {}
         for key, path in models.items():
-            tasks, yy, pp = scores(a.bin, path, data)
+            yy, pp = scores(a.bin, path, data)
             y = yy if y is None else y
             P[key] = pp
         rng = np.random.default_rng(12345)
