@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/cross.h"
 #include "data/csv.h"
 #include "model/supernet.h"
 #include "model/supernet_dev.h"
@@ -109,6 +110,10 @@ typedef struct {
     int *tasks, n_tasks;   /* the trained tasks, written in this order */
     int *col_sparse;       /* [N] input column of each sparse field */
     int *col_dense;        /* [D] */
+    amtl_crosses crosses;  /* crossed fields, made from the row (no column) */
+    int *cross_field;      /* [crosses.n] each one's sparse field */
+    const char **tok;      /* [N] a row's raw sparse values */
+    size_t *tok_len;       /* [N] */
 } scorer;
 
 static void scorer_free(scorer *s)
@@ -128,6 +133,10 @@ static void scorer_free(scorer *s)
     free(s->tasks);
     free(s->col_sparse);
     free(s->col_dense);
+    amtl_crosses_free(&s->crosses);
+    free(s->cross_field);
+    free(s->tok);
+    free(s->tok_len);
     amtl_dataset_shape_free(&s->shape);
     amtl_config_free(&s->cfg);
 }
@@ -153,6 +162,20 @@ static int scorer_open(scorer *s, const char *model, amtl_status *st)
         amtl_error(st, AMTL_ENOMEM, "out of memory");
         goto out;
     }
+    if (amtl_crosses_init_meta(&s->crosses, amtl_file_meta(&f, "crosses"),
+                               (const char *const *)s->shape.sparse_names, N, name, st))
+        goto out;
+    s->cross_field = calloc((size_t)s->crosses.n + 1, sizeof *s->cross_field);
+    s->tok = calloc((size_t)N + 1, sizeof *s->tok);
+    s->tok_len = calloc((size_t)N + 1, sizeof *s->tok_len);
+    if (!s->cross_field || !s->tok || !s->tok_len) {
+        amtl_error(st, AMTL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int x = 0; x < s->crosses.n; x++)
+        for (int fi = 0; fi < N; fi++)
+            if (!strcmp(s->shape.sparse_names[fi], s->crosses.x[x].name))
+                s->cross_field[x] = fi;
     for (int fi = 0; fi < N; fi++) {
         char nm[300], what[1300];
         snprintf(nm, sizeof nm, "vocab.%s", s->shape.sparse_names[fi]);
@@ -228,6 +251,8 @@ static int map_header(scorer *s, const amtl_csv *r, amtl_status *st)
             int sparse = k < m->N;
             const char *name = sparse ? m->sparse_names[k] : m->dense_names[k - m->N];
             int *col = sparse ? &s->col_sparse[k] : &s->col_dense[k - m->N];
+            if (sparse && amtl_crosses_has(&s->crosses, name))
+                continue;  /* made from its fields' columns */
             if (!names_field(h, name, sparse ? "token" : "float"))
                 continue;
             if (*col >= 0)
@@ -238,6 +263,8 @@ static int map_header(scorer *s, const amtl_csv *r, amtl_status *st)
     }
     for (int k = 0; k < m->N + m->D; k++) {
         int sparse = k < m->N;
+        if (sparse && amtl_crosses_has(&s->crosses, m->sparse_names[k]))
+            continue;
         if ((sparse ? s->col_sparse[k] : s->col_dense[k - m->N]) < 0)
             return amtl_error(st, AMTL_EDATA, "%s:%ld: no column for the model's %s field '%s'",
                               r->name, r->line, sparse ? "sparse" : "dense",
@@ -311,8 +338,24 @@ int amtl_predict_run(const amtl_predict_opts *o, FILE *out, amtl_status *st)
         }
         for (int f = 0; f < N; f++) {
             int c = s.col_sparse[f];
-            int32_t id = amtl_vocab_map_id(&s.maps[f], amtl_csv_field(&r, c),
-                                           amtl_csv_field_len(&r, c));
+            if (c < 0)
+                continue;  /* a cross, below */
+            s.tok[f] = amtl_csv_field(&r, c);
+            s.tok_len[f] = amtl_csv_field_len(&r, c);
+            int32_t id = amtl_vocab_map_id(&s.maps[f], s.tok[f], s.tok_len[f]);
+            if (id < 0) {
+                amtl_error(st, AMTL_ENOMEM, "out of memory");
+                goto out;
+            }
+            s.b.ids[(size_t)bs * N + f] = id;
+        }
+        for (int x = 0; x < s.crosses.n; x++) {
+            int f = s.cross_field[x];
+            const char *v;
+            size_t vlen;
+            int32_t id = -1;
+            if (amtl_cross_value(&s.crosses, x, s.tok, s.tok_len, &v, &vlen) == 0)
+                id = amtl_vocab_map_id(&s.maps[f], v, vlen);
             if (id < 0) {
                 amtl_error(st, AMTL_ENOMEM, "out of memory");
                 goto out;

@@ -29,6 +29,10 @@ int amtl_prep_run(const amtl_prep_args *a, const amtl_config *cfg,
     memset(&t, 0, sizeof t);
     int rc;
     const char *fmt = cfg->format && cfg->format[0] ? cfg->format : "processed";
+    int reads_csv = !a->synthetic && (!strcmp(fmt, "processed") || !strcmp(fmt, "csv"));
+    if (cfg->crosses.n && !reads_csv)
+        return amtl_error(st, AMTL_EUSAGE, "key 'crosses' applies to the csv and processed "
+                          "formats, not to %s", a->synthetic ? "--synthetic" : fmt);
     if (a->synthetic) {
         if (a->n_inputs)
             return amtl_error(st, AMTL_EUSAGE, "--synthetic takes no input files");
@@ -44,7 +48,7 @@ int amtl_prep_run(const amtl_prep_args *a, const amtl_config *cfg,
                                      (uint64_t)cfg->seed, st);
     } else if (a->n_inputs == 0) {
         return amtl_error(st, AMTL_EUSAGE, "no input files");
-    } else if (!strcmp(fmt, "processed") || !strcmp(fmt, "csv")) {
+    } else if (reads_csv) {
         rc = amtl_prep_read_csv(&t, cfg, a->inputs, a->n_inputs, st);
     } else {
         rc = amtl_prep_read_recipe(&t, cfg, a->inputs, a->n_inputs, st);

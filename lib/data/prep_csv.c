@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/progress.h"
+#include "data/cross.h"
 #include "data/csv.h"
 #include "data/dataset.h"
 #include "data/label.h"
@@ -113,6 +114,9 @@ typedef struct {
     field_list sources; /* [fields.n] the column each field is read from */
     amtl_prep_label *labels; /* [cfg->labels.n] a plain CSV's labels, parsed */
     int64_t *hits;      /* [cfg->labels.n] rows where a derived label is 1 */
+    amtl_crosses crosses; /* made after the fields read (the table's last sparse fields) */
+    const char **tok;   /* [fields.n] a row's raw sparse values, for the crosses */
+    size_t *tok_len;
 } csv_job;
 
 static void csv_job_free(csv_job *job)
@@ -123,6 +127,9 @@ static void csv_job_free(csv_job *job)
         amtl_prep_label_free(&job->labels[k]);
     free(job->labels);
     free(job->hits);
+    amtl_crosses_free(&job->crosses);
+    free(job->tok);
+    free(job->tok_len);
 }
 
 static int strlist_has(const amtl_strlist *l, const char *s)
@@ -215,9 +222,39 @@ static int define_fields(csv_job *job, amtl_csv *r, const field_list *cols,
         T += fl->kinds[i] == COL_LABEL;
     }
     const char *const *names = (const char *const *)fl->names;
-    if (amtl_prep_table_init(t, N, names, D, names + N, T, names + N + D, st))
+    const amtl_strlist *cx = &job->cfg->crosses;
+    if (amtl_crosses_init(&job->crosses, (const char *const *)cx->items, cx->n, names, N, 0,
+                          "key 'crosses'", st))
         return amtl_error_context(st, "%s", r->name);
-    return 0;
+    /* the sparse fields: those read, then the crosses */
+    const char **sparse = malloc(sizeof *sparse * (size_t)(N + cx->n + 1));
+    job->tok = calloc((size_t)N + 1, sizeof *job->tok);
+    job->tok_len = calloc((size_t)N + 1, sizeof *job->tok_len);
+    if (!sparse || !job->tok || !job->tok_len) {
+        free(sparse);
+        return amtl_error(st, AMTL_ENOMEM, "out of memory");
+    }
+    memcpy(sparse, names, sizeof *sparse * (size_t)N);
+    for (int i = 0; i < cx->n; i++)
+        sparse[N + i] = cx->items[i];
+    int rc = amtl_prep_table_init(t, N + cx->n, sparse, D, names + N, T, names + N + D, st);
+    free(sparse);
+    if (rc)
+        return amtl_error_context(st, "%s", r->name);
+    if (cx->n) {
+        char *list = NULL;
+        size_t len = 0;
+        for (int i = 0; i < cx->n; i++)
+            len += strlen(cx->items[i]) + 1;
+        list = malloc(len);
+        if (!list)
+            return amtl_error(st, AMTL_ENOMEM, "out of memory");
+        for (int i = 0, at = 0; i < cx->n; i++)
+            at += sprintf(list + at, "%s%s", i ? "\n" : "", cx->items[i]);
+        rc = amtl_prep_table_set_meta(t, "crosses", list, st);
+        free(list);
+    }
+    return rc;
 }
 
 /* 1 when the value is one of a derived label's values. */
@@ -331,6 +368,8 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
                 if (id < 0)
                     goto out;
                 t->raw[j][row] = id;
+                job->tok[j] = v;
+                job->tok_len[j] = vlen;
                 break;
             }
             case COL_DENSE:
@@ -364,6 +403,18 @@ static int read_one_csv(csv_job *job, amtl_prep_table *t, const char *path,
             default:
                 break;
             }
+        }
+        for (int x = 0, N0 = t->N - job->crosses.n; x < job->crosses.n; x++) {
+            const char *v;
+            size_t vlen;
+            int32_t id = -1;
+            if (amtl_cross_value(&job->crosses, x, job->tok, job->tok_len, &v, &vlen) == 0)
+                id = amtl_prep_table_intern(t, N0 + x, v, vlen, st);
+            else
+                amtl_error(st, AMTL_ENOMEM, "out of memory");
+            if (id < 0)
+                goto out;
+            t->raw[N0 + x][row] = id;
         }
         if ((++n_rows & 0xffff) == 0)
             amtl_progress_update(&prog, r.bytes, NULL);

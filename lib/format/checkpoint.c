@@ -195,6 +195,10 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
         free(names);
         names = NULL;
     }
+    /* the crossed fields, which --predict makes from a raw row (data/cross.h) */
+    const char *crosses = ds ? amtl_file_meta(&ds->file, "crosses") : NULL;
+    if (crosses && amtl_file_set_meta(&f, "crosses", crosses, st))
+        goto out;
     if (model) {
         /* the vocabularies, so the model scores raw CSV rows on its own */
         for (int fi = 0; ds && fi < ds->N; fi++) {

@@ -96,6 +96,7 @@ typedef struct {
     amtl_strlist sparse;      /* sparse columns of a plain CSV */
     amtl_strlist dense;       /* dense columns */
     amtl_strlist labels;      /* label columns, or "task=column==v|v" (label.h) */
+    amtl_strlist crosses;     /* crossed sparse fields "a*b" (data/cross.h) */
     char *delimiter;          /* "," */
     int trim;                 /* strip spaces around CSV values (0 = keep) */
     amtl_floatlist split;     /* [0.8, 0.1, 0.1] */

@@ -127,6 +127,8 @@ const key_def amtl_cfg_keys[] = {
         "dense (numeric) columns of a plain CSV"),
     KEY(labels, K_STRLIST, "[]", "data", AMTL_STAGE_PREP,
         "label columns (0/1), one per task, or task=column==value|value (1 on those values)"),
+    KEY(crosses, K_STRLIST, "[]", "data", AMTL_STAGE_PREP,
+        "crossed sparse fields a*b[*c]: one field whose value is the tuple of theirs"),
     KEY(delimiter, K_STRING, ",", "data", AMTL_STAGE_PREP,
         "field separator of a plain CSV, one character"),
     KEY(trim, K_BOOL, "false", "data", AMTL_STAGE_PREP,

@@ -70,7 +70,7 @@ EOF
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
     printf '%s\n' "# keys of the prep stage" "seed: 2022" "format: csv" 'sparse: ["a b", c]' \
-        "dense: []" "labels: [y1, y2]" 'delimiter: ","' "trim: false" "split: [0.8, 0.1, 0.1]" \
+        "dense: []" "labels: [y1, y2]" "crosses: []" 'delimiter: ","' "trim: false" "split: [0.8, 0.1, 0.1]" \
         "vocab: all" "limit: 0" "min_count: 10" "min_id_count: 5" "dense_transform: none" |
         diff -u - <(printf '%s\n' "$output")
     # the same values written otherwise give the same text

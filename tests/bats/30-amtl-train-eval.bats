@@ -298,6 +298,39 @@ assert abs(auc - d["tasks"]["click"]["auc"]) < 5e-4, (auc, d["tasks"]["click"]["
 EOF
 }
 
+@test "amtl-eval --predict: a crossed field (crosses) is made from the raw row's columns as amtl-prep made it" {
+    amtl-prep --set min_id_count=0 --set 'crosses=[user*colour]' -o "$TMP/f.amtl" \
+        "$EVAL/train.csv" "$EVAL/test.csv"
+    amtl-prep --info "$TMP/f.amtl" > "$TMP/info"
+    grep -q 'user\*colour' "$TMP/info"
+    amtl-discretize --baseline mmoe --data "$TMP/f.amtl" $MODEL -o "$TMP/mmoe.arch"
+    amtl-train --data "$TMP/f.amtl" --arch "$TMP/mmoe.arch" $SMALL --set lr=0.01 --epochs 2 \
+        -o "$TMP/m.model" > /dev/null
+    amtl-eval --model "$TMP/m.model" --data "$TMP/f.amtl" --scores > "$TMP/s.tsv"
+    # test.csv has no column user*colour: the model makes it
+    amtl-eval --model "$TMP/m.model" --predict "$EVAL/test.csv" > "$TMP/p.tsv"
+    python3 - "$TMP/p.tsv" "$TMP/s.tsv" <<'EOF'
+import sys
+preds = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+scores = [l.rstrip("\n").split("\t") for l in open(sys.argv[2])][1:]
+assert len(preds) == len(scores) == 200
+for i, (p, s) in enumerate(zip(preds, scores)):
+    assert s[2] == p[0] and s[4] == p[1], (i, p, s)
+EOF
+    # the same rows with another colour: other crossed ids, other scores
+    sed '2,$s/,green,/,red,/' "$EVAL/test.csv" > "$TMP/red.csv"
+    amtl-eval --model "$TMP/m.model" --predict "$TMP/red.csv" > "$TMP/r.tsv"
+    ! cmp -s "$TMP/p.tsv" "$TMP/r.tsv"
+    # crosses of a field that is not there, or on generated data: clear errors
+    run --separate-stderr amtl-prep --set 'crosses=[user*price]' -o "$TMP/g.amtl" "$EVAL/train.csv"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"key 'crosses': 'user*price': 'price' is not a sparse field"* ]]
+    run --separate-stderr amtl-prep --synthetic --rows 100 --set 'crosses=[a*b]' -o "$TMP/g.amtl"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"key 'crosses' applies to the csv and processed formats, not to --synthetic"* ]]
+    [ ! -e "$TMP/g.amtl" ]
+}
+
 @test "amtl-eval --against: the paired difference and its DeLong error, from the two models' own predictions" {
     fixture_model --epochs 2 --set task_conditions=[buy=click]
     amtl-discretize --baseline linear --data "$TMP/f.amtl" -o "$TMP/lin.arch"

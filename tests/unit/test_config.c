@@ -735,7 +735,7 @@ static void test_describe(void)
         CHECKF(strstr(text, want) != NULL, "'%s' not described", want + 3);
         keys++;
     }
-    CHECK(keys == 60);
+    CHECK(keys == 61);
     free(dump);
     free(text);
     amtl_config_free(&c);
