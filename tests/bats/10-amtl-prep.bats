@@ -340,7 +340,9 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' amtl-prep --info 
     [ "$status" -eq 0 ]
     [ "$(rows_of "$TMP/out.amtl")" = "38339 4792 4793" ]
     run amtl-prep --info "$TMP/out.amtl"
-    [ "$(grep -c ' sparse ' <<<"$output")" -eq 9 ]
+    # nine fields and the config's cross of user and category
+    [ "$(grep -c ' sparse ' <<<"$output")" -eq 10 ]
+    grep -q '^user_id\*cate_id  *sparse ' <<<"$output"
     [ "$(grep -c ' dense ' <<<"$output")" -eq 2 ]
     [ "$(grep -c ' label ' <<<"$output")" -eq 3 ]
     run --separate-stderr python3 "$q" --with-click "$d" -
