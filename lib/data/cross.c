@@ -24,6 +24,8 @@ int amtl_crosses_init(amtl_crosses *c, const char *const *specs, int n_specs,
     memset(c, 0, sizeof *c);
     if (n_specs == 0)
         return 0;
+    /* a bad list is the configuration's fault, or (made) the file's */
+    int bad = made ? AMTL_EDATA : AMTL_EUSAGE;
     c->x = calloc((size_t)n_specs, sizeof *c->x);
     if (!c->x)
         return amtl_error(st, AMTL_ENOMEM, "out of memory");
@@ -31,18 +33,18 @@ int amtl_crosses_init(amtl_crosses *c, const char *const *specs, int n_specs,
         const char *spec = specs[i];
         amtl_cross *x = &c->x[c->n];
         if (in_specs(specs, i, spec, strlen(spec))) {
-            amtl_error(st, AMTL_EUSAGE, "%s: '%s' is listed twice", what, spec);
+            amtl_error(st, bad, "%s: '%s' is listed twice", what, spec);
             goto fail;
         }
         if (!strchr(spec, '*')) {
-            amtl_error(st, AMTL_EUSAGE,
+            amtl_error(st, bad,
                        "%s: '%s' names one field; a cross is two or more joined by '*'",
                        what, spec);
             goto fail;
         }
         int is_field = find(sparse, N, spec, strlen(spec)) >= 0;
         if (made != is_field) {
-            amtl_error(st, AMTL_EDATA,
+            amtl_error(st, bad,
                        made ? "%s: cross '%s' is not a sparse field"
                             : "%s: cross '%s' has the name of a sparse field",
                        what, spec);
@@ -59,18 +61,18 @@ int amtl_crosses_init(amtl_crosses *c, const char *const *specs, int n_specs,
             size_t len = e ? (size_t)(e - p) : strlen(p);
             int f = in_specs(specs, n_specs, p, len) ? -1 : find(sparse, N, p, len);
             if (f < 0) {
-                amtl_error(st, AMTL_EUSAGE, "%s: '%s': '%.*s' is not a sparse field%s", what,
+                amtl_error(st, bad, "%s: '%s': '%.*s' is not a sparse field%s", what,
                            spec, (int)len, p, len ? "" : " (an empty name)");
                 goto fail;
             }
             for (int k = 0; k < x->n; k++)
                 if (x->src[k] == f) {
-                    amtl_error(st, AMTL_EUSAGE, "%s: '%s' names '%s' twice", what, spec,
+                    amtl_error(st, bad, "%s: '%s' names '%s' twice", what, spec,
                                sparse[f]);
                     goto fail;
                 }
             if (x->n == AMTL_CROSS_MAX) {
-                amtl_error(st, AMTL_EUSAGE, "%s: '%s' crosses more than %d fields", what,
+                amtl_error(st, bad, "%s: '%s' crosses more than %d fields", what,
                            spec, AMTL_CROSS_MAX);
                 goto fail;
             }
