@@ -80,7 +80,7 @@ UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test
 BENCH   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 DEPSTAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit-tests demo bench bench-scale check-asan check-valgrind fuzz plots sweep quality install clean
+.PHONY: all deps test unit-tests demo bench bench-scale check-asan check-valgrind fuzz plots sweep crosses quality install clean
 
 ifeq ($(PKG_LIBS),)
 # a fresh machine: get the packages, then build in a make that reads their flags
@@ -229,6 +229,13 @@ plots: $(DEPSTAMP)
 sweep: $(DEPSTAMP)
 	@$(MAKE) --no-print-directory all
 	@pipelines/sweep.sh
+
+# which pairs of sparse fields to cross, by the linear floor's validation AUC
+# (pipelines/crosses.sh): make crosses CONFIG=FILE DATA="INPUT..." [FIELDS=...]
+crosses: $(DEPSTAMP)
+	@$(MAKE) --no-print-directory all
+	@test -n "$(DATA)" || { echo 'make crosses: give the inputs: DATA="train.csv [test.csv]"' >&2; exit 2; }
+	@pipelines/crosses.sh $(DATA)
 
 # test AUC of the search, every baseline and the linear floor on the real data
 # sets over seeds: results/quality/quality.md (pipelines/quality.mk; QUICK=1

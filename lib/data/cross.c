@@ -81,6 +81,21 @@ int amtl_crosses_init(amtl_crosses *c, const char *const *specs, int n_specs,
                 break;
             p = e + 1;
         }
+        /* the same fields in another order would be the same field twice */
+        for (int j = 0; j < c->n - 1; j++) {
+            const amtl_cross *y = &c->x[j];
+            int same = y->n == x->n;
+            for (int k = 0; same && k < x->n; k++) {
+                int in = 0;
+                for (int m = 0; m < y->n; m++)
+                    in |= y->src[m] == x->src[k];
+                same = in;
+            }
+            if (same) {
+                amtl_error(st, bad, "%s: '%s' crosses the fields of '%s'", what, spec, y->name);
+                goto fail;
+            }
+        }
     }
     return 0;
 fail:

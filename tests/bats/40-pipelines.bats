@@ -645,6 +645,43 @@ EOF
     [[ "$stderr" == *"no $TMP/none/metrics.jsonl: run the pipeline first"* ]]
 }
 
+@test "crosses.sh: every pair of sparse fields by the floor's validation AUC, the data as it is first" {
+    E="$FIXTURES/eval"
+    run --separate-stderr "$PIPE/crosses.sh" --out "$TMP/cx" --bin "$AMTL_BIN" "$E/train.csv" "$E/test.csv"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    T="$TMP/cx/crosses.tsv"
+    head -n 1 "$T" | grep -q $'^cross\tids\tclick\tbuy\tval mean AUC\tgain\tseconds$'
+    [ "$(wc -l < "$T")" -eq 5 ]
+    [ "$(sed -n 2p "$T" | cut -f 1,2,6)" = $'-\t-\t+0.0000' ]
+    # the three pairs, by gain, best first; gain = its mean - the data's
+    [ "$(tail -n +3 "$T" | cut -f 1 | sort | tr '\n' ' ')" = "item*colour user*colour user*item " ]
+    awk -F '\t' 'NR == 2 { b = $5 } NR > 2 { g = sprintf("%+.4f", $5 - b); if (g != $6) exit 1
+                 if (NR > 3 && $6 + 0 > prev + 0) exit 1; prev = $6 }' "$T"
+    # a row is what prep with the cross and the floor give on their own
+    best=$(sed -n 3p "$T" | cut -f 1)
+    amtl-prep --set "crosses=[$best]" -o "$TMP/d.amtl" "$E/train.csv" "$E/test.csv"
+    amtl-discretize --baseline linear --data "$TMP/d.amtl" -o "$TMP/l.arch"
+    amtl-train --data "$TMP/d.amtl" --arch "$TMP/l.arch" --quiet --metrics "$TMP/l.jsonl" -o "$TMP/l.model" > /dev/null
+    want=$(sed 's/.*"val_mean_auc":\([0-9.]*\).*/\1/' "$TMP/l.jsonl")
+    [ "$(sed -n 3p "$T" | cut -f 5)" = "$want" ]
+    [ "$(sed -n 3p "$T" | cut -f 2)" = "$(amtl-prep --info "$TMP/d.amtl" | awk -v f="$best" '$1 == f && $2 == "sparse" { print $3 }')" ]
+    [ -z "$(find "$TMP/cx" -name '*.tmp' -o -name '.rows')" ]
+    # a cross the config has already: not tried again, kept in every row
+    printf 'data:\n  crosses: ["item*colour"]\n' > "$TMP/c.yaml"
+    run --separate-stderr "$PIPE/crosses.sh" --config "$TMP/c.yaml" --fields "colour item" \
+        --out "$TMP/cx2" --bin "$AMTL_BIN" "$E/train.csv" "$E/test.csv"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"colour*item ... in the config already"* ]]
+    [ "$(tail -n +2 "$TMP/cx2/crosses.tsv" | cut -f 1 | tr '\n' ' ')" = "- " ]
+    # usage errors
+    run --separate-stderr "$PIPE/crosses.sh" --out "$TMP/cx3" --bin "$AMTL_BIN"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"crosses.sh: error: no input files"* ]]
+    run --separate-stderr "$PIPE/crosses.sh" --fields "user price" --out "$TMP/cx3" --bin "$AMTL_BIN" "$E/train.csv"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == *"--fields: 'price' is not a sparse field of the data (user item colour)"* ]]
+}
+
 @test "sweep.sh: seeds x values, one TSV row per run, written whole" {
     tiny_config
     # the searched model a deep one in every run (the linear fit does not

@@ -53,6 +53,9 @@ static void test_specs(void)
     const char *dup[] = {"user*city", "user*city"};
     CHECK(amtl_crosses_init(&c, dup, 2, FIELDS, 3, 0, "key 'crosses'", &st) == -1);
     CHECK(strstr(st.msg, "listed twice") != NULL);
+    const char *reordered[] = {"user*city", "city*user"};
+    CHECK(amtl_crosses_init(&c, reordered, 2, FIELDS, 3, 0, "key 'crosses'", &st) == -1);
+    CHECK(strstr(st.msg, "'city*user' crosses the fields of 'user*city'") != NULL);
     /* a read field with a cross's name would make two fields of one name */
     const char *clash_fields[] = {"user", "city", "user*city"};
     const char *one[] = {"user*city"};
