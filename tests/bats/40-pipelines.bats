@@ -522,7 +522,7 @@ EOF
     [ "$status" -eq 0 ]
     [ -z "$stderr" ]
     printf '%s\n' "# keys of the prep stage" "seed: 9" "format: csv" 'sparse: ["a b", c, d]' \
-        "dense: []" "labels: [y1, y2]" 'delimiter: ","' "trim: false" "split: [0.8, 0.1, 0.1]" \
+        "dense: []" "labels: [y1, y2]" "crosses: []" 'delimiter: ","' "trim: false" "split: [0.8, 0.1, 0.1]" \
         "vocab: all" "limit: 0" "min_count: 10" "min_id_count: 5" "dense_transform: none" \
         "# input: x.csv" | diff -u - "$TMP/st/prep.yaml"
     # each stamp is what the tools say of the stage, with its extra lines
