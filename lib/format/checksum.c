@@ -147,6 +147,10 @@ static const msgpack_object *map_get(const msgpack_object *o, const char *key)
  * the tensors' own checksums tell which data it hit. */
 static int damaged(const unsigned char *p, size_t len, const char *what, amtl_status *st)
 {
+    /* cut short right after a tensor's own checksum, a file ends as a
+     * sealed one does; its structure ends early */
+    if (amtl_envelope_mp_ends_early(p, len))
+        return amtl_error(st, AMTL_EDATA, "%s: %s", what, amtl_envelope_unsealed);
     amtl_status ignored;
     if (amtl_envelope_mp_validate(p, len, what, &ignored))
         return amtl_error(st, AMTL_EDATA,

@@ -175,6 +175,14 @@ static int mp_walk(const unsigned char *p, size_t len, size_t pos, size_t *end,
     return 0;
 }
 
+int amtl_envelope_mp_ends_early(const unsigned char *p, size_t len)
+{
+    size_t pos = 0;
+    mp_where wh = {0};
+    int r = mp_walk(p, len, 0, &pos, &wh);
+    return r == MPW_ENDS || r == MPW_CUT || r == MPW_CLAIMS;
+}
+
 int amtl_envelope_mp_validate(const unsigned char *p, size_t len, const char *what,
                               amtl_status *st)
 {

@@ -154,6 +154,34 @@ static void test_damage_at_every_offset(void)
     amtl_file_free(&f);
 }
 
+/* Cut short right after a tensor's own checksum, a file ends as a sealed
+ * one does: it is refused as one that lost its end, as at every other cut. */
+static void test_cut_after_a_tensor_checksum(void)
+{
+    amtl_file f;
+    unsigned char *buf;
+    size_t len;
+    CHECK(sample_bytes(23, 40, &f, &buf, &len) == 0);
+    int cuts = 0;
+    for (int i = 0; i < f.n_tensors; i++) {
+        const amtl_tensor *t = &f.tensors[i].t;
+        size_t cut = data_offset(buf, len, t) + amtl_tensor_nbytes(t) + 12;
+        if (cut >= len)
+            continue;
+        amtl_file g;
+        amtl_status s2 = {0};
+        int rc = amtl_file_decode(&g, buf, cut, "cut.amtl", NULL, &s2);
+        CHECKF(rc == -1 && !strcmp(s2.msg, "cut.amtl: damaged file: it does not end with its "
+                                           "checksum (truncated, damaged at the end, or "
+                                           "written without one)"),
+               "cut after tensor %d: \"%s\"", i, s2.msg);
+        cuts++;
+    }
+    CHECK(cuts == f.n_tensors);
+    free(buf);
+    amtl_file_free(&f);
+}
+
 /* Two tensors hit: the first is named, the other counted. */
 static void test_damage_in_two_tensors(void)
 {
@@ -509,6 +537,7 @@ int main(void)
         return 1;
     RUN(test_file_ends_with_its_checksum);
     RUN(test_damage_at_every_offset);
+    RUN(test_cut_after_a_tensor_checksum);
     RUN(test_damage_in_two_tensors);
     RUN(test_damaged_file_read);
     RUN(test_large_file_on_the_pool);
