@@ -122,6 +122,7 @@ typedef struct {
     int cls;        /* its class (MP_*) */
     uint64_t n;     /* its claimed length or count */
     size_t rem;     /* bytes after its header */
+    int depth;      /* containers open around it (0: the top-level value) */
 } mp_where;
 
 /* Walks the one value at p[pos..len): 0 with *end just after it, or why it
@@ -139,6 +140,7 @@ static int mp_walk(const unsigned char *p, size_t len, size_t pos, size_t *end,
         }
         owed[depth]--;
         wh->at = pos;
+        wh->depth = depth;
         if (pos >= len)
             return MPW_ENDS;
         unsigned w;
@@ -179,8 +181,8 @@ int amtl_envelope_mp_ends_early(const unsigned char *p, size_t len)
 {
     size_t pos = 0;
     mp_where wh = {0};
-    int r = mp_walk(p, len, 0, &pos, &wh);
-    return r == MPW_ENDS || r == MPW_CUT || r == MPW_CLAIMS;
+    /* inside the tensors map: a damaged top-level count runs out at depth 1 */
+    return mp_walk(p, len, 0, &pos, &wh) == MPW_ENDS && wh.depth >= 2;
 }
 
 int amtl_envelope_mp_validate(const unsigned char *p, size_t len, const char *what,

@@ -27,8 +27,8 @@ int amtl_envelope_shape_bytes(amtl_dtype dt, int ndim, const int64_t *shape,
 
 /* A short printable rendering of untrusted bytes for messages. */
 const char *amtl_envelope_show(char *out, size_t cap, const char *p, size_t n);
-/* 1 when the bytes end before the msgpack value that starts at p does (a
- * file cut short), 0 otherwise. */
+/* 1 when the bytes end, at a value's boundary, inside a container nested in
+ * the top-level map (a file cut short between tensors), 0 otherwise. */
 int amtl_envelope_mp_ends_early(const unsigned char *p, size_t len);
 /* Checks that p holds one msgpack value whose every length and count fits
  * the bytes that remain (see envelope_decode.c). */
