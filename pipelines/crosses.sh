@@ -12,8 +12,9 @@ logistic regression of --baseline linear, its L2 strength chosen on the
 validation split), then do the same once for every pair of the data's sparse
 fields crossed (crosses: [A*B], on top of the config's own crosses) and write
 one TSV row per pair: its validation AUCs and their gain over the data as it
-is.  Only the train and validation splits are read; choose crosses here and
-read the test split once, with the model you keep.  The floor's regression is
+is.  No model is scored on the test split (amtl-prep writes it, nothing
+reads it): choose crosses here and score the test split once, with the
+model you keep.  The floor's regression is
 convex and fast, and a cross adds a weight per pair to it: a pairwise effect
 it cannot fit without one shows as a gain.
 
