@@ -129,6 +129,21 @@ const char *amtl_file_checksum_text(const amtl_file *f)
 
 /* ---- naming the damaged part ----------------------------------------- */
 
+const char *amtl_envelope_show(char *out, size_t cap, const char *p, size_t n)
+{
+    size_t limit = cap - 4, j = 0;
+    for (size_t i = 0; i < n && j < limit; i++) {
+        unsigned char c = (unsigned char)p[i];
+        out[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (n > limit) {
+        memcpy(out + j, "...", 3);
+        j += 3;
+    }
+    out[j] = '\0';
+    return out;
+}
+
 static const msgpack_object *map_get(const msgpack_object *o, const char *key)
 {
     if (o->type != MSGPACK_OBJECT_MAP)

@@ -16,21 +16,6 @@
 /* The envelope nests four deep (map, tensors, tensor, shape); 16 leaves room. */
 #define MP_MAX_DEPTH 16
 
-const char *amtl_envelope_show(char *out, size_t cap, const char *p, size_t n)
-{
-    size_t limit = cap - 4, j = 0;
-    for (size_t i = 0; i < n && j < limit; i++) {
-        unsigned char c = (unsigned char)p[i];
-        out[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (n > limit) {
-        memcpy(out + j, "...", 3);
-        j += 3;
-    }
-    out[j] = '\0';
-    return out;
-}
-
 /* ---- validation of untrusted bytes ----------------------------------- */
 
 /* Why this pass exists: msgpack-c's unpacker allocates an array or map's
