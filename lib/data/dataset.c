@@ -60,6 +60,25 @@ void amtl_dataset_free_names(char **names, int n)
     free(names);
 }
 
+char *amtl_dataset_join_names(char *const *names, int n)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(names[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        memcpy(p, names[i], l);
+        p += l;
+        if (i + 1 < n)
+            *p++ = '\n';
+    }
+    *p = '\0';
+    return s;
+}
+
 /* Splits a '\n'-joined meta list; an empty string is an empty list. */
 int amtl_dataset_parse_names(const amtl_file *f, const char *what, const char *key,
                              char ***out, int *n_out, amtl_status *st)

@@ -109,6 +109,9 @@ void amtl_dataset_gather(const amtl_dataset *ds, int split, const int32_t *rows,
  * bytes are made for it (envelope.h); -1 with st when that fails. */
 int amtl_dataset_content_hash(const amtl_file *f, uint64_t *hash, amtl_status *st);
 
+/* names [n] joined by '\n' (a meta list; n = 0: ""), malloc'd; NULL when
+ * out of memory. */
+char *amtl_dataset_join_names(char *const *names, int n);
 /* The names a meta key lists ('\n'-joined: "sparse_fields", "dense_fields",
  * "labels"), each non-empty and distinct, into a malloc'd array; free with
  * amtl_dataset_free_names. */

@@ -242,15 +242,9 @@ static int define_fields(csv_job *job, amtl_csv *r, const field_list *cols,
     if (rc)
         return amtl_error_context(st, "%s", r->name);
     if (cx->n) {
-        char *list = NULL;
-        size_t len = 0;
-        for (int i = 0; i < cx->n; i++)
-            len += strlen(cx->items[i]) + 1;
-        list = malloc(len);
+        char *list = amtl_dataset_join_names(cx->items, cx->n);
         if (!list)
             return amtl_error(st, AMTL_ENOMEM, "out of memory");
-        for (int i = 0, at = 0; i < cx->n; i++)
-            at += sprintf(list + at, "%s%s", i ? "\n" : "", cx->items[i]);
         rc = amtl_prep_table_set_meta(t, "crosses", list, st);
         free(list);
     }

@@ -437,25 +437,6 @@ static int fill_column(void *ctx, amtl_put_fn put, void *put_ctx, amtl_status *s
 
 /* ---- the file ------------------------------------------------------------- */
 
-static char *join_names(char **names, int n)
-{
-    size_t len = 1;
-    for (int i = 0; i < n; i++)
-        len += strlen(names[i]) + 1;
-    char *s = malloc(len), *p = s;
-    if (!s)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        size_t l = strlen(names[i]);
-        memcpy(p, names[i], l);
-        p += l;
-        if (i + 1 < n)
-            *p++ = '\n';
-    }
-    *p = '\0';
-    return s;
-}
-
 /* The columns of f, split by split (sparse, dense, labels: amtl-dataset(5)'s
  * order), as streamed tensors over ps. */
 static int add_columns(prep_state *ps, amtl_file *f, amtl_status *st)
@@ -485,8 +466,9 @@ static int add_meta(prep_state *ps, const amtl_config *cfg, const char *vocab_mo
                     const char *stats, amtl_file *f, amtl_status *st)
 {
     const amtl_prep_table *t = ps->t;
-    char *names[3] = {join_names(t->sparse_names, t->N), join_names(t->dense_names, t->D),
-                      join_names(t->label_names, t->T)};
+    char *names[3] = {amtl_dataset_join_names(t->sparse_names, t->N),
+                      amtl_dataset_join_names(t->dense_names, t->D),
+                      amtl_dataset_join_names(t->label_names, t->T)};
     char *yaml = NULL;
     uint64_t hash;
     int rc = -1;

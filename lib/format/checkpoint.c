@@ -51,26 +51,6 @@ static int add2(amtl_file *f, const char *name, amtl_dtype dt, int64_t a, int64_
     return amtl_file_add(f, name, dt, 2, shape, data, st) ? 0 : -1;
 }
 
-static int join_names(char **names, int n, char **out)
-{
-    size_t len = 1;
-    for (int i = 0; i < n; i++)
-        len += strlen(names[i]) + 1;
-    char *s = malloc(len), *p = s;
-    if (!s)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        size_t k = strlen(names[i]);
-        memcpy(p, names[i], k);
-        p += k;
-        if (i + 1 < n)
-            *p++ = '\n';
-    }
-    *p = '\0';
-    *out = s;
-    return 0;
-}
-
 static int save_search_state(amtl_file *f, const amtl_supernet *net, amtl_status *st)
 {
     int32_t *chosen = malloc((size_t)net->n_mops * sizeof *chosen);
@@ -159,12 +139,12 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
         amtl_file_set_meta(&f, "creator", "amtl " AMTL_VERSION, st) ||
         amtl_file_set_metaf(&f, st, "epoch", "%d", tr->epoch))
         goto out;
-    if (join_names(net->field_names, net->N, &names) ||
+    if (!(names = amtl_dataset_join_names(net->field_names, net->N)) ||
         amtl_file_set_meta(&f, "sparse_fields", names, st))
         goto out;
     free(names);
     names = NULL;
-    if (join_names(net->label_names, net->T, &names) ||
+    if (!(names = amtl_dataset_join_names(net->label_names, net->T)) ||
         amtl_file_set_meta(&f, "labels", names, st))
         goto out;
     free(names);
@@ -189,7 +169,7 @@ int amtl_trainer_save(const amtl_trainer *tr, const amtl_dataset *ds, const char
         goto out;
     if (add1(&f, "vocab_sizes", AMTL_I32, net->N, net->vocab, st))
         goto out;
-    if (ds && join_names(ds->dense_names, ds->D, &names) == 0) {
+    if (ds && (names = amtl_dataset_join_names(ds->dense_names, ds->D))) {
         if (amtl_file_set_meta(&f, "dense_fields", names, st))
             goto out;
         free(names);
