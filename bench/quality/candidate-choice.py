@@ -15,10 +15,11 @@ standard errors or more, DeLong as amtl-eval --against computes it; Z = inf:
 the linear fit always; "deep": the best deep candidate, the linear fit not
 a candidate), and the chosen model is scored on half B.  Printed per data
 set: each rule's mean AUC on B minus the linear fit's and minus each
-baseline's, averaged over the splits and the seeds, with the spread over
-the seeds.  The candidates were fine-tuned with early stopping on the whole
-validation split, so half B is not untouched by them; it is by the choice,
-which is what is compared.  Needs python3-numpy.
+baseline's, averaged over the splits and the seeds, ± the error of that
+mean over the seeds (their sample standard deviation over sqrt(seeds)),
+and the min..max over the seeds.  The candidates were fine-tuned with
+early stopping on the whole validation split, so half B is not untouched
+by them; it is by the choice, which is what is compared.  Needs python3-numpy.
 """
 import argparse
 import glob
@@ -160,12 +161,13 @@ def main():
     for name, seeds in per_set.items():
         print("\n%s: %d seeds, %d random halves each; chosen model's mean AUC on half B minus"
               % (name, len(seeds), a.splits))
-        print("%-7s %s" % ("rule", "  ".join("%-22s" % b for b in ["linear"] + BASELINES)))
+        print("%-7s %s" % ("rule", "  ".join("%-31s" % b for b in ["linear"] + BASELINES)))
         for r in rules:
             cells = []
             for b in ["linear"] + BASELINES:
                 v = np.array([g[r][b] for _, g in seeds])
-                cells.append("%+.5f (%+.4f..%+.4f)" % (v.mean(), v.min(), v.max()))
+                se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+                cells.append("%+.5f ± %.4f (%+.4f..%+.4f)" % (v.mean(), se, v.min(), v.max()))
             print("%-7s %s" % (r, "  ".join(cells)))
 
 
