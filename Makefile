@@ -14,7 +14,7 @@ CC      ?= cc
 # nvcc from PATH, else the toolkit's usual place
 NVCC    ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
 PKGS    := openblas msgpack yaml-0.1 liblbfgs zlib
-DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev liblbfgs-dev zlib1g-dev bats python3 \
+DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev liblbfgs-dev zlib1g-dev bats python3 python3-numpy \
             gnuplot-nox graphviz mandoc groff-base libopenmpi-dev openmpi-bin
 # what the tests and make plots run besides the build (make deps installs them)
 DEP_CMDS := bats python3 gnuplot dot mandoc groff mpirun

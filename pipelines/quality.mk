@@ -38,6 +38,15 @@
 #               full_arch_train_epochs=1 patience=2), OUT results/quality-quick
 #   SET         config overrides KEY=VALUE for every tool of every run
 #   BASELINES, BASELINE_OP   as in pipelines/search.mk (every baseline, MLP-64)
+#   VALIDATION=1  choose settings, read no test row: each run trains only
+#               what bench/quality/candidate-choice.py reads (the search's
+#               candidates and the MMoE, PLE and Shared-Bottom models), no
+#               model is scored on the test split and no report is written;
+#               then candidate-choice.py prints, per data set, how the
+#               searched model chosen on one half of the validation rows
+#               scores on the other against each baseline (needs
+#               python3-numpy).  A later make quality on the same OUT
+#               reuses these runs.
 #   OUT         results/quality: OUT/NAME/sSEED is one search.mk run, whose
 #               dataset file is made here (OUT/NAME/sSEED/data.amtl)
 #   BIN, SHARED the tools (bin) and the shared data (../shared/data)
@@ -58,6 +67,7 @@
 DATASETS    ?= tianchi-ecomm adult
 SEEDS       ?= 1 2 3
 QUICK       ?=
+VALIDATION  ?=
 OUT         ?= $(if $(QUICK),results/quality-quick,results/quality)
 BIN         ?= bin
 SHARED      ?= ../shared/data
@@ -145,7 +155,7 @@ run-$(1)-$(2): $$(R_$(1)_$(2))/data.amtl
 	@env -u MAKEFLAGS -u MFLAGS -u MAKEFILES $$(SUBMAKE) --no-print-directory -f $(PIPE)search.mk \
 	    CONFIG='$(CONFIG_$(1))' DATASET='$$<' OUT='$$(R_$(1)_$(2))' BIN='$(BIN)' \
 	    BASELINES='$(BASELINES)' BASELINE_OP='$(BASELINE_OP)' SET='seed=$(2) $(ALLSET)' \
-	    QUIET='$(QUIET)' V='$(V)' $$(R_$(1)_$(2))/results.tsv paired
+	    QUIET='$(QUIET)' V='$(V)' $$(if $$(VALIDATION),$$(VAL_TARGETS:%=$$(R_$(1)_$(2))/%),$$(R_$(1)_$(2))/results.tsv paired)
 
 .PHONY: run-$(1)-$(2)
 RUNS += run-$(1)-$(2)
@@ -162,8 +172,18 @@ $(OUT)/tianchi-ecomm/tianchi-ecomm.csv: bench/quality/tianchi-ecomm.py
 	@$(TIMED) $(@D)/wall/tianchi-ecomm.csv.seconds $(TIANCHI_CMD) $@.tmp
 	@mv -f $@.tmp $@
 
+# what bench/quality/candidate-choice.py reads of a run (VALIDATION=1)
+VAL_TARGETS := candidates.tsv mmoe.model ple.model shared-bottom.model
+
 runs: $(RUNS)
 
+ifneq ($(VALIDATION),)
+all: runs
+	@python3 -c 'import numpy' 2>/dev/null || \
+	    { echo "quality: VALIDATION=1 scores with bench/quality/candidate-choice.py, which needs python3-numpy (make deps installs it)" >&2; exit 1; }
+	@python3 bench/quality/candidate-choice.py --bin '$(BIN)' \
+	    $(foreach d,$(DATASETS),$(foreach s,$(SEEDS),'$(OUT)/$(d)/s$(s)'))
+else
 all: runs
 	@python3 $(PIPE)quality.py --out '$(OUT)' --datasets '$(DATASETS)' --seeds '$(SEEDS)' \
 	    --baselines '$(BASELINES)' $(foreach d,$(DATASETS),--config '$(d)=$(CONFIG_$(d))') \
@@ -171,3 +191,4 @@ all: runs
 	    $(if $(QUICK),--quick 'ROWS=$(ROWS) SET=$(strip $(QUICK_SET))') $(if $(strip $(SET)),--set '$(strip $(SET))')
 	@echo
 	@cat '$(OUT)/quality.md'
+endif

@@ -4,7 +4,10 @@ among its export candidates choose, judged on validation rows that did not
 choose?  Reads the runs of `make quality` (OUT/NAME/sSEED), never the test
 split.
 
-Usage: bench/quality/candidate-choice.py [--bin BIN] [--splits N] [--margins Z,...] OUT
+Usage: bench/quality/candidate-choice.py [--bin BIN] [--splits N] [--margins Z,...] OUT|RUN...
+
+OUT: every run OUT/NAME/sSEED under it; RUN: a run directory itself (one
+with candidates.tsv), as make quality VALIDATION=1 names its runs.
 
 For each run, each candidate (searched-T.model, searched-linear.model) and
 each baseline (mmoe, ple, shared-bottom) is scored on the validation split
@@ -113,13 +116,18 @@ def main():
     ap.add_argument("--bin", default="bin")
     ap.add_argument("--splits", type=int, default=200)
     ap.add_argument("--margins", default="0,0.5,1,2,inf")
-    ap.add_argument("out")
+    ap.add_argument("out", nargs="+")
     a = ap.parse_args()
     margins = [float(z) for z in a.margins.split(",")]
     rules = [("Z=%g" % z) for z in margins] + ["deep"]
-    runs = sorted(glob.glob(os.path.join(a.out, "*", "s*", "candidates.tsv")))
+    runs = []
+    for path in a.out:
+        if os.path.exists(os.path.join(path, "candidates.tsv")):
+            runs.append(os.path.join(path, "candidates.tsv"))
+        else:
+            runs += sorted(glob.glob(os.path.join(path, "*", "s*", "candidates.tsv")))
     if not runs:
-        sys.exit("candidate-choice: no runs with candidates.tsv under %s" % a.out)
+        sys.exit("candidate-choice: no runs with candidates.tsv in %s" % " ".join(a.out))
     per_set = {}
     for c in runs:
         run = os.path.dirname(c)

@@ -809,6 +809,37 @@ EOF
     diff -u "$TMP/first.tsv" "$Q/quality.tsv"
 }
 
+@test "quality.mk VALIDATION=1: the candidates and the baselines trained, nothing scored on test, the choice judged on validation halves" {
+    tiny_config
+    run --separate-stderr quality SEEDS="1 2" VALIDATION=1
+    Q="$TMP/q"
+    for s in 1 2; do
+        for f in data.amtl candidates.tsv searched-linear.model mmoe.model ple.model shared-bottom.model; do
+            [ -s "$Q/zipf/s$s/$f" ] || { echo "no $f in s$s"; false; }
+        done
+        grep -q '^linear' "$Q/zipf/s$s/candidates.tsv"
+        # no model scored on the test split, no single-task model, no report
+        [ -z "$(find "$Q/zipf/s$s" -name '*.eval.json' -o -name '*.vs-*.json' -o -name 'results.tsv')" ]
+        [ ! -e "$Q/zipf/s$s/single-task-0.model" ]
+    done
+    [ ! -e "$Q/quality.md" ] && [ ! -e "$Q/quality.tsv" ]
+    if python3 -c 'import numpy' 2>/dev/null; then
+        [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+        [[ "$output" == *"zipf: 2 seeds, 200 random halves each; chosen model's mean AUC on half B minus"* ]]
+        grep -q '^Z=0  *[-+]0\.[0-9]* ± 0\.[0-9]* (' <<<"$output"
+    else
+        # python3-numpy missing: said, after the runs
+        [ "$status" -ne 0 ]
+        [[ "$stderr" == *"quality: VALIDATION=1 scores with bench/quality/candidate-choice.py, which needs python3-numpy (make deps installs it)"* ]]
+    fi
+    # a later make quality on the same runs trains only what is left: the
+    # single-task models, then scores every model on test
+    run --separate-stderr quality SEEDS="1" BASELINES="mmoe linear"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    [[ "$output" != *"choose "* ]] && [[ "$output" != *"train     $Q/zipf/s1/mmoe.model"* ]]
+    [ -s "$Q/zipf/s1/searched.eval.json" ] && [ -s "$Q/quality.md" ]
+}
+
 @test "quality.mk: a deep model below the floor is a finding line under its table" {
     # one seed, the floor and a model with next to no training
     tiny_config
