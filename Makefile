@@ -16,10 +16,12 @@ NVCC    ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/loca
 PKGS    := openblas msgpack yaml-0.1 liblbfgs zlib
 DEB_PKGS := build-essential pkg-config libopenblas-dev libmsgpack-dev libyaml-dev liblbfgs-dev zlib1g-dev bats python3 python3-numpy \
             gnuplot-nox graphviz mandoc groff-base libopenmpi-dev openmpi-bin
-# what the tests and make plots run besides the build (make deps installs them)
+# what the tests and make plots run besides the build (make deps installs them;
+# python3-numpy too, for make quality VALIDATION=1)
 DEP_CMDS := bats python3 gnuplot dot mandoc groff mpirun
 HAVE_DEPS = pkg-config --exists $(PKGS) 2>/dev/null && \
-            (for c in $(DEP_CMDS); do command -v $$c >/dev/null || exit 1; done)
+            (for c in $(DEP_CMDS); do command -v $$c >/dev/null || exit 1; done) && \
+            (! command -v dpkg >/dev/null || dpkg -s python3-numpy >/dev/null 2>&1)
 VERSION := 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -180,7 +180,7 @@ runs: $(RUNS)
 ifneq ($(VALIDATION),)
 all: runs
 	@python3 -c 'import numpy' 2>/dev/null || \
-	    { echo "quality: VALIDATION=1 scores with bench/quality/candidate-choice.py, which needs python3-numpy (make deps installs it)" >&2; exit 1; }
+	    { echo "quality: VALIDATION=1 scores with bench/quality/candidate-choice.py, which needs numpy in python3 (Debian's python3-numpy, which make deps installs)" >&2; exit 1; }
 	@python3 bench/quality/candidate-choice.py --bin '$(BIN)' \
 	    $(foreach d,$(DATASETS),$(foreach s,$(SEEDS),'$(OUT)/$(d)/s$(s)'))
 else

@@ -830,7 +830,7 @@ EOF
     else
         # python3-numpy missing: said, after the runs
         [ "$status" -ne 0 ]
-        [[ "$stderr" == *"quality: VALIDATION=1 scores with bench/quality/candidate-choice.py, which needs python3-numpy (make deps installs it)"* ]]
+        [[ "$stderr" == *"quality: VALIDATION=1 scores with bench/quality/candidate-choice.py, which needs numpy in python3 (Debian's python3-numpy, which make deps installs)"* ]]
     fi
     # a later make quality on the same runs trains only what is left: the
     # single-task models, then scores every model on test
