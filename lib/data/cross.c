@@ -17,6 +17,15 @@ static int in_specs(const char *const *specs, int n, const char *s, size_t len)
     return find(specs, n, s, len) >= 0;
 }
 
+/* 1 when cross x reads field f */
+static int reads(const amtl_cross *x, int f)
+{
+    for (int k = 0; k < x->n; k++)
+        if (x->src[k] == f)
+            return 1;
+    return 0;
+}
+
 int amtl_crosses_init(amtl_crosses *c, const char *const *specs, int n_specs,
                       const char *const *sparse, int N, int made, const char *what,
                       amtl_status *st)
@@ -65,12 +74,10 @@ int amtl_crosses_init(amtl_crosses *c, const char *const *specs, int n_specs,
                            spec, (int)len, p, len ? "" : " (an empty name)");
                 goto fail;
             }
-            for (int k = 0; k < x->n; k++)
-                if (x->src[k] == f) {
-                    amtl_error(st, bad, "%s: '%s' names '%s' twice", what, spec,
-                               sparse[f]);
-                    goto fail;
-                }
+            if (reads(x, f)) {
+                amtl_error(st, bad, "%s: '%s' names '%s' twice", what, spec, sparse[f]);
+                goto fail;
+            }
             if (x->n == AMTL_CROSS_MAX) {
                 amtl_error(st, bad, "%s: '%s' crosses more than %d fields", what,
                            spec, AMTL_CROSS_MAX);
@@ -85,12 +92,8 @@ int amtl_crosses_init(amtl_crosses *c, const char *const *specs, int n_specs,
         for (int j = 0; j < c->n - 1; j++) {
             const amtl_cross *y = &c->x[j];
             int same = y->n == x->n;
-            for (int k = 0; same && k < x->n; k++) {
-                int in = 0;
-                for (int m = 0; m < y->n; m++)
-                    in |= y->src[m] == x->src[k];
-                same = in;
-            }
+            for (int k = 0; same && k < x->n; k++)
+                same = reads(y, x->src[k]);
             if (same) {
                 amtl_error(st, bad, "%s: '%s' crosses the fields of '%s'", what, spec, y->name);
                 goto fail;
